@@ -1,0 +1,22 @@
+# CUDA is enabled when nvcc is found (HSD_CUDA=AUTO), required (ON) or
+# skipped (OFF). Everything outside cuda/ builds without it.
+set(HSD_HAVE_CUDA OFF)
+if(NOT HSD_CUDA STREQUAL "OFF")
+  include(CheckLanguage)
+  if(NOT CMAKE_CUDA_COMPILER AND EXISTS /usr/local/cuda/bin/nvcc)
+    set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+  endif()
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      # A100 and H100/H200; sm_90a code is added per file where wgmma is used.
+      set(CMAKE_CUDA_ARCHITECTURES 80 90)
+    endif()
+    enable_language(CUDA)
+    find_package(CUDAToolkit REQUIRED)
+    set(HSD_HAVE_CUDA ON)
+  elseif(HSD_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "HSD_CUDA=ON but no CUDA compiler was found (looked for nvcc)")
+  endif()
+endif()
+message(STATUS "hybridsd: CUDA backend ${HSD_HAVE_CUDA}")

@@ -1,0 +1,183 @@
+// The backend op table (STYLE.md: "Backends are a table of function
+// pointers", after ggml's ggml_backend_i). Model code (host/models) calls
+// these ops and never asks which backend it runs on; the CPU backend
+// (backend/cpu) is the fp32 reference truth, the CUDA backend (cuda/)
+// implements the same table in fp16.
+//
+// Conventions shared by every op:
+// - Activations are NHWC: a feature map [n, h, w, c] is also the token
+//   sequence [n, h*w, c] of the transformer blocks, so no transposes.
+// - Buffers are backend memory (`void *`): host floats on the CPU backend,
+//   device memory on CUDA. Element size is `be->act_size` bytes.
+// - Weights use the PyTorch layouts except convolutions, which the model
+//   re-lays once at load from [co, ci, kh, kw] to [co, kh, kw, ci] so one
+//   output channel's taps are contiguous in the NHWC reduction order.
+// - Every op takes one params struct (outputs, inputs, dims), the same
+//   struct the tests and benchmarks use.
+#ifndef HSD_BACKEND_H
+#define HSD_BACKEND_H
+
+#include <stddef.h>
+
+#include "core/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// out[n, ho, wo, co] = conv(in[n, h, w, ci], weight[co, kh, kw, ci]) + bias[co]
+//                      (+ residual[n, ho, wo, co])
+// ho = (h + 2*pad - kh) / stride + 1 (likewise wo). Zero padding.
+struct hsd_conv2d_params {
+    void *out;             // [n, ho, wo, co]
+    const void *in;        // [n, h, w, ci]
+    const void *weight;    // [co, kh, kw, ci]
+    const void *bias;      // [co] or NULL
+    const void *residual;  // [n, ho, wo, co] or NULL; may alias nothing else
+    int n, h, w, ci, co, kh, kw, stride, pad;
+};
+
+// out[m, n_out] = in[m, k] * weight[n_out, k]^T + bias (+ residual[m, n_out]).
+// Also the 1x1 convolution of an NHWC map (m = n*h*w).
+struct hsd_linear_params {
+    void *out;             // [m, n_out]
+    const void *in;        // [m, k]
+    const void *weight;    // [n_out, k] (PyTorch nn.Linear layout)
+    const void *bias;      // [n_out] or NULL
+    const void *residual;  // [m, n_out] or NULL
+    int m, k, n_out;
+};
+
+// torch.nn.GroupNorm over NHWC: statistics per (sample, group) across
+// hw * (c / groups) values; biased variance; then optional SiLU.
+struct hsd_group_norm_params {
+    void *out;             // [n, hw, c]
+    const void *in;        // [n, hw, c]
+    const void *gamma;     // [c]
+    const void *beta;      // [c]
+    int n, hw, c, groups;
+    float eps;
+    int silu;              // 1: out = silu(norm(in)) (ResnetBlock2D norm+act)
+};
+
+// torch.nn.LayerNorm over the last dim.
+struct hsd_layer_norm_params {
+    void *out;             // [m, c]
+    const void *in;        // [m, c]
+    const void *gamma;     // [c]
+    const void *beta;      // [c]
+    int m, c;
+    float eps;
+};
+
+// Multi-head attention core: out = softmax(scale * q k^T) v per (sample,
+// head), fp32 softmax. Heads are read with strides straight from the
+// projections: head h of token t of sample b is at q + (b*t_q + t)*ldq + h*d.
+struct hsd_attention_params {
+    void *out;             // [n, t_q, heads*d], token stride ldo
+    const void *q;         // [n, t_q, heads*d], token stride ldq
+    const void *k;         // [n, t_kv, heads*d], token stride ldk
+    const void *v;         // [n, t_kv, heads*d], token stride ldv
+    int n, heads, d, t_q, t_kv;
+    int ldq, ldk, ldv, ldo;
+    float scale;           // usually 1/sqrt(d)
+};
+
+// diffusers GEGLU after its projection: in = [hidden | gate] along the last
+// dim; out = hidden * gelu(gate) (exact erf GELU).
+struct hsd_geglu_params {
+    void *out;             // [m, f]
+    const void *in;        // [m, 2f]
+    int m, f;
+};
+
+// Nearest-neighbour upsampling by 2 (F.interpolate scale_factor=2, "nearest").
+struct hsd_upsample_params {
+    void *out;             // [n, 2h, 2w, c]
+    const void *in;        // [n, h, w, c]
+    int n, h, w, c;
+};
+
+// Channel concatenation (torch.cat dim=1 in NCHW = last dim in NHWC).
+struct hsd_concat_params {
+    void *out;             // [m, ca + cb]
+    const void *a;         // [m, ca]
+    const void *b;         // [m, cb]
+    int m, ca, cb;
+};
+
+// x[b, p, c] += v[b, c]: per-sample channel bias (ResNet time embedding).
+struct hsd_add_bias_params {
+    void *x;               // [n, p, c], in place
+    const void *v;         // [n, c]
+    int n, p, c;
+};
+
+// out = a + b elementwise, or out = silu(in) (b ignored) for op silu.
+struct hsd_eltwise_params {
+    void *out;             // [count]
+    const void *a;         // [count]
+    const void *b;         // [count] (add only)
+    size_t count;
+};
+
+// Sinusoidal timestep embedding, diffusers embeddings.get_timestep_embedding:
+// freq_j = exp(-ln(max_period) * j / (half - shift)), emb = [sin(t f), cos(t f)],
+// swapped to [cos, sin] when flip_sin_to_cos. `t` is backend memory, fp32.
+struct hsd_timestep_embedding_params {
+    void *out;             // [n, dim]
+    const void *t;         // [n] fp32 timesteps
+    int n, dim;
+    int flip_sin_to_cos;
+    float shift;           // downscale_freq_shift
+    float max_period;      // 10000
+};
+
+struct hsd_backend;
+
+struct hsd_backend_ops {
+    const char *name;
+    void (*destroy)(struct hsd_backend *be);
+
+    // Memory. alloc returns NULL on failure (with hsd_fail set).
+    void *(*alloc)(struct hsd_backend *be, size_t bytes);
+    void (*free)(struct hsd_backend *be, void *p);
+    // Host fp32 <-> backend elements (count elements).
+    enum hsd_status (*upload)(struct hsd_backend *be, void *dst, const float *src, size_t count);
+    enum hsd_status (*download)(struct hsd_backend *be, float *dst, const void *src, size_t count);
+    // Waits for queued work (no-op on CPU).
+    enum hsd_status (*synchronize)(struct hsd_backend *be);
+
+    enum hsd_status (*conv2d)(struct hsd_backend *be, const struct hsd_conv2d_params *p);
+    enum hsd_status (*linear)(struct hsd_backend *be, const struct hsd_linear_params *p);
+    enum hsd_status (*group_norm)(struct hsd_backend *be, const struct hsd_group_norm_params *p);
+    enum hsd_status (*layer_norm)(struct hsd_backend *be, const struct hsd_layer_norm_params *p);
+    enum hsd_status (*attention)(struct hsd_backend *be, const struct hsd_attention_params *p);
+    enum hsd_status (*geglu)(struct hsd_backend *be, const struct hsd_geglu_params *p);
+    enum hsd_status (*upsample_nearest2x)(struct hsd_backend *be, const struct hsd_upsample_params *p);
+    enum hsd_status (*concat_channels)(struct hsd_backend *be, const struct hsd_concat_params *p);
+    enum hsd_status (*add_bias)(struct hsd_backend *be, const struct hsd_add_bias_params *p);
+    enum hsd_status (*add)(struct hsd_backend *be, const struct hsd_eltwise_params *p);
+    enum hsd_status (*silu)(struct hsd_backend *be, const struct hsd_eltwise_params *p);
+    enum hsd_status (*timestep_embedding)(struct hsd_backend *be,
+                                          const struct hsd_timestep_embedding_params *p);
+};
+
+struct hsd_backend {
+    const struct hsd_backend_ops *ops;
+    size_t act_size;   // bytes per activation/weight element
+    int threads;       // worker threads (CPU) or 0
+    void *impl;        // backend-private state
+};
+
+// The CPU fp32 reference backend. threads <= 0: every core.
+enum hsd_status hsd_backend_cpu_create(struct hsd_backend **out, int threads);
+static inline void hsd_backend_destroy(struct hsd_backend *be) {
+    if (be) be->ops->destroy(be);
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

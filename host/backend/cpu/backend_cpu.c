@@ -1,0 +1,132 @@
+// CPU fp32 backend: the reference truth every CUDA kernel is tested
+// against (DESIGN.md §4). This file holds creation, memory and the op table;
+// each op lives in its own file (cpu_conv2d.c, cpu_linear.c, cpu_norm.c,
+// cpu_attention.c, cpu_eltwise.c, cpu_embed.c).
+//
+// Test: ctest -R cpu_ops (tests/unit/test_cpu_ops.c, naive double references).
+// Time: build/bench_cpu_ops (bench/bench_cpu_ops.c, GFLOP/s and % of peak).
+#include <cblas.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/cpu_internal.h"
+#include "core/status.h"
+
+void *hsd_cpu_aligned_alloc(size_t bytes) {
+    // aligned_alloc wants a multiple of the alignment; 0 bytes still gets a
+    // unique pointer so callers can treat NULL as failure.
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    if (rounded < bytes) return NULL;
+    return aligned_alloc(64, rounded ? rounded : 64);
+}
+
+float *hsd_cpu_scratch(struct hsd_backend *be, size_t bytes) {
+    struct hsd_cpu *cpu = be->impl;
+    if (bytes <= cpu->scratch_bytes) return cpu->scratch;
+    free(cpu->scratch);
+    cpu->scratch = hsd_cpu_aligned_alloc(bytes);
+    cpu->scratch_bytes = cpu->scratch ? bytes : 0;
+    if (!cpu->scratch) {
+        hsd_fail(HSD_ERR_NOMEM, "cpu backend: cannot allocate %zu bytes of scratch", bytes);
+    }
+    return cpu->scratch;
+}
+
+int hsd_cpu_gemm_prefill(float *restrict out, const float *restrict bias,
+                         const float *residual, size_t rows, size_t cols, int threads) {
+    if (!bias && !residual) return 0;
+#pragma omp parallel for num_threads(threads) schedule(static) if (rows * cols > 32768)
+    for (size_t r = 0; r < rows; r++) {
+        float *restrict o = out + r * cols;
+        const float *res = residual ? residual + r * cols : NULL;
+        if (res == o) {
+            // residual may be `out` itself (an in-place skip connection).
+            if (bias)
+                for (size_t c = 0; c < cols; c++) o[c] += bias[c];
+        } else if (bias && res) {
+            const float *restrict rr = res;
+            for (size_t c = 0; c < cols; c++) o[c] = bias[c] + rr[c];
+        } else if (bias) {
+            memcpy(o, bias, cols * sizeof *o);
+        } else {
+            memcpy(o, res, cols * sizeof *o);
+        }
+    }
+    return 1;
+}
+
+static void cpu_destroy(struct hsd_backend *be) {
+    struct hsd_cpu *cpu = be->impl;
+    if (cpu) free(cpu->scratch);
+    free(cpu);
+    free(be);
+}
+
+static void *cpu_alloc(struct hsd_backend *be, size_t bytes) {
+    void *p = hsd_cpu_aligned_alloc(bytes);
+    if (!p) hsd_fail(HSD_ERR_NOMEM, "cpu backend: cannot allocate %zu bytes", bytes);
+    return p;
+}
+
+static void cpu_free(struct hsd_backend *be, void *p) { free(p); }
+
+static enum hsd_status cpu_upload(struct hsd_backend *be, void *dst, const float *src,
+                                  size_t count) {
+    if (count && (!dst || !src)) return hsd_fail(HSD_ERR_INVALID_ARG, "upload: NULL buffer");
+    if (count) memcpy(dst, src, count * sizeof(float));
+    return HSD_OK;
+}
+
+static enum hsd_status cpu_download(struct hsd_backend *be, float *dst, const void *src,
+                                    size_t count) {
+    if (count && (!dst || !src)) return hsd_fail(HSD_ERR_INVALID_ARG, "download: NULL buffer");
+    if (count) memcpy(dst, src, count * sizeof(float));
+    return HSD_OK;
+}
+
+static enum hsd_status cpu_synchronize(struct hsd_backend *be) { return HSD_OK; }
+
+static const struct hsd_backend_ops k_cpu_ops = {
+    .name = "cpu",
+    .destroy = cpu_destroy,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_upload,
+    .download = cpu_download,
+    .synchronize = cpu_synchronize,
+    .conv2d = hsd_cpu_conv2d,
+    .linear = hsd_cpu_linear,
+    .group_norm = hsd_cpu_group_norm,
+    .layer_norm = hsd_cpu_layer_norm,
+    .attention = hsd_cpu_attention,
+    .geglu = hsd_cpu_geglu,
+    .upsample_nearest2x = hsd_cpu_upsample_nearest2x,
+    .concat_channels = hsd_cpu_concat_channels,
+    .add_bias = hsd_cpu_add_bias,
+    .add = hsd_cpu_add,
+    .silu = hsd_cpu_silu,
+    .timestep_embedding = hsd_cpu_timestep_embedding,
+};
+
+enum hsd_status hsd_backend_cpu_create(struct hsd_backend **out, int threads) {
+    if (!out) return hsd_fail(HSD_ERR_INVALID_ARG, "cpu backend: NULL output pointer");
+    *out = NULL;
+    struct hsd_backend *be = calloc(1, sizeof *be);
+    struct hsd_cpu *cpu = calloc(1, sizeof *cpu);
+    if (!be || !cpu) {
+        free(be);
+        free(cpu);
+        return hsd_fail(HSD_ERR_NOMEM, "cpu backend: out of memory");
+    }
+    if (threads <= 0) threads = omp_get_num_procs();
+    // The OpenMP build of OpenBLAS sizes its own parallel regions from this;
+    // it is process-wide state, like OMP_NUM_THREADS.
+    openblas_set_num_threads(threads);
+    be->ops = &k_cpu_ops;
+    be->act_size = sizeof(float);
+    be->threads = threads;
+    be->impl = cpu;
+    *out = be;
+    return HSD_OK;
+}

@@ -1,0 +1,16 @@
+// Subcommands of the hsd tool. Each returns the process exit code:
+// 0 success, 1 runtime failure (message printed), 2 usage error.
+#ifndef HSD_CLI_H
+#define HSD_CLI_H
+
+int hsd_cmd_run_unet(int argc, char **argv);
+int hsd_cmd_inspect(int argc, char **argv);
+int hsd_cmd_bench(int argc, char **argv);
+int hsd_cmd_devices(int argc, char **argv);
+
+// Prints "hsd <cmd>: <message>" for a failed status and returns 1.
+int hsd_cli_fail(const char *cmd);
+// Parses a positive int flag value; prints a usage error and returns -1.
+int hsd_cli_parse_int(const char *cmd, const char *flag, const char *v, int lo, int hi);
+
+#endif

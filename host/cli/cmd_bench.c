@@ -1,0 +1,139 @@
+// hsd bench unet: times the U-Net forward on random inputs. Prints a
+// human line and one JSON line (machine-readable), so bench/ scripts can put
+// it beside diffusers' time from the same run.
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "models/unet.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: hsd bench unet --model DIR|FILE [--batch N] [--height H] [--width W]\n"
+            "                      [--ctx-len L] [--threads T] [--repeats R] [--config FILE]\n\n"
+            "  H, W are latent sizes (default 64x64 = 512x512 images); L defaults to 77.\n"
+            "  One warm-up run, then the median of R (default 5) timed forwards.\n");
+}
+
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void fill(float *x, size_t n, unsigned seed) {
+    // Deterministic inputs in [-1, 1): timing does not depend on values.
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = (float)(seed >> 8) / 8388608.0f - 1.0f;
+    }
+}
+
+static int bench_unet(int argc, char **argv) {
+    const char *model = NULL, *config = NULL;
+    int n = 2, h = 64, w = 64, L = 77, threads = 0, repeats = 5;
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"batch", required_argument, 0, 'b'},
+        {"height", required_argument, 0, 'H'}, {"width", required_argument, 0, 'W'},
+        {"ctx-len", required_argument, 0, 'L'}, {"threads", required_argument, 0, 't'},
+        {"repeats", required_argument, 0, 'r'}, {"config", required_argument, 0, 'c'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:b:H:W:L:t:r:c:h", opts, NULL)) != -1) {
+        int *dst = NULL, lo = 1, hi = 4096;
+        switch (c) {
+        case 'm': model = optarg; continue;
+        case 'c': config = optarg; continue;
+        case 'b': dst = &n; hi = 256; break;
+        case 'H': dst = &h; break;
+        case 'W': dst = &w; break;
+        case 'L': dst = &L; break;
+        case 't': dst = &threads; hi = 1024; break;
+        case 'r': dst = &repeats; hi = 1000; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+        if ((*dst = hsd_cli_parse_int("bench unet", argv[optind - 1], optarg, lo, hi)) < 0)
+            return 2;
+    }
+    if (!model || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    struct hsd_unet_source src;
+    if (hsd_unet_source_open(&src, model, config)) return hsd_cli_fail("bench unet");
+    struct hsd_backend *be = NULL;
+    struct hsd_unet *u = NULL;
+    float *x = NULL, *t = NULL, *ctx = NULL, *out = NULL;
+    double *ms = NULL;
+    int rc = 1;
+    if (hsd_backend_cpu_create(&be, threads) || hsd_unet_create(&u, &src, be)) goto fail;
+    const struct hsd_unet_config *cfg = &src.cfg;
+    size_t nx = (size_t)n * cfg->in_channels * h * w, nc = (size_t)n * L * cfg->cross_attention_dim;
+    x = malloc(nx * sizeof *x);
+    out = malloc((size_t)n * cfg->out_channels * h * w * sizeof *out);
+    ctx = malloc(nc * sizeof *ctx);
+    t = malloc((size_t)n * sizeof *t);
+    ms = malloc((size_t)repeats * sizeof *ms);
+    if (!x || !out || !ctx || !t || !ms) {
+        hsd_fail(HSD_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    fill(x, nx, 1);
+    fill(ctx, nc, 2);
+    for (int i = 0; i < n; i++) t[i] = (float)(999 - 40 * i % 1000);
+    if (hsd_unet_forward(u, out, x, t, ctx, n, h, w, L)) goto fail;  // warm-up + planning
+    for (int r = 0; r < repeats; r++) {
+        double t0 = now_ms();
+        if (hsd_unet_forward(u, out, x, t, ctx, n, h, w, L)) goto fail;
+        ms[r] = now_ms() - t0;
+        fprintf(stderr, "\rbench unet: run %d/%d %.1f ms", r + 1, repeats, ms[r]);
+    }
+    fprintf(stderr, "\n");
+    qsort(ms, (size_t)repeats, sizeof *ms, cmp_double);
+    double med = ms[repeats / 2], gflop = hsd_unet_flops(u) / 1e9;
+    struct hsd_unet_summary s;
+    hsd_unet_get_summary(u, &s);
+    printf("hsd unet %s (%s, %.1f M params): batch %d, latent %dx%d, %d threads: "
+           "median %.1f ms (min %.1f), %.1f GFLOP, %.1f GFLOP/s\n",
+           model, s.variant, s.params / 1e6, n, h, w, be->threads, med, ms[0], gflop,
+           gflop / (med / 1e3));
+    printf("{\"impl\":\"hsd\",\"backend\":\"%s\",\"model\":\"%s\",\"variant\":\"%s\",\"batch\":%d,"
+           "\"h\":%d,\"w\":%d,\"threads\":%d,\"repeats\":%d,\"ms\":%.3f,\"ms_min\":%.3f,"
+           "\"gflop\":%.3f,\"gflops\":%.2f}\n",
+           be->ops->name, model, s.variant, n, h, w, be->threads, repeats, med, ms[0], gflop,
+           gflop / (med / 1e3));
+    rc = 0;
+    goto done;
+fail:
+    hsd_cli_fail("bench unet");
+done:
+    free(ms);
+    free(x);
+    free(t);
+    free(ctx);
+    free(out);
+    hsd_unet_free(u);
+    hsd_backend_destroy(be);
+    hsd_unet_source_close(&src);
+    return rc;
+}
+
+int hsd_cmd_bench(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "unet")) return bench_unet(argc - 1, argv + 1);
+    fprintf(stderr, "hsd bench: unknown benchmark '%s' (available: unet)\n", argv[1]);
+    return 2;
+}

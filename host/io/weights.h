@@ -1,0 +1,34 @@
+// A model's weights as a name -> tensor map over one safetensors file, in
+// diffusers state-dict names. A diffusers folder's file is used as it is;
+// a single-file CompVis/LDM checkpoint is renamed on open
+// (io/ldm_names.h), so model code looks weights up by one name scheme only
+// (STYLE.md: "Loading a weight is a name lookup").
+#ifndef HSD_IO_WEIGHTS_H
+#define HSD_IO_WEIGHTS_H
+
+#include "core/status.h"
+#include "io/safetensors.h"
+
+struct hsd_weights;
+
+// Every tensor of a diffusers safetensors file, names unchanged.
+enum hsd_status hsd_weights_open_diffusers(struct hsd_weights **out, const char *path);
+// The U-Net of a CompVis/LDM single-file checkpoint: tensors under
+// "model.diffusion_model." renamed to diffusers names; other keys (VAE,
+// text encoder, EMA copies) are ignored.
+enum hsd_status hsd_weights_open_ldm_unet(struct hsd_weights **out, const char *path);
+void hsd_weights_close(struct hsd_weights *w);
+
+const char *hsd_weights_path(const struct hsd_weights *w);
+size_t hsd_weights_count(const struct hsd_weights *w);
+// i-th entry in name order: its diffusers name and tensor.
+const char *hsd_weights_name_at(const struct hsd_weights *w, size_t i);
+const struct hsd_st_tensor *hsd_weights_at(const struct hsd_weights *w, size_t i);
+// NULL when absent.
+const struct hsd_st_tensor *hsd_weights_find(const struct hsd_weights *w, const char *name);
+// Index for hsd_weights_at, or -1 when absent.
+long hsd_weights_find_index(const struct hsd_weights *w, const char *name);
+// Whether any name starts with `prefix`.
+int hsd_weights_has_prefix(const struct hsd_weights *w, const char *prefix);
+
+#endif

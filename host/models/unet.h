@@ -1,0 +1,76 @@
+// UNet2DConditionModel (diffusers models/unets/unet_2d_condition.py) on any
+// backend: config from config.json (or inferred from a single-file
+// checkpoint), per-layer widths from the weight shapes, so SD 1.x, SD 2.x,
+// BK-SDM base/small/tiny and structurally pruned U-Nets (Hybrid-SD 224M:
+// narrower ResNet inner widths, fewer attention heads) all load.
+#ifndef HSD_MODELS_UNET_H
+#define HSD_MODELS_UNET_H
+
+#include <stdint.h>
+
+#include "backend/backend.h"
+#include "core/dtype.h"
+#include "io/weights.h"
+#include "models/unet_config.h"
+
+// Where a model came from: a diffusers folder (root with unet/ or the unet
+// folder itself) or a single-file CompVis/LDM checkpoint.
+struct hsd_unet_source {
+    struct hsd_unet_config cfg;
+    struct hsd_weights *weights;
+    int single_file;          // 1: LDM checkpoint, config inferred
+    char config_path[4096];   // "" when inferred
+    char weights_path[4096];
+};
+
+// Resolves `path` and opens config + weights. `config_override` (may be
+// NULL) replaces config.json or the inferred config.
+enum hsd_status hsd_unet_source_open(struct hsd_unet_source *src, const char *path,
+                                     const char *config_override);
+void hsd_unet_source_close(struct hsd_unet_source *src);
+
+// Infers a config from diffusers-named U-Net weights (single-file loading).
+enum hsd_status hsd_unet_config_infer(struct hsd_unet_config *cfg, const struct hsd_weights *w);
+
+struct hsd_unet_summary {
+    int64_t params;
+    enum hsd_dtype dtype;        // of the weights on disk (first tensor's)
+    int mixed_dtypes;            // 1 if tensors differ in dtype
+    int pruned;                  // narrower ResNets or fewer heads than config
+    int n_resnets_pruned, n_attn_pruned;
+    char variant[128];           // "SD1.x", "BK-SDM-Tiny", ...
+};
+
+struct hsd_unet;
+
+// Builds the model from `src` and uploads weights to `be`. With be == NULL
+// only checks every tensor against the config (for `hsd inspect`).
+enum hsd_status hsd_unet_create(struct hsd_unet **out, const struct hsd_unet_source *src,
+                                struct hsd_backend *be);
+void hsd_unet_free(struct hsd_unet *u);
+const struct hsd_unet_config *hsd_unet_get_config(const struct hsd_unet *u);
+void hsd_unet_get_summary(const struct hsd_unet *u, struct hsd_unet_summary *s);
+// Latent height/width must be multiples of this (2^(levels-1)).
+int hsd_unet_size_multiple(const struct hsd_unet *u);
+
+// One forward pass on host fp32 tensors in diffusers' layouts:
+//   out     [n, out_channels, h, w]   (NCHW)
+//   sample  [n, in_channels, h, w]    (NCHW)
+//   t       [n]                       per-sample timesteps
+//   ctx     [n, t_ctx, cross_attention_dim]  per-sample text embeddings
+// Activation memory is planned once per (n, h, w, t_ctx) and reused.
+enum hsd_status hsd_unet_forward(struct hsd_unet *u, float *out, const float *sample,
+                                 const float *t, const float *ctx, int n, int h, int w,
+                                 int t_ctx);
+
+// FLOPs of one forward at the last (n, h, w, t_ctx) run (multiply-add = 2).
+double hsd_unet_flops(const struct hsd_unet *u);
+
+// Debug/test hook: called after named stages ("time_emb", "conv_in",
+// "down.<i>", "mid", "up.<i>", "conv_out_in") with the backend buffer of
+// an NHWC map [n, h, w, c] (time_emb: h = w = 1).
+typedef void (*hsd_unet_probe_fn)(void *user, const char *name, const void *buf, int n, int h,
+                                  int w, int c);
+void hsd_unet_set_probe(struct hsd_unet *u, hsd_unet_probe_fn fn, void *user);
+
+#endif

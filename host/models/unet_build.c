@@ -1,0 +1,497 @@
+// Builds the U-Net structure from config + weights: every tensor is looked
+// up by its diffusers name, its shape checked against what the config
+// implies (widths that pruning may narrow are read from the file instead),
+// converted to fp32 and uploaded. Channel flow through the skip connections
+// is simulated so a mismatched file fails here, not mid-forward.
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/assert.h"
+#include "models/unet_internal.h"
+
+#define ANY (-1)
+
+struct build {
+    struct hsd_unet *u;
+    const struct hsd_weights *w;
+    const char *path;             // weights file, for messages
+    unsigned char *used;          // per weights entry
+    float *tmp, *tmp2;            // conversion scratch
+    size_t tmp_cap;
+};
+
+static void shape_str(char *buf, size_t cap, int ndim, const int64_t *dims) {
+    size_t o = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < ndim && o < cap; i++) {
+        const char *sep = i ? ", " : "";
+        if (dims[i] == ANY) o += (size_t)snprintf(buf + o, cap - o, "%s*", sep);
+        else o += (size_t)snprintf(buf + o, cap - o, "%s%lld", sep, (long long)dims[i]);
+    }
+    if (o < cap) snprintf(buf + o, cap - o, "]");
+}
+
+static enum hsd_status keep_buf(struct hsd_unet *u, void *p) {
+    if (u->n_bufs == u->cap_bufs) {
+        size_t cap = u->cap_bufs ? 2 * u->cap_bufs : 256;
+        void **nb = realloc(u->bufs, cap * sizeof *nb);
+        if (!nb) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
+        u->bufs = nb;
+        u->cap_bufs = cap;
+    }
+    u->bufs[u->n_bufs++] = p;
+    return HSD_OK;
+}
+
+// Uploads host floats into a new backend buffer kept by the model.
+static enum hsd_status upload(struct hsd_unet *u, void **dst, const float *src, size_t count) {
+    struct hsd_backend *be = u->be;
+    void *p = be->ops->alloc(be, count * be->act_size);
+    if (!p) return hsd_fail_context(HSD_ERR_NOMEM, "allocating %zu weights: ", count);
+    enum hsd_status s = keep_buf(u, p);
+    if (s) {
+        be->ops->free(be, p);
+        return s;
+    }
+    *dst = p;
+    return be->ops->upload(be, p, src, count);
+}
+
+// Looks up tensor `name`, checks its rank and every dim that is not ANY
+// (ANY dims receive the file's value), marks it used and counts it. With a
+// backend, converts it to fp32 in b->tmp (conv: re-laid from [co, ci, kh,
+// kw] to [co, kh, kw, ci]) and returns that in *host; else *host = NULL.
+static enum hsd_status fetch(struct build *b, const char *name, int ndim, int64_t *dims,
+                             int conv, const float **host) {
+    *host = NULL;
+    long idx = hsd_weights_find_index(b->w, name);
+    if (idx < 0)
+        return hsd_fail(HSD_ERR_NOT_FOUND, "%s: missing tensor '%s' (required by the config)",
+                        b->path, name);
+    const struct hsd_st_tensor *t = hsd_weights_at(b->w, (size_t)idx);
+    int ok = t->ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++) ok = dims[i] == ANY || dims[i] == t->shape[i];
+    if (!ok) {
+        char want[128], got[128];
+        shape_str(want, sizeof want, ndim, dims);
+        shape_str(got, sizeof got, t->ndim, t->shape);
+        return hsd_fail(HSD_ERR_SHAPE,
+                        "%s: tensor '%s': shape %s contradicts the config (expected %s)",
+                        b->path, name, got, want);
+    }
+    for (int i = 0; i < ndim; i++) dims[i] = t->shape[i];
+    if (t->dtype != HSD_F32 && t->dtype != HSD_F16 && t->dtype != HSD_BF16)
+        return hsd_fail(HSD_ERR_UNSUPPORTED,
+                        "%s: tensor '%s': unsupported dtype %s (expected F32, F16 or BF16)",
+                        b->path, name, hsd_dtype_name(t->dtype));
+    if (b->used[idx])
+        return hsd_fail(HSD_ERR_INTERNAL, "%s: tensor '%s' used twice", b->path, name);
+    b->used[idx] = 1;
+    struct hsd_unet *u = b->u;
+    if (u->summary.params == 0) u->summary.dtype = t->dtype;
+    else if (t->dtype != u->summary.dtype) u->summary.mixed_dtypes = 1;
+    u->summary.params += t->numel;
+    if (!u->be) return HSD_OK;
+    size_t count = (size_t)t->numel;
+    if (count > b->tmp_cap) {
+        free(b->tmp);
+        free(b->tmp2);
+        b->tmp = malloc(count * sizeof(float));
+        b->tmp2 = malloc(count * sizeof(float));
+        if (!b->tmp || !b->tmp2) {
+            b->tmp_cap = 0;
+            return hsd_fail(HSD_ERR_NOMEM, "%s: out of memory converting '%s'", b->path, name);
+        }
+        b->tmp_cap = count;
+    }
+    hsd_convert_to_f32(b->tmp, t->data, t->dtype, count);
+    *host = b->tmp;
+    if (conv && ndim == 4 && (t->shape[2] != 1 || t->shape[3] != 1)) {
+        int64_t co = t->shape[0], ci = t->shape[1], kk = t->shape[2] * t->shape[3];
+        for (int64_t o = 0; o < co; o++)
+            for (int64_t c = 0; c < ci; c++)
+                for (int64_t k = 0; k < kk; k++)
+                    b->tmp2[(o * kk + k) * ci + c] = b->tmp[(o * ci + c) * kk + k];
+        *host = b->tmp2;
+    }
+    return HSD_OK;
+}
+
+// fetch() + upload into *dst (left NULL without a backend).
+static enum hsd_status get(struct build *b, void **dst, int ndim, int64_t *dims, int conv,
+                           const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static enum hsd_status get(struct build *b, void **dst, int ndim, int64_t *dims, int conv,
+                           const char *fmt, ...) {
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    const float *host;
+    enum hsd_status s = fetch(b, name, ndim, dims, conv, &host);
+    *dst = NULL;
+    if (s || !host) return s;
+    size_t count = 1;
+    for (int i = 0; i < ndim; i++) count *= (size_t)dims[i];
+    s = upload(b->u, dst, host, count);
+    if (s) return hsd_fail_context(s, "%s: tensor '%s': ", b->path, name);
+    return HSD_OK;
+}
+
+#define D(...) ((int64_t[]){__VA_ARGS__})
+
+static enum hsd_status build_resnet(struct build *b, struct unet_resnet *r, const char *pre,
+                                    int cin, int cout) {
+    enum hsd_status s;
+    struct hsd_unet *u = b->u;
+    r->cin = cin;
+    r->cout = cout;
+    int64_t c1[4] = {ANY, cin, 3, 3};
+    if ((s = get(b, &r->norm1_g, 1, D(cin), 0, "%s.norm1.weight", pre))) return s;
+    if ((s = get(b, &r->norm1_b, 1, D(cin), 0, "%s.norm1.bias", pre))) return s;
+    if ((s = get(b, &r->conv1_w, 4, c1, 1, "%s.conv1.weight", pre))) return s;
+    int cmid = (int)c1[0];
+    r->cmid = cmid;
+    if (cmid % u->cfg.norm_num_groups)
+        return hsd_fail(HSD_ERR_SHAPE,
+                        "%s: tensor '%s.conv1.weight': inner width %d is not divisible by "
+                        "norm_num_groups %d",
+                        b->path, pre, cmid, u->cfg.norm_num_groups);
+    if (cmid != cout) u->summary.n_resnets_pruned++;
+    if ((s = get(b, &r->conv1_b, 1, D(cmid), 0, "%s.conv1.bias", pre))) return s;
+    if ((s = get(b, &r->temb_w, 2, D(cmid, u->temb_dim), 0, "%s.time_emb_proj.weight", pre)))
+        return s;
+    if ((s = get(b, &r->temb_b, 1, D(cmid), 0, "%s.time_emb_proj.bias", pre))) return s;
+    if ((s = get(b, &r->norm2_g, 1, D(cmid), 0, "%s.norm2.weight", pre))) return s;
+    if ((s = get(b, &r->norm2_b, 1, D(cmid), 0, "%s.norm2.bias", pre))) return s;
+    if ((s = get(b, &r->conv2_w, 4, D(cout, cmid, 3, 3), 1, "%s.conv2.weight", pre))) return s;
+    if ((s = get(b, &r->conv2_b, 1, D(cout), 0, "%s.conv2.bias", pre))) return s;
+    r->short_w = r->short_b = NULL;
+    if (cin != cout) {  // diffusers: use_in_shortcut = in_channels != out_channels
+        if ((s = get(b, &r->short_w, 4, D(cout, cin, 1, 1), 1, "%s.conv_shortcut.weight", pre)))
+            return s;
+        if ((s = get(b, &r->short_b, 1, D(cout), 0, "%s.conv_shortcut.bias", pre))) return s;
+    }
+    return HSD_OK;
+}
+
+static enum hsd_status build_attention(struct build *b, struct unet_attention *a, const char *pre,
+                                       int dim, int ctx_dim, int heads_cfg, int self) {
+    enum hsd_status s;
+    struct hsd_unet *u = b->u;
+    a->dim = dim;
+    a->ctx_dim = ctx_dim;
+    a->self = self;
+    a->head_dim = dim / heads_cfg;
+    // Pruned models keep fewer heads of the same width: read the count.
+    const struct hsd_st_tensor *tq;
+    char name[256];
+    snprintf(name, sizeof name, "%s.to_q.weight", pre);
+    tq = hsd_weights_find(b->w, name);
+    int64_t inner = tq && tq->ndim == 2 ? tq->shape[0] : dim;
+    if (inner <= 0 || inner % a->head_dim || inner > dim)
+        return hsd_fail(HSD_ERR_SHAPE,
+                        "%s: tensor '%s': %lld query features is not a whole number of heads "
+                        "of width %d (at most %d heads)",
+                        b->path, name, (long long)inner, a->head_dim, heads_cfg);
+    a->heads = (int)(inner / a->head_dim);
+    if (a->heads != heads_cfg) u->summary.n_attn_pruned++;
+    int64_t kd = self ? dim : ctx_dim;
+    size_t nq = (size_t)inner * (size_t)dim, nk = (size_t)inner * (size_t)kd;
+    // q, k, v are packed into one host buffer, then uploaded as [q; k; v]
+    // (self) or q and [k; v] (cross) so one GEMM makes each group.
+    float *pack = NULL;
+    if (u->be && !(pack = malloc((nq + 2 * nk) * sizeof(float))))
+        return hsd_fail(HSD_ERR_NOMEM, "out of memory packing %s", pre);
+    static const char *const parts[3] = {"to_q", "to_k", "to_v"};
+    float *dst = pack;
+    for (int i = 0; i < 3; i++) {
+        int64_t dims[2] = {inner, i == 0 ? dim : kd};
+        const float *host;
+        snprintf(name, sizeof name, "%s.%s.weight", pre, parts[i]);
+        if ((s = fetch(b, name, 2, dims, 0, &host))) {
+            free(pack);
+            return s;
+        }
+        size_t cnt = i == 0 ? nq : nk;
+        if (host) memcpy(dst, host, cnt * sizeof(float));
+        dst += cnt;
+    }
+    a->qkv_w = a->q_w = a->kv_w = NULL;
+    s = HSD_OK;
+    if (u->be) {
+        if (self) {
+            s = upload(u, &a->qkv_w, pack, nq + 2 * nk);
+        } else {
+            s = upload(u, &a->q_w, pack, nq);
+            if (!s) s = upload(u, &a->kv_w, pack + nq, 2 * nk);
+        }
+    }
+    free(pack);
+    if (s) return s;
+    if ((s = get(b, &a->out_w, 2, D(dim, inner), 0, "%s.to_out.0.weight", pre))) return s;
+    return get(b, &a->out_b, 1, D(dim), 0, "%s.to_out.0.bias", pre);
+}
+
+static enum hsd_status build_transformer(struct build *b, struct unet_transformer *t,
+                                         const char *pre, int c, int heads, int n_blocks) {
+    enum hsd_status s;
+    struct hsd_unet *u = b->u;
+    t->c = c;
+    t->n_blocks = n_blocks;
+    t->blocks = calloc((size_t)n_blocks, sizeof *t->blocks);
+    if (!t->blocks) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
+    int lin = u->cfg.use_linear_projection;
+    if ((s = get(b, &t->norm_g, 1, D(c), 0, "%s.norm.weight", pre))) return s;
+    if ((s = get(b, &t->norm_b, 1, D(c), 0, "%s.norm.bias", pre))) return s;
+    if (lin) {
+        if ((s = get(b, &t->proj_in_w, 2, D(c, c), 0, "%s.proj_in.weight", pre))) return s;
+        if ((s = get(b, &t->proj_out_w, 2, D(c, c), 0, "%s.proj_out.weight", pre))) return s;
+    } else {
+        if ((s = get(b, &t->proj_in_w, 4, D(c, c, 1, 1), 1, "%s.proj_in.weight", pre))) return s;
+        if ((s = get(b, &t->proj_out_w, 4, D(c, c, 1, 1), 1, "%s.proj_out.weight", pre)))
+            return s;
+    }
+    if ((s = get(b, &t->proj_in_b, 1, D(c), 0, "%s.proj_in.bias", pre))) return s;
+    if ((s = get(b, &t->proj_out_b, 1, D(c), 0, "%s.proj_out.bias", pre))) return s;
+    for (int j = 0; j < n_blocks; j++) {
+        struct unet_tblock *k = &t->blocks[j];
+        char p[200];
+        snprintf(p, sizeof p, "%s.transformer_blocks.%d", pre, j);
+        if ((s = get(b, &k->norm1_g, 1, D(c), 0, "%s.norm1.weight", p))) return s;
+        if ((s = get(b, &k->norm1_b, 1, D(c), 0, "%s.norm1.bias", p))) return s;
+        if ((s = get(b, &k->norm2_g, 1, D(c), 0, "%s.norm2.weight", p))) return s;
+        if ((s = get(b, &k->norm2_b, 1, D(c), 0, "%s.norm2.bias", p))) return s;
+        if ((s = get(b, &k->norm3_g, 1, D(c), 0, "%s.norm3.weight", p))) return s;
+        if ((s = get(b, &k->norm3_b, 1, D(c), 0, "%s.norm3.bias", p))) return s;
+        char ap[220];
+        snprintf(ap, sizeof ap, "%s.attn1", p);
+        if ((s = build_attention(b, &k->attn1, ap, c, c, heads, 1))) return s;
+        snprintf(ap, sizeof ap, "%s.attn2", p);
+        if ((s = build_attention(b, &k->attn2, ap, c, u->cfg.cross_attention_dim, heads, 0)))
+            return s;
+        // diffusers FeedForward(mult=4, activation_fn="geglu"): inner 4*c.
+        int64_t ffi[2] = {2 * 4 * c, c};
+        if ((s = get(b, &k->ff_in_w, 2, ffi, 0, "%s.ff.net.0.proj.weight", p))) return s;
+        k->ff_inner = 4 * c;
+        if ((s = get(b, &k->ff_in_b, 1, D(2 * 4 * c), 0, "%s.ff.net.0.proj.bias", p))) return s;
+        if ((s = get(b, &k->ff_out_w, 2, D(c, 4 * c), 0, "%s.ff.net.2.weight", p))) return s;
+        if ((s = get(b, &k->ff_out_b, 1, D(c), 0, "%s.ff.net.2.bias", p))) return s;
+    }
+    return HSD_OK;
+}
+
+static enum hsd_status build_all(struct build *b) {
+    struct hsd_unet *u = b->u;
+    const struct hsd_unet_config *cfg = &u->cfg;
+    enum hsd_status s;
+    int nb = cfg->n_blocks, c0 = cfg->block_out_channels[0];
+    char pre[160];
+    if (cfg->downsample_padding != 1)
+        return hsd_fail(HSD_ERR_UNSUPPORTED, "%s: downsample_padding %d is not supported (SD uses 1)",
+                        b->path, cfg->downsample_padding);
+    if (cfg->mid_block_scale_factor != 1.0f)
+        return hsd_fail(HSD_ERR_UNSUPPORTED,
+                        "%s: mid_block_scale_factor %g is not supported (SD uses 1)", b->path,
+                        (double)cfg->mid_block_scale_factor);
+    u->temb_dim = 4 * c0;  // diffusers: time_embed_dim = block_out_channels[0] * 4
+    if ((s = get(b, &u->conv_in_w, 4, D(c0, cfg->in_channels, 3, 3), 1, "conv_in.weight")))
+        return s;
+    if ((s = get(b, &u->conv_in_b, 1, D(c0), 0, "conv_in.bias"))) return s;
+    if ((s = get(b, &u->time_l1_w, 2, D(u->temb_dim, c0), 0, "time_embedding.linear_1.weight")))
+        return s;
+    if ((s = get(b, &u->time_l1_b, 1, D(u->temb_dim), 0, "time_embedding.linear_1.bias")))
+        return s;
+    if ((s = get(b, &u->time_l2_w, 2, D(u->temb_dim, u->temb_dim), 0,
+                 "time_embedding.linear_2.weight")))
+        return s;
+    if ((s = get(b, &u->time_l2_b, 1, D(u->temb_dim), 0, "time_embedding.linear_2.bias")))
+        return s;
+
+    // Skip-connection channel stack, as UNet2DConditionModel.forward pushes it.
+    int skips[1 + HSD_UNET_MAX_BLOCKS * 66], n_skips = 0;
+    skips[n_skips++] = c0;
+    int c = c0;
+    for (int i = 0; i < nb; i++) {
+        struct unet_level *L = &u->down[i];
+        int cout = cfg->block_out_channels[i];
+        L->n_layers = cfg->layers_per_block[i];
+        L->resnets = calloc((size_t)L->n_layers, sizeof *L->resnets);
+        if (!L->resnets) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
+        int attn = cfg->down[i] == HSD_UNET_BLOCK_CROSS_ATTN;
+        if (attn && !(L->attns = calloc((size_t)L->n_layers, sizeof *L->attns)))
+            return hsd_fail(HSD_ERR_NOMEM, "out of memory");
+        for (int l = 0; l < L->n_layers; l++) {
+            snprintf(pre, sizeof pre, "down_blocks.%d.resnets.%d", i, l);
+            if ((s = build_resnet(b, &L->resnets[l], pre, c, cout))) return s;
+            c = cout;
+            if (attn) {
+                snprintf(pre, sizeof pre, "down_blocks.%d.attentions.%d", i, l);
+                if ((s = build_transformer(b, &L->attns[l], pre, c, cfg->heads[i],
+                                           cfg->transformer_layers[i])))
+                    return s;
+            }
+            skips[n_skips++] = c;
+        }
+        if (i < nb - 1) {
+            L->c = c;
+            if ((s = get(b, &L->sample_w, 4, D(c, c, 3, 3), 1,
+                         "down_blocks.%d.downsamplers.0.conv.weight", i)))
+                return s;
+            if ((s = get(b, &L->sample_b, 1, D(c), 0, "down_blocks.%d.downsamplers.0.conv.bias",
+                         i)))
+                return s;
+            skips[n_skips++] = c;
+        }
+    }
+    u->has_mid = cfg->has_mid_block;
+    if (u->has_mid) {
+        // UNetMidBlock2DCrossAttn(num_layers=1): resnet, then (attn, resnet).
+        u->n_mid_attn = 1;
+        u->mid_resnets = calloc(2, sizeof *u->mid_resnets);
+        u->mid_attns = calloc(1, sizeof *u->mid_attns);
+        if (!u->mid_resnets || !u->mid_attns) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
+        if ((s = build_resnet(b, &u->mid_resnets[0], "mid_block.resnets.0", c, c))) return s;
+        if ((s = build_transformer(b, &u->mid_attns[0], "mid_block.attentions.0", c,
+                                   cfg->heads[nb - 1], cfg->transformer_layers[nb - 1])))
+            return s;
+        if ((s = build_resnet(b, &u->mid_resnets[1], "mid_block.resnets.1", c, c))) return s;
+    }
+    for (int i = 0; i < nb; i++) {
+        struct unet_level *L = &u->up[i];
+        int lvl = nb - 1 - i;  // the down level this up block mirrors
+        int cout = cfg->block_out_channels[lvl];
+        L->n_layers = cfg->layers_per_block[lvl] + 1;
+        L->resnets = calloc((size_t)L->n_layers, sizeof *L->resnets);
+        if (!L->resnets) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
+        int attn = cfg->up[i] == HSD_UNET_BLOCK_CROSS_ATTN;
+        if (attn && !(L->attns = calloc((size_t)L->n_layers, sizeof *L->attns)))
+            return hsd_fail(HSD_ERR_NOMEM, "out of memory");
+        for (int l = 0; l < L->n_layers; l++) {
+            if (n_skips == 0)
+                return hsd_fail(HSD_ERR_FORMAT, "%s: config has more up layers than skips",
+                                b->path);
+            int cin = c + skips[--n_skips];
+            snprintf(pre, sizeof pre, "up_blocks.%d.resnets.%d", i, l);
+            if ((s = build_resnet(b, &L->resnets[l], pre, cin, cout))) return s;
+            c = cout;
+            if (attn) {
+                snprintf(pre, sizeof pre, "up_blocks.%d.attentions.%d", i, l);
+                if ((s = build_transformer(b, &L->attns[l], pre, c, cfg->heads[lvl],
+                                           cfg->transformer_layers[lvl])))
+                    return s;
+            }
+        }
+        if (i < nb - 1) {
+            L->c = c;
+            if ((s = get(b, &L->sample_w, 4, D(c, c, 3, 3), 1,
+                         "up_blocks.%d.upsamplers.0.conv.weight", i)))
+                return s;
+            if ((s = get(b, &L->sample_b, 1, D(c), 0, "up_blocks.%d.upsamplers.0.conv.bias", i)))
+                return s;
+        }
+    }
+    if (n_skips)
+        return hsd_fail(HSD_ERR_FORMAT, "%s: %d skip connections left unused by the up blocks",
+                        b->path, n_skips);
+    if ((s = get(b, &u->norm_out_g, 1, D(c), 0, "conv_norm_out.weight"))) return s;
+    if ((s = get(b, &u->norm_out_b, 1, D(c), 0, "conv_norm_out.bias"))) return s;
+    if ((s = get(b, &u->conv_out_w, 4, D(cfg->out_channels, c, 3, 3), 1, "conv_out.weight")))
+        return s;
+    if ((s = get(b, &u->conv_out_b, 1, D(cfg->out_channels), 0, "conv_out.bias"))) return s;
+
+    // A tensor the config does not explain means config and weights
+    // disagree (e.g. a mid block in the file but not in config.json).
+    size_t n = hsd_weights_count(b->w), unused = 0;
+    const char *first = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!b->used[i] && !unused++) first = hsd_weights_name_at(b->w, i);
+    if (unused)
+        return hsd_fail(HSD_ERR_FORMAT,
+                        "%s: %zu tensor(s) not used by the U-Net the config describes (first: "
+                        "'%s'); config and weights disagree",
+                        b->path, unused, first);
+    return HSD_OK;
+}
+
+static void classify(struct hsd_unet *u) {
+    const struct hsd_unet_config *c = &u->cfg;
+    struct hsd_unet_summary *s = &u->summary;
+    s->pruned = s->n_resnets_pruned > 0 || s->n_attn_pruned > 0;
+    static const int sd_widths[4] = {320, 640, 1280, 1280};
+    int widths_sd = c->n_blocks >= 3 && !memcmp(c->block_out_channels, sd_widths,
+                                                (size_t)c->n_blocks * sizeof(int));
+    int lpb = c->layers_per_block[0];
+    const char *base;
+    if (c->n_blocks == 4 && c->has_mid_block && lpb == 2)
+        base = c->cross_attention_dim == 1024 || c->use_linear_projection ? "SD2.x" : "SD1.x";
+    else if (c->n_blocks == 4 && c->has_mid_block && lpb == 1)
+        base = "BK-SDM-Base";
+    else if (c->n_blocks == 4 && !c->has_mid_block && lpb == 1)
+        base = "BK-SDM-Small";
+    else if (c->n_blocks == 3 && !c->has_mid_block && lpb == 1)
+        base = "BK-SDM-Tiny";
+    else
+        base = "custom";
+    snprintf(s->variant, sizeof s->variant, "%s%s%s%s", s->pruned ? "pruned " : "", base,
+             !strcmp(base, "SD2.x") && c->sample_size == 64 ? "-base" : "",
+             widths_sd || !strcmp(base, "custom") ? "" : "-shaped (narrow widths)");
+}
+
+enum hsd_status hsd_unet_create(struct hsd_unet **out, const struct hsd_unet_source *src,
+                                struct hsd_backend *be) {
+    *out = NULL;
+    struct hsd_unet *u = calloc(1, sizeof *u);
+    if (!u) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
+    u->cfg = src->cfg;
+    u->be = be;
+    struct build b = {.u = u, .w = src->weights, .path = hsd_weights_path(src->weights)};
+    b.used = calloc(hsd_weights_count(src->weights) + 1, 1);
+    enum hsd_status s = b.used ? build_all(&b) : hsd_fail(HSD_ERR_NOMEM, "out of memory");
+    free(b.used);
+    free(b.tmp);
+    free(b.tmp2);
+    if (s) {
+        hsd_unet_free(u);
+        return s;
+    }
+    classify(u);
+    *out = u;
+    return HSD_OK;
+}
+
+static void free_transformers(struct unet_transformer *t, int n) {
+    if (!t) return;
+    for (int i = 0; i < n; i++) free(t[i].blocks);
+    free(t);
+}
+
+void hsd_unet_free(struct hsd_unet *u) {
+    if (!u) return;
+    for (size_t i = 0; i < u->n_bufs; i++) u->be->ops->free(u->be, u->bufs[i]);
+    free(u->bufs);
+    for (int i = 0; i < HSD_UNET_MAX_BLOCKS; i++) {
+        free(u->down[i].resnets);
+        free_transformers(u->down[i].attns, u->down[i].n_layers);
+        free(u->up[i].resnets);
+        free_transformers(u->up[i].attns, u->up[i].n_layers);
+    }
+    free(u->mid_resnets);
+    free_transformers(u->mid_attns, u->n_mid_attn);
+    if (u->arena) u->be->ops->free(u->be, u->arena);
+    free(u);
+}
+
+const struct hsd_unet_config *hsd_unet_get_config(const struct hsd_unet *u) { return &u->cfg; }
+
+void hsd_unet_get_summary(const struct hsd_unet *u, struct hsd_unet_summary *s) {
+    *s = u->summary;
+}
+
+int hsd_unet_size_multiple(const struct hsd_unet *u) { return 1 << (u->cfg.n_blocks - 1); }
+
+void hsd_unet_set_probe(struct hsd_unet *u, hsd_unet_probe_fn fn, void *user) {
+    u->probe = fn;
+    u->probe_user = user;
+}

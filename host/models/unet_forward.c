@@ -1,0 +1,432 @@
+// UNet2DConditionModel.forward on backend ops, NHWC throughout.
+//
+// Activation memory: the forward runs twice per new (n, h, w, t_ctx)
+// bucket, first in planning mode (no op runs; allocations only advance a
+// counter) to size the arena exactly, then for real. Allocation is a bump
+// pointer with stack marks: a block allocates its output first, then its
+// temporaries, and releases the temporaries when done; skip connections
+// stay below until the up path has consumed them. No allocation happens in
+// a planned forward (DESIGN.md §4: no malloc in the step loop).
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/assert.h"
+#include "models/unet_internal.h"
+
+enum { ARENA_ALIGN = 256 };
+
+struct fwd {
+    struct hsd_unet *u;
+    struct hsd_backend *be;
+    int planning;
+    char *base;
+    size_t used, peak, cap;
+    double flops;  // counted while planning (multiply-add = 2)
+};
+
+static void *act(struct fwd *f, size_t count) {
+    size_t bytes = (count * f->be->act_size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    // Planning hands out distinct fake addresses that are never touched.
+    char *p = f->planning ? (char *)(uintptr_t)(ARENA_ALIGN + f->used) : f->base + f->used;
+    f->used += bytes;
+    if (f->used > f->peak) f->peak = f->used;
+    HSD_ASSERT(f->planning || f->used <= f->cap);
+    return p;
+}
+
+static inline const void *off(const void *p, struct fwd *f, size_t elems) {
+    return (const char *)p + elems * f->be->act_size;
+}
+
+// Each op wrapper runs only outside planning.
+#define RUN(f, op, params)                                                 \
+    do {                                                                   \
+        if (!(f)->planning) {                                              \
+            enum hsd_status s_ = (f)->be->ops->op((f)->be, (params));      \
+            if (s_) return s_;                                             \
+        }                                                                  \
+    } while (0)
+
+static enum hsd_status conv(struct fwd *f, void *out, const void *in, const void *w,
+                            const void *bias, const void *res, int n, int h, int wd, int ci,
+                            int co, int k, int stride) {
+    struct hsd_conv2d_params p = {out, in, w, bias, res, n, h, wd, ci, co, k, k, stride, k / 2};
+    int ho = (h + 2 * (k / 2) - k) / stride + 1, wo = (wd + 2 * (k / 2) - k) / stride + 1;
+    f->flops += 2.0 * n * ho * wo * co * ci * k * k;
+    RUN(f, conv2d, &p);
+    return HSD_OK;
+}
+
+static enum hsd_status linear(struct fwd *f, void *out, const void *in, const void *w,
+                              const void *bias, const void *res, int m, int k, int n_out) {
+    struct hsd_linear_params p = {out, in, w, bias, res, m, k, n_out};
+    f->flops += 2.0 * m * k * n_out;
+    RUN(f, linear, &p);
+    return HSD_OK;
+}
+
+static enum hsd_status gnorm(struct fwd *f, void *out, const void *in, const void *g,
+                             const void *b, int n, int hw, int c, float eps, int silu) {
+    struct hsd_group_norm_params p = {out, in, g, b, n, hw, c, f->u->cfg.norm_num_groups, eps,
+                                      silu};
+    RUN(f, group_norm, &p);
+    return HSD_OK;
+}
+
+static enum hsd_status lnorm(struct fwd *f, void *out, const void *in, const void *g,
+                             const void *b, int m, int c) {
+    // diffusers BasicTransformerBlock: nn.LayerNorm(dim, eps=1e-5).
+    struct hsd_layer_norm_params p = {out, in, g, b, m, c, 1e-5f};
+    RUN(f, layer_norm, &p);
+    return HSD_OK;
+}
+
+static void probe(struct fwd *f, const char *name, const void *buf, int n, int h, int w, int c) {
+    if (!f->planning && f->u->probe) {
+        f->be->ops->synchronize(f->be);
+        f->u->probe(f->u->probe_user, name, buf, n, h, w, c);
+    }
+}
+
+// diffusers ResnetBlock2D.forward (time_embedding_norm "default",
+// output_scale_factor 1): out = conv2(silu(gn2(conv1(silu(gn1(x))) +
+// proj(silu(temb))))) + shortcut(x).
+static enum hsd_status resnet(struct fwd *f, void *out, const void *x, const void *temb_silu,
+                              const struct unet_resnet *r, int n, int h, int w) {
+    enum hsd_status s;
+    int hw = h * w;
+    float eps = f->u->cfg.norm_eps;
+    size_t mark = f->used;
+    void *t1 = act(f, (size_t)n * hw * r->cin);
+    if ((s = gnorm(f, t1, x, r->norm1_g, r->norm1_b, n, hw, r->cin, eps, 1))) return s;
+    void *t2 = act(f, (size_t)n * hw * r->cmid);
+    if ((s = conv(f, t2, t1, r->conv1_w, r->conv1_b, NULL, n, h, w, r->cin, r->cmid, 3, 1)))
+        return s;
+    void *tp = act(f, (size_t)n * r->cmid);
+    if ((s = linear(f, tp, temb_silu, r->temb_w, r->temb_b, NULL, n, f->u->temb_dim, r->cmid)))
+        return s;
+    struct hsd_add_bias_params ab = {t2, tp, n, hw, r->cmid};
+    RUN(f, add_bias, &ab);
+    void *t3 = t1;  // t1 is dead; reuse when it is big enough
+    if (r->cmid > r->cin) t3 = act(f, (size_t)n * hw * r->cmid);
+    if ((s = gnorm(f, t3, t2, r->norm2_g, r->norm2_b, n, hw, r->cmid, eps, 1))) return s;
+    const void *sc = x;
+    if (r->short_w) {
+        void *t4 = act(f, (size_t)n * hw * r->cout);
+        if ((s = linear(f, t4, x, r->short_w, r->short_b, NULL, n * hw, r->cin, r->cout)))
+            return s;
+        sc = t4;
+    }
+    if ((s = conv(f, out, t3, r->conv2_w, r->conv2_b, sc, n, h, w, r->cmid, r->cout, 3, 1)))
+        return s;
+    f->used = mark;
+    return HSD_OK;
+}
+
+// diffusers Attention with AttnProcessor2_0 (no bias on q/k/v, 1/sqrt(d)
+// scale, to_out[0] linear with bias; the residual add of
+// BasicTransformerBlock is fused into to_out).
+static enum hsd_status attention(struct fwd *f, void *out, const void *x, const void *res,
+                                 const void *ctx_kv, const struct unet_attention *a, int n,
+                                 int t_q, int t_kv) {
+    enum hsd_status s;
+    int inner = a->heads * a->head_dim;
+    size_t mark = f->used;
+    int m = n * t_q;
+    void *o = act(f, (size_t)m * inner);
+    struct hsd_attention_params p = {.out = o, .n = n, .heads = a->heads, .d = a->head_dim,
+                                     .t_q = t_q, .ldo = inner,
+                                     .scale = 1.0f / sqrtf((float)a->head_dim)};
+    if (a->self) {
+        void *qkv = act(f, (size_t)m * 3 * inner);
+        if ((s = linear(f, qkv, x, a->qkv_w, NULL, NULL, m, a->dim, 3 * inner))) return s;
+        p.q = qkv;
+        p.k = off(qkv, f, (size_t)inner);
+        p.v = off(qkv, f, 2 * (size_t)inner);
+        p.ldq = p.ldk = p.ldv = 3 * inner;
+        p.t_kv = t_q;
+    } else {
+        void *q = act(f, (size_t)m * inner);
+        if ((s = linear(f, q, x, a->q_w, NULL, NULL, m, a->dim, inner))) return s;
+        p.q = q;
+        p.ldq = inner;
+        p.k = ctx_kv;
+        p.v = off(ctx_kv, f, (size_t)inner);
+        p.ldk = p.ldv = 2 * inner;
+        p.t_kv = t_kv;
+    }
+    f->flops += 4.0 * n * a->heads * t_q * (double)p.t_kv * a->head_dim;
+    RUN(f, attention, &p);
+    if ((s = linear(f, out, o, a->out_w, a->out_b, res, m, inner, a->dim))) return s;
+    f->used = mark;
+    return HSD_OK;
+}
+
+// diffusers Transformer2DModel (continuous input) with its
+// BasicTransformerBlocks: norm, proj_in, blocks, proj_out, + residual.
+static enum hsd_status transformer(struct fwd *f, void *out, const void *x, const void *ctx,
+                                   const struct unet_transformer *t, int n, int h, int w,
+                                   int t_ctx) {
+    enum hsd_status s;
+    int hw = h * w, c = t->c, m = n * hw;
+    int ctx_dim = f->u->cfg.cross_attention_dim;
+    size_t mark = f->used;
+    void *a = act(f, (size_t)m * c), *b = act(f, (size_t)m * c), *nrm = act(f, (size_t)m * c);
+    // Transformer2DModel's GroupNorm uses eps 1e-6 (not the config's).
+    if ((s = gnorm(f, nrm, x, t->norm_g, t->norm_b, n, hw, c, 1e-6f, 0))) return s;
+    if ((s = linear(f, a, nrm, t->proj_in_w, t->proj_in_b, NULL, m, c, c))) return s;
+    for (int j = 0; j < t->n_blocks; j++) {
+        const struct unet_tblock *k = &t->blocks[j];
+        // hidden = attn1(norm1(hidden)) + hidden        (a -> b)
+        if ((s = lnorm(f, nrm, a, k->norm1_g, k->norm1_b, m, c))) return s;
+        if ((s = attention(f, b, nrm, a, NULL, &k->attn1, n, hw, hw))) return s;
+        // hidden = attn2(norm2(hidden), ctx) + hidden   (b -> a)
+        size_t m2 = f->used;
+        int inner2 = k->attn2.heads * k->attn2.head_dim;
+        void *kv = act(f, (size_t)n * t_ctx * 2 * inner2);
+        if ((s = linear(f, kv, ctx, k->attn2.kv_w, NULL, NULL, n * t_ctx, ctx_dim, 2 * inner2)))
+            return s;
+        if ((s = lnorm(f, nrm, b, k->norm2_g, k->norm2_b, m, c))) return s;
+        if ((s = attention(f, a, nrm, b, kv, &k->attn2, n, hw, t_ctx))) return s;
+        f->used = m2;
+        // hidden = ff(norm3(hidden)) + hidden           (a -> b -> a)
+        if ((s = lnorm(f, nrm, a, k->norm3_g, k->norm3_b, m, c))) return s;
+        void *proj = act(f, (size_t)m * 2 * k->ff_inner);
+        if ((s = linear(f, proj, nrm, k->ff_in_w, k->ff_in_b, NULL, m, c, 2 * k->ff_inner)))
+            return s;
+        void *g = act(f, (size_t)m * k->ff_inner);
+        struct hsd_geglu_params gp = {g, proj, m, k->ff_inner};
+        RUN(f, geglu, &gp);
+        if ((s = linear(f, b, g, k->ff_out_w, k->ff_out_b, a, m, k->ff_inner, c))) return s;
+        f->used = m2;
+        void *sw = a;  // result in b; keep "a = current hidden"
+        a = b;
+        b = sw;
+    }
+    if ((s = linear(f, out, a, t->proj_out_w, t->proj_out_b, x, m, c, c))) return s;
+    f->used = mark;
+    return HSD_OK;
+}
+
+static enum hsd_status forward(struct fwd *f, float *out, const float *sample, const float *t,
+                               const float *ctx, int n, int h, int w, int t_ctx) {
+    struct hsd_unet *u = f->u;
+    struct hsd_backend *be = f->be;
+    const struct hsd_unet_config *cfg = &u->cfg;
+    enum hsd_status s;
+    int cin = cfg->in_channels, c0 = cfg->block_out_channels[0];
+
+    // Inputs: NCHW host -> NHWC backend.
+    void *x = act(f, (size_t)n * h * w * cin);
+    void *tb = act(f, (size_t)n);
+    void *cx = act(f, (size_t)n * t_ctx * cfg->cross_attention_dim);
+    if (!f->planning) {
+        size_t hw = (size_t)h * w;
+        float *tmp = malloc((size_t)n * hw * cin * sizeof(float));
+        if (!tmp) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
+        for (int b = 0; b < n; b++)
+            for (int c = 0; c < cin; c++)
+                for (size_t p = 0; p < hw; p++) {
+                    float v = sample[((size_t)b * cin + c) * hw + p];
+                    // diffusers: center_input_sample -> 2 * sample - 1.0
+                    tmp[((size_t)b * hw + p) * cin + c] = cfg->center_input_sample ? 2 * v - 1 : v;
+                }
+        s = be->ops->upload(be, x, tmp, (size_t)n * hw * cin);
+        free(tmp);
+        if (!s) s = be->ops->upload(be, tb, t, (size_t)n);
+        if (!s) s = be->ops->upload(be, cx, ctx, (size_t)n * t_ctx * cfg->cross_attention_dim);
+        if (s) return s;
+    }
+
+    // Time embedding: Timesteps(c0, flip_sin_to_cos, freq_shift) then
+    // TimestepEmbedding: linear_1, SiLU, linear_2. Each ResNet applies SiLU
+    // to it before its own projection, so keep silu(temb) once.
+    void *temb_silu = act(f, (size_t)n * u->temb_dim);
+    {
+        size_t mark = f->used;
+        void *te = act(f, (size_t)n * c0), *t1 = act(f, (size_t)n * u->temb_dim);
+        void *t2 = act(f, (size_t)n * u->temb_dim);
+        struct hsd_timestep_embedding_params tp = {te, tb, n, c0, cfg->flip_sin_to_cos,
+                                                   cfg->freq_shift, 10000.0f};
+        RUN(f, timestep_embedding, &tp);
+        if ((s = linear(f, t1, te, u->time_l1_w, u->time_l1_b, NULL, n, c0, u->temb_dim)))
+            return s;
+        struct hsd_eltwise_params sp = {t1, t1, NULL, (size_t)n * u->temb_dim};
+        RUN(f, silu, &sp);
+        if ((s = linear(f, t2, t1, u->time_l2_w, u->time_l2_b, NULL, n, u->temb_dim,
+                        u->temb_dim)))
+            return s;
+        probe(f, "time_emb", t2, n, 1, 1, u->temb_dim);
+        struct hsd_eltwise_params sp2 = {temb_silu, t2, NULL, (size_t)n * u->temb_dim};
+        RUN(f, silu, &sp2);
+        f->used = mark;
+    }
+
+    // Down path; every layer output is a skip connection.
+    const void *skips[1 + HSD_UNET_MAX_BLOCKS * 66];
+    int skip_c[1 + HSD_UNET_MAX_BLOCKS * 66], n_skips = 0;
+    void *hcur = act(f, (size_t)n * h * w * c0);
+    if ((s = conv(f, hcur, x, u->conv_in_w, u->conv_in_b, NULL, n, h, w, cin, c0, 3, 1)))
+        return s;
+    probe(f, "conv_in", hcur, n, h, w, c0);
+    skips[n_skips] = hcur;
+    skip_c[n_skips++] = c0;
+    int c = c0;
+    char name[32];
+    for (int i = 0; i < cfg->n_blocks; i++) {
+        const struct unet_level *L = &u->down[i];
+        for (int l = 0; l < L->n_layers; l++) {
+            const struct unet_resnet *r = &L->resnets[l];
+            void *o = act(f, (size_t)n * h * w * r->cout);
+            if ((s = resnet(f, o, hcur, temb_silu, r, n, h, w))) return s;
+            hcur = o;
+            c = r->cout;
+            if (L->attns) {
+                void *o2 = act(f, (size_t)n * h * w * c);
+                if ((s = transformer(f, o2, hcur, cx, &L->attns[l], n, h, w, t_ctx))) return s;
+                hcur = o2;
+            }
+            skips[n_skips] = hcur;
+            skip_c[n_skips++] = c;
+        }
+        if (L->sample_w) {
+            // Downsample2D: 3x3 conv, stride 2, padding 1.
+            int h2 = (h + 1) / 2, w2 = (w + 1) / 2;
+            void *o = act(f, (size_t)n * h2 * w2 * c);
+            if ((s = conv(f, o, hcur, L->sample_w, L->sample_b, NULL, n, h, w, c, c, 3, 2)))
+                return s;
+            hcur = o;
+            h = h2;
+            w = w2;
+            skips[n_skips] = hcur;
+            skip_c[n_skips++] = c;
+        }
+        snprintf(name, sizeof name, "down.%d", i);
+        probe(f, name, hcur, n, h, w, c);
+    }
+
+    if (u->has_mid) {
+        void *o = act(f, (size_t)n * h * w * c);
+        if ((s = resnet(f, o, hcur, temb_silu, &u->mid_resnets[0], n, h, w))) return s;
+        hcur = o;
+        for (int j = 0; j < u->n_mid_attn; j++) {
+            void *o2 = act(f, (size_t)n * h * w * c);
+            if ((s = transformer(f, o2, hcur, cx, &u->mid_attns[j], n, h, w, t_ctx))) return s;
+            void *o3 = act(f, (size_t)n * h * w * c);
+            if ((s = resnet(f, o3, o2, temb_silu, &u->mid_resnets[j + 1], n, h, w))) return s;
+            hcur = o3;
+        }
+        probe(f, "mid", hcur, n, h, w, c);
+    }
+
+    // Up path: each layer concatenates [hidden, skip] on channels.
+    for (int i = 0; i < cfg->n_blocks; i++) {
+        const struct unet_level *L = &u->up[i];
+        for (int l = 0; l < L->n_layers; l++) {
+            const struct unet_resnet *r = &L->resnets[l];
+            HSD_ASSERT(n_skips > 0);
+            n_skips--;
+            void *o = act(f, (size_t)n * h * w * r->cout);
+            size_t mark = f->used;
+            void *cat = act(f, (size_t)n * h * w * r->cin);
+            struct hsd_concat_params cp = {cat, hcur, skips[n_skips], n * h * w, c,
+                                           skip_c[n_skips]};
+            HSD_ASSERT(c + skip_c[n_skips] == r->cin);
+            RUN(f, concat_channels, &cp);
+            if ((s = resnet(f, o, cat, temb_silu, r, n, h, w))) return s;
+            f->used = mark;
+            hcur = o;
+            c = r->cout;
+            if (L->attns) {
+                void *o2 = act(f, (size_t)n * h * w * c);
+                if ((s = transformer(f, o2, hcur, cx, &L->attns[l], n, h, w, t_ctx))) return s;
+                hcur = o2;
+            }
+        }
+        if (L->sample_w) {
+            // Upsample2D: nearest x2 then 3x3 conv.
+            void *o = act(f, (size_t)n * 4 * h * w * c);
+            size_t mark = f->used;
+            void *up = act(f, (size_t)n * 4 * h * w * c);
+            struct hsd_upsample_params upp = {up, hcur, n, h, w, c};
+            RUN(f, upsample_nearest2x, &upp);
+            h *= 2;
+            w *= 2;
+            if ((s = conv(f, o, up, L->sample_w, L->sample_b, NULL, n, h, w, c, c, 3, 1)))
+                return s;
+            f->used = mark;
+            hcur = o;
+        }
+        snprintf(name, sizeof name, "up.%d", i);
+        probe(f, name, hcur, n, h, w, c);
+    }
+
+    void *nrm = act(f, (size_t)n * h * w * c);
+    if ((s = gnorm(f, nrm, hcur, u->norm_out_g, u->norm_out_b, n, h * w, c, cfg->norm_eps, 1)))
+        return s;
+    probe(f, "conv_out_in", nrm, n, h, w, c);
+    int cout = cfg->out_channels;
+    void *y = act(f, (size_t)n * h * w * cout);
+    if ((s = conv(f, y, nrm, u->conv_out_w, u->conv_out_b, NULL, n, h, w, c, cout, 3, 1)))
+        return s;
+    if (f->planning) return HSD_OK;
+    size_t hw = (size_t)h * w;
+    float *tmp = malloc((size_t)n * hw * cout * sizeof(float));
+    if (!tmp) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
+    s = be->ops->download(be, tmp, y, (size_t)n * hw * cout);
+    if (!s) {
+        for (int b = 0; b < n; b++)
+            for (size_t p = 0; p < hw; p++)
+                for (int k = 0; k < cout; k++)
+                    out[((size_t)b * cout + k) * hw + p] = tmp[((size_t)b * hw + p) * cout + k];
+    }
+    free(tmp);
+    return s;
+}
+
+enum hsd_status hsd_unet_forward(struct hsd_unet *u, float *out, const float *sample,
+                                 const float *t, const float *ctx, int n, int h, int w,
+                                 int t_ctx) {
+    if (!u->be)
+        return hsd_fail(HSD_ERR_INVALID_ARG, "unet: model was opened for inspection only");
+    int mult = hsd_unet_size_multiple(u);
+    if (n < 1 || h < 1 || w < 1 || t_ctx < 1)
+        return hsd_fail(HSD_ERR_INVALID_ARG, "unet: bad input dims n=%d h=%d w=%d t_ctx=%d", n,
+                        h, w, t_ctx);
+    if (h % mult || w % mult)
+        return hsd_fail(HSD_ERR_INVALID_ARG,
+                        "unet: latent %dx%d is not a multiple of %d (2^(levels-1)) in both "
+                        "dimensions",
+                        h, w, mult);
+    if ((int64_t)n * h * w > (int64_t)1 << 26 || t_ctx > 4096)
+        return hsd_fail(HSD_ERR_INVALID_ARG, "unet: input too large (n=%d %dx%d, t_ctx=%d)", n,
+                        h, w, t_ctx);
+    struct fwd f = {.u = u, .be = u->be};
+    if (!u->arena || u->plan_n != n || u->plan_h != h || u->plan_w != w || u->plan_t != t_ctx) {
+        f.planning = 1;
+        enum hsd_status s = forward(&f, out, sample, t, ctx, n, h, w, t_ctx);
+        if (s) return s;
+        if (f.peak > u->arena_cap) {
+            if (u->arena) u->be->ops->free(u->be, u->arena);
+            u->arena = u->be->ops->alloc(u->be, f.peak);
+            u->arena_cap = u->arena ? f.peak : 0;
+            if (!u->arena)
+                return hsd_fail_context(HSD_ERR_NOMEM, "unet: activation arena of %zu MB: ",
+                                        f.peak >> 20);
+        }
+        u->plan_n = n;
+        u->plan_h = h;
+        u->plan_w = w;
+        u->plan_t = t_ctx;
+        u->plan_flops = f.flops;
+        f = (struct fwd){.u = u, .be = u->be};
+    }
+    f.base = u->arena;
+    f.cap = u->arena_cap;
+    return forward(&f, out, sample, t, ctx, n, h, w, t_ctx);
+}
+
+double hsd_unet_flops(const struct hsd_unet *u) { return u->plan_flops; }

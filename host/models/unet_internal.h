@@ -1,0 +1,85 @@
+// Private structure of the U-Net shared by unet_build.c (weights, shapes)
+// and unet_forward.c (compute). Field names follow the diffusers modules.
+#ifndef HSD_MODELS_UNET_INTERNAL_H
+#define HSD_MODELS_UNET_INTERNAL_H
+
+#include "models/unet.h"
+
+// diffusers resnet.py ResnetBlock2D. cmid < cout in pruned models.
+struct unet_resnet {
+    int cin, cmid, cout;
+    void *norm1_g, *norm1_b;      // [cin]
+    void *conv1_w, *conv1_b;      // [cmid, 3, 3, cin], [cmid]
+    void *temb_w, *temb_b;        // [cmid, temb_dim], [cmid]
+    void *norm2_g, *norm2_b;      // [cmid]
+    void *conv2_w, *conv2_b;      // [cout, 3, 3, cmid], [cout]
+    void *short_w, *short_b;      // [cout, cin] or NULL (1x1 conv_shortcut)
+};
+
+// diffusers attention_processor.py Attention; q/k/v packed at load so one
+// GEMM makes them and the attention op reads heads with strides.
+struct unet_attention {
+    int dim, ctx_dim;             // query width, key/value source width
+    int heads, head_dim;          // heads kept (pruned models keep fewer)
+    int self;                     // 1: attn1 (k, v from hidden states)
+    void *qkv_w;                  // self: [3*inner, dim]
+    void *q_w, *kv_w;             // cross: [inner, dim], [2*inner, ctx_dim]
+    void *out_w, *out_b;          // [dim, inner], [dim]
+};
+
+// diffusers attention.py BasicTransformerBlock (norm_type "layer_norm").
+struct unet_tblock {
+    void *norm1_g, *norm1_b, *norm2_g, *norm2_b, *norm3_g, *norm3_b;  // [dim]
+    struct unet_attention attn1, attn2;
+    int ff_inner;
+    void *ff_in_w, *ff_in_b;      // [2*ff_inner, dim] GEGLU projection
+    void *ff_out_w, *ff_out_b;    // [dim, ff_inner]
+};
+
+// diffusers transformer_2d.py Transformer2DModel (continuous input).
+struct unet_transformer {
+    int c, n_blocks;
+    void *norm_g, *norm_b;        // [c], GroupNorm eps 1e-6
+    void *proj_in_w, *proj_in_b;  // [c, c] (1x1 conv or linear: same math in NHWC)
+    void *proj_out_w, *proj_out_b;
+    struct unet_tblock *blocks;
+};
+
+struct unet_level {
+    int n_layers;
+    struct unet_resnet *resnets;
+    struct unet_transformer *attns;  // NULL for plain blocks
+    void *sample_w, *sample_b;       // down/upsampler conv [c, 3, 3, c], or NULL
+    int c;                           // sampler channels
+};
+
+struct hsd_unet {
+    struct hsd_unet_config cfg;
+    struct hsd_backend *be;          // NULL: structure only (inspect)
+    int temb_dim;
+    void *conv_in_w, *conv_in_b;
+    void *time_l1_w, *time_l1_b, *time_l2_w, *time_l2_b;
+    struct unet_level down[HSD_UNET_MAX_BLOCKS], up[HSD_UNET_MAX_BLOCKS];
+    int has_mid;
+    struct unet_resnet *mid_resnets;          // n_mid_attn + 1
+    struct unet_transformer *mid_attns;
+    int n_mid_attn;
+    void *norm_out_g, *norm_out_b, *conv_out_w, *conv_out_b;
+
+    struct hsd_unet_summary summary;
+
+    // Every backend buffer holding a weight, freed with the model.
+    void **bufs;
+    size_t n_bufs, cap_bufs;
+
+    // Activation arena planned for one (n, h, w, t_ctx) bucket.
+    void *arena;
+    size_t arena_cap;
+    int plan_n, plan_h, plan_w, plan_t;
+    double plan_flops;
+
+    hsd_unet_probe_fn probe;
+    void *probe_user;
+};
+
+#endif

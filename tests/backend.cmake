@@ -1,0 +1,7 @@
+# CPU backend (host/backend/cpu): op-by-op checks against naive double
+# references, and the op benchmark (an executable, not a test: run it by hand,
+# `build/tests/bench_cpu_ops`, it prints GFLOP/s and % of the FMA peak).
+hsd_add_test(test_cpu_ops LABELS unit TIMEOUT 120 SOURCES unit/test_cpu_ops.c)
+
+add_executable(bench_cpu_ops ${CMAKE_SOURCE_DIR}/bench/bench_cpu_ops.c)
+target_link_libraries(bench_cpu_ops PRIVATE hsd_host)

@@ -1,0 +1,118 @@
+"""diffusers -> CompVis/LDM names for UNet2DConditionModel weights.
+
+Single-file Stable Diffusion checkpoints (the `.safetensors` files people
+download) keep the U-Net under `model.diffusion_model.` in the naming of the
+original latent-diffusion `openaimodel.py`. The C loader has to read those
+files, so the goldens include one; this module produces its key names from a
+diffusers state dict. It is written from the layout of openaimodel.py, not by
+inverting diffusers' converter, so that make_unet_cases.py can check one
+against the other (diffusers' `convert_ldm_unet_checkpoint` must give back
+exactly the state dict we started from).
+
+Layout of the LDM U-Net (lpb = layers_per_block):
+  time_embed.{0,2}                         TimestepEmbedding linear_1 / linear_2
+  input_blocks.0.0                         conv_in
+  input_blocks.{1 + i*(lpb+1) + j}.0       down_blocks[i].resnets[j]
+  input_blocks.{1 + i*(lpb+1) + j}.1       down_blocks[i].attentions[j]
+  input_blocks.{1 + i*(lpb+1) + lpb}.0.op  down_blocks[i].downsamplers[0].conv
+  middle_block.{0,1,2}                     mid resnets[0], attentions[0], resnets[1]
+  output_blocks.{i*(lpb+1) + j}.0          up_blocks[i].resnets[j]   (j < lpb+1)
+  output_blocks.{i*(lpb+1) + j}.1          up_blocks[i].attentions[j]
+  output_blocks.{i*(lpb+1) + lpb}.{1|2}.conv  up_blocks[i].upsamplers[0].conv
+                                           (.2 when the block has attentions,
+                                            since .1 is then the attention)
+  out.{0,2}                                conv_norm_out / conv_out
+Inside a ResBlock: in_layers.0 = norm1, in_layers.2 = conv1 (in_layers.1 is
+SiLU), emb_layers.1 = time_emb_proj (emb_layers.0 is SiLU), out_layers.0 =
+norm2, out_layers.3 = conv2 (1 is SiLU, 2 is dropout), skip_connection =
+conv_shortcut. SpatialTransformer keeps diffusers' inner names (norm, proj_in,
+transformer_blocks.*, proj_out).
+"""
+
+import re
+
+LDM_UNET_PREFIX = "model.diffusion_model."
+
+# Top-level modules whose names are a plain rename.
+_TOP = {
+    "time_embedding.linear_1.": "time_embed.0.",
+    "time_embedding.linear_2.": "time_embed.2.",
+    "conv_in.": "input_blocks.0.0.",
+    "conv_norm_out.": "out.0.",
+    "conv_out.": "out.2.",
+}
+
+# ResnetBlock2D sub-modules: diffusers name -> LDM ResBlock name.
+_RESNET = {
+    "norm1": "in_layers.0",
+    "conv1": "in_layers.2",
+    "time_emb_proj": "emb_layers.1",
+    "norm2": "out_layers.0",
+    "conv2": "out_layers.3",
+    "conv_shortcut": "skip_connection",
+}
+
+
+def _resnet_rest(rest: str) -> str:
+    """Rename the part of a key below a ResnetBlock2D, e.g. 'conv1.weight'."""
+    head, _, tail = rest.partition(".")
+    if head not in _RESNET:
+        raise KeyError(f"unknown ResnetBlock2D member '{head}' in '{rest}'")
+    return f"{_RESNET[head]}.{tail}"
+
+
+def diffusers_to_ldm_key(key: str, layers_per_block: int, up_blocks_with_attn: set) -> str:
+    """LDM name (without the model.diffusion_model. prefix) of one diffusers key."""
+    lpb = layers_per_block
+    for old, new in _TOP.items():
+        if key.startswith(old):
+            return new + key[len(old):]
+
+    m = re.match(r"down_blocks\.(\d+)\.(resnets|attentions|downsamplers)\.(\d+)\.(.*)$", key)
+    if m:
+        i, kind, j, rest = int(m[1]), m[2], int(m[3]), m[4]
+        if kind == "resnets":
+            return f"input_blocks.{1 + i * (lpb + 1) + j}.0.{_resnet_rest(rest)}"
+        if kind == "attentions":
+            return f"input_blocks.{1 + i * (lpb + 1) + j}.1.{rest}"
+        # Downsample2D's conv is 'op' in LDM; it opens its own input block.
+        if not rest.startswith("conv."):
+            raise KeyError(key)
+        return f"input_blocks.{1 + i * (lpb + 1) + lpb}.0.op.{rest[len('conv.'):]}"
+
+    m = re.match(r"mid_block\.(resnets|attentions)\.(\d+)\.(.*)$", key)
+    if m:
+        kind, j, rest = m[1], int(m[2]), m[3]
+        if kind == "resnets":  # resnets[0] -> 0, resnets[1] -> 2
+            return f"middle_block.{2 * j}.{_resnet_rest(rest)}"
+        return f"middle_block.{2 * j + 1}.{rest}"
+
+    m = re.match(r"up_blocks\.(\d+)\.(resnets|attentions|upsamplers)\.(\d+)\.(.*)$", key)
+    if m:
+        i, kind, j, rest = int(m[1]), m[2], int(m[3]), m[4]
+        # Up blocks have lpb+1 layers (one more to consume the skip of the
+        # downsampler), so their stride in output_blocks is lpb+1.
+        if kind == "resnets":
+            return f"output_blocks.{i * (lpb + 1) + j}.0.{_resnet_rest(rest)}"
+        if kind == "attentions":
+            return f"output_blocks.{i * (lpb + 1) + j}.1.{rest}"
+        if not rest.startswith("conv."):
+            raise KeyError(key)
+        slot = 2 if i in up_blocks_with_attn else 1
+        return f"output_blocks.{i * (lpb + 1) + lpb}.{slot}.conv.{rest[len('conv.'):]}"
+
+    raise KeyError(f"no LDM name for diffusers key '{key}'")
+
+
+def diffusers_to_ldm_unet(state_dict: dict, layers_per_block: int) -> dict:
+    """Whole U-Net state dict -> {'model.diffusion_model.<ldm name>': tensor}."""
+    up_with_attn = {
+        int(k.split(".")[1]) for k in state_dict if k.startswith("up_blocks.") and ".attentions." in k
+    }
+    out = {}
+    for key, tensor in state_dict.items():
+        ldm = LDM_UNET_PREFIX + diffusers_to_ldm_key(key, layers_per_block, up_with_attn)
+        if ldm in out:
+            raise KeyError(f"two diffusers keys map to '{ldm}'")
+        out[ldm] = tensor
+    return out

@@ -1,0 +1,81 @@
+#include "testutil.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+static int g_pass, g_fail;
+
+void hsd_test_check(int ok, const char *file, int line, const char *fmt, ...) {
+    if (ok) {
+        g_pass++;
+        return;
+    }
+    g_fail++;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s:%d: FAILED: ", file, line);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int hsd_test_failures(void) { return g_fail; }
+
+int hsd_test_finish(void) {
+    printf("%d passed, %d failed\n", g_pass, g_fail);
+    return g_fail ? 1 : 0;
+}
+
+struct hsd_cmp hsd_compare(const float *got, const float *ref, size_t n) {
+    struct hsd_cmp c = {0};
+    for (size_t i = 0; i < n; i++) {
+        double r = ref[i], g = got[i];
+        if (!isfinite(g) || !isfinite(r)) {
+            c.n_nonfinite++;
+            if (c.n_nonfinite == 1) {
+                c.worst = i;
+                c.worst_got = g;
+                c.worst_ref = r;
+                c.max_abs_err = INFINITY;
+            }
+            continue;
+        }
+        if (fabs(r) > c.max_abs_ref) c.max_abs_ref = fabs(r);
+        double e = fabs(g - r);
+        if (e > c.max_abs_err) {
+            c.max_abs_err = e;
+            c.worst = i;
+            c.worst_got = g;
+            c.worst_ref = r;
+        }
+    }
+    return c;
+}
+
+int hsd_check_close(const char *what, const float *got, const float *ref, size_t n,
+                    double rel_tol, const char *file, int line) {
+    struct hsd_cmp c = hsd_compare(got, ref, n);
+    double bound = rel_tol * c.max_abs_ref;
+    int ok = c.n_nonfinite == 0 && c.max_abs_err <= bound;
+    printf("%-32s n=%-9zu max|err|=%.3e (%.2e x max|ref| %.3e) worst[%zu] got %.7g ref %.7g%s %s\n",
+           what, n, c.max_abs_err, c.max_abs_ref > 0 ? c.max_abs_err / c.max_abs_ref : 0.0,
+           c.max_abs_ref, c.worst, c.worst_got, c.worst_ref,
+           c.n_nonfinite ? " NON-FINITE" : "", ok ? "ok" : "FAIL");
+    hsd_test_check(ok, file, line, "%s: max|err| %.3e > %.1e x max|ref| %.3e", what,
+                   c.max_abs_err, rel_tol, c.max_abs_ref);
+    return ok;
+}
+
+void hsd_test_fill_uniform(float *x, size_t n, uint64_t seed, float scale) {
+    // splitmix64: a fixed, well-mixed sequence per seed.
+    uint64_t s = seed;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        z ^= z >> 31;
+        double u = (double)(z >> 11) * (1.0 / 9007199254740992.0);
+        x[i] = (float)((2.0 * u - 1.0) * scale);
+    }
+}

@@ -1,0 +1,49 @@
+// Minimal test helpers: checks report the caller's file:line and keep
+// going; hsd_test_finish() prints "N passed, N failed" and returns the exit
+// code (0, or 1 if anything failed). GPU tests return 77 to be skipped.
+#ifndef HSD_TESTUTIL_H
+#define HSD_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/status.h"
+
+#define HSD_TEST_SKIP 77
+
+void hsd_test_check(int ok, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int hsd_test_finish(void);
+int hsd_test_failures(void);
+
+#define CHECK(cond) hsd_test_check((cond) != 0, __FILE__, __LINE__, "%s", #cond)
+#define CHECKF(cond, ...) hsd_test_check((cond) != 0, __FILE__, __LINE__, __VA_ARGS__)
+// Asserts a call returns HSD_OK, printing the library's message otherwise.
+#define CHECK_OK(call)                                                         \
+    do {                                                                       \
+        enum hsd_status s_ = (call);                                           \
+        hsd_test_check(s_ == HSD_OK, __FILE__, __LINE__, "%s -> %s: %s", #call, \
+                       hsd_status_str(s_), hsd_last_error());                  \
+    } while (0)
+
+// Comparison of a result with a reference: max |a-b|, its index, and
+// max |ref|. Prints the worst element.
+struct hsd_cmp {
+    double max_abs_err;
+    double max_abs_ref;
+    size_t worst;
+    double worst_got, worst_ref;
+    size_t n_nonfinite;
+};
+struct hsd_cmp hsd_compare(const float *got, const float *ref, size_t n);
+// Checks max|err| <= rel_tol * max|ref| (plus no NaN/Inf) and prints a line
+// with the worst element either way.
+int hsd_check_close(const char *what, const float *got, const float *ref, size_t n,
+                    double rel_tol, const char *file, int line);
+#define CHECK_CLOSE(what, got, ref, n, tol) \
+    hsd_check_close(what, got, ref, n, tol, __FILE__, __LINE__)
+
+// Fills with uniform values in [-scale, scale) from a fixed-seed generator.
+void hsd_test_fill_uniform(float *x, size_t n, uint64_t seed, float scale);
+
+#endif
