@@ -480,6 +480,7 @@ void hsd_unet_free(struct hsd_unet *u) {
     free(u->mid_resnets);
     free_transformers(u->mid_attns, u->n_mid_attn);
     if (u->arena) u->be->ops->free(u->be, u->arena);
+    free(u->host_io);
     free(u);
 }
 

@@ -225,8 +225,7 @@ static enum hsd_status forward(struct fwd *f, float *out, const float *sample, c
     void *cx = act(f, (size_t)n * t_ctx * cfg->cross_attention_dim);
     if (!f->planning) {
         size_t hw = (size_t)h * w;
-        float *tmp = malloc((size_t)n * hw * cin * sizeof(float));
-        if (!tmp) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
+        float *tmp = u->host_io;
         for (int b = 0; b < n; b++)
             for (int c = 0; c < cin; c++)
                 for (size_t p = 0; p < hw; p++) {
@@ -235,7 +234,6 @@ static enum hsd_status forward(struct fwd *f, float *out, const float *sample, c
                     tmp[((size_t)b * hw + p) * cin + c] = cfg->center_input_sample ? 2 * v - 1 : v;
                 }
         s = be->ops->upload(be, x, tmp, (size_t)n * hw * cin);
-        free(tmp);
         if (!s) s = be->ops->upload(be, tb, t, (size_t)n);
         if (!s) s = be->ops->upload(be, cx, ctx, (size_t)n * t_ctx * cfg->cross_attention_dim);
         if (s) return s;
@@ -374,8 +372,7 @@ static enum hsd_status forward(struct fwd *f, float *out, const float *sample, c
         return s;
     if (f->planning) return HSD_OK;
     size_t hw = (size_t)h * w;
-    float *tmp = malloc((size_t)n * hw * cout * sizeof(float));
-    if (!tmp) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
+    float *tmp = u->host_io;
     s = be->ops->download(be, tmp, y, (size_t)n * hw * cout);
     if (!s) {
         for (int b = 0; b < n; b++)
@@ -383,7 +380,6 @@ static enum hsd_status forward(struct fwd *f, float *out, const float *sample, c
                 for (int k = 0; k < cout; k++)
                     out[((size_t)b * cout + k) * hw + p] = tmp[((size_t)b * hw + p) * cout + k];
     }
-    free(tmp);
     return s;
 }
 
@@ -416,6 +412,15 @@ enum hsd_status hsd_unet_forward(struct hsd_unet *u, float *out, const float *sa
             if (!u->arena)
                 return hsd_fail_context(HSD_ERR_NOMEM, "unet: activation arena of %zu MB: ",
                                         f.peak >> 20);
+        }
+        size_t io = (size_t)n * h * w *
+                    (u->cfg.in_channels > u->cfg.out_channels ? u->cfg.in_channels
+                                                              : u->cfg.out_channels);
+        if (io > u->host_io_cap) {
+            free(u->host_io);
+            u->host_io = malloc(io * sizeof(float));
+            u->host_io_cap = u->host_io ? io : 0;
+            if (!u->host_io) return hsd_fail(HSD_ERR_NOMEM, "unet: out of memory");
         }
         u->plan_n = n;
         u->plan_h = h;

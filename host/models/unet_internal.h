@@ -77,6 +77,8 @@ struct hsd_unet {
     size_t arena_cap;
     int plan_n, plan_h, plan_w, plan_t;
     double plan_flops;
+    float *host_io;                  // NCHW<->NHWC staging, sized with the arena
+    size_t host_io_cap;
 
     hsd_unet_probe_fn probe;
     void *probe_user;
