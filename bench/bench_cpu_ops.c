@@ -10,7 +10,8 @@
 // 8 MiB cache flush between them (not timed); the median is reported.
 // Output: one human line per configuration, then a JSON line.
 //
-// Run: build/tests/bench_cpu_ops [threads]   (default: every core)
+// Run: build/tests/bench_cpu_ops [threads [op]]   (threads 0: every core;
+//      op: only configurations of that op, e.g. attention)
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -229,6 +230,7 @@ static void bench_group_norm(struct hsd_backend *be, int n, int hw, int c_, int 
 
 int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 0;
+    const char *only = argc > 2 ? argv[2] : NULL;
     struct hsd_backend *be = NULL;
     if (hsd_backend_cpu_create(&be, threads) != HSD_OK) {
         fprintf(stderr, "bench_cpu_ops: cannot create the CPU backend\n");
@@ -262,21 +264,31 @@ int main(int argc, char **argv) {
            be->threads, g_peak_theory, g_peak_gemm);
 
     // SD1.5 U-Net, 64x64 latent, batch 2.
-    bench_conv(be, 2, 64, 320, 320, 3, 1);
-    bench_conv(be, 2, 32, 640, 640, 3, 1);
-    bench_conv(be, 2, 16, 1280, 1280, 3, 1);
-    bench_conv(be, 2, 8, 1280, 1280, 3, 1);
-    bench_conv(be, 2, 64, 320, 320, 3, 2);  // down_blocks[0] downsampler
-    bench_conv(be, 2, 32, 640, 320, 1, 1);  // conv_shortcut-like 1x1 (GEMM path)
-    bench_linear(be, 8192, 320, 320, 1);    // attn to_out at 64x64
-    bench_linear(be, 8192, 320, 320, 0);
-    bench_linear(be, 8192, 320, 2560, 0);   // GEGLU proj
-    bench_attention(be, 2, 8, 40, 4096, 4096);
-    bench_attention(be, 2, 8, 40, 4096, 77);
-    bench_attention(be, 2, 8, 80, 1024, 1024);
-    bench_attention(be, 2, 8, 160, 256, 256);
-    bench_group_norm(be, 2, 4096, 320, 32, 0);
-    bench_group_norm(be, 2, 4096, 320, 32, 1);
+#define WANT(op) (!only || strcmp(only, op) == 0)
+    if (WANT("conv2d")) {
+        bench_conv(be, 2, 64, 320, 320, 3, 1);
+        bench_conv(be, 2, 32, 640, 640, 3, 1);
+        bench_conv(be, 2, 16, 1280, 1280, 3, 1);
+        bench_conv(be, 2, 8, 1280, 1280, 3, 1);
+        bench_conv(be, 2, 64, 320, 320, 3, 2);  // down_blocks[0] downsampler
+        bench_conv(be, 2, 32, 640, 320, 1, 1);  // conv_shortcut-like 1x1 (GEMM path)
+    }
+    if (WANT("linear")) {
+        bench_linear(be, 8192, 320, 320, 1);  // attn to_out at 64x64
+        bench_linear(be, 8192, 320, 320, 0);
+        bench_linear(be, 8192, 320, 2560, 0);  // GEGLU proj
+    }
+    if (WANT("attention")) {
+        bench_attention(be, 2, 8, 40, 4096, 4096);
+        bench_attention(be, 2, 8, 40, 4096, 77);
+        bench_attention(be, 2, 8, 80, 1024, 1024);
+        bench_attention(be, 2, 8, 160, 256, 256);
+    }
+    if (WANT("group_norm")) {
+        bench_group_norm(be, 2, 4096, 320, 32, 0);
+        bench_group_norm(be, 2, 4096, 320, 32, 1);
+    }
+#undef WANT
     hsd_backend_destroy(be);
     return 0;
 }

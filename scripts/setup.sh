@@ -20,7 +20,7 @@ done
 
 pkgs=(build-essential cmake ninja-build pkg-config git
       libopenblas-openmp-dev libjansson-dev libpng-dev libnanomsg-dev libpcre2-dev
-      clang-14 libclang-rt-14-dev python3 python3-venv python3-pip)
+      clang-14 libclang-rt-14-dev libomp-14-dev python3 python3-venv python3-pip)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

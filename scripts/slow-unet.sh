@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 cfg=${1:-sd15}; work=${2:-build/slow}/$cfg
 py=${PYTHON:-.venv/bin/python}
 if [ ! -f "$work/io.safetensors" ]; then
+  mkdir -p "$work"
   echo "== making $cfg with diffusers (and timing its CPU forward)"
   "$py" tests/oracle/make_sd15_full.py "$work" --config "$cfg" | tee "$work.diffusers.json"
 fi

@@ -6,16 +6,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "models/unet.h"
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: hsd bench unet --model DIR|FILE [--batch N] [--height H] [--width W]\n"
-            "                      [--ctx-len L] [--threads T] [--repeats R] [--config FILE]\n\n"
+            "usage: hsd bench unet (--model DIR|FILE | --preset NAME) [--batch N] [--height H]\n"
+            "                      [--width W] [--ctx-len L] [--threads T] [--repeats R]\n"
+            "                      [--config FILE]\n\n"
+            "  --preset   a named configuration with random weights, no file needed:\n"
+            "             %s\n"
             "  H, W are latent sizes (default 64x64 = 512x512 images); L defaults to 77.\n"
-            "  One warm-up run, then the median of R (default 5) timed forwards.\n");
+            "  One warm-up run, then the median of R (default 5) timed forwards.\n",
+            hsd_unet_preset_names());
 }
 
 static double now_ms(void) {
@@ -38,21 +43,23 @@ static void fill(float *x, size_t n, unsigned seed) {
 }
 
 static int bench_unet(int argc, char **argv) {
-    const char *model = NULL, *config = NULL;
+    const char *model = NULL, *config = NULL, *preset = NULL;
     int n = 2, h = 64, w = 64, L = 77, threads = 0, repeats = 5;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"batch", required_argument, 0, 'b'},
         {"height", required_argument, 0, 'H'}, {"width", required_argument, 0, 'W'},
         {"ctx-len", required_argument, 0, 'L'}, {"threads", required_argument, 0, 't'},
         {"repeats", required_argument, 0, 'r'}, {"config", required_argument, 0, 'c'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+        {"preset", required_argument, 0, 'p'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:b:H:W:L:t:r:c:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:b:H:W:L:t:r:c:p:h", opts, NULL)) != -1) {
         int *dst = NULL, lo = 1, hi = 4096;
         switch (c) {
         case 'm': model = optarg; continue;
         case 'c': config = optarg; continue;
+        case 'p': preset = optarg; continue;
         case 'b': dst = &n; hi = 256; break;
         case 'H': dst = &h; break;
         case 'W': dst = &w; break;
@@ -65,12 +72,15 @@ static int bench_unet(int argc, char **argv) {
         if ((*dst = hsd_cli_parse_int("bench unet", argv[optind - 1], optarg, lo, hi)) < 0)
             return 2;
     }
-    if (!model || optind != argc) {
+    if (!model == !preset || optind != argc) {
+        fprintf(stderr, "hsd bench unet: give exactly one of --model and --preset\n");
         usage(stderr);
         return 2;
     }
     struct hsd_unet_source src;
-    if (hsd_unet_source_open(&src, model, config)) return hsd_cli_fail("bench unet");
+    if (preset ? hsd_unet_source_preset(&src, preset) : hsd_unet_source_open(&src, model, config))
+        return hsd_cli_fail("bench unet");
+    if (preset) model = preset;
     struct hsd_backend *be = NULL;
     struct hsd_unet *u = NULL;
     float *x = NULL, *t = NULL, *ctx = NULL, *out = NULL;
@@ -92,13 +102,15 @@ static int bench_unet(int argc, char **argv) {
     fill(ctx, nc, 2);
     for (int i = 0; i < n; i++) t[i] = (float)(999 - 40 * i % 1000);
     if (hsd_unet_forward(u, out, x, t, ctx, n, h, w, L)) goto fail;  // warm-up + planning
+    int tty = isatty(STDERR_FILENO);
     for (int r = 0; r < repeats; r++) {
         double t0 = now_ms();
         if (hsd_unet_forward(u, out, x, t, ctx, n, h, w, L)) goto fail;
         ms[r] = now_ms() - t0;
-        fprintf(stderr, "\rbench unet: run %d/%d %.1f ms", r + 1, repeats, ms[r]);
+        // Progress on a terminal only; logs and pipes get the result lines.
+        if (tty) fprintf(stderr, "\rbench unet: run %d/%d %.1f ms", r + 1, repeats, ms[r]);
     }
-    fprintf(stderr, "\n");
+    if (tty) fprintf(stderr, "\n");
     qsort(ms, (size_t)repeats, sizeof *ms, cmp_double);
     double med = ms[repeats / 2], gflop = hsd_unet_flops(u) / 1e9;
     struct hsd_unet_summary s;

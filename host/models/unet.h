@@ -29,6 +29,14 @@ enum hsd_status hsd_unet_source_open(struct hsd_unet_source *src, const char *pa
                                      const char *config_override);
 void hsd_unet_source_close(struct hsd_unet_source *src);
 
+// A source with no file: a named configuration ("sd15", "sd2-base",
+// "bksdm-base", "bksdm-small", "bksdm-tiny") and random weights
+// (hsd_unet_create fills them with PyTorch-default-scale values). For
+// benchmarks without multi-GB downloads.
+enum hsd_status hsd_unet_source_preset(struct hsd_unet_source *src, const char *name);
+// Comma-separated list of preset names, for help texts.
+const char *hsd_unet_preset_names(void);
+
 // Infers a config from diffusers-named U-Net weights (single-file loading).
 enum hsd_status hsd_unet_config_infer(struct hsd_unet_config *cfg, const struct hsd_weights *w);
 
@@ -43,7 +51,8 @@ struct hsd_unet_summary {
 
 struct hsd_unet;
 
-// Builds the model from `src` and uploads weights to `be`. With be == NULL
+// Builds the model from `src` (random weights when src->weights is NULL)
+// and uploads weights to `be`. With be == NULL
 // only checks every tensor against the config (for `hsd inspect`).
 enum hsd_status hsd_unet_create(struct hsd_unet **out, const struct hsd_unet_source *src,
                                 struct hsd_backend *be);

@@ -3,7 +3,9 @@
 // implies (widths that pruning may narrow are read from the file instead),
 // converted to fp32 and uploaded. Channel flow through the skip connections
 // is simulated so a mismatched file fails here, not mid-forward.
+#include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +22,47 @@ struct build {
     unsigned char *used;          // per weights entry
     float *tmp, *tmp2;            // conversion scratch
     size_t tmp_cap;
+    uint64_t rng;                 // random-weights mode (w == NULL)
 };
+
+// Random-weights mode: PyTorch's default init scale, U(-1/sqrt(fan_in),
+// 1/sqrt(fan_in)), so activations keep a realistic range for benchmarks;
+// norm scales are 1 and norm shifts 0 as in a fresh torch module.
+static void fill_random(struct build *b, float *x, int ndim, const int64_t *dims,
+                        const char *name) {
+    size_t count = 1, fan_in = 1;
+    for (int i = 0; i < ndim; i++) count *= (size_t)dims[i];
+    for (int i = 1; i < ndim; i++) fan_in *= (size_t)dims[i];
+    const char *dot = strrchr(name, '.');
+    int is_norm = strstr(name, "norm") != NULL && ndim == 1;
+    if (is_norm) {
+        float v = dot && !strcmp(dot, ".weight") ? 1.0f : 0.0f;
+        for (size_t i = 0; i < count; i++) x[i] = v;
+        return;
+    }
+    float scale = ndim > 1 ? 1.0f / sqrtf((float)fan_in) : 0.02f;
+    for (size_t i = 0; i < count; i++) {
+        uint64_t z = (b->rng += 0x9e3779b97f4a7c15ull);  // splitmix64
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        z ^= z >> 31;
+        x[i] = scale * (2.0f * (float)(z >> 40) / 16777216.0f - 1.0f);
+    }
+}
+
+static enum hsd_status grow_tmp(struct build *b, size_t count, const char *name) {
+    if (count <= b->tmp_cap) return HSD_OK;
+    free(b->tmp);
+    free(b->tmp2);
+    b->tmp = malloc(count * sizeof(float));
+    b->tmp2 = malloc(count * sizeof(float));
+    if (!b->tmp || !b->tmp2) {
+        b->tmp_cap = 0;
+        return hsd_fail(HSD_ERR_NOMEM, "%s: out of memory converting '%s'", b->path, name);
+    }
+    b->tmp_cap = count;
+    return HSD_OK;
+}
 
 static void shape_str(char *buf, size_t cap, int ndim, const int64_t *dims) {
     size_t o = (size_t)snprintf(buf, cap, "[");
@@ -65,6 +107,19 @@ static enum hsd_status upload(struct hsd_unet *u, void **dst, const float *src, 
 static enum hsd_status fetch(struct build *b, const char *name, int ndim, int64_t *dims,
                              int conv, const float **host) {
     *host = NULL;
+    if (!b->w) {
+        // Random weights with exactly the shapes the config implies.
+        size_t count = 1;
+        for (int i = 0; i < ndim; i++) count *= (size_t)dims[i];
+        b->u->summary.dtype = HSD_F32;
+        b->u->summary.params += (int64_t)count;
+        if (!b->u->be) return HSD_OK;
+        enum hsd_status s = grow_tmp(b, count, name);
+        if (s) return s;
+        fill_random(b, b->tmp, ndim, dims, name);
+        *host = b->tmp;
+        return HSD_OK;
+    }
     long idx = hsd_weights_find_index(b->w, name);
     if (idx < 0)
         return hsd_fail(HSD_ERR_NOT_FOUND, "%s: missing tensor '%s' (required by the config)",
@@ -94,17 +149,8 @@ static enum hsd_status fetch(struct build *b, const char *name, int ndim, int64_
     u->summary.params += t->numel;
     if (!u->be) return HSD_OK;
     size_t count = (size_t)t->numel;
-    if (count > b->tmp_cap) {
-        free(b->tmp);
-        free(b->tmp2);
-        b->tmp = malloc(count * sizeof(float));
-        b->tmp2 = malloc(count * sizeof(float));
-        if (!b->tmp || !b->tmp2) {
-            b->tmp_cap = 0;
-            return hsd_fail(HSD_ERR_NOMEM, "%s: out of memory converting '%s'", b->path, name);
-        }
-        b->tmp_cap = count;
-    }
+    enum hsd_status s = grow_tmp(b, count, name);
+    if (s) return s;
     hsd_convert_to_f32(b->tmp, t->data, t->dtype, count);
     *host = b->tmp;
     if (conv && ndim == 4 && (t->shape[2] != 1 || t->shape[3] != 1)) {
@@ -147,7 +193,7 @@ static enum hsd_status build_resnet(struct build *b, struct unet_resnet *r, cons
     struct hsd_unet *u = b->u;
     r->cin = cin;
     r->cout = cout;
-    int64_t c1[4] = {ANY, cin, 3, 3};
+    int64_t c1[4] = {b->w ? ANY : cout, cin, 3, 3};
     if ((s = get(b, &r->norm1_g, 1, D(cin), 0, "%s.norm1.weight", pre))) return s;
     if ((s = get(b, &r->norm1_b, 1, D(cin), 0, "%s.norm1.bias", pre))) return s;
     if ((s = get(b, &r->conv1_w, 4, c1, 1, "%s.conv1.weight", pre))) return s;
@@ -188,7 +234,7 @@ static enum hsd_status build_attention(struct build *b, struct unet_attention *a
     const struct hsd_st_tensor *tq;
     char name[256];
     snprintf(name, sizeof name, "%s.to_q.weight", pre);
-    tq = hsd_weights_find(b->w, name);
+    tq = b->w ? hsd_weights_find(b->w, name) : NULL;
     int64_t inner = tq && tq->ndim == 2 ? tq->shape[0] : dim;
     if (inner <= 0 || inner % a->head_dim || inner > dim)
         return hsd_fail(HSD_ERR_SHAPE,
@@ -403,7 +449,7 @@ static enum hsd_status build_all(struct build *b) {
 
     // A tensor the config does not explain means config and weights
     // disagree (e.g. a mid block in the file but not in config.json).
-    size_t n = hsd_weights_count(b->w), unused = 0;
+    size_t n = b->w ? hsd_weights_count(b->w) : 0, unused = 0;
     const char *first = NULL;
     for (size_t i = 0; i < n; i++)
         if (!b->used[i] && !unused++) first = hsd_weights_name_at(b->w, i);
@@ -446,8 +492,10 @@ enum hsd_status hsd_unet_create(struct hsd_unet **out, const struct hsd_unet_sou
     if (!u) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
     u->cfg = src->cfg;
     u->be = be;
-    struct build b = {.u = u, .w = src->weights, .path = hsd_weights_path(src->weights)};
-    b.used = calloc(hsd_weights_count(src->weights) + 1, 1);
+    struct build b = {.u = u, .w = src->weights,
+                      .path = src->weights ? hsd_weights_path(src->weights) : "(random weights)",
+                      .rng = 0x5eed};
+    b.used = calloc((src->weights ? hsd_weights_count(src->weights) : 0) + 1, 1);
     enum hsd_status s = b.used ? build_all(&b) : hsd_fail(HSD_ERR_NOMEM, "out of memory");
     free(b.used);
     free(b.tmp);

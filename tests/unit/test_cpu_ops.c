@@ -389,9 +389,9 @@ static void test_attention(int n, int heads, int d, int t_q, int t_kv, enum attn
 
 // ---- pointwise and copies -----------------------------------------------
 
-static void test_geglu(int m, int f) {
+static void test_geglu(int m, int f, float scale) {
     const size_t n_in = (size_t)m * 2 * f, n_out = (size_t)m * f;
-    float *in = host_uniform(n_in, 4.0f), *ref = malloc(n_out * sizeof *ref);
+    float *in = host_uniform(n_in, scale), *ref = malloc(n_out * sizeof *ref);
     for (int r = 0; r < m; r++)
         for (int j = 0; j < f; j++) {
             double hid = in[(size_t)r * 2 * f + j], g = in[(size_t)r * 2 * f + f + j];
@@ -402,8 +402,21 @@ static void test_geglu(int m, int f) {
     CHECK_OK(g_be->ops->geglu(g_be, &p));
     float *got = fetch(d_out, n_out);
     char what[64];
-    snprintf(what, sizeof what, "geglu %dx%d", m, f);
+    snprintf(what, sizeof what, "geglu %dx%d x%g", m, f, (double)scale);
     CHECK_CLOSE(what, got, ref, n_out, TOL_POINT);
+    // Per element, relative to |hidden * gate| (the size of the output
+    // before the Phi factor): catches a wrong tail where Phi is tiny, which
+    // the max|ref| bound above would not see.
+    double worst = 0;
+    size_t wi = 0;
+    for (size_t i = 0; i < n_out; i++) {
+        const size_t r = i / (size_t)f, j = i % (size_t)f;
+        double scale_i = fabs((double)in[r * 2 * f + j] * in[r * 2 * f + f + j]) + 1e-30;
+        double e = fabs((double)got[i] - ref[i]) / scale_i;
+        if (!(e <= worst)) worst = e, wi = i;
+    }
+    CHECKF(worst <= 1e-6, "%s: worst error %.3g x |hidden*gate| at %zu (got %g ref %g)", what,
+           worst, wi, (double)got[wi], (double)ref[wi]);
     free(got), free(in), free(ref);
     dev_free(d_in), dev_free(d_out);
 }
@@ -709,8 +722,9 @@ int main(void) {
     test_attention(2, 8, 40, 256, 77, ATTN_FUSED_KV, 0);  // SD1.5 cross at 16x16 tokens
     test_attention(1, 1, 80, 4096, 16, ATTN_SEPARATE, 3); // long t_q, short t_kv
 
-    test_geglu(7, 13);
-    test_geglu(64, 1280);
+    test_geglu(7, 13, 4.0f);
+    test_geglu(64, 1280, 4.0f);
+    test_geglu(33, 100, 16.0f);  // erfc tails, Phi underflow
     test_upsample(2, 3, 5, 7);
     test_upsample(1, 16, 16, 64);
     test_concat(9, 3, 5);

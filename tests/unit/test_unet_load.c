@@ -148,6 +148,38 @@ static void check_pruned_summary(void) {
     hsd_unet_source_close(&src);
 }
 
+// Presets build with the published parameter counts of the real models
+// (diffusers' num_parameters() of each unet: SD 1.5 859,520,964; SD 2-base
+// 865,910,724; BK-SDM-Base 579,384,964; BK-SDM-Small 482,346,884;
+// BK-SDM-Tiny 323,384,964).
+static void check_presets(void) {
+    static const struct {
+        const char *name;
+        long long params;
+        const char *variant;
+    } k[] = {{"sd15", 859520964LL, "SD1.x"},          {"sd2-base", 865910724LL, "SD2.x-base"},
+             {"bksdm-base", 579384964LL, "BK-SDM-Base"}, {"bksdm-small", 482346884LL, "BK-SDM-Small"},
+             {"bksdm-tiny", 323384964LL, "BK-SDM-Tiny"}};
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+        struct hsd_unet_source src;
+        CHECK_OK(hsd_unet_source_preset(&src, k[i].name));
+        struct hsd_unet *u = NULL;
+        CHECK_OK(hsd_unet_create(&u, &src, NULL));
+        if (!u) continue;
+        struct hsd_unet_summary s;
+        hsd_unet_get_summary(u, &s);
+        printf("preset %-12s %lld params, variant %s\n", k[i].name, (long long)s.params,
+               s.variant);
+        CHECKF(s.params == k[i].params, "%s: %lld params, want %lld", k[i].name,
+               (long long)s.params, k[i].params);
+        CHECKF(!strcmp(s.variant, k[i].variant), "%s: variant %s, want %s", k[i].name,
+               s.variant, k[i].variant);
+        hsd_unet_free(u);
+    }
+    struct hsd_unet_source src;
+    CHECK(hsd_unet_source_preset(&src, "sd99") == HSD_ERR_NOT_FOUND);
+}
+
 int main(void) {
     snprintf(g_src, sizeof g_src, "%s/unet/sd15_narrow", HSD_TEST_DATA);
     snprintf(g_tmp, sizeof g_tmp, "/tmp/hsd_test_unet_load_XXXXXX");
@@ -197,6 +229,7 @@ int main(void) {
 
     check_inference();
     check_pruned_summary();
+    check_presets();
 
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);

@@ -9,9 +9,17 @@
 // 1 / row sum (the same as normalising P first, R*d multiplies instead of
 // R*t_kv). Heads are read with their token strides (ldq/ldk/ldv/ldo), so no
 // copies or transposes. Tasks run in an OpenMP loop; OpenBLAS runs each
-// sgemm single-threaded inside it. R is chosen so S stays in L2.
+// sgemm single-threaded inside it. R: see k_score_tile_bytes.
 //
-// Test: ctest -R cpu_ops. Time: bench_cpu_ops (t=4096 d=40, cross t_kv=77).
+// Where the time goes (1 thread, t = 4096, d = 40, 8 heads, R = 256): q k^T
+// 128 ms (84 GFLOP/s: K = 40 is a short reduction for OpenBLAS), softmax
+// 72 ms (0.53 ns per score), p v 141 ms (76 GFLOP/s). At d = 40 a score
+// carries only 160 flops of GEMM, so the exp is a third of the time; d = 80
+// and 160 reach 55-63% of the FMA peak on 2 cores.
+// Rejected: R = 64 (1 MiB tile, in L2): 25% slower at t = 4096, the k/v
+// panels are repacked per task.
+//
+// Test: ctest -R cpu_ops. Time: bench_cpu_ops 0 attention.
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -19,19 +27,28 @@
 #include "backend/cpu/cpu_internal.h"
 #include "core/status.h"
 
-// Score tile budget per thread: half of a 2 MiB L2, leaving room for the
-// OpenBLAS packing buffers of k and v panels.
-static const size_t k_score_tile_bytes = (size_t)1 << 20;
-enum { k_min_rows = 16, k_max_rows = 256 };
+// Score tile budget per thread. Each task's two sgemms repack its k and v
+// panels ([t_kv, d] each), so more rows per task amortise that better; at
+// t = 4096, d = 40 (1 thread, 8 heads): 64 rows (1 MiB tile, in L2) 165+178
+// ms of GEMM, 256 rows (4 MiB, in L3) 135+144 ms: the packing costs more
+// than the L2 misses. 512+ rows measured no better (2 cores).
+static const size_t k_score_tile_bytes = (size_t)4 << 20;
+static const int k_min_rows = 16;
+// Enough tasks per thread for dynamic scheduling to even out the tail.
+static const long k_tasks_per_thread = 4;
 
-// Softmax of one score row in place; returns 1 / (sum of exponentials).
-static float softmax_row_unnormalised(float *restrict s, int t_kv) {
+// Softmax of one score row in place, without the final normalisation;
+// returns 1 / (sum of exponentials). n is a multiple of 16 (the row is
+// padded with -inf, whose exp is 0), so both loops run in whole AVX-512
+// vectors: with t_kv = 77 the scalar remainder of 13 elements made the
+// softmax 3.5x slower per element than at t_kv = 4096.
+static float softmax_row_unnormalised(float *restrict s, int n) {
     float mx = s[0];
 #pragma omp simd reduction(max : mx)
-    for (int j = 0; j < t_kv; j++) mx = s[j] > mx ? s[j] : mx;
+    for (int j = 0; j < n; j++) mx = s[j] > mx ? s[j] : mx;
     float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
-    for (int j = 0; j < t_kv; j++) {
+    for (int j = 0; j < n; j++) {
         float e = hsd_cpu_expf(s[j] - mx);
         s[j] = e;
         sum += e;
@@ -58,18 +75,29 @@ enum hsd_status hsd_cpu_attention(struct hsd_backend *be, const struct hsd_atten
     }
     if (!isfinite(p->scale)) return hsd_fail(HSD_ERR_INVALID_ARG, "attention: scale not finite");
 
-    const int t_kv = p->t_kv, d = p->d;
-    size_t rows = k_score_tile_bytes / ((size_t)t_kv * sizeof(float));
-    if (rows < (size_t)k_min_rows) rows = (size_t)k_min_rows;
-    if (rows > (size_t)k_max_rows) rows = (size_t)k_max_rows;
+    const int t_kv = p->t_kv, d = p->d, threads = be->threads;
+    // Rows per task: as many as the tile budget allows (all of t_q for
+    // cross attention with 77 keys), halved while there are too few tasks
+    // to keep every thread busy.
+    // Score rows padded to whole 64-byte lines (see softmax_row_unnormalised).
+    const int ld_s = (t_kv + 15) & ~15;
+    size_t rows = k_score_tile_bytes / ((size_t)ld_s * sizeof(float));
+
     if (rows > (size_t)p->t_q) rows = (size_t)p->t_q;
+    if (rows < (size_t)k_min_rows) rows = (size_t)k_min_rows;
+    while (rows > (size_t)k_min_rows &&
+           (long)p->n * p->heads * (long)((p->t_q + rows - 1) / rows) <
+               k_tasks_per_thread * threads) {
+        rows /= 2;
+    }
     const int R = (int)rows;
     const int blocks = (p->t_q + R - 1) / R;
     const long tasks = (long)p->n * p->heads * blocks;
-    const int threads = be->threads;
-    // One score tile per thread, padded to whole cache lines.
-    const size_t tile = ((size_t)R * t_kv + 15) & ~(size_t)15;
-    float *scratch = hsd_cpu_scratch(be, (size_t)threads * tile * sizeof(float));
+    // Per thread: a score tile [R, ld_s] then R row-sum reciprocals padded
+    // to whole cache lines.
+    const size_t tile = (size_t)R * ld_s;
+    const size_t sums = ((size_t)R + 15) & ~(size_t)15;
+    float *scratch = hsd_cpu_scratch(be, (size_t)threads * (tile + sums) * sizeof(float));
     if (!scratch) return hsd_fail_context(HSD_ERR_NOMEM, "attention: ");
 
     const float *q = p->q;  // [n, t_q, heads*d], stride ldq
@@ -83,16 +111,20 @@ enum hsd_status hsd_cpu_attention(struct hsd_backend *be, const struct hsd_atten
         const int b = (int)(task / blocks / p->heads);
         const int r0 = blk * R;
         const int nr = p->t_q - r0 < R ? p->t_q - r0 : R;
-        float *s = scratch + (size_t)omp_get_thread_num() * tile;  // [nr, t_kv]
+        float *s = scratch + (size_t)omp_get_thread_num() * (tile + sums);  // [nr, ld_s]
+        float *inv_sum = s + tile;                                           // [nr]
         const float *qb = q + ((size_t)b * p->t_q + r0) * p->ldq + (size_t)h * d;
         const float *kb = k + (size_t)b * t_kv * p->ldk + (size_t)h * d;
         const float *vb = v + (size_t)b * t_kv * p->ldv + (size_t)h * d;
         float *ob = out + ((size_t)b * p->t_q + r0) * p->ldo + (size_t)h * d;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, t_kv, d, p->scale, qb, p->ldq, kb,
-                    p->ldk, 0.0f, s, t_kv);
-        float inv_sum[k_max_rows];
-        for (int i = 0; i < nr; i++) inv_sum[i] = softmax_row_unnormalised(s + (size_t)i * t_kv, t_kv);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, d, t_kv, 1.0f, s, t_kv, vb,
+                    p->ldk, 0.0f, s, ld_s);
+        for (int i = 0; i < nr; i++) {
+            float *row = s + (size_t)i * ld_s;
+            for (int j = t_kv; j < ld_s; j++) row[j] = -INFINITY;
+            inv_sum[i] = softmax_row_unnormalised(row, ld_s);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, d, t_kv, 1.0f, s, ld_s, vb,
                     p->ldv, 0.0f, ob, p->ldo);
         for (int i = 0; i < nr; i++) {
             float *restrict o = ob + (size_t)i * p->ldo;

@@ -8,11 +8,21 @@
 #ifndef HSD_BACKEND_CPU_INTERNAL_H
 #define HSD_BACKEND_CPU_INTERNAL_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "backend/backend.h"
+
+// gcc tunes Intel AVX-512 targets for 256-bit vectors by default (to avoid
+// frequency drops on Skylake-SP); the backend's loops are long and uniform,
+// and 512-bit vectors make the exp-heavy ones (softmax, SiLU) ~20% faster
+// on Sapphire Rapids. Applies to every CPU backend file, which all include
+// this header after their system headers.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__AVX512F__)
+#pragma GCC target("prefer-vector-width=512")
+#endif
 
 // Backend-private state (be->impl). One scratch block reused by every op
 // (im2col columns, attention score tiles), grown on demand, so the step loop
@@ -51,40 +61,53 @@ enum hsd_status hsd_cpu_silu(struct hsd_backend *be, const struct hsd_eltwise_pa
 enum hsd_status hsd_cpu_timestep_embedding(struct hsd_backend *be,
                                            const struct hsd_timestep_embedding_params *p);
 
+// fmaf where the target has FMA (C99 FP_FAST_FMAF, set by -mfma/-march),
+// else a multiply and an add. The build is ISO C (-std=c11), where gcc does
+// not contract a * b + c on its own.
+#ifdef FP_FAST_FMAF
+#define HSD_CPU_FMAF(a, b, c) fmaf(a, b, c)
+#else
+#define HSD_CPU_FMAF(a, b, c) ((a) * (b) + (c))
+#endif
+
 // expf that gcc vectorises (glibc's expf is a call, so loops using it stay
-// scalar without -ffast-math). Cephes expf: Cody-Waite reduction by ln 2 and
-// a degree-6 minimax polynomial, about 1 ulp, the accuracy class of the
-// Sleef_expf*_u10 that PyTorch's vectorised CPU kernels use. Overflow gives
-// +inf, underflow denormals then 0, NaN stays NaN, as expf does: 2^n is
-// applied as two halves so each stays a normal float over the whole
-// clamped range n in [-149, 129].
+// scalar without -ffast-math). Cephes expf: Cody-Waite reduction by ln 2
+// and a degree-6 minimax polynomial, ~1 ulp, the accuracy class of the
+// Sleef_expf*_u10 behind PyTorch's vectorised CPU kernels. 2^n goes into
+// the exponent bits as 2^(n-1), then one multiply by 2, so results above
+// FLT_MAX become +inf exactly as expf does. NaN stays NaN. Differs from
+// expf only below x = -86, where it returns 0 for values < 4.5e-38 (softmax
+// and SiLU cannot see them).
 static inline float hsd_cpu_expf(float x) {
-    float xc = x > -103.0f ? x : -103.0f;  // exp(-103) < 2^-149: rounds to 0
-    xc = xc < 89.0f ? xc : 89.0f;          // exp(89) > FLT_MAX: becomes inf
-    // Round-to-nearest by the 1.5 * 2^23 trick: exact, and vectorises
-    // without SSE4.1 rounding instructions or -ffast-math.
+    float xc = x < -86.0f ? -86.0f : x;  // n >= -124: 2^(n-1) stays normal
+    xc = xc > 89.0f ? 89.0f : xc;        // exp(89) > FLT_MAX: still overflows
+    // Round-to-nearest by the 1.5 * 2^23 trick: t's low mantissa bits hold
+    // n as an integer, so no float-to-int conversion is needed.
     const float shifter = 12582912.0f;
-    const float n = (xc * 1.44269504088896341f + shifter) - shifter;
-    float r = xc - n * 0.693359375f;  // ln 2 split in a short high part...
-    r = r - n * -2.12194440e-4f;      // ...and the rest (Cephes C1, C2)
+    const float t = HSD_CPU_FMAF(xc, 1.44269504088896341f, shifter);
+    const float n = t - shifter;
+    float r = HSD_CPU_FMAF(n, -0.693359375f, xc);  // ln 2 in a short high part
+    r = HSD_CPU_FMAF(n, 2.12194440e-4f, r);        // and the rest (Cephes C1, C2)
     float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    const int32_t ni = (int32_t)n, n1 = ni / 2, n2 = ni - n1;
-    const int32_t e1 = (n1 + 127) << 23, e2 = (n2 + 127) << 23;
-    float s1, s2;
-    memcpy(&s1, &e1, sizeof s1);
-    memcpy(&s2, &e2, sizeof s2);
-    const float y = p * s1 * s2;
+    p = HSD_CPU_FMAF(p, r, 1.3981999507e-3f);
+    p = HSD_CPU_FMAF(p, r, 8.3334519073e-3f);
+    p = HSD_CPU_FMAF(p, r, 4.1665795894e-2f);
+    p = HSD_CPU_FMAF(p, r, 1.6666665459e-1f);
+    p = HSD_CPU_FMAF(p, r, 5.0000001201e-1f);
+    p = HSD_CPU_FMAF(p * r, r, r) + 1.0f;
+    uint32_t tb, pb;
+    memcpy(&tb, &t, sizeof tb);
+    memcpy(&pb, &p, sizeof pb);
+    pb += (tb - 0x4B400001u) << 23;  // n - 1 added to p's exponent
+    float y;
+    memcpy(&y, &pb, sizeof y);
+    y *= 2.0f;
+    y = x < -86.0f ? 0.0f : y;
     return x == x ? y : x;
 }
 
 // x * sigmoid(x) written as torch does, x / (1 + exp(-x)); like torch it
-// returns -0 once exp(-x) overflows (x < -88.7).
+// returns -0 once exp(-x) overflows (x < -88.72).
 static inline float hsd_cpu_silu1(float x) { return x / (1.0f + hsd_cpu_expf(-x)); }
 
 #endif
