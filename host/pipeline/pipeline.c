@@ -1,0 +1,344 @@
+// diffusers StableDiffusionPipeline.__call__ (pipeline_stable_diffusion.py)
+// on our components, plus Hybrid SD's U-Net switch at step k.
+#include "pipeline/pipeline.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "core/log.h"
+
+struct hsd_pipeline {
+    struct hsd_backend *be;
+    struct hsd_clip_tokenizer *tok;
+    struct hsd_clip_text *text;
+    struct hsd_noise_schedule sched;
+    struct hsd_unet_source src_large, src_edge;
+    struct hsd_unet *large, *edge;
+    struct hsd_vae *vae;
+    int ctx_dim;             // text encoder width = U-Net cross-attention width
+    int latent_c;            // U-Net in/out channels = VAE latent channels
+    int size_multiple;       // pixels: VAE scale * U-Net 2^(levels-1), both U-Nets
+    // Step scratch, grown on demand and kept (no allocation per step once warm).
+    float *x_in, *t_in, *ctx_in, *out;
+    size_t cap_rows, cap_lat;
+};
+
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+static int is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// --vae tiny: the first folder holding a TAESD next to the models.
+static enum hsd_status find_tiny_vae(char *out, size_t cap, const struct hsd_pipeline_config *c) {
+    const char *roots[2] = {c->edge_model, c->model};
+    for (int i = 0; i < 2; i++) {
+        if (!roots[i]) continue;
+        int n = snprintf(out, cap, "%s/vae_tiny", roots[i]);
+        if (n > 0 && (size_t)n < cap && is_dir(out)) return HSD_OK;
+    }
+    return hsd_fail(HSD_ERR_NOT_FOUND,
+                    "--vae tiny: no vae_tiny/ folder (a diffusers AutoencoderTiny) in %s%s%s; "
+                    "pass --vae DIR",
+                    c->edge_model ? c->edge_model : "", c->edge_model ? " or " : "", c->model);
+}
+
+static enum hsd_status check_unet(const struct hsd_pipeline *p, const struct hsd_unet *u,
+                                  const char *which, const char *path) {
+    const struct hsd_unet_config *c = hsd_unet_get_config(u);
+    if (c->cross_attention_dim != p->ctx_dim)
+        return hsd_fail(HSD_ERR_SHAPE,
+                        "%s U-Net %s: cross_attention_dim %d does not match the text encoder's "
+                        "width %d; these models cannot work together",
+                        which, path, c->cross_attention_dim, p->ctx_dim);
+    if (c->in_channels != p->latent_c || c->out_channels != p->latent_c)
+        return hsd_fail(HSD_ERR_SHAPE,
+                        "%s U-Net %s: %d in / %d out latent channels, expected %d (the large "
+                        "U-Net's and the VAE's); these models cannot work together",
+                        which, path, c->in_channels, c->out_channels, p->latent_c);
+    return HSD_OK;
+}
+
+enum hsd_status hsd_pipeline_load(struct hsd_pipeline **out, const struct hsd_pipeline_config *c) {
+    *out = NULL;
+    struct hsd_pipeline *p = calloc(1, sizeof *p);
+    if (!p) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
+    enum hsd_status s;
+    char vae_path[4096];
+    const char *vp = c->model;
+    if ((s = hsd_backend_cpu_create(&p->be, c->threads))) goto fail;
+    // Cheap files first, so a missing tokenizer or scheduler config fails
+    // before gigabytes of weights are read.
+    if ((s = hsd_clip_tokenizer_load(&p->tok, c->model))) goto fail;
+    if ((s = hsd_noise_schedule_load(&p->sched, c->model))) goto fail;
+    if ((s = hsd_unet_source_open(&p->src_large, c->model, NULL))) goto fail;
+    if (c->edge_model && (s = hsd_unet_source_open(&p->src_edge, c->edge_model, NULL))) goto fail;
+    if (c->vae && !strcmp(c->vae, "tiny")) {
+        if ((s = find_tiny_vae(vae_path, sizeof vae_path, c))) goto fail;
+        vp = vae_path;
+    } else if (c->vae && strcmp(c->vae, "full")) {
+        vp = c->vae;
+    }
+    if ((s = hsd_clip_text_load(&p->text, c->model, p->be))) goto fail;
+    p->ctx_dim = hsd_clip_text_get_config(p->text)->hidden_size;
+    if ((s = hsd_vae_load(&p->vae, vp, p->be))) goto fail;
+    p->latent_c = hsd_vae_latent_channels(p->vae);
+    if ((s = hsd_unet_create(&p->large, &p->src_large, p->be))) goto fail;
+    if ((s = check_unet(p, p->large, "large", c->model))) goto fail;
+    int mult = hsd_unet_size_multiple(p->large);
+    if (c->edge_model) {
+        if ((s = hsd_unet_create(&p->edge, &p->src_edge, p->be))) goto fail;
+        if ((s = check_unet(p, p->edge, "edge", c->edge_model))) goto fail;
+        int m2 = hsd_unet_size_multiple(p->edge);
+        if (m2 > mult) mult = m2;
+    }
+    p->size_multiple = mult * hsd_vae_scale(p->vae);
+    *out = p;
+    return HSD_OK;
+fail:
+    hsd_pipeline_free(p);
+    return s;
+}
+
+void hsd_pipeline_free(struct hsd_pipeline *p) {
+    if (!p) return;
+    hsd_unet_free(p->large);
+    hsd_unet_free(p->edge);
+    hsd_unet_source_close(&p->src_large);
+    hsd_unet_source_close(&p->src_edge);
+    hsd_vae_free(p->vae);
+    hsd_clip_text_free(p->text);
+    hsd_clip_tokenizer_free(p->tok);
+    hsd_backend_destroy(p->be);
+    free(p->x_in);
+    free(p->t_in);
+    free(p->ctx_in);
+    free(p->out);
+    free(p);
+}
+
+struct hsd_unet *hsd_pipeline_unet(struct hsd_pipeline *p, int edge) {
+    return edge ? p->edge : p->large;
+}
+struct hsd_backend *hsd_pipeline_backend(struct hsd_pipeline *p) { return p->be; }
+const struct hsd_noise_schedule *hsd_pipeline_schedule(const struct hsd_pipeline *p) {
+    return &p->sched;
+}
+
+enum hsd_status hsd_pipeline_validate(const struct hsd_pipeline *p, const struct hsd_gen_request *r) {
+    if (!r->prompt) return hsd_fail(HSD_ERR_INVALID_ARG, "no prompt given");
+    if (r->steps < 1 || r->steps > HSD_SAMPLER_MAX_STEPS)
+        return hsd_fail(HSD_ERR_INVALID_ARG, "steps must be in [1, %d], got %d",
+                        HSD_SAMPLER_MAX_STEPS, r->steps);
+    if (r->split < 0 || r->split > r->steps)
+        return hsd_fail(HSD_ERR_INVALID_ARG, "split k = %d must be in [0, steps = %d]", r->split,
+                        r->steps);
+    if (!p->edge && r->split != r->steps)
+        return hsd_fail(HSD_ERR_INVALID_ARG,
+                        "split k = %d needs an edge model (--edge-model) for steps k..N-1",
+                        r->split);
+    int m = p->size_multiple;
+    if (r->width < m || r->height < m || r->width % m || r->height % m || r->width > 4096 ||
+        r->height > 4096)
+        return hsd_fail(HSD_ERR_INVALID_ARG,
+                        "width and height must be multiples of %d (VAE scale x U-Net depth) in "
+                        "[%d, 4096], got %dx%d",
+                        m, m, r->width, r->height);
+    if (r->batch_count < 1 || r->batch_count > 64)
+        return hsd_fail(HSD_ERR_INVALID_ARG, "batch count must be in [1, 64], got %d",
+                        r->batch_count);
+    if (!(r->guidance_scale >= 0.0f && r->guidance_scale <= 100.0f))
+        return hsd_fail(HSD_ERR_INVALID_ARG, "guidance scale must be in [0, 100]");
+    if (r->clip_skip < 0 || r->clip_skip >= hsd_clip_text_get_config(p->text)->num_hidden_layers)
+        return hsd_fail(HSD_ERR_INVALID_ARG, "clip skip %d out of range", r->clip_skip);
+    if ((unsigned)r->sampler >= HSD_SAMPLER_COUNT)
+        return hsd_fail(HSD_ERR_INVALID_ARG, "unknown sampler");
+    // Tokenizing checks the prompts' UTF-8 (the tokenizer says where it breaks).
+    int32_t ids[HSD_TEXT_LEN];
+    int used;
+    enum hsd_status s = hsd_clip_tokenize(p->tok, r->prompt, strlen(r->prompt), ids, HSD_TEXT_LEN,
+                                          &used);
+    if (s) return hsd_fail_context(s, "prompt: ");
+    if (r->negative_prompt) {
+        s = hsd_clip_tokenize(p->tok, r->negative_prompt, strlen(r->negative_prompt), ids,
+                              HSD_TEXT_LEN, &used);
+        if (s) return hsd_fail_context(s, "negative prompt: ");
+    }
+    return HSD_OK;
+}
+
+enum hsd_status hsd_pipeline_encode_text(struct hsd_pipeline *p, float *out,
+                                         const char *const *prompts, int n_prompts,
+                                         int clip_skip) {
+    int32_t *ids = malloc((size_t)n_prompts * HSD_TEXT_LEN * sizeof *ids);
+    if (!ids) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
+    enum hsd_status s = HSD_OK;
+    for (int i = 0; i < n_prompts && !s; i++) {
+        int used;
+        s = hsd_clip_tokenize(p->tok, prompts[i], strlen(prompts[i]), ids + i * HSD_TEXT_LEN,
+                              HSD_TEXT_LEN, &used);
+    }
+    if (!s) s = hsd_clip_text_forward(p->text, out, ids, n_prompts, HSD_TEXT_LEN, clip_skip);
+    free(ids);
+    return s;
+}
+
+static enum hsd_status grow(struct hsd_pipeline *p, size_t rows, size_t lat) {
+    if (rows <= p->cap_rows && lat <= p->cap_lat) return HSD_OK;
+    if (rows < p->cap_rows) rows = p->cap_rows;
+    if (lat < p->cap_lat) lat = p->cap_lat;
+    free(p->x_in);
+    free(p->t_in);
+    free(p->ctx_in);
+    free(p->out);
+    p->x_in = malloc(rows * lat * sizeof(float));
+    p->out = malloc(rows * lat * sizeof(float));
+    p->t_in = malloc(rows * sizeof(float));
+    p->ctx_in = malloc(rows * HSD_TEXT_LEN * (size_t)p->ctx_dim * sizeof(float));
+    p->cap_rows = p->cap_lat = 0;
+    if (!p->x_in || !p->out || !p->t_in || !p->ctx_in)
+        return hsd_fail(HSD_ERR_NOMEM, "out of memory for a batch of %zu", rows);
+    p->cap_rows = rows;
+    p->cap_lat = lat;
+    return HSD_OK;
+}
+
+enum hsd_status hsd_pipeline_denoise_step(struct hsd_pipeline *p, struct hsd_unet *unet,
+                                          struct hsd_denoise_item *items, int n, int h, int w) {
+    size_t lat = (size_t)p->latent_c * h * w, ctx = (size_t)HSD_TEXT_LEN * p->ctx_dim;
+    int n_uncond = 0;
+    for (int i = 0; i < n; i++) n_uncond += items[i].uncond != NULL;
+    int rows = n + n_uncond;
+    enum hsd_status s = grow(p, (size_t)rows, lat);
+    if (s) return s;
+    // Rows: unconditional passes first, then conditional, as diffusers'
+    // torch.cat([latents] * 2) with prompt_embeds = cat([negative, positive]).
+    int r = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < n; i++) {
+            const float *c = pass == 0 ? items[i].uncond : items[i].cond;
+            if (!c) continue;
+            hsd_sampler_scale_model_input(items[i].sampler, p->x_in + r * lat, items[i].latent);
+            p->t_in[r] = hsd_sampler_timestep(items[i].sampler);
+            memcpy(p->ctx_in + r * ctx, c, ctx * sizeof(float));
+            r++;
+        }
+    }
+    s = hsd_unet_forward(unet, p->out, p->x_in, p->t_in, p->ctx_in, rows, h, w, HSD_TEXT_LEN);
+    if (s) return s;
+    int ru = 0, rc = n_uncond;
+    for (int i = 0; i < n; i++) {
+        float *cond = p->out + (size_t)rc++ * lat;
+        if (items[i].uncond) {
+            // noise_pred_uncond + guidance_scale * (noise_pred_text - noise_pred_uncond)
+            const float *un = p->out + (size_t)ru++ * lat;
+            float g = items[i].guidance_scale;
+            for (size_t j = 0; j < lat; j++) cond[j] = un[j] + g * (cond[j] - un[j]);
+        }
+        if ((s = hsd_sampler_step(items[i].sampler, items[i].latent, cond))) return s;
+    }
+    return HSD_OK;
+}
+
+enum hsd_status hsd_pipeline_decode(struct hsd_pipeline *p, float *image, const float *latent,
+                                    int n, int h, int w) {
+    size_t count = (size_t)n * p->latent_c * h * w;
+    float *z = malloc(count * sizeof *z);
+    if (!z) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
+    // diffusers: vae.decode(latents / scaling_factor) (+ shift_factor where
+    // the VAE has one; SD 1.x/2.x have none).
+    float sf = hsd_vae_scaling_factor(p->vae), sh = hsd_vae_shift_factor(p->vae);
+    for (size_t i = 0; i < count; i++) z[i] = latent[i] / sf + sh;
+    enum hsd_status s = hsd_vae_decode(p->vae, image, z, n, h, w);
+    free(z);
+    return s;
+}
+
+void hsd_pipeline_to_rgb(uint8_t *rgb, const float *image, int n, int H, int W) {
+    size_t hw = (size_t)H * W;
+    for (int b = 0; b < n; b++)
+        for (int c = 0; c < 3; c++)
+            for (size_t q = 0; q < hw; q++) {
+                // (image / 2 + 0.5).clamp(0, 1), then (x * 255).round() in
+                // float32 numpy: round half to even, as nearbyintf does.
+                float v = image[((size_t)b * 3 + c) * hw + q] / 2 + 0.5f;
+                v = v < 0 ? 0 : v > 1 ? 1 : v;
+                rgb[((size_t)b * hw + q) * 3 + c] = (uint8_t)nearbyintf(v * 255.0f);
+            }
+}
+
+enum hsd_status hsd_pipeline_generate(struct hsd_pipeline *p, const struct hsd_gen_request *r,
+                                      uint8_t *rgb, float *image, float *latent_out,
+                                      struct hsd_gen_timing *timing, hsd_progress_fn progress,
+                                      void *user) {
+    enum hsd_status s = hsd_pipeline_validate(p, r);
+    if (s) return s;
+    int B = r->batch_count, scale = hsd_vae_scale(p->vae);
+    int h = r->height / scale, w = r->width / scale;
+    size_t lat = (size_t)p->latent_c * h * w, ctx = (size_t)HSD_TEXT_LEN * p->ctx_dim;
+    int cfg = r->guidance_scale > 1.0f;  // diffusers: do_classifier_free_guidance
+    float *emb = malloc(2 * ctx * sizeof *emb);
+    float *latents = malloc((size_t)B * lat * sizeof *latents);
+    struct hsd_sampler *samplers = calloc((size_t)B, sizeof *samplers);
+    struct hsd_denoise_item *items = calloc((size_t)B, sizeof *items);
+    float *img = image ? image : malloc((size_t)B * 3 * r->height * r->width * sizeof *img);
+    if (!emb || !latents || !samplers || !items || !img) {
+        s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    double t0 = now_ms();
+    const char *texts[2] = {r->negative_prompt ? r->negative_prompt : "", r->prompt};
+    // One text-encoder batch: [negative, positive] (or the positive alone).
+    if ((s = hsd_pipeline_encode_text(p, emb, cfg ? texts : texts + 1, cfg ? 2 : 1,
+                                      r->clip_skip)))
+        goto done;
+    if (timing) timing->text_ms = now_ms() - t0;
+    for (int i = 0; i < B; i++) {
+        // prepare_latents with one generator per image: torch.randn(shape,
+        // generator=Generator().manual_seed(seed + i)) * init_noise_sigma.
+        struct hsd_torch_rng rng;
+        hsd_torch_rng_seed(&rng, r->seed + (uint64_t)i);
+        float *x = latents + (size_t)i * lat;
+        hsd_torch_randn(&rng, x, lat);
+        if ((s = hsd_sampler_init(&samplers[i], r->sampler, &p->sched, r->steps, lat, &rng)))
+            goto done;
+        float sigma = hsd_sampler_init_noise_sigma(&samplers[i]);
+        for (size_t j = 0; j < lat; j++) x[j] *= sigma;
+        items[i] = (struct hsd_denoise_item){x, &samplers[i], cfg ? emb + ctx : emb,
+                                             cfg ? emb : NULL, r->guidance_scale};
+    }
+    for (int step = 0; step < r->steps; step++) {
+        double ts = now_ms();
+        float t_step = hsd_sampler_timestep(&samplers[0]);
+        struct hsd_unet *u = step < r->split ? p->large : p->edge;
+        if ((s = hsd_pipeline_denoise_step(p, u, items, B, h, w))) goto done;
+        double ms = now_ms() - ts;
+        if (timing && timing->step_ms) timing->step_ms[step] = ms;
+        HSD_DEBUG("step %d/%d (%s U-Net, t=%g): %.1f ms", step + 1, r->steps,
+                  step < r->split ? "large" : "edge", (double)t_step, ms);
+        if (progress) progress(user, step + 1, r->steps);
+    }
+    if (latent_out) memcpy(latent_out, latents, (size_t)B * lat * sizeof *latents);
+    t0 = now_ms();
+    if ((s = hsd_pipeline_decode(p, img, latents, B, h, w))) goto done;
+    if (timing) timing->decode_ms = now_ms() - t0;
+    if (rgb) hsd_pipeline_to_rgb(rgb, img, B, r->height, r->width);
+done:
+    if (samplers)
+        for (int i = 0; i < B; i++) hsd_sampler_free(&samplers[i]);
+    free(samplers);
+    free(items);
+    free(emb);
+    free(latents);
+    if (img != image) free(img);
+    return s;
+}

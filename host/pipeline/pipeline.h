@@ -1,0 +1,104 @@
+// Text -> image (diffusers StableDiffusionPipeline.__call__), and Hybrid
+// SD's split in one process: steps 0..k-1 with the large U-Net, k..N-1 with
+// the small (edge) one, one sampler state carried across, tokenizer and
+// text encoder from the large model as the paper's reference code does.
+//
+// The stages are separate functions so the cloud service (scheduler/) can
+// run the same denoising step over requests batched at different steps.
+#ifndef HSD_PIPELINE_H
+#define HSD_PIPELINE_H
+
+#include <stdint.h>
+
+#include "backend/backend.h"
+#include "models/clip_text.h"
+#include "models/unet.h"
+#include "models/vae.h"
+#include "sampling/sampler.h"
+#include "text/clip_tokenizer.h"
+
+#define HSD_TEXT_LEN 77  // CLIP context length of SD 1.x/2.x
+
+struct hsd_pipeline_config {
+    const char *model;       // large (or only) model: diffusers pipeline root
+    const char *edge_model;  // small U-Net for steps k..N-1 (root or unet folder); NULL: none
+    const char *vae;         // NULL or "full": <model>/vae; "tiny": a TAESD (see README); or a folder
+    int threads;             // CPU threads; <= 0: every core
+};
+
+struct hsd_gen_request {
+    const char *prompt;
+    const char *negative_prompt;  // NULL = ""
+    float guidance_scale;         // CFG; <= 1 disables the unconditional pass (diffusers)
+    int steps;                    // N, 1..1000
+    int split;                    // k: steps on the large U-Net; N when there is no edge model
+    enum hsd_sampler_kind sampler;
+    int width, height;            // pixels
+    uint64_t seed;                // image i uses torch.Generator().manual_seed(seed + i)
+    int batch_count;              // images, 1..64
+    int clip_skip;                // 0 = last layer
+};
+
+struct hsd_gen_timing {
+    double text_ms;
+    double *step_ms;  // [steps], caller-provided or NULL
+    double decode_ms;
+};
+
+typedef void (*hsd_progress_fn)(void *user, int done, int total);
+
+struct hsd_pipeline;
+
+// Loads every component and checks they fit together (latent channels,
+// cross-attention width = text encoder width, VAE latent channels) before
+// any compute. Errors name the component and the file.
+enum hsd_status hsd_pipeline_load(struct hsd_pipeline **out, const struct hsd_pipeline_config *cfg);
+void hsd_pipeline_free(struct hsd_pipeline *p);
+
+// Checks a request against the loaded models (sizes, steps, split, prompt
+// encoding) without computing anything.
+enum hsd_status hsd_pipeline_validate(const struct hsd_pipeline *p, const struct hsd_gen_request *r);
+
+// Runs the request. rgb: [batch_count, height, width, 3] bytes, as
+// diffusers' postprocess gives them ((x/2+0.5).clamp(0,1)*255, rounded);
+// image (may be NULL): [batch_count, 3, height, width] floats before that
+// mapping (vae.decode output); latent_out (may be NULL): the final latents
+// [batch_count, C, height/8, width/8].
+enum hsd_status hsd_pipeline_generate(struct hsd_pipeline *p, const struct hsd_gen_request *r,
+                                      uint8_t *rgb, float *image, float *latent_out,
+                                      struct hsd_gen_timing *timing, hsd_progress_fn progress,
+                                      void *user);
+
+// ---- stages (used by generate and by the service) ----
+
+// cond/uncond [n_prompts, 77, C]: last hidden states of the text encoder.
+enum hsd_status hsd_pipeline_encode_text(struct hsd_pipeline *p, float *out,
+                                         const char *const *prompts, int n_prompts,
+                                         int clip_skip);
+
+// One request's denoising state.
+struct hsd_denoise_item {
+    float *latent;            // [C, h, w] in/out
+    struct hsd_sampler *sampler;
+    const float *cond;        // [77, C_ctx]
+    const float *uncond;      // [77, C_ctx] or NULL when guidance is off
+    float guidance_scale;
+};
+
+// One step for every item (each at its own sampler step), in one U-Net
+// call: the batch holds [uncond rows..., cond rows...] like diffusers'
+// torch.cat([latents] * 2).
+enum hsd_status hsd_pipeline_denoise_step(struct hsd_pipeline *p, struct hsd_unet *unet,
+                                          struct hsd_denoise_item *items, int n, int h, int w);
+
+struct hsd_unet *hsd_pipeline_unet(struct hsd_pipeline *p, int edge);
+struct hsd_backend *hsd_pipeline_backend(struct hsd_pipeline *p);
+const struct hsd_noise_schedule *hsd_pipeline_schedule(const struct hsd_pipeline *p);
+
+// latent [n, C, h, w] (already denoised) -> image [n, 3, 8h, 8w].
+enum hsd_status hsd_pipeline_decode(struct hsd_pipeline *p, float *image, const float *latent,
+                                    int n, int h, int w);
+// diffusers VaeImageProcessor.postprocess to uint8 HWC.
+void hsd_pipeline_to_rgb(uint8_t *rgb, const float *image, int n, int H, int W);
+
+#endif
