@@ -16,4 +16,11 @@ if(HSD_FUZZ)
   endfunction()
   hsd_add_fuzzer(fuzz_safetensors safetensors)
   hsd_add_fuzzer(fuzz_unet_config unet_config)
+  hsd_add_fuzzer(fuzz_sampler_state sampler_state)
+  hsd_add_fuzzer(fuzz_tokenizer tokenizer)
+  # The tokenizer harness needs OpenAI's vocab (same cache variable as
+  # tests/text.cmake, which is included after this file).
+  set(HSD_CLIP_BPE_GZ "${CMAKE_SOURCE_DIR}/../shared/assets/clip_bpe_simple_vocab_16e6.txt.gz"
+      CACHE FILEPATH "OpenAI's bpe_simple_vocab_16e6.txt.gz (tokenizer test and fuzzer)")
+  target_compile_definitions(fuzz_tokenizer PRIVATE HSD_CLIP_BPE_GZ="${HSD_CLIP_BPE_GZ}")
 endif()

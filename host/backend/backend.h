@@ -27,14 +27,20 @@ extern "C" {
 
 // out[n, ho, wo, co] = conv(in[n, h, w, ci], weight[co, kh, kw, ci]) + bias[co]
 //                      (+ residual[n, ho, wo, co])
-// ho = (h + 2*pad - kh) / stride + 1 (likewise wo). Zero padding.
+// ho = (h + 2*pad + pad_bottom - kh) / stride + 1 (likewise wo with
+// pad_right). Zero padding.
 struct hsd_conv2d_params {
     void *out;             // [n, ho, wo, co]
     const void *in;        // [n, h, w, ci]
     const void *weight;    // [co, kh, kw, ci]
     const void *bias;      // [co] or NULL
-    const void *residual;  // [n, ho, wo, co] or NULL; may alias nothing else
+    const void *residual;  // [n, ho, wo, co] or NULL; may be `out` itself (in place:
+                           // the VAE's ResNets), may alias nothing else
     int n, h, w, ci, co, kh, kw, stride, pad;
+    // Extra zero rows below / columns right of the image, on top of `pad`:
+    // diffusers Downsample2D(padding=0) pads (0, 1, 0, 1) before its
+    // stride-2 conv (the VAE encoder). 0 when zero-initialised.
+    int pad_bottom, pad_right;
 };
 
 // out[m, n_out] = in[m, k] * weight[n_out, k]^T + bias (+ residual[m, n_out]).
@@ -44,7 +50,7 @@ struct hsd_linear_params {
     const void *in;        // [m, k]
     const void *weight;    // [n_out, k] (PyTorch nn.Linear layout)
     const void *bias;      // [n_out] or NULL
-    const void *residual;  // [m, n_out] or NULL
+    const void *residual;  // [m, n_out] or NULL; may be `out` itself (in place)
     int m, k, n_out;
 };
 
@@ -73,6 +79,9 @@ struct hsd_layer_norm_params {
 // Multi-head attention core: out = softmax(scale * q k^T) v per (sample,
 // head), fp32 softmax. Heads are read with strides straight from the
 // projections: head h of token t of sample b is at q + (b*t_q + t)*ldq + h*d.
+// causal = 1 (needs t_q == t_kv): query i attends keys 0..i only, the
+// scores of keys j > i being -inf before the softmax (transformers' additive
+// causal mask in CLIPTextModel; its large negative value also gives exp 0).
 struct hsd_attention_params {
     void *out;             // [n, t_q, heads*d], token stride ldo
     const void *q;         // [n, t_q, heads*d], token stride ldq
@@ -81,6 +90,7 @@ struct hsd_attention_params {
     int n, heads, d, t_q, t_kv;
     int ldq, ldk, ldv, ldo;
     float scale;           // usually 1/sqrt(d)
+    int causal;            // 0: every key; 1: keys 0..i for query i (CLIP text)
 };
 
 // diffusers GEGLU after its projection: in = [hidden | gate] along the last
@@ -113,12 +123,25 @@ struct hsd_add_bias_params {
     int n, p, c;
 };
 
-// out = a + b elementwise, or out = silu(in) (b ignored) for op silu.
+// out = a + b elementwise, or out = silu(a) / relu(a) (b ignored) for ops
+// silu and relu; gelu: exact erf form a * Phi(a) (torch
+// F.gelu(approximate="none"), transformers ACT2FN["gelu"], CLIP in SD 2.x);
+// quick_gelu: a * sigmoid(1.702 a) (transformers QuickGELUActivation, CLIP in
+// SD 1.x).
 struct hsd_eltwise_params {
     void *out;             // [count]
     const void *a;         // [count]
     const void *b;         // [count] (add only)
     size_t count;
+};
+
+// out = limit * tanh(in / limit): a smooth clamp to (-limit, limit)
+// (diffusers DecoderTiny: torch.tanh(x / 3) * 3 on the latent).
+struct hsd_tanh_clamp_params {
+    void *out;             // [count], may be in (in place)
+    const void *in;        // [count]
+    size_t count;
+    float limit;           // > 0
 };
 
 // Sinusoidal timestep embedding, diffusers embeddings.get_timestep_embedding:
@@ -159,6 +182,11 @@ struct hsd_backend_ops {
     enum hsd_status (*add_bias)(struct hsd_backend *be, const struct hsd_add_bias_params *p);
     enum hsd_status (*add)(struct hsd_backend *be, const struct hsd_eltwise_params *p);
     enum hsd_status (*silu)(struct hsd_backend *be, const struct hsd_eltwise_params *p);
+    enum hsd_status (*gelu)(struct hsd_backend *be, const struct hsd_eltwise_params *p);
+    enum hsd_status (*quick_gelu)(struct hsd_backend *be, const struct hsd_eltwise_params *p);
+    // torch.relu: max(a, 0), NaN propagated (the TAESD blocks).
+    enum hsd_status (*relu)(struct hsd_backend *be, const struct hsd_eltwise_params *p);
+    enum hsd_status (*tanh_clamp)(struct hsd_backend *be, const struct hsd_tanh_clamp_params *p);
     enum hsd_status (*timestep_embedding)(struct hsd_backend *be,
                                           const struct hsd_timestep_embedding_params *p);
 };

@@ -3,10 +3,14 @@
 #ifndef HSD_CLI_H
 #define HSD_CLI_H
 
+int hsd_cmd_generate(int argc, char **argv);
 int hsd_cmd_run_unet(int argc, char **argv);
+int hsd_cmd_run_vae(int argc, char **argv);
+int hsd_cmd_run_text(int argc, char **argv);
 int hsd_cmd_inspect(int argc, char **argv);
 int hsd_cmd_bench(int argc, char **argv);
 int hsd_cmd_devices(int argc, char **argv);
+int hsd_cmd_tokenize(int argc, char **argv);
 
 // Prints "hsd <cmd>: <message>" for a failed status and returns 1.
 int hsd_cli_fail(const char *cmd);

@@ -13,10 +13,14 @@ static const struct {
     int (*fn)(int, char **);
     const char *help;
 } k_cmds[] = {
+    {"generate", hsd_cmd_generate, "text -> PNG, full model or hybrid (--edge-model, --split k)"},
     {"run-unet", hsd_cmd_run_unet, "one U-Net forward pass on tensors from a .safetensors file"},
+    {"run-vae", hsd_cmd_run_vae, "VAE decode or encode of a tensor from a .safetensors file"},
+    {"run-text", hsd_cmd_run_text, "one CLIP text encoder forward pass on token ids"},
     {"inspect", hsd_cmd_inspect, "what a model folder or checkpoint holds"},
     {"bench", hsd_cmd_bench, "benchmarks (bench unet)"},
     {"devices", hsd_cmd_devices, "list GPUs usable by the CUDA backend"},
+    {"tokenize", hsd_cmd_tokenize, "CLIP token ids of a prompt, as the text encoder gets them"},
 };
 
 static void usage(FILE *f) {

@@ -4,6 +4,7 @@
 #ifndef HSD_MODELS_CLIP_TEXT_H
 #define HSD_MODELS_CLIP_TEXT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "backend/backend.h"
@@ -30,8 +31,27 @@ const struct hsd_clip_text_config *hsd_clip_text_get_config(const struct hsd_cli
 // out [n, L, hidden] = last_hidden_state for ids [n, L] (L <= max positions).
 // clip_skip = 0: the last layer (what SD pipelines use); clip_skip = k > 0:
 // the output of layer (num_layers - k), then the final layer norm, as
-// diffusers' StableDiffusionPipeline does with clip_skip = k.
+// diffusers' StableDiffusionPipeline does with clip_skip = k (0 <= k <=
+// num_layers; layer 0 is the embeddings). Ids outside [0, vocab_size), or
+// n, L, clip_skip out of range, fail with HSD_ERR_INVALID_ARG before any
+// work. Activation memory is planned once per (n, L) and reused.
 enum hsd_status hsd_clip_text_forward(struct hsd_clip_text *m, float *out, const int32_t *ids,
                                       int n, int L, int clip_skip);
+
+// Parses text_encoder/config.json bytes (need not be NUL-terminated) with
+// transformers CLIPTextConfig's defaults; `label` names the file in
+// messages. hidden_act other than "quick_gelu"/"gelu", model_type other than
+// "clip_text_model" or architectures other than CLIPTextModel[WithProjection]
+// fail with HSD_ERR_UNSUPPORTED naming the key.
+enum hsd_status hsd_clip_text_config_parse(struct hsd_clip_text_config *cfg, const char *json,
+                                           size_t len, const char *label);
+enum hsd_status hsd_clip_text_config_load(struct hsd_clip_text_config *cfg, const char *path);
+
+// Debug/test hook: called during a forward with the backend buffer [n, L, c]
+// of "hidden.<i>": i = 0 the embeddings, i = 1..num_layers - clip_skip the
+// output of encoder layer i (transformers' output_hidden_states[i]).
+typedef void (*hsd_clip_text_probe_fn)(void *user, const char *name, const void *buf, int n,
+                                       int L, int c);
+void hsd_clip_text_set_probe(struct hsd_clip_text *m, hsd_clip_text_probe_fn fn, void *user);
 
 #endif

@@ -13,213 +13,44 @@
 #include "core/assert.h"
 #include "models/unet_internal.h"
 
-#define ANY (-1)
+#define D HSD_DIMS
 
+// Weight lookup, conversion and upload are models/loader.c's (shared with
+// the VAEs); this file adds the U-Net's structure on top.
 struct build {
     struct hsd_unet *u;
-    const struct hsd_weights *w;
-    const char *path;             // weights file, for messages
-    unsigned char *used;          // per weights entry
-    float *tmp, *tmp2;            // conversion scratch
-    size_t tmp_cap;
-    uint64_t rng;                 // random-weights mode (w == NULL)
+    struct hsd_loader ld;
 };
 
-// Random-weights mode: PyTorch's default init scale, U(-1/sqrt(fan_in),
-// 1/sqrt(fan_in)), so activations keep a realistic range for benchmarks;
-// norm scales are 1 and norm shifts 0 as in a fresh torch module.
-static void fill_random(struct build *b, float *x, int ndim, const int64_t *dims,
-                        const char *name) {
-    size_t count = 1, fan_in = 1;
-    for (int i = 0; i < ndim; i++) count *= (size_t)dims[i];
-    for (int i = 1; i < ndim; i++) fan_in *= (size_t)dims[i];
-    const char *dot = strrchr(name, '.');
-    int is_norm = strstr(name, "norm") != NULL && ndim == 1;
-    if (is_norm) {
-        float v = dot && !strcmp(dot, ".weight") ? 1.0f : 0.0f;
-        for (size_t i = 0; i < count; i++) x[i] = v;
-        return;
-    }
-    float scale = ndim > 1 ? 1.0f / sqrtf((float)fan_in) : 0.02f;
-    for (size_t i = 0; i < count; i++) {
-        uint64_t z = (b->rng += 0x9e3779b97f4a7c15ull);  // splitmix64
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        z ^= z >> 31;
-        x[i] = scale * (2.0f * (float)(z >> 40) / 16777216.0f - 1.0f);
-    }
-}
-
-static enum hsd_status grow_tmp(struct build *b, size_t count, const char *name) {
-    if (count <= b->tmp_cap) return HSD_OK;
-    free(b->tmp);
-    free(b->tmp2);
-    b->tmp = malloc(count * sizeof(float));
-    b->tmp2 = malloc(count * sizeof(float));
-    if (!b->tmp || !b->tmp2) {
-        b->tmp_cap = 0;
-        return hsd_fail(HSD_ERR_NOMEM, "%s: out of memory converting '%s'", b->path, name);
-    }
-    b->tmp_cap = count;
-    return HSD_OK;
-}
-
-static void shape_str(char *buf, size_t cap, int ndim, const int64_t *dims) {
-    size_t o = (size_t)snprintf(buf, cap, "[");
-    for (int i = 0; i < ndim && o < cap; i++) {
-        const char *sep = i ? ", " : "";
-        if (dims[i] == ANY) o += (size_t)snprintf(buf + o, cap - o, "%s*", sep);
-        else o += (size_t)snprintf(buf + o, cap - o, "%s%lld", sep, (long long)dims[i]);
-    }
-    if (o < cap) snprintf(buf + o, cap - o, "]");
-}
-
-static enum hsd_status keep_buf(struct hsd_unet *u, void *p) {
-    if (u->n_bufs == u->cap_bufs) {
-        size_t cap = u->cap_bufs ? 2 * u->cap_bufs : 256;
-        void **nb = realloc(u->bufs, cap * sizeof *nb);
-        if (!nb) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
-        u->bufs = nb;
-        u->cap_bufs = cap;
-    }
-    u->bufs[u->n_bufs++] = p;
-    return HSD_OK;
-}
-
-// Uploads host floats into a new backend buffer kept by the model.
-static enum hsd_status upload(struct hsd_unet *u, void **dst, const float *src, size_t count) {
-    struct hsd_backend *be = u->be;
-    void *p = be->ops->alloc(be, count * be->act_size);
-    if (!p) return hsd_fail_context(HSD_ERR_NOMEM, "allocating %zu weights: ", count);
-    enum hsd_status s = keep_buf(u, p);
-    if (s) {
-        be->ops->free(be, p);
-        return s;
-    }
-    *dst = p;
-    return be->ops->upload(be, p, src, count);
-}
-
-// Looks up tensor `name`, checks its rank and every dim that is not ANY
-// (ANY dims receive the file's value), marks it used and counts it. With a
-// backend, converts it to fp32 in b->tmp (conv: re-laid from [co, ci, kh,
-// kw] to [co, kh, kw, ci]) and returns that in *host; else *host = NULL.
 static enum hsd_status fetch(struct build *b, const char *name, int ndim, int64_t *dims,
                              int conv, const float **host) {
-    *host = NULL;
-    if (!b->w) {
-        // Random weights with exactly the shapes the config implies.
-        size_t count = 1;
-        for (int i = 0; i < ndim; i++) count *= (size_t)dims[i];
-        b->u->summary.dtype = HSD_F32;
-        b->u->summary.params += (int64_t)count;
-        if (!b->u->be) return HSD_OK;
-        enum hsd_status s = grow_tmp(b, count, name);
-        if (s) return s;
-        fill_random(b, b->tmp, ndim, dims, name);
-        *host = b->tmp;
-        return HSD_OK;
-    }
-    long idx = hsd_weights_find_index(b->w, name);
-    if (idx < 0)
-        return hsd_fail(HSD_ERR_NOT_FOUND, "%s: missing tensor '%s' (required by the config)",
-                        b->path, name);
-    const struct hsd_st_tensor *t = hsd_weights_at(b->w, (size_t)idx);
-    int ok = t->ndim == ndim;
-    for (int i = 0; ok && i < ndim; i++) ok = dims[i] == ANY || dims[i] == t->shape[i];
-    if (!ok) {
-        char want[128], got[128];
-        shape_str(want, sizeof want, ndim, dims);
-        shape_str(got, sizeof got, t->ndim, t->shape);
-        return hsd_fail(HSD_ERR_SHAPE,
-                        "%s: tensor '%s': shape %s contradicts the config (expected %s)",
-                        b->path, name, got, want);
-    }
-    for (int i = 0; i < ndim; i++) dims[i] = t->shape[i];
-    if (t->dtype != HSD_F32 && t->dtype != HSD_F16 && t->dtype != HSD_BF16)
-        return hsd_fail(HSD_ERR_UNSUPPORTED,
-                        "%s: tensor '%s': unsupported dtype %s (expected F32, F16 or BF16)",
-                        b->path, name, hsd_dtype_name(t->dtype));
-    if (b->used[idx])
-        return hsd_fail(HSD_ERR_INTERNAL, "%s: tensor '%s' used twice", b->path, name);
-    b->used[idx] = 1;
-    struct hsd_unet *u = b->u;
-    if (u->summary.params == 0) u->summary.dtype = t->dtype;
-    else if (t->dtype != u->summary.dtype) u->summary.mixed_dtypes = 1;
-    u->summary.params += t->numel;
-    if (!u->be) return HSD_OK;
-    size_t count = (size_t)t->numel;
-    enum hsd_status s = grow_tmp(b, count, name);
-    if (s) return s;
-    hsd_convert_to_f32(b->tmp, t->data, t->dtype, count);
-    *host = b->tmp;
-    if (conv && ndim == 4 && (t->shape[2] != 1 || t->shape[3] != 1)) {
-        int64_t co = t->shape[0], ci = t->shape[1], kk = t->shape[2] * t->shape[3];
-        for (int64_t o = 0; o < co; o++)
-            for (int64_t c = 0; c < ci; c++)
-                for (int64_t k = 0; k < kk; k++)
-                    b->tmp2[(o * kk + k) * ci + c] = b->tmp[(o * ci + c) * kk + k];
-        *host = b->tmp2;
-    }
-    return HSD_OK;
+    return hsd_loader_fetch(&b->ld, name, ndim, dims, conv, host);
 }
 
-// fetch() + upload into *dst (left NULL without a backend).
 static enum hsd_status get(struct build *b, void **dst, int ndim, int64_t *dims, int conv,
                            const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 static enum hsd_status get(struct build *b, void **dst, int ndim, int64_t *dims, int conv,
                            const char *fmt, ...) {
-    char name[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
+    enum hsd_status s = hsd_loader_vget(&b->ld, dst, ndim, dims, conv, fmt, ap);
     va_end(ap);
-    const float *host;
-    enum hsd_status s = fetch(b, name, ndim, dims, conv, &host);
-    *dst = NULL;
-    if (s || !host) return s;
-    size_t count = 1;
-    for (int i = 0; i < ndim; i++) count *= (size_t)dims[i];
-    s = upload(b->u, dst, host, count);
-    if (s) return hsd_fail_context(s, "%s: tensor '%s': ", b->path, name);
-    return HSD_OK;
+    return s;
 }
 
-#define D(...) ((int64_t[]){__VA_ARGS__})
+static enum hsd_status upload(struct build *b, void **dst, const float *src, size_t count) {
+    return hsd_loader_upload(&b->ld, dst, src, count);
+}
 
-static enum hsd_status build_resnet(struct build *b, struct unet_resnet *r, const char *pre,
+// diffusers ResnetBlock2D with its time embedding projection; pruned files
+// narrow the inner width (read from conv1 when there are weights).
+static enum hsd_status build_resnet(struct build *b, struct hsd_resnet2d *r, const char *pre,
                                     int cin, int cout) {
-    enum hsd_status s;
     struct hsd_unet *u = b->u;
-    r->cin = cin;
-    r->cout = cout;
-    int64_t c1[4] = {b->w ? ANY : cout, cin, 3, 3};
-    if ((s = get(b, &r->norm1_g, 1, D(cin), 0, "%s.norm1.weight", pre))) return s;
-    if ((s = get(b, &r->norm1_b, 1, D(cin), 0, "%s.norm1.bias", pre))) return s;
-    if ((s = get(b, &r->conv1_w, 4, c1, 1, "%s.conv1.weight", pre))) return s;
-    int cmid = (int)c1[0];
-    r->cmid = cmid;
-    if (cmid % u->cfg.norm_num_groups)
-        return hsd_fail(HSD_ERR_SHAPE,
-                        "%s: tensor '%s.conv1.weight': inner width %d is not divisible by "
-                        "norm_num_groups %d",
-                        b->path, pre, cmid, u->cfg.norm_num_groups);
-    if (cmid != cout) u->summary.n_resnets_pruned++;
-    if ((s = get(b, &r->conv1_b, 1, D(cmid), 0, "%s.conv1.bias", pre))) return s;
-    if ((s = get(b, &r->temb_w, 2, D(cmid, u->temb_dim), 0, "%s.time_emb_proj.weight", pre)))
-        return s;
-    if ((s = get(b, &r->temb_b, 1, D(cmid), 0, "%s.time_emb_proj.bias", pre))) return s;
-    if ((s = get(b, &r->norm2_g, 1, D(cmid), 0, "%s.norm2.weight", pre))) return s;
-    if ((s = get(b, &r->norm2_b, 1, D(cmid), 0, "%s.norm2.bias", pre))) return s;
-    if ((s = get(b, &r->conv2_w, 4, D(cout, cmid, 3, 3), 1, "%s.conv2.weight", pre))) return s;
-    if ((s = get(b, &r->conv2_b, 1, D(cout), 0, "%s.conv2.bias", pre))) return s;
-    r->short_w = r->short_b = NULL;
-    if (cin != cout) {  // diffusers: use_in_shortcut = in_channels != out_channels
-        if ((s = get(b, &r->short_w, 4, D(cout, cin, 1, 1), 1, "%s.conv_shortcut.weight", pre)))
-            return s;
-        if ((s = get(b, &r->short_b, 1, D(cout), 0, "%s.conv_shortcut.bias", pre))) return s;
-    }
-    return HSD_OK;
+    enum hsd_status s = hsd_resnet2d_build(&b->ld, r, pre, cin, cout, u->temb_dim,
+                                           u->cfg.norm_num_groups, b->ld.w != NULL);
+    if (!s && r->cmid != cout) u->summary.n_resnets_pruned++;
+    return s;
 }
 
 static enum hsd_status build_attention(struct build *b, struct unet_attention *a, const char *pre,
@@ -234,13 +65,13 @@ static enum hsd_status build_attention(struct build *b, struct unet_attention *a
     const struct hsd_st_tensor *tq;
     char name[256];
     snprintf(name, sizeof name, "%s.to_q.weight", pre);
-    tq = b->w ? hsd_weights_find(b->w, name) : NULL;
+    tq = b->ld.w ? hsd_weights_find(b->ld.w, name) : NULL;
     int64_t inner = tq && tq->ndim == 2 ? tq->shape[0] : dim;
     if (inner <= 0 || inner % a->head_dim || inner > dim)
         return hsd_fail(HSD_ERR_SHAPE,
                         "%s: tensor '%s': %lld query features is not a whole number of heads "
                         "of width %d (at most %d heads)",
-                        b->path, name, (long long)inner, a->head_dim, heads_cfg);
+                        b->ld.path, name, (long long)inner, a->head_dim, heads_cfg);
     a->heads = (int)(inner / a->head_dim);
     if (a->heads != heads_cfg) u->summary.n_attn_pruned++;
     int64_t kd = self ? dim : ctx_dim;
@@ -268,10 +99,10 @@ static enum hsd_status build_attention(struct build *b, struct unet_attention *a
     s = HSD_OK;
     if (u->be) {
         if (self) {
-            s = upload(u, &a->qkv_w, pack, nq + 2 * nk);
+            s = upload(b, &a->qkv_w, pack, nq + 2 * nk);
         } else {
-            s = upload(u, &a->q_w, pack, nq);
-            if (!s) s = upload(u, &a->kv_w, pack + nq, 2 * nk);
+            s = upload(b, &a->q_w, pack, nq);
+            if (!s) s = upload(b, &a->kv_w, pack + nq, 2 * nk);
         }
     }
     free(pack);
@@ -336,10 +167,10 @@ static enum hsd_status build_all(struct build *b) {
     char pre[160];
     if (cfg->downsample_padding != 1)
         return hsd_fail(HSD_ERR_UNSUPPORTED, "%s: downsample_padding %d is not supported (SD uses 1)",
-                        b->path, cfg->downsample_padding);
+                        b->ld.path, cfg->downsample_padding);
     if (cfg->mid_block_scale_factor != 1.0f)
         return hsd_fail(HSD_ERR_UNSUPPORTED,
-                        "%s: mid_block_scale_factor %g is not supported (SD uses 1)", b->path,
+                        "%s: mid_block_scale_factor %g is not supported (SD uses 1)", b->ld.path,
                         (double)cfg->mid_block_scale_factor);
     u->temb_dim = 4 * c0;  // diffusers: time_embed_dim = block_out_channels[0] * 4
     if ((s = get(b, &u->conv_in_w, 4, D(c0, cfg->in_channels, 3, 3), 1, "conv_in.weight")))
@@ -417,7 +248,7 @@ static enum hsd_status build_all(struct build *b) {
         for (int l = 0; l < L->n_layers; l++) {
             if (n_skips == 0)
                 return hsd_fail(HSD_ERR_FORMAT, "%s: config has more up layers than skips",
-                                b->path);
+                                b->ld.path);
             int cin = c + skips[--n_skips];
             snprintf(pre, sizeof pre, "up_blocks.%d.resnets.%d", i, l);
             if ((s = build_resnet(b, &L->resnets[l], pre, cin, cout))) return s;
@@ -440,7 +271,7 @@ static enum hsd_status build_all(struct build *b) {
     }
     if (n_skips)
         return hsd_fail(HSD_ERR_FORMAT, "%s: %d skip connections left unused by the up blocks",
-                        b->path, n_skips);
+                        b->ld.path, n_skips);
     if ((s = get(b, &u->norm_out_g, 1, D(c), 0, "conv_norm_out.weight"))) return s;
     if ((s = get(b, &u->norm_out_b, 1, D(c), 0, "conv_norm_out.bias"))) return s;
     if ((s = get(b, &u->conv_out_w, 4, D(cfg->out_channels, c, 3, 3), 1, "conv_out.weight")))
@@ -449,16 +280,7 @@ static enum hsd_status build_all(struct build *b) {
 
     // A tensor the config does not explain means config and weights
     // disagree (e.g. a mid block in the file but not in config.json).
-    size_t n = b->w ? hsd_weights_count(b->w) : 0, unused = 0;
-    const char *first = NULL;
-    for (size_t i = 0; i < n; i++)
-        if (!b->used[i] && !unused++) first = hsd_weights_name_at(b->w, i);
-    if (unused)
-        return hsd_fail(HSD_ERR_FORMAT,
-                        "%s: %zu tensor(s) not used by the U-Net the config describes (first: "
-                        "'%s'); config and weights disagree",
-                        b->path, unused, first);
-    return HSD_OK;
+    return hsd_loader_check_all_used(&b->ld, "the U-Net the config describes");
 }
 
 static void classify(struct hsd_unet *u) {
@@ -492,14 +314,13 @@ enum hsd_status hsd_unet_create(struct hsd_unet **out, const struct hsd_unet_sou
     if (!u) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
     u->cfg = src->cfg;
     u->be = be;
-    struct build b = {.u = u, .w = src->weights,
-                      .path = src->weights ? hsd_weights_path(src->weights) : "(random weights)",
-                      .rng = 0x5eed};
-    b.used = calloc((src->weights ? hsd_weights_count(src->weights) : 0) + 1, 1);
-    enum hsd_status s = b.used ? build_all(&b) : hsd_fail(HSD_ERR_NOMEM, "out of memory");
-    free(b.used);
-    free(b.tmp);
-    free(b.tmp2);
+    struct build b = {.u = u};
+    enum hsd_status s = hsd_loader_init(&b.ld, src->weights, be, &u->bufs);
+    if (!s) s = build_all(&b);
+    u->summary.params = b.ld.params;
+    u->summary.dtype = b.ld.dtype;
+    u->summary.mixed_dtypes = b.ld.mixed_dtypes;
+    hsd_loader_release(&b.ld);
     if (s) {
         hsd_unet_free(u);
         return s;
@@ -517,8 +338,7 @@ static void free_transformers(struct unet_transformer *t, int n) {
 
 void hsd_unet_free(struct hsd_unet *u) {
     if (!u) return;
-    for (size_t i = 0; i < u->n_bufs; i++) u->be->ops->free(u->be, u->bufs[i]);
-    free(u->bufs);
+    hsd_bufs_free(&u->bufs, u->be);
     for (int i = 0; i < HSD_UNET_MAX_BLOCKS; i++) {
         free(u->down[i].resnets);
         free_transformers(u->down[i].attns, u->down[i].n_layers);

@@ -1,12 +1,8 @@
 // UNet2DConditionModel.forward on backend ops, NHWC throughout.
 //
-// Activation memory: the forward runs twice per new (n, h, w, t_ctx)
-// bucket, first in planning mode (no op runs; allocations only advance a
-// counter) to size the arena exactly, then for real. Allocation is a bump
-// pointer with stack marks: a block allocates its output first, then its
-// temporaries, and releases the temporaries when done; skip connections
-// stay below until the up path has consumed them. No allocation happens in
-// a planned forward (DESIGN.md §4: no malloc in the step loop).
+// Activation memory: planned arena (models/fwd.h, shared with the VAEs):
+// the forward runs twice per new (n, h, w, t_ctx) bucket, planning first.
+// Skip connections stay below the mark until the up path has consumed them.
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,64 +12,34 @@
 #include "core/assert.h"
 #include "models/unet_internal.h"
 
-enum { ARENA_ALIGN = 256 };
-
 struct fwd {
+    struct hsd_fwd a;  // arena, backend, planning flag, flop count
     struct hsd_unet *u;
-    struct hsd_backend *be;
-    int planning;
-    char *base;
-    size_t used, peak, cap;
-    double flops;  // counted while planning (multiply-add = 2)
 };
 
-static void *act(struct fwd *f, size_t count) {
-    size_t bytes = (count * f->be->act_size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
-    // Planning hands out distinct fake addresses that are never touched.
-    char *p = f->planning ? (char *)(uintptr_t)(ARENA_ALIGN + f->used) : f->base + f->used;
-    f->used += bytes;
-    if (f->used > f->peak) f->peak = f->used;
-    HSD_ASSERT(f->planning || f->used <= f->cap);
-    return p;
-}
+static void *act(struct fwd *f, size_t count) { return hsd_fwd_act(&f->a, count); }
 
 static inline const void *off(const void *p, struct fwd *f, size_t elems) {
-    return (const char *)p + elems * f->be->act_size;
+    return hsd_fwd_off(&f->a, p, elems);
 }
 
 // Each op wrapper runs only outside planning.
-#define RUN(f, op, params)                                                 \
-    do {                                                                   \
-        if (!(f)->planning) {                                              \
-            enum hsd_status s_ = (f)->be->ops->op((f)->be, (params));      \
-            if (s_) return s_;                                             \
-        }                                                                  \
-    } while (0)
+#define RUN(f, op, params) HSD_FWD_RUN(&(f)->a, op, params)
 
 static enum hsd_status conv(struct fwd *f, void *out, const void *in, const void *w,
                             const void *bias, const void *res, int n, int h, int wd, int ci,
                             int co, int k, int stride) {
-    struct hsd_conv2d_params p = {out, in, w, bias, res, n, h, wd, ci, co, k, k, stride, k / 2};
-    int ho = (h + 2 * (k / 2) - k) / stride + 1, wo = (wd + 2 * (k / 2) - k) / stride + 1;
-    f->flops += 2.0 * n * ho * wo * co * ci * k * k;
-    RUN(f, conv2d, &p);
-    return HSD_OK;
+    return hsd_fwd_conv(&f->a, out, in, w, bias, res, n, h, wd, ci, co, k, stride);
 }
 
 static enum hsd_status linear(struct fwd *f, void *out, const void *in, const void *w,
                               const void *bias, const void *res, int m, int k, int n_out) {
-    struct hsd_linear_params p = {out, in, w, bias, res, m, k, n_out};
-    f->flops += 2.0 * m * k * n_out;
-    RUN(f, linear, &p);
-    return HSD_OK;
+    return hsd_fwd_linear(&f->a, out, in, w, bias, res, m, k, n_out);
 }
 
 static enum hsd_status gnorm(struct fwd *f, void *out, const void *in, const void *g,
                              const void *b, int n, int hw, int c, float eps, int silu) {
-    struct hsd_group_norm_params p = {out, in, g, b, n, hw, c, f->u->cfg.norm_num_groups, eps,
-                                      silu};
-    RUN(f, group_norm, &p);
-    return HSD_OK;
+    return hsd_fwd_gnorm(&f->a, out, in, g, b, n, hw, c, f->u->cfg.norm_num_groups, eps, silu);
 }
 
 static enum hsd_status lnorm(struct fwd *f, void *out, const void *in, const void *g,
@@ -85,45 +51,17 @@ static enum hsd_status lnorm(struct fwd *f, void *out, const void *in, const voi
 }
 
 static void probe(struct fwd *f, const char *name, const void *buf, int n, int h, int w, int c) {
-    if (!f->planning && f->u->probe) {
-        f->be->ops->synchronize(f->be);
+    if (!f->a.planning && f->u->probe) {
+        f->a.be->ops->synchronize(f->a.be);
         f->u->probe(f->u->probe_user, name, buf, n, h, w, c);
     }
 }
 
-// diffusers ResnetBlock2D.forward (time_embedding_norm "default",
-// output_scale_factor 1): out = conv2(silu(gn2(conv1(silu(gn1(x))) +
-// proj(silu(temb))))) + shortcut(x).
+// diffusers ResnetBlock2D (models/resnet2d.c) with the config's norm_eps.
 static enum hsd_status resnet(struct fwd *f, void *out, const void *x, const void *temb_silu,
-                              const struct unet_resnet *r, int n, int h, int w) {
-    enum hsd_status s;
-    int hw = h * w;
-    float eps = f->u->cfg.norm_eps;
-    size_t mark = f->used;
-    void *t1 = act(f, (size_t)n * hw * r->cin);
-    if ((s = gnorm(f, t1, x, r->norm1_g, r->norm1_b, n, hw, r->cin, eps, 1))) return s;
-    void *t2 = act(f, (size_t)n * hw * r->cmid);
-    if ((s = conv(f, t2, t1, r->conv1_w, r->conv1_b, NULL, n, h, w, r->cin, r->cmid, 3, 1)))
-        return s;
-    void *tp = act(f, (size_t)n * r->cmid);
-    if ((s = linear(f, tp, temb_silu, r->temb_w, r->temb_b, NULL, n, f->u->temb_dim, r->cmid)))
-        return s;
-    struct hsd_add_bias_params ab = {t2, tp, n, hw, r->cmid};
-    RUN(f, add_bias, &ab);
-    void *t3 = t1;  // t1 is dead; reuse when it is big enough
-    if (r->cmid > r->cin) t3 = act(f, (size_t)n * hw * r->cmid);
-    if ((s = gnorm(f, t3, t2, r->norm2_g, r->norm2_b, n, hw, r->cmid, eps, 1))) return s;
-    const void *sc = x;
-    if (r->short_w) {
-        void *t4 = act(f, (size_t)n * hw * r->cout);
-        if ((s = linear(f, t4, x, r->short_w, r->short_b, NULL, n * hw, r->cin, r->cout)))
-            return s;
-        sc = t4;
-    }
-    if ((s = conv(f, out, t3, r->conv2_w, r->conv2_b, sc, n, h, w, r->cmid, r->cout, 3, 1)))
-        return s;
-    f->used = mark;
-    return HSD_OK;
+                              const struct hsd_resnet2d *r, int n, int h, int w) {
+    return hsd_resnet2d_forward(&f->a, out, x, temb_silu, r, n, h, w, f->u->cfg.norm_num_groups,
+                                f->u->cfg.norm_eps);
 }
 
 // diffusers Attention with AttnProcessor2_0 (no bias on q/k/v, 1/sqrt(d)
@@ -134,7 +72,7 @@ static enum hsd_status attention(struct fwd *f, void *out, const void *x, const 
                                  int t_q, int t_kv) {
     enum hsd_status s;
     int inner = a->heads * a->head_dim;
-    size_t mark = f->used;
+    size_t mark = f->a.used;
     int m = n * t_q;
     void *o = act(f, (size_t)m * inner);
     struct hsd_attention_params p = {.out = o, .n = n, .heads = a->heads, .d = a->head_dim,
@@ -158,10 +96,10 @@ static enum hsd_status attention(struct fwd *f, void *out, const void *x, const 
         p.ldk = p.ldv = 2 * inner;
         p.t_kv = t_kv;
     }
-    f->flops += 4.0 * n * a->heads * t_q * (double)p.t_kv * a->head_dim;
+    f->a.flops += 4.0 * n * a->heads * t_q * (double)p.t_kv * a->head_dim;
     RUN(f, attention, &p);
     if ((s = linear(f, out, o, a->out_w, a->out_b, res, m, inner, a->dim))) return s;
-    f->used = mark;
+    f->a.used = mark;
     return HSD_OK;
 }
 
@@ -173,7 +111,7 @@ static enum hsd_status transformer(struct fwd *f, void *out, const void *x, cons
     enum hsd_status s;
     int hw = h * w, c = t->c, m = n * hw;
     int ctx_dim = f->u->cfg.cross_attention_dim;
-    size_t mark = f->used;
+    size_t mark = f->a.used;
     void *a = act(f, (size_t)m * c), *b = act(f, (size_t)m * c), *nrm = act(f, (size_t)m * c);
     // Transformer2DModel's GroupNorm uses eps 1e-6 (not the config's).
     if ((s = gnorm(f, nrm, x, t->norm_g, t->norm_b, n, hw, c, 1e-6f, 0))) return s;
@@ -184,14 +122,14 @@ static enum hsd_status transformer(struct fwd *f, void *out, const void *x, cons
         if ((s = lnorm(f, nrm, a, k->norm1_g, k->norm1_b, m, c))) return s;
         if ((s = attention(f, b, nrm, a, NULL, &k->attn1, n, hw, hw))) return s;
         // hidden = attn2(norm2(hidden), ctx) + hidden   (b -> a)
-        size_t m2 = f->used;
+        size_t m2 = f->a.used;
         int inner2 = k->attn2.heads * k->attn2.head_dim;
         void *kv = act(f, (size_t)n * t_ctx * 2 * inner2);
         if ((s = linear(f, kv, ctx, k->attn2.kv_w, NULL, NULL, n * t_ctx, ctx_dim, 2 * inner2)))
             return s;
         if ((s = lnorm(f, nrm, b, k->norm2_g, k->norm2_b, m, c))) return s;
         if ((s = attention(f, a, nrm, b, kv, &k->attn2, n, hw, t_ctx))) return s;
-        f->used = m2;
+        f->a.used = m2;
         // hidden = ff(norm3(hidden)) + hidden           (a -> b -> a)
         if ((s = lnorm(f, nrm, a, k->norm3_g, k->norm3_b, m, c))) return s;
         void *proj = act(f, (size_t)m * 2 * k->ff_inner);
@@ -201,20 +139,20 @@ static enum hsd_status transformer(struct fwd *f, void *out, const void *x, cons
         struct hsd_geglu_params gp = {g, proj, m, k->ff_inner};
         RUN(f, geglu, &gp);
         if ((s = linear(f, b, g, k->ff_out_w, k->ff_out_b, a, m, k->ff_inner, c))) return s;
-        f->used = m2;
+        f->a.used = m2;
         void *sw = a;  // result in b; keep "a = current hidden"
         a = b;
         b = sw;
     }
     if ((s = linear(f, out, a, t->proj_out_w, t->proj_out_b, x, m, c, c))) return s;
-    f->used = mark;
+    f->a.used = mark;
     return HSD_OK;
 }
 
 static enum hsd_status forward(struct fwd *f, float *out, const float *sample, const float *t,
                                const float *ctx, int n, int h, int w, int t_ctx) {
     struct hsd_unet *u = f->u;
-    struct hsd_backend *be = f->be;
+    struct hsd_backend *be = f->a.be;
     const struct hsd_unet_config *cfg = &u->cfg;
     enum hsd_status s;
     int cin = cfg->in_channels, c0 = cfg->block_out_channels[0];
@@ -223,7 +161,7 @@ static enum hsd_status forward(struct fwd *f, float *out, const float *sample, c
     void *x = act(f, (size_t)n * h * w * cin);
     void *tb = act(f, (size_t)n);
     void *cx = act(f, (size_t)n * t_ctx * cfg->cross_attention_dim);
-    if (!f->planning) {
+    if (!f->a.planning) {
         size_t hw = (size_t)h * w;
         float *tmp = u->host_io;
         for (int b = 0; b < n; b++)
@@ -244,7 +182,7 @@ static enum hsd_status forward(struct fwd *f, float *out, const float *sample, c
     // to it before its own projection, so keep silu(temb) once.
     void *temb_silu = act(f, (size_t)n * u->temb_dim);
     {
-        size_t mark = f->used;
+        size_t mark = f->a.used;
         void *te = act(f, (size_t)n * c0), *t1 = act(f, (size_t)n * u->temb_dim);
         void *t2 = act(f, (size_t)n * u->temb_dim);
         struct hsd_timestep_embedding_params tp = {te, tb, n, c0, cfg->flip_sin_to_cos,
@@ -260,7 +198,7 @@ static enum hsd_status forward(struct fwd *f, float *out, const float *sample, c
         probe(f, "time_emb", t2, n, 1, 1, u->temb_dim);
         struct hsd_eltwise_params sp2 = {temb_silu, t2, NULL, (size_t)n * u->temb_dim};
         RUN(f, silu, &sp2);
-        f->used = mark;
+        f->a.used = mark;
     }
 
     // Down path; every layer output is a skip connection.
@@ -277,7 +215,7 @@ static enum hsd_status forward(struct fwd *f, float *out, const float *sample, c
     for (int i = 0; i < cfg->n_blocks; i++) {
         const struct unet_level *L = &u->down[i];
         for (int l = 0; l < L->n_layers; l++) {
-            const struct unet_resnet *r = &L->resnets[l];
+            const struct hsd_resnet2d *r = &L->resnets[l];
             void *o = act(f, (size_t)n * h * w * r->cout);
             if ((s = resnet(f, o, hcur, temb_silu, r, n, h, w))) return s;
             hcur = o;
@@ -324,18 +262,18 @@ static enum hsd_status forward(struct fwd *f, float *out, const float *sample, c
     for (int i = 0; i < cfg->n_blocks; i++) {
         const struct unet_level *L = &u->up[i];
         for (int l = 0; l < L->n_layers; l++) {
-            const struct unet_resnet *r = &L->resnets[l];
+            const struct hsd_resnet2d *r = &L->resnets[l];
             HSD_ASSERT(n_skips > 0);
             n_skips--;
             void *o = act(f, (size_t)n * h * w * r->cout);
-            size_t mark = f->used;
+            size_t mark = f->a.used;
             void *cat = act(f, (size_t)n * h * w * r->cin);
             struct hsd_concat_params cp = {cat, hcur, skips[n_skips], n * h * w, c,
                                            skip_c[n_skips]};
             HSD_ASSERT(c + skip_c[n_skips] == r->cin);
             RUN(f, concat_channels, &cp);
             if ((s = resnet(f, o, cat, temb_silu, r, n, h, w))) return s;
-            f->used = mark;
+            f->a.used = mark;
             hcur = o;
             c = r->cout;
             if (L->attns) {
@@ -347,7 +285,7 @@ static enum hsd_status forward(struct fwd *f, float *out, const float *sample, c
         if (L->sample_w) {
             // Upsample2D: nearest x2 then 3x3 conv.
             void *o = act(f, (size_t)n * 4 * h * w * c);
-            size_t mark = f->used;
+            size_t mark = f->a.used;
             void *up = act(f, (size_t)n * 4 * h * w * c);
             struct hsd_upsample_params upp = {up, hcur, n, h, w, c};
             RUN(f, upsample_nearest2x, &upp);
@@ -355,7 +293,7 @@ static enum hsd_status forward(struct fwd *f, float *out, const float *sample, c
             w *= 2;
             if ((s = conv(f, o, up, L->sample_w, L->sample_b, NULL, n, h, w, c, c, 3, 1)))
                 return s;
-            f->used = mark;
+            f->a.used = mark;
             hcur = o;
         }
         snprintf(name, sizeof name, "up.%d", i);
@@ -370,7 +308,7 @@ static enum hsd_status forward(struct fwd *f, float *out, const float *sample, c
     void *y = act(f, (size_t)n * h * w * cout);
     if ((s = conv(f, y, nrm, u->conv_out_w, u->conv_out_b, NULL, n, h, w, c, cout, 3, 1)))
         return s;
-    if (f->planning) return HSD_OK;
+    if (f->a.planning) return HSD_OK;
     size_t hw = (size_t)h * w;
     float *tmp = u->host_io;
     s = be->ops->download(be, tmp, y, (size_t)n * hw * cout);
@@ -400,19 +338,13 @@ enum hsd_status hsd_unet_forward(struct hsd_unet *u, float *out, const float *sa
     if ((int64_t)n * h * w > (int64_t)1 << 26 || t_ctx > 4096)
         return hsd_fail(HSD_ERR_INVALID_ARG, "unet: input too large (n=%d %dx%d, t_ctx=%d)", n,
                         h, w, t_ctx);
-    struct fwd f = {.u = u, .be = u->be};
+    struct fwd f = {.a = {.be = u->be}, .u = u};
     if (!u->arena || u->plan_n != n || u->plan_h != h || u->plan_w != w || u->plan_t != t_ctx) {
-        f.planning = 1;
+        f.a.planning = 1;
         enum hsd_status s = forward(&f, out, sample, t, ctx, n, h, w, t_ctx);
         if (s) return s;
-        if (f.peak > u->arena_cap) {
-            if (u->arena) u->be->ops->free(u->be, u->arena);
-            u->arena = u->be->ops->alloc(u->be, f.peak);
-            u->arena_cap = u->arena ? f.peak : 0;
-            if (!u->arena)
-                return hsd_fail_context(HSD_ERR_NOMEM, "unet: activation arena of %zu MB: ",
-                                        f.peak >> 20);
-        }
+        s = hsd_fwd_reserve(u->be, &u->arena, &u->arena_cap, f.a.peak, "unet");
+        if (s) return s;
         size_t io = (size_t)n * h * w *
                     (u->cfg.in_channels > u->cfg.out_channels ? u->cfg.in_channels
                                                               : u->cfg.out_channels);
@@ -426,11 +358,11 @@ enum hsd_status hsd_unet_forward(struct hsd_unet *u, float *out, const float *sa
         u->plan_h = h;
         u->plan_w = w;
         u->plan_t = t_ctx;
-        u->plan_flops = f.flops;
-        f = (struct fwd){.u = u, .be = u->be};
+        u->plan_flops = f.a.flops;
+        f = (struct fwd){.a = {.be = u->be}, .u = u};
     }
-    f.base = u->arena;
-    f.cap = u->arena_cap;
+    f.a.base = u->arena;
+    f.a.cap = u->arena_cap;
     return forward(&f, out, sample, t, ctx, n, h, w, t_ctx);
 }
 

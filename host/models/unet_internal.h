@@ -3,18 +3,12 @@
 #ifndef HSD_MODELS_UNET_INTERNAL_H
 #define HSD_MODELS_UNET_INTERNAL_H
 
+#include "models/loader.h"
+#include "models/resnet2d.h"
 #include "models/unet.h"
 
-// diffusers resnet.py ResnetBlock2D. cmid < cout in pruned models.
-struct unet_resnet {
-    int cin, cmid, cout;
-    void *norm1_g, *norm1_b;      // [cin]
-    void *conv1_w, *conv1_b;      // [cmid, 3, 3, cin], [cmid]
-    void *temb_w, *temb_b;        // [cmid, temb_dim], [cmid]
-    void *norm2_g, *norm2_b;      // [cmid]
-    void *conv2_w, *conv2_b;      // [cout, 3, 3, cmid], [cout]
-    void *short_w, *short_b;      // [cout, cin] or NULL (1x1 conv_shortcut)
-};
+// ResnetBlock2D is models/resnet2d.h (shared with the VAE); weights load
+// through models/loader.h and activations plan through models/fwd.h.
 
 // diffusers attention_processor.py Attention; q/k/v packed at load so one
 // GEMM makes them and the attention op reads heads with strides.
@@ -47,7 +41,7 @@ struct unet_transformer {
 
 struct unet_level {
     int n_layers;
-    struct unet_resnet *resnets;
+    struct hsd_resnet2d *resnets;
     struct unet_transformer *attns;  // NULL for plain blocks
     void *sample_w, *sample_b;       // down/upsampler conv [c, 3, 3, c], or NULL
     int c;                           // sampler channels
@@ -61,7 +55,7 @@ struct hsd_unet {
     void *time_l1_w, *time_l1_b, *time_l2_w, *time_l2_b;
     struct unet_level down[HSD_UNET_MAX_BLOCKS], up[HSD_UNET_MAX_BLOCKS];
     int has_mid;
-    struct unet_resnet *mid_resnets;          // n_mid_attn + 1
+    struct hsd_resnet2d *mid_resnets;         // n_mid_attn + 1
     struct unet_transformer *mid_attns;
     int n_mid_attn;
     void *norm_out_g, *norm_out_b, *conv_out_w, *conv_out_b;
@@ -69,8 +63,7 @@ struct hsd_unet {
     struct hsd_unet_summary summary;
 
     // Every backend buffer holding a weight, freed with the model.
-    void **bufs;
-    size_t n_bufs, cap_bufs;
+    struct hsd_bufs bufs;
 
     // Activation arena planned for one (n, h, w, t_ctx) bucket.
     void *arena;

@@ -18,7 +18,9 @@ enum hsd_status hsd_vae_load(struct hsd_vae **out, const char *path, struct hsd_
 void hsd_vae_free(struct hsd_vae *v);
 enum hsd_vae_kind hsd_vae_get_kind(const struct hsd_vae *v);
 int hsd_vae_latent_channels(const struct hsd_vae *v);
-// config scaling_factor (1.0 when absent, as for TAESD) and shift_factor (0).
+// config scaling_factor and shift_factor; absent keys take the class
+// defaults of diffusers: AutoencoderKL 0.18215 and 0 (shift_factor None),
+// AutoencoderTiny 1.0 and 0.
 float hsd_vae_scaling_factor(const struct hsd_vae *v);
 float hsd_vae_shift_factor(const struct hsd_vae *v);
 // Pixels per latent pixel along each axis (8 for SD VAEs).
@@ -33,5 +35,12 @@ enum hsd_status hsd_vae_decode(struct hsd_vae *v, float *image, const float *lat
 // .latents. image [n, 3, H, W] NCHW in [-1, 1], H and W multiples of scale.
 enum hsd_status hsd_vae_encode(struct hsd_vae *v, float *latent, const float *image, int n,
                                int H, int W);
+
+// Debug/test hook: called after named stages with the backend NHWC map
+// [n, h, w, c] (KL: "dec.conv_in", "dec.mid", "enc.mid"; Tiny:
+// "dec.clamp"), as tests/oracle/make_vae_cases.py records them.
+typedef void (*hsd_vae_probe_fn)(void *user, const char *name, const void *buf, int n, int h,
+                                 int w, int c);
+void hsd_vae_set_probe(struct hsd_vae *v, hsd_vae_probe_fn fn, void *user);
 
 #endif

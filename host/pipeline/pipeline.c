@@ -134,15 +134,40 @@ const struct hsd_noise_schedule *hsd_pipeline_schedule(const struct hsd_pipeline
     return &p->sched;
 }
 
+int hsd_pipeline_n_calls(const struct hsd_gen_request *r) {
+    // The sampler itself knows (PNDM repeats one timestep); a one-element
+    // latent keeps this cheap.
+    struct hsd_noise_schedule sched;
+    hsd_noise_schedule_sd15(&sched);
+    struct hsd_sampler s;
+    struct hsd_torch_rng rng;  // ancestral samplers insist on a generator
+    hsd_torch_rng_seed(&rng, 0);
+    if (hsd_sampler_init(&s, r->sampler, &sched, r->steps, 1, &rng)) return 0;
+    int n = hsd_sampler_n_calls(&s);
+    hsd_sampler_free(&s);
+    return n;
+}
+
 enum hsd_status hsd_pipeline_validate(const struct hsd_pipeline *p, const struct hsd_gen_request *r) {
     if (!r->prompt) return hsd_fail(HSD_ERR_INVALID_ARG, "no prompt given");
     if (r->steps < 1 || r->steps > HSD_SAMPLER_MAX_STEPS)
         return hsd_fail(HSD_ERR_INVALID_ARG, "steps must be in [1, %d], got %d",
                         HSD_SAMPLER_MAX_STEPS, r->steps);
-    if (r->split < 0 || r->split > r->steps)
-        return hsd_fail(HSD_ERR_INVALID_ARG, "split k = %d must be in [0, steps = %d]", r->split,
-                        r->steps);
-    if (!p->edge && r->split != r->steps)
+    if ((unsigned)r->sampler >= HSD_SAMPLER_COUNT)
+        return hsd_fail(HSD_ERR_INVALID_ARG, "unknown sampler");
+    // The model's own schedule decides the call count (a config with
+    // unsupported spacing fails here, before compute).
+    struct hsd_sampler probe;
+    struct hsd_torch_rng rng;  // ancestral samplers insist on a generator
+    hsd_torch_rng_seed(&rng, 0);
+    enum hsd_status s = hsd_sampler_init(&probe, r->sampler, &p->sched, r->steps, 1, &rng);
+    if (s) return s;
+    int calls = hsd_sampler_n_calls(&probe);
+    hsd_sampler_free(&probe);
+    if (r->split > calls)
+        return hsd_fail(HSD_ERR_INVALID_ARG, "split k = %d must be in [0, %d] (U-Net calls of %d %s steps)",
+                        r->split, calls, r->steps, hsd_sampler_name(r->sampler));
+    if (!p->edge && r->split >= 0 && r->split < calls)
         return hsd_fail(HSD_ERR_INVALID_ARG,
                         "split k = %d needs an edge model (--edge-model) for steps k..N-1",
                         r->split);
@@ -160,12 +185,10 @@ enum hsd_status hsd_pipeline_validate(const struct hsd_pipeline *p, const struct
         return hsd_fail(HSD_ERR_INVALID_ARG, "guidance scale must be in [0, 100]");
     if (r->clip_skip < 0 || r->clip_skip >= hsd_clip_text_get_config(p->text)->num_hidden_layers)
         return hsd_fail(HSD_ERR_INVALID_ARG, "clip skip %d out of range", r->clip_skip);
-    if ((unsigned)r->sampler >= HSD_SAMPLER_COUNT)
-        return hsd_fail(HSD_ERR_INVALID_ARG, "unknown sampler");
     // Tokenizing checks the prompts' UTF-8 (the tokenizer says where it breaks).
     int32_t ids[HSD_TEXT_LEN];
     int used;
-    enum hsd_status s = hsd_clip_tokenize(p->tok, r->prompt, strlen(r->prompt), ids, HSD_TEXT_LEN,
+    s = hsd_clip_tokenize(p->tok, r->prompt, strlen(r->prompt), ids, HSD_TEXT_LEN,
                                           &used);
     if (s) return hsd_fail_context(s, "prompt: ");
     if (r->negative_prompt) {
@@ -316,16 +339,18 @@ enum hsd_status hsd_pipeline_generate(struct hsd_pipeline *p, const struct hsd_g
         items[i] = (struct hsd_denoise_item){x, &samplers[i], cfg ? emb + ctx : emb,
                                              cfg ? emb : NULL, r->guidance_scale};
     }
-    for (int step = 0; step < r->steps; step++) {
+    int calls = hsd_sampler_n_calls(&samplers[0]);
+    int split = r->split < 0 || !p->edge ? calls : r->split;
+    for (int step = 0; !hsd_sampler_done(&samplers[0]); step++) {
         double ts = now_ms();
         float t_step = hsd_sampler_timestep(&samplers[0]);
-        struct hsd_unet *u = step < r->split ? p->large : p->edge;
+        struct hsd_unet *u = step < split ? p->large : p->edge;
         if ((s = hsd_pipeline_denoise_step(p, u, items, B, h, w))) goto done;
         double ms = now_ms() - ts;
         if (timing && timing->step_ms) timing->step_ms[step] = ms;
-        HSD_DEBUG("step %d/%d (%s U-Net, t=%g): %.1f ms", step + 1, r->steps,
-                  step < r->split ? "large" : "edge", (double)t_step, ms);
-        if (progress) progress(user, step + 1, r->steps);
+        HSD_DEBUG("step %d/%d (%s U-Net, t=%g): %.1f ms", step + 1, calls,
+                  step < split ? "large" : "edge", (double)t_step, ms);
+        if (progress) progress(user, step + 1, calls);
     }
     if (latent_out) memcpy(latent_out, latents, (size_t)B * lat * sizeof *latents);
     t0 = now_ms();

@@ -31,7 +31,9 @@ struct hsd_gen_request {
     const char *negative_prompt;  // NULL = ""
     float guidance_scale;         // CFG; <= 1 disables the unconditional pass (diffusers)
     int steps;                    // N, 1..1000
-    int split;                    // k: steps on the large U-Net; N when there is no edge model
+    int split;                    // k: U-Net calls on the large U-Net; < 0: all (no edge model).
+                                  // Calls = steps, except PNDM which makes steps + 1 (as
+                                  // diffusers' loop over scheduler.timesteps does).
     enum hsd_sampler_kind sampler;
     int width, height;            // pixels
     uint64_t seed;                // image i uses torch.Generator().manual_seed(seed + i)
@@ -41,7 +43,7 @@ struct hsd_gen_request {
 
 struct hsd_gen_timing {
     double text_ms;
-    double *step_ms;  // [steps], caller-provided or NULL
+    double *step_ms;  // [steps + 1] (one per U-Net call), caller-provided or NULL
     double decode_ms;
 };
 
@@ -54,6 +56,9 @@ struct hsd_pipeline;
 // any compute. Errors name the component and the file.
 enum hsd_status hsd_pipeline_load(struct hsd_pipeline **out, const struct hsd_pipeline_config *cfg);
 void hsd_pipeline_free(struct hsd_pipeline *p);
+
+// U-Net calls the request's sampler makes for its steps (0 if invalid).
+int hsd_pipeline_n_calls(const struct hsd_gen_request *r);
 
 // Checks a request against the loaded models (sizes, steps, split, prompt
 // encoding) without computing anything.

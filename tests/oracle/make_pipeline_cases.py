@@ -30,8 +30,14 @@ import json
 import os
 import shutil
 
-import numpy as np
-import torch
+# Pin torch's CPU kernels so goldens do not depend on the machine (see
+# make_sampler_cases.py): the AVX2 normal kernel for torch.randn, and MKL's
+# IEEE-exact AVX2 sqrt for the schedulers' sigma tables.
+os.environ["ATEN_CPU_CAPABILITY"] = "avx2"
+os.environ["MKL_ENABLE_INSTRUCTIONS"] = "AVX2"
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from safetensors.torch import save_file
 
 import diffusers
@@ -63,12 +69,12 @@ CROSS = 32  # text width = both U-Nets' cross_attention_dim
 CASES = [
     dict(name="dpm_cfg", sampler="dpmpp-2m", steps=10, cfg=7.5, seed=0, width=64, height=64,
          batch=1, prompt="a photo of an astronaut riding a horse on mars", negative=None),
-    dict(name="eulera_b2", sampler="euler-a", steps=8, cfg=5.0, seed=42, width=96, height=64,
+    dict(name="eulera_b2", sampler="euler-a", steps=8, cfg=5.0, seed=42, width=128, height=64,
          batch=2, prompt="a watercolor painting of a lighthouse at dusk",
          negative="blurry, low quality"),
     dict(name="ddim_nocfg", sampler="ddim", steps=6, cfg=1.0, seed=7, width=64, height=64,
          batch=1, prompt="an old tree", negative=None),
-    dict(name="pndm", sampler="pndm", steps=10, cfg=7.5, seed=1234, width=64, height=96,
+    dict(name="pndm", sampler="pndm", steps=10, cfg=7.5, seed=1234, width=64, height=128,
          batch=1, prompt="Ein Café in Paris, 1920s, film grain", negative=None),
     dict(name="euler", sampler="euler", steps=7, cfg=3.0, seed=99, width=64, height=64,
          batch=1, prompt="", negative=None),
@@ -143,6 +149,16 @@ def build(out):
     # Stored fp16: save half copies (the in-memory models stay fp32 with the
     # same, already rounded, values).
     pipe.to(torch.float16).save_pretrained(large_dir, safe_serialization=True)
+    # transformers 5 saves tokenizers as tokenizer.json only; published SD
+    # repos ship vocab.json + merges.txt (what hsd reads), so add them.
+    tiny_tok = os.path.join(DATA, "tokenizer", "tiny")
+    for f in os.listdir(tiny_tok):
+        shutil.copy(os.path.join(tiny_tok, f), os.path.join(large_dir, "tokenizer", f))
+    # save_pretrained writes every PNDM key, timestep_spacing "leading"
+    # included; the published SD 1.5 file has no timestep_spacing (so DPM++
+    # and Euler fall back to "linspace"). Keep the published file.
+    with open(os.path.join(large_dir, "scheduler", "scheduler_config.json"), "w") as f:
+        json.dump(dict(SD15_SCHEDULER, _diffusers_version="0.6.0"), f, indent=2)
     taesd.half().save_pretrained(os.path.join(large_dir, "vae_tiny"), safe_serialization=True)
     edge.half().save_pretrained(os.path.join(edge_dir, "unet"), safe_serialization=True)
     pipe.to(torch.float32)

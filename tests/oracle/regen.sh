@@ -1,5 +1,7 @@
 #!/bin/sh
-# Regenerate every committed U-Net golden under tests/data/unet/ from diffusers.
+# Regenerate every committed golden: U-Net (tests/data/unet/, diffusers),
+# CLIP text encoder (tests/data/text/, transformers) and VAEs
+# (tests/data/vae/, diffusers), samplers and torch RNG (tests/data/sampling/).
 #
 #   tests/oracle/regen.sh                 # uses .venv/bin/python of the repo
 #   PYTHON=/path/to/python tests/oracle/regen.sh
@@ -11,5 +13,12 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 PYTHON=${PYTHON:-$root/.venv/bin/python}
-out=$root/tests/data/unet
-exec "$PYTHON" "$here/make_unet_cases.py" --out "$out" "$@"
+"$PYTHON" "$here/make_unet_cases.py" --out "$root/tests/data/unet" "$@"
+# CLIP text encoder goldens (tests/data/text/), from transformers.
+"$PYTHON" "$here/make_text_cases.py" --out "$root/tests/data/text" "$@"
+# VAE goldens (tests/data/vae/: AutoencoderKL and AutoencoderTiny), from diffusers.
+"$PYTHON" "$here/make_vae_cases.py" --out "$root/tests/data/vae" "$@"
+# Sampler timesteps/trajectories and torch.randn goldens (tests/data/sampling/).
+"$PYTHON" "$here/make_sampler_cases.py" --out "$root/tests/data/sampling"
+# CLIP tokenizer goldens and the tiny tokenizer (tests/data/tokenizer/), from transformers.
+"$PYTHON" "$here/make_tokenizer_cases.py" --out "$root/tests/data/tokenizer"

@@ -103,9 +103,12 @@ static void ref_conv2d(float *out, const float *in, const float *wt, const float
                 }
 }
 
-static void test_conv2d(const struct conv_case *c) {
-    const int ho = (c->h + 2 * c->pad - c->kh) / c->stride + 1;
-    const int wo = (c->w + 2 * c->pad - c->kw) / c->stride + 1;
+// pb, pr: extra zero rows/columns at the bottom/right (pad_bottom,
+// pad_right); ref_conv2d skips every tap outside the image, so it only
+// needs the larger ho, wo.
+static void test_conv2d_pads(const struct conv_case *c, int pb, int pr) {
+    const int ho = (c->h + 2 * c->pad + pb - c->kh) / c->stride + 1;
+    const int wo = (c->w + 2 * c->pad + pr - c->kw) / c->stride + 1;
     const size_t n_in = (size_t)c->n * c->h * c->w * c->ci;
     const size_t n_w = (size_t)c->co * c->kh * c->kw * c->ci;
     const size_t n_out = (size_t)c->n * ho * wo * c->co;
@@ -121,13 +124,16 @@ static void test_conv2d(const struct conv_case *c) {
     struct hsd_conv2d_params p = {.out = d_out, .in = d_in, .weight = d_w, .bias = d_b,
                                   .residual = d_r, .n = c->n, .h = c->h, .w = c->w,
                                   .ci = c->ci, .co = c->co, .kh = c->kh, .kw = c->kw,
-                                  .stride = c->stride, .pad = c->pad};
+                                  .stride = c->stride, .pad = c->pad, .pad_bottom = pb,
+                                  .pad_right = pr};
     CHECK_OK(g_be->ops->conv2d(g_be, &p));
     float *got = fetch(d_out, n_out);
     char what[128];
     snprintf(what, sizeof what, "conv2d n%d %dx%d %d->%d k%dx%d s%d p%d%s%s", c->n, c->h, c->w,
              c->ci, c->co, c->kh, c->kw, c->stride, c->pad, c->bias ? " b" : "",
              c->residual ? " r" : "");
+    if (pb || pr)
+        snprintf(what + strlen(what), sizeof what - strlen(what), " +pad b%d r%d", pb, pr);
     CHECK_CLOSE(what, got, ref, n_out, TOL_GEMM);
     free(got);
 
@@ -146,6 +152,8 @@ static void test_conv2d(const struct conv_case *c) {
     dev_free(d_in), dev_free(d_w), dev_free(d_out), dev_free(d_b), dev_free(d_r);
     free(in), free(wt), free(bias), free(res), free(ref);
 }
+
+static void test_conv2d(const struct conv_case *c) { test_conv2d_pads(c, 0, 0); }
 
 // ---- linear --------------------------------------------------------------
 
@@ -175,6 +183,19 @@ static void test_linear(int m, int k, int n_out, int bias_on, int res_on) {
              res_on ? " r" : "");
     CHECK_CLOSE(what, got, ref, no, TOL_GEMM);
     free(got);
+    if (res) {
+        // In place: residual is the output buffer itself (the VAE's
+        // attention adds its input back this way).
+        float *d_io = dev_from(res, no);
+        p.out = d_io;
+        p.residual = d_io;
+        CHECK_OK(g_be->ops->linear(g_be, &p));
+        got = fetch(d_io, no);
+        strncat(what, " inplace", sizeof what - strlen(what) - 1);
+        CHECK_CLOSE(what, got, ref, no, TOL_GEMM);
+        free(got);
+        dev_free(d_io);
+    }
     dev_free(d_in), dev_free(d_w), dev_free(d_b), dev_free(d_r), dev_free(d_out);
     free(in), free(wt), free(bias), free(res), free(ref);
 }
@@ -287,9 +308,10 @@ enum attn_layout {
     ATTN_FUSED_KV,   // cross attention: q alone, k/v from one [n, t_kv, 2*heads*d]
 };
 
+// causal: transformers' causal mask, key j > query i scored -inf.
 static void ref_attention(float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
                           const float *v, int ldv, int n, int heads, int d, int t_q, int t_kv,
-                          float scale) {
+                          float scale, int causal) {
     double *s = malloc((size_t)t_kv * sizeof *s);
     for (int b = 0; b < n; b++)
         for (int h = 0; h < heads; h++)
@@ -300,7 +322,7 @@ static void ref_attention(float *out, int ldo, const float *q, int ldq, const fl
                     const float *kj = k + ((size_t)b * t_kv + j) * ldk + (size_t)h * d;
                     double acc = 0;
                     for (int e = 0; e < d; e++) acc += (double)qi[e] * kj[e];
-                    s[j] = acc * scale;
+                    s[j] = causal && j > i ? -INFINITY : acc * scale;
                     if (s[j] > mx) mx = s[j];
                 }
                 for (int j = 0; j < t_kv; j++) sum += (s[j] = exp(s[j] - mx));
@@ -315,8 +337,8 @@ static void ref_attention(float *out, int ldo, const float *q, int ldq, const fl
     free(s);
 }
 
-static void test_attention(int n, int heads, int d, int t_q, int t_kv, enum attn_layout layout,
-                           int ldo_pad) {
+static void test_attention_mask(int n, int heads, int d, int t_q, int t_kv,
+                                enum attn_layout layout, int ldo_pad, int causal) {
     const int hd = heads * d;
     float *qbuf, *kbuf;
     int ldq, ldk, ldv;
@@ -353,7 +375,7 @@ static void test_attention(int n, int heads, int d, int t_q, int t_kv, enum attn
     const size_t n_out = (size_t)n * t_q * ldo;
     float *ref = host_nan(n_out);
     const float scale = 1.0f / sqrtf((float)d);
-    ref_attention(ref, ldo, hq, ldq, hk, ldk, hv, ldv, n, heads, d, t_q, t_kv, scale);
+    ref_attention(ref, ldo, hq, ldq, hk, ldk, hv, ldv, n, heads, d, t_q, t_kv, scale, causal);
 
     float *d_q = dev_from(qbuf, n_q);
     float *d_k = kbuf ? dev_from(kbuf, n_k) : NULL;
@@ -362,7 +384,7 @@ static void test_attention(int n, int heads, int d, int t_q, int t_kv, enum attn
     struct hsd_attention_params p = {.out = d_out, .q = d_q + q_off, .k = base_kv + k_off,
                                      .v = base_kv + v_off, .n = n, .heads = heads, .d = d,
                                      .t_q = t_q, .t_kv = t_kv, .ldq = ldq, .ldk = ldk,
-                                     .ldv = ldv, .ldo = ldo, .scale = scale};
+                                     .ldv = ldv, .ldo = ldo, .scale = scale, .causal = causal};
     CHECK_OK(g_be->ops->attention(g_be, &p));
     float *got = fetch(d_out, n_out);
     // Compare the heads*d columns of each token; the ldo padding must stay
@@ -377,14 +399,19 @@ static void test_attention(int n, int heads, int d, int t_q, int t_kv, enum attn
     }
     static const char *const names[] = {"separate", "fused qkv", "fused kv"};
     char what[128];
-    snprintf(what, sizeof what, "attention n%d h%d d%d tq%d tkv%d %s ldo+%d", n, heads, d, t_q,
-             t_kv, names[layout], ldo_pad);
+    snprintf(what, sizeof what, "attention n%d h%d d%d tq%d tkv%d %s ldo+%d%s", n, heads, d, t_q,
+             t_kv, names[layout], ldo_pad, causal ? " causal" : "");
     CHECK_CLOSE(what, got_c, ref_c, (size_t)n * t_q * hd, TOL_GEMM);
     CHECKF(pad_written == 0, "%s: %zu elements of the ldo padding were written", what,
            pad_written);
     free(got), free(got_c), free(ref_c), free(ref);
     dev_free(d_q), dev_free(d_k), dev_free(d_out);
     free(qbuf), free(kbuf);
+}
+
+static void test_attention(int n, int heads, int d, int t_q, int t_kv, enum attn_layout layout,
+                           int ldo_pad) {
+    test_attention_mask(n, heads, d, t_q, t_kv, layout, ldo_pad, 0);
 }
 
 // ---- pointwise and copies -----------------------------------------------
@@ -525,6 +552,86 @@ static void test_silu(size_t count, int in_place, float scale) {
     if (!in_place) dev_free(d_out);
 }
 
+static void test_relu(size_t count, int in_place) {
+    float *a = host_uniform(count, 3.0f), *ref = malloc(count * sizeof *ref);
+    for (size_t i = 0; i < count; i++) ref[i] = a[i] > 0.0f ? a[i] : 0.0f;
+    float *d_a = dev_from(a, count), *d_out = in_place ? d_a : dev_nan(count);
+    struct hsd_eltwise_params p = {.out = d_out, .a = d_a, .count = count};
+    CHECK_OK(g_be->ops->relu(g_be, &p));
+    float *got = fetch(d_out, count);
+    char what[64];
+    snprintf(what, sizeof what, "relu %zu%s", count, in_place ? " inplace" : "");
+    CHECK_CLOSE(what, got, ref, count, 0.0);
+    free(got), free(a), free(ref);
+    dev_free(d_a);
+    if (!in_place) dev_free(d_out);
+}
+
+// tanh_clamp against tanh in double; also NaN in -> NaN out and saturation.
+static void test_tanh_clamp(size_t count, int in_place, float limit, float scale) {
+    float *a = host_uniform(count, scale), *ref = malloc(count * sizeof *ref);
+    const float special[] = {0.0f, 1e-30f, -1e-30f, 1e4f, -1e4f, 3.0f, -3.0f};
+    for (size_t i = 0; i < HSD_ARRAY_LEN(special) && i < count; i++) a[i] = special[i];
+    for (size_t i = 0; i < count; i++) ref[i] = (float)(tanh((double)a[i] / limit) * limit);
+    float *d_a = dev_from(a, count), *d_out = in_place ? d_a : dev_nan(count);
+    struct hsd_tanh_clamp_params p = {.out = d_out, .in = d_a, .count = count, .limit = limit};
+    CHECK_OK(g_be->ops->tanh_clamp(g_be, &p));
+    float *got = fetch(d_out, count);
+    char what[64];
+    snprintf(what, sizeof what, "tanh_clamp %zu lim%g x%g%s", count, (double)limit,
+             (double)scale, in_place ? " inplace" : "");
+    // x / limit rounds once and tanhf adds ~1 ulp: a few ulp of the result.
+    CHECK_CLOSE(what, got, ref, count, TOL_POINT);
+    double worst = 0;
+    for (size_t i = 0; i < count; i++) {
+        double e = ref[i] == 0.0f ? fabs(got[i]) : fabs((double)got[i] - ref[i]) / fabs(ref[i]);
+        if (!(e <= worst)) worst = e;
+    }
+    CHECKF(worst <= 4 * 6e-8, "%s: worst relative error %.3g", what, worst);
+    float nan_in = NAN, *d_n = dev_from(&nan_in, 1);
+    struct hsd_tanh_clamp_params pn = {.out = d_n, .in = d_n, .count = 1, .limit = limit};
+    CHECK_OK(g_be->ops->tanh_clamp(g_be, &pn));
+    float *gn = fetch(d_n, 1);
+    CHECKF(isnan(gn[0]), "tanh_clamp(NaN) = %g, want NaN", (double)gn[0]);
+    free(gn), free(got), free(a), free(ref);
+    dev_free(d_a), dev_free(d_n);
+    if (!in_place) dev_free(d_out);
+}
+
+// gelu (exact erf) and quick_gelu (x * sigmoid(1.702 x), with 1.702 x
+// rounded to fp32 first as torch does) against double references.
+static void test_act(int quick, size_t count, int in_place, float scale) {
+    float *a = host_uniform(count, scale), *ref = malloc(count * sizeof *ref);
+    const float special[] = {0.0f, -0.0f, 100.0f, -100.0f, 60.0f, -60.0f, 1e-30f, -1e-30f};
+    for (size_t i = 0; i < HSD_ARRAY_LEN(special) && i < count; i++) a[i] = special[i];
+    for (size_t i = 0; i < count; i++) {
+        double x = a[i];
+        ref[i] = quick ? (float)(x / (1.0 + exp(-(double)(1.702f * a[i]))))
+                       : (float)(0.5 * x * (1.0 + erf(x / sqrt(2.0))));
+    }
+    float *d_a = dev_from(a, count), *d_out = in_place ? d_a : dev_nan(count);
+    struct hsd_eltwise_params p = {.out = d_out, .a = d_a, .count = count};
+    CHECK_OK(quick ? g_be->ops->quick_gelu(g_be, &p) : g_be->ops->gelu(g_be, &p));
+    float *got = fetch(d_out, count);
+    char what[64];
+    snprintf(what, sizeof what, "%s %zu x%g%s", quick ? "quick_gelu" : "gelu", count,
+             (double)scale, in_place ? " inplace" : "");
+    CHECK_CLOSE(what, got, ref, count, TOL_POINT);
+    // Per element, relative to |x| (the output before the Phi / sigmoid
+    // factor), so the tails where that factor is tiny are held to account.
+    double worst = 0;
+    size_t wi = 0;
+    for (size_t i = 0; i < count; i++) {
+        double e = fabs((double)got[i] - ref[i]) / (fabs((double)a[i]) + 1e-30);
+        if (!(e <= worst)) worst = e, wi = i;
+    }
+    CHECKF(worst <= 1e-6, "%s: worst error %.3g x |x| at x=%g (got %g ref %g)", what, worst,
+           (double)a[wi], (double)got[wi], (double)ref[wi]);
+    free(got), free(a), free(ref);
+    dev_free(d_a);
+    if (!in_place) dev_free(d_out);
+}
+
 // ---- timestep embedding -------------------------------------------------
 
 // Mirrors diffusers get_timestep_embedding in float32 as torch runs it (the
@@ -632,6 +739,10 @@ static void test_invalid(void) {
     CHECK_INVALID(o->conv2d(g_be, &c2));
     c2 = cv, c2.in = NULL;
     CHECK_INVALID(o->conv2d(g_be, &c2));
+    c2 = cv, c2.pad_bottom = -1;
+    CHECK_INVALID(o->conv2d(g_be, &c2));
+    c2 = cv, c2.kh = c2.kw = 3, c2.pad_bottom = 1;  // 3 rows, 2 columns after padding
+    CHECK_INVALID(o->conv2d(g_be, &c2));
     CHECK_INVALID(o->conv2d(g_be, NULL));
     CHECK_OK(o->conv2d(g_be, &cv));
 
@@ -657,6 +768,8 @@ static void test_invalid(void) {
     CHECK_INVALID(o->attention(g_be, &at));  // ldq < heads*d
     at.ldq = 8, at.t_kv = 0;
     CHECK_INVALID(o->attention(g_be, &at));
+    at.t_kv = 1, at.causal = 1;  // causal needs t_q == t_kv
+    CHECK_INVALID(o->attention(g_be, &at));
 
     struct hsd_geglu_params gg = {.out = buf, .in = buf, .m = 0, .f = 2};
     CHECK_INVALID(o->geglu(g_be, &gg));
@@ -670,6 +783,13 @@ static void test_invalid(void) {
     CHECK_INVALID(o->add(g_be, &el));
     el.out = NULL;
     CHECK_INVALID(o->silu(g_be, &el));
+    CHECK_INVALID(o->gelu(g_be, &el));
+    CHECK_INVALID(o->quick_gelu(g_be, &el));
+    CHECK_INVALID(o->relu(g_be, &el));
+    struct hsd_tanh_clamp_params tc = {.out = buf, .in = buf, .count = 4, .limit = 0.0f};
+    CHECK_INVALID(o->tanh_clamp(g_be, &tc));
+    tc.limit = 3.0f, tc.in = NULL;
+    CHECK_INVALID(o->tanh_clamp(g_be, &tc));
     struct hsd_timestep_embedding_params te = {.out = buf, .t = buf, .n = 1, .dim = 0,
                                                .max_period = 10000.0f};
     CHECK_INVALID(o->timestep_embedding(g_be, &te));
@@ -698,6 +818,18 @@ int main(void) {
         {2, 17, 15, 40, 8, 3, 3, 2, 1, 1, 0},   // stride 2 with odd h and w
     };
     for (size_t i = 0; i < HSD_ARRAY_LEN(convs); i++) test_conv2d(&convs[i]);
+    // diffusers Downsample2D(padding=0): F.pad (0, 1, 0, 1), 3x3 stride 2
+    // pad 0 (VAE encoder), on even and odd sizes; and one-sided extras.
+    static const struct conv_case asym[] = {
+        {2, 8, 8, 8, 8, 3, 3, 2, 0, 1, 0},
+        {1, 7, 10, 5, 6, 3, 3, 2, 0, 1, 1},
+        {1, 6, 5, 4, 3, 3, 3, 1, 1, 0, 0},
+        {1, 4, 4, 3, 2, 1, 1, 1, 0, 1, 0},  // 1x1 with padding: not the GEMM fast path
+    };
+    test_conv2d_pads(&asym[0], 1, 1);
+    test_conv2d_pads(&asym[1], 1, 1);
+    test_conv2d_pads(&asym[2], 2, 0);
+    test_conv2d_pads(&asym[3], 0, 1);
 
     test_linear(1, 3, 5, 1, 0);
     test_linear(77, 768, 320, 1, 1);  // text context into to_k/to_v sizes
@@ -721,6 +853,13 @@ int main(void) {
     test_attention(1, 1, 160, 257, 77, ATTN_SEPARATE, 0);
     test_attention(2, 8, 40, 256, 77, ATTN_FUSED_KV, 0);  // SD1.5 cross at 16x16 tokens
     test_attention(1, 1, 80, 4096, 16, ATTN_SEPARATE, 3); // long t_q, short t_kv
+    // Causal (CLIP text encoder): SD 1.5's 12 heads of 64 over 77 tokens,
+    // the tiny test encoders' shape, several row blocks (block r0 > 0 sees
+    // keys 0..r0+nr-1), a single token.
+    test_attention_mask(2, 12, 64, 77, 77, ATTN_FUSED_QKV, 0, 1);
+    test_attention_mask(2, 4, 8, 77, 77, ATTN_FUSED_QKV, 0, 1);
+    test_attention_mask(1, 2, 16, 1000, 1000, ATTN_FUSED_QKV, 3, 1);
+    test_attention_mask(3, 1, 5, 1, 1, ATTN_SEPARATE, 0, 1);
 
     test_geglu(7, 13, 4.0f);
     test_geglu(64, 1280, 4.0f);
@@ -738,6 +877,16 @@ int main(void) {
     test_silu(70001, 1, 20.0f);
     test_silu(9, 0, 1.0f);
     test_silu(50001, 0, 110.0f);  // exp(-x) overflow and denormal ranges
+    test_act(0, 70001, 0, 8.0f);
+    test_act(0, 9, 1, 1.0f);
+    test_act(1, 70001, 0, 8.0f);
+    test_act(1, 70001, 1, 60.0f);  // sigmoid tails, exp(-1.702 x) overflow
+    test_relu(70001, 0);
+    test_relu(70001, 1);
+    test_relu(3, 0);
+    test_tanh_clamp(4 * 64 * 64 * 2, 0, 3.0f, 12.0f);  // DecoderTiny latent, SD 512^2, n=2
+    test_tanh_clamp(9, 1, 3.0f, 4.0f);
+    test_tanh_clamp(100, 0, 0.5f, 1.0f);
 
     test_timestep(320, 1, 0.0f);  // SD 1.x/2.x UNet: flip_sin_to_cos, freq_shift 0
     test_timestep(320, 0, 1.0f);  // diffusers default

@@ -1,7 +1,7 @@
 // CPU fp32 backend: the reference truth every CUDA kernel is tested
 // against (DESIGN.md §4). This file holds creation, memory and the op table;
 // each op lives in its own file (cpu_conv2d.c, cpu_linear.c, cpu_norm.c,
-// cpu_attention.c, cpu_eltwise.c, cpu_embed.c).
+// cpu_attention.c, cpu_eltwise.c, cpu_embed.c, cpu_vae_ops.c).
 //
 // Test: ctest -R cpu_ops (tests/unit/test_cpu_ops.c, naive double references).
 // Time: build/bench_cpu_ops (bench/bench_cpu_ops.c, GFLOP/s and % of peak).
@@ -106,6 +106,10 @@ static const struct hsd_backend_ops k_cpu_ops = {
     .add_bias = hsd_cpu_add_bias,
     .add = hsd_cpu_add,
     .silu = hsd_cpu_silu,
+    .gelu = hsd_cpu_gelu,
+    .quick_gelu = hsd_cpu_quick_gelu,
+    .relu = hsd_cpu_relu,
+    .tanh_clamp = hsd_cpu_tanh_clamp,
     .timestep_embedding = hsd_cpu_timestep_embedding,
 };
 

@@ -1,6 +1,13 @@
 // attention: softmax(scale * q k^T) v per (sample, head), the math of
-// torch.nn.functional.scaled_dot_product_attention (no mask, no dropout)
-// with an fp32 softmax (max subtraction, torch's _softmax on the last dim).
+// torch.nn.functional.scaled_dot_product_attention (no dropout; no mask, or
+// the causal one with causal = 1) with an fp32 softmax (max subtraction,
+// torch's _softmax on the last dim).
+//
+// Causal (CLIP text encoder): a block of rows r0..r0+nr-1 sees keys
+// 0..r0+nr-1 only, so both sgemms run over those kv_len keys and each row's
+// scores past its own position are set to -inf, whose exp is exactly 0 (as
+// transformers' additive mask of finfo.min gives after the max
+// subtraction).
 //
 // Version: blocks of query rows. One task = (sample, head, block of R query
 // rows); per task one sgemm writes the score tile S[R, t_kv] = scale q k^T,
@@ -74,6 +81,11 @@ enum hsd_status hsd_cpu_attention(struct hsd_backend *be, const struct hsd_atten
         return hsd_fail(HSD_ERR_INVALID_ARG, "attention: out, q, k, v must be non-NULL");
     }
     if (!isfinite(p->scale)) return hsd_fail(HSD_ERR_INVALID_ARG, "attention: scale not finite");
+    if (p->causal && p->t_q != p->t_kv) {
+        return hsd_fail(HSD_ERR_INVALID_ARG,
+                        "attention: causal needs t_q == t_kv (got t_q=%d t_kv=%d)", p->t_q,
+                        p->t_kv);
+    }
 
     const int t_kv = p->t_kv, d = p->d, threads = be->threads;
     // Rows per task: as many as the tile budget allows (all of t_q for
@@ -117,14 +129,17 @@ enum hsd_status hsd_cpu_attention(struct hsd_backend *be, const struct hsd_atten
         const float *kb = k + (size_t)b * t_kv * p->ldk + (size_t)h * d;
         const float *vb = v + (size_t)b * t_kv * p->ldv + (size_t)h * d;
         float *ob = out + ((size_t)b * p->t_q + r0) * p->ldo + (size_t)h * d;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, t_kv, d, p->scale, qb, p->ldq, kb,
-                    p->ldk, 0.0f, s, ld_s);
+        // Keys this block can see, and its score rows' length padded to 16.
+        const int kv_len = p->causal ? r0 + nr : t_kv;
+        const int ld_row = (kv_len + 15) & ~15;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, kv_len, d, p->scale, qb, p->ldq,
+                    kb, p->ldk, 0.0f, s, ld_s);
         for (int i = 0; i < nr; i++) {
             float *row = s + (size_t)i * ld_s;
-            for (int j = t_kv; j < ld_s; j++) row[j] = -INFINITY;
-            inv_sum[i] = softmax_row_unnormalised(row, ld_s);
+            for (int j = p->causal ? r0 + i + 1 : t_kv; j < ld_row; j++) row[j] = -INFINITY;
+            inv_sum[i] = softmax_row_unnormalised(row, ld_row);
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, d, t_kv, 1.0f, s, ld_s, vb,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, d, kv_len, 1.0f, s, ld_s, vb,
                     p->ldv, 0.0f, ob, p->ldo);
         for (int i = 0; i < nr; i++) {
             float *restrict o = ob + (size_t)i * p->ldo;

@@ -1,5 +1,6 @@
 // conv2d: torch.nn.functional.conv2d (zero padding, square stride, no
-// dilation/groups) on NHWC maps with weights re-laid to [co, kh, kw, ci],
+// dilation/groups; optional extra bottom/right padding, F.pad (0, 1, 0, 1)
+// of diffusers Downsample2D(padding=0)) on NHWC maps with weights re-laid to [co, kh, kw, ci],
 // plus bias and an optional fused residual (diffusers ResnetBlock2D adds its
 // shortcut after conv2).
 //
@@ -73,22 +74,26 @@ static void im2col_chunk(float *restrict col, const float *restrict in, size_t r
 enum hsd_status hsd_cpu_conv2d(struct hsd_backend *be, const struct hsd_conv2d_params *p) {
     if (!p) return hsd_fail(HSD_ERR_INVALID_ARG, "conv2d: NULL params");
     if (p->n <= 0 || p->h <= 0 || p->w <= 0 || p->ci <= 0 || p->co <= 0 || p->kh <= 0 ||
-        p->kw <= 0 || p->stride <= 0 || p->pad < 0) {
+        p->kw <= 0 || p->stride <= 0 || p->pad < 0 || p->pad_bottom < 0 || p->pad_right < 0) {
         return hsd_fail(HSD_ERR_INVALID_ARG,
                         "conv2d: bad dims n=%d h=%d w=%d ci=%d co=%d kh=%d kw=%d stride=%d pad=%d "
-                        "(sizes and stride must be positive, pad >= 0)",
-                        p->n, p->h, p->w, p->ci, p->co, p->kh, p->kw, p->stride, p->pad);
+                        "pad_bottom=%d pad_right=%d (sizes and stride must be positive, pads >= 0)",
+                        p->n, p->h, p->w, p->ci, p->co, p->kh, p->kw, p->stride, p->pad,
+                        p->pad_bottom, p->pad_right);
     }
-    if (p->h + 2 * p->pad < p->kh || p->w + 2 * p->pad < p->kw) {
+    const int hp = p->h + 2 * p->pad + p->pad_bottom, wp = p->w + 2 * p->pad + p->pad_right;
+    if (hp < p->kh || wp < p->kw) {
         return hsd_fail(HSD_ERR_INVALID_ARG,
-                        "conv2d: kernel %dx%d larger than padded input %dx%d (pad %d)", p->kh,
-                        p->kw, p->h, p->w, p->pad);
+                        "conv2d: kernel %dx%d larger than padded input %dx%d (%dx%d, pad %d)",
+                        p->kh, p->kw, hp, wp, p->h, p->w, p->pad);
     }
     if (!p->out || !p->in || !p->weight) {
         return hsd_fail(HSD_ERR_INVALID_ARG, "conv2d: out, in and weight must be non-NULL");
     }
-    const int ho = (p->h + 2 * p->pad - p->kh) / p->stride + 1;
-    const int wo = (p->w + 2 * p->pad - p->kw) / p->stride + 1;
+    // Taps past the bottom/right edge (pad_bottom, pad_right) read as zero
+    // in im2col_chunk like any other padding tap.
+    const int ho = (hp - p->kh) / p->stride + 1;
+    const int wo = (wp - p->kw) / p->stride + 1;
     const size_t rows = (size_t)p->n * ho * wo;
     const size_t K = (size_t)p->kh * p->kw * p->ci;
     const size_t co = (size_t)p->co;
@@ -101,7 +106,7 @@ enum hsd_status hsd_cpu_conv2d(struct hsd_backend *be, const struct hsd_conv2d_p
     const float *weight = p->weight;     // [co, kh, kw, ci]
     const float *residual = p->residual; // [n, ho, wo, co] or NULL
 
-    if (p->kh == 1 && p->kw == 1 && p->stride == 1 && p->pad == 0) {
+    if (p->kh == 1 && p->kw == 1 && p->stride == 1 && hp == p->h && wp == p->w) {
         // The NHWC input already is the [rows, ci] column matrix.
         int acc = hsd_cpu_gemm_prefill(out, p->bias, residual, rows, co, be->threads);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, p->co, p->ci, 1.0f, in,

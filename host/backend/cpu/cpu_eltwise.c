@@ -1,5 +1,5 @@
 // Memory-bound elementwise ops: geglu, upsample_nearest2x, concat_channels,
-// add_bias, add, silu. Each is one OpenMP pass over its output with a
+// add_bias, add, silu, gelu, quick_gelu. Each is one OpenMP pass over its output with a
 // simple, vectorisable inner loop over contiguous channels.
 //
 // Test: ctest -R cpu_ops.
@@ -173,6 +173,41 @@ enum hsd_status hsd_cpu_silu(struct hsd_backend *be, const struct hsd_eltwise_pa
         const size_t i1 = (blk + 1) * ELT_BLOCK < count ? (blk + 1) * ELT_BLOCK : count;
         // torch.nn.functional.silu: x / (1 + exp(-x)).
         for (size_t i = blk * ELT_BLOCK; i < i1; i++) out[i] = hsd_cpu_silu1(a[i]);
+    }
+    return HSD_OK;
+}
+
+enum hsd_status hsd_cpu_gelu(struct hsd_backend *be, const struct hsd_eltwise_params *p) {
+    enum hsd_status st = check_eltwise("gelu", p, 0);
+    if (st != HSD_OK) return st;
+    const size_t count = p->count, blocks = (count + ELT_BLOCK - 1) / ELT_BLOCK;
+    const float *a = p->a;  // [count]
+    float *out = p->out;    // [count], may be a (in place)
+#pragma omp parallel for num_threads(be->threads) schedule(static) if (count > PAR_MIN)
+    for (size_t blk = 0; blk < blocks; blk++) {
+        const size_t i1 = (blk + 1) * ELT_BLOCK < count ? (blk + 1) * ELT_BLOCK : count;
+        // transformers GELUActivation = F.gelu (exact erf), CLIP MLP in SD 2.x.
+        for (size_t i = blk * ELT_BLOCK; i < i1; i++) out[i] = gelu_erf(a[i]);
+    }
+    return HSD_OK;
+}
+
+enum hsd_status hsd_cpu_quick_gelu(struct hsd_backend *be, const struct hsd_eltwise_params *p) {
+    enum hsd_status st = check_eltwise("quick_gelu", p, 0);
+    if (st != HSD_OK) return st;
+    const size_t count = p->count, blocks = (count + ELT_BLOCK - 1) / ELT_BLOCK;
+    const float *a = p->a;  // [count]
+    float *out = p->out;    // [count], may be a (in place)
+#pragma omp parallel for num_threads(be->threads) schedule(static) if (count > PAR_MIN)
+    for (size_t blk = 0; blk < blocks; blk++) {
+        const size_t i1 = (blk + 1) * ELT_BLOCK < count ? (blk + 1) * ELT_BLOCK : count;
+        // transformers QuickGELUActivation: input * torch.sigmoid(1.702 * input),
+        // with 1.702 * x rounded to fp32 first as torch does, and torch's
+        // sigmoid 1 / (1 + exp(-y)) (0 once exp(-y) overflows, so -0 out).
+        for (size_t i = blk * ELT_BLOCK; i < i1; i++) {
+            const float x = a[i], y = 1.702f * x;
+            out[i] = x * (1.0f / (1.0f + hsd_cpu_expf(-y)));
+        }
     }
     return HSD_OK;
 }

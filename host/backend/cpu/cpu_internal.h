@@ -58,6 +58,10 @@ enum hsd_status hsd_cpu_concat_channels(struct hsd_backend *be, const struct hsd
 enum hsd_status hsd_cpu_add_bias(struct hsd_backend *be, const struct hsd_add_bias_params *p);
 enum hsd_status hsd_cpu_add(struct hsd_backend *be, const struct hsd_eltwise_params *p);
 enum hsd_status hsd_cpu_silu(struct hsd_backend *be, const struct hsd_eltwise_params *p);
+enum hsd_status hsd_cpu_gelu(struct hsd_backend *be, const struct hsd_eltwise_params *p);
+enum hsd_status hsd_cpu_quick_gelu(struct hsd_backend *be, const struct hsd_eltwise_params *p);
+enum hsd_status hsd_cpu_relu(struct hsd_backend *be, const struct hsd_eltwise_params *p);
+enum hsd_status hsd_cpu_tanh_clamp(struct hsd_backend *be, const struct hsd_tanh_clamp_params *p);
 enum hsd_status hsd_cpu_timestep_embedding(struct hsd_backend *be,
                                            const struct hsd_timestep_embedding_params *p);
 

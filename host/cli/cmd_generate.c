@@ -30,7 +30,8 @@ static void usage(FILE *f) {
             "  --batch-count B      images, 1..64 (default 1)\n"
             "  --clip-skip K        use the text encoder's layer L-K (default 0 = last)\n"
             "  --edge-model DIR     small U-Net (pipeline root or unet folder) for steps k..N-1\n"
-            "  --split K            steps 0..K-1 on the large U-Net (required with --edge-model)\n"
+            "  --split K            U-Net calls 0..K-1 on the large U-Net, the rest on the edge\n"
+            "                       one (required with --edge-model; calls = steps, PNDM: +1)\n"
             "  --vae full|tiny|DIR  decoder: the model's vae/ (default), a TAESD found as\n"
             "                       vae_tiny/ beside the edge or large model, or a folder\n"
             "  --threads T          CPU threads (default: every core)\n"
@@ -144,9 +145,10 @@ int hsd_cmd_generate(int argc, char **argv) {
         fprintf(stderr, "hsd generate: --split needs --edge-model\n");
         return 2;
     }
-    if (r.split < 0) r.split = r.steps;
-    if (r.split > r.steps) {
-        fprintf(stderr, "hsd generate: --split %d is larger than --steps %d\n", r.split, r.steps);
+    int calls = hsd_pipeline_n_calls(&r);
+    if (r.split > calls) {
+        fprintf(stderr, "hsd generate: --split %d is larger than the %d U-Net calls of %d %s steps\n",
+                r.split, calls, r.steps, hsd_sampler_name(r.sampler));
         return 2;
     }
     // Output paths are checked before any model is loaded.
@@ -169,7 +171,7 @@ int hsd_cmd_generate(int argc, char **argv) {
     }
     size_t px = (size_t)r.width * r.height * 3;
     uint8_t *rgb = malloc(px * r.batch_count);
-    double *step_ms = calloc((size_t)r.steps, sizeof *step_ms);
+    double *step_ms = calloc((size_t)calls, sizeof *step_ms);
     struct hsd_gen_timing tm = {.step_ms = step_ms};
     struct progress pr = {.enabled = !quiet && isatty(STDERR_FILENO), .t0 = now_s()};
     int rc = 1;
@@ -199,12 +201,13 @@ int hsd_cmd_generate(int argc, char **argv) {
     }
     if (verbose) {
         double sum = 0;
-        for (int i = 0; i < r.steps; i++) sum += step_ms[i];
-        fprintf(stderr, "timing: load %.1f ms, text %.1f ms, %d U-Net steps %.1f ms, decode %.1f ms\n",
-                t_load * 1e3, tm.text_ms, r.steps, sum, tm.decode_ms);
-        for (int i = 0; i < r.steps; i++)
+        int k = r.split < 0 ? calls : r.split;
+        for (int i = 0; i < calls; i++) sum += step_ms[i];
+        fprintf(stderr, "timing: load %.1f ms, text %.1f ms, %d U-Net calls %.1f ms, decode %.1f ms\n",
+                t_load * 1e3, tm.text_ms, calls, sum, tm.decode_ms);
+        for (int i = 0; i < calls; i++)
             fprintf(stderr, "  step %2d (%s U-Net): %.1f ms\n", i + 1,
-                    i < r.split ? "large" : "edge", step_ms[i]);
+                    i < k ? "large" : "edge", step_ms[i]);
     }
     rc = 0;
     goto done;

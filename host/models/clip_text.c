@@ -1,0 +1,522 @@
+// CLIPTextModel (transformers models/clip/modeling_clip.py) on backend ops:
+// CLIPTextEmbeddings, then CLIPEncoderLayer x N (pre-LN, causal self
+// attention, fc1 -> quick_gelu/gelu -> fc2), then final_layer_norm.
+//
+// Weights: text_encoder/model.safetensors under transformers' names. Files
+// saved by transformers 4.x (every SD text_encoder on the Hub) prefix them
+// with "text_model." and carry the int64 buffer embeddings.position_ids;
+// transformers 5.x saves them without the prefix. Both are read; a file
+// mixing the two, or holding a tensor the config does not explain, fails.
+//
+// Embeddings are gathered on the host: the token table is the largest
+// tensor (49408 x 768 in SD 1.x) yet a forward reads only n*L of its rows,
+// so it stays in the file mapping (never uploaded nor converted whole) and
+// the rows in use are converted, added to the position rows (host fp32,
+// as transformers adds them in fp32) and uploaded as [n*L, C]. On a GPU
+// that is one small upload instead of a table in device memory.
+//
+// Activation memory follows unet_forward.c: a planning pass per new (n, L)
+// sizes a bump arena, so a planned forward does not allocate.
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/assert.h"
+#include "io/weights.h"
+#include "models/clip_text.h"
+
+enum { ARENA_ALIGN = 256 };
+
+// transformers CLIPEncoderLayer; q/k/v packed as [q; k; v] at load so one
+// GEMM makes them and the attention op reads the heads with strides.
+struct clip_layer {
+    void *ln1_g, *ln1_b, *ln2_g, *ln2_b;  // [C]
+    void *qkv_w, *qkv_b;                  // [3C, C], [3C]
+    void *out_w, *out_b;                  // [C, C], [C]
+    void *fc1_w, *fc1_b;                  // [I, C], [I]
+    void *fc2_w, *fc2_b;                  // [C, I], [C]
+};
+
+struct hsd_clip_text {
+    struct hsd_clip_text_config cfg;
+    struct hsd_backend *be;
+    struct hsd_weights *w;                // kept open: token rows are read from it
+    const struct hsd_st_tensor *tok;      // [V, C], the file's dtype
+    float *pos;                           // [P, C] host fp32
+    struct clip_layer *layers;
+    void *fln_g, *fln_b;                  // [C]
+
+    void **bufs;                          // every weight buffer, freed with the model
+    size_t n_bufs, cap_bufs;
+
+    void *arena;                          // activations for one (n, L)
+    size_t arena_cap;
+    int plan_n, plan_L;
+    float *host_emb;                      // [n*L, C] gather staging
+    size_t host_emb_cap;
+
+    hsd_clip_text_probe_fn probe;
+    void *probe_user;
+};
+
+// ---- loading ---------------------------------------------------------------
+
+struct build {
+    struct hsd_clip_text *m;
+    const char *path;                     // weights file, for messages
+    const char *prefix;                   // "text_model." or ""
+    unsigned char *used;                  // per weights entry
+    float *tmp;                           // conversion scratch
+    size_t tmp_cap;
+};
+
+static int is_file(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// snprintf that reports truncation instead of silently cutting a path.
+static int too_long(int written, size_t cap) { return written < 0 || (size_t)written >= cap; }
+
+static enum hsd_status keep_buf(struct hsd_clip_text *m, void *p) {
+    if (m->n_bufs == m->cap_bufs) {
+        size_t cap = m->cap_bufs ? 2 * m->cap_bufs : 64;
+        void **nb = realloc(m->bufs, cap * sizeof *nb);
+        if (!nb) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
+        m->bufs = nb;
+        m->cap_bufs = cap;
+    }
+    m->bufs[m->n_bufs++] = p;
+    return HSD_OK;
+}
+
+static enum hsd_status upload(struct hsd_clip_text *m, void **dst, const float *src,
+                              size_t count) {
+    struct hsd_backend *be = m->be;
+    void *p = be->ops->alloc(be, count * be->act_size);
+    if (!p) return hsd_fail_context(HSD_ERR_NOMEM, "allocating %zu weights: ", count);
+    enum hsd_status s = keep_buf(m, p);
+    if (s) {
+        be->ops->free(be, p);
+        return s;
+    }
+    *dst = p;
+    return be->ops->upload(be, p, src, count);
+}
+
+// Looks up prefix + `name`, checks rank, shape and dtype, marks it used and
+// returns its entry; with `host`, also converts it to fp32 in b->tmp.
+static enum hsd_status fetch(struct build *b, const char *name, int ndim, const int64_t *dims,
+                             const struct hsd_st_tensor **out_t, const float **host) {
+    char full[256];
+    if (too_long(snprintf(full, sizeof full, "%s%s", b->prefix, name), sizeof full))
+        return hsd_fail(HSD_ERR_INTERNAL, "tensor name too long: %s", name);
+    long idx = hsd_weights_find_index(b->m->w, full);
+    if (idx < 0)
+        return hsd_fail(HSD_ERR_NOT_FOUND, "%s: missing tensor '%s' (required by the config)",
+                        b->path, full);
+    const struct hsd_st_tensor *t = hsd_weights_at(b->m->w, (size_t)idx);
+    int ok = t->ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == dims[i];
+    if (!ok) {
+        char want[96], got[96];
+        size_t o = 0;
+        for (int i = 0; i < ndim && o < sizeof want; i++)
+            o += (size_t)snprintf(want + o, sizeof want - o, "%s%lld", i ? ", " : "",
+                                  (long long)dims[i]);
+        if (!ndim) want[0] = '\0';
+        o = 0;
+        for (int i = 0; i < t->ndim && o < sizeof got; i++)
+            o += (size_t)snprintf(got + o, sizeof got - o, "%s%lld", i ? ", " : "",
+                                  (long long)t->shape[i]);
+        if (!t->ndim) got[0] = '\0';
+        return hsd_fail(HSD_ERR_SHAPE,
+                        "%s: tensor '%s': shape [%s] contradicts the config (expected [%s])",
+                        b->path, full, got, want);
+    }
+    if (t->dtype != HSD_F32 && t->dtype != HSD_F16 && t->dtype != HSD_BF16)
+        return hsd_fail(HSD_ERR_UNSUPPORTED,
+                        "%s: tensor '%s': unsupported dtype %s (expected F32, F16 or BF16)",
+                        b->path, full, hsd_dtype_name(t->dtype));
+    if (b->used[idx])
+        return hsd_fail(HSD_ERR_INTERNAL, "%s: tensor '%s' used twice", b->path, full);
+    b->used[idx] = 1;
+    if (out_t) *out_t = t;
+    if (!host) return HSD_OK;
+    size_t count = (size_t)t->numel;
+    if (count > b->tmp_cap) {
+        free(b->tmp);
+        b->tmp = malloc(count * sizeof(float));
+        b->tmp_cap = b->tmp ? count : 0;
+        if (!b->tmp)
+            return hsd_fail(HSD_ERR_NOMEM, "%s: out of memory converting '%s'", b->path, full);
+    }
+    hsd_convert_to_f32(b->tmp, t->data, t->dtype, count);
+    *host = b->tmp;
+    return HSD_OK;
+}
+
+// fetch() + upload into *dst.
+static enum hsd_status get(struct build *b, void **dst, int ndim, const int64_t *dims,
+                           const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static enum hsd_status get(struct build *b, void **dst, int ndim, const int64_t *dims,
+                           const char *fmt, ...) {
+    char name[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    const struct hsd_st_tensor *t;
+    const float *host;
+    enum hsd_status s = fetch(b, name, ndim, dims, &t, &host);
+    if (s) return s;
+    s = upload(b->m, dst, host, (size_t)t->numel);
+    if (s) return hsd_fail_context(s, "%s: tensor '%s%s': ", b->path, b->prefix, name);
+    return HSD_OK;
+}
+
+#define D(...) ((const int64_t[]){__VA_ARGS__})
+
+// transformers CLIPAttention: q_proj, k_proj, v_proj (with biases) packed
+// into one [3C, C] weight and [3C] bias.
+static enum hsd_status build_qkv(struct build *b, struct clip_layer *ly, const char *pre) {
+    const int64_t C = b->m->cfg.hidden_size;
+    size_t nw = (size_t)C * (size_t)C;
+    float *pack = malloc((3 * nw + 3 * (size_t)C) * sizeof(float));
+    if (!pack) return hsd_fail(HSD_ERR_NOMEM, "out of memory packing %s", pre);
+    float *bias = pack + 3 * nw;
+    static const char *const parts[3] = {"q_proj", "k_proj", "v_proj"};
+    enum hsd_status s = HSD_OK;
+    for (int i = 0; i < 3 && !s; i++) {
+        char name[200];
+        const float *host;
+        snprintf(name, sizeof name, "%s.self_attn.%s.weight", pre, parts[i]);
+        if ((s = fetch(b, name, 2, D(C, C), NULL, &host))) break;
+        memcpy(pack + (size_t)i * nw, host, nw * sizeof(float));
+        snprintf(name, sizeof name, "%s.self_attn.%s.bias", pre, parts[i]);
+        if ((s = fetch(b, name, 1, D(C), NULL, &host))) break;
+        memcpy(bias + (size_t)i * C, host, (size_t)C * sizeof(float));
+    }
+    if (!s) s = upload(b->m, &ly->qkv_w, pack, 3 * nw);
+    if (!s) s = upload(b->m, &ly->qkv_b, bias, 3 * (size_t)C);
+    free(pack);
+    return s;
+}
+
+static enum hsd_status build_all(struct build *b) {
+    struct hsd_clip_text *m = b->m;
+    const struct hsd_clip_text_config *cfg = &m->cfg;
+    const int64_t C = cfg->hidden_size, I = cfg->intermediate_size;
+    const int64_t V = cfg->vocab_size, P = cfg->max_position_embeddings;
+    enum hsd_status s;
+    // transformers CLIPTextEmbeddings: token_embedding [V, C] stays in the
+    // mapping (see the file comment); position_embedding [P, C] on the host.
+    if ((s = fetch(b, "embeddings.token_embedding.weight", 2, D(V, C), &m->tok, NULL))) return s;
+    const float *host;
+    if ((s = fetch(b, "embeddings.position_embedding.weight", 2, D(P, C), NULL, &host))) return s;
+    m->pos = malloc((size_t)P * (size_t)C * sizeof(float));
+    if (!m->pos) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
+    memcpy(m->pos, host, (size_t)P * (size_t)C * sizeof(float));
+
+    m->layers = calloc((size_t)cfg->num_hidden_layers, sizeof *m->layers);
+    if (!m->layers) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
+    for (int l = 0; l < cfg->num_hidden_layers; l++) {
+        struct clip_layer *ly = &m->layers[l];
+        char pre[64];
+        snprintf(pre, sizeof pre, "encoder.layers.%d", l);
+        if ((s = get(b, &ly->ln1_g, 1, D(C), "%s.layer_norm1.weight", pre))) return s;
+        if ((s = get(b, &ly->ln1_b, 1, D(C), "%s.layer_norm1.bias", pre))) return s;
+        if ((s = build_qkv(b, ly, pre))) return s;
+        if ((s = get(b, &ly->out_w, 2, D(C, C), "%s.self_attn.out_proj.weight", pre))) return s;
+        if ((s = get(b, &ly->out_b, 1, D(C), "%s.self_attn.out_proj.bias", pre))) return s;
+        if ((s = get(b, &ly->ln2_g, 1, D(C), "%s.layer_norm2.weight", pre))) return s;
+        if ((s = get(b, &ly->ln2_b, 1, D(C), "%s.layer_norm2.bias", pre))) return s;
+        if ((s = get(b, &ly->fc1_w, 2, D(I, C), "%s.mlp.fc1.weight", pre))) return s;
+        if ((s = get(b, &ly->fc1_b, 1, D(I), "%s.mlp.fc1.bias", pre))) return s;
+        if ((s = get(b, &ly->fc2_w, 2, D(C, I), "%s.mlp.fc2.weight", pre))) return s;
+        if ((s = get(b, &ly->fc2_b, 1, D(C), "%s.mlp.fc2.bias", pre))) return s;
+    }
+    if ((s = get(b, &m->fln_g, 1, D(C), "final_layer_norm.weight"))) return s;
+    if ((s = get(b, &m->fln_b, 1, D(C), "final_layer_norm.bias"))) return s;
+
+    // Tensors CLIPTextModel does not compute with but checkpoints carry:
+    // the position_ids buffer (transformers 4.x) and CLIPTextModelWith-
+    // Projection's text_projection. Anything else unexplained means config
+    // and weights disagree (e.g. more layers in the file than in config.json).
+    size_t n = hsd_weights_count(m->w), unused = 0;
+    const char *first = NULL;
+    char ids_name[64];
+    snprintf(ids_name, sizeof ids_name, "%sembeddings.position_ids", b->prefix);
+    for (size_t i = 0; i < n; i++) {
+        const char *nm = hsd_weights_name_at(m->w, i);
+        if (b->used[i] || !strcmp(nm, ids_name) || !strcmp(nm, "text_projection.weight")) continue;
+        if (!unused++) first = nm;
+    }
+    if (unused)
+        return hsd_fail(HSD_ERR_FORMAT,
+                        "%s: %zu tensor(s) not used by the CLIPTextModel the config describes "
+                        "(first: '%s'); config and weights disagree",
+                        b->path, unused, first);
+    return HSD_OK;
+}
+
+// Picks the weights file of a text_encoder folder: model.safetensors, then
+// the fp16 variant diffusers saves with variant="fp16".
+static enum hsd_status find_weights(char *out, size_t cap, const char *dir) {
+    static const char *const names[] = {"model.safetensors", "model.fp16.safetensors"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (too_long(snprintf(out, cap, "%s/%s", dir, names[i]), cap))
+            return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", dir);
+        if (is_file(out)) return HSD_OK;
+    }
+    char idx[4200];
+    if (!too_long(snprintf(idx, sizeof idx, "%s/model.safetensors.index.json", dir), sizeof idx) &&
+        is_file(idx))
+        return hsd_fail(HSD_ERR_UNSUPPORTED,
+                        "%s: sharded weights (%s) are not supported; merge them into one "
+                        "model.safetensors",
+                        dir, idx);
+    return hsd_fail(HSD_ERR_NOT_FOUND,
+                    "%s: no model.safetensors in the text_encoder folder (only .safetensors "
+                    "weights are read; convert pytorch_model.bin first)",
+                    dir);
+}
+
+enum hsd_status hsd_clip_text_load(struct hsd_clip_text **out, const char *path,
+                                   struct hsd_backend *be) {
+    if (!out || !path || !be)
+        return hsd_fail(HSD_ERR_INVALID_ARG, "clip_text_load: NULL argument");
+    *out = NULL;
+    if (!is_dir(path))
+        return hsd_fail(HSD_ERR_NOT_FOUND,
+                        "%s: no such folder (expected a pipeline root with text_encoder/ or a "
+                        "text_encoder folder)",
+                        path);
+    // A pipeline root holds text_encoder/; otherwise `path` is the folder.
+    char dir[4000], cfg_path[4100], w_path[4100];
+    if (too_long(snprintf(dir, sizeof dir, "%s/text_encoder", path), sizeof dir))
+        return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", path);
+    if (!is_dir(dir) && too_long(snprintf(dir, sizeof dir, "%s", path), sizeof dir))
+        return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", path);
+    if (too_long(snprintf(cfg_path, sizeof cfg_path, "%s/config.json", dir), sizeof cfg_path))
+        return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", dir);
+    if (!is_file(cfg_path))
+        return hsd_fail(HSD_ERR_NOT_FOUND, "%s: no config.json in the text_encoder folder", dir);
+    enum hsd_status s = find_weights(w_path, sizeof w_path, dir);
+    if (s) return s;
+
+    struct hsd_clip_text *m = calloc(1, sizeof *m);
+    if (!m) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
+    m->be = be;
+    struct build b = {.m = m, .path = w_path};
+    if (!(s = hsd_clip_text_config_load(&m->cfg, cfg_path)) &&
+        !(s = hsd_weights_open_diffusers(&m->w, w_path))) {
+        b.prefix = hsd_weights_find(m->w, "text_model.embeddings.token_embedding.weight")
+                       ? "text_model."
+                       : "";
+        b.used = calloc(hsd_weights_count(m->w) + 1, 1);
+        s = b.used ? build_all(&b) : hsd_fail(HSD_ERR_NOMEM, "out of memory");
+    }
+    free(b.used);
+    free(b.tmp);
+    if (s) {
+        hsd_clip_text_free(m);
+        return s;
+    }
+    *out = m;
+    return HSD_OK;
+}
+
+void hsd_clip_text_free(struct hsd_clip_text *m) {
+    if (!m) return;
+    for (size_t i = 0; i < m->n_bufs; i++) m->be->ops->free(m->be, m->bufs[i]);
+    free(m->bufs);
+    if (m->arena) m->be->ops->free(m->be, m->arena);
+    free(m->host_emb);
+    free(m->layers);
+    free(m->pos);
+    hsd_weights_close(m->w);
+    free(m);
+}
+
+const struct hsd_clip_text_config *hsd_clip_text_get_config(const struct hsd_clip_text *m) {
+    return &m->cfg;
+}
+
+void hsd_clip_text_set_probe(struct hsd_clip_text *m, hsd_clip_text_probe_fn fn, void *user) {
+    m->probe = fn;
+    m->probe_user = user;
+}
+
+// ---- forward ---------------------------------------------------------------
+
+struct fwd {
+    struct hsd_clip_text *m;
+    struct hsd_backend *be;
+    int planning;
+    char *base;
+    size_t used, peak, cap;
+};
+
+static void *act(struct fwd *f, size_t count) {
+    size_t bytes = (count * f->be->act_size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    // Planning hands out distinct fake addresses that are never touched.
+    char *p = f->planning ? (char *)(uintptr_t)(ARENA_ALIGN + f->used) : f->base + f->used;
+    f->used += bytes;
+    if (f->used > f->peak) f->peak = f->used;
+    HSD_ASSERT(f->planning || f->used <= f->cap);
+    return p;
+}
+
+// Each op runs only outside planning.
+#define RUN(f, op, params)                                            \
+    do {                                                              \
+        if (!(f)->planning) {                                         \
+            enum hsd_status s_ = (f)->be->ops->op((f)->be, (params)); \
+            if (s_) return s_;                                        \
+        }                                                             \
+    } while (0)
+
+static enum hsd_status linear(struct fwd *f, void *out, const void *in, const void *w,
+                              const void *bias, const void *res, int m, int k, int n_out) {
+    struct hsd_linear_params p = {out, in, w, bias, res, m, k, n_out};
+    RUN(f, linear, &p);
+    return HSD_OK;
+}
+
+static enum hsd_status lnorm(struct fwd *f, void *out, const void *in, const void *g,
+                             const void *b, int m) {
+    // nn.LayerNorm(hidden_size, eps=config.layer_norm_eps) everywhere in CLIP.
+    struct hsd_layer_norm_params p = {out, in, g, b, m, f->m->cfg.hidden_size,
+                                      f->m->cfg.layer_norm_eps};
+    RUN(f, layer_norm, &p);
+    return HSD_OK;
+}
+
+static void probe(struct fwd *f, int i, const void *buf, int n, int L) {
+    if (f->planning || !f->m->probe) return;
+    char name[32];
+    snprintf(name, sizeof name, "hidden.%d", i);
+    f->be->ops->synchronize(f->be);
+    f->m->probe(f->m->probe_user, name, buf, n, L, f->m->cfg.hidden_size);
+}
+
+static enum hsd_status forward(struct fwd *f, float *out, const int32_t *ids, int n, int L,
+                               int clip_skip) {
+    struct hsd_clip_text *m = f->m;
+    struct hsd_backend *be = f->be;
+    const struct hsd_clip_text_config *cfg = &m->cfg;
+    const int C = cfg->hidden_size, I = cfg->intermediate_size, rows = n * L;
+    const int heads = cfg->num_attention_heads, d = C / heads;
+    enum hsd_status s;
+    // Residual stream ping-pongs between x and y so no op writes its input.
+    void *x = act(f, (size_t)rows * C), *y = act(f, (size_t)rows * C);
+    void *nrm = act(f, (size_t)rows * C), *qkv = act(f, (size_t)rows * 3 * C);
+    void *att = act(f, (size_t)rows * C), *ff = act(f, (size_t)rows * I);
+
+    // CLIPTextEmbeddings: token_embedding(ids) + position_embedding(arange(L)).
+    if (!f->planning) {
+        const size_t esz = hsd_dtype_size(m->tok->dtype);
+        const unsigned char *table = m->tok->data;
+        for (int r = 0; r < rows; r++) {
+            float *e = m->host_emb + (size_t)r * C;
+            const float *pe = m->pos + (size_t)(r % L) * C;
+            hsd_convert_to_f32(e, table + (size_t)ids[r] * C * esz, m->tok->dtype, (size_t)C);
+            for (int c = 0; c < C; c++) e[c] += pe[c];
+        }
+        if ((s = be->ops->upload(be, x, m->host_emb, (size_t)rows * C))) return s;
+    }
+    probe(f, 0, x, n, L);
+
+    // diffusers encode_prompt(clip_skip = k) reads hidden_states[-(k + 1)]:
+    // the later layers never influence it, so they are not run.
+    const int n_run = cfg->num_hidden_layers - clip_skip;
+    for (int l = 0; l < n_run; l++) {
+        const struct clip_layer *ly = &m->layers[l];
+        // CLIPEncoderLayer: x = x + out_proj(attn(layer_norm1(x)))
+        if ((s = lnorm(f, nrm, x, ly->ln1_g, ly->ln1_b, rows))) return s;
+        if ((s = linear(f, qkv, nrm, ly->qkv_w, ly->qkv_b, NULL, rows, C, 3 * C))) return s;
+        // CLIPAttention: scale head_dim^-0.5, causal mask from
+        // create_causal_mask (no padding mask: SD pipelines pass none).
+        struct hsd_attention_params ap = {
+            .out = att, .q = qkv, .n = n, .heads = heads, .d = d, .t_q = L, .t_kv = L,
+            .ldq = 3 * C, .ldk = 3 * C, .ldv = 3 * C, .ldo = C,
+            .scale = 1.0f / sqrtf((float)d), .causal = 1};
+        ap.k = (const char *)qkv + (size_t)C * be->act_size;
+        ap.v = (const char *)qkv + 2 * (size_t)C * be->act_size;
+        RUN(f, attention, &ap);
+        if ((s = linear(f, y, att, ly->out_w, ly->out_b, x, rows, C, C))) return s;
+        // x = x + fc2(act(fc1(layer_norm2(x))))   (CLIPMLP)
+        if ((s = lnorm(f, nrm, y, ly->ln2_g, ly->ln2_b, rows))) return s;
+        if ((s = linear(f, ff, nrm, ly->fc1_w, ly->fc1_b, NULL, rows, C, I))) return s;
+        struct hsd_eltwise_params ep = {.out = ff, .a = ff, .count = (size_t)rows * I};
+        if (cfg->quick_gelu) RUN(f, quick_gelu, &ep);
+        else RUN(f, gelu, &ep);
+        if ((s = linear(f, x, ff, ly->fc2_w, ly->fc2_b, y, rows, I, C))) return s;
+        probe(f, l + 1, x, n, L);
+    }
+    // final_layer_norm (also on a clip_skip output, as diffusers applies it).
+    if ((s = lnorm(f, nrm, x, m->fln_g, m->fln_b, rows))) return s;
+    if (f->planning) return HSD_OK;
+    return be->ops->download(be, out, nrm, (size_t)rows * C);
+}
+
+enum hsd_status hsd_clip_text_forward(struct hsd_clip_text *m, float *out, const int32_t *ids,
+                                      int n, int L, int clip_skip) {
+    if (!m || !out || !ids) return hsd_fail(HSD_ERR_INVALID_ARG, "clip_text: NULL argument");
+    const struct hsd_clip_text_config *cfg = &m->cfg;
+    if (n < 1 || n > 4096 || L < 1 || L > cfg->max_position_embeddings)
+        return hsd_fail(HSD_ERR_INVALID_ARG,
+                        "clip_text: bad input dims n=%d L=%d (1 <= n <= 4096, 1 <= L <= "
+                        "max_position_embeddings %d)",
+                        n, L, cfg->max_position_embeddings);
+    if (clip_skip < 0 || clip_skip > cfg->num_hidden_layers)
+        return hsd_fail(HSD_ERR_INVALID_ARG, "clip_text: clip_skip %d outside [0, %d] (layers)",
+                        clip_skip, cfg->num_hidden_layers);
+    // Every id is checked before any work: an id indexes the token table.
+    for (int b = 0; b < n; b++)
+        for (int t = 0; t < L; t++) {
+            int32_t id = ids[(size_t)b * L + t];
+            if (id < 0 || id >= cfg->vocab_size)
+                return hsd_fail(HSD_ERR_INVALID_ARG,
+                                "clip_text: token id %d at [%d, %d] is outside the vocabulary "
+                                "[0, %d)",
+                                (int)id, b, t, cfg->vocab_size);
+        }
+    struct fwd f = {.m = m, .be = m->be};
+    if (!m->arena || m->plan_n != n || m->plan_L != L) {
+        f.planning = 1;
+        enum hsd_status s = forward(&f, out, ids, n, L, 0);
+        if (s) return s;
+        if (f.peak > m->arena_cap) {
+            if (m->arena) m->be->ops->free(m->be, m->arena);
+            m->arena = m->be->ops->alloc(m->be, f.peak);
+            m->arena_cap = m->arena ? f.peak : 0;
+            if (!m->arena)
+                return hsd_fail_context(HSD_ERR_NOMEM, "clip_text: activation arena of %zu KB: ",
+                                        f.peak >> 10);
+        }
+        size_t emb = (size_t)n * L * cfg->hidden_size;
+        if (emb > m->host_emb_cap) {
+            free(m->host_emb);
+            m->host_emb = malloc(emb * sizeof(float));
+            m->host_emb_cap = m->host_emb ? emb : 0;
+            if (!m->host_emb) return hsd_fail(HSD_ERR_NOMEM, "clip_text: out of memory");
+        }
+        m->plan_n = n;
+        m->plan_L = L;
+        f = (struct fwd){.m = m, .be = m->be};
+    }
+    f.base = m->arena;
+    f.cap = m->arena_cap;
+    return forward(&f, out, ids, n, L, clip_skip);
+}

@@ -1,0 +1,163 @@
+// text_encoder/config.json -> struct hsd_clip_text_config, with the
+// defaults of transformers CLIPTextConfig (configuration_clip.py, 5.x).
+// Keys that do not change CLIPTextModel's last_hidden_state (dropouts,
+// initializer ranges, token ids, projection_dim) are ignored; values this
+// implementation cannot run fail with HSD_ERR_UNSUPPORTED naming the key.
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "models/clip_text.h"
+
+// Bounds that keep size arithmetic far from overflow; SD's encoders (49408
+// tokens, width 768/1024, 12/23 layers) are far below them.
+enum {
+    MAX_VOCAB = 1 << 24,
+    MAX_WIDTH = 1 << 16,
+    MAX_FF = 1 << 18,
+    MAX_LAYERS = 256,
+    MAX_POSITIONS = 1 << 16
+};
+
+static enum hsd_status bad(const char *label, const char *key, const char *why) {
+    return hsd_fail(HSD_ERR_FORMAT, "%s: config key '%s': %s", label, key, why);
+}
+
+// An optional integer in [lo, hi]; absent or null keeps *out.
+static enum hsd_status get_int(json_t *root, const char *label, const char *key, int lo, int hi,
+                               int *out) {
+    json_t *v = json_object_get(root, key);
+    if (!v || json_is_null(v)) return HSD_OK;
+    if (!json_is_integer(v)) return bad(label, key, "expected an integer");
+    json_int_t x = json_integer_value(v);
+    if (x < lo || x > hi)
+        return hsd_fail(HSD_ERR_FORMAT, "%s: config key '%s': %lld is outside [%d, %d]", label,
+                        key, (long long)x, lo, hi);
+    *out = (int)x;
+    return HSD_OK;
+}
+
+static enum hsd_status parse_root(struct hsd_clip_text_config *cfg, json_t *root,
+                                  const char *label) {
+    enum hsd_status s;
+    // transformers CLIPTextConfig defaults.
+    cfg->vocab_size = 49408;
+    cfg->hidden_size = 512;
+    cfg->intermediate_size = 2048;
+    cfg->num_hidden_layers = 12;
+    cfg->num_attention_heads = 8;
+    cfg->max_position_embeddings = 77;
+    cfg->quick_gelu = 1;
+    cfg->layer_norm_eps = 1e-5f;
+
+    // A whole CLIPModel config (text_config + vision_config) or another
+    // model's config would parse as defaults here: refuse it by name.
+    json_t *mt = json_object_get(root, "model_type");
+    if (mt && !json_is_null(mt)) {
+        if (!json_is_string(mt)) return bad(label, "model_type", "expected a string");
+        if (strcmp(json_string_value(mt), "clip_text_model"))
+            return hsd_fail(HSD_ERR_UNSUPPORTED,
+                            "%s: config key 'model_type': \"%.100s\" is not supported (expected "
+                            "\"clip_text_model\", a CLIPTextModel text_encoder folder)",
+                            label, json_string_value(mt));
+    }
+    json_t *arch = json_object_get(root, "architectures");
+    if (arch && !json_is_null(arch)) {
+        if (!json_is_array(arch)) return bad(label, "architectures", "expected a list of names");
+        for (size_t i = 0; i < json_array_size(arch); i++) {
+            json_t *e = json_array_get(arch, i);
+            if (!json_is_string(e)) return bad(label, "architectures", "names must be strings");
+            const char *a = json_string_value(e);
+            // WithProjection (SDXL's text_encoder_2) shares the encoder; only
+            // its text_projection, which SD's conditioning does not use, differs.
+            if (strcmp(a, "CLIPTextModel") && strcmp(a, "CLIPTextModelWithProjection"))
+                return hsd_fail(HSD_ERR_UNSUPPORTED,
+                                "%s: config key 'architectures': \"%.100s\" is not supported "
+                                "(CLIPTextModel or CLIPTextModelWithProjection)",
+                                label, a);
+        }
+    }
+
+    if ((s = get_int(root, label, "vocab_size", 1, MAX_VOCAB, &cfg->vocab_size))) return s;
+    if ((s = get_int(root, label, "hidden_size", 1, MAX_WIDTH, &cfg->hidden_size))) return s;
+    if ((s = get_int(root, label, "intermediate_size", 1, MAX_FF, &cfg->intermediate_size)))
+        return s;
+    if ((s = get_int(root, label, "num_hidden_layers", 1, MAX_LAYERS, &cfg->num_hidden_layers)))
+        return s;
+    if ((s = get_int(root, label, "num_attention_heads", 1, MAX_WIDTH,
+                     &cfg->num_attention_heads)))
+        return s;
+    if ((s = get_int(root, label, "max_position_embeddings", 1, MAX_POSITIONS,
+                     &cfg->max_position_embeddings)))
+        return s;
+    // transformers CLIPTextConfig.validate_architecture raises for this too.
+    if (cfg->hidden_size % cfg->num_attention_heads)
+        return hsd_fail(HSD_ERR_FORMAT,
+                        "%s: hidden_size %d is not divisible by num_attention_heads %d", label,
+                        cfg->hidden_size, cfg->num_attention_heads);
+
+    json_t *act = json_object_get(root, "hidden_act");
+    if (act && !json_is_null(act)) {
+        if (!json_is_string(act)) return bad(label, "hidden_act", "expected a string");
+        const char *a = json_string_value(act);
+        if (!strcmp(a, "quick_gelu")) {
+            cfg->quick_gelu = 1;
+        } else if (!strcmp(a, "gelu")) {
+            cfg->quick_gelu = 0;
+        } else {
+            return hsd_fail(HSD_ERR_UNSUPPORTED,
+                            "%s: config key 'hidden_act': \"%.100s\" is not supported "
+                            "(\"quick_gelu\" as in SD 1.x or \"gelu\" as in SD 2.x)",
+                            label, a);
+        }
+    }
+
+    json_t *eps = json_object_get(root, "layer_norm_eps");
+    if (eps && !json_is_null(eps)) {
+        if (!json_is_number(eps)) return bad(label, "layer_norm_eps", "expected a number");
+        double e = json_number_value(eps);
+        if (!isfinite(e) || e <= 0.0 || e > 1.0)
+            return bad(label, "layer_norm_eps", "must be in (0, 1]");
+        cfg->layer_norm_eps = (float)e;
+    }
+    return HSD_OK;
+}
+
+enum hsd_status hsd_clip_text_config_parse(struct hsd_clip_text_config *cfg, const char *json,
+                                           size_t len, const char *label) {
+    memset(cfg, 0, sizeof *cfg);
+    json_error_t err;
+    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &err);
+    if (!root)
+        return hsd_fail(HSD_ERR_FORMAT, "%s: invalid JSON at line %d column %d: %s", label,
+                        err.line, err.column, err.text);
+    enum hsd_status s;
+    if (!json_is_object(root))
+        s = hsd_fail(HSD_ERR_FORMAT, "%s: config must be a JSON object", label);
+    else s = parse_root(cfg, root, label);
+    json_decref(root);
+    return s;
+}
+
+enum hsd_status hsd_clip_text_config_load(struct hsd_clip_text_config *cfg, const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return hsd_fail(HSD_ERR_IO, "%s: cannot open config: %m", path);
+    // Configs are a few hundred bytes; 1 MB is far beyond any real one.
+    enum { MAX_CONFIG = 1 << 20 };
+    char *buf = malloc(MAX_CONFIG);
+    if (!buf) {
+        fclose(f);
+        return hsd_fail(HSD_ERR_NOMEM, "%s: no memory to read config", path);
+    }
+    size_t len = fread(buf, 1, MAX_CONFIG, f);
+    int err = ferror(f), more = !feof(f);
+    fclose(f);
+    enum hsd_status s;
+    if (err) s = hsd_fail(HSD_ERR_IO, "%s: read error", path);
+    else if (more) s = hsd_fail(HSD_ERR_FORMAT, "%s: config larger than 1 MB", path);
+    else s = hsd_clip_text_config_parse(cfg, buf, len, path);
+    free(buf);
+    return s;
+}

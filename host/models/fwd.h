@@ -1,0 +1,60 @@
+// Forward passes on backend ops with a planned activation arena, shared by
+// the U-Net and the VAEs.
+//
+// A forward runs twice per new input shape: first in planning mode (no op
+// runs; allocations only advance a counter) to size the arena exactly, then
+// for real. Allocation is a bump pointer with stack marks: a block
+// allocates its output first, then its temporaries, and releases the
+// temporaries when done (f->used = mark). No allocation happens in a
+// planned forward (DESIGN.md §4: no malloc in the step loop).
+#ifndef HSD_MODELS_FWD_H
+#define HSD_MODELS_FWD_H
+
+#include <stddef.h>
+
+#include "backend/backend.h"
+#include "core/status.h"
+
+struct hsd_fwd {
+    struct hsd_backend *be;
+    int planning;       // 1: count bytes and flops only, run nothing
+    char *base;         // the arena (not planning)
+    size_t used, peak, cap;
+    double flops;       // counted while planning (multiply-add = 2)
+};
+
+// `count` activation elements from the arena (256-byte aligned).
+void *hsd_fwd_act(struct hsd_fwd *f, size_t count);
+
+// p + elems activation elements.
+static inline const void *hsd_fwd_off(const struct hsd_fwd *f, const void *p, size_t elems) {
+    return (const char *)p + elems * f->be->act_size;
+}
+
+// Runs backend op `op` outside planning; returns its failure.
+#define HSD_FWD_RUN(f, op, params)                                         \
+    do {                                                                   \
+        if (!(f)->planning) {                                              \
+            enum hsd_status s_ = (f)->be->ops->op((f)->be, (params));      \
+            if (s_) return s_;                                             \
+        }                                                                  \
+    } while (0)
+
+// Grows *arena (backend memory) to `peak` bytes after a planning pass.
+enum hsd_status hsd_fwd_reserve(struct hsd_backend *be, void **arena, size_t *cap, size_t peak,
+                                const char *model);
+
+// Op wrappers that count flops while planning.
+// k x k conv, stride `stride`, padding k / 2 (every 3x3 and 1x1 conv of SD).
+enum hsd_status hsd_fwd_conv(struct hsd_fwd *f, void *out, const void *in, const void *w,
+                             const void *bias, const void *res, int n, int h, int wd, int ci,
+                             int co, int k, int stride);
+// Any conv2d (asymmetric padding, ...): the params as the backend takes them.
+enum hsd_status hsd_fwd_conv2d(struct hsd_fwd *f, const struct hsd_conv2d_params *p);
+enum hsd_status hsd_fwd_linear(struct hsd_fwd *f, void *out, const void *in, const void *w,
+                               const void *bias, const void *res, int m, int k, int n_out);
+enum hsd_status hsd_fwd_gnorm(struct hsd_fwd *f, void *out, const void *in, const void *g,
+                              const void *b, int n, int hw, int c, int groups, float eps,
+                              int silu);
+
+#endif

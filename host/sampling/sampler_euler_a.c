@@ -1,0 +1,64 @@
+// Euler ancestral: diffusers scheduling_euler_ancestral_discrete.py
+// EulerAncestralDiscreteScheduler. set_timesteps is Euler's (shared
+// setup); each step draws randn_tensor(model_output.shape, generator) from
+// the sampler's copy of the torch generator, the one that drew the initial
+// latent, as StableDiffusionPipeline passes one generator to both.
+#include <math.h>
+
+#include "sampling/sampler_internal.h"
+
+// No FMA contraction: diffusers' float32 ops round one by one (GCC: off in
+// ISO C mode, which the build uses; clang contracts unless told).
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+static void step(struct hsd_sampler *s, float *x, const float *model_out) {
+    const int i = s->step;
+    const size_t n = s->n_latent;
+    float *noise = hsd_sampler_slot(s, 0);  // scratch
+    const float sigma = (float)s->sigmas[i];
+    const float sigma_from = sigma, sigma_to = (float)s->sigmas[i + 1];
+    // sigma_up = (sigma_to**2 * (sigma_from**2 - sigma_to**2) / sigma_from**2) ** 0.5
+    const float to2 = sigma_to * sigma_to, from2 = sigma_from * sigma_from;
+    const float sigma_up = sqrtf(to2 * (from2 - to2) / from2);
+    const float sigma_down = sqrtf(to2 - sigma_up * sigma_up);
+    const float dt = sigma_down - sigma;
+    const float s2p1 = sigma * sigma + 1.0f;
+    const float c_out = -sigma / sqrtf(s2p1);
+    const int v_pred = s->sched.prediction_type == HSD_PRED_V;
+    hsd_torch_randn(&s->rng, noise, n);
+    for (size_t e = 0; e < n; e++) {
+        const float xs = x[e], mo = model_out[e];
+        float pred;
+        if (v_pred) {
+            pred = mo * c_out + xs / s2p1;
+        } else {
+            pred = xs - sigma * mo;
+        }
+        const float derivative = (xs - pred) / sigma;
+        const float prev = xs + derivative * dt;
+        x[e] = prev + noise[e] * sigma_up;
+    }
+}
+
+static int live_slots(const struct hsd_sampler *s) {
+    (void)s;
+    return 0;
+}
+
+static int progress_ok(const struct hsd_sampler *s) {
+    return s->lower_order_nums == 0 && s->counter == 0 && s->n_ets == 0;
+}
+
+const struct hsd_sampler_ops hsd_sampler_ops_euler_a = {
+    .name = "euler-a",
+    .default_spacing = HSD_SPACING_LINSPACE,
+    .history_slots = 0,
+    .scratch_slots = 1,
+    .scales_input = 1,
+    .setup = hsd_sampler_euler_setup,
+    .live_slots = live_slots,
+    .progress_ok = progress_ok,
+    .step = step,
+};
