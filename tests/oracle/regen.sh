@@ -22,3 +22,5 @@ PYTHON=${PYTHON:-$root/.venv/bin/python}
 "$PYTHON" "$here/make_sampler_cases.py" --out "$root/tests/data/sampling"
 # CLIP tokenizer goldens and the tiny tokenizer (tests/data/tokenizer/), from transformers.
 "$PYTHON" "$here/make_tokenizer_cases.py" --out "$root/tests/data/tokenizer"
+# Whole pipelines and Hybrid SD splits (tests/data/pipeline/), from diffusers.
+"$PYTHON" "$here/make_pipeline_cases.py" --out "$root/tests/data/pipeline"
