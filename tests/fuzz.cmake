@@ -16,6 +16,7 @@ if(HSD_FUZZ)
   endfunction()
   hsd_add_fuzzer(fuzz_safetensors safetensors)
   hsd_add_fuzzer(fuzz_unet_config unet_config)
+  hsd_add_fuzzer(fuzz_wire wire)
   hsd_add_fuzzer(fuzz_sampler_state sampler_state)
   hsd_add_fuzzer(fuzz_tokenizer tokenizer)
   # The tokenizer harness needs OpenAI's vocab (same cache variable as
