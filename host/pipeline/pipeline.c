@@ -299,6 +299,48 @@ void hsd_pipeline_to_rgb(uint8_t *rgb, const float *image, int n, int H, int W) 
             }
 }
 
+enum hsd_status hsd_pipeline_init_image(struct hsd_pipeline *p, const struct hsd_gen_request *r,
+                                        int index, float *latent, struct hsd_sampler *sampler) {
+    int scale = hsd_vae_scale(p->vae);
+    size_t lat = (size_t)p->latent_c * (r->height / scale) * (r->width / scale);
+    // prepare_latents with one generator per image: torch.randn(shape,
+    // generator=Generator().manual_seed(seed + i)) * init_noise_sigma; the
+    // sampler keeps the generator for ancestral noise, as diffusers passes
+    // the same generator to scheduler.step.
+    struct hsd_torch_rng rng;
+    hsd_torch_rng_seed(&rng, r->seed + (uint64_t)index);
+    hsd_torch_randn(&rng, latent, lat);
+    enum hsd_status s = hsd_sampler_init(sampler, r->sampler, &p->sched, r->steps, lat, &rng);
+    if (s) return s;
+    float sigma = hsd_sampler_init_noise_sigma(sampler);
+    for (size_t j = 0; j < lat; j++) latent[j] *= sigma;
+    return HSD_OK;
+}
+
+enum hsd_status hsd_pipeline_finish(struct hsd_pipeline *p, struct hsd_unet *unet, float *latent,
+                                    struct hsd_sampler *sampler, const float *cond,
+                                    const float *uncond, float guidance_scale, int h, int w,
+                                    hsd_progress_fn progress, void *user) {
+    if (!unet) unet = p->edge ? p->edge : p->large;
+    struct hsd_denoise_item item = {latent, sampler, cond, uncond, guidance_scale};
+    int total = hsd_sampler_n_calls(sampler);
+    while (!hsd_sampler_done(sampler)) {
+        enum hsd_status s = hsd_pipeline_denoise_step(p, unet, &item, 1, h, w);
+        if (s) return s;
+        if (progress) progress(user, sampler->step, total);
+    }
+    return HSD_OK;
+}
+
+int hsd_pipeline_vae_scale(const struct hsd_pipeline *p) { return hsd_vae_scale(p->vae); }
+int hsd_pipeline_latent_channels(const struct hsd_pipeline *p) { return p->latent_c; }
+int hsd_pipeline_text_width(const struct hsd_pipeline *p) { return p->ctx_dim; }
+
+enum hsd_status hsd_pipeline_encode_ids(struct hsd_pipeline *p, float *out, const int32_t *ids,
+                                        int n, int clip_skip) {
+    return hsd_clip_text_forward(p->text, out, ids, n, HSD_TEXT_LEN, clip_skip);
+}
+
 enum hsd_status hsd_pipeline_generate(struct hsd_pipeline *p, const struct hsd_gen_request *r,
                                       uint8_t *rgb, float *image, float *latent_out,
                                       struct hsd_gen_timing *timing, hsd_progress_fn progress,
@@ -326,16 +368,8 @@ enum hsd_status hsd_pipeline_generate(struct hsd_pipeline *p, const struct hsd_g
         goto done;
     if (timing) timing->text_ms = now_ms() - t0;
     for (int i = 0; i < B; i++) {
-        // prepare_latents with one generator per image: torch.randn(shape,
-        // generator=Generator().manual_seed(seed + i)) * init_noise_sigma.
-        struct hsd_torch_rng rng;
-        hsd_torch_rng_seed(&rng, r->seed + (uint64_t)i);
         float *x = latents + (size_t)i * lat;
-        hsd_torch_randn(&rng, x, lat);
-        if ((s = hsd_sampler_init(&samplers[i], r->sampler, &p->sched, r->steps, lat, &rng)))
-            goto done;
-        float sigma = hsd_sampler_init_noise_sigma(&samplers[i]);
-        for (size_t j = 0; j < lat; j++) x[j] *= sigma;
+        if ((s = hsd_pipeline_init_image(p, r, i, x, &samplers[i]))) goto done;
         items[i] = (struct hsd_denoise_item){x, &samplers[i], cfg ? emb + ctx : emb,
                                              cfg ? emb : NULL, r->guidance_scale};
     }

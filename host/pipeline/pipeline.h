@@ -100,6 +100,30 @@ struct hsd_unet *hsd_pipeline_unet(struct hsd_pipeline *p, int edge);
 struct hsd_backend *hsd_pipeline_backend(struct hsd_pipeline *p);
 const struct hsd_noise_schedule *hsd_pipeline_schedule(const struct hsd_pipeline *p);
 
+// Image `index` of request r: its initial latent ([C, h, w] with h, w the
+// latent size) and a fresh sampler, exactly as hsd_pipeline_generate makes
+// them (torch.Generator().manual_seed(seed + index), init_noise_sigma). The
+// cloud service starts requests with this.
+enum hsd_status hsd_pipeline_init_image(struct hsd_pipeline *p, const struct hsd_gen_request *r,
+                                        int index, float *latent, struct hsd_sampler *sampler);
+
+// Runs the sampler's remaining steps on `unet` (NULL: the edge U-Net if the
+// pipeline has one, else the large one) for one image: what an edge worker
+// does with a cloud RESULT. cond/uncond [77, C_ctx] (uncond NULL = no CFG).
+enum hsd_status hsd_pipeline_finish(struct hsd_pipeline *p, struct hsd_unet *unet, float *latent,
+                                    struct hsd_sampler *sampler, const float *cond,
+                                    const float *uncond, float guidance_scale, int h, int w,
+                                    hsd_progress_fn progress, void *user);
+
+// Latent size for a request's pixel size, and the model's latent channels.
+int hsd_pipeline_vae_scale(const struct hsd_pipeline *p);
+int hsd_pipeline_latent_channels(const struct hsd_pipeline *p);
+int hsd_pipeline_text_width(const struct hsd_pipeline *p);
+
+// Text embeddings from token ids [n, 77] (a GENERATE may carry ids).
+enum hsd_status hsd_pipeline_encode_ids(struct hsd_pipeline *p, float *out, const int32_t *ids,
+                                        int n, int clip_skip);
+
 // latent [n, C, h, w] (already denoised) -> image [n, 3, 8h, 8w].
 enum hsd_status hsd_pipeline_decode(struct hsd_pipeline *p, float *image, const float *latent,
                                     int n, int h, int w);

@@ -10,7 +10,7 @@ edge U-Net plus a TAESD (AutoencoderTiny), saves them as diffusers folders:
 
   <out>/large/   model_index.json, tokenizer/, text_encoder/, unet/, vae/,
                  scheduler/, and vae_tiny/ (the TAESD, found by --vae tiny)
-  <out>/edge/unet/
+  <out>/edge/     unet/ (the edge U-Net) plus copies of the other components
 
 and runs diffusers on a set of requests (samplers, CFG on/off, batch of 2,
 non-square, negative prompt) plus Hybrid SD runs that switch to the edge
@@ -161,6 +161,11 @@ def build(out):
         json.dump(dict(SD15_SCHEDULER, _diffusers_version="0.6.0"), f, indent=2)
     taesd.half().save_pretrained(os.path.join(large_dir, "vae_tiny"), safe_serialization=True)
     edge.half().save_pretrained(os.path.join(edge_dir, "unet"), safe_serialization=True)
+    # The edge folder is a whole pipeline too (its own small U-Net, the same
+    # tokenizer, text encoder, scheduler and VAEs): an edge worker needs them
+    # to finish a cloud RESULT and to generate alone when no cloud answers.
+    for part in ("tokenizer", "text_encoder", "scheduler", "vae", "vae_tiny"):
+        shutil.copytree(os.path.join(large_dir, part), os.path.join(edge_dir, part))
     pipe.to(torch.float32)
     for m in (edge, taesd):
         m.float()
