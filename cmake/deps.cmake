@@ -18,3 +18,5 @@ pkg_check_modules(PNG REQUIRED IMPORTED_TARGET libpng)
 # random nonces.
 pkg_check_modules(NANOMSG REQUIRED IMPORTED_TARGET nanomsg)
 pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium)
+# Prometheus metrics endpoint of hsd serve.
+pkg_check_modules(MHD REQUIRED IMPORTED_TARGET libmicrohttpd)

@@ -13,6 +13,7 @@ static const struct {
     int (*fn)(int, char **);
     const char *help;
 } k_cmds[] = {
+    {"serve", hsd_cmd_serve, "the cloud service: batch early denoising steps for edge clients"},
     {"generate", hsd_cmd_generate, "text -> PNG, full model or hybrid (--edge-model, --split k)"},
     {"run-unet", hsd_cmd_run_unet, "one U-Net forward pass on tensors from a .safetensors file"},
     {"run-vae", hsd_cmd_run_vae, "VAE decode or encode of a tensor from a .safetensors file"},

@@ -336,6 +336,14 @@ int hsd_pipeline_vae_scale(const struct hsd_pipeline *p) { return hsd_vae_scale(
 int hsd_pipeline_latent_channels(const struct hsd_pipeline *p) { return p->latent_c; }
 int hsd_pipeline_text_width(const struct hsd_pipeline *p) { return p->ctx_dim; }
 
+enum hsd_status hsd_pipeline_tokenize(const struct hsd_pipeline *p, int32_t *ids, const char *text,
+                                      size_t len) {
+    int used;
+    return hsd_clip_tokenize(p->tok, text, len, ids, HSD_TEXT_LEN, &used);
+}
+
+int32_t hsd_pipeline_pad_id(const struct hsd_pipeline *p) { return hsd_clip_tokenizer_pad(p->tok); }
+
 enum hsd_status hsd_pipeline_encode_ids(struct hsd_pipeline *p, float *out, const int32_t *ids,
                                         int n, int clip_skip) {
     return hsd_clip_text_forward(p->text, out, ids, n, HSD_TEXT_LEN, clip_skip);

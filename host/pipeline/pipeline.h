@@ -120,6 +120,12 @@ int hsd_pipeline_vae_scale(const struct hsd_pipeline *p);
 int hsd_pipeline_latent_channels(const struct hsd_pipeline *p);
 int hsd_pipeline_text_width(const struct hsd_pipeline *p);
 
+// Tokenizes `text` to HSD_TEXT_LEN ids with the model's tokenizer.
+enum hsd_status hsd_pipeline_tokenize(const struct hsd_pipeline *p, int32_t *ids, const char *text,
+                                      size_t len);
+// The tokenizer's padding id (to complete short id lists).
+int32_t hsd_pipeline_pad_id(const struct hsd_pipeline *p);
+
 // Text embeddings from token ids [n, 77] (a GENERATE may carry ids).
 enum hsd_status hsd_pipeline_encode_ids(struct hsd_pipeline *p, float *out, const int32_t *ids,
                                         int n, int clip_skip);

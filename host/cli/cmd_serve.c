@@ -1,0 +1,116 @@
+// hsd serve: the cloud denoising service (scheduler/service.h).
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/log.h"
+#include "service.h"
+
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig) {
+    (void)sig;
+    g_stop = 1;
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: hsd serve --model DIR --bind ENDPOINT [--bind ENDPOINT ...]\n"
+            "                 (--keys FILE | --no-auth) [options]\n\n"
+            "  --model DIR            pipeline folder of the large model (tokenizer/,\n"
+            "                         text_encoder/, unet/, vae/, scheduler/)\n"
+            "  --bind ENDPOINT        tcp://HOST:PORT or ipc:///PATH (repeatable)\n"
+            "  --keys FILE            client keys: 'key_id hex_secret [rate_per_min=N] [burst=N]\n"
+            "                         [max_bytes=N] [max_pixels=N] [max_steps=N]' per line\n"
+            "  --no-auth              accept unauthenticated requests (local testing only)\n"
+            "  --max-batch N          U-Net batch rows; a CFG request takes 2 (default 16)\n"
+            "  --queue-limit N        waiting requests before BUSY (default 64)\n"
+            "  --max-active N         requests being denoised at once (default 32)\n"
+            "  --admit-batch N        prompts encoded per text-encoder call (default 8)\n"
+            "  --adaptive-threshold N queue depth from which requests with a k range are handed\n"
+            "                         over at k_min (default 8)\n"
+            "  --devices N            CPU workers, each with its own copy of the models (default 1)\n"
+            "  --metrics-port P       Prometheus metrics at http://0.0.0.0:P/metrics (default off)\n"
+            "  --grace-ms T           on SIGINT/SIGTERM, time to finish in-flight work (default\n"
+            "                         30000); what is left then gets an explicit ERROR\n"
+            "  --threads T            CPU threads per worker (default: every core)\n"
+            "  -v                     log each request\n");
+}
+
+int hsd_cmd_serve(int argc, char **argv) {
+    const char *model = NULL, *binds[16];
+    int n_binds = 0, devices = 1, threads = 0;
+    struct hsd_service_opts o = {.grace_ms = 30000,
+                                 .sched = {.max_batch_rows = 16, .queue_limit = 64,
+                                           .max_active = 32, .admit_batch = 8,
+                                           .adaptive_threshold = 8}};
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},     {"bind", required_argument, 0, 'b'},
+        {"keys", required_argument, 0, 'k'},      {"no-auth", no_argument, 0, 'N'},
+        {"max-batch", required_argument, 0, 'B'}, {"queue-limit", required_argument, 0, 'Q'},
+        {"max-active", required_argument, 0, 'A'}, {"admit-batch", required_argument, 0, 'a'},
+        {"adaptive-threshold", required_argument, 0, 'T'},
+        {"devices", required_argument, 0, 'D'},   {"metrics-port", required_argument, 0, 'P'},
+        {"grace-ms", required_argument, 0, 'G'},  {"threads", required_argument, 0, 't'},
+        {"verbose", no_argument, 0, 'v'},         {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:b:k:vh", opts, NULL)) != -1) {
+        int *dst = NULL, lo = 1, hi = 1 << 20;
+        switch (c) {
+        case 'm': model = optarg; continue;
+        case 'b':
+            if (n_binds == 16) {
+                fprintf(stderr, "hsd serve: at most 16 --bind endpoints\n");
+                return 2;
+            }
+            binds[n_binds++] = optarg;
+            continue;
+        case 'k': o.keys_file = optarg; continue;
+        case 'N': o.allow_no_auth = 1; continue;
+        case 'v': hsd_log_set_level(HSD_LOG_DEBUG); continue;
+        case 'h': usage(stdout); return 0;
+        case 'B': dst = &o.sched.max_batch_rows; hi = 256; break;
+        case 'Q': dst = &o.sched.queue_limit; break;
+        case 'A': dst = &o.sched.max_active; hi = 4096; break;
+        case 'a': dst = &o.sched.admit_batch; hi = 64; break;
+        case 'T': dst = &o.sched.adaptive_threshold; lo = 0; break;
+        case 'D': dst = &devices; hi = 32; break;
+        case 'P': dst = &o.metrics_port; hi = 65535; break;
+        case 'G': dst = &o.grace_ms; lo = 0; hi = 3600000; break;
+        case 't': dst = &threads; hi = 1024; break;
+        default: usage(stderr); return 2;
+        }
+        if ((*dst = hsd_cli_parse_int("serve", argv[optind - 1], optarg, lo, hi)) < 0) return 2;
+    }
+    if (!model || n_binds == 0 || optind != argc || (!o.keys_file && !o.allow_no_auth) ||
+        (o.keys_file && o.allow_no_auth)) {
+        fprintf(stderr, "hsd serve: --model, at least one --bind, and exactly one of --keys or "
+                        "--no-auth are required\n");
+        usage(stderr);
+        return 2;
+    }
+    o.endpoints = binds;
+    o.n_endpoints = n_binds;
+    struct hsd_pipeline *pipes[32] = {0};
+    struct hsd_pipeline_config pc = {.model = model, .threads = threads};
+    int rc = 0;
+    for (int i = 0; i < devices; i++)
+        if (hsd_pipeline_load(&pipes[i], &pc)) {
+            rc = hsd_cli_fail("serve");
+            goto done;
+        }
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (hsd_service_run(pipes, devices, &o, &g_stop)) rc = hsd_cli_fail("serve");
+done:
+    for (int i = 0; i < devices; i++) hsd_pipeline_free(pipes[i]);
+    return rc;
+}

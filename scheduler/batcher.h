@@ -1,0 +1,106 @@
+// Step-level continuous batching over a pool of devices (DESIGN.md §6).
+//
+// Requests wait in a bounded queue (priority, then FIFO). A device worker
+// admits a few at a time (their prompts encoded in one text-encoder call,
+// latents and sampler states made as hsd_pipeline_init_image does), then
+// repeatedly takes the active requests of one shape bucket, each at its own
+// step, and runs ONE U-Net call for all of them (CFG pairs in the same
+// batch) through hsd_pipeline_denoise_step. Requests join and leave between
+// steps; a request leaves at its split k, and the scheduler hands its latent,
+// sampler state and text embeddings to the on_done callback, which the
+// service turns into a RESULT. Every request ends in exactly one on_done.
+#ifndef HSD_SCHED_BATCHER_H
+#define HSD_SCHED_BATCHER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pipeline/pipeline.h"
+#include "request_state.h"
+
+// Why a request did not reach DONE (the service maps these to ERROR codes).
+enum hsd_sched_error {
+    HSD_SCHED_OK,
+    HSD_SCHED_E_BAD_REQUEST,   // failed validation against the loaded models
+    HSD_SCHED_E_CANCELLED,
+    HSD_SCHED_E_EXPIRED,
+    HSD_SCHED_E_INTERNAL,      // compute failed (no healthy device left, ...)
+    HSD_SCHED_E_SHUTDOWN,      // the service stopped before finishing it
+};
+
+struct hsd_sched_params {
+    struct hsd_gen_request gen;   // prompt strings are copied at submit
+    int use_ids;                  // 1: ids below instead of prompt text
+    int32_t prompt_ids[HSD_TEXT_LEN], neg_ids[HSD_TEXT_LEN];
+    int k_min, k_max;             // U-Net calls on the cloud; k_min == k_max: fixed
+    uint32_t deadline_ms;         // from submit; 0 = none
+    int priority;                 // higher first
+};
+
+struct hsd_sched_result {
+    enum hsd_req_state state;     // DONE, FAILED, CANCELLED or EXPIRED
+    enum hsd_sched_error error;
+    const char *error_text;       // "" when DONE
+    int k_used;                   // U-Net calls done in the cloud
+    const float *latent;          // [c, h, w]
+    int c, h, w;
+    const struct hsd_sampler *sampler;
+    const float *cond, *uncond;   // [77, emb_c]; uncond NULL without CFG
+    int emb_c;
+    double device_ms;             // this request's share of its batches' time
+    double queue_ms;              // submit -> admission
+};
+
+struct hsd_sched;
+struct hsd_sched_req;
+
+// Called once per request, from a worker thread, without scheduler locks
+// held; the result's pointers are valid only during the call.
+typedef void (*hsd_sched_done_fn)(void *user, uint64_t id, void *client,
+                                  const struct hsd_sched_result *res);
+
+struct hsd_sched_opts {
+    int max_batch_rows;           // U-Net batch limit (a CFG request takes 2 rows)
+    int queue_limit;              // QUEUED requests beyond this: submit says busy
+    int max_active;               // admitted requests held at once
+    int admit_batch;              // prompts encoded per text-encoder call
+    int adaptive_threshold;       // queue depth from which [k_min, k_max] requests leave at k_min
+    hsd_sched_done_fn on_done;
+    void *user;
+};
+
+struct hsd_sched_stats {
+    int queued, active, devices, healthy_devices;
+    uint64_t submitted, done, failed, cancelled, expired, busy_refusals;
+    uint64_t batches, image_steps;         // U-Net calls, and rows x calls / rows per image
+    uint64_t batch_hist[8];                // rows: 1, 2, 3-4, 5-8, 9-16, 17-32, 33-64, >64
+    double device_ms_total, device_ms_done;  // all batches; summed over DONE requests
+    double busy_ms;                        // wall time workers spent in compute
+    double uptime_ms;
+};
+
+enum hsd_status hsd_sched_create(struct hsd_sched **out, const struct hsd_sched_opts *opts);
+// Adds a device (one worker thread) running `p`; every device must hold the
+// same models. `name` appears in stats and logs.
+enum hsd_status hsd_sched_add_device(struct hsd_sched *s, struct hsd_pipeline *p,
+                                     const char *name);
+// Queues a request. HSD_ERR_INVALID_ARG: it fails validation (message says
+// why); HSD_ERR_UNSUPPORTED with *busy = 1: the queue is full (retry later,
+// *retry_after_ms is a hint); on HSD_OK, *id identifies it and on_done will
+// be called exactly once with `client`.
+enum hsd_status hsd_sched_submit(struct hsd_sched *s, const struct hsd_sched_params *prm,
+                                 void *client, uint64_t *id, int *busy,
+                                 uint32_t *retry_after_ms);
+// Cancels a request not yet finished (no-op otherwise); returns 1 if found.
+int hsd_sched_cancel(struct hsd_sched *s, uint64_t id);
+void hsd_sched_get_stats(struct hsd_sched *s, struct hsd_sched_stats *st);
+// Stops admitting; waits up to grace_ms for active requests to finish,
+// then fails everything left with HSD_SCHED_E_SHUTDOWN; joins the workers.
+void hsd_sched_shutdown(struct hsd_sched *s, int grace_ms);
+void hsd_sched_destroy(struct hsd_sched *s);
+
+// Test hook: make a device fail its next `n` U-Net calls with a device error
+// (its batch is re-queued on the healthy devices and it is marked unhealthy).
+void hsd_sched_inject_device_failure(struct hsd_sched *s, int device, int n);
+
+#endif

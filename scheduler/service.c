@@ -1,0 +1,474 @@
+#include "service.h"
+
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "net/auth.h"
+#include "net/transport.h"
+#include "net/wire.h"
+
+#define HSD_VERSION_STR "hsd 0.1.0"
+
+// One GENERATE in the batcher. Keyed by (key id, request id): nanomsg REQ
+// resends the same request after a reconnect, and a duplicate must not be
+// computed twice; its newest route gets the reply.
+struct pending {
+    char key_id[HSD_WIRE_KEY_ID_SIZE];
+    uint64_t request_id;
+    uint64_t sched_id;
+    struct hsd_net_route route;
+    int include_text;
+    uint8_t sampler;
+    uint16_t steps;
+    struct pending *next;
+};
+
+struct service {
+    struct hsd_net_server *srv;
+    struct hsd_sched *sched;
+    struct hsd_auth *auth;
+    pthread_mutex_t mu;            // pending list and counters
+    struct pending *pending;
+    uint64_t errors[HSD_WIRE_E_MAX + 1];
+    int draining;
+    const struct hsd_service_opts *o;
+    int max_msg;
+};
+
+static void count_error(struct service *sv, enum hsd_wire_error code) {
+    pthread_mutex_lock(&sv->mu);
+    if ((unsigned)code <= HSD_WIRE_E_MAX) sv->errors[code]++;
+    pthread_mutex_unlock(&sv->mu);
+}
+
+static void reply_error(struct service *sv, const struct hsd_net_route *to, uint64_t id,
+                        enum hsd_wire_error code, uint32_t retry_ms, const char *text) {
+    char buf[HSD_WIRE_ERROR_MAX_SIZE];
+    size_t len;
+    count_error(sv, code);
+    if (hsd_wire_encode_error(buf, sizeof buf, &len, id, code, retry_ms, "%s", text)) return;
+    if (hsd_net_server_reply(sv->srv, to, buf, len))
+        HSD_WARN("reply to request %llu failed: %s", (unsigned long long)id, hsd_last_error());
+}
+
+// Batcher callback (worker thread): the RESULT or ERROR for one request.
+static void on_done(void *user, uint64_t sched_id, void *client, const struct hsd_sched_result *r) {
+    struct service *sv = user;
+    struct pending *pd = client;
+    pthread_mutex_lock(&sv->mu);
+    for (struct pending **pp = &sv->pending; *pp; pp = &(*pp)->next)
+        if (*pp == pd) {
+            *pp = pd->next;
+            break;
+        }
+    struct hsd_net_route route = pd->route;  // newest route, under the lock
+    pthread_mutex_unlock(&sv->mu);
+    (void)sched_id;
+    if (r->state != HSD_REQ_DONE) {
+        enum hsd_wire_error code = r->error == HSD_SCHED_E_CANCELLED  ? HSD_WIRE_E_CANCELLED
+                                   : r->error == HSD_SCHED_E_EXPIRED  ? HSD_WIRE_E_EXPIRED
+                                   : r->error == HSD_SCHED_E_SHUTDOWN ? HSD_WIRE_E_SHUTTING_DOWN
+                                   : r->error == HSD_SCHED_E_BAD_REQUEST ? HSD_WIRE_E_BAD_REQUEST
+                                                                          : HSD_WIRE_E_INTERNAL;
+        reply_error(sv, &route, pd->request_id, code,
+                    code == HSD_WIRE_E_SHUTTING_DOWN ? 1000 : 0, r->error_text);
+        free(pd);
+        return;
+    }
+    size_t st_len = hsd_sampler_serialized_size(r->sampler);
+    void *st_buf = malloc(st_len ? st_len : 1);
+    struct hsd_wire_msg m = {.type = HSD_WIRE_RESULT, .request_id = pd->request_id};
+    struct hsd_wire_result *res = &m.u.result;
+    enum hsd_status s = st_buf ? hsd_sampler_serialize(r->sampler, st_buf, st_len)
+                               : hsd_fail(HSD_ERR_NOMEM, "out of memory");
+    float *emb = NULL;
+    int n_emb = pd->include_text ? (r->uncond ? 2 : 1) : 0;
+    if (!s && n_emb) {
+        size_t per = (size_t)HSD_TEXT_LEN * r->emb_c;
+        emb = malloc((size_t)n_emb * per * sizeof *emb);
+        if (!emb) s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
+        else {
+            memcpy(emb, r->cond, per * sizeof *emb);
+            if (n_emb == 2) memcpy(emb + per, r->uncond, per * sizeof *emb);
+        }
+    }
+    void *buf = NULL;
+    size_t len = 0;
+    if (!s) {
+        res->steps = pd->steps;
+        res->k_used = (uint16_t)r->k_used;
+        res->sampler = pd->sampler;
+        res->c = (uint16_t)r->c;
+        res->h = (uint16_t)r->h;
+        res->w = (uint16_t)r->w;
+        res->latent = r->latent;
+        res->sampler_state.p = st_buf;
+        res->sampler_state.n = st_len;
+        res->n_emb = (uint8_t)n_emb;
+        res->emb_t = n_emb ? HSD_TEXT_LEN : 0;
+        res->emb_c = n_emb ? (uint16_t)r->emb_c : 0;
+        res->emb = emb;
+        res->device_ms = r->device_ms;
+        res->queue_ms = r->queue_ms;
+        s = hsd_wire_encode_alloc(&buf, &len, &m);
+    }
+    if (s) {
+        reply_error(sv, &route, pd->request_id, HSD_WIRE_E_INTERNAL, 0, hsd_last_error());
+    } else if (hsd_net_server_reply(sv->srv, &route, buf, len)) {
+        HSD_WARN("RESULT for request %llu not sent: %s", (unsigned long long)pd->request_id,
+                 hsd_last_error());
+    }
+    free(buf);
+    free(emb);
+    free(st_buf);
+    free(pd);
+}
+
+static struct pending *find_pending(struct service *sv, const char *key, uint64_t rid) {
+    for (struct pending *p = sv->pending; p; p = p->next)
+        if (p->request_id == rid && !strcmp(p->key_id, key)) return p;
+    return NULL;
+}
+
+// Copies a wire prompt into 77 ids (TOKENS form; padded) or NUL-terminated text.
+static enum hsd_status prompt_ids(const struct hsd_pipeline *p, const struct hsd_wire_prompt *w,
+                                  int32_t *ids) {
+    if (w->kind == HSD_WIRE_PROMPT_TEXT)
+        return hsd_pipeline_tokenize(p, ids, w->text.p ? w->text.p : "", w->text.n);
+    int32_t pad = hsd_pipeline_pad_id(p);
+    for (int i = 0; i < HSD_TEXT_LEN; i++) ids[i] = pad;
+    hsd_wire_read_tokens(ids, w);
+    return HSD_OK;
+}
+
+static void handle_generate(struct service *sv, struct hsd_pipeline *p0,
+                            const struct hsd_wire_msg *m, const char *key_id,
+                            const struct hsd_net_route *route) {
+    const struct hsd_wire_generate *g = &m->u.generate;
+    pthread_mutex_lock(&sv->mu);
+    struct pending *dup = find_pending(sv, key_id, m->request_id);
+    if (dup) {
+        // A resend of a request in progress: answer on the newest route.
+        dup->route = *route;
+        pthread_mutex_unlock(&sv->mu);
+        return;
+    }
+    int draining = sv->draining;
+    pthread_mutex_unlock(&sv->mu);
+    if (draining) {
+        reply_error(sv, route, m->request_id, HSD_WIRE_E_SHUTTING_DOWN, 1000,
+                    "the service is shutting down");
+        return;
+    }
+    if (g->model.n) {
+        reply_error(sv, route, m->request_id, HSD_WIRE_E_BAD_REQUEST, 0,
+                    "this service serves one model; leave the model name empty");
+        return;
+    }
+    struct hsd_sched_params prm = {0};
+    char *prompt = NULL, *neg = NULL;
+    prm.gen.guidance_scale = g->cfg_scale;
+    prm.gen.steps = g->steps;
+    prm.gen.sampler = (enum hsd_sampler_kind)g->sampler;
+    prm.gen.width = g->width;
+    prm.gen.height = g->height;
+    prm.gen.seed = g->seed;
+    prm.gen.batch_count = 1;
+    prm.gen.clip_skip = g->clip_skip;
+    prm.gen.split = -1;
+    prm.k_min = g->k_min;
+    prm.k_max = g->k_max;
+    prm.deadline_ms = g->deadline_ms;
+    prm.priority = g->priority;
+    enum hsd_status s = HSD_OK;
+    if (g->prompt.kind == HSD_WIRE_PROMPT_TOKENS || g->negative.kind == HSD_WIRE_PROMPT_TOKENS) {
+        prm.use_ids = 1;
+        s = prompt_ids(p0, &g->prompt, prm.prompt_ids);
+        if (!s) s = prompt_ids(p0, &g->negative, prm.neg_ids);
+    } else {
+        prompt = strndup(g->prompt.text.p ? g->prompt.text.p : "", g->prompt.text.n);
+        neg = g->negative.text.n ? strndup(g->negative.text.p, g->negative.text.n) : NULL;
+        prm.gen.prompt = prompt;
+        prm.gen.negative_prompt = neg;
+        if (!prompt || (g->negative.text.n && !neg)) s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
+    }
+    struct pending *pd = calloc(1, sizeof *pd);
+    if (!pd && !s) s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
+    if (s) {
+        reply_error(sv, route, m->request_id, HSD_WIRE_E_BAD_REQUEST, 0, hsd_last_error());
+        free(pd);
+        free(prompt);
+        free(neg);
+        return;
+    }
+    snprintf(pd->key_id, sizeof pd->key_id, "%s", key_id);
+    pd->request_id = m->request_id;
+    pd->route = *route;
+    pd->include_text = (g->flags & HSD_WIRE_GEN_TEXT_EMB) != 0;
+    pd->sampler = g->sampler;
+    pd->steps = g->steps;
+    // Listed before submit: on_done may run before submit returns.
+    pthread_mutex_lock(&sv->mu);
+    pd->next = sv->pending;
+    sv->pending = pd;
+    pthread_mutex_unlock(&sv->mu);
+    int busy;
+    uint32_t retry;
+    uint64_t sid;
+    s = hsd_sched_submit(sv->sched, &prm, pd, &sid, &busy, &retry);
+    free(prompt);
+    free(neg);
+    if (s) {
+        pthread_mutex_lock(&sv->mu);
+        for (struct pending **pp = &sv->pending; *pp; pp = &(*pp)->next)
+            if (*pp == pd) {
+                *pp = pd->next;
+                break;
+            }
+        pthread_mutex_unlock(&sv->mu);
+        reply_error(sv, route, m->request_id,
+                    busy ? (sv->draining ? HSD_WIRE_E_SHUTTING_DOWN : HSD_WIRE_E_BUSY)
+                         : HSD_WIRE_E_BAD_REQUEST,
+                    retry, hsd_last_error());
+        free(pd);
+        return;
+    }
+    pthread_mutex_lock(&sv->mu);
+    pd->sched_id = sid;
+    pthread_mutex_unlock(&sv->mu);
+}
+
+static void handle_cancel(struct service *sv, const struct hsd_wire_msg *m, const char *key_id,
+                          const struct hsd_net_route *route) {
+    pthread_mutex_lock(&sv->mu);
+    struct pending *pd = find_pending(sv, key_id, m->u.cancel.target);
+    uint64_t sid = pd ? pd->sched_id : 0;
+    pthread_mutex_unlock(&sv->mu);
+    int ok = sid ? hsd_sched_cancel(sv->sched, sid) : 0;
+    struct hsd_wire_msg a = {.type = HSD_WIRE_CANCEL_ACK, .request_id = m->request_id};
+    a.u.cancel_ack.target = m->u.cancel.target;
+    a.u.cancel_ack.cancelled = (uint8_t)ok;
+    char buf[256];
+    size_t len;
+    if (!hsd_wire_encode(buf, sizeof buf, &len, &a)) hsd_net_server_reply(sv->srv, route, buf, len);
+}
+
+static void handle_status(struct service *sv, const struct hsd_wire_msg *m,
+                          const struct hsd_net_route *route) {
+    struct hsd_sched_stats st;
+    hsd_sched_get_stats(sv->sched, &st);
+    struct hsd_wire_msg a = {.type = HSD_WIRE_STATUS, .request_id = m->request_id};
+    struct hsd_wire_status *w = &a.u.status;
+    w->health = sv->draining ? HSD_WIRE_HEALTH_DRAINING
+                : st.healthy_devices < st.devices ? HSD_WIRE_HEALTH_DEGRADED
+                                                  : HSD_WIRE_HEALTH_OK;
+    w->queue_depth = (uint32_t)st.queued;
+    w->queue_limit = (uint32_t)sv->o->sched.queue_limit;
+    w->active = (uint32_t)st.active;
+    w->max_batch = (uint32_t)sv->o->sched.max_batch_rows;
+    w->steps_per_s = st.uptime_ms > 0 ? (float)(st.image_steps / (st.uptime_ms / 1e3)) : 0.0f;
+    w->uptime_ms = (uint64_t)st.uptime_ms;
+    w->requests_done = st.done;
+    w->requests_failed = st.failed + st.cancelled + st.expired;
+    w->max_message = (uint32_t)sv->max_msg;
+    w->server.p = HSD_VERSION_STR;
+    w->server.n = strlen(HSD_VERSION_STR);
+    w->n_devices = (uint8_t)st.devices;
+    char names[32][16];
+    for (int i = 0; i < st.devices && i < 32; i++) {
+        snprintf(names[i], sizeof names[i], "cpu:%d", i);
+        w->devices[i].kind = HSD_WIRE_DEVICE_CPU;
+        w->devices[i].healthy = i < st.healthy_devices;
+        w->devices[i].name.p = names[i];
+        w->devices[i].name.n = strlen(names[i]);
+    }
+    char buf[4096];
+    size_t len;
+    if (!hsd_wire_encode(buf, sizeof buf, &len, &a)) hsd_net_server_reply(sv->srv, route, buf, len);
+}
+
+char *hsd_service_metrics_text(const struct hsd_sched_stats *st, const uint64_t *errors,
+                               int n_codes) {
+    size_t cap = 8192;
+    char *b = malloc(cap);
+    if (!b) return NULL;
+    int o = 0;
+#define EMIT(...) o += snprintf(b + o, cap - (size_t)o, __VA_ARGS__)
+    EMIT("# HELP hsd_queue_depth Requests waiting for admission.\n# TYPE hsd_queue_depth gauge\n"
+         "hsd_queue_depth %d\n", st->queued);
+    EMIT("# HELP hsd_active_requests Admitted requests being denoised.\n"
+         "# TYPE hsd_active_requests gauge\nhsd_active_requests %d\n", st->active);
+    EMIT("# HELP hsd_devices_healthy Devices serving.\n# TYPE hsd_devices_healthy gauge\n"
+         "hsd_devices_healthy %d\n", st->healthy_devices);
+    EMIT("# HELP hsd_requests_total Finished requests by outcome.\n# TYPE hsd_requests_total counter\n"
+         "hsd_requests_total{outcome=\"done\"} %llu\nhsd_requests_total{outcome=\"failed\"} %llu\n"
+         "hsd_requests_total{outcome=\"cancelled\"} %llu\nhsd_requests_total{outcome=\"expired\"} %llu\n"
+         "hsd_requests_total{outcome=\"busy\"} %llu\n",
+         (unsigned long long)st->done, (unsigned long long)st->failed,
+         (unsigned long long)st->cancelled, (unsigned long long)st->expired,
+         (unsigned long long)st->busy_refusals);
+    static const char *const le[8] = {"1", "2", "4", "8", "16", "32", "64", "+Inf"};
+    EMIT("# HELP hsd_batch_rows U-Net batch sizes (rows; a CFG request is 2).\n"
+         "# TYPE hsd_batch_rows histogram\n");
+    uint64_t cum = 0;
+    for (int i = 0; i < 8; i++) {
+        cum += st->batch_hist[i];
+        EMIT("hsd_batch_rows_bucket{le=\"%s\"} %llu\n", le[i], (unsigned long long)cum);
+    }
+    EMIT("hsd_batch_rows_count %llu\n", (unsigned long long)st->batches);
+    double secs = st->uptime_ms / 1e3;
+    EMIT("# HELP hsd_unet_steps_per_second Image-steps per second since start.\n"
+         "# TYPE hsd_unet_steps_per_second gauge\nhsd_unet_steps_per_second %.3f\n",
+         secs > 0 ? st->image_steps / secs : 0.0);
+    EMIT("# HELP hsd_device_ms_per_request Mean device milliseconds per finished request.\n"
+         "# TYPE hsd_device_ms_per_request gauge\nhsd_device_ms_per_request %.3f\n",
+         st->done ? st->device_ms_done / (double)st->done : 0.0);
+    EMIT("# HELP hsd_device_busy_ratio Share of wall time the devices computed.\n"
+         "# TYPE hsd_device_busy_ratio gauge\nhsd_device_busy_ratio %.4f\n",
+         st->uptime_ms > 0 && st->devices ? st->busy_ms / (st->uptime_ms * st->devices) : 0.0);
+    EMIT("# HELP hsd_errors_total ERROR replies by code.\n# TYPE hsd_errors_total counter\n");
+    for (int c = 1; c < n_codes; c++)
+        EMIT("hsd_errors_total{code=\"%s\"} %llu\n", hsd_wire_error_name((uint16_t)c),
+             (unsigned long long)errors[c]);
+#undef EMIT
+    return b;
+}
+
+static enum MHD_Result on_http(void *cls, struct MHD_Connection *c, const char *url,
+                               const char *method, const char *version, const char *upload,
+                               size_t *upload_len, void **ctx) {
+    struct service *sv = cls;
+    (void)version, (void)upload, (void)upload_len, (void)ctx;
+    struct MHD_Response *r;
+    enum MHD_Result ret;
+    if (strcmp(method, "GET") || strcmp(url, "/metrics")) {
+        static const char nf[] = "not found: GET /metrics\n";
+        r = MHD_create_response_from_buffer(sizeof nf - 1, (void *)nf, MHD_RESPMEM_PERSISTENT);
+        ret = MHD_queue_response(c, MHD_HTTP_NOT_FOUND, r);
+        MHD_destroy_response(r);
+        return ret;
+    }
+    struct hsd_sched_stats st;
+    hsd_sched_get_stats(sv->sched, &st);
+    uint64_t errors[HSD_WIRE_E_MAX + 1];
+    pthread_mutex_lock(&sv->mu);
+    memcpy(errors, sv->errors, sizeof errors);
+    pthread_mutex_unlock(&sv->mu);
+    char *text = hsd_service_metrics_text(&st, errors, HSD_WIRE_E_MAX + 1);
+    if (!text) return MHD_NO;
+    r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4");
+    ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+enum hsd_status hsd_service_run(struct hsd_pipeline *const *devices, int n_devices,
+                                const struct hsd_service_opts *o, volatile sig_atomic_t *stop) {
+    struct service sv = {.o = o, .max_msg = (int)HSD_WIRE_MAX_MESSAGE};
+    pthread_mutex_init(&sv.mu, NULL);
+    enum hsd_status s = HSD_OK;
+    struct MHD_Daemon *http = NULL;
+    if (o->keys_file) {
+        if ((s = hsd_auth_load(&sv.auth, o->keys_file, NULL))) return s;
+    } else if (!o->allow_no_auth) {
+        return hsd_fail(HSD_ERR_INVALID_ARG, "a keys file is required (or explicitly allow "
+                                             "unauthenticated clients)");
+    }
+    struct hsd_sched_opts so = o->sched;
+    so.on_done = on_done;
+    so.user = &sv;
+    if ((s = hsd_sched_create(&sv.sched, &so))) goto out;
+    for (int i = 0; i < n_devices && !s; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "cpu:%d", i);
+        s = hsd_sched_add_device(sv.sched, devices[i], name);
+    }
+    if (s) goto out;
+    struct hsd_net_opts no = {.max_msg = sv.max_msg};
+    if ((s = hsd_net_server_open(&sv.srv, NULL, o->endpoints, o->n_endpoints, &no))) goto out;
+    if (o->metrics_port > 0) {
+        http = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)o->metrics_port, NULL,
+                                NULL, on_http, &sv, MHD_OPTION_END);
+        if (!http) {
+            s = hsd_fail(HSD_ERR_IO, "cannot serve metrics on port %d (in use?)", o->metrics_port);
+            goto out;
+        }
+    }
+    HSD_INFO("serving on %s (%d device(s))%s", o->endpoints[0], n_devices,
+             sv.auth ? "" : ", WITHOUT authentication");
+    fprintf(stderr, "hsd serve: ready on %s\n", o->endpoints[0]);
+    while (!*stop) {
+        struct hsd_net_msg msg;
+        enum hsd_net_wait what;
+        if ((s = hsd_net_server_recv(sv.srv, &msg, 100, &what))) break;
+        if (what != HSD_NET_GOT) {
+            if (what == HSD_NET_STOPPED) break;
+            continue;
+        }
+        struct hsd_wire_msg m;
+        enum hsd_wire_error code;
+        if (hsd_wire_decode(&m, &code, msg.data, msg.len)) {
+            reply_error(&sv, &msg.route, m.request_id, code, 0, hsd_last_error());
+            hsd_net_msg_release(&msg);
+            continue;
+        }
+        char key_id[HSD_WIRE_KEY_ID_SIZE] = "";
+        if (m.type == HSD_WIRE_GENERATE || m.type == HSD_WIRE_CANCEL) {
+            // Authentication before any compute; STATUS stays open for
+            // health checks.
+            if (sv.auth) {
+                const struct hsd_auth_key *key;
+                uint32_t retry = 0;
+                if (hsd_auth_check(sv.auth, msg.data, msg.len, hsd_auth_now_ms(), &key, &code,
+                                   &retry)) {
+                    reply_error(&sv, &msg.route, m.request_id, code, retry, hsd_last_error());
+                    hsd_net_msg_release(&msg);
+                    continue;
+                }
+                snprintf(key_id, sizeof key_id, "%s", hsd_auth_key_id(key));
+            } else if (m.flags & HSD_WIRE_FLAG_AUTH) {
+                snprintf(key_id, sizeof key_id, "%.*s", (int)sizeof m.auth.key_id - 1,
+                         m.auth.key_id);
+            }
+        }
+        switch (m.type) {
+        case HSD_WIRE_GENERATE: handle_generate(&sv, devices[0], &m, key_id, &msg.route); break;
+        case HSD_WIRE_CANCEL: handle_cancel(&sv, &m, key_id, &msg.route); break;
+        case HSD_WIRE_STATUS_REQUEST: handle_status(&sv, &m, &msg.route); break;
+        default:
+            reply_error(&sv, &msg.route, m.request_id, HSD_WIRE_E_BAD_MESSAGE, 0,
+                        "not a request type");
+        }
+        hsd_net_msg_release(&msg);
+    }
+    // Graceful shutdown: refuse new work, let in-flight requests finish
+    // within the grace period, fail the rest explicitly (on_done replies).
+    fprintf(stderr, "hsd serve: shutting down (grace %d ms)\n", o->grace_ms);
+    pthread_mutex_lock(&sv.mu);
+    sv.draining = 1;
+    pthread_mutex_unlock(&sv.mu);
+    hsd_sched_shutdown(sv.sched, o->grace_ms);
+    {
+        // Give the last replies a moment on the wire (nanomsg has no linger).
+        struct timespec ts = {0, 200 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+out:
+    if (http) MHD_stop_daemon(http);
+    hsd_sched_destroy(sv.sched);
+    hsd_net_server_close(sv.srv);
+    hsd_auth_free(sv.auth);
+    while (sv.pending) {
+        struct pending *n = sv.pending->next;
+        free(sv.pending);
+        sv.pending = n;
+    }
+    pthread_mutex_destroy(&sv.mu);
+    return s;
+}

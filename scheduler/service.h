@@ -1,0 +1,33 @@
+// The cloud service behind `hsd serve`: nanomsg front end (decode, auth,
+// dedupe, CANCEL, STATUS), the batcher, RESULT/ERROR replies, Prometheus
+// metrics over HTTP, graceful shutdown (DESIGN.md §3, §5, §6).
+#ifndef HSD_SCHED_SERVICE_H
+#define HSD_SCHED_SERVICE_H
+
+#include <signal.h>
+
+#include "batcher.h"
+
+struct hsd_service_opts {
+    const char *const *endpoints;  // tcp://host:port, ipc:///path
+    int n_endpoints;
+    const char *keys_file;         // NULL: no authentication (only with allow_no_auth)
+    int allow_no_auth;
+    int metrics_port;              // 0: no HTTP metrics
+    int grace_ms;                  // shutdown: time to finish in-flight work
+    struct hsd_sched_opts sched;   // on_done/user are set by the service
+};
+
+// Serves until *stop becomes non-zero (a signal handler sets it), then
+// shuts down gracefully: new requests get SHUTTING_DOWN, in-flight ones
+// finish within grace_ms or get an explicit ERROR. `devices` pipelines
+// (one worker each) must hold the same models.
+enum hsd_status hsd_service_run(struct hsd_pipeline *const *devices, int n_devices,
+                                const struct hsd_service_opts *opts,
+                                volatile sig_atomic_t *stop);
+
+// The metrics text (Prometheus exposition format) for the current stats.
+char *hsd_service_metrics_text(const struct hsd_sched_stats *st, const uint64_t *errors_by_code,
+                               int n_codes);
+
+#endif
