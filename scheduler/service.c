@@ -390,6 +390,7 @@ enum hsd_status hsd_service_run(struct hsd_pipeline *const *devices, int n_devic
         s = hsd_sched_add_device(sv.sched, devices[i], name);
     }
     if (s) goto out;
+    if (o->sched_out) *o->sched_out = sv.sched;
     struct hsd_net_opts no = {.max_msg = sv.max_msg};
     if ((s = hsd_net_server_open(&sv.srv, NULL, o->endpoints, o->n_endpoints, &no))) goto out;
     if (o->metrics_port > 0) {
@@ -460,6 +461,7 @@ enum hsd_status hsd_service_run(struct hsd_pipeline *const *devices, int n_devic
         nanosleep(&ts, NULL);
     }
 out:
+    if (o->sched_out) *o->sched_out = NULL;
     if (http) MHD_stop_daemon(http);
     hsd_sched_destroy(sv.sched);
     hsd_net_server_close(sv.srv);

@@ -16,6 +16,7 @@ struct hsd_service_opts {
     int metrics_port;              // 0: no HTTP metrics
     int grace_ms;                  // shutdown: time to finish in-flight work
     struct hsd_sched_opts sched;   // on_done/user are set by the service
+    struct hsd_sched **sched_out;  // optional: receives the batcher (for stats) while running
 };
 
 // Serves until *stop becomes non-zero (a signal handler sets it), then

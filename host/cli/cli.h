@@ -4,7 +4,9 @@
 #define HSD_CLI_H
 
 int hsd_cmd_generate(int argc, char **argv);
+int hsd_cmd_edge(int argc, char **argv);
 int hsd_cmd_serve(int argc, char **argv);
+int hsd_cmd_bench_serve(int argc, char **argv);
 int hsd_cmd_run_unet(int argc, char **argv);
 int hsd_cmd_run_vae(int argc, char **argv);
 int hsd_cmd_run_text(int argc, char **argv);

@@ -146,6 +146,7 @@ int hsd_cmd_bench(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "unet")) return bench_unet(argc - 1, argv + 1);
-    fprintf(stderr, "hsd bench: unknown benchmark '%s' (available: unet)\n", argv[1]);
+    if (!strcmp(argv[1], "serve")) return hsd_cmd_bench_serve(argc - 1, argv + 1);
+    fprintf(stderr, "hsd bench: unknown benchmark '%s' (available: unet, serve)\n", argv[1]);
     return 2;
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "net/auth.h"
@@ -407,6 +408,7 @@ int main(void) {
     FILE *f = fopen(g_keys, "w");
     fprintf(f, "edge1 %s\n", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
     fclose(f);
+    chmod(g_keys, 0600);
     const char *intruder = "intruder ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n"
                            "edge1 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
     CHECK_OK(hsd_auth_parse(&g_auth, intruder, strlen(intruder), "client keys", NULL));
