@@ -171,7 +171,9 @@ int hsd_cmd_generate(int argc, char **argv) {
     }
     size_t px = (size_t)r.width * r.height * 3;
     uint8_t *rgb = malloc(px * r.batch_count);
-    double *step_ms = calloc((size_t)calls, sizeof *step_ms);
+    // One slot per U-Net call; a schedule can make one call more than the
+    // SD 1.5 config used for `calls` (trailing spacing), so leave room.
+    double *step_ms = calloc((size_t)r.steps + 2, sizeof *step_ms);
     struct hsd_gen_timing tm = {.step_ms = step_ms};
     struct progress pr = {.enabled = !quiet && isatty(STDERR_FILENO), .t0 = now_s()};
     int rc = 1;

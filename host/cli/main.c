@@ -15,6 +15,7 @@ static const struct {
 } k_cmds[] = {
     {"serve", hsd_cmd_serve, "the cloud service: batch early denoising steps for edge clients"},
     {"generate", hsd_cmd_generate, "text -> PNG, full model or hybrid (--edge-model, --split k)"},
+    {"edge", hsd_cmd_edge, "edge worker: first k steps from a cloud (hsd serve), finish locally"},
     {"run-unet", hsd_cmd_run_unet, "one U-Net forward pass on tensors from a .safetensors file"},
     {"run-vae", hsd_cmd_run_vae, "VAE decode or encode of a tensor from a .safetensors file"},
     {"run-text", hsd_cmd_run_text, "one CLIP text encoder forward pass on token ids"},

@@ -1,0 +1,342 @@
+// hsd edge: the edge worker. Asks a cloud `hsd serve` for the first k
+// denoising steps, verifies the RESULT, finishes with the edge model,
+// writes the PNG; generates locally when no cloud answers in time.
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "core/log.h"
+#include "edge/edge.h"
+#include "io/png.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: hsd edge --cloud ENDPOINT [--cloud ENDPOINT ...] --model EDGE_DIR\n"
+            "                [--key-file FILE --key-id ID] -p PROMPT -o OUT.png\n"
+            "                (--split K | --split-range KMIN:KMAX) [options]\n\n"
+            "Sends the request to the cloud, which runs the first k U-Net calls with its\n"
+            "large model and returns the latent, the sampler state and the text\n"
+            "embeddings; the edge model finishes the rest and decodes. With the same\n"
+            "models, seed and settings the pixels equal `hsd generate --model LARGE\n"
+            "--edge-model EDGE_DIR --split k`. If no cloud answers before the deadline\n"
+            "(or every retry fails with a retryable error) the whole image is made on\n"
+            "the edge (k = 0): a notice goes to stderr and \"fallback\": \"local\" into\n"
+            "the PNG's parameters, and the exit status is 0.\n\n"
+            "cloud:\n"
+            "  --cloud ENDPOINT     tcp://HOST:PORT or ipc:///PATH of an `hsd serve`; repeat for\n"
+            "                       several (nanomsg load-balances and fails over), at most %d\n"
+            "  --key-file FILE      keys file (host/net/auth.h format: `key_id hex_secret ...`);\n"
+            "                       requests are signed with HMAC-SHA256. Without it requests\n"
+            "                       go unsigned (only a service without a keys file takes them)\n"
+            "  --key-id ID          which key (line) of the keys file to sign with\n"
+            "  --split K            the cloud runs U-Net calls 0..K-1 (0 <= K <= steps)\n"
+            "  --split-range A:B    the cloud picks k in [A, B] by its load (RESULT says which)\n"
+            "  --timeout-ms T       wait for one attempt's reply (default 60000)\n"
+            "  --deadline-ms D      the whole cloud part, retries included; also sent as the\n"
+            "                       request's deadline; 0 = none (default 300000)\n"
+            "  --retries R          attempts after the first, 0..100 (default 4): on timeout,\n"
+            "                       BUSY, RATE_LIMITED, SHUTTING_DOWN, REPLAYED, INTERNAL, with\n"
+            "                       exponential backoff and jitter, at least the retry hint\n"
+            "  --cloud-model NAME   the service's model to use (default: its default)\n"
+            "  --priority P         0..7, higher first (the service may cap it; default 0)\n"
+            "  --no-fallback        exit 1 instead of generating locally when no cloud answers\n\n"
+            "edge and image (as hsd generate):\n"
+            "  --model DIR          the edge pipeline folder (tokenizer/, text_encoder/, unet/,\n"
+            "                       vae/, scheduler/, maybe vae_tiny/)\n"
+            "  -p, --prompt TEXT    the prompt (UTF-8)\n"
+            "  -n, --negative-prompt TEXT   (default empty)\n"
+            "  -o, --out FILE.png   output (written atomically; nothing is written on failure)\n"
+            "  --steps N            denoising steps, 1..1000 (default 25)\n"
+            "  --sampler NAME       dpmpp-2m (default), ddim, euler, euler-a, pndm\n"
+            "  --cfg S              classifier-free guidance scale (default 7.5; <= 1 disables)\n"
+            "  --width W, --height H   pixels, multiples of 64 for SD (default 512x512)\n"
+            "  --seed S             torch.Generator().manual_seed(S) (default 0)\n"
+            "  --clip-skip K        the cloud text encoder's layer L-K (default 0 = last)\n"
+            "  --vae full|tiny|DIR  decoder: EDGE_DIR/vae (default), EDGE_DIR/vae_tiny, or a\n"
+            "                       folder\n"
+            "  --threads T          CPU threads (default: every core)\n"
+            "  -v                   retries and a timing breakdown on stderr\n"
+            "  -q                   no progress bar\n\n"
+            "Prints one line: the PNG path, k used, cloud and edge times. Exit status: 0\n"
+            "image written (from the cloud or locally), 1 failure (e.g. the cloud refused\n"
+            "the request or sent a RESULT that does not match it; no file is written),\n"
+            "2 usage error.\n",
+            HSD_EDGE_MAX_ENDPOINTS);
+}
+
+struct progress {
+    int enabled;
+    double t0;
+};
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static void on_progress(void *user, int done, int total) {
+    struct progress *pr = user;
+    if (!pr->enabled) return;
+    int width = 30, fill = done * width / total;
+    fprintf(stderr, "\r[%.*s%*s] %d/%d steps  %.1f s", fill, "##############################",
+            width - fill, "", done, total, now_s() - pr->t0);
+    if (done == total) fputc('\n', stderr);
+    fflush(stderr);
+}
+
+static int endpoint_ok(const char *e) {
+    const char *rest = NULL;
+    if (!strncmp(e, "tcp://", 6)) rest = e + 6;
+    if (!strncmp(e, "ipc://", 6)) rest = e + 6;
+    return rest && *rest;
+}
+
+// "A:B" with 0 <= A <= B <= 1000.
+static int parse_range(const char *v, int *lo, int *hi) {
+    char *end;
+    long a = strtol(v, &end, 10);
+    if (end == v || *end != ':') return 0;
+    const char *b_str = end + 1;
+    long b = strtol(b_str, &end, 10);
+    if (end == b_str || *end || a < 0 || b < a || b > 1000) return 0;
+    *lo = (int)a;
+    *hi = (int)b;
+    return 1;
+}
+
+static enum hsd_status load_key(struct hsd_auth **keys, const struct hsd_auth_key **key,
+                                const char *file, const char *id) {
+    enum hsd_status s = hsd_auth_load(keys, file, NULL);
+    if (s) return s;
+    if (!(*key = hsd_auth_find(*keys, id)))
+        return hsd_fail(HSD_ERR_NOT_FOUND, "%s has no key '%s'", file, id);
+    return HSD_OK;
+}
+
+int hsd_cmd_edge(int argc, char **argv) {
+    struct hsd_pipeline_config pc = {0};
+    struct hsd_edge_request r = {
+        .gen = {.guidance_scale = 7.5f, .steps = 25, .split = -1, .sampler = HSD_SAMPLER_DPMPP_2M,
+                .width = 512, .height = 512, .batch_count = 1},
+        .k_min = -1, .k_max = -1, .deadline_ms = 300000};
+    const char *endpoints[HSD_EDGE_MAX_ENDPOINTS];
+    int n_endpoints = 0;
+    struct hsd_edge_client_opts co = {.timeout_ms = 60000, .retries = 4};
+    const char *out = NULL, *key_file = NULL, *key_id = NULL, *split_arg = NULL;
+    int verbose = 0, quiet = 0, no_fallback = 0, have_split = 0, have_range = 0;
+    static const struct option opts[] = {
+        {"cloud", required_argument, 0, 'C'},       {"model", required_argument, 0, 'm'},
+        {"key-file", required_argument, 0, 'K'},    {"key-id", required_argument, 0, 'I'},
+        {"prompt", required_argument, 0, 'p'},      {"negative-prompt", required_argument, 0, 'n'},
+        {"out", required_argument, 0, 'o'},         {"split", required_argument, 0, 'k'},
+        {"split-range", required_argument, 0, 'R'}, {"steps", required_argument, 0, 'S'},
+        {"sampler", required_argument, 0, 'a'},     {"cfg", required_argument, 0, 'g'},
+        {"width", required_argument, 0, 'W'},       {"height", required_argument, 0, 'H'},
+        {"seed", required_argument, 0, 's'},        {"clip-skip", required_argument, 0, 'c'},
+        {"vae", required_argument, 0, 'V'},         {"threads", required_argument, 0, 't'},
+        {"timeout-ms", required_argument, 0, 'T'},  {"deadline-ms", required_argument, 0, 'D'},
+        {"retries", required_argument, 0, 'r'},     {"cloud-model", required_argument, 0, 'M'},
+        {"priority", required_argument, 0, 'P'},    {"no-fallback", no_argument, 0, 'F'},
+        {"verbose", no_argument, 0, 'v'},           {"quiet", no_argument, 0, 'q'},
+        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
+    int c, v;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:p:n:o:vqh", opts, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case 'C':
+            if (!endpoint_ok(optarg)) {
+                fprintf(stderr,
+                        "hsd edge: --cloud expects tcp://HOST:PORT or ipc:///PATH, got '%s'\n",
+                        optarg);
+                return 2;
+            }
+            if (n_endpoints == HSD_EDGE_MAX_ENDPOINTS) {
+                fprintf(stderr, "hsd edge: at most %d --cloud endpoints\n", HSD_EDGE_MAX_ENDPOINTS);
+                return 2;
+            }
+            endpoints[n_endpoints++] = optarg;
+            break;
+        case 'm': pc.model = optarg; break;
+        case 'K': key_file = optarg; break;
+        case 'I': key_id = optarg; break;
+        case 'p': r.gen.prompt = optarg; break;
+        case 'n': r.gen.negative_prompt = optarg; break;
+        case 'o': out = optarg; break;
+        case 'V': pc.vae = optarg; break;
+        case 'M': r.cloud_model = optarg; break;
+        case 'F': no_fallback = 1; break;
+        case 'k':
+            if ((v = hsd_cli_parse_int("edge", "--split", optarg, 0, 1000)) < 0) return 2;
+            r.k_min = r.k_max = v;
+            have_split = 1;
+            split_arg = optarg;
+            break;
+        case 'R':
+            if (!parse_range(optarg, &r.k_min, &r.k_max)) {
+                fprintf(stderr, "hsd edge: --split-range expects KMIN:KMAX with 0 <= KMIN <= KMAX, "
+                                "got '%s'\n", optarg);
+                return 2;
+            }
+            have_range = 1;
+            split_arg = optarg;
+            break;
+        case 'a':
+            if (hsd_sampler_parse(optarg, &r.gen.sampler)) {
+                fprintf(stderr, "hsd edge: %s\n", hsd_last_error());
+                return 2;
+            }
+            break;
+        case 'g':
+            r.gen.guidance_scale = strtof(optarg, &end);
+            if (*optarg == '\0' || *end) {
+                fprintf(stderr, "hsd edge: --cfg expects a number, got '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 's':
+            r.gen.seed = strtoull(optarg, &end, 10);
+            if (*optarg == '\0' || *end || *optarg == '-') {
+                fprintf(stderr, "hsd edge: --seed expects a non-negative integer\n");
+                return 2;
+            }
+            break;
+        case 'S': if ((r.gen.steps = hsd_cli_parse_int("edge", "--steps", optarg, 1, 1000)) < 0) return 2; break;
+        case 'W': if ((r.gen.width = hsd_cli_parse_int("edge", "--width", optarg, 8, 4096)) < 0) return 2; break;
+        case 'H': if ((r.gen.height = hsd_cli_parse_int("edge", "--height", optarg, 8, 4096)) < 0) return 2; break;
+        case 'c': if ((r.gen.clip_skip = hsd_cli_parse_int("edge", "--clip-skip", optarg, 0, 23)) < 0) return 2; break;
+        case 't': if ((pc.threads = hsd_cli_parse_int("edge", "--threads", optarg, 1, 1024)) < 0) return 2; break;
+        case 'T': if ((co.timeout_ms = hsd_cli_parse_int("edge", "--timeout-ms", optarg, 1, 3600000)) < 0) return 2; break;
+        case 'r': if ((co.retries = hsd_cli_parse_int("edge", "--retries", optarg, 0, 100)) < 0) return 2; break;
+        case 'P':
+            if ((v = hsd_cli_parse_int("edge", "--priority", optarg, 0, 7)) < 0) return 2;
+            r.priority = (uint8_t)v;
+            break;
+        case 'D':
+            if ((v = hsd_cli_parse_int("edge", "--deadline-ms", optarg, 0, 3600000)) < 0) return 2;
+            r.deadline_ms = (uint32_t)v;
+            break;
+        case 'v': verbose = 1; hsd_log_set_level(HSD_LOG_INFO); break;
+        case 'q': quiet = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!n_endpoints || !pc.model || !r.gen.prompt || !out || optind != argc) {
+        fprintf(stderr, "hsd edge: --cloud, --model, --prompt and --out are required\n");
+        usage(stderr);
+        return 2;
+    }
+    if (have_split == have_range) {
+        fprintf(stderr, "hsd edge: give exactly one of --split K and --split-range KMIN:KMAX "
+                        "(the U-Net calls the cloud runs)\n");
+        return 2;
+    }
+    if (!key_id != !key_file) {
+        fprintf(stderr, "hsd edge: --key-file and --key-id go together (the line of the keys "
+                        "file to sign with)\n");
+        return 2;
+    }
+    if (r.k_max > r.gen.steps) {
+        fprintf(stderr, "hsd edge: --split%s %s: the cloud runs at most --steps (%d) U-Net calls\n",
+                have_range ? "-range" : "", split_arg, r.gen.steps);
+        return 2;
+    }
+    // Everything is checked before any network traffic or compute: the
+    // output path, the key, the edge model and the request against it.
+    if (hsd_png_check_writable(out)) return hsd_cli_fail("edge");
+    struct hsd_auth *keys = NULL;
+    struct hsd_pipeline *p = NULL;
+    uint8_t *rgb = NULL;
+    char *js = NULL;
+    struct hsd_edge_handover h = {0};
+    int rc = 1;
+    if (key_file && load_key(&keys, &co.key, key_file, key_id)) goto fail;
+    double t_load = now_s();
+    if (hsd_pipeline_load(&p, &pc)) goto fail;
+    t_load = now_s() - t_load;
+    if (hsd_edge_request_validate(&r, p)) goto fail;
+    rgb = malloc((size_t)r.gen.width * r.gen.height * 3);
+    if (!rgb) {
+        hsd_fail(HSD_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+
+    co.endpoints = endpoints;
+    co.n_endpoints = n_endpoints;
+    struct hsd_edge_expect e;
+    hsd_edge_expect_from(&e, p);
+    struct hsd_edge_cloud_info info;
+    if (hsd_edge_ask_cloud(&h, &info, &r, &co, &e)) goto fail;
+    struct progress pr = {.enabled = !quiet && isatty(STDERR_FILENO), .t0 = now_s()};
+    struct hsd_edge_timing tm;
+    int local = info.outcome == HSD_EDGE_LOCAL;
+    if (local) {
+        if (no_fallback) {
+            hsd_fail(HSD_ERR_IO, "no cloud answered: %s; --no-fallback was given", info.reason);
+            goto fail;
+        }
+        fprintf(stderr, "hsd edge: no cloud answered: %s; generating locally with the edge "
+                        "model (k = 0)\n", info.reason);
+        if (hsd_edge_generate_local(p, &r, rgb, &tm, on_progress, &pr)) goto fail;
+    } else {
+        if (hsd_edge_finish(p, &h, &r, rgb, &tm, on_progress, &pr)) goto fail;
+    }
+
+    // Endpoints as given: nanomsg does not say which one answered.
+    char eps[HSD_EDGE_MAX_ENDPOINTS * 64] = "";
+    for (int i = 0; i < n_endpoints; i++) {
+        size_t l = strlen(eps);
+        snprintf(eps + l, sizeof eps - l, "%s%s", i ? "," : "", endpoints[i]);
+    }
+    json_t *j = json_pack("{s:s, s:s, s:i, s:s, s:f, s:i, s:i, s:I, s:s, s:i, s:s, s:i, s:s}",
+                          "prompt", r.gen.prompt, "negative_prompt",
+                          r.gen.negative_prompt ? r.gen.negative_prompt : "", "steps",
+                          r.gen.steps, "sampler", hsd_sampler_name(r.gen.sampler), "cfg",
+                          (double)r.gen.guidance_scale, "width", r.gen.width, "height",
+                          r.gen.height, "seed", (json_int_t)r.gen.seed, "edge_model", pc.model,
+                          "split", local ? 0 : h.k_used, "vae", pc.vae ? pc.vae : "full",
+                          "clip_skip", r.gen.clip_skip, "cloud_endpoint", eps);
+    if (j && local) {
+        json_object_set_new(j, "fallback", json_string("local"));
+        json_object_set_new(j, "fallback_reason", json_string(info.reason));
+    } else if (j) {
+        json_object_set_new(j, "cloud_k", json_integer(h.k_used));
+        json_object_set_new(j, "cloud_device_ms", json_real(h.device_ms));
+    }
+    js = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(j);
+    struct hsd_png_text text[2] = {{"Software", "hybridsd"}, {"hsd-parameters", js ? js : "{}"}};
+    if (hsd_png_write(out, rgb, r.gen.width, r.gen.height, text, 2)) goto fail;
+    if (local)
+        printf("%s: local fallback (k = 0), edge %d U-Net calls %.0f ms, decode %.0f ms\n", out,
+               tm.calls, tm.unet_ms, tm.decode_ms);
+    else
+        printf("%s: cloud k = %d (%.0f ms to RESULT, %.1f device-ms, %d attempt(s)), edge %d "
+               "U-Net calls %.0f ms, decode %.0f ms\n",
+               out, h.k_used, info.wait_ms, h.device_ms, info.attempts, tm.calls, tm.unet_ms,
+               tm.decode_ms);
+    if (verbose)
+        fprintf(stderr, "timing: load %.1f ms, cloud %.1f ms (%d attempt(s)%s), edge text %.1f ms, "
+                        "%d U-Net calls %.1f ms, decode %.1f ms\n",
+                t_load * 1e3, info.wait_ms, info.attempts, local ? ", gave up" : "", tm.text_ms,
+                tm.calls, tm.unet_ms, tm.decode_ms);
+    rc = 0;
+    goto done;
+fail:
+    hsd_cli_fail("edge");
+done:
+    hsd_edge_handover_free(&h);
+    free(js);
+    free(rgb);
+    hsd_pipeline_free(p);
+    hsd_auth_free(keys);
+    return rc;
+}

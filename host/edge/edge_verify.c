@@ -1,0 +1,138 @@
+// RESULT verification: a cloud's reply is input from the network, so the
+// edge checks that it answers the request it sent and fits the edge model
+// before a single float of it is used (docs/protocol.md §5.2).
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "edge/edge.h"
+
+static enum hsd_status bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static enum hsd_status bad(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    hsd_vfail(HSD_ERR_FORMAT, fmt, ap);
+    va_end(ap);
+    return hsd_fail_context(HSD_ERR_FORMAT, "cloud RESULT rejected: ");
+}
+
+void hsd_edge_expect_from(struct hsd_edge_expect *e, const struct hsd_pipeline *p) {
+    e->latent_c = hsd_pipeline_latent_channels(p);
+    e->emb_c = hsd_pipeline_text_width(p);
+    e->vae_scale = hsd_pipeline_vae_scale(p);
+    e->sched = hsd_pipeline_schedule(p);
+}
+
+void hsd_edge_handover_free(struct hsd_edge_handover *h) {
+    if (!h) return;
+    hsd_sampler_free(&h->sampler);
+    free(h->latent);
+    free(h->cond);  // uncond lives in the same block
+    memset(h, 0, sizeof *h);
+}
+
+static const char *pred_name(enum hsd_prediction p) {
+    return p == HSD_PRED_V ? "v_prediction" : "epsilon";
+}
+
+enum hsd_status hsd_edge_verify_result(struct hsd_edge_handover *out,
+                                       const struct hsd_wire_msg *reply, uint64_t request_id,
+                                       const struct hsd_edge_request *r,
+                                       const struct hsd_edge_expect *e) {
+    memset(out, 0, sizeof *out);
+    const struct hsd_gen_request *g = &r->gen;
+    if (reply->type != HSD_WIRE_RESULT)
+        return bad("got a %s message where a RESULT was expected",
+                   hsd_wire_type_name(reply->type));
+    if (reply->request_id != request_id)
+        return bad("request id %016llx answers another request (sent %016llx)",
+                   (unsigned long long)reply->request_id, (unsigned long long)request_id);
+    const struct hsd_wire_result *res = &reply->u.result;
+    if (res->steps != g->steps)
+        return bad("steps %u, the request asked for %d", res->steps, g->steps);
+    if (res->sampler != (unsigned)g->sampler)
+        return bad("sampler %s, the request asked for %s",
+                   hsd_sampler_name((enum hsd_sampler_kind)res->sampler),
+                   hsd_sampler_name(g->sampler));
+    if (res->k_used < r->k_min || res->k_used > r->k_max)
+        return bad("k_used %u outside the requested split [%d, %d]", res->k_used, r->k_min,
+                   r->k_max);
+    int h = g->height / e->vae_scale, w = g->width / e->vae_scale;
+    if (res->c != e->latent_c || res->h != h || res->w != w)
+        return bad("latent [%u, %u, %u], the edge model needs [%d, %d, %d] for %dx%d pixels",
+                   res->c, res->h, res->w, e->latent_c, h, w, g->width, g->height);
+    // Embeddings: always asked for; CFG needs the unconditional row too.
+    int cfg = g->guidance_scale > 1.0f;  // diffusers' do_classifier_free_guidance
+    if (res->n_emb == 0) return bad("no text embeddings (the request asked for them)");
+    if (cfg && res->n_emb != 2)
+        return bad("%u text embedding(s); guidance scale %g needs 2 (cond, uncond)", res->n_emb,
+                   (double)g->guidance_scale);
+    if (res->emb_t != HSD_TEXT_LEN)
+        return bad("text embeddings of %u tokens, expected %d", res->emb_t, HSD_TEXT_LEN);
+    if (res->emb_c != e->emb_c)
+        return bad("text embeddings %u wide, the edge U-Net attends to %d (the cloud's text "
+                   "encoder does not fit this edge model)",
+                   res->emb_c, e->emb_c);
+
+    // The sampler state: deserialize validates it on its own terms (tables
+    // consistent with its schedule and N, history length, CRC); then it
+    // must be the state of this request at step k_used.
+    struct hsd_sampler s;
+    if (hsd_sampler_deserialize(&s, res->sampler_state.p, res->sampler_state.n))
+        return hsd_fail_context(HSD_ERR_FORMAT, "cloud RESULT rejected: ");
+    const char *why = NULL;
+    char msg[200];
+    size_t n_latent = (size_t)res->c * res->h * res->w;
+    if (s.kind != g->sampler) {
+        snprintf(msg, sizeof msg, "is a %s state, the request asked for %s",
+                 hsd_sampler_name(s.kind), hsd_sampler_name(g->sampler));
+        why = msg;
+    } else if (s.n_steps != g->steps) {
+        snprintf(msg, sizeof msg, "is for %d steps, the request asked for %d", s.n_steps, g->steps);
+        why = msg;
+    } else if (s.step != res->k_used) {
+        snprintf(msg, sizeof msg, "is at U-Net call %d, RESULT says k_used = %u", s.step,
+                 res->k_used);
+        why = msg;
+    } else if (s.n_latent != n_latent) {
+        snprintf(msg, sizeof msg, "is for latents of %zu elements, RESULT's latent has %zu",
+                 s.n_latent, n_latent);
+        why = msg;
+    } else if (e->sched && (s.sched.prediction_type != e->sched->prediction_type ||
+                            s.sched.num_train_timesteps != e->sched->num_train_timesteps)) {
+        snprintf(msg, sizeof msg,
+                 "schedule (%s, %d training steps) differs from the edge model's (%s, %d)",
+                 pred_name(s.sched.prediction_type), s.sched.num_train_timesteps,
+                 pred_name(e->sched->prediction_type), e->sched->num_train_timesteps);
+        why = msg;
+    }
+    if (why) {
+        hsd_sampler_free(&s);
+        return bad("sampler state %s", why);
+    }
+
+    size_t ctx = (size_t)HSD_TEXT_LEN * res->emb_c;
+    out->latent = malloc(n_latent * sizeof(float));
+    out->cond = malloc((cfg ? 2 : 1) * ctx * sizeof(float));
+    if (!out->latent || !out->cond) {
+        hsd_sampler_free(&s);
+        hsd_edge_handover_free(out);
+        return hsd_fail(HSD_ERR_NOMEM, "out of memory for the cloud's handover");
+    }
+    hsd_wire_read_f32(out->latent, res->latent, n_latent);
+    // Wire order: [0] cond (the prompt), [1] uncond (the negative prompt).
+    hsd_wire_read_f32(out->cond, res->emb, ctx);
+    if (cfg) {
+        out->uncond = out->cond + ctx;
+        hsd_wire_read_f32(out->uncond, (const uint8_t *)res->emb + ctx * sizeof(float), ctx);
+    }
+    out->sampler = s;
+    out->k_used = res->k_used;
+    out->c = res->c;
+    out->h = res->h;
+    out->w = res->w;
+    out->emb_c = res->emb_c;
+    out->device_ms = res->device_ms;
+    out->queue_ms = res->queue_ms;
+    return HSD_OK;
+}

@@ -1,0 +1,18 @@
+# host/edge: the edge worker's library (request, RESULT verification,
+# retries, finishing) and `hsd edge` against a loopback cloud.
+
+find_package(Threads REQUIRED)
+hsd_add_test(test_edge_verify LABELS unit TIMEOUT 120 SOURCES unit/test_edge_verify.c)
+hsd_add_test(test_edge_finish LABELS oracle TIMEOUT 600 SOURCES unit/test_edge_finish.c)
+hsd_add_test(test_edge_client LABELS unit TIMEOUT 120 SOURCES unit/test_edge_client.c
+             LIBS Threads::Threads)
+
+# `hsd edge` against `hsd serve` (ipc:// in a temp dir) vs `hsd generate
+# --split k`: pixels and IDAT bytes equal; local fallback; wrong key; bad
+# arguments. test_edge_pngcmp is its PNG comparison helper.
+add_executable(test_edge_pngcmp unit/test_edge_pngcmp.c)
+target_link_libraries(test_edge_pngcmp PRIVATE hsd_host)
+add_test(NAME test_edge_cli COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/edge_vs_generate.sh
+         $<TARGET_FILE:hsd> $<TARGET_FILE:test_edge_pngcmp> ${HSD_TEST_DATA})
+set_tests_properties(test_edge_cli PROPERTIES LABELS unit TIMEOUT 180
+                     ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
