@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The service killed (SIGKILL) and restarted under load: edge clients retry
+# (fresh signatures, backoff) and every one still gets its cloud RESULT.
+#   serve_restart.sh HSD TEST_DATA
+set -u
+hsd=$1; data=$2
+tmp=$(mktemp -d); pids=()
+cleanup() { kill -9 "${pids[@]}" 2>/dev/null; kill -9 "${serve:-0}" 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+export OMP_WAIT_POLICY=passive
+(umask 077; echo "edge1 $(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" > "$tmp/keys")
+ep="ipc://$tmp/s.ipc"
+start() {
+  "$hsd" serve --model "$data/pipeline/large" --bind "$ep" --keys "$tmp/keys" --threads 1 \
+    > "$tmp/serve.$1.log" 2>&1 &
+  serve=$!
+  for _ in $(seq 100); do grep -q "ready on" "$tmp/serve.$1.log" && return 0; sleep 0.05; done
+  echo "service did not start"; cat "$tmp/serve.$1.log"; exit 1
+}
+start 1
+n=8
+for i in $(seq $n); do
+  "$hsd" edge --cloud "$ep" --model "$data/pipeline/edge" --key-file "$tmp/keys" --key-id edge1 \
+    --split 150 --steps 160 --seed "$i" --width 64 --height 64 --threads 1 --timeout-ms 4000 \
+    --retries 20 --no-fallback -q -p "restart $i" -o "$tmp/out$i.png" > "$tmp/edge$i.log" 2>&1 &
+  pids+=($!)
+done
+sleep 0.8
+grep -q "shutting" "$tmp/serve.1.log" && { echo "service finished before the kill: not under load"; exit 1; }
+kill -9 "$serve"; wait "$serve" 2>/dev/null
+echo "service killed under load"
+sleep 0.5
+start 2
+echo "service restarted"
+ok=0
+for i in $(seq $n); do
+  if wait "${pids[$((i-1))]}" && [ -s "$tmp/out$i.png" ] && grep -q "cloud k = 150" "$tmp/edge$i.log"; then
+    ok=$((ok+1))
+  else
+    echo "edge $i: $(cat "$tmp/edge$i.log")"
+  fi
+done
+pids=()
+echo "$ok/$n edge clients finished with a cloud RESULT after the restart"
+echo "$ok passed, $((n-ok)) failed"
+[ "$ok" -eq "$n" ]
