@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "models/clip_text.h"
+#include "io/file.h"
 
 // Bounds that keep size arithmetic far from overflow; SD's encoders (49408
 // tokens, width 768/1024, 12/23 layers) are far below them.
@@ -142,22 +143,12 @@ enum hsd_status hsd_clip_text_config_parse(struct hsd_clip_text_config *cfg, con
 }
 
 enum hsd_status hsd_clip_text_config_load(struct hsd_clip_text_config *cfg, const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return hsd_fail(HSD_ERR_IO, "%s: cannot open config: %m", path);
+    char *buf;
+    size_t len;
     // Configs are a few hundred bytes; 1 MB is far beyond any real one.
-    enum { MAX_CONFIG = 1 << 20 };
-    char *buf = malloc(MAX_CONFIG);
-    if (!buf) {
-        fclose(f);
-        return hsd_fail(HSD_ERR_NOMEM, "%s: no memory to read config", path);
-    }
-    size_t len = fread(buf, 1, MAX_CONFIG, f);
-    int err = ferror(f), more = !feof(f);
-    fclose(f);
-    enum hsd_status s;
-    if (err) s = hsd_fail(HSD_ERR_IO, "%s: read error", path);
-    else if (more) s = hsd_fail(HSD_ERR_FORMAT, "%s: config larger than 1 MB", path);
-    else s = hsd_clip_text_config_parse(cfg, buf, len, path);
+    enum hsd_status s = hsd_read_small_file(path, 1u << 20, "config", &buf, &len);
+    if (s) return s;
+    s = hsd_clip_text_config_parse(cfg, buf, len, path);
     free(buf);
     return s;
 }

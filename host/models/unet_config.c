@@ -1,6 +1,7 @@
 // config.json -> struct hsd_unet_config, following the defaults and the
 // argument handling of diffusers UNet2DConditionModel.__init__.
 #include "models/unet_config.h"
+#include "io/file.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -304,22 +305,12 @@ enum hsd_status hsd_unet_config_parse(struct hsd_unet_config *cfg, const char *j
 }
 
 enum hsd_status hsd_unet_config_load(struct hsd_unet_config *cfg, const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return hsd_fail(HSD_ERR_IO, "%s: cannot open config: %m", path);
+    char *buf;
+    size_t len;
     // Configs are a few KB; 16 MB is far beyond any real one.
-    enum { MAX_CONFIG = 16 << 20 };
-    char *buf = malloc(MAX_CONFIG);
-    if (!buf) {
-        fclose(f);
-        return hsd_fail(HSD_ERR_NOMEM, "%s: no memory to read config", path);
-    }
-    size_t len = fread(buf, 1, MAX_CONFIG, f);
-    int err = ferror(f), more = !feof(f);
-    fclose(f);
-    enum hsd_status s;
-    if (err) s = hsd_fail(HSD_ERR_IO, "%s: read error", path);
-    else if (more) s = hsd_fail(HSD_ERR_FORMAT, "%s: config larger than 16 MB", path);
-    else s = hsd_unet_config_parse(cfg, buf, len, path);
+    enum hsd_status s = hsd_read_small_file(path, 16u << 20, "config", &buf, &len);
+    if (s) return s;
+    s = hsd_unet_config_parse(cfg, buf, len, path);
     free(buf);
     return s;
 }

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "sampling/sampler.h"
+#include "io/file.h"
 
 // No FMA contraction: diffusers' float32 ops round one by one (GCC: off in
 // ISO C mode, which the build uses; clang contracts unless told).
@@ -234,26 +235,12 @@ enum hsd_status hsd_noise_schedule_load(struct hsd_noise_schedule *s, const char
     if (n < 0 || (size_t)n >= sizeof file) {
         return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", path);
     }
-    FILE *f = fopen(file, "rb");
-    if (!f) return hsd_fail(HSD_ERR_IO, "%s: cannot open scheduler config", file);
-    enum { MAX_CONFIG = 1 << 20 };  // real files are < 1 KB
-    char *text = malloc(MAX_CONFIG);
-    if (!text) {
-        fclose(f);
-        return hsd_fail(HSD_ERR_NOMEM, "%s: out of memory", file);
-    }
-    size_t len = fread(text, 1, MAX_CONFIG, f);
-    int err = ferror(f), more = !feof(f);
-    fclose(f);
-    enum hsd_status st;
-    if (err) {
-        st = hsd_fail(HSD_ERR_IO, "%s: read failed", file);
-    } else if (more) {
-        st = hsd_fail(HSD_ERR_FORMAT, "%s: larger than %d bytes, not a scheduler config", file,
-                      MAX_CONFIG);
-    } else {
-        st = hsd_noise_schedule_parse(s, text, len, file);
-    }
+    char *text;
+    size_t len;
+    // Real scheduler configs are < 1 KB.
+    enum hsd_status st = hsd_read_small_file(file, 1u << 20, "scheduler config", &text, &len);
+    if (st) return st;
+    st = hsd_noise_schedule_parse(s, text, len, file);
     free(text);
     return st;
 }

@@ -1,0 +1,32 @@
+#include "io/file.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum hsd_status hsd_read_small_file(const char *path, size_t max_bytes, const char *what,
+                                    char **buf, size_t *len) {
+    *buf = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return hsd_fail(HSD_ERR_IO, "%s: cannot open %s: %s", path, what, strerror(errno));
+    char *b = malloc(max_bytes + 1);
+    if (!b) {
+        fclose(f);
+        return hsd_fail(HSD_ERR_NOMEM, "%s: no memory to read the %s", path, what);
+    }
+    size_t n = fread(b, 1, max_bytes, f);
+    int err = ferror(f), more = !err && fgetc(f) != EOF;
+    fclose(f);
+    if (err || more) {
+        free(b);
+        if (err) return hsd_fail(HSD_ERR_IO, "%s: reading the %s failed", path, what);
+        return hsd_fail(HSD_ERR_FORMAT, "%s: larger than %zu bytes, not a %s", path, max_bytes,
+                        what);
+    }
+    b[n] = '\0';
+    *buf = b;
+    *len = n;
+    return HSD_OK;
+}

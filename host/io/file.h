@@ -1,0 +1,17 @@
+// Reading a small text file (configs, keys) whole, with a size cap so a
+// wrong path (a weights file, a device) fails clearly instead of filling
+// memory.
+#ifndef HSD_IO_FILE_H
+#define HSD_IO_FILE_H
+
+#include <stddef.h>
+
+#include "core/status.h"
+
+// *buf (malloc'd, NUL-terminated, caller frees) and *len receive the file.
+// Fails with HSD_ERR_IO (cannot open/read) or HSD_ERR_FORMAT (over
+// max_bytes); `what` names the file's role in messages ("config").
+enum hsd_status hsd_read_small_file(const char *path, size_t max_bytes, const char *what,
+                                    char **buf, size_t *len);
+
+#endif
