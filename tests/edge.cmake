@@ -14,5 +14,5 @@ add_executable(test_edge_pngcmp unit/test_edge_pngcmp.c)
 target_link_libraries(test_edge_pngcmp PRIVATE hsd_host)
 add_test(NAME test_edge_cli COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/edge_vs_generate.sh
          $<TARGET_FILE:hsd> $<TARGET_FILE:test_edge_pngcmp> ${HSD_TEST_DATA})
-set_tests_properties(test_edge_cli PROPERTIES LABELS unit TIMEOUT 180
+set_tests_properties(test_edge_cli PROPERTIES LABELS integration TIMEOUT 180
                      ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")

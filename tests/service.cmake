@@ -3,5 +3,5 @@ hsd_add_test(test_service LABELS unit TIMEOUT 300 SOURCES unit/test_service.c LI
 hsd_add_test(test_batcher LABELS unit TIMEOUT 300 SOURCES unit/test_batcher.c LIBS hsd_sched)
 add_test(NAME test_serve_restart COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/serve_restart.sh
          $<TARGET_FILE:hsd> ${HSD_TEST_DATA})
-set_tests_properties(test_serve_restart PROPERTIES LABELS unit TIMEOUT 300
+set_tests_properties(test_serve_restart PROPERTIES LABELS integration TIMEOUT 300
                      ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
