@@ -22,6 +22,7 @@ static struct hsd_auth *g_auth;  // client side: the same keys file
 static struct hsd_pipeline *g_pipes[2];
 static volatile sig_atomic_t g_stop;
 static struct hsd_service_opts g_opts;
+static struct hsd_sched *volatile g_sched;  // the running service's batcher (stats)
 
 static void *serve_thread(void *arg) {
     int n = (int)(intptr_t)arg;
@@ -38,6 +39,7 @@ static pthread_t start_service(int devices, int queue_limit, int max_active, int
     memset(&g_opts, 0, sizeof g_opts);
     g_opts.keys_file = g_keys;
     g_opts.grace_ms = grace_ms;
+    g_opts.sched_out = (struct hsd_sched **)&g_sched;
     g_opts.sched = (struct hsd_sched_opts){.max_batch_rows = 16, .queue_limit = queue_limit,
                                            .max_active = max_active, .admit_batch = 8,
                                            .adaptive_threshold = 1000};
@@ -253,7 +255,17 @@ static void test_hostile_messages(void) {
     // A good client keeps being served while the hostile ones are refused.
     struct client_job good = {.g = g, .rid = 4001, .cancel_after_ms = -1};
     pthread_t gt;
+    struct hsd_sched_stats s0;
+    hsd_sched_get_stats(g_sched, &s0);
     pthread_create(&gt, NULL, client_thread, &good);
+    // Let the good request reach the batcher first, so the counts below see
+    // only the hostile ones; it is served while they are refused.
+    for (int w = 0; w < 200; w++) {
+        struct hsd_sched_stats sn;
+        hsd_sched_get_stats(g_sched, &sn);
+        if (sn.submitted > s0.submitted) break;
+        usleep(10 * 1000);
+    }
     uint8_t *base = make_generate(&g, 4002, NULL, &len);
     struct {
         const char *what;
@@ -262,9 +274,9 @@ static void test_hostile_messages(void) {
                  {"wrong checksum", HSD_WIRE_E_BAD_CHECKSUM}, {"garbage", HSD_WIRE_E_BAD_MESSAGE},
                  {"unsigned", HSD_WIRE_E_UNAUTHENTICATED}, {"wrong key", HSD_WIRE_E_UNAUTHENTICATED},
                  {"tampered", HSD_WIRE_E_UNAUTHENTICATED}, {"replayed", HSD_WIRE_E_REPLAYED}};
-    struct hsd_sched_stats before;
-    (void)before;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct hsd_sched_stats before, after;
+        hsd_sched_get_stats(g_sched, &before);
         uint8_t *m = malloc(len);
         memcpy(m, base, len);
         size_t l = len;
@@ -295,6 +307,11 @@ static void test_hostile_messages(void) {
         printf("%-16s -> %s %s\n", cases[i].what, t == HSD_WIRE_ERROR ? "ERROR" : "?",
                code >= 0 ? hsd_wire_error_name((uint16_t)code) : "");
         CHECKF(code == cases[i].code, "%s: got code %d, want %d", cases[i].what, code, cases[i].code);
+        // Refused before the batcher: nothing was queued for it.
+        hsd_sched_get_stats(g_sched, &after);
+        CHECKF(after.submitted == before.submitted + (i == 7),
+               "%s: %llu requests reached the batcher", cases[i].what,
+               (unsigned long long)(after.submitted - before.submitted));
         free(rep);
         free(m);
     }
