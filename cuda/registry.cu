@@ -1,0 +1,135 @@
+// The kernel registry tables (see registry.h). One row per kernel version;
+// a version is added here when its launcher exists and is never renumbered
+// or removed (a retired version loses its flags and keeps its row with the
+// measurement that retired it, in its .cu header).
+//
+// Invariants (checked by tests/unit/test_cuda_registry.c, no GPU needed):
+// every table has exactly one PRODUCTION and one REFERENCE row, names start
+// with hsd_ and carry _v<N>_, min_arch >= 80, a status line on every row.
+#include "registry.h"
+
+#include "attention.cuh"
+#include "conv2d.cuh"
+#include "eltwise.cuh"
+#include "geglu.cuh"
+#include "groupnorm.cuh"
+#include "layernorm.cuh"
+#include "timestep_embedding.cuh"
+#include "upsample.cuh"
+
+namespace {
+
+// Where a version stands. Change a row's status only with the evidence
+// (the device-check log that showed it) named in its .cu header.
+constexpr const char *kNotRun =
+    "compiled for sm_80/sm_90; passes the CPU emulation; not yet run on a GPU";
+
+constexpr unsigned P = HSD_CUDA_PRODUCTION, R = HSD_CUDA_REFERENCE;
+
+const hsd_cuda_attention_entry k_attention[] = {
+    {{"hsd_attn_fwd_v1_rowwarp", R, 80, kNotRun,
+      "one warp per query row, fp32 CUDA cores, online softmax; any d <= 256"},
+     hsd_attn_fwd_v1_rowwarp},
+    {{"hsd_attn_fwd_v2_flash", P, 80, kNotRun,
+      "FlashAttention-2 on mma.sync m16n8k16, 64x64 tiles, cp.async double buffer, d padded "
+      "to 32/48/64/80/96/128/160"},
+     hsd_attn_fwd_v2_flash},
+};
+
+const hsd_cuda_conv2d_entry k_conv2d[] = {
+    {{"hsd_conv2d_v1_direct", R, 80, kNotRun, "one thread per output, fp32 loop over taps"},
+     hsd_conv2d_v1_direct},
+    {{"hsd_conv2d_v2_igemm", P, 80, kNotRun,
+      "implicit GEMM on mma.sync, 128x64x32 tiles, 3-stage cp.async, bias+residual epilogue"},
+     hsd_conv2d_v2_igemm},
+};
+
+const hsd_cuda_group_norm_entry k_group_norm[] = {
+    {{"hsd_group_norm_v1_twopass", R, 80, kNotRun,
+      "block per (group, sample), double two-pass statistics"},
+     hsd_group_norm_v1_twopass},
+    {{"hsd_group_norm_v2_welford", P, 80, kNotRun,
+      "Welford/Chan partials over pixel splits, then a 16-byte apply (+SiLU) pass"},
+     hsd_group_norm_v2_welford},
+};
+
+const hsd_cuda_layer_norm_entry k_layer_norm[] = {
+    {{"hsd_layer_norm_v1_warp", P | R, 80, kNotRun, "warp per row, two-pass fp32, 16-byte"},
+     hsd_layer_norm_v1_warp},
+};
+
+const hsd_cuda_geglu_entry k_geglu[] = {
+    {{"hsd_geglu_v1_vec8", P | R, 80, kNotRun, "8 outputs per thread, 16-byte accesses"},
+     hsd_geglu_v1_vec8},
+};
+
+const hsd_cuda_upsample_nearest2x_entry k_upsample_nearest2x[] = {
+    {{"hsd_upsample_nearest2x_v1_vec8", P | R, 80, kNotRun,
+      "16-byte input vector to its 4 output pixels"},
+     hsd_upsample_nearest2x_v1_vec8},
+};
+
+const hsd_cuda_timestep_embedding_entry k_timestep_embedding[] = {
+    {{"hsd_timestep_embedding_v1_direct", P | R, 80, kNotRun,
+      "thread per (sample, frequency), accurate expf/sinf/cosf"},
+     hsd_timestep_embedding_v1_direct},
+};
+
+const hsd_cuda_add_entry k_add[] = {
+    {{"hsd_add_v1_vec8", P | R, 80, kNotRun, "16-byte grid-stride"}, hsd_add_v1_vec8},
+};
+const hsd_cuda_silu_entry k_silu[] = {
+    {{"hsd_silu_v1_vec8", P | R, 80, kNotRun, "16-byte grid-stride"}, hsd_silu_v1_vec8},
+};
+const hsd_cuda_gelu_entry k_gelu[] = {
+    {{"hsd_gelu_v1_vec8", P | R, 80, kNotRun, "16-byte grid-stride, x * normcdf(x)"},
+     hsd_gelu_v1_vec8},
+};
+const hsd_cuda_quick_gelu_entry k_quick_gelu[] = {
+    {{"hsd_quick_gelu_v1_vec8", P | R, 80, kNotRun, "16-byte grid-stride"},
+     hsd_quick_gelu_v1_vec8},
+};
+const hsd_cuda_relu_entry k_relu[] = {
+    {{"hsd_relu_v1_vec8", P | R, 80, kNotRun, "16-byte grid-stride, NaN propagated"},
+     hsd_relu_v1_vec8},
+};
+
+template <typename E, int N>
+const E *find_flag(const E (&table)[N], unsigned flag) {
+    for (int i = 0; i < N; i++)
+        if (table[i].info.flags & flag) return &table[i];
+    return nullptr;
+}
+
+// Production, or the reference where production does not take the shape.
+template <typename E, int N, typename Params>
+enum hsd_status run_production(const E (&table)[N], const Params *p, cudaStream_t stream) {
+    const E *prod = find_flag(table, HSD_CUDA_PRODUCTION);
+    const E *ref = find_flag(table, HSD_CUDA_REFERENCE);
+    if (!prod || !ref) return hsd_fail(HSD_ERR_INTERNAL, "kernel registry: table without production/reference");
+    enum hsd_status st = prod->launch(p, stream);
+    if (st == HSD_ERR_UNSUPPORTED && ref != prod) st = ref->launch(p, stream);
+    return st;
+}
+
+}  // namespace
+
+#define HSD_CUDA_DEFINE_OP(op, params)                                                       \
+    extern "C" const struct hsd_cuda_##op##_entry *hsd_cuda_##op##_table(int *count) {      \
+        *count = (int)(sizeof k_##op / sizeof k_##op[0]);                                  \
+        return k_##op;                                                                      \
+    }                                                                                       \
+    extern "C" const struct hsd_cuda_##op##_entry *hsd_cuda_##op##_production(void) {       \
+        return find_flag(k_##op, HSD_CUDA_PRODUCTION);                                      \
+    }                                                                                       \
+    extern "C" enum hsd_status hsd_cuda_##op(const struct params *p, cudaStream_t stream) { \
+        return run_production(k_##op, p, stream);                                           \
+    }
+HSD_CUDA_OPS(HSD_CUDA_DEFINE_OP)
+#undef HSD_CUDA_DEFINE_OP
+
+extern "C" int hsd_cuda_kernel_runs_on(const struct hsd_cuda_kernel_info *info, int arch) {
+    if (arch < info->min_arch) return 0;
+    if ((info->flags & HSD_CUDA_NEEDS_SM90A) && arch != 90) return 0;
+    return 1;
+}

@@ -1,0 +1,92 @@
+// The kernel registry: one table per op listing every version of that op's
+// CUDA kernel (STYLE.md: versions live side by side; production, tests and
+// benchmarks walk the same table). C header: the C tests include it.
+//
+// For each op X in HSD_CUDA_OPS below this header declares
+//   typedef enum hsd_status (*hsd_cuda_X_fn)(const struct <params> *p, cudaStream_t s);
+//   struct hsd_cuda_X_entry { struct hsd_cuda_kernel_info info; hsd_cuda_X_fn launch; };
+//   const struct hsd_cuda_X_entry *hsd_cuda_X_table(int *count);  // every version
+//   const struct hsd_cuda_X_entry *hsd_cuda_X_production(void);    // the one production runs
+//   enum hsd_status hsd_cuda_X(const struct <params> *p, cudaStream_t s);
+// hsd_cuda_X() runs the production version; where that version answers
+// HSD_ERR_UNSUPPORTED for a shape (odd head dims past its padding, channel
+// counts that break its 16-byte loads, ...) it runs the table's reference
+// version, which takes every shape the CPU backend takes.
+//
+// Every launcher: device fp16 buffers (fp32 timesteps), fp32 statistics and
+// accumulation, validates the params like the CPU backend, launches on
+// `stream`, checks cudaGetLastError after each launch, never synchronizes.
+//
+// Tables (status of each version: see the header of its .cu file):
+//   attention           hsd_attn_fwd_v1_rowwarp (reference), hsd_attn_fwd_v2_flash (production)
+//   conv2d              hsd_conv2d_v1_direct (reference), hsd_conv2d_v2_igemm (production)
+//   group_norm          hsd_group_norm_v1_twopass (reference), hsd_group_norm_v2_welford (production)
+//   layer_norm          hsd_layer_norm_v1_warp (reference, production)
+//   geglu               hsd_geglu_v1_vec8 (reference, production)
+//   upsample_nearest2x  hsd_upsample_nearest2x_v1_vec8 (reference, production)
+//   timestep_embedding  hsd_timestep_embedding_v1_direct (reference, production)
+//   add/silu/gelu/quick_gelu/relu  hsd_<op>_v1_vec8 (reference, production)
+#ifndef HSD_CUDA_REGISTRY_H
+#define HSD_CUDA_REGISTRY_H
+
+#include <cuda_runtime_api.h>
+
+#include "backend/backend.h"
+#include "core/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum hsd_cuda_kernel_flags {
+    HSD_CUDA_PRODUCTION = 1u << 0,    // what hsd_cuda_X() runs (one per table)
+    HSD_CUDA_REFERENCE = 1u << 1,     // simple, obviously correct, every shape: the fallback
+    HSD_CUDA_EXPERIMENTAL = 1u << 2,  // not for production; benchmarked and tested only
+    HSD_CUDA_NEEDS_SM90A = 1u << 3,   // wgmma/setmaxnreg code: runs on sm_90 devices only
+};
+
+struct hsd_cuda_kernel_info {
+    const char *name;    // hsd_<op>_v<N>_<what>, never renumbered
+    unsigned flags;      // enum hsd_cuda_kernel_flags
+    int min_arch;        // lowest compute capability, major*10 + minor (80 = A100)
+    const char *status;  // what has been verified, e.g. "compiled, not yet run on a GPU"
+    const char *what;    // one line: what the version does
+};
+
+// X(op, params struct tag)
+#define HSD_CUDA_OPS(X)                                  \
+    X(attention, hsd_attention_params)                   \
+    X(conv2d, hsd_conv2d_params)                         \
+    X(group_norm, hsd_group_norm_params)                 \
+    X(layer_norm, hsd_layer_norm_params)                 \
+    X(geglu, hsd_geglu_params)                           \
+    X(upsample_nearest2x, hsd_upsample_params)           \
+    X(timestep_embedding, hsd_timestep_embedding_params) \
+    X(add, hsd_eltwise_params)                           \
+    X(silu, hsd_eltwise_params)                          \
+    X(gelu, hsd_eltwise_params)                          \
+    X(quick_gelu, hsd_eltwise_params)                    \
+    X(relu, hsd_eltwise_params)
+
+#define HSD_CUDA_DECLARE_OP(op, params)                                                  \
+    typedef enum hsd_status (*hsd_cuda_##op##_fn)(const struct params *p,                \
+                                                  cudaStream_t stream);                  \
+    struct hsd_cuda_##op##_entry {                                                       \
+        struct hsd_cuda_kernel_info info;                                                \
+        hsd_cuda_##op##_fn launch;                                                       \
+    };                                                                                   \
+    const struct hsd_cuda_##op##_entry *hsd_cuda_##op##_table(int *count);               \
+    const struct hsd_cuda_##op##_entry *hsd_cuda_##op##_production(void);                \
+    enum hsd_status hsd_cuda_##op(const struct params *p, cudaStream_t stream);
+HSD_CUDA_OPS(HSD_CUDA_DECLARE_OP)
+#undef HSD_CUDA_DECLARE_OP
+
+// Whether a version can run on the current device (compute capability
+// `arch` = major*10 + minor): min_arch, and sm_90 exactly for sm_90a code.
+int hsd_cuda_kernel_runs_on(const struct hsd_cuda_kernel_info *info, int arch);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

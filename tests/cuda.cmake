@@ -1,0 +1,56 @@
+# CUDA kernel tests (cuda/): every registry version against the CPU backend
+# on SD shapes and odd ones. Label gpu: without a GPU each prints
+# "no GPU: skipped" and exits 77, which ctest reports as skipped.
+#
+# Label unit (run everywhere nvcc is, no GPU needed):
+# - test_cuda_*_emulated: the same test programs linked against
+#   hsd_cuda_emu, the kernel files compiled a second time as host C++ over
+#   the CUDA emulation of cuda/emulate.cuh (blocks of real threads,
+#   ldmatrix/mma.sync fragments per the PTX ISA). They run the real
+#   launchers and kernels on the cases small enough to emulate and skip
+#   the rest: kernel logic checked on every CI run, hardware not.
+# - test_cuda_registry: the registry's table invariants.
+# - test_cuda_no_spills: the spill gate over the built hsd_cuda
+#   (scripts/check-cuda-spills.sh).
+if(HSD_HAVE_CUDA)
+  foreach(t attention conv2d norm eltwise)
+    hsd_add_test(test_cuda_${t} LABELS gpu TIMEOUT 900
+                 SOURCES unit/test_cuda_${t}.c unit/test_cuda_common.c LIBS hsd_cuda)
+  endforeach()
+  hsd_add_test(test_cuda_registry LABELS unit TIMEOUT 30
+               SOURCES unit/test_cuda_registry.c LIBS hsd_cuda)
+  add_test(NAME test_cuda_no_spills
+           COMMAND ${CMAKE_SOURCE_DIR}/scripts/check-cuda-spills.sh $<TARGET_FILE:hsd_cuda>)
+  set_tests_properties(test_cuda_no_spills PROPERTIES LABELS unit TIMEOUT 600
+                       SKIP_RETURN_CODE 77)
+
+  # hsd_cuda_emu: every cuda/*.cu (but sm_90a-only files) as host C++.
+  enable_language(CXX)
+  find_package(Threads REQUIRED)
+  file(GLOB HSD_CUDA_EMU_INPUTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/cuda/*.cu)
+  list(FILTER HSD_CUDA_EMU_INPUTS EXCLUDE REGEX "_sm90a\\.cu$")
+  set(HSD_CUDA_EMU_SOURCES)
+  foreach(f ${HSD_CUDA_EMU_INPUTS})
+    get_filename_component(base ${f} NAME_WE)
+    set(src ${CMAKE_CURRENT_BINARY_DIR}/cuda_emu/${base}_emu.cpp)
+    file(CONFIGURE OUTPUT ${src} CONTENT "#include \"${f}\"\n")
+    list(APPEND HSD_CUDA_EMU_SOURCES ${src})
+  endforeach()
+  add_library(hsd_cuda_emu STATIC ${HSD_CUDA_EMU_SOURCES})
+  target_include_directories(hsd_cuda_emu PUBLIC ${CMAKE_SOURCE_DIR}/cuda ${CUDAToolkit_INCLUDE_DIRS})
+  target_compile_definitions(hsd_cuda_emu PUBLIC HSD_CUDA_EMULATE=1)
+  target_compile_options(hsd_cuda_emu PRIVATE -include ${CMAKE_SOURCE_DIR}/cuda/emulate.cuh
+                         -Wall -Wextra -Wno-unused-parameter -Wno-unknown-pragmas
+                         # CUDA code reinterprets fp16 arrays as uint4 freely (nvcc allows
+                         # it); the host compiler must not optimise on type-based aliasing.
+                         -fno-strict-aliasing)
+  if(HSD_WERROR)
+    target_compile_options(hsd_cuda_emu PRIVATE -Werror)
+  endif()
+  set_target_properties(hsd_cuda_emu PROPERTIES CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON)
+  target_link_libraries(hsd_cuda_emu PUBLIC hsd_host Threads::Threads)
+  foreach(t attention conv2d norm eltwise)
+    hsd_add_test(test_cuda_${t}_emulated LABELS unit TIMEOUT 900
+                 SOURCES unit/test_cuda_${t}.c unit/test_cuda_common.c LIBS hsd_cuda_emu)
+  endforeach()
+endif()
