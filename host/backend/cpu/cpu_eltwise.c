@@ -162,52 +162,34 @@ enum hsd_status hsd_cpu_add(struct hsd_backend *be, const struct hsd_eltwise_par
     return HSD_OK;
 }
 
-enum hsd_status hsd_cpu_silu(struct hsd_backend *be, const struct hsd_eltwise_params *p) {
-    enum hsd_status st = check_eltwise("silu", p, 0);
-    if (st != HSD_OK) return st;
-    const size_t count = p->count, blocks = (count + ELT_BLOCK - 1) / ELT_BLOCK;
-    const float *a = p->a;  // [count]
-    float *out = p->out;    // [count], may be a (in place)
-#pragma omp parallel for num_threads(be->threads) schedule(static) if (count > PAR_MIN)
-    for (size_t blk = 0; blk < blocks; blk++) {
-        const size_t i1 = (blk + 1) * ELT_BLOCK < count ? (blk + 1) * ELT_BLOCK : count;
-        // torch.nn.functional.silu: x / (1 + exp(-x)).
-        for (size_t i = blk * ELT_BLOCK; i < i1; i++) out[i] = hsd_cpu_silu1(a[i]);
+// Unary pointwise ops: one flat, blocked, in-place-safe pass each; only the
+// per-element expression differs.
+#define HSD_CPU_UNARY(fn, name, expr)                                                      \
+    enum hsd_status fn(struct hsd_backend *be, const struct hsd_eltwise_params *p) {       \
+        enum hsd_status st = check_eltwise(name, p, 0);                                    \
+        if (st != HSD_OK) return st;                                                       \
+        const size_t count = p->count, blocks = (count + ELT_BLOCK - 1) / ELT_BLOCK;       \
+        const float *a = p->a; /* [count] */                                               \
+        float *out = p->out;   /* [count], may be a (in place) */                          \
+        _Pragma("omp parallel for num_threads(be->threads) schedule(static) if (count > PAR_MIN)") \
+        for (size_t blk = 0; blk < blocks; blk++) {                                        \
+            const size_t i1 = (blk + 1) * ELT_BLOCK < count ? (blk + 1) * ELT_BLOCK : count; \
+            for (size_t i = blk * ELT_BLOCK; i < i1; i++) {                                \
+                const float x = a[i];                                                      \
+                out[i] = (expr);                                                           \
+            }                                                                              \
+        }                                                                                  \
+        return HSD_OK;                                                                     \
     }
-    return HSD_OK;
-}
 
-enum hsd_status hsd_cpu_gelu(struct hsd_backend *be, const struct hsd_eltwise_params *p) {
-    enum hsd_status st = check_eltwise("gelu", p, 0);
-    if (st != HSD_OK) return st;
-    const size_t count = p->count, blocks = (count + ELT_BLOCK - 1) / ELT_BLOCK;
-    const float *a = p->a;  // [count]
-    float *out = p->out;    // [count], may be a (in place)
-#pragma omp parallel for num_threads(be->threads) schedule(static) if (count > PAR_MIN)
-    for (size_t blk = 0; blk < blocks; blk++) {
-        const size_t i1 = (blk + 1) * ELT_BLOCK < count ? (blk + 1) * ELT_BLOCK : count;
-        // transformers GELUActivation = F.gelu (exact erf), CLIP MLP in SD 2.x.
-        for (size_t i = blk * ELT_BLOCK; i < i1; i++) out[i] = gelu_erf(a[i]);
-    }
-    return HSD_OK;
-}
-
-enum hsd_status hsd_cpu_quick_gelu(struct hsd_backend *be, const struct hsd_eltwise_params *p) {
-    enum hsd_status st = check_eltwise("quick_gelu", p, 0);
-    if (st != HSD_OK) return st;
-    const size_t count = p->count, blocks = (count + ELT_BLOCK - 1) / ELT_BLOCK;
-    const float *a = p->a;  // [count]
-    float *out = p->out;    // [count], may be a (in place)
-#pragma omp parallel for num_threads(be->threads) schedule(static) if (count > PAR_MIN)
-    for (size_t blk = 0; blk < blocks; blk++) {
-        const size_t i1 = (blk + 1) * ELT_BLOCK < count ? (blk + 1) * ELT_BLOCK : count;
-        // transformers QuickGELUActivation: input * torch.sigmoid(1.702 * input),
-        // with 1.702 * x rounded to fp32 first as torch does, and torch's
-        // sigmoid 1 / (1 + exp(-y)) (0 once exp(-y) overflows, so -0 out).
-        for (size_t i = blk * ELT_BLOCK; i < i1; i++) {
-            const float x = a[i], y = 1.702f * x;
-            out[i] = x * (1.0f / (1.0f + hsd_cpu_expf(-y)));
-        }
-    }
-    return HSD_OK;
-}
+// torch.nn.functional.silu: x / (1 + exp(-x)).
+HSD_CPU_UNARY(hsd_cpu_silu, "silu", hsd_cpu_silu1(x))
+// transformers GELUActivation = F.gelu (exact erf), CLIP MLP in SD 2.x.
+HSD_CPU_UNARY(hsd_cpu_gelu, "gelu", gelu_erf(x))
+// transformers QuickGELUActivation: input * torch.sigmoid(1.702 * input),
+// with 1.702 * x rounded to fp32 first as torch does, and torch's sigmoid
+// 1 / (1 + exp(-y)) (0 once exp(-y) overflows, so -0 out).
+HSD_CPU_UNARY(hsd_cpu_quick_gelu, "quick_gelu", x * (1.0f / (1.0f + hsd_cpu_expf(-(1.702f * x)))))
+// torch.relu keeps NaN (clamp_min propagates it): the comparison sends NaN
+// to the "keep" branch. TAESD's AutoencoderTinyBlock uses it.
+HSD_CPU_UNARY(hsd_cpu_relu, "relu", x < 0.0f ? 0.0f : x)
