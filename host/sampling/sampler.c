@@ -588,3 +588,12 @@ enum hsd_status hsd_sampler_deserialize(struct hsd_sampler *s, const void *buf, 
     free(t);
     return st;
 }
+
+int hsd_sampler_no_history_live_slots(const struct hsd_sampler *s) {
+    (void)s;
+    return 0;
+}
+
+int hsd_sampler_no_history_progress_ok(const struct hsd_sampler *s) {
+    return s->lower_order_nums == 0 && s->counter == 0 && s->n_ets == 0;
+}

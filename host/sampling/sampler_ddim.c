@@ -88,15 +88,6 @@ static void step(struct hsd_sampler *s, float *x, const float *model_out) {
     }
 }
 
-static int live_slots(const struct hsd_sampler *s) {
-    (void)s;
-    return 0;
-}
-
-static int progress_ok(const struct hsd_sampler *s) {
-    return s->lower_order_nums == 0 && s->counter == 0 && s->n_ets == 0;
-}
-
 const struct hsd_sampler_ops hsd_sampler_ops_ddim = {
     .name = "ddim",
     .default_spacing = HSD_SPACING_LEADING,
@@ -104,7 +95,7 @@ const struct hsd_sampler_ops hsd_sampler_ops_ddim = {
     .scratch_slots = 0,
     .scales_input = 0,
     .setup = setup,
-    .live_slots = live_slots,
-    .progress_ok = progress_ok,
+    .live_slots = hsd_sampler_no_history_live_slots,
+    .progress_ok = hsd_sampler_no_history_progress_ok,
     .step = step,
 };

@@ -29,6 +29,11 @@ extern const struct hsd_sampler_ops hsd_sampler_ops_euler;
 extern const struct hsd_sampler_ops hsd_sampler_ops_euler_a;
 extern const struct hsd_sampler_ops hsd_sampler_ops_pndm;
 
+// live_slots/progress_ok of the samplers that keep no model-output history
+// (DDIM, Euler, Euler a): nothing live, and every history counter zero.
+int hsd_sampler_no_history_live_slots(const struct hsd_sampler *s);
+int hsd_sampler_no_history_progress_ok(const struct hsd_sampler *s);
+
 // Euler and Euler ancestral share set_timesteps (sampler_euler.c).
 enum hsd_status hsd_sampler_euler_setup(struct hsd_sampler *s, const float *alphas_cumprod);
 
