@@ -8,12 +8,15 @@
 // with hsd_ and carry _v<N>_, min_arch >= 80, a status line on every row.
 #include "registry.h"
 
+#include "add_bias.cuh"
 #include "attention.cuh"
+#include "concat.cuh"
 #include "conv2d.cuh"
 #include "eltwise.cuh"
 #include "geglu.cuh"
 #include "groupnorm.cuh"
 #include "layernorm.cuh"
+#include "tanh_clamp.cuh"
 #include "timestep_embedding.cuh"
 #include "upsample.cuh"
 
@@ -23,6 +26,10 @@ namespace {
 // (the device-check log that showed it) named in its .cu header.
 constexpr const char *kNotRun =
     "compiled for sm_80/sm_90; passes the CPU emulation; not yet run on a GPU";
+
+// Checked in host emulation only (cuda/emulate.cuh, test_cuda_*_emulated),
+// built for sm_80/sm_90.
+constexpr const char *kEmulated = "compiled, checked in host emulation, not yet run on a GPU";
 
 constexpr unsigned P = HSD_CUDA_PRODUCTION, R = HSD_CUDA_REFERENCE;
 
@@ -92,6 +99,22 @@ const hsd_cuda_quick_gelu_entry k_quick_gelu[] = {
 const hsd_cuda_relu_entry k_relu[] = {
     {{"hsd_relu_v1_vec8", P | R, 80, kNotRun, "16-byte grid-stride, NaN propagated"},
      hsd_relu_v1_vec8},
+};
+
+const hsd_cuda_concat_channels_entry k_concat_channels[] = {
+    {{"hsd_concat_channels_v1_vec8", P | R, 80, kEmulated,
+      "16-byte output vector from a or b, grid-stride"},
+     hsd_concat_channels_v1_vec8},
+};
+const hsd_cuda_add_bias_entry k_add_bias[] = {
+    {{"hsd_add_bias_v1_vec8", P | R, 80, kEmulated,
+      "16-byte in-place x vector plus its sample's bias vector, grid-stride"},
+     hsd_add_bias_v1_vec8},
+};
+const hsd_cuda_tanh_clamp_entry k_tanh_clamp[] = {
+    {{"hsd_tanh_clamp_v1_vec8", P | R, 80, kEmulated,
+      "16-byte grid-stride, accurate tanhf in fp32"},
+     hsd_tanh_clamp_v1_vec8},
 };
 
 template <typename E, int N>

@@ -26,6 +26,9 @@
 //   upsample_nearest2x  hsd_upsample_nearest2x_v1_vec8 (reference, production)
 //   timestep_embedding  hsd_timestep_embedding_v1_direct (reference, production)
 //   add/silu/gelu/quick_gelu/relu  hsd_<op>_v1_vec8 (reference, production)
+//   concat_channels     hsd_concat_channels_v1_vec8 (reference, production)
+//   add_bias            hsd_add_bias_v1_vec8 (reference, production)
+//   tanh_clamp          hsd_tanh_clamp_v1_vec8 (reference, production)
 #ifndef HSD_CUDA_REGISTRY_H
 #define HSD_CUDA_REGISTRY_H
 
@@ -66,7 +69,10 @@ struct hsd_cuda_kernel_info {
     X(silu, hsd_eltwise_params)                          \
     X(gelu, hsd_eltwise_params)                          \
     X(quick_gelu, hsd_eltwise_params)                    \
-    X(relu, hsd_eltwise_params)
+    X(relu, hsd_eltwise_params)                          \
+    X(concat_channels, hsd_concat_params)                \
+    X(add_bias, hsd_add_bias_params)                     \
+    X(tanh_clamp, hsd_tanh_clamp_params)
 
 #define HSD_CUDA_DECLARE_OP(op, params)                                                  \
     typedef enum hsd_status (*hsd_cuda_##op##_fn)(const struct params *p,                \
