@@ -2,9 +2,12 @@
 // on the SD1.5 shapes at a 64x64 latent, batch 2, with the baselines in the
 // same run:
 //   conv2d     cuDNN's best algorithm (cudnnFindConvolutionForwardAlgorithmEx,
-//              NHWC fp16, fp32 compute, tensor-op math) and cuBLAS on the
-//              same GEMM (M = n*ho*wo, N = co, K = kh*kw*ci, fp16 in/out,
-//              fp32 compute) -- the implicit GEMM's roofline without the gather
+//              NHWC fp16, fp32 compute, tensor-op math; plain conv, no bias)
+//              and cuBLAS on the same GEMM (M = n*ho*wo, N = co, K =
+//              kh*kw*ci, fp16 in/out, fp32 compute) -- the implicit GEMM's
+//              roofline without the gather. Row hsd_cudnn_conv2d: the
+//              backend's cuDNN alternative (cuda/conv2d_cudnn.h, bias and
+//              residual fused like ours), timed as a version
 //   attention  cuBLAS's two GEMMs of unfused attention (Q K^T, P V; no
 //              softmax): a floor for the GEMM work; PyTorch SDPA (flash)
 //              comes from bench/sdpa_bench.py on the same card
@@ -43,6 +46,7 @@
 #include <vector>
 
 #include "conv2d.cuh"
+#include "conv2d_cudnn.h"
 #include "registry.h"
 
 namespace {
@@ -254,6 +258,10 @@ const conv_shape k_conv[] = {
 cudnnHandle_t g_cudnn;
 void *g_cudnn_ws;
 const size_t k_cudnn_ws_bytes = (size_t)512 << 20;
+// The backend's cuDNN alternative (cuda/conv2d_cudnn.h: fused bias and
+// residual, IMPLICIT_PRECOMP_GEMM), timed as a version next to ours with
+// the backend's 64 MiB workspace: what the backend's per-shape choice sees.
+hsd_cudnn_conv *g_cudnn_conv;
 
 // cuDNN's best forward algorithm for this conv, timed like ours; -1 if none.
 double cudnn_conv_ms(const hsd_conv2d_params &p, int ho, int wo, int *algo_out) {
@@ -371,6 +379,19 @@ void bench_conv(int arch) {
             }
             report("conv2d", cs, table[i].info.name, ms, flops, 0, base, base_ms, reps);
         }
+#ifdef HSD_HAVE_CUDNN
+        if (g_cudnn_conv) {
+            bool ok = hsd_cudnn_conv_supports(&p);
+            const double ms =
+                ok ? time_ms([&] { ok &= hsd_cudnn_conv2d(g_cudnn_conv, &p) == HSD_OK; }, g_opt.reps)
+                   : -1.0;
+            if (ok)
+                report("conv2d", cs, "hsd_cudnn_conv2d", ms, flops, 0, base, base_ms, g_opt.reps);
+            else
+                printf("conv2d      %-34s %-32s not taken: %s\n", cs, "hsd_cudnn_conv2d",
+                       hsd_cudnn_conv_supports(&p) ? hsd_last_error() : "supports() is 0");
+        }
+#endif
         CUDA_OK(cudaFree(in));
         CUDA_OK(cudaFree(wt));
         CUDA_OK(cudaFree(bias));
@@ -652,6 +673,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     CUDA_OK(cudaMalloc(&g_cudnn_ws, k_cudnn_ws_bytes));
+    if (hsd_cudnn_conv_create(&g_cudnn_conv, 0, (size_t)64 << 20) != HSD_OK)
+        printf("hsd_cudnn_conv_create: %s: no hsd_cudnn_conv2d rows\n", hsd_last_error());
 #endif
     measure_peaks();
     printf("%-11s %-34s %-32s %12s %15s %6s %s\n", "op", "case", "version", "time", "rate",

@@ -8,6 +8,17 @@
 // VAE's pad (0,1,0,1) downsampler, no bias, residual in place). Skipped (77)
 // without a GPU; --reference-only builds the CPU references only.
 //
+// cuDNN (cuda/conv2d_cudnn.h, when hsd_cuda is built with it: HSD_HAVE_CUDNN):
+// the same cases through hsd_cudnn_conv2d(), rows "cudnn_fused" (first call
+// for the context's shape) and "cudnn_fused_cached" (a second call, into a
+// fresh poisoned output: the cached descriptors; not for the in-place case,
+// whose output already holds the result). Same bounds: cuDNN also adds
+// fp16-exact products in fp32 and rounds once. Shapes it does not take
+// (hsd_cudnn_conv_supports() == 0: ci/co % 8, pad (0,1,0,1); or no
+// IMPLICIT_PRECOMP_GEMM within the workspace) are printed as "unsupported by
+// cuDNN" and listed at the end; supports() == 0 must come with
+// HSD_ERR_UNSUPPORTED. Not in the emulated build (no cuDNN on the CPU).
+//
 // Inputs uniform in [-1, 1); weights uniform in +-sqrt(3/K) (K = kh*kw*ci,
 // so outputs have std ~0.58 whatever the layer); bias in [-0.5, 0.5);
 // residual in [-1, 1). Outputs poisoned with NaN (except the in-place
@@ -25,6 +36,7 @@
 #include <string.h>
 
 #include "conv2d.cuh"
+#include "conv2d_cudnn.h"
 #include "memory.h"
 #include "registry.h"
 #include "test_cuda_common.h"
@@ -34,6 +46,15 @@
 #define NMSE_TOL 1e-6
 
 enum { RES_NONE, RES_SEPARATE, RES_INPLACE };
+
+#ifdef HSD_HAVE_CUDNN
+// The cuDNN context of the run (NULL in --reference-only mode), with the
+// backend's workspace size (cuda/backend_cuda.c).
+static struct hsd_cudnn_conv *g_cudnn;
+static const size_t k_cudnn_workspace = (size_t)64 << 20;
+static char g_cudnn_unsupported[4096];  // the case names cuDNN did not take
+static int g_cudnn_n_unsupported;
+#endif
 
 struct conv_case {
     const char *what;
@@ -162,12 +183,67 @@ static void run_case(const struct conv_case *c) {
         tc_download_f16(got, dout, nout);
         tc_check("conv2d", vname, name, got, cout, nout, TOL, NMSE_TOL);
     }
+#ifdef HSD_HAVE_CUDNN
+    if (g_cudnn) {
+        const int reps = c->residual == RES_INPLACE ? 1 : 2;
+        for (int rep = 0; rep < reps; rep++) {
+            const char *vname = rep == 0 ? "cudnn_fused" : "cudnn_fused_cached";
+            void *dout = c->residual == RES_INPLACE ? tc_dev_f16(hres, nout)
+                                                    : tc_dev_poisoned_f16(nout);
+            p.out = dout;
+            p.residual = c->residual == RES_INPLACE ? dout : dres;
+            const int supported = hsd_cudnn_conv_supports(&p);
+            enum hsd_status st = hsd_cudnn_conv2d(g_cudnn, &p);
+            if (!supported)
+                CHECKF(st == HSD_ERR_UNSUPPORTED,
+                       "conv2d %s %s: supports() is 0 but conv2d gave %s", vname, name,
+                       hsd_status_str(st));
+            if (st == HSD_ERR_UNSUPPORTED) {
+                printf("%-11s %-32s %-28s unsupported by cuDNN (%s): the backend runs ours here\n",
+                       "conv2d", vname, name, hsd_last_error());
+                if (rep == 0) {
+                    const size_t used = strlen(g_cudnn_unsupported);
+                    snprintf(g_cudnn_unsupported + used, sizeof g_cudnn_unsupported - used, "%s%s",
+                             used ? ", " : "", c->what);
+                    g_cudnn_n_unsupported++;
+                }
+                break;
+            }
+            CHECKF(st == HSD_OK, "conv2d %s %s: %s", vname, name, hsd_last_error());
+            if (st != HSD_OK) break;
+            CHECK_OK(hsd_cuda_sync());
+            tc_download_f16(got, dout, nout);
+            tc_check("conv2d", vname, name, got, cout, nout, TOL, NMSE_TOL);
+        }
+    }
+#endif
     tc_free_all();
 }
 
 int main(int argc, char **argv) {
     if (!tc_init("test_cuda_conv2d", argc, argv)) return HSD_TEST_SKIP;
+#ifdef HSD_HAVE_CUDNN
+    if (tc_gpu()) {
+        // Built with cuDNN and a GPU is here: a context that cannot be made
+        // (library/driver mismatch) fails the test rather than skipping the
+        // cuDNN rows unseen.
+        const enum hsd_status st = hsd_cudnn_conv_create(&g_cudnn, 0, k_cudnn_workspace);
+        CHECKF(st == HSD_OK && g_cudnn, "hsd_cudnn_conv_create: %s", hsd_last_error());
+        printf("cuDNN: %s (workspace %zu MiB)\n",
+               g_cudnn ? "cudnn_fused rows follow each case" : "unavailable",
+               k_cudnn_workspace >> 20);
+    }
+#else
+    printf("cuDNN: not in this build (HSD_HAVE_CUDNN unset): no cudnn_fused rows\n");
+#endif
     for (size_t i = 0; i < sizeof k_cases / sizeof k_cases[0]; i++) run_case(&k_cases[i]);
+#ifdef HSD_HAVE_CUDNN
+    if (g_cudnn) {
+        printf("cuDNN did not take %d of %zu case(s)%s%s\n", g_cudnn_n_unsupported,
+               sizeof k_cases / sizeof k_cases[0], g_cudnn_n_unsupported ? ": " : "",
+               g_cudnn_unsupported);
+    }
+#endif
     if (!tc_gpu()) return tc_finish();
 
     // Invalid params are rejected, not launched: kernel larger than the
@@ -182,5 +258,13 @@ int main(int argc, char **argv) {
     int count = 0;
     const struct hsd_cuda_conv2d_entry *table = hsd_cuda_conv2d_table(&count);
     for (int i = 0; i < count; i++) CHECK(table[i].launch(&bad, 0) == HSD_ERR_INVALID_ARG);
+#ifdef HSD_HAVE_CUDNN
+    if (g_cudnn) {
+        CHECK(!hsd_cudnn_conv_supports(&bad));
+        CHECK(hsd_cudnn_conv2d(g_cudnn, &bad) == HSD_ERR_INVALID_ARG);
+        hsd_cudnn_conv_destroy(g_cudnn);
+        g_cudnn = NULL;
+    }
+#endif
     return tc_finish();
 }
