@@ -37,8 +37,14 @@ struct device {
     struct hsd_sched *s;
     struct hsd_pipeline *p;
     char name[64];
+    char desc[128];                 // the backend's, for logs, STATUS and metrics
+    enum hsd_backend_kind kind;
     pthread_t thread;
     int started, healthy, fail_next;
+    int cur_batch;                  // requests in the call being computed
+    uint64_t batches, image_steps, failures;
+    double busy_ms;
+    char error[256];                // why it was marked unhealthy
 };
 
 struct hsd_sched {
@@ -83,6 +89,28 @@ static void free_req(struct hsd_sched_req *r) {
     free(r->prompt);
     free(r->negative);
     free(r);
+}
+
+// Back to QUEUED-with-nothing: an admission whose text encoding failed on
+// a lost device is redone from scratch by another one.
+static void undo_admission(struct hsd_sched_req *r) {
+    if (r->sampler_ready) hsd_sampler_free(&r->sampler);
+    r->sampler_ready = 0;
+    free(r->latent);
+    free(r->emb);
+    r->latent = r->emb = NULL;
+}
+
+// Takes a device out of the pool for good (under the lock). Its worker
+// stops after re-queueing the `n` requests it was computing.
+static void mark_unhealthy(struct hsd_sched *s, struct device *d, const char *what,
+                           const char *error, int n) {
+    d->healthy = 0;
+    s->n_healthy--;
+    snprintf(d->error, sizeof d->error, "%s", error);
+    HSD_WARN("device %s (%s) marked unhealthy: its %s failed: %s; %d request(s) go back to the "
+             "queue, %d healthy device(s) left",
+             d->name, d->desc, what, d->error, n, s->n_healthy);
 }
 
 // A finished request leaves the list under the lock and is reported later,
@@ -289,6 +317,18 @@ static void *worker(void *arg) {
             enum hsd_status st = admit_compute(d, batch, n);
             double dt = now_ms() - t;
             pthread_mutex_lock(&s->mu);
+            s->st.busy_ms += dt;
+            d->busy_ms += dt;
+            if (st) d->failures++;
+            if (st == HSD_ERR_DEVICE) {
+                // Lost device: the prompts are encoded again elsewhere.
+                for (int i = 0; i < n; i++) {
+                    undo_admission(batch[i]);
+                    batch[i]->in_flight = 0;
+                }
+                mark_unhealthy(s, d, "text encoding", hsd_last_error(), n);
+                break;
+            }
             for (int i = 0; i < n; i++) {
                 struct hsd_sched_req *r = batch[i];
                 r->in_flight = 0;
@@ -304,7 +344,6 @@ static void *worker(void *arg) {
                 if (should_hand_over(s, r))
                     finalize(s, r, HSD_REQ_EV_FINISH, HSD_SCHED_OK, NULL, &dl);
             }
-            s->st.busy_ms += dt;
             continue;
         }
         // 2. One U-Net call for a bucket of active requests.
@@ -330,6 +369,7 @@ static void *worker(void *arg) {
         int h = batch[0]->h, w = batch[0]->w;
         int inject = d->fail_next > 0;
         if (inject) d->fail_next--;
+        d->cur_batch = n;
         pthread_mutex_unlock(&s->mu);
         double t = now_ms();
         enum hsd_status st = inject ? hsd_fail(HSD_ERR_DEVICE, "%s: injected device failure", d->name)
@@ -338,20 +378,24 @@ static void *worker(void *arg) {
         double dt = now_ms() - t;
         pthread_mutex_lock(&s->mu);
         s->st.busy_ms += dt;
+        d->busy_ms += dt;
+        d->cur_batch = 0;
+        if (st) d->failures++;
         if (st == HSD_ERR_DEVICE) {
             // The device is unusable: its batch goes back, unchanged (the
-            // samplers only advance after a successful U-Net call), to the
-            // healthy devices; this worker stops.
-            HSD_ERROR("device %s failed, marking it unhealthy and re-queueing %d requests: %s",
-                      d->name, n, hsd_last_error());
-            d->healthy = 0;
-            s->n_healthy--;
+            // samplers only advance after a successful U-Net call,
+            // hsd_pipeline_denoise_step), to the healthy devices; this
+            // worker stops.
             for (int i = 0; i < n; i++) {
                 batch[i]->in_flight = 0;
                 set_state(batch[i], HSD_REQ_EV_REQUEUE);
             }
-            pthread_cond_broadcast(&s->cv);
+            mark_unhealthy(s, d, "U-Net call", hsd_last_error(), n);
             break;
+        }
+        if (!st) {
+            d->batches++;
+            d->image_steps += (uint64_t)n;
         }
         s->st.batches++;
         s->st.batch_hist[batch_bucket(rows)]++;
@@ -380,6 +424,23 @@ static void *worker(void *arg) {
     }
     // A failed device's requests were re-queued; make sure someone sees them.
     pthread_cond_broadcast(&s->cv);
+    if (!d->healthy && s->n_healthy == 0) {
+        // The last device is gone and no worker is left to run (or sweep)
+        // what waits: fail it all now rather than at shutdown. Nothing is
+        // in flight: only healthy workers take requests.
+        int left = s->n_queued + s->n_active;
+        if (left)
+            HSD_ERROR("no healthy device left: failing the %d request(s) still queued or active",
+                      left);
+        for (;;) {
+            sweep(s, now_ms(), &dl);
+            if (!dl.n) break;
+            pthread_mutex_unlock(&s->mu);
+            report(s, &dl);
+            pthread_mutex_lock(&s->mu);
+        }
+        pthread_cond_broadcast(&s->cv);
+    }
     pthread_mutex_unlock(&s->mu);
     report(s, &dl);
     return NULL;
@@ -415,6 +476,9 @@ enum hsd_status hsd_sched_add_device(struct hsd_sched *s, struct hsd_pipeline *p
     d->p = p;
     d->healthy = 1;
     snprintf(d->name, sizeof d->name, "%s", name);
+    const struct hsd_backend *be = hsd_pipeline_backend(p);
+    d->kind = be ? be->kind : HSD_BACKEND_CPU;
+    snprintf(d->desc, sizeof d->desc, "%s", be ? be->desc : "");
     if (pthread_create(&d->thread, NULL, worker, d)) {
         pthread_mutex_unlock(&s->mu);
         return hsd_fail(HSD_ERR_INTERNAL, "scheduler: cannot start a worker thread");
@@ -483,9 +547,13 @@ enum hsd_status hsd_sched_submit(struct hsd_sched *s, const struct hsd_sched_par
         // Hint: about the time to admit the queue ahead at the recent pace.
         double per = s->st.done ? s->st.busy_ms / (double)s->st.done : 1000.0;
         *retry_after_ms = (uint32_t)(per < 50 ? 50 : per > 60000 ? 60000 : per);
+        int dead = s->n_healthy == 0, n_dev = s->n_dev;
         pthread_mutex_unlock(&s->mu);
         free_req(r);
         *busy = 1;
+        if (dead)
+            return hsd_fail(HSD_ERR_UNSUPPORTED,
+                            "no healthy device left (all %d failed; see the server log)", n_dev);
         return hsd_fail(HSD_ERR_UNSUPPORTED, "queue full (%d requests waiting)", s->o.queue_limit);
     }
     r->id = s->next_id++;
@@ -524,6 +592,37 @@ void hsd_sched_get_stats(struct hsd_sched *s, struct hsd_sched_stats *st) {
     st->healthy_devices = s->n_healthy;
     st->uptime_ms = now_ms() - s->t_start;
     pthread_mutex_unlock(&s->mu);
+}
+
+int hsd_sched_device_count(struct hsd_sched *s) {
+    pthread_mutex_lock(&s->mu);
+    int n = s->n_dev;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+enum hsd_status hsd_sched_get_device_stats(struct hsd_sched *s, int i,
+                                           struct hsd_sched_device_stats *out) {
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&s->mu);
+    if (i < 0 || i >= s->n_dev) {
+        int n = s->n_dev;
+        pthread_mutex_unlock(&s->mu);
+        return hsd_fail(HSD_ERR_INVALID_ARG, "scheduler: device %d out of range [0, %d)", i, n);
+    }
+    const struct device *d = &s->dev[i];
+    snprintf(out->name, sizeof out->name, "%s", d->name);
+    snprintf(out->desc, sizeof out->desc, "%s", d->desc);
+    snprintf(out->error, sizeof out->error, "%s", d->error);
+    out->kind = d->kind;
+    out->healthy = d->healthy;
+    out->batch = d->cur_batch;
+    out->batches = d->batches;
+    out->image_steps = d->image_steps;
+    out->failures = d->failures;
+    out->busy_ms = d->busy_ms;
+    pthread_mutex_unlock(&s->mu);
+    return HSD_OK;
 }
 
 void hsd_sched_inject_device_failure(struct hsd_sched *s, int device, int n) {

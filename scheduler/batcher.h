@@ -79,9 +79,29 @@ struct hsd_sched_stats {
     double uptime_ms;
 };
 
+// One device of the pool (DESIGN.md §6 "Device pool"): what STATUS and the
+// per-device metrics report.
+struct hsd_sched_device_stats {
+    char name[64];                // as given to hsd_sched_add_device ("gpu:0")
+    char desc[128];               // its backend's description ("cuda:0 NVIDIA H100 ...")
+    enum hsd_backend_kind kind;   // of its backend
+    int healthy;                  // 0 once a device error took it out of the pool
+    int batch;                    // requests in the call it is computing now (0: idle)
+    uint64_t batches;             // U-Net calls that succeeded
+    uint64_t image_steps;         // requests x those calls
+    uint64_t failures;            // text-encoder or U-Net calls that failed
+    double busy_ms;               // wall time in compute (text encoding and U-Net)
+    char error[256];              // why it was marked unhealthy ("" while healthy)
+};
+
 enum hsd_status hsd_sched_create(struct hsd_sched **out, const struct hsd_sched_opts *opts);
 // Adds a device (one worker thread) running `p`; every device must hold the
-// same models. `name` appears in stats and logs.
+// same models. `name` appears in stats and logs, next to the description of
+// the pipeline's backend. A device whose text-encoder or U-Net call fails
+// with HSD_ERR_DEVICE (a sticky CUDA error: the device is lost for the
+// process) is marked unhealthy for good; the requests of that call go back
+// to the queue for the others. When no healthy device is left, every
+// request left fails with HSD_SCHED_E_INTERNAL and submit refuses new ones.
 enum hsd_status hsd_sched_add_device(struct hsd_sched *s, struct hsd_pipeline *p,
                                      const char *name);
 // Queues a request. HSD_ERR_INVALID_ARG: it fails validation (message says
@@ -94,6 +114,11 @@ enum hsd_status hsd_sched_submit(struct hsd_sched *s, const struct hsd_sched_par
 // Cancels a request not yet finished (no-op otherwise); returns 1 if found.
 int hsd_sched_cancel(struct hsd_sched *s, uint64_t id);
 void hsd_sched_get_stats(struct hsd_sched *s, struct hsd_sched_stats *st);
+// Devices added so far, and a snapshot of device i (0 <= i < count; else
+// HSD_ERR_INVALID_ARG).
+int hsd_sched_device_count(struct hsd_sched *s);
+enum hsd_status hsd_sched_get_device_stats(struct hsd_sched *s, int i,
+                                           struct hsd_sched_device_stats *out);
 // Stops admitting; waits up to grace_ms for active requests to finish,
 // then fails everything left with HSD_SCHED_E_SHUTDOWN; joins the workers.
 void hsd_sched_shutdown(struct hsd_sched *s, int grace_ms);

@@ -2,6 +2,7 @@
 
 #include <microhttpd.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -278,27 +279,103 @@ static void handle_status(struct service *sv, const struct hsd_wire_msg *m,
     w->max_message = (uint32_t)sv->max_msg;
     w->server.p = HSD_VERSION_STR;
     w->server.n = strlen(HSD_VERSION_STR);
-    w->n_devices = (uint8_t)st.devices;
-    char names[32][16];
-    for (int i = 0; i < st.devices && i < 32; i++) {
-        snprintf(names[i], sizeof names[i], "cpu:%d", i);
-        w->devices[i].kind = HSD_WIRE_DEVICE_CPU;
-        w->devices[i].healthy = i < st.healthy_devices;
-        w->devices[i].name.p = names[i];
-        w->devices[i].name.n = strlen(names[i]);
+    // Each device as it is: its backend's kind and description, and
+    // whether a device error took it out of the pool.
+    int n_dev = hsd_sched_device_count(sv->sched);
+    if (n_dev > (int)HSD_WIRE_MAX_DEVICES) n_dev = (int)HSD_WIRE_MAX_DEVICES;
+    char names[HSD_WIRE_MAX_DEVICES][HSD_WIRE_MAX_SHORT_TEXT + 1];
+    int n = 0, healthy = 0;
+    for (int i = 0; i < n_dev; i++) {
+        struct hsd_sched_device_stats ds;
+        if (hsd_sched_get_device_stats(sv->sched, i, &ds)) break;
+        // The wire allows 64 bytes: cut at a UTF-8 character boundary.
+        size_t len = strlen(ds.desc);
+        if (len > HSD_WIRE_MAX_SHORT_TEXT) {
+            len = HSD_WIRE_MAX_SHORT_TEXT;
+            while (len > 0 && ((unsigned char)ds.desc[len] & 0xC0) == 0x80) len--;
+        }
+        memcpy(names[n], ds.desc, len);
+        names[n][len] = '\0';
+        struct hsd_wire_device *d = &w->devices[n++];
+        d->kind = ds.kind == HSD_BACKEND_CUDA ? HSD_WIRE_DEVICE_CUDA : HSD_WIRE_DEVICE_CPU;
+        d->healthy = (uint8_t)(ds.healthy != 0);
+        d->batch = (uint16_t)(ds.batch > 65535 ? 65535 : ds.batch);
+        d->name.p = names[n - 1];
+        d->name.n = len;
+        healthy += d->healthy;
     }
-    char buf[4096];
+    w->n_devices = (uint8_t)n;
+    // The flags just listed decide (they may be newer than `st`), so the
+    // health and the list agree.
+    if (!sv->draining && healthy < n) w->health = HSD_WIRE_HEALTH_DEGRADED;
+    char buf[8192];
     size_t len;
     if (!hsd_wire_encode(buf, sizeof buf, &len, &a)) hsd_net_server_reply(sv->srv, route, buf, len);
 }
 
-char *hsd_service_metrics_text(const struct hsd_sched_stats *st, const uint64_t *errors,
-                               int n_codes) {
-    size_t cap = 8192;
-    char *b = malloc(cap);
-    if (!b) return NULL;
-    int o = 0;
-#define EMIT(...) o += snprintf(b + o, cap - (size_t)o, __VA_ARGS__)
+// A growing text buffer for the exposition; `failed` once out of memory.
+struct text {
+    char *b;
+    size_t n, cap;
+    int failed;
+};
+
+static void emit(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void emit(struct text *t, const char *fmt, ...) {
+    while (!t->failed) {
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(t->b + t->n, t->cap - t->n, fmt, ap);
+        va_end(ap);
+        if (k < 0) {
+            t->failed = 1;
+            return;
+        }
+        if ((size_t)k < t->cap - t->n) {
+            t->n += (size_t)k;
+            return;
+        }
+        size_t cap = t->cap * 2;
+        while (cap - t->n <= (size_t)k) cap *= 2;
+        char *b = realloc(t->b, cap);
+        if (!b) {
+            t->failed = 1;
+            return;
+        }
+        t->b = b;
+        t->cap = cap;
+    }
+}
+
+// A label value as the Prometheus text format wants it: backslash, double
+// quote and line feed escaped as \\, \" and \n; everything else as is
+// (UTF-8 allowed).
+static void emit_label(struct text *t, const char *v) {
+    for (; *v; v++) {
+        if (*v == '\\') emit(t, "\\\\");
+        else if (*v == '"') emit(t, "\\\"");
+        else if (*v == '\n') emit(t, "\\n");
+        else emit(t, "%c", *v);
+    }
+}
+
+// The series of a per-device family: name{device="desc",index="i"} and a
+// space; the caller writes the value. The index keeps series apart when
+// descriptions repeat (two CPU workers are both "cpu (8 threads)").
+static void emit_device(struct text *t, const char *metric, int i,
+                        const struct hsd_sched_device_stats *d) {
+    emit(t, "%s{device=\"", metric);
+    emit_label(t, d->desc);
+    emit(t, "\",index=\"%d\"} ", i);
+}
+
+char *hsd_service_metrics_text(const struct hsd_sched_stats *st,
+                               const struct hsd_sched_device_stats *devs, int n_devs,
+                               const uint64_t *errors, int n_codes) {
+    struct text t = {.b = malloc(8192), .cap = 8192};
+    if (!t.b) return NULL;
+    t.b[0] = '\0';
+#define EMIT(...) emit(&t, __VA_ARGS__)
     EMIT("# HELP hsd_queue_depth Requests waiting for admission.\n# TYPE hsd_queue_depth gauge\n"
          "hsd_queue_depth %d\n", st->queued);
     EMIT("# HELP hsd_active_requests Admitted requests being denoised.\n"
@@ -335,8 +412,44 @@ char *hsd_service_metrics_text(const struct hsd_sched_stats *st, const uint64_t 
     for (int c = 1; c < n_codes; c++)
         EMIT("hsd_errors_total{code=\"%s\"} %llu\n", hsd_wire_error_name((uint16_t)c),
              (unsigned long long)errors[c]);
+    // Per device (DESIGN.md §6 "Device pool"): which ones serve, and what
+    // each did. Counters keep their values after a device failed.
+    EMIT("# HELP hsd_device_healthy 1 while the device serves; 0 once a device error took it "
+         "out of the pool.\n# TYPE hsd_device_healthy gauge\n");
+    for (int i = 0; i < n_devs; i++) {
+        emit_device(&t, "hsd_device_healthy", i, &devs[i]);
+        EMIT("%d\n", devs[i].healthy ? 1 : 0);
+    }
+    EMIT("# HELP hsd_device_batches_total U-Net calls that succeeded, per device.\n"
+         "# TYPE hsd_device_batches_total counter\n");
+    for (int i = 0; i < n_devs; i++) {
+        emit_device(&t, "hsd_device_batches_total", i, &devs[i]);
+        EMIT("%llu\n", (unsigned long long)devs[i].batches);
+    }
+    EMIT("# HELP hsd_device_image_steps_total Requests x U-Net calls, per device.\n"
+         "# TYPE hsd_device_image_steps_total counter\n");
+    for (int i = 0; i < n_devs; i++) {
+        emit_device(&t, "hsd_device_image_steps_total", i, &devs[i]);
+        EMIT("%llu\n", (unsigned long long)devs[i].image_steps);
+    }
+    EMIT("# HELP hsd_device_busy_ms_total Milliseconds the device computed (text encoding and "
+         "U-Net).\n# TYPE hsd_device_busy_ms_total counter\n");
+    for (int i = 0; i < n_devs; i++) {
+        emit_device(&t, "hsd_device_busy_ms_total", i, &devs[i]);
+        EMIT("%.3f\n", devs[i].busy_ms);
+    }
+    EMIT("# HELP hsd_device_failures_total Text-encoder or U-Net calls that failed, per device.\n"
+         "# TYPE hsd_device_failures_total counter\n");
+    for (int i = 0; i < n_devs; i++) {
+        emit_device(&t, "hsd_device_failures_total", i, &devs[i]);
+        EMIT("%llu\n", (unsigned long long)devs[i].failures);
+    }
 #undef EMIT
-    return b;
+    if (t.failed) {
+        free(t.b);
+        return NULL;
+    }
+    return t.b;
 }
 
 static enum MHD_Result on_http(void *cls, struct MHD_Connection *c, const char *url,
@@ -359,7 +472,12 @@ static enum MHD_Result on_http(void *cls, struct MHD_Connection *c, const char *
     pthread_mutex_lock(&sv->mu);
     memcpy(errors, sv->errors, sizeof errors);
     pthread_mutex_unlock(&sv->mu);
-    char *text = hsd_service_metrics_text(&st, errors, HSD_WIRE_E_MAX + 1);
+    struct hsd_sched_device_stats devs[32];
+    int n_devs = hsd_sched_device_count(sv->sched);
+    if (n_devs > 32) n_devs = 32;
+    for (int i = 0; i < n_devs; i++)
+        if (hsd_sched_get_device_stats(sv->sched, i, &devs[i])) n_devs = i;
+    char *text = hsd_service_metrics_text(&st, devs, n_devs, errors, HSD_WIRE_E_MAX + 1);
     if (!text) return MHD_NO;
     r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4");
@@ -385,9 +503,14 @@ enum hsd_status hsd_service_run(struct hsd_pipeline *const *devices, int n_devic
     so.user = &sv;
     if ((s = hsd_sched_create(&sv.sched, &so))) goto out;
     for (int i = 0; i < n_devices && !s; i++) {
+        // The pool slot ("gpu:1") names it in logs; the backend's
+        // description says what it is.
+        const struct hsd_backend *be = hsd_pipeline_backend(devices[i]);
+        int gpu = be && be->kind == HSD_BACKEND_CUDA;
         char name[32];
-        snprintf(name, sizeof name, "cpu:%d", i);
+        snprintf(name, sizeof name, "%s:%d", gpu ? "gpu" : "cpu", i);
         s = hsd_sched_add_device(sv.sched, devices[i], name);
+        if (!s) HSD_INFO("device %s: %s", name, be ? be->desc : "?");
     }
     if (s) goto out;
     if (o->sched_out) *o->sched_out = sv.sched;
@@ -420,9 +543,11 @@ enum hsd_status hsd_service_run(struct hsd_pipeline *const *devices, int n_devic
             continue;
         }
         char key_id[HSD_WIRE_KEY_ID_SIZE] = "";
-        if (m.type == HSD_WIRE_GENERATE || m.type == HSD_WIRE_CANCEL) {
-            // Authentication before any compute; STATUS stays open for
-            // health checks.
+        if (m.type == HSD_WIRE_GENERATE || m.type == HSD_WIRE_CANCEL ||
+            m.type == HSD_WIRE_STATUS_REQUEST) {
+            // Authentication before any compute or any answer
+            // (docs/protocol.md: a service with a keys file requires signed
+            // STATUS requests too; health probes use `hsd status` with a key).
             if (sv.auth) {
                 const struct hsd_auth_key *key;
                 uint32_t retry = 0;

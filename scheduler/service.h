@@ -27,8 +27,12 @@ enum hsd_status hsd_service_run(struct hsd_pipeline *const *devices, int n_devic
                                 const struct hsd_service_opts *opts,
                                 volatile sig_atomic_t *stop);
 
-// The metrics text (Prometheus exposition format) for the current stats.
-char *hsd_service_metrics_text(const struct hsd_sched_stats *st, const uint64_t *errors_by_code,
-                               int n_codes);
+// The metrics text (Prometheus exposition format) for the current stats:
+// the pool's aggregates, then one series per device (`devs`, n_devs of them,
+// from hsd_sched_get_device_stats) labelled {device="<backend description>",
+// index="<pool slot>"}. NULL when out of memory; the caller frees it.
+char *hsd_service_metrics_text(const struct hsd_sched_stats *st,
+                               const struct hsd_sched_device_stats *devs, int n_devs,
+                               const uint64_t *errors_by_code, int n_codes);
 
 #endif

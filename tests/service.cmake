@@ -5,3 +5,7 @@ add_test(NAME test_serve_restart COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/serve_r
          $<TARGET_FILE:hsd> ${HSD_TEST_DATA})
 set_tests_properties(test_serve_restart PROPERTIES LABELS integration TIMEOUT 300
                      ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
+# Multi-GPU serving with a GPU that dies, without a GPU: device 1 of three
+# runs on faulty_backend.c, a test double of a sticky CUDA error.
+hsd_add_test(test_sched_faulty LABELS unit TIMEOUT 300
+             SOURCES unit/test_sched_faulty.c unit/faulty_backend.c LIBS hsd_sched)

@@ -62,6 +62,9 @@ static void run(struct hsd_pipeline **p, int fail_device0, int adaptive, float o
     }
     struct hsd_sched_stats st;
     hsd_sched_get_stats(s, &st);
+    struct hsd_sched_device_stats d0, d1;
+    CHECK_OK(hsd_sched_get_device_stats(s, 0, &d0));
+    CHECK_OK(hsd_sched_get_device_stats(s, 1, &d1));
     hsd_sched_destroy(s);
     for (int i = 0; i < N; i++) {
         CHECKF(g_calls[i] == 1, "request %d reported %d times", i, g_calls[i]);
@@ -72,6 +75,15 @@ static void run(struct hsd_pipeline **p, int fail_device0, int adaptive, float o
     printf("devices %d/%d healthy, %llu batches, %llu done\n", st.healthy_devices, st.devices,
            (unsigned long long)st.batches, (unsigned long long)st.done);
     if (fail_device0) CHECK(st.healthy_devices == 1);
+    // Per device: the failed one says why; the other took its work.
+    CHECK(!strcmp(d0.name, "cpu:0") && d0.kind == HSD_BACKEND_CPU && !strncmp(d0.desc, "cpu", 3));
+    CHECKF(d0.healthy == !fail_device0 && d0.failures == (uint64_t)fail_device0,
+           "device 0: healthy %d, %llu failures", d0.healthy, (unsigned long long)d0.failures);
+    if (fail_device0)
+        CHECKF(strstr(d0.error, "injected device failure") != NULL, "device 0 error: \"%s\"",
+               d0.error);
+    CHECK(d1.healthy && d1.batches > 0 && !d1.error[0]);
+    CHECK(d0.batches + d1.batches == st.batches);
 }
 
 int main(void) {
