@@ -5,3 +5,7 @@ hsd_add_test(test_cpu_ops LABELS unit TIMEOUT 120 SOURCES unit/test_cpu_ops.c)
 
 add_executable(bench_cpu_ops ${CMAKE_SOURCE_DIR}/bench/bench_cpu_ops.c)
 target_link_libraries(bench_cpu_ops PRIVATE hsd_host)
+
+# --backend parsing and opening, CPU pipeline sets (no GPU needed).
+hsd_add_test(test_backend_spec LABELS unit TIMEOUT 120 SOURCES unit/test_backend_spec.c
+             LIBS hsd_backends)

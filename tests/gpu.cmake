@@ -4,3 +4,11 @@ if(HSD_HAVE_CUDA)
   hsd_add_test(test_cuda_device LABELS gpu TIMEOUT 60 SOURCES unit/test_cuda_device.c
                LIBS hsd_cuda)
 endif()
+
+# The CUDA backend end to end: U-Nets, text encoders, VAEs and a hybrid
+# generation on cuda:0 against the CPU backend; graph replays; the NCCL
+# broadcast with two or more GPUs.
+if(HSD_HAVE_CUDA)
+  hsd_add_test(test_backend_cuda LABELS gpu TIMEOUT 900 SOURCES unit/test_backend_cuda.c
+               LIBS hsd_backends hsd_cuda)
+endif()

@@ -158,6 +158,22 @@ struct hsd_timestep_embedding_params {
 
 struct hsd_backend;
 
+// What identifies one recorded op sequence (graph_begin): the model object,
+// the bucket and the arena the activations live in.
+struct hsd_graph_key {
+    const void *model;
+    const void *arena;
+    int n, h, w, t_ctx;
+};
+
+enum hsd_backend_kind { HSD_BACKEND_CPU, HSD_BACKEND_CUDA };
+
+// How weight uploads behave (multi-GPU serving, cuda/backend_cuda.h):
+// NORMAL uploads; RECEIVE allocates but neither converts nor copies (the
+// weights arrive later by an NCCL broadcast from a device that loaded them,
+// so the loader skips reading the file's tensor data too).
+enum hsd_weight_mode { HSD_WEIGHTS_NORMAL, HSD_WEIGHTS_RECEIVE };
+
 struct hsd_backend_ops {
     const char *name;
     void (*destroy)(struct hsd_backend *be);
@@ -168,8 +184,26 @@ struct hsd_backend_ops {
     // Host fp32 <-> backend elements (count elements).
     enum hsd_status (*upload)(struct hsd_backend *be, void *dst, const float *src, size_t count);
     enum hsd_status (*download)(struct hsd_backend *be, float *dst, const void *src, size_t count);
-    // Waits for queued work (no-op on CPU).
+    // Host fp32 -> backend fp32, never converted (the fp32 timesteps of
+    // timestep_embedding; the buffer must hold 4*count bytes).
+    enum hsd_status (*upload_f32)(struct hsd_backend *be, void *dst, const float *src,
+                                  size_t count);
+    // Waits for queued work (no-op on CPU). A device error (a sticky CUDA
+    // error, ...) returns HSD_ERR_DEVICE: the device is lost for this process.
     enum hsd_status (*synchronize)(struct hsd_backend *be);
+
+    // Optional (NULL where the backend has none): record the ops between
+    // graph_begin and graph_end once per key and replay them afterwards
+    // (CUDA graphs). On a replay, graph_begin puts the backend in a mode
+    // where the ops in between only return HSD_OK and graph_end launches
+    // the recorded graph, so model code runs the same calls either way.
+    // The ops must use the same buffers on every call with a key (a planned
+    // arena at a fixed address); inputs are uploaded before graph_begin,
+    // outputs downloaded after graph_end. graph_end is called after every
+    // successful graph_begin; ok = 0 (an op failed in between) discards a
+    // recording.
+    enum hsd_status (*graph_begin)(struct hsd_backend *be, const struct hsd_graph_key *key);
+    enum hsd_status (*graph_end)(struct hsd_backend *be, int ok);
 
     enum hsd_status (*conv2d)(struct hsd_backend *be, const struct hsd_conv2d_params *p);
     enum hsd_status (*linear)(struct hsd_backend *be, const struct hsd_linear_params *p);
@@ -195,6 +229,10 @@ struct hsd_backend {
     const struct hsd_backend_ops *ops;
     size_t act_size;   // bytes per activation/weight element
     int threads;       // worker threads (CPU) or 0
+    enum hsd_backend_kind kind;
+    int device;        // GPU ordinal (CUDA) or -1
+    char desc[128];    // for logs, STATUS and metrics: "cpu (8 threads)", "cuda:0 NVIDIA H100 ..."
+    enum hsd_weight_mode weight_mode;
     void *impl;        // backend-private state
 };
 

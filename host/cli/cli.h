@@ -6,6 +6,8 @@
 int hsd_cmd_generate(int argc, char **argv);
 int hsd_cmd_edge(int argc, char **argv);
 int hsd_cmd_serve(int argc, char **argv);
+// Exit codes: 0 healthy, 3 degraded, 1 unhealthy/unreachable, 2 usage.
+int hsd_cmd_status(int argc, char **argv);
 int hsd_cmd_bench_serve(int argc, char **argv);
 int hsd_cmd_run_unet(int argc, char **argv);
 int hsd_cmd_run_vae(int argc, char **argv);

@@ -8,18 +8,21 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend/open/backend_open.h"
 #include "cli/cli.h"
+#include "cli/cli_backend.h"
 #include "models/unet.h"
 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: hsd bench unet (--model DIR|FILE | --preset NAME) [--batch N] [--height H]\n"
             "                      [--width W] [--ctx-len L] [--threads T] [--repeats R]\n"
-            "                      [--config FILE]\n\n"
+            "                      [--config FILE] [--backend B]\n\n"
             "  --preset   a named configuration with random weights, no file needed:\n"
             "             %s\n"
             "  H, W are latent sizes (default 64x64 = 512x512 images); L defaults to 77.\n"
-            "  One warm-up run, then the median of R (default 5) timed forwards.\n",
+            "  One warm-up run, then the median of R (default 5) timed forwards.\n"
+            HSD_CLI_BACKEND_HELP,
             hsd_unet_preset_names());
 }
 
@@ -43,23 +46,24 @@ static void fill(float *x, size_t n, unsigned seed) {
 }
 
 static int bench_unet(int argc, char **argv) {
-    const char *model = NULL, *config = NULL, *preset = NULL;
+    const char *model = NULL, *config = NULL, *preset = NULL, *backend = NULL;
     int n = 2, h = 64, w = 64, L = 77, threads = 0, repeats = 5;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"batch", required_argument, 0, 'b'},
         {"height", required_argument, 0, 'H'}, {"width", required_argument, 0, 'W'},
         {"ctx-len", required_argument, 0, 'L'}, {"threads", required_argument, 0, 't'},
         {"repeats", required_argument, 0, 'r'}, {"config", required_argument, 0, 'c'},
-        {"preset", required_argument, 0, 'p'}, {"help", no_argument, 0, 'h'},
+        {"preset", required_argument, 0, 'p'}, {"help", no_argument, 0, 'h'}, {"backend", required_argument, 0, 'B'},
         {0, 0, 0, 0}};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:b:H:W:L:t:r:c:p:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:b:H:W:L:t:r:c:p:hB:", opts, NULL)) != -1) {
         int *dst = NULL, lo = 1, hi = 4096;
         switch (c) {
         case 'm': model = optarg; continue;
         case 'c': config = optarg; continue;
         case 'p': preset = optarg; continue;
+        case 'B': backend = optarg; continue;
         case 'b': dst = &n; hi = 256; break;
         case 'H': dst = &h; break;
         case 'W': dst = &w; break;
@@ -72,6 +76,7 @@ static int bench_unet(int argc, char **argv) {
         if ((*dst = hsd_cli_parse_int("bench unet", argv[optind - 1], optarg, lo, hi)) < 0)
             return 2;
     }
+    if (hsd_cli_check_backend("bench unet", backend, 0)) return 2;
     if (!model == !preset || optind != argc) {
         fprintf(stderr, "hsd bench unet: give exactly one of --model and --preset\n");
         usage(stderr);
@@ -86,7 +91,7 @@ static int bench_unet(int argc, char **argv) {
     float *x = NULL, *t = NULL, *ctx = NULL, *out = NULL;
     double *ms = NULL;
     int rc = 1;
-    if (hsd_backend_cpu_create(&be, threads) || hsd_unet_create(&u, &src, be)) goto fail;
+    if (hsd_backend_open_one(backend, threads, &be) || hsd_unet_create(&u, &src, be)) goto fail;
     const struct hsd_unet_config *cfg = &src.cfg;
     size_t nx = (size_t)n * cfg->in_channels * h * w, nc = (size_t)n * L * cfg->cross_attention_dim;
     x = malloc(nx * sizeof *x);
@@ -115,15 +120,17 @@ static int bench_unet(int argc, char **argv) {
     double med = ms[repeats / 2], gflop = hsd_unet_flops(u) / 1e9;
     struct hsd_unet_summary s;
     hsd_unet_get_summary(u, &s);
-    printf("hsd unet %s (%s, %.1f M params): batch %d, latent %dx%d, %d threads: "
-           "median %.1f ms (min %.1f), %.1f GFLOP, %.1f GFLOP/s\n",
-           model, s.variant, s.params / 1e6, n, h, w, be->threads, med, ms[0], gflop,
-           gflop / (med / 1e3));
+    double peak_mb = hsd_backend_peak_bytes(be) / 1048576.0;
+    printf("hsd unet %s (%s, %.1f M params) on %s: batch %d, latent %dx%d: "
+           "median %.1f ms (min %.1f), %.1f GFLOP, %.1f GFLOP/s, %.1f images-steps/s%s\n",
+           model, s.variant, s.params / 1e6, be->desc, n, h, w, med, ms[0], gflop,
+           gflop / (med / 1e3), n / (med / 1e3), be->kind == HSD_BACKEND_CUDA ? "" : " (CPU)");
+    if (peak_mb > 0) printf("device memory: %.1f MB at most (weights, arena, workspaces)\n", peak_mb);
     printf("{\"impl\":\"hsd\",\"backend\":\"%s\",\"model\":\"%s\",\"variant\":\"%s\",\"batch\":%d,"
            "\"h\":%d,\"w\":%d,\"threads\":%d,\"repeats\":%d,\"ms\":%.3f,\"ms_min\":%.3f,"
-           "\"gflop\":%.3f,\"gflops\":%.2f}\n",
-           be->ops->name, model, s.variant, n, h, w, be->threads, repeats, med, ms[0], gflop,
-           gflop / (med / 1e3));
+           "\"gflop\":%.3f,\"gflops\":%.2f,\"images_steps_per_s\":%.3f,\"peak_mem_mb\":%.1f}\n",
+           be->desc, model, s.variant, n, h, w, be->threads, repeats, med, ms[0], gflop,
+           gflop / (med / 1e3), n / (med / 1e3), peak_mb);
     rc = 0;
     goto done;
 fail:

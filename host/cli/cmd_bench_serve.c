@@ -15,7 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backend/open/backend_open.h"
 #include "cli/cli.h"
+#include "cli/cli_backend.h"
 #include "net/auth.h"
 #include "net/transport.h"
 #include "net/wire.h"
@@ -169,13 +171,14 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: hsd bench serve --model DIR [--requests N] [--rate R] [--steps N]\n"
             "                       [--k-mix K:W,K:W,...] [--size PX] [--max-batch B]\n"
-            "                       [--cfg S] [--threads T] [--compare-cost]\n\n"
+            "                       [--cfg S] [--threads T] [--backend B] [--compare-cost]\n\n"
             "  Starts hsd serve in-process on an ipc:// endpoint and sends N requests from\n"
             "  simulated edge clients arriving at R per second (Poisson; 0 = all at once).\n"
             "  --k-mix     splits and their weights (default 10:1 = all k=10)\n"
             "  --compare-cost  also run every request cloud-only (k = N) and add a cloud VAE\n"
             "              decode: prints cloud device-ms per image for both and the saving\n"
-            "  Defaults: 32 requests, rate 0, 25 steps, 64 px, max batch 16, cfg 7.5.\n");
+            "  Defaults: 32 requests, rate 0, 25 steps, 64 px, max batch 16, cfg 7.5.\n"
+            HSD_CLI_BACKEND_HELP);
 }
 
 static void print_phase(const char *name, const struct phase_result *p, int steps, double extra) {
@@ -196,7 +199,7 @@ static void print_phase(const char *name, const struct phase_result *p, int step
 }
 
 int hsd_cmd_bench_serve(int argc, char **argv) {
-    const char *model = NULL, *mix = "10:1";
+    const char *model = NULL, *mix = "10:1", *backend = NULL;
     int n = 32, steps = 25, size = 64, max_batch = 16, threads = 0, compare = 0;
     double rate = 0;
     float cfg = 7.5f;
@@ -205,7 +208,7 @@ int hsd_cmd_bench_serve(int argc, char **argv) {
         {"rate", required_argument, 0, 'r'},  {"steps", required_argument, 0, 's'},
         {"k-mix", required_argument, 0, 'k'}, {"size", required_argument, 0, 'z'},
         {"max-batch", required_argument, 0, 'b'}, {"cfg", required_argument, 0, 'g'},
-        {"threads", required_argument, 0, 't'}, {"compare-cost", no_argument, 0, 'C'},
+        {"threads", required_argument, 0, 't'}, {"compare-cost", no_argument, 0, 'C'}, {"backend", required_argument, 0, 'B'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
@@ -213,6 +216,7 @@ int hsd_cmd_bench_serve(int argc, char **argv) {
         switch (c) {
         case 'm': model = optarg; break;
         case 'k': mix = optarg; break;
+        case 'B': backend = optarg; break;
         case 'r': rate = atof(optarg); break;
         case 'g': cfg = (float)atof(optarg); break;
         case 'C': compare = 1; break;
@@ -225,6 +229,7 @@ int hsd_cmd_bench_serve(int argc, char **argv) {
         default: usage(stderr); return 2;
         }
     }
+    if (hsd_cli_check_backend("bench serve", backend, 0)) return 2;
     if (!model || optind != argc || rate < 0) {
         usage(stderr);
         return 2;
@@ -261,8 +266,14 @@ int hsd_cmd_bench_serve(int argc, char **argv) {
         return hsd_cli_fail("bench serve");
     g_b.cfg = cfg;
     g_b.prompt = "a photo of an astronaut riding a horse on mars";
-    struct hsd_pipeline_config pc = {.model = model, .threads = threads};
-    if (hsd_pipeline_load(&g_pipe, &pc)) return hsd_cli_fail("bench serve");
+    struct hsd_backend *be = NULL;
+    if (backend && hsd_backend_open_one(backend, threads, &be)) return hsd_cli_fail("bench serve");
+    struct hsd_pipeline_config pc = {.model = model, .threads = threads, .backend = be};
+    if (hsd_pipeline_load(&g_pipe, &pc)) {
+        hsd_backend_destroy(be);
+        return hsd_cli_fail("bench serve");
+    }
+    printf("hsd bench serve: device %s\n", hsd_pipeline_backend(g_pipe)->desc);
     struct hsd_sched *volatile sched = NULL;
     const char *eps[1] = {g_b.ep};
     g_so = (struct hsd_service_opts){
@@ -312,6 +323,7 @@ out:
     g_stop = 1;
     pthread_join(st, NULL);
     hsd_pipeline_free(g_pipe);
+    hsd_backend_destroy(be);
     hsd_auth_free(g_b.auth);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -10,7 +10,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend/open/backend_open.h"
 #include "cli/cli.h"
+#include "cli/cli_backend.h"
 #include "core/log.h"
 #include "edge/edge.h"
 #include "io/png.h"
@@ -61,6 +63,7 @@ static void usage(FILE *f) {
             "  --vae full|tiny|DIR  decoder: EDGE_DIR/vae (default), EDGE_DIR/vae_tiny, or a\n"
             "                       folder\n"
             "  --threads T          CPU threads (default: every core)\n"
+            HSD_CLI_BACKEND_HELP
             "  -v                   retries and a timing breakdown on stderr\n"
             "  -q                   no progress bar\n\n"
             "Prints one line: the PNG path, k used, cloud and edge times. Exit status: 0\n"
@@ -122,6 +125,7 @@ static enum hsd_status load_key(struct hsd_auth **keys, const struct hsd_auth_ke
 
 int hsd_cmd_edge(int argc, char **argv) {
     struct hsd_pipeline_config pc = {0};
+    const char *backend = NULL;
     struct hsd_edge_request r = {
         .gen = {.guidance_scale = 7.5f, .steps = 25, .split = -1, .sampler = HSD_SAMPLER_DPMPP_2M,
                 .width = 512, .height = 512, .batch_count = 1},
@@ -140,7 +144,7 @@ int hsd_cmd_edge(int argc, char **argv) {
         {"sampler", required_argument, 0, 'a'},     {"cfg", required_argument, 0, 'g'},
         {"width", required_argument, 0, 'W'},       {"height", required_argument, 0, 'H'},
         {"seed", required_argument, 0, 's'},        {"clip-skip", required_argument, 0, 'c'},
-        {"vae", required_argument, 0, 'V'},         {"threads", required_argument, 0, 't'},
+        {"vae", required_argument, 0, 'V'},         {"threads", required_argument, 0, 't'}, {"backend", required_argument, 0, 'B'},
         {"timeout-ms", required_argument, 0, 'T'},  {"deadline-ms", required_argument, 0, 'D'},
         {"retries", required_argument, 0, 'r'},     {"cloud-model", required_argument, 0, 'M'},
         {"priority", required_argument, 0, 'P'},    {"no-fallback", no_argument, 0, 'F'},
@@ -171,6 +175,7 @@ int hsd_cmd_edge(int argc, char **argv) {
         case 'n': r.gen.negative_prompt = optarg; break;
         case 'o': out = optarg; break;
         case 'V': pc.vae = optarg; break;
+        case 'B': backend = optarg; break;
         case 'M': r.cloud_model = optarg; break;
         case 'F': no_fallback = 1; break;
         case 'k':
@@ -234,6 +239,7 @@ int hsd_cmd_edge(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    if (hsd_cli_check_backend("edge", backend, 0)) return 2;
     if (have_split == have_range) {
         fprintf(stderr, "hsd edge: give exactly one of --split K and --split-range KMIN:KMAX "
                         "(the U-Net calls the cloud runs)\n");
@@ -259,7 +265,11 @@ int hsd_cmd_edge(int argc, char **argv) {
     struct hsd_edge_handover h = {0};
     int rc = 1;
     if (key_file && load_key(&keys, &co.key, key_file, key_id)) goto fail;
+    struct hsd_backend *be = NULL;
     double t_load = now_s();
+    // An edge with a GPU finishes its steps and decodes on it.
+    if (backend && hsd_backend_open_one(backend, pc.threads, &be)) goto fail;
+    pc.backend = be;
     if (hsd_pipeline_load(&p, &pc)) goto fail;
     t_load = now_s() - t_load;
     if (hsd_edge_request_validate(&r, p)) goto fail;
@@ -337,6 +347,7 @@ done:
     free(js);
     free(rgb);
     hsd_pipeline_free(p);
+    hsd_backend_destroy(be);
     hsd_auth_free(keys);
     return rc;
 }

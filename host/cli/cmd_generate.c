@@ -9,7 +9,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend/open/backend_open.h"
 #include "cli/cli.h"
+#include "cli/cli_backend.h"
 #include "core/log.h"
 #include "io/png.h"
 #include "pipeline/pipeline.h"
@@ -35,6 +37,7 @@ static void usage(FILE *f) {
             "  --vae full|tiny|DIR  decoder: the model's vae/ (default), a TAESD found as\n"
             "                       vae_tiny/ beside the edge or large model, or a folder\n"
             "  --threads T          CPU threads (default: every core)\n"
+            HSD_CLI_BACKEND_HELP
             "  -v                   timing breakdown (text, each U-Net step, decode)\n"
             "  -q                   no progress bar\n");
 }
@@ -72,6 +75,7 @@ static int image_path(char *buf, size_t cap, const char *out, int i, int count) 
 
 int hsd_cmd_generate(int argc, char **argv) {
     struct hsd_pipeline_config pc = {0};
+    const char *backend = NULL;
     struct hsd_gen_request r = {.guidance_scale = 7.5f, .steps = 25, .split = -1,
                                 .sampler = HSD_SAMPLER_DPMPP_2M, .width = 512, .height = 512,
                                 .batch_count = 1};
@@ -85,7 +89,7 @@ int hsd_cmd_generate(int argc, char **argv) {
         {"height", required_argument, 0, 'H'},  {"seed", required_argument, 0, 's'},
         {"batch-count", required_argument, 0, 'b'}, {"clip-skip", required_argument, 0, 'c'},
         {"edge-model", required_argument, 0, 'e'}, {"split", required_argument, 0, 'k'},
-        {"vae", required_argument, 0, 'V'},     {"threads", required_argument, 0, 't'},
+        {"vae", required_argument, 0, 'V'},     {"threads", required_argument, 0, 't'}, {"backend", required_argument, 0, 'B'},
         {"verbose", no_argument, 0, 'v'},       {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     int c;
@@ -99,6 +103,7 @@ int hsd_cmd_generate(int argc, char **argv) {
         case 'o': out = optarg; break;
         case 'e': pc.edge_model = optarg; break;
         case 'V': pc.vae = optarg; break;
+        case 'B': backend = optarg; break;
         case 'a':
             if (hsd_sampler_parse(optarg, &r.sampler)) {
                 fprintf(stderr, "hsd generate: %s\n", hsd_last_error());
@@ -137,6 +142,7 @@ int hsd_cmd_generate(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    if (hsd_cli_check_backend("generate", backend, 0)) return 2;
     if (pc.edge_model && r.split < 0) {
         fprintf(stderr, "hsd generate: --edge-model needs --split K (steps on the large U-Net)\n");
         return 2;
@@ -162,11 +168,18 @@ int hsd_cmd_generate(int argc, char **argv) {
     }
 
     struct hsd_pipeline *p = NULL;
+    struct hsd_backend *be = NULL;
     double t_load = now_s();
-    if (hsd_pipeline_load(&p, &pc)) return hsd_cli_fail("generate");
+    if (backend && hsd_backend_open_one(backend, pc.threads, &be)) return hsd_cli_fail("generate");
+    pc.backend = be;
+    if (hsd_pipeline_load(&p, &pc)) {
+        hsd_backend_destroy(be);
+        return hsd_cli_fail("generate");
+    }
     t_load = now_s() - t_load;
     if (hsd_pipeline_validate(p, &r)) {
         hsd_pipeline_free(p);
+        hsd_backend_destroy(be);
         return hsd_cli_fail("generate");
     }
     size_t px = (size_t)r.width * r.height * 3;
@@ -219,5 +232,6 @@ done:
     free(rgb);
     free(step_ms);
     hsd_pipeline_free(p);
+    hsd_backend_destroy(be);
     return rc;
 }

@@ -8,7 +8,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "backend/open/backend_open.h"
 #include "cli/cli.h"
+#include "cli/cli_backend.h"
 #include "core/log.h"
 #include "io/safetensors.h"
 #include "models/clip_text.h"
@@ -16,14 +18,15 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: hsd run-text --model DIR --in IN.safetensors --out OUT.safetensors\n"
-            "                    [--clip-skip K] [--threads N] [-v]\n\n"
+            "                    [--clip-skip K] [--threads N] [--backend B] [-v]\n\n"
             "  --model      diffusers pipeline folder (with text_encoder/) or a text_encoder\n"
             "               folder (config.json + model.safetensors)\n"
             "  --in         holds input_ids [n,L] I64 or I32 (L <= max_position_embeddings)\n"
             "  --out        written with last_hidden_state [n,L,C] F32 (atomically)\n"
             "  --clip-skip  as diffusers' clip_skip: the output of layer (layers - K), then\n"
             "               the final layer norm (default 0: the last layer)\n"
-            "  --threads    CPU threads (default: every core)\n");
+            "  --threads    CPU threads (default: every core)\n"
+            HSD_CLI_BACKEND_HELP);
 }
 
 // input_ids as int32; I64 values outside int32 are refused (the model then
@@ -69,18 +72,20 @@ static enum hsd_status read_ids(const struct hsd_safetensors *st, int32_t **out,
 }
 
 int hsd_cmd_run_text(int argc, char **argv) {
+    const char *backend = NULL;
     const char *model = NULL, *in = NULL, *outp = NULL;
     int threads = 0, clip_skip = 0;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},   {"in", required_argument, 0, 'i'},
         {"out", required_argument, 0, 'o'},     {"clip-skip", required_argument, 0, 'k'},
-        {"threads", required_argument, 0, 't'}, {"verbose", no_argument, 0, 'v'},
+        {"threads", required_argument, 0, 't'}, {"verbose", no_argument, 0, 'v'}, {"backend", required_argument, 0, 'B'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:i:o:k:t:vh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:i:o:k:t:vhB:", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
+        case 'B': backend = optarg; break;
         case 'i': in = optarg; break;
         case 'o': outp = optarg; break;
         case 'k':
@@ -96,6 +101,7 @@ int hsd_cmd_run_text(int argc, char **argv) {
         default: usage(stderr); return 2;
         }
     }
+    if (hsd_cli_check_backend("run-text", backend, 0)) return 2;
     if (!model || !in || !outp || optind != argc) {
         fprintf(stderr, "hsd run-text: --model, --in and --out are required\n");
         usage(stderr);
@@ -113,7 +119,7 @@ int hsd_cmd_run_text(int argc, char **argv) {
 
     // The input is validated before the model is loaded (cheap first).
     if (hsd_safetensors_open(&st, in) || read_ids(st, &ids, &n, &L)) goto fail;
-    if (hsd_backend_cpu_create(&be, threads)) goto fail;
+    if (hsd_backend_open_one(backend, threads, &be)) goto fail;
     struct timespec t0, t1, t2;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (hsd_clip_text_load(&m, model, be)) goto fail;

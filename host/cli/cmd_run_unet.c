@@ -6,7 +6,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "backend/open/backend_open.h"
 #include "cli/cli.h"
+#include "cli/cli_backend.h"
 #include "core/log.h"
 #include "io/safetensors.h"
 #include "models/unet.h"
@@ -14,14 +16,15 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: hsd run-unet --model DIR|FILE --in IN.safetensors --out OUT.safetensors\n"
-            "                    [--config config.json] [--threads N] [-v]\n\n"
+            "                    [--config config.json] [--threads N] [--backend B] [-v]\n\n"
             "  --model    diffusers folder (with unet/ or the unet folder itself) or a\n"
             "             single-file CompVis/LDM .safetensors checkpoint\n"
             "  --in       holds sample [n,C,h,w] F32 (NCHW), timestep [n] F32 or I64 (or a\n"
             "             scalar, used for every sample), encoder_hidden_states [n,L,C] F32\n"
             "  --out      written with sample [n,C_out,h,w] F32 (atomically)\n"
             "  --config   config.json to use instead of the model's (or the inferred one)\n"
-            "  --threads  CPU threads (default: every core)\n");
+            "  --threads  CPU threads (default: every core)\n"
+            HSD_CLI_BACKEND_HELP);
 }
 
 // Reads `name` as F32 data with the given rank; returns malloc'd floats.
@@ -69,18 +72,20 @@ static enum hsd_status read_timesteps(const struct hsd_safetensors *st, int n, f
 }
 
 int hsd_cmd_run_unet(int argc, char **argv) {
+    const char *backend = NULL;
     const char *model = NULL, *in = NULL, *outp = NULL, *config = NULL;
     int threads = 0;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"in", required_argument, 0, 'i'},
         {"out", required_argument, 0, 'o'},   {"config", required_argument, 0, 'c'},
-        {"threads", required_argument, 0, 't'}, {"verbose", no_argument, 0, 'v'},
+        {"threads", required_argument, 0, 't'}, {"verbose", no_argument, 0, 'v'}, {"backend", required_argument, 0, 'B'},
         {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:i:o:c:t:vh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:i:o:c:t:vhB:", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
+        case 'B': backend = optarg; break;
         case 'i': in = optarg; break;
         case 'o': outp = optarg; break;
         case 'c': config = optarg; break;
@@ -93,6 +98,7 @@ int hsd_cmd_run_unet(int argc, char **argv) {
         default: usage(stderr); return 2;
         }
     }
+    if (hsd_cli_check_backend("run-unet", backend, 0)) return 2;
     if (!model || !in || !outp || optind != argc) {
         fprintf(stderr, "hsd run-unet: --model, --in and --out are required\n");
         usage(stderr);
@@ -130,7 +136,7 @@ int hsd_cmd_run_unet(int argc, char **argv) {
                  cfg->cross_attention_dim);
         goto fail;
     }
-    if (hsd_backend_cpu_create(&be, threads)) goto fail;
+    if (hsd_backend_open_one(backend, threads, &be)) goto fail;
     struct timespec t0, t1, t2;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (hsd_unet_create(&u, &src, be)) goto fail;

@@ -9,7 +9,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "backend/open/backend_open.h"
 #include "cli/cli.h"
+#include "cli/cli_backend.h"
 #include "core/log.h"
 #include "io/safetensors.h"
 #include "models/vae.h"
@@ -17,7 +19,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: hsd run-vae --model DIR --in IN.safetensors --out OUT.safetensors\n"
-            "                   [--encode] [--threads N] [-v]\n\n"
+            "                   [--encode] [--threads N] [--backend B] [-v]\n\n"
             "  --model    diffusers pipeline folder (reads vae/) or the vae folder itself\n"
             "             (AutoencoderKL or AutoencoderTiny)\n"
             "  --in       decode: latent [n,C,h,w] F32 (NCHW, as vae.decode receives it:\n"
@@ -26,22 +28,25 @@ static void usage(FILE *f) {
             "  --out      decode: image [n,3,8h,8w] F32, not clamped; --encode: latent\n"
             "             [n,C,H/8,W/8] F32 (KL: posterior mean, not scaled) (atomically)\n"
             "  --encode   encode instead of decode\n"
-            "  --threads  CPU threads (default: every core)\n");
+            "  --threads  CPU threads (default: every core)\n"
+            HSD_CLI_BACKEND_HELP);
 }
 
 int hsd_cmd_run_vae(int argc, char **argv) {
+    const char *backend = NULL;
     const char *model = NULL, *in = NULL, *outp = NULL;
     int threads = 0, encode = 0;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"in", required_argument, 0, 'i'},
         {"out", required_argument, 0, 'o'},   {"encode", no_argument, 0, 'e'},
-        {"threads", required_argument, 0, 't'}, {"verbose", no_argument, 0, 'v'},
+        {"threads", required_argument, 0, 't'}, {"verbose", no_argument, 0, 'v'}, {"backend", required_argument, 0, 'B'},
         {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:i:o:et:vh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:i:o:et:vhB:", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
+        case 'B': backend = optarg; break;
         case 'i': in = optarg; break;
         case 'o': outp = optarg; break;
         case 'e': encode = 1; break;
@@ -54,6 +59,7 @@ int hsd_cmd_run_vae(int argc, char **argv) {
         default: usage(stderr); return 2;
         }
     }
+    if (hsd_cli_check_backend("run-vae", backend, 0)) return 2;
     if (!model || !in || !outp || optind != argc) {
         fprintf(stderr, "hsd run-vae: --model, --in and --out are required\n");
         usage(stderr);
@@ -95,7 +101,7 @@ int hsd_cmd_run_vae(int argc, char **argv) {
     if (hsd_safetensors_read_f32(st, in_name, x, (size_t)t->numel)) goto fail;
     int n = (int)t->shape[0], h = (int)t->shape[2], wd = (int)t->shape[3];
 
-    if (hsd_backend_cpu_create(&be, threads)) goto fail;
+    if (hsd_backend_open_one(backend, threads, &be)) goto fail;
     struct timespec t0, t1, t2;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (hsd_vae_load(&v, model, be)) goto fail;

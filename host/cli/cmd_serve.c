@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/open/backend_open.h"
 #include "cli/cli.h"
 #include "core/log.h"
 #include "service.h"
@@ -32,7 +33,13 @@ static void usage(FILE *f) {
             "  --admit-batch N        prompts encoded per text-encoder call (default 8)\n"
             "  --adaptive-threshold N queue depth from which requests with a k range are handed\n"
             "                         over at k_min (default 8)\n"
-            "  --devices N            CPU workers, each with its own copy of the models (default 1)\n"
+            "  --backend B            cpu (default), cuda (every GPU), cuda:all or cuda:IDS\n"
+            "                         (e.g. cuda:0,1): one worker per device, all sharing one\n"
+            "                         request queue; GPUs compute in fp16, the first GPU reads\n"
+            "                         the weights and NCCL broadcasts them to the others\n"
+            "  --devices N | IDS      cpu: N workers, each with its own copy of the models\n"
+            "                         (default 1); cuda: the GPUs to use (0,1,... or all), the\n"
+            "                         same as --backend cuda:IDS\n"
             "  --metrics-port P       Prometheus metrics at http://0.0.0.0:P/metrics (default off)\n"
             "  --grace-ms T           on SIGINT/SIGTERM, time to finish in-flight work (default\n"
             "                         30000); what is left then gets an explicit ERROR\n"
@@ -42,7 +49,8 @@ static void usage(FILE *f) {
 
 int hsd_cmd_serve(int argc, char **argv) {
     const char *model = NULL, *binds[16];
-    int n_binds = 0, devices = 1, threads = 0;
+    const char *backend = NULL, *devices_arg = NULL;
+    int n_binds = 0, threads = 0;
     struct hsd_service_opts o = {.grace_ms = 30000,
                                  .sched = {.max_batch_rows = 16, .queue_limit = 64,
                                            .max_active = 32, .admit_batch = 8,
@@ -56,7 +64,7 @@ int hsd_cmd_serve(int argc, char **argv) {
         {"devices", required_argument, 0, 'D'},   {"metrics-port", required_argument, 0, 'P'},
         {"grace-ms", required_argument, 0, 'G'},  {"threads", required_argument, 0, 't'},
         {"verbose", no_argument, 0, 'v'},         {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"backend", required_argument, 0, 'X'},   {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:b:k:vh", opts, NULL)) != -1) {
@@ -72,6 +80,8 @@ int hsd_cmd_serve(int argc, char **argv) {
             continue;
         case 'k': o.keys_file = optarg; continue;
         case 'N': o.allow_no_auth = 1; continue;
+        case 'X': backend = optarg; continue;
+        case 'D': devices_arg = optarg; continue;
         case 'v': hsd_log_set_level(HSD_LOG_DEBUG); continue;
         case 'h': usage(stdout); return 0;
         case 'B': dst = &o.sched.max_batch_rows; hi = 256; break;
@@ -79,7 +89,6 @@ int hsd_cmd_serve(int argc, char **argv) {
         case 'A': dst = &o.sched.max_active; hi = 4096; break;
         case 'a': dst = &o.sched.admit_batch; hi = 64; break;
         case 'T': dst = &o.sched.adaptive_threshold; lo = 0; break;
-        case 'D': dst = &devices; hi = 32; break;
         case 'P': dst = &o.metrics_port; hi = 65535; break;
         case 'G': dst = &o.grace_ms; lo = 0; hi = 3600000; break;
         case 't': dst = &threads; hi = 1024; break;
@@ -94,23 +103,40 @@ int hsd_cmd_serve(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    // The devices, checked before any model is read.
+    struct hsd_backend_spec spec;
+    if (hsd_backend_spec_parse(backend ? backend : "cpu", &spec)) {
+        fprintf(stderr, "hsd serve: %s\n", hsd_last_error());
+        return 2;
+    }
+    int cpu_workers = 1;
+    if (devices_arg && spec.kind == HSD_BACKEND_CPU) {
+        if ((cpu_workers = hsd_cli_parse_int("serve", "--devices", devices_arg, 1,
+                                             HSD_MAX_DEVICES)) < 0)
+            return 2;
+    } else if (devices_arg) {
+        if (spec.n_ids) {
+            fprintf(stderr, "hsd serve: --backend %s already names the GPUs; drop --devices %s\n",
+                    backend, devices_arg);
+            return 2;
+        }
+        if (hsd_backend_spec_set_ids(&spec, devices_arg)) {
+            fprintf(stderr, "hsd serve: --devices: %s\n", hsd_last_error());
+            return 2;
+        }
+    }
     o.endpoints = binds;
     o.n_endpoints = n_binds;
-    struct hsd_pipeline *pipes[32] = {0};
     struct hsd_pipeline_config pc = {.model = model, .threads = threads};
+    struct hsd_pipeline_set set;
     int rc = 0;
-    for (int i = 0; i < devices; i++)
-        if (hsd_pipeline_load(&pipes[i], &pc)) {
-            rc = hsd_cli_fail("serve");
-            goto done;
-        }
+    if (hsd_pipeline_set_load(&set, &pc, &spec, cpu_workers)) return hsd_cli_fail("serve");
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    if (hsd_service_run(pipes, devices, &o, &g_stop)) rc = hsd_cli_fail("serve");
-done:
-    for (int i = 0; i < devices; i++) hsd_pipeline_free(pipes[i]);
+    if (hsd_service_run(set.pipes, set.n, &o, &g_stop)) rc = hsd_cli_fail("serve");
+    hsd_pipeline_set_free(&set);
     return rc;
 }

@@ -16,6 +16,7 @@ static const struct {
     {"serve", hsd_cmd_serve, "the cloud service: batch early denoising steps for edge clients"},
     {"generate", hsd_cmd_generate, "text -> PNG, full model or hybrid (--edge-model, --split k)"},
     {"edge", hsd_cmd_edge, "edge worker: first k steps from a cloud (hsd serve), finish locally"},
+    {"status", hsd_cmd_status, "health of hsd serve nodes (exit 0 healthy, 3 degraded, 1 down)"},
     {"run-unet", hsd_cmd_run_unet, "one U-Net forward pass on tensors from a .safetensors file"},
     {"run-vae", hsd_cmd_run_vae, "VAE decode or encode of a tensor from a .safetensors file"},
     {"run-text", hsd_cmd_run_text, "one CLIP text encoder forward pass on token ids"},

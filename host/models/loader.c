@@ -125,7 +125,7 @@ enum hsd_status hsd_loader_fetch(struct hsd_loader *ld, const char *name, int nd
         if (!ld->be) return HSD_OK;
         enum hsd_status s = grow_tmp(ld, count, name);
         if (s) return s;
-        fill_random(ld, ld->tmp, ndim, dims, name);
+        if (ld->be->weight_mode != HSD_WEIGHTS_RECEIVE) fill_random(ld, ld->tmp, ndim, dims, name);
         *host = ld->tmp;
         return HSD_OK;
     }
@@ -159,6 +159,10 @@ enum hsd_status hsd_loader_fetch(struct hsd_loader *ld, const char *name, int nd
     size_t count = (size_t)t->numel;
     enum hsd_status s = grow_tmp(ld, count, name);
     if (s) return s;
+    *host = ld->tmp;
+    // The weights arrive by broadcast from a device that read them
+    // (backend.h, HSD_WEIGHTS_RECEIVE): the file's bytes are not touched.
+    if (ld->be->weight_mode == HSD_WEIGHTS_RECEIVE) return HSD_OK;
     hsd_convert_to_f32(ld->tmp, t->data, t->dtype, count);
     *host = ld->tmp;
     if (conv && ndim == 4 && (t->shape[2] != 1 || t->shape[3] != 1)) {

@@ -149,33 +149,15 @@ static enum hsd_status transformer(struct fwd *f, void *out, const void *x, cons
     return HSD_OK;
 }
 
-static enum hsd_status forward(struct fwd *f, float *out, const float *sample, const float *t,
-                               const float *ctx, int n, int h, int w, int t_ctx) {
+// Everything between the uploads and the download: the part a backend may
+// record once per bucket and replay (graph_begin/graph_end). *y receives the
+// output [n, h, w, out_channels] in the arena.
+static enum hsd_status body(struct fwd *f, void **y_out, const void *x, const void *tb,
+                            const void *cx, int n, int h, int w, int t_ctx) {
     struct hsd_unet *u = f->u;
-    struct hsd_backend *be = f->a.be;
     const struct hsd_unet_config *cfg = &u->cfg;
     enum hsd_status s;
     int cin = cfg->in_channels, c0 = cfg->block_out_channels[0];
-
-    // Inputs: NCHW host -> NHWC backend.
-    void *x = act(f, (size_t)n * h * w * cin);
-    void *tb = act(f, (size_t)n);
-    void *cx = act(f, (size_t)n * t_ctx * cfg->cross_attention_dim);
-    if (!f->a.planning) {
-        size_t hw = (size_t)h * w;
-        float *tmp = u->host_io;
-        for (int b = 0; b < n; b++)
-            for (int c = 0; c < cin; c++)
-                for (size_t p = 0; p < hw; p++) {
-                    float v = sample[((size_t)b * cin + c) * hw + p];
-                    // diffusers: center_input_sample -> 2 * sample - 1.0
-                    tmp[((size_t)b * hw + p) * cin + c] = cfg->center_input_sample ? 2 * v - 1 : v;
-                }
-        s = be->ops->upload(be, x, tmp, (size_t)n * hw * cin);
-        if (!s) s = be->ops->upload(be, tb, t, (size_t)n);
-        if (!s) s = be->ops->upload(be, cx, ctx, (size_t)n * t_ctx * cfg->cross_attention_dim);
-        if (s) return s;
-    }
 
     // Time embedding: Timesteps(c0, flip_sin_to_cos, freq_shift) then
     // TimestepEmbedding: linear_1, SiLU, linear_2. Each ResNet applies SiLU
@@ -308,6 +290,55 @@ static enum hsd_status forward(struct fwd *f, float *out, const float *sample, c
     void *y = act(f, (size_t)n * h * w * cout);
     if ((s = conv(f, y, nrm, u->conv_out_w, u->conv_out_b, NULL, n, h, w, c, cout, 3, 1)))
         return s;
+    *y_out = y;
+    return HSD_OK;
+}
+
+static enum hsd_status forward(struct fwd *f, float *out, const float *sample, const float *t,
+                               const float *ctx, int n, int h, int w, int t_ctx) {
+    struct hsd_unet *u = f->u;
+    struct hsd_backend *be = f->a.be;
+    const struct hsd_unet_config *cfg = &u->cfg;
+    enum hsd_status s;
+    int cin = cfg->in_channels;
+
+    // Inputs: NCHW host -> NHWC backend.
+    void *x = act(f, (size_t)n * h * w * cin);
+    // Timesteps stay fp32 on every backend (timestep_embedding's contract).
+    void *tb = act(f, ((size_t)n * sizeof(float) + be->act_size - 1) / be->act_size);
+    void *cx = act(f, (size_t)n * t_ctx * cfg->cross_attention_dim);
+    if (!f->a.planning) {
+        size_t hw = (size_t)h * w;
+        float *tmp = u->host_io;
+        for (int b = 0; b < n; b++)
+            for (int c = 0; c < cin; c++)
+                for (size_t p = 0; p < hw; p++) {
+                    float v = sample[((size_t)b * cin + c) * hw + p];
+                    // diffusers: center_input_sample -> 2 * sample - 1.0
+                    tmp[((size_t)b * hw + p) * cin + c] = cfg->center_input_sample ? 2 * v - 1 : v;
+                }
+        s = be->ops->upload(be, x, tmp, (size_t)n * hw * cin);
+        if (!s) s = be->ops->upload_f32(be, tb, t, (size_t)n);
+        if (!s) s = be->ops->upload(be, cx, ctx, (size_t)n * t_ctx * cfg->cross_attention_dim);
+        if (s) return s;
+    }
+
+    // CUDA graphs: the ops of one bucket are recorded on the first call and
+    // replayed after (arena and weights at fixed addresses). Not while a
+    // probe reads intermediates (it synchronizes between ops).
+    int graphed = !f->a.planning && be->ops->graph_begin && !u->probe;
+    if (graphed) {
+        struct hsd_graph_key key = {u, f->a.base, n, h, w, t_ctx};
+        if ((s = be->ops->graph_begin(be, &key))) return s;
+    }
+    void *y = NULL;
+    s = body(f, &y, x, tb, cx, n, h, w, t_ctx);
+    if (graphed) {
+        enum hsd_status s2 = be->ops->graph_end(be, s == HSD_OK);
+        if (!s) s = s2;
+    }
+    if (s) return s;
+    int cout = cfg->out_channels;
     if (f->a.planning) return HSD_OK;
     size_t hw = (size_t)h * w;
     float *tmp = u->host_io;

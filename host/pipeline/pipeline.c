@@ -13,6 +13,7 @@
 
 struct hsd_pipeline {
     struct hsd_backend *be;
+    int be_borrowed;         // config.backend: the caller owns it
     struct hsd_clip_tokenizer *tok;
     struct hsd_clip_text *text;
     struct hsd_noise_schedule sched;
@@ -75,7 +76,12 @@ enum hsd_status hsd_pipeline_load(struct hsd_pipeline **out, const struct hsd_pi
     enum hsd_status s;
     char vae_path[4096];
     const char *vp = c->model;
-    if ((s = hsd_backend_cpu_create(&p->be, c->threads))) goto fail;
+    if (c->backend) {
+        p->be = c->backend;
+        p->be_borrowed = 1;
+    } else if ((s = hsd_backend_cpu_create(&p->be, c->threads))) {
+        goto fail;
+    }
     // Cheap files first, so a missing tokenizer or scheduler config fails
     // before gigabytes of weights are read.
     if ((s = hsd_clip_tokenizer_load(&p->tok, c->model))) goto fail;
@@ -118,7 +124,7 @@ void hsd_pipeline_free(struct hsd_pipeline *p) {
     hsd_vae_free(p->vae);
     hsd_clip_text_free(p->text);
     hsd_clip_tokenizer_free(p->tok);
-    hsd_backend_destroy(p->be);
+    if (!p->be_borrowed) hsd_backend_destroy(p->be);
     free(p->x_in);
     free(p->t_in);
     free(p->ctx_in);

@@ -24,6 +24,9 @@ struct hsd_pipeline_config {
     const char *edge_model;  // small U-Net for steps k..N-1 (root or unet folder); NULL: none
     const char *vae;         // NULL or "full": <model>/vae; "tiny": a TAESD (see README); or a folder
     int threads;             // CPU threads; <= 0: every core
+    struct hsd_backend *backend;  // NULL: a CPU backend with `threads`, owned by the pipeline;
+                                  // else borrowed (the caller destroys it after
+                                  // hsd_pipeline_free): a GPU (backend/open/backend_open.h)
 };
 
 struct hsd_gen_request {

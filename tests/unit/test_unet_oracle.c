@@ -55,24 +55,6 @@ static void on_probe(void *user, const char *name, const void *buf, int n, int h
     free(want);
 }
 
-// Reads the oracle's inputs; timesteps may be F32 or I64.
-static float *read_all(const struct hsd_safetensors *io, const char *name,
-                       const struct hsd_st_tensor **t) {
-    *t = hsd_safetensors_find(io, name);
-    CHECKF(*t != NULL, "golden file lacks '%s'", name);
-    if (!*t) return NULL;
-    float *x = malloc((size_t)(*t)->numel * sizeof *x);
-    if ((*t)->dtype == HSD_I64) {
-        for (int64_t i = 0; i < (*t)->numel; i++) {
-            int64_t v;
-            memcpy(&v, (const char *)(*t)->data + 8 * i, 8);
-            x[i] = (float)v;
-        }
-    } else {
-        CHECK_OK(hsd_safetensors_read_f32(io, name, x, (size_t)(*t)->numel));
-    }
-    return x;
-}
 
 // Runs `model_path` on the case's inputs; returns the output (caller frees).
 static float *run_case(const char *label, const char *model_path, const char *config,
@@ -89,8 +71,8 @@ static float *run_case(const char *label, const char *model_path, const char *co
     float *out = NULL;
     if (!s) {
         const struct hsd_st_tensor *ts, *tt, *tc;
-        float *x = read_all(io, "sample", &ts), *t = read_all(io, "timestep", &tt);
-        float *ctx = read_all(io, "encoder_hidden_states", &tc);
+        float *x = hsd_test_read_input(io, "sample", &ts), *t = hsd_test_read_input(io, "timestep", &tt);
+        float *ctx = hsd_test_read_input(io, "encoder_hidden_states", &tc);
         struct probe_ctx pc = {be, io, label, 0};
         if (check_probes) hsd_unet_set_probe(u, on_probe, &pc);
         int n = (int)ts->shape[0], h = (int)ts->shape[2], w = (int)ts->shape[3];

@@ -1,5 +1,10 @@
 #include "testutil.h"
 
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/safetensors.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -78,4 +83,23 @@ void hsd_test_fill_uniform(float *x, size_t n, uint64_t seed, float scale) {
         double u = (double)(z >> 11) * (1.0 / 9007199254740992.0);
         x[i] = (float)((2.0 * u - 1.0) * scale);
     }
+}
+
+float *hsd_test_read_input(const struct hsd_safetensors *io, const char *name,
+                           const struct hsd_st_tensor **t) {
+    *t = hsd_safetensors_find(io, name);
+    CHECKF(*t != NULL, "golden file lacks '%s'", name);
+    if (!*t) return NULL;
+    float *x = malloc((size_t)((*t)->numel ? (*t)->numel : 1) * sizeof *x);
+    if (!x) return NULL;
+    if ((*t)->dtype == HSD_I64) {
+        for (int64_t i = 0; i < (*t)->numel; i++) {
+            int64_t v;
+            memcpy(&v, (const char *)(*t)->data + 8 * i, 8);
+            x[i] = (float)v;
+        }
+    } else {
+        CHECK_OK(hsd_safetensors_read_f32(io, name, x, (size_t)(*t)->numel));
+    }
+    return x;
 }

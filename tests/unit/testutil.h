@@ -46,4 +46,11 @@ int hsd_check_close(const char *what, const float *got, const float *ref, size_t
 // Fills with uniform values in [-scale, scale) from a fixed-seed generator.
 void hsd_test_fill_uniform(float *x, size_t n, uint64_t seed, float scale);
 
+// A golden file's tensor as floats (malloc'd; NULL, with a failed check,
+// when missing): F32, or I64 converted (timesteps may be either).
+struct hsd_safetensors;
+struct hsd_st_tensor;
+float *hsd_test_read_input(const struct hsd_safetensors *io, const char *name,
+                           const struct hsd_st_tensor **t);
+
 #endif

@@ -7,6 +7,7 @@
 // Time: build/bench_cpu_ops (bench/bench_cpu_ops.c, GFLOP/s and % of peak).
 #include <cblas.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,6 +86,11 @@ static enum hsd_status cpu_download(struct hsd_backend *be, float *dst, const vo
     return HSD_OK;
 }
 
+static enum hsd_status cpu_upload_f32(struct hsd_backend *be, void *dst, const float *src,
+                                      size_t count) {
+    return cpu_upload(be, dst, src, count);  // the CPU backend's elements are fp32 already
+}
+
 static enum hsd_status cpu_synchronize(struct hsd_backend *be) { return HSD_OK; }
 
 static const struct hsd_backend_ops k_cpu_ops = {
@@ -94,6 +100,7 @@ static const struct hsd_backend_ops k_cpu_ops = {
     .free = cpu_free,
     .upload = cpu_upload,
     .download = cpu_download,
+    .upload_f32 = cpu_upload_f32,
     .synchronize = cpu_synchronize,
     .conv2d = hsd_cpu_conv2d,
     .linear = hsd_cpu_linear,
@@ -130,6 +137,9 @@ enum hsd_status hsd_backend_cpu_create(struct hsd_backend **out, int threads) {
     be->ops = &k_cpu_ops;
     be->act_size = sizeof(float);
     be->threads = threads;
+    be->kind = HSD_BACKEND_CPU;
+    be->device = -1;
+    snprintf(be->desc, sizeof be->desc, "cpu (%d threads)", threads);
     be->impl = cpu;
     *out = be;
     return HSD_OK;
