@@ -23,6 +23,8 @@ import math
 import statistics
 import sys
 
+from torch_timer import Timer
+
 # The shapes and case names of bench_kernels.cu (k_att).
 SHAPES = [
     ("self", 2, 8, 40, 4096, 4096),
@@ -56,8 +58,6 @@ def main():
     dev = torch.device("cuda")
     props = torch.cuda.get_device_properties(dev)
     name = props.name
-    l2 = getattr(props, "L2_cache_size", 50 << 20)
-    flush = torch.empty(2 * l2, dtype=torch.uint8, device=dev)
     out = open(args.json, "w") if args.json else None
     print(f"sdpa_bench: {name}, torch {torch.__version__}, median of {reps}, L2 flushed")
     backends = [("torch_sdpa_flash", SDPBackend.FLASH_ATTENTION)]
@@ -65,21 +65,10 @@ def main():
         backends.append(("torch_sdpa_cudnn", SDPBackend.CUDNN_ATTENTION))
     backends.append(("torch_sdpa_efficient", SDPBackend.EFFICIENT_ATTENTION))
 
+    timer = Timer(torch, dev)
+
     def timed(fn):
-        for _ in range(3):
-            fn()
-        torch.cuda.synchronize()
-        times = []
-        for i in range(reps):
-            flush.fill_(i & 0xFF)
-            a = torch.cuda.Event(enable_timing=True)
-            b = torch.cuda.Event(enable_timing=True)
-            a.record()
-            fn()
-            b.record()
-            b.synchronize()
-            times.append(a.elapsed_time(b))
-        return statistics.median(times)
+        return statistics.median(timer.run(fn, 3, reps))
 
     for kind, n, h, d, tq, tkv in SHAPES:
         case = f"{kind}_n{n}_h{h}_tq{tq}_tkv{tkv}_d{d}"

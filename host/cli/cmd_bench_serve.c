@@ -287,9 +287,12 @@ int hsd_cmd_bench_serve(int argc, char **argv) {
     int rc = 1;
     if (!sched) goto out;
     usleep(200 * 1000);
+    char rate_s[32];
+    if (rate > 0) snprintf(rate_s, sizeof rate_s, "%.3g", rate);
+    else snprintf(rate_s, sizeof rate_s, "unlimited");
     printf("hsd bench serve: %s, %d requests, rate %s/s, %d steps, %dx%d, max batch %d rows, "
            "cfg %.1f, k mix %s\n",
-           model, n, rate > 0 ? "" : "unlimited", steps, size, size, max_batch, (double)cfg, mix);
+           model, n, rate_s, steps, size, size, max_batch, (double)cfg, mix);
     struct phase_result hyb;
     run_phase(n, rate, ks, wts, n_k, steps, size, &sched, &hyb);
     print_phase("hybrid", &hyb, steps, 0.0);
