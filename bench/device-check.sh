@@ -612,7 +612,8 @@ for r in rows:
     if r.get("bench") == "serve" and "phase" in r:
         print(f"serve {r['run']:<10} {r['phase']:<10} {r['images_per_s']:8.2f} images/s  cloud "
               f"{r['cloud_device_ms_per_image']:9.1f} device-ms/image  p50 {r['p50_ms']:.1f}  "
-              f"p99 {r['p99_ms']:.1f} ms  ({r['ok']} ok, {r['failed']} failed)")
+              f"p99 {r['p99_ms']:.1f} ms  ({r['ok']} ok, {r['failed']} failed, workers busy "
+              f"{100 * r.get('busy', float('nan')):.1f}% of the wall time; target >= 95% at saturation)")
     elif r.get("bench") == "serve" and r.get("compare"):
         print(f"serve cloud cost per image: hybrid {r['hybrid_ms']:.1f} vs cloud-only "
               f"{r['cloud_only_ms']:.1f} device-ms (decode {r['decode_ms']:.1f}): "

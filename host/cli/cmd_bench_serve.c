@@ -109,6 +109,7 @@ static int cmp_d(const void *a, const void *b) {
 
 struct phase_result {
     double images_per_s, device_ms_per_image, p50, p95, p99;
+    double busy;  // share of the phase's wall time the workers spent computing
     int ok, failed;
     uint64_t hist[8], batches;
 };
@@ -162,6 +163,10 @@ static void run_phase(int n, double rate, const int *ks, const double *wts, int 
     pr->images_per_s = pr->ok / (wall / 1e3);
     for (int i = 0; i < 8; i++) pr->hist[i] = s1.batch_hist[i] - s0.batch_hist[i];
     pr->batches = s1.batches - s0.batches;
+    // Workers' compute time over wall time: at saturation, 1 - busy is the
+    // scheduler's overhead (admission, batching, replies) plus the ramp-up
+    // and drain of the phase.
+    pr->busy = wall > 0 && s1.devices ? (s1.busy_ms - s0.busy_ms) / (wall * s1.devices) : 0.0;
     free(lat);
     free(jobs);
     free(th);
@@ -190,12 +195,13 @@ static void print_phase(const char *name, const struct phase_result *p, int step
     printf("             batch rows:");
     for (int i = 0; i < 8; i++)
         if (p->hist[i]) printf(" %s:%llu", b[i], (unsigned long long)p->hist[i]);
-    printf("  (%llu U-Net calls, %d steps)\n", (unsigned long long)p->batches, steps);
+    printf("  (%llu U-Net calls, %d steps; workers busy %.1f%% of the wall time)\n",
+           (unsigned long long)p->batches, steps, 100 * p->busy);
     printf("{\"bench\":\"serve\",\"phase\":\"%s\",\"ok\":%d,\"failed\":%d,\"images_per_s\":%.4f,"
            "\"cloud_device_ms_per_image\":%.2f,\"p50_ms\":%.1f,\"p95_ms\":%.1f,\"p99_ms\":%.1f,"
-           "\"batches\":%llu}\n",
+           "\"batches\":%llu,\"busy\":%.4f}\n",
            name, p->ok, p->failed, p->images_per_s, p->device_ms_per_image + extra, p->p50, p->p95,
-           p->p99, (unsigned long long)p->batches);
+           p->p99, (unsigned long long)p->batches, p->busy);
 }
 
 int hsd_cmd_bench_serve(int argc, char **argv) {
