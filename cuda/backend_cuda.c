@@ -257,18 +257,20 @@ static enum hsd_status cu_graph_end(struct hsd_backend *be, int ok) {
     if (mode == CUDA_CAPTURE) {
         cudaGraph_t graph = NULL;
         e = cudaStreamEndCapture(c->stream, &graph);
-        if (!ok) {
-            if (graph) cudaGraphDestroy(graph);
+        if (e == cudaSuccess && ok) e = cudaGraphInstantiate(&g->exec, graph, 0);
+        if (graph) cudaGraphDestroy(graph);
+        if (e != cudaSuccess || !ok) {
+            // A capture that failed is not a lost device: errors of capture
+            // are not sticky. Stop recording on this backend (an op that
+            // cannot be captured would fail every time) and let the caller
+            // run the ops again as they come.
             cudaGetLastError();
-            g->calls = 0;  // try again from an eager run
-            return HSD_OK;
-        }
-        if (e != cudaSuccess) return hsd_cuda_be_lost(c, "cudaStreamEndCapture", e);
-        e = cudaGraphInstantiate(&g->exec, graph, 0);
-        cudaGraphDestroy(graph);
-        if (e != cudaSuccess) {
             g->exec = NULL;
-            return hsd_cuda_be_lost(c, "cudaGraphInstantiate", e);
+            c->graphs_enabled = 0;
+            HSD_WARN("cuda:%d: recording a CUDA graph failed (%s); running ops one by one "
+                     "from now on",
+                     c->device, e != cudaSuccess ? cudaGetErrorString(e) : hsd_last_error());
+            return hsd_fail(HSD_ERR_UNSUPPORTED, "cuda:%d: graph recording failed", c->device);
         }
         c->recorded++;
         HSD_DEBUG("cuda:%d: recorded a graph for batch %d, %dx%d, context %d", c->device,

@@ -201,7 +201,9 @@ struct hsd_backend_ops {
     // arena at a fixed address); inputs are uploaded before graph_begin,
     // outputs downloaded after graph_end. graph_end is called after every
     // successful graph_begin; ok = 0 (an op failed in between) discards a
-    // recording.
+    // recording. HSD_ERR_UNSUPPORTED from graph_end: the recording failed
+    // and nothing ran; the backend stops recording graphs and the caller
+    // runs the same ops again (they now run as they are called).
     enum hsd_status (*graph_begin)(struct hsd_backend *be, const struct hsd_graph_key *key);
     enum hsd_status (*graph_end)(struct hsd_backend *be, int ok);
 

@@ -335,7 +335,14 @@ static enum hsd_status forward(struct fwd *f, float *out, const float *sample, c
     s = body(f, &y, x, tb, cx, n, h, w, t_ctx);
     if (graphed) {
         enum hsd_status s2 = be->ops->graph_end(be, s == HSD_OK);
-        if (!s) s = s2;
+        if (s2 == HSD_ERR_UNSUPPORTED) {
+            // Recording failed (the backend logged why and records no more):
+            // nothing ran, so run the ops again, for real.
+            hsd_clear_error();
+            s = body(f, &y, x, tb, cx, n, h, w, t_ctx);
+        } else if (!s) {
+            s = s2;
+        }
     }
     if (s) return s;
     int cout = cfg->out_channels;
