@@ -9,6 +9,8 @@
 #   ldmatrix/mma.sync fragments per the PTX ISA). They run the real
 #   launchers and kernels on the cases small enough to emulate and skip
 #   the rest: kernel logic checked on every CI run, hardware not.
+# - test_models_cuda_emulated: every model on those kernels (an emulated
+#   CUDA backend, tests/unit/emu_backend.h) against the CPU backend.
 # - test_cuda_registry: the registry's table invariants.
 # - test_cuda_no_spills: the spill gate over the built hsd_cuda
 #   (scripts/check-cuda-spills.sh).
@@ -53,4 +55,11 @@ if(HSD_HAVE_CUDA)
     hsd_add_test(test_cuda_${t}_emulated LABELS unit TIMEOUT 900
                  SOURCES unit/test_cuda_${t}.c unit/test_cuda_common.c LIBS hsd_cuda_emu)
   endforeach()
+  # The whole models on the emulated kernels (tests/unit/emu_backend.h, a
+  # test double of the CUDA backend's numerics) against the CPU backend.
+  # About 31 s Release, 175 s Debug + ASan/UBSan (the emulated kernels at
+  # -O0), on 2 cores: the timeout is for sanitizer builds.
+  hsd_add_test(test_models_cuda_emulated LABELS unit TIMEOUT 600
+               SOURCES unit/test_models_cuda_emulated.c unit/emu_backend.c unit/model_cases.c
+               LIBS hsd_cuda_emu)
 endif()

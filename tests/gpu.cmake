@@ -9,6 +9,7 @@ endif()
 # generation on cuda:0 against the CPU backend; graph replays; the NCCL
 # broadcast with two or more GPUs.
 if(HSD_HAVE_CUDA)
-  hsd_add_test(test_backend_cuda LABELS gpu TIMEOUT 900 SOURCES unit/test_backend_cuda.c
+  hsd_add_test(test_backend_cuda LABELS gpu TIMEOUT 900
+               SOURCES unit/test_backend_cuda.c unit/model_cases.c
                LIBS hsd_backends hsd_cuda)
 endif()

@@ -20,10 +20,8 @@
 #include "backend/open/backend_open.h"
 #include "backend_cuda.h"
 #include "device.h"
-#include "io/safetensors.h"
-#include "models/clip_text.h"
+#include "model_cases.h"
 #include "models/unet.h"
-#include "models/vae.h"
 #include "pipeline/pipeline.h"
 #include "testutil.h"
 
@@ -32,131 +30,28 @@
 static struct hsd_backend *g_cpu, *g_gpu;
 
 
+// Three runs on the GPU: eager, graph capture + launch, graph replay.
 static void unet_case(const char *name) {
-    char dir[512], io_path[600];
-    snprintf(dir, sizeof dir, "%s/unet/%s", HSD_TEST_DATA, name);
-    snprintf(io_path, sizeof io_path, "%s/io.safetensors", dir);
-    struct hsd_safetensors *io = NULL;
-    struct hsd_unet_source src;
-    CHECK_OK(hsd_safetensors_open(&io, io_path));
-    CHECK_OK(hsd_unet_source_open(&src, dir, NULL));
-    struct hsd_unet *uc = NULL, *ug = NULL;
-    CHECK_OK(hsd_unet_create(&uc, &src, g_cpu));
-    CHECK_OK(hsd_unet_create(&ug, &src, g_gpu));
-    const struct hsd_st_tensor *ts, *tt, *tc;
-    float *x = hsd_test_read_input(io, "sample", &ts), *t = hsd_test_read_input(io, "timestep", &tt);
-    float *ctx = hsd_test_read_input(io, "encoder_hidden_states", &tc);
-    int n = (int)ts->shape[0], h = (int)ts->shape[2], w = (int)ts->shape[3];
-    int L = (int)tc->shape[1];
-    size_t count = (size_t)n * src.cfg.out_channels * h * w;
-    float *ref = malloc(count * sizeof *ref), *got[3];
-    CHECK_OK(hsd_unet_forward(uc, ref, x, t, ctx, n, h, w, L));
     int rec0 = 0, rec1 = 0;
     long rep0 = 0, rep1 = 0;
+    float *got[3] = {0};
+    size_t count = 0;
     hsd_backend_cuda_graph_stats(g_gpu, &rec0, &rep0);
-    // Three calls: eager, graph capture + launch, graph replay.
-    for (int i = 0; i < 3; i++) {
-        got[i] = malloc(count * sizeof *got[i]);
-        CHECK_OK(hsd_unet_forward(ug, got[i], x, t, ctx, n, h, w, L));
-    }
+    if (!hsd_mc_unet(g_cpu, g_gpu, name, TOL, 3, got, &count)) goto done;
     hsd_backend_cuda_graph_stats(g_gpu, &rec1, &rep1);
-    char what[128];
-    snprintf(what, sizeof what, "unet %s cuda vs cpu", name);
-    CHECK_CLOSE(what, got[0], ref, count, TOL);
-    CHECKF(!memcmp(got[0], got[1], count * sizeof(float)),
-           "unet %s: graph-captured run differs from the eager run", name);
-    CHECKF(!memcmp(got[0], got[2], count * sizeof(float)),
-           "unet %s: graph replay differs from the eager run", name);
-    if (getenv("HSD_CUDA_GRAPHS") && !strcmp(getenv("HSD_CUDA_GRAPHS"), "0")) {
+    int same1 = !memcmp(got[0], got[1], count * sizeof(float));
+    int same2 = !memcmp(got[0], got[2], count * sizeof(float));
+    CHECKF(same1, "unet %s: graph-captured run differs from the eager run", name);
+    CHECKF(same2, "unet %s: graph replay differs from the eager run", name);
+    if (getenv("HSD_CUDA_GRAPHS") && !strcmp(getenv("HSD_CUDA_GRAPHS"), "0"))
         printf("unet %s: graphs disabled by HSD_CUDA_GRAPHS=0\n", name);
-    } else {
+    else
         CHECKF(rec1 == rec0 + 1 && rep1 == rep0 + 1,
                "unet %s: expected 1 graph recorded and 1 replay, got %d and %ld", name,
                rec1 - rec0, rep1 - rep0);
-    }
-    printf("unet %-14s eager == captured == replayed: %s\n", name,
-           !memcmp(got[0], got[1], count * sizeof(float)) &&
-                   !memcmp(got[0], got[2], count * sizeof(float))
-               ? "yes"
-               : "NO");
+    printf("unet %-14s eager == captured == replayed: %s\n", name, same1 && same2 ? "yes" : "NO");
+done:
     for (int i = 0; i < 3; i++) free(got[i]);
-    free(ref);
-    free(x);
-    free(t);
-    free(ctx);
-    hsd_unet_free(uc);
-    hsd_unet_free(ug);
-    hsd_unet_source_close(&src);
-    hsd_safetensors_close(io);
-}
-
-static void text_case(const char *name) {
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/text/%s", HSD_TEST_DATA, name);
-    struct hsd_clip_text *mc = NULL, *mg = NULL;
-    CHECK_OK(hsd_clip_text_load(&mc, dir, g_cpu));
-    CHECK_OK(hsd_clip_text_load(&mg, dir, g_gpu));
-    if (!mc || !mg) {
-        hsd_clip_text_free(mc);
-        hsd_clip_text_free(mg);
-        return;
-    }
-    const struct hsd_clip_text_config *cfg = hsd_clip_text_get_config(mc);
-    int n = 2, L = cfg->max_position_embeddings < 77 ? cfg->max_position_embeddings : 77;
-    int32_t *ids = malloc((size_t)n * L * sizeof *ids);
-    uint32_t r = 12345;
-    for (int i = 0; i < n * L; i++) {
-        r = r * 1664525u + 1013904223u;
-        ids[i] = (int32_t)((r >> 8) % (uint32_t)cfg->vocab_size);
-    }
-    size_t count = (size_t)n * L * cfg->hidden_size;
-    float *ref = malloc(count * sizeof *ref), *got = malloc(count * sizeof *got);
-    CHECK_OK(hsd_clip_text_forward(mc, ref, ids, n, L, 0));
-    CHECK_OK(hsd_clip_text_forward(mg, got, ids, n, L, 0));
-    char what[128];
-    snprintf(what, sizeof what, "text %s cuda vs cpu", name);
-    CHECK_CLOSE(what, got, ref, count, TOL);
-    free(ids);
-    free(ref);
-    free(got);
-    hsd_clip_text_free(mc);
-    hsd_clip_text_free(mg);
-}
-
-static void vae_case(const char *name) {
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/vae/%s", HSD_TEST_DATA, name);
-    struct hsd_vae *vc = NULL, *vg = NULL;
-    CHECK_OK(hsd_vae_load(&vc, dir, g_cpu));
-    CHECK_OK(hsd_vae_load(&vg, dir, g_gpu));
-    if (!vc || !vg) {
-        hsd_vae_free(vc);
-        hsd_vae_free(vg);
-        return;
-    }
-    int n = 1, h = 8, w = 16, c = hsd_vae_latent_channels(vc), s = hsd_vae_scale(vc);
-    size_t nl = (size_t)n * c * h * w, ni = (size_t)n * 3 * h * s * w * s;
-    float *z = malloc(nl * sizeof *z), *ref = malloc(ni * sizeof *ref);
-    float *got = malloc(ni * sizeof *got);
-    hsd_test_fill_uniform(z, nl, 7, 2.0f);
-    CHECK_OK(hsd_vae_decode(vc, ref, z, n, h, w));
-    CHECK_OK(hsd_vae_decode(vg, got, z, n, h, w));
-    char what[128];
-    snprintf(what, sizeof what, "vae %s decode cuda vs cpu", name);
-    CHECK_CLOSE(what, got, ref, ni, TOL);
-    // Encode back (KL: posterior mean; Tiny: latents).
-    float *zc = malloc(nl * sizeof *zc), *zg = malloc(nl * sizeof *zg);
-    CHECK_OK(hsd_vae_encode(vc, zc, ref, n, h * s, w * s));
-    CHECK_OK(hsd_vae_encode(vg, zg, ref, n, h * s, w * s));
-    snprintf(what, sizeof what, "vae %s encode cuda vs cpu", name);
-    CHECK_CLOSE(what, zg, zc, nl, TOL);
-    free(z);
-    free(ref);
-    free(got);
-    free(zc);
-    free(zg);
-    hsd_vae_free(vc);
-    hsd_vae_free(vg);
 }
 
 // A whole hybrid generation on the GPU against the CPU: 8-bit images.
@@ -245,9 +140,9 @@ int main(void) {
     static const char *unets[] = {"sd15_narrow", "sd2_style", "bksdm_tiny", "pruned", "nonsquare_b3"};
     for (size_t i = 0; i < sizeof unets / sizeof *unets; i++) unet_case(unets[i]);
     static const char *texts[] = {"quick_gelu", "gelu_eps", "fp16", "prefixed"};
-    for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) text_case(texts[i]);
+    for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) hsd_mc_text(g_cpu, g_gpu, texts[i], TOL);
     static const char *vaes[] = {"kl", "kl_fp16", "kl_noattn_bf16", "tiny"};
-    for (size_t i = 0; i < sizeof vaes / sizeof *vaes; i++) vae_case(vaes[i]);
+    for (size_t i = 0; i < sizeof vaes / sizeof *vaes; i++) hsd_mc_vae(g_cpu, g_gpu, vaes[i], 8, 16, TOL);
     pipeline_case();
     broadcast_case(n_gpus);
     printf("device memory at most: %.1f MB\n", hsd_backend_cuda_peak_bytes(g_gpu) / 1048576.0);
