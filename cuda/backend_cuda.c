@@ -433,6 +433,12 @@ static void cu_destroy(struct hsd_backend *be) {
     free(be);
 }
 
+static void cu_memory(const struct hsd_backend *be, size_t *used, size_t *total) {
+    const struct cuda_impl *c = be->impl;
+    *used = c->bytes_in_use + c->lt_ws_bytes + c->tune_bytes;
+    *total = c->total_mem;
+}
+
 static const struct hsd_backend_ops k_cuda_ops = {
     .name = "cuda",
     .destroy = cu_destroy,
@@ -444,6 +450,7 @@ static const struct hsd_backend_ops k_cuda_ops = {
     .synchronize = cu_synchronize,
     .graph_begin = cu_graph_begin,
     .graph_end = cu_graph_end,
+    .memory = cu_memory,
     .conv2d = cu_conv2d,
     .linear = hsd_cuda_be_linear,
     .group_norm = cu_group_norm,
@@ -498,6 +505,7 @@ enum hsd_status hsd_backend_cuda_create(struct hsd_backend **out, int device) {
     snprintf(be->desc, sizeof be->desc, "cuda:%d %.100s", device, info.name);
     be->impl = c;
     c->device = device;
+    c->total_mem = info.total_mem;
     c->graphs_enabled = env_flag("HSD_CUDA_GRAPHS", 1);
     const char *cm = getenv("HSD_CUDA_CONV");
     c->conv_mode = !cm || !*cm || !strcmp(cm, "auto") ? CONV_MODE_AUTO

@@ -49,6 +49,7 @@ struct cuda_alloc {
 
 struct cuda_impl {
     int device;
+    size_t total_mem;               // the device's, bytes
     cudaStream_t stream;
     enum cuda_mode mode;
     int lost;                       // a device error was seen: every later call fails

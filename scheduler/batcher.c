@@ -621,6 +621,8 @@ enum hsd_status hsd_sched_get_device_stats(struct hsd_sched *s, int i,
     out->image_steps = d->image_steps;
     out->failures = d->failures;
     out->busy_ms = d->busy_ms;
+    const struct hsd_backend *be = hsd_pipeline_backend(d->p);
+    if (be && be->ops->memory) be->ops->memory(be, &out->mem_used, &out->mem_total);
     pthread_mutex_unlock(&s->mu);
     return HSD_OK;
 }

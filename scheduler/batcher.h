@@ -91,6 +91,7 @@ struct hsd_sched_device_stats {
     uint64_t image_steps;         // requests x those calls
     uint64_t failures;            // text-encoder or U-Net calls that failed
     double busy_ms;               // wall time in compute (text encoding and U-Net)
+    size_t mem_used, mem_total;   // device memory, bytes (0, 0: the backend does not say)
     char error[256];              // why it was marked unhealthy ("" while healthy)
 };
 

@@ -300,6 +300,9 @@ static void handle_status(struct service *sv, const struct hsd_wire_msg *m,
         d->kind = ds.kind == HSD_BACKEND_CUDA ? HSD_WIRE_DEVICE_CUDA : HSD_WIRE_DEVICE_CPU;
         d->healthy = (uint8_t)(ds.healthy != 0);
         d->batch = (uint16_t)(ds.batch > 65535 ? 65535 : ds.batch);
+        d->mem_total_mib = (uint32_t)(ds.mem_total >> 20);
+        d->mem_used_mib = (uint32_t)(ds.mem_used >> 20);
+        if (d->mem_used_mib > d->mem_total_mib) d->mem_used_mib = d->mem_total_mib;
         d->name.p = names[n - 1];
         d->name.n = len;
         healthy += d->healthy;

@@ -206,6 +206,9 @@ struct hsd_backend_ops {
     // runs the same ops again (they now run as they are called).
     enum hsd_status (*graph_begin)(struct hsd_backend *be, const struct hsd_graph_key *key);
     enum hsd_status (*graph_end)(struct hsd_backend *be, int ok);
+    // Optional: device memory this backend holds and the device's total,
+    // bytes (STATUS). A snapshot; may be read from another thread.
+    void (*memory)(const struct hsd_backend *be, size_t *used, size_t *total);
 
     enum hsd_status (*conv2d)(struct hsd_backend *be, const struct hsd_conv2d_params *p);
     enum hsd_status (*linear)(struct hsd_backend *be, const struct hsd_linear_params *p);
