@@ -13,6 +13,7 @@
 #include "backend/open/backend_open.h"
 #include "cli/cli.h"
 #include "cli/cli_backend.h"
+#include "cli/cli_progress.h"
 #include "core/log.h"
 #include "edge/edge.h"
 #include "io/png.h"
@@ -71,27 +72,6 @@ static void usage(FILE *f) {
             "the request or sent a RESULT that does not match it; no file is written),\n"
             "2 usage error.\n",
             HSD_EDGE_MAX_ENDPOINTS);
-}
-
-struct progress {
-    int enabled;
-    double t0;
-};
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec / 1e9;
-}
-
-static void on_progress(void *user, int done, int total) {
-    struct progress *pr = user;
-    if (!pr->enabled) return;
-    int width = 30, fill = done * width / total;
-    fprintf(stderr, "\r[%.*s%*s] %d/%d steps  %.1f s", fill, "##############################",
-            width - fill, "", done, total, now_s() - pr->t0);
-    if (done == total) fputc('\n', stderr);
-    fflush(stderr);
 }
 
 static int endpoint_ok(const char *e) {
@@ -266,12 +246,12 @@ int hsd_cmd_edge(int argc, char **argv) {
     int rc = 1;
     if (key_file && load_key(&keys, &co.key, key_file, key_id)) goto fail;
     struct hsd_backend *be = NULL;
-    double t_load = now_s();
+    double t_load = hsd_cli_now_s();
     // An edge with a GPU finishes its steps and decodes on it.
     if (backend && hsd_backend_open_one(backend, pc.threads, &be)) goto fail;
     pc.backend = be;
     if (hsd_pipeline_load(&p, &pc)) goto fail;
-    t_load = now_s() - t_load;
+    t_load = hsd_cli_now_s() - t_load;
     if (hsd_edge_request_validate(&r, p)) goto fail;
     rgb = malloc((size_t)r.gen.width * r.gen.height * 3);
     if (!rgb) {
@@ -285,7 +265,8 @@ int hsd_cmd_edge(int argc, char **argv) {
     hsd_edge_expect_from(&e, p);
     struct hsd_edge_cloud_info info;
     if (hsd_edge_ask_cloud(&h, &info, &r, &co, &e)) goto fail;
-    struct progress pr = {.enabled = !quiet && isatty(STDERR_FILENO), .t0 = now_s()};
+    struct hsd_cli_progress pr;
+    hsd_cli_progress_start(&pr, quiet);
     struct hsd_edge_timing tm;
     int local = info.outcome == HSD_EDGE_LOCAL;
     if (local) {
@@ -295,9 +276,9 @@ int hsd_cmd_edge(int argc, char **argv) {
         }
         fprintf(stderr, "hsd edge: no cloud answered: %s; generating locally with the edge "
                         "model (k = 0)\n", info.reason);
-        if (hsd_edge_generate_local(p, &r, rgb, &tm, on_progress, &pr)) goto fail;
+        if (hsd_edge_generate_local(p, &r, rgb, &tm, hsd_cli_on_progress, &pr)) goto fail;
     } else {
-        if (hsd_edge_finish(p, &h, &r, rgb, &tm, on_progress, &pr)) goto fail;
+        if (hsd_edge_finish(p, &h, &r, rgb, &tm, hsd_cli_on_progress, &pr)) goto fail;
     }
 
     // Endpoints as given: nanomsg does not say which one answered.

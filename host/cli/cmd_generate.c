@@ -12,6 +12,7 @@
 #include "backend/open/backend_open.h"
 #include "cli/cli.h"
 #include "cli/cli_backend.h"
+#include "cli/cli_progress.h"
 #include "core/log.h"
 #include "io/png.h"
 #include "pipeline/pipeline.h"
@@ -40,28 +41,6 @@ static void usage(FILE *f) {
             HSD_CLI_BACKEND_HELP
             "  -v                   timing breakdown (text, each U-Net step, decode)\n"
             "  -q                   no progress bar\n");
-}
-
-struct progress {
-    int enabled;
-    double t0;
-};
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec / 1e9;
-}
-
-static void on_progress(void *user, int done, int total) {
-    struct progress *pr = user;
-    if (!pr->enabled) return;
-    int width = 30, fill = done * width / total;
-    double el = now_s() - pr->t0;
-    fprintf(stderr, "\r[%.*s%*s] %d/%d steps  %.1f s", fill,
-            "##############################", width - fill, "", done, total, el);
-    if (done == total) fputc('\n', stderr);
-    fflush(stderr);
 }
 
 // OUT.png -> OUT-<i>.png for batches.
@@ -169,14 +148,14 @@ int hsd_cmd_generate(int argc, char **argv) {
 
     struct hsd_pipeline *p = NULL;
     struct hsd_backend *be = NULL;
-    double t_load = now_s();
+    double t_load = hsd_cli_now_s();
     if (backend && hsd_backend_open_one(backend, pc.threads, &be)) return hsd_cli_fail("generate");
     pc.backend = be;
     if (hsd_pipeline_load(&p, &pc)) {
         hsd_backend_destroy(be);
         return hsd_cli_fail("generate");
     }
-    t_load = now_s() - t_load;
+    t_load = hsd_cli_now_s() - t_load;
     if (hsd_pipeline_validate(p, &r)) {
         hsd_pipeline_free(p);
         hsd_backend_destroy(be);
@@ -188,13 +167,14 @@ int hsd_cmd_generate(int argc, char **argv) {
     // SD 1.5 config used for `calls` (trailing spacing), so leave room.
     double *step_ms = calloc((size_t)r.steps + 2, sizeof *step_ms);
     struct hsd_gen_timing tm = {.step_ms = step_ms};
-    struct progress pr = {.enabled = !quiet && isatty(STDERR_FILENO), .t0 = now_s()};
+    struct hsd_cli_progress pr;
+    hsd_cli_progress_start(&pr, quiet);
     int rc = 1;
     if (!rgb || !step_ms) {
         hsd_fail(HSD_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    if (hsd_pipeline_generate(p, &r, rgb, NULL, NULL, &tm, on_progress, &pr)) goto fail;
+    if (hsd_pipeline_generate(p, &r, rgb, NULL, NULL, &tm, hsd_cli_on_progress, &pr)) goto fail;
     for (int i = 0; i < r.batch_count; i++) {
         // Parameters as a text chunk: a readable line and the same as JSON.
         json_t *j = json_pack("{s:s, s:s, s:i, s:s, s:f, s:i, s:i, s:I, s:s, s:s?, s:i, s:s, s:i}",

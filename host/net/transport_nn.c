@@ -114,6 +114,20 @@ static int wait_in(int sock, int timeout_ms) {
     return rc > 0 && (pfd.revents & NN_POLLIN) ? 1 : 0;
 }
 
+// The end of srv_open/cli_open: on failure `s` closes the socket; else
+// the socket becomes the transport's state.
+static enum hsd_status end_open(void **out, int sock, enum hsd_status s) {
+    struct nn_end *e = s == HSD_OK ? malloc(sizeof *e) : NULL;
+    if (s == HSD_OK && !e) s = hsd_fail(HSD_ERR_NOMEM, "net: out of memory");
+    if (s != HSD_OK) {
+        close_sock(sock);
+        return s;
+    }
+    e->sock = sock;
+    *out = e;
+    return HSD_OK;
+}
+
 // ---------------------------------------------------------------------------
 // Server
 
@@ -126,18 +140,7 @@ static enum hsd_status srv_open(void **out, const char *const *endpoints, int n,
     enum hsd_status s = common_opts(sock, &o);
     for (int i = 0; i < n && s == HSD_OK; i++)
         if (nn_bind(sock, endpoints[i]) < 0) s = nn_err("bind", endpoints[i]);
-    if (s != HSD_OK) {
-        close_sock(sock);
-        return s;
-    }
-    struct nn_end *e = malloc(sizeof *e);
-    if (!e) {
-        close_sock(sock);
-        return hsd_fail(HSD_ERR_NOMEM, "net: out of memory");
-    }
-    e->sock = sock;
-    *out = e;
-    return HSD_OK;
+    return end_open(out, sock, s);
 }
 
 // Pulls the SP_HDR property out of a control buffer nanomsg filled.
@@ -253,18 +256,7 @@ static enum hsd_status cli_open(void **out, const char *const *endpoints, int n,
         s = set_int(sock, NN_REQ, NN_REQ_RESEND_IVL, o.resend_ivl_ms, "NN_REQ_RESEND_IVL");
     for (int i = 0; i < n && s == HSD_OK; i++)
         if (nn_connect(sock, endpoints[i]) < 0) s = nn_err("connect", endpoints[i]);
-    if (s != HSD_OK) {
-        close_sock(sock);
-        return s;
-    }
-    struct nn_end *e = malloc(sizeof *e);
-    if (!e) {
-        close_sock(sock);
-        return hsd_fail(HSD_ERR_NOMEM, "net: out of memory");
-    }
-    e->sock = sock;
-    *out = e;
-    return HSD_OK;
+    return end_open(out, sock, s);
 }
 
 static enum hsd_status cli_send(void *impl, const void *buf, size_t len) {
