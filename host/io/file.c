@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 enum hsd_status hsd_read_small_file(const char *path, size_t max_bytes, const char *what,
                                     char **buf, size_t *len) {
@@ -30,3 +31,15 @@ enum hsd_status hsd_read_small_file(const char *path, size_t max_bytes, const ch
     *len = n;
     return HSD_OK;
 }
+
+int hsd_is_file(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int hsd_is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int hsd_path_too_long(int written, size_t cap) { return written < 0 || (size_t)written >= cap; }

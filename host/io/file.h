@@ -14,4 +14,11 @@
 enum hsd_status hsd_read_small_file(const char *path, size_t max_bytes, const char *what,
                                     char **buf, size_t *len);
 
+// 1 when `p` is a regular file / a directory (following links), else 0.
+int hsd_is_file(const char *p);
+int hsd_is_dir(const char *p);
+// 1 when snprintf's return `written` says a path did not fit `cap` bytes
+// (or failed): callers fail instead of using a silently cut path.
+int hsd_path_too_long(int written, size_t cap);
+
 #endif

@@ -23,13 +23,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "core/assert.h"
 #include "io/weights.h"
 #include "models/clip_text.h"
-
-enum { ARENA_ALIGN = 256 };
+#include "models/fwd.h"
+#include "models/loader.h"
+#include "io/file.h"
 
 // transformers CLIPEncoderLayer; q/k/v packed as [q; k; v] at load so one
 // GEMM makes them and the attention op reads the heads with strides.
@@ -50,8 +50,7 @@ struct hsd_clip_text {
     struct clip_layer *layers;
     void *fln_g, *fln_b;                  // [C]
 
-    void **bufs;                          // every weight buffer, freed with the model
-    size_t n_bufs, cap_bufs;
+    struct hsd_bufs bufs;                 // every weight buffer, freed with the model
 
     void *arena;                          // activations for one (n, L)
     size_t arena_cap;
@@ -74,37 +73,12 @@ struct build {
     size_t tmp_cap;
 };
 
-static int is_file(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static int is_dir(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-// snprintf that reports truncation instead of silently cutting a path.
-static int too_long(int written, size_t cap) { return written < 0 || (size_t)written >= cap; }
-
-static enum hsd_status keep_buf(struct hsd_clip_text *m, void *p) {
-    if (m->n_bufs == m->cap_bufs) {
-        size_t cap = m->cap_bufs ? 2 * m->cap_bufs : 64;
-        void **nb = realloc(m->bufs, cap * sizeof *nb);
-        if (!nb) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
-        m->bufs = nb;
-        m->cap_bufs = cap;
-    }
-    m->bufs[m->n_bufs++] = p;
-    return HSD_OK;
-}
-
 static enum hsd_status upload(struct hsd_clip_text *m, void **dst, const float *src,
                               size_t count) {
     struct hsd_backend *be = m->be;
     void *p = be->ops->alloc(be, count * be->act_size);
     if (!p) return hsd_fail_context(HSD_ERR_NOMEM, "allocating %zu weights: ", count);
-    enum hsd_status s = keep_buf(m, p);
+    enum hsd_status s = hsd_bufs_add(&m->bufs, p);
     if (s) {
         be->ops->free(be, p);
         return s;
@@ -118,7 +92,7 @@ static enum hsd_status upload(struct hsd_clip_text *m, void **dst, const float *
 static enum hsd_status fetch(struct build *b, const char *name, int ndim, const int64_t *dims,
                              const struct hsd_st_tensor **out_t, const float **host) {
     char full[256];
-    if (too_long(snprintf(full, sizeof full, "%s%s", b->prefix, name), sizeof full))
+    if (hsd_path_too_long(snprintf(full, sizeof full, "%s%s", b->prefix, name), sizeof full))
         return hsd_fail(HSD_ERR_INTERNAL, "tensor name too long: %s", name);
     long idx = hsd_weights_find_index(b->m->w, full);
     if (idx < 0)
@@ -274,13 +248,13 @@ static enum hsd_status build_all(struct build *b) {
 static enum hsd_status find_weights(char *out, size_t cap, const char *dir) {
     static const char *const names[] = {"model.safetensors", "model.fp16.safetensors"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        if (too_long(snprintf(out, cap, "%s/%s", dir, names[i]), cap))
+        if (hsd_path_too_long(snprintf(out, cap, "%s/%s", dir, names[i]), cap))
             return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", dir);
-        if (is_file(out)) return HSD_OK;
+        if (hsd_is_file(out)) return HSD_OK;
     }
     char idx[4200];
-    if (!too_long(snprintf(idx, sizeof idx, "%s/model.safetensors.index.json", dir), sizeof idx) &&
-        is_file(idx))
+    if (!hsd_path_too_long(snprintf(idx, sizeof idx, "%s/model.safetensors.index.json", dir), sizeof idx) &&
+        hsd_is_file(idx))
         return hsd_fail(HSD_ERR_UNSUPPORTED,
                         "%s: sharded weights (%s) are not supported; merge them into one "
                         "model.safetensors",
@@ -296,20 +270,20 @@ enum hsd_status hsd_clip_text_load(struct hsd_clip_text **out, const char *path,
     if (!out || !path || !be)
         return hsd_fail(HSD_ERR_INVALID_ARG, "clip_text_load: NULL argument");
     *out = NULL;
-    if (!is_dir(path))
+    if (!hsd_is_dir(path))
         return hsd_fail(HSD_ERR_NOT_FOUND,
                         "%s: no such folder (expected a pipeline root with text_encoder/ or a "
                         "text_encoder folder)",
                         path);
     // A pipeline root holds text_encoder/; otherwise `path` is the folder.
     char dir[4000], cfg_path[4100], w_path[4100];
-    if (too_long(snprintf(dir, sizeof dir, "%s/text_encoder", path), sizeof dir))
+    if (hsd_path_too_long(snprintf(dir, sizeof dir, "%s/text_encoder", path), sizeof dir))
         return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", path);
-    if (!is_dir(dir) && too_long(snprintf(dir, sizeof dir, "%s", path), sizeof dir))
+    if (!hsd_is_dir(dir) && hsd_path_too_long(snprintf(dir, sizeof dir, "%s", path), sizeof dir))
         return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", path);
-    if (too_long(snprintf(cfg_path, sizeof cfg_path, "%s/config.json", dir), sizeof cfg_path))
+    if (hsd_path_too_long(snprintf(cfg_path, sizeof cfg_path, "%s/config.json", dir), sizeof cfg_path))
         return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", dir);
-    if (!is_file(cfg_path))
+    if (!hsd_is_file(cfg_path))
         return hsd_fail(HSD_ERR_NOT_FOUND, "%s: no config.json in the text_encoder folder", dir);
     enum hsd_status s = find_weights(w_path, sizeof w_path, dir);
     if (s) return s;
@@ -338,8 +312,7 @@ enum hsd_status hsd_clip_text_load(struct hsd_clip_text **out, const char *path,
 
 void hsd_clip_text_free(struct hsd_clip_text *m) {
     if (!m) return;
-    for (size_t i = 0; i < m->n_bufs; i++) m->be->ops->free(m->be, m->bufs[i]);
-    free(m->bufs);
+    hsd_bufs_free(&m->bufs, m->be);
     if (m->arena) m->be->ops->free(m->be, m->arena);
     free(m->host_emb);
     free(m->layers);
@@ -359,32 +332,16 @@ void hsd_clip_text_set_probe(struct hsd_clip_text *m, hsd_clip_text_probe_fn fn,
 
 // ---- forward ---------------------------------------------------------------
 
+// The planned arena of models/fwd.h (a forward runs once planning per new
+// (n, L), then for real).
 struct fwd {
+    struct hsd_fwd a;
     struct hsd_clip_text *m;
-    struct hsd_backend *be;
-    int planning;
-    char *base;
-    size_t used, peak, cap;
 };
 
-static void *act(struct fwd *f, size_t count) {
-    size_t bytes = (count * f->be->act_size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
-    // Planning hands out distinct fake addresses that are never touched.
-    char *p = f->planning ? (char *)(uintptr_t)(ARENA_ALIGN + f->used) : f->base + f->used;
-    f->used += bytes;
-    if (f->used > f->peak) f->peak = f->used;
-    HSD_ASSERT(f->planning || f->used <= f->cap);
-    return p;
-}
+static void *act(struct fwd *f, size_t count) { return hsd_fwd_act(&f->a, count); }
 
-// Each op runs only outside planning.
-#define RUN(f, op, params)                                            \
-    do {                                                              \
-        if (!(f)->planning) {                                         \
-            enum hsd_status s_ = (f)->be->ops->op((f)->be, (params)); \
-            if (s_) return s_;                                        \
-        }                                                             \
-    } while (0)
+#define RUN(f, op, params) HSD_FWD_RUN(&(f)->a, op, params)
 
 static enum hsd_status linear(struct fwd *f, void *out, const void *in, const void *w,
                               const void *bias, const void *res, int m, int k, int n_out) {
@@ -403,17 +360,17 @@ static enum hsd_status lnorm(struct fwd *f, void *out, const void *in, const voi
 }
 
 static void probe(struct fwd *f, int i, const void *buf, int n, int L) {
-    if (f->planning || !f->m->probe) return;
+    if (f->a.planning || !f->m->probe) return;
     char name[32];
     snprintf(name, sizeof name, "hidden.%d", i);
-    f->be->ops->synchronize(f->be);
+    f->a.be->ops->synchronize(f->a.be);
     f->m->probe(f->m->probe_user, name, buf, n, L, f->m->cfg.hidden_size);
 }
 
 static enum hsd_status forward(struct fwd *f, float *out, const int32_t *ids, int n, int L,
                                int clip_skip) {
     struct hsd_clip_text *m = f->m;
-    struct hsd_backend *be = f->be;
+    struct hsd_backend *be = f->a.be;
     const struct hsd_clip_text_config *cfg = &m->cfg;
     const int C = cfg->hidden_size, I = cfg->intermediate_size, rows = n * L;
     const int heads = cfg->num_attention_heads, d = C / heads;
@@ -424,7 +381,7 @@ static enum hsd_status forward(struct fwd *f, float *out, const int32_t *ids, in
     void *att = act(f, (size_t)rows * C), *ff = act(f, (size_t)rows * I);
 
     // CLIPTextEmbeddings: token_embedding(ids) + position_embedding(arange(L)).
-    if (!f->planning) {
+    if (!f->a.planning) {
         const size_t esz = hsd_dtype_size(m->tok->dtype);
         const unsigned char *table = m->tok->data;
         for (int r = 0; r < rows; r++) {
@@ -466,7 +423,7 @@ static enum hsd_status forward(struct fwd *f, float *out, const int32_t *ids, in
     }
     // final_layer_norm (also on a clip_skip output, as diffusers applies it).
     if ((s = lnorm(f, nrm, x, m->fln_g, m->fln_b, rows))) return s;
-    if (f->planning) return HSD_OK;
+    if (f->a.planning) return HSD_OK;
     return be->ops->download(be, out, nrm, (size_t)rows * C);
 }
 
@@ -492,19 +449,13 @@ enum hsd_status hsd_clip_text_forward(struct hsd_clip_text *m, float *out, const
                                 "[0, %d)",
                                 (int)id, b, t, cfg->vocab_size);
         }
-    struct fwd f = {.m = m, .be = m->be};
+    struct fwd f = {.a = {.be = m->be}, .m = m};
     if (!m->arena || m->plan_n != n || m->plan_L != L) {
-        f.planning = 1;
+        f.a.planning = 1;
         enum hsd_status s = forward(&f, out, ids, n, L, 0);
         if (s) return s;
-        if (f.peak > m->arena_cap) {
-            if (m->arena) m->be->ops->free(m->be, m->arena);
-            m->arena = m->be->ops->alloc(m->be, f.peak);
-            m->arena_cap = m->arena ? f.peak : 0;
-            if (!m->arena)
-                return hsd_fail_context(HSD_ERR_NOMEM, "clip_text: activation arena of %zu KB: ",
-                                        f.peak >> 10);
-        }
+        if ((s = hsd_fwd_reserve(m->be, &m->arena, &m->arena_cap, f.a.peak, "clip_text")))
+            return s;
         size_t emb = (size_t)n * L * cfg->hidden_size;
         if (emb > m->host_emb_cap) {
             free(m->host_emb);
@@ -514,9 +465,9 @@ enum hsd_status hsd_clip_text_forward(struct hsd_clip_text *m, float *out, const
         }
         m->plan_n = n;
         m->plan_L = L;
-        f = (struct fwd){.m = m, .be = m->be};
+        f = (struct fwd){.a = {.be = m->be}, .m = m};
     }
-    f.base = m->arena;
-    f.cap = m->arena_cap;
+    f.a.base = m->arena;
+    f.a.cap = m->arena_cap;
     return forward(&f, out, ids, n, L, clip_skip);
 }

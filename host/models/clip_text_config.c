@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "models/clip_text.h"
+#include "io/config_json.h"
 #include "io/file.h"
 
 // Bounds that keep size arithmetic far from overflow; SD's encoders (49408
@@ -21,24 +22,6 @@ enum {
     MAX_LAYERS = 256,
     MAX_POSITIONS = 1 << 16
 };
-
-static enum hsd_status bad(const char *label, const char *key, const char *why) {
-    return hsd_fail(HSD_ERR_FORMAT, "%s: config key '%s': %s", label, key, why);
-}
-
-// An optional integer in [lo, hi]; absent or null keeps *out.
-static enum hsd_status get_int(json_t *root, const char *label, const char *key, int lo, int hi,
-                               int *out) {
-    json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v)) return HSD_OK;
-    if (!json_is_integer(v)) return bad(label, key, "expected an integer");
-    json_int_t x = json_integer_value(v);
-    if (x < lo || x > hi)
-        return hsd_fail(HSD_ERR_FORMAT, "%s: config key '%s': %lld is outside [%d, %d]", label,
-                        key, (long long)x, lo, hi);
-    *out = (int)x;
-    return HSD_OK;
-}
 
 static enum hsd_status parse_root(struct hsd_clip_text_config *cfg, json_t *root,
                                   const char *label) {
@@ -57,7 +40,7 @@ static enum hsd_status parse_root(struct hsd_clip_text_config *cfg, json_t *root
     // model's config would parse as defaults here: refuse it by name.
     json_t *mt = json_object_get(root, "model_type");
     if (mt && !json_is_null(mt)) {
-        if (!json_is_string(mt)) return bad(label, "model_type", "expected a string");
+        if (!json_is_string(mt)) return hsd_cfg_bad(label, "model_type", "expected a string");
         if (strcmp(json_string_value(mt), "clip_text_model"))
             return hsd_fail(HSD_ERR_UNSUPPORTED,
                             "%s: config key 'model_type': \"%.100s\" is not supported (expected "
@@ -66,10 +49,10 @@ static enum hsd_status parse_root(struct hsd_clip_text_config *cfg, json_t *root
     }
     json_t *arch = json_object_get(root, "architectures");
     if (arch && !json_is_null(arch)) {
-        if (!json_is_array(arch)) return bad(label, "architectures", "expected a list of names");
+        if (!json_is_array(arch)) return hsd_cfg_bad(label, "architectures", "expected a list of names");
         for (size_t i = 0; i < json_array_size(arch); i++) {
             json_t *e = json_array_get(arch, i);
-            if (!json_is_string(e)) return bad(label, "architectures", "names must be strings");
+            if (!json_is_string(e)) return hsd_cfg_bad(label, "architectures", "names must be strings");
             const char *a = json_string_value(e);
             // WithProjection (SDXL's text_encoder_2) shares the encoder; only
             // its text_projection, which SD's conditioning does not use, differs.
@@ -81,16 +64,16 @@ static enum hsd_status parse_root(struct hsd_clip_text_config *cfg, json_t *root
         }
     }
 
-    if ((s = get_int(root, label, "vocab_size", 1, MAX_VOCAB, &cfg->vocab_size))) return s;
-    if ((s = get_int(root, label, "hidden_size", 1, MAX_WIDTH, &cfg->hidden_size))) return s;
-    if ((s = get_int(root, label, "intermediate_size", 1, MAX_FF, &cfg->intermediate_size)))
+    if ((s = hsd_cfg_int(root, label, "vocab_size", 1, MAX_VOCAB, &cfg->vocab_size))) return s;
+    if ((s = hsd_cfg_int(root, label, "hidden_size", 1, MAX_WIDTH, &cfg->hidden_size))) return s;
+    if ((s = hsd_cfg_int(root, label, "intermediate_size", 1, MAX_FF, &cfg->intermediate_size)))
         return s;
-    if ((s = get_int(root, label, "num_hidden_layers", 1, MAX_LAYERS, &cfg->num_hidden_layers)))
+    if ((s = hsd_cfg_int(root, label, "num_hidden_layers", 1, MAX_LAYERS, &cfg->num_hidden_layers)))
         return s;
-    if ((s = get_int(root, label, "num_attention_heads", 1, MAX_WIDTH,
+    if ((s = hsd_cfg_int(root, label, "num_attention_heads", 1, MAX_WIDTH,
                      &cfg->num_attention_heads)))
         return s;
-    if ((s = get_int(root, label, "max_position_embeddings", 1, MAX_POSITIONS,
+    if ((s = hsd_cfg_int(root, label, "max_position_embeddings", 1, MAX_POSITIONS,
                      &cfg->max_position_embeddings)))
         return s;
     // transformers CLIPTextConfig.validate_architecture raises for this too.
@@ -101,7 +84,7 @@ static enum hsd_status parse_root(struct hsd_clip_text_config *cfg, json_t *root
 
     json_t *act = json_object_get(root, "hidden_act");
     if (act && !json_is_null(act)) {
-        if (!json_is_string(act)) return bad(label, "hidden_act", "expected a string");
+        if (!json_is_string(act)) return hsd_cfg_bad(label, "hidden_act", "expected a string");
         const char *a = json_string_value(act);
         if (!strcmp(a, "quick_gelu")) {
             cfg->quick_gelu = 1;
@@ -117,10 +100,10 @@ static enum hsd_status parse_root(struct hsd_clip_text_config *cfg, json_t *root
 
     json_t *eps = json_object_get(root, "layer_norm_eps");
     if (eps && !json_is_null(eps)) {
-        if (!json_is_number(eps)) return bad(label, "layer_norm_eps", "expected a number");
+        if (!json_is_number(eps)) return hsd_cfg_bad(label, "layer_norm_eps", "expected a number");
         double e = json_number_value(eps);
         if (!isfinite(e) || e <= 0.0 || e > 1.0)
-            return bad(label, "layer_norm_eps", "must be in (0, 1]");
+            return hsd_cfg_bad(label, "layer_norm_eps", "must be in (0, 1]");
         cfg->layer_norm_eps = (float)e;
     }
     return HSD_OK;

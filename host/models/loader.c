@@ -15,7 +15,7 @@ void hsd_bufs_free(struct hsd_bufs *b, struct hsd_backend *be) {
     b->n = b->cap = 0;
 }
 
-static enum hsd_status keep_buf(struct hsd_bufs *b, void *p) {
+enum hsd_status hsd_bufs_add(struct hsd_bufs *b, void *p) {
     if (b->n == b->cap) {
         size_t cap = b->cap ? 2 * b->cap : 256;
         void **nb = realloc(b->p, cap * sizeof *nb);
@@ -100,7 +100,7 @@ enum hsd_status hsd_loader_upload(struct hsd_loader *ld, void **dst, const float
     struct hsd_backend *be = ld->be;
     void *p = be->ops->alloc(be, count * be->act_size);
     if (!p) return hsd_fail_context(HSD_ERR_NOMEM, "allocating %zu weights: ", count);
-    enum hsd_status s = keep_buf(ld->bufs, p);
+    enum hsd_status s = hsd_bufs_add(ld->bufs, p);
     if (s) {
         be->ops->free(be, p);
         return s;

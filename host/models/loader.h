@@ -30,6 +30,8 @@ struct hsd_bufs {
     void **p;
     size_t n, cap;
 };
+// Keeps p (a backend buffer) to be freed with the others.
+enum hsd_status hsd_bufs_add(struct hsd_bufs *b, void *p);
 void hsd_bufs_free(struct hsd_bufs *b, struct hsd_backend *be);
 
 struct hsd_loader {

@@ -10,51 +10,15 @@
 #include <string.h>
 
 #include "core/assert.h"
+#include "io/config_json.h"
 
 // Upper bounds that keep arithmetic on widths far from overflow; real SD
 // models are orders of magnitude below them.
 enum { MAX_CHANNELS = 1 << 16, MAX_LAYERS = 64, MAX_HEADS = 4096 };
 
-static enum hsd_status bad(const char *label, const char *key, const char *why) {
-    return hsd_fail(HSD_ERR_FORMAT, "%s: config key '%s': %s", label, key, why);
-}
-
 static enum hsd_status unsupported(const char *label, const char *key, const char *what) {
     return hsd_fail(HSD_ERR_UNSUPPORTED, "%s: config key '%s': %s is not supported", label, key,
                     what);
-}
-
-// Reads an optional integer in [lo, hi]; absent or null keeps *out.
-static enum hsd_status get_int(json_t *root, const char *label, const char *key, int lo, int hi,
-                               int *out) {
-    json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v)) return HSD_OK;
-    if (!json_is_integer(v)) return bad(label, key, "expected an integer");
-    json_int_t x = json_integer_value(v);
-    if (x < lo || x > hi) {
-        return hsd_fail(HSD_ERR_FORMAT, "%s: config key '%s': %lld is outside [%d, %d]", label,
-                        key, (long long)x, lo, hi);
-    }
-    *out = (int)x;
-    return HSD_OK;
-}
-
-static enum hsd_status get_float(json_t *root, const char *label, const char *key, float *out) {
-    json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v)) return HSD_OK;
-    if (!json_is_number(v)) return bad(label, key, "expected a number");
-    double x = json_number_value(v);
-    if (!isfinite(x) || fabs(x) > 1e6) return bad(label, key, "number out of range");
-    *out = (float)x;
-    return HSD_OK;
-}
-
-static enum hsd_status get_bool(json_t *root, const char *label, const char *key, int *out) {
-    json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v)) return HSD_OK;
-    if (!json_is_boolean(v)) return bad(label, key, "expected true or false");
-    *out = json_is_true(v);
-    return HSD_OK;
 }
 
 // An int-or-list argument (diffusers accepts both for layers_per_block,
@@ -65,12 +29,12 @@ static enum hsd_status get_int_or_list(json_t *root, const char *label, const ch
     if (!v || json_is_null(v)) return HSD_OK;
     if (json_is_integer(v)) {
         int x = out[0];
-        enum hsd_status s = get_int(root, label, key, lo, hi, &x);
+        enum hsd_status s = hsd_cfg_int(root, label, key, lo, hi, &x);
         if (s) return s;
         for (int i = 0; i < n; i++) out[i] = x;
         return HSD_OK;
     }
-    if (!json_is_array(v)) return bad(label, key, "expected an integer or a list of integers");
+    if (!json_is_array(v)) return hsd_cfg_bad(label, key, "expected an integer or a list of integers");
     if ((int)json_array_size(v) != n) {
         return hsd_fail(HSD_ERR_FORMAT,
                         "%s: config key '%s': list has %zu entries, expected one per block (%d)",
@@ -78,7 +42,7 @@ static enum hsd_status get_int_or_list(json_t *root, const char *label, const ch
     }
     for (int i = 0; i < n; i++) {
         json_t *e = json_array_get(v, (size_t)i);
-        if (!json_is_integer(e)) return bad(label, key, "list entries must be integers");
+        if (!json_is_integer(e)) return hsd_cfg_bad(label, key, "list entries must be integers");
         json_int_t x = json_integer_value(e);
         if (x < lo || x > hi) {
             return hsd_fail(HSD_ERR_FORMAT, "%s: config key '%s'[%d]: %lld is outside [%d, %d]",
@@ -94,7 +58,7 @@ static enum hsd_status require_str(json_t *root, const char *label, const char *
                                    const char *ok) {
     json_t *v = json_object_get(root, key);
     if (!v || json_is_null(v)) return HSD_OK;
-    if (!json_is_string(v)) return bad(label, key, "expected a string");
+    if (!json_is_string(v)) return hsd_cfg_bad(label, key, "expected a string");
     if (ok && !strcmp(json_string_value(v), ok)) return HSD_OK;
     char what[160];
     snprintf(what, sizeof what, "value \"%.100s\"", json_string_value(v));
@@ -116,7 +80,7 @@ static enum hsd_status require_false(json_t *root, const char *label, const char
 static enum hsd_status parse_blocks(json_t *root, const char *label, const char *key, int up,
                                     struct hsd_unet_config *cfg) {
     json_t *v = json_object_get(root, key);
-    if (!v || !json_is_array(v)) return bad(label, key, "missing or not a list of block names");
+    if (!v || !json_is_array(v)) return hsd_cfg_bad(label, key, "missing or not a list of block names");
     if ((int)json_array_size(v) != cfg->n_blocks) {
         return hsd_fail(HSD_ERR_FORMAT,
                         "%s: config key '%s' has %zu blocks but block_out_channels has %d", label,
@@ -124,7 +88,7 @@ static enum hsd_status parse_blocks(json_t *root, const char *label, const char 
     }
     for (int i = 0; i < cfg->n_blocks; i++) {
         json_t *e = json_array_get(v, (size_t)i);
-        if (!json_is_string(e)) return bad(label, key, "block names must be strings");
+        if (!json_is_string(e)) return hsd_cfg_bad(label, key, "block names must be strings");
         const char *name = json_string_value(e);
         const char *plain = up ? "UpBlock2D" : "DownBlock2D";
         const char *cross = up ? "CrossAttnUpBlock2D" : "CrossAttnDownBlock2D";
@@ -169,7 +133,7 @@ static enum hsd_status parse_root(struct hsd_unet_config *cfg, json_t *root, con
     } else {
         if (!json_is_array(boc) || json_array_size(boc) == 0 ||
             json_array_size(boc) > HSD_UNET_MAX_BLOCKS) {
-            return bad(label, "block_out_channels", "expected a list of 1 to 8 integers");
+            return hsd_cfg_bad(label, "block_out_channels", "expected a list of 1 to 8 integers");
         }
         cfg->n_blocks = (int)json_array_size(boc);
         s = get_int_or_list(root, label, "block_out_channels", cfg->n_blocks, 1, MAX_CHANNELS,
@@ -184,9 +148,9 @@ static enum hsd_status parse_root(struct hsd_unet_config *cfg, json_t *root, con
     }
     if ((s = parse_blocks(root, label, "down_block_types", 0, cfg))) return s;
     if ((s = parse_blocks(root, label, "up_block_types", 1, cfg))) return s;
-    if ((s = get_int(root, label, "in_channels", 1, MAX_CHANNELS, &cfg->in_channels))) return s;
-    if ((s = get_int(root, label, "out_channels", 1, MAX_CHANNELS, &cfg->out_channels))) return s;
-    if ((s = get_int(root, label, "sample_size", 1, 1 << 14, &cfg->sample_size))) return s;
+    if ((s = hsd_cfg_int(root, label, "in_channels", 1, MAX_CHANNELS, &cfg->in_channels))) return s;
+    if ((s = hsd_cfg_int(root, label, "out_channels", 1, MAX_CHANNELS, &cfg->out_channels))) return s;
+    if ((s = hsd_cfg_int(root, label, "sample_size", 1, 1 << 14, &cfg->sample_size))) return s;
     if ((s = get_int_or_list(root, label, "layers_per_block", n, 1, MAX_LAYERS,
                              cfg->layers_per_block)))
         return s;
@@ -200,20 +164,20 @@ static enum hsd_status parse_root(struct hsd_unet_config *cfg, json_t *root, con
         // diffusers itself raises for this key on UNet2DConditionModel.
         return unsupported(label, "num_attention_heads", "a non-null value");
     }
-    if ((s = get_int(root, label, "cross_attention_dim", 1, MAX_CHANNELS,
+    if ((s = hsd_cfg_int(root, label, "cross_attention_dim", 1, MAX_CHANNELS,
                      &cfg->cross_attention_dim)))
         return s;
-    if ((s = get_int(root, label, "norm_num_groups", 1, MAX_CHANNELS, &cfg->norm_num_groups)))
+    if ((s = hsd_cfg_int(root, label, "norm_num_groups", 1, MAX_CHANNELS, &cfg->norm_num_groups)))
         return s;
-    if ((s = get_float(root, label, "norm_eps", &cfg->norm_eps))) return s;
-    if ((s = get_bool(root, label, "use_linear_projection", &cfg->use_linear_projection)))
+    if ((s = hsd_cfg_float(root, label, "norm_eps", &cfg->norm_eps))) return s;
+    if ((s = hsd_cfg_bool(root, label, "use_linear_projection", &cfg->use_linear_projection)))
         return s;
-    if ((s = get_bool(root, label, "flip_sin_to_cos", &cfg->flip_sin_to_cos))) return s;
-    if ((s = get_float(root, label, "freq_shift", &cfg->freq_shift))) return s;
-    if ((s = get_bool(root, label, "center_input_sample", &cfg->center_input_sample))) return s;
-    if ((s = get_float(root, label, "mid_block_scale_factor", &cfg->mid_block_scale_factor)))
+    if ((s = hsd_cfg_bool(root, label, "flip_sin_to_cos", &cfg->flip_sin_to_cos))) return s;
+    if ((s = hsd_cfg_float(root, label, "freq_shift", &cfg->freq_shift))) return s;
+    if ((s = hsd_cfg_bool(root, label, "center_input_sample", &cfg->center_input_sample))) return s;
+    if ((s = hsd_cfg_float(root, label, "mid_block_scale_factor", &cfg->mid_block_scale_factor)))
         return s;
-    if ((s = get_int(root, label, "downsample_padding", 0, 8, &cfg->downsample_padding)))
+    if ((s = hsd_cfg_int(root, label, "downsample_padding", 0, 8, &cfg->downsample_padding)))
         return s;
 
     json_t *mid = json_object_get(root, "mid_block_type");
@@ -255,10 +219,10 @@ static enum hsd_status parse_root(struct hsd_unet_config *cfg, json_t *root, con
         }
     }
     int k = 3;
-    if ((s = get_int(root, label, "conv_in_kernel", 1, 15, &k))) return s;
+    if ((s = hsd_cfg_int(root, label, "conv_in_kernel", 1, 15, &k))) return s;
     if (k != 3) return unsupported(label, "conv_in_kernel", "a kernel other than 3");
     k = 3;
-    if ((s = get_int(root, label, "conv_out_kernel", 1, 15, &k))) return s;
+    if ((s = hsd_cfg_int(root, label, "conv_out_kernel", 1, 15, &k))) return s;
     if (k != 3) return unsupported(label, "conv_out_kernel", "a kernel other than 3");
     return hsd_unet_config_validate(cfg, label);
 }

@@ -4,45 +4,32 @@
 // infers it for SD checkpoints.
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "models/unet.h"
-
-static int is_file(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-// snprintf that fails (1) instead of silently truncating a path.
-static int too_long(int written, size_t cap) { return written < 0 || (size_t)written >= cap; }
-
-static int is_dir(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
+#include "io/file.h"
 
 // Picks the weights file of a unet folder: the fp32 name first, then the
 // fp16 variant diffusers writes with variant="fp16".
 static enum hsd_status find_unet_files(struct hsd_unet_source *src, const char *dir) {
-    if (too_long(snprintf(src->config_path, sizeof src->config_path, "%s/config.json", dir),
+    if (hsd_path_too_long(snprintf(src->config_path, sizeof src->config_path, "%s/config.json", dir),
                  sizeof src->config_path))
         return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", dir);
-    if (!is_file(src->config_path))
+    if (!hsd_is_file(src->config_path))
         return hsd_fail(HSD_ERR_NOT_FOUND, "%s: no config.json in the unet folder", dir);
     static const char *const names[] = {"diffusion_pytorch_model.safetensors",
                                         "diffusion_pytorch_model.fp16.safetensors"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        if (too_long(snprintf(src->weights_path, sizeof src->weights_path, "%s/%s", dir,
+        if (hsd_path_too_long(snprintf(src->weights_path, sizeof src->weights_path, "%s/%s", dir,
                               names[i]),
                      sizeof src->weights_path))
             return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", dir);
-        if (is_file(src->weights_path)) return HSD_OK;
+        if (hsd_is_file(src->weights_path)) return HSD_OK;
     }
     char idx[4200];
-    if (!too_long(snprintf(idx, sizeof idx, "%s/diffusion_pytorch_model.safetensors.index.json",
+    if (!hsd_path_too_long(snprintf(idx, sizeof idx, "%s/diffusion_pytorch_model.safetensors.index.json",
                            dir),
                   sizeof idx) &&
-        is_file(idx))
+        hsd_is_file(idx))
         return hsd_fail(HSD_ERR_UNSUPPORTED,
                         "%s: sharded weights (%s) are not supported; merge them into one "
                         "diffusion_pytorch_model.safetensors",
@@ -57,21 +44,21 @@ enum hsd_status hsd_unet_source_open(struct hsd_unet_source *src, const char *pa
                                      const char *config_override) {
     memset(src, 0, sizeof *src);
     enum hsd_status s;
-    if (is_dir(path)) {
+    if (hsd_is_dir(path)) {
         char unet_dir[4000];
-        if (too_long(snprintf(unet_dir, sizeof unet_dir, "%s/unet", path), sizeof unet_dir))
+        if (hsd_path_too_long(snprintf(unet_dir, sizeof unet_dir, "%s/unet", path), sizeof unet_dir))
             return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", path);
-        if (is_dir(unet_dir)) s = find_unet_files(src, unet_dir);
+        if (hsd_is_dir(unet_dir)) s = find_unet_files(src, unet_dir);
         else s = find_unet_files(src, path);
         if (s) return s;
         if (config_override &&
-            too_long(snprintf(src->config_path, sizeof src->config_path, "%s", config_override),
+            hsd_path_too_long(snprintf(src->config_path, sizeof src->config_path, "%s", config_override),
                      sizeof src->config_path))
             return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", config_override);
         if ((s = hsd_unet_config_load(&src->cfg, src->config_path))) return s;
         return hsd_weights_open_diffusers(&src->weights, src->weights_path);
     }
-    if (!is_file(path))
+    if (!hsd_is_file(path))
         return hsd_fail(HSD_ERR_NOT_FOUND, "%s: no such model folder or checkpoint file", path);
     size_t l = strlen(path);
     if (l < 12 || strcmp(path + l - 12, ".safetensors"))
@@ -80,7 +67,7 @@ enum hsd_status hsd_unet_source_open(struct hsd_unet_source *src, const char *pa
                         "are not read: they can run code)",
                         path);
     src->single_file = 1;
-    if (too_long(snprintf(src->weights_path, sizeof src->weights_path, "%s", path),
+    if (hsd_path_too_long(snprintf(src->weights_path, sizeof src->weights_path, "%s", path),
                  sizeof src->weights_path) ||
         (config_override && strlen(config_override) >= sizeof src->config_path))
         return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", path);

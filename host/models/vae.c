@@ -9,78 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "models/vae_internal.h"
-
-static int is_file(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static int is_dir(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-// snprintf that fails (1) instead of silently truncating a path.
-static int too_long(int written, size_t cap) { return written < 0 || (size_t)written >= cap; }
+#include "io/file.h"
 
 // ---- config.json helpers --------------------------------------------------
 
 static enum hsd_status bad(const char *label, const char *key, const char *why) {
-    return hsd_fail(HSD_ERR_FORMAT, "%s: config key '%s': %s", label, key, why);
-}
-
-enum hsd_status hsd_vae_cfg_int(json_t *root, const char *label, const char *key, int lo, int hi,
-                                int *out) {
-    json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v)) return HSD_OK;
-    if (!json_is_integer(v)) return bad(label, key, "expected an integer");
-    json_int_t x = json_integer_value(v);
-    if (x < lo || x > hi)
-        return hsd_fail(HSD_ERR_FORMAT, "%s: config key '%s': %lld is outside [%d, %d]", label,
-                        key, (long long)x, lo, hi);
-    *out = (int)x;
-    return HSD_OK;
-}
-
-enum hsd_status hsd_vae_cfg_float(json_t *root, const char *label, const char *key, float *out) {
-    json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v)) return HSD_OK;
-    if (!json_is_number(v)) return bad(label, key, "expected a number");
-    double x = json_number_value(v);
-    if (!isfinite(x) || fabs(x) > 1e6) return bad(label, key, "number out of range");
-    *out = (float)x;
-    return HSD_OK;
-}
-
-enum hsd_status hsd_vae_cfg_bool(json_t *root, const char *label, const char *key, int *out) {
-    json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v)) return HSD_OK;
-    if (!json_is_boolean(v)) return bad(label, key, "expected true or false");
-    *out = json_is_true(v);
-    return HSD_OK;
-}
-
-enum hsd_status hsd_vae_cfg_int_list(json_t *root, const char *label, const char *key, int max_n,
-                                     int lo, int hi, int *out, int *n) {
-    json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v)) return HSD_OK;
-    if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > (size_t)max_n)
-        return hsd_fail(HSD_ERR_FORMAT, "%s: config key '%s': expected a list of 1 to %d integers",
-                        label, key, max_n);
-    for (size_t i = 0; i < json_array_size(v); i++) {
-        json_t *e = json_array_get(v, i);
-        if (!json_is_integer(e)) return bad(label, key, "list entries must be integers");
-        json_int_t x = json_integer_value(e);
-        if (x < lo || x > hi)
-            return hsd_fail(HSD_ERR_FORMAT, "%s: config key '%s'[%zu]: %lld is outside [%d, %d]",
-                            label, key, i, (long long)x, lo, hi);
-        out[i] = (int)x;
-    }
-    *n = (int)json_array_size(v);
-    return HSD_OK;
+    return hsd_cfg_bad(label, key, why);
 }
 
 enum hsd_status hsd_vae_cfg_require_str(json_t *root, const char *label, const char *key,
@@ -99,24 +35,24 @@ enum hsd_status hsd_vae_cfg_require_str(json_t *root, const char *label, const c
 static enum hsd_status find_files(const char *path, char *cfg, size_t cfg_cap, char *weights,
                                   size_t weights_cap) {
     char dir[4100];
-    if (!is_dir(path))
+    if (!hsd_is_dir(path))
         return hsd_fail(HSD_ERR_NOT_FOUND, "%s: no such model folder (expected a pipeline root "
                         "with vae/ or a vae folder)", path);
-    if (too_long(snprintf(dir, sizeof dir, "%s/vae", path), sizeof dir))
+    if (hsd_path_too_long(snprintf(dir, sizeof dir, "%s/vae", path), sizeof dir))
         return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", path);
-    if (!is_dir(dir)) snprintf(dir, sizeof dir, "%s", path);
-    if (too_long(snprintf(cfg, cfg_cap, "%s/config.json", dir), cfg_cap))
+    if (!hsd_is_dir(dir)) snprintf(dir, sizeof dir, "%s", path);
+    if (hsd_path_too_long(snprintf(cfg, cfg_cap, "%s/config.json", dir), cfg_cap))
         return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", dir);
-    if (!is_file(cfg))
+    if (!hsd_is_file(cfg))
         return hsd_fail(HSD_ERR_NOT_FOUND, "%s: no config.json in the vae folder", dir);
     // The fp32 name first, then the fp16 variant save_pretrained writes
     // with variant="fp16".
     static const char *const names[] = {"diffusion_pytorch_model.safetensors",
                                         "diffusion_pytorch_model.fp16.safetensors"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        if (too_long(snprintf(weights, weights_cap, "%s/%s", dir, names[i]), weights_cap))
+        if (hsd_path_too_long(snprintf(weights, weights_cap, "%s/%s", dir, names[i]), weights_cap))
             return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", dir);
-        if (is_file(weights)) return HSD_OK;
+        if (hsd_is_file(weights)) return HSD_OK;
     }
     return hsd_fail(HSD_ERR_NOT_FOUND,
                     "%s: no diffusion_pytorch_model.safetensors (only .safetensors weights are "

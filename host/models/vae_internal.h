@@ -6,6 +6,8 @@
 
 #include <jansson.h>
 
+#include "io/config_json.h"
+
 #include "models/fwd.h"
 #include "models/loader.h"
 #include "models/resnet2d.h"
@@ -142,15 +144,8 @@ enum hsd_status hsd_vae_tiny_decode(struct vae_fwd *f, void **y, const void *x, 
 enum hsd_status hsd_vae_tiny_encode(struct vae_fwd *f, void **y, const void *x, int n, int h,
                                     int w);
 
-// config.json helpers (diffusers ConfigMixin semantics: absent or null keeps
-// the __init__ default). Messages: "<label>: config key '<key>': ...".
-enum hsd_status hsd_vae_cfg_int(json_t *root, const char *label, const char *key, int lo, int hi,
-                                int *out);
-enum hsd_status hsd_vae_cfg_float(json_t *root, const char *label, const char *key, float *out);
-enum hsd_status hsd_vae_cfg_bool(json_t *root, const char *label, const char *key, int *out);
-// A list of 1..max_n integers in [lo, hi]; *n receives its length.
-enum hsd_status hsd_vae_cfg_int_list(json_t *root, const char *label, const char *key, int max_n,
-                                     int lo, int hi, int *out, int *n);
+// config.json helpers: io/config_json.h (diffusers ConfigMixin semantics:
+// absent or null keeps the __init__ default), and:
 // A string key that must be absent, null or `ok`.
 enum hsd_status hsd_vae_cfg_require_str(json_t *root, const char *label, const char *key,
                                         const char *ok);

@@ -62,35 +62,35 @@ enum hsd_status hsd_vae_kl_config(struct hsd_vae *v, json_t *root, const char *l
     k->use_quant_conv = k->use_post_quant_conv = k->mid_attn = 1;
     v->scaling_factor = 0.18215f;
     v->shift_factor = 0.0f;  // None: the pipelines skip the shift
-    if ((s = hsd_vae_cfg_int_list(root, label, "block_out_channels", VAE_MAX_LEVELS, 1,
+    if ((s = hsd_cfg_int_list(root, label, "block_out_channels", VAE_MAX_LEVELS, 1,
                                   MAX_CHANNELS, k->boc, &k->n_levels)))
         return s;
     if ((s = require_blocks(root, label, "down_block_types", "DownEncoderBlock2D", k->n_levels)))
         return s;
     if ((s = require_blocks(root, label, "up_block_types", "UpDecoderBlock2D", k->n_levels)))
         return s;
-    if ((s = hsd_vae_cfg_int(root, label, "layers_per_block", 1, MAX_LAYERS,
+    if ((s = hsd_cfg_int(root, label, "layers_per_block", 1, MAX_LAYERS,
                              &k->layers_per_block)))
         return s;
-    if ((s = hsd_vae_cfg_int(root, label, "norm_num_groups", 1, MAX_CHANNELS, &k->groups)))
+    if ((s = hsd_cfg_int(root, label, "norm_num_groups", 1, MAX_CHANNELS, &k->groups)))
         return s;
-    if ((s = hsd_vae_cfg_int(root, label, "latent_channels", 1, 1024, &k->latent))) return s;
+    if ((s = hsd_cfg_int(root, label, "latent_channels", 1, 1024, &k->latent))) return s;
     int c3 = 3;
-    if ((s = hsd_vae_cfg_int(root, label, "in_channels", 1, 1024, &c3))) return s;
+    if ((s = hsd_cfg_int(root, label, "in_channels", 1, 1024, &c3))) return s;
     if (c3 != 3)
         return hsd_fail(HSD_ERR_UNSUPPORTED, "%s: config key 'in_channels': %d image channels "
                         "(only RGB, 3, is supported)", label, c3);
-    if ((s = hsd_vae_cfg_int(root, label, "out_channels", 1, 1024, &c3))) return s;
+    if ((s = hsd_cfg_int(root, label, "out_channels", 1, 1024, &c3))) return s;
     if (c3 != 3)
         return hsd_fail(HSD_ERR_UNSUPPORTED, "%s: config key 'out_channels': %d image channels "
                         "(only RGB, 3, is supported)", label, c3);
     if ((s = hsd_vae_cfg_require_str(root, label, "act_fn", "silu"))) return s;
-    if ((s = hsd_vae_cfg_float(root, label, "scaling_factor", &v->scaling_factor))) return s;
-    if ((s = hsd_vae_cfg_float(root, label, "shift_factor", &v->shift_factor))) return s;
-    if ((s = hsd_vae_cfg_bool(root, label, "use_quant_conv", &k->use_quant_conv))) return s;
-    if ((s = hsd_vae_cfg_bool(root, label, "use_post_quant_conv", &k->use_post_quant_conv)))
+    if ((s = hsd_cfg_float(root, label, "scaling_factor", &v->scaling_factor))) return s;
+    if ((s = hsd_cfg_float(root, label, "shift_factor", &v->shift_factor))) return s;
+    if ((s = hsd_cfg_bool(root, label, "use_quant_conv", &k->use_quant_conv))) return s;
+    if ((s = hsd_cfg_bool(root, label, "use_post_quant_conv", &k->use_post_quant_conv)))
         return s;
-    if ((s = hsd_vae_cfg_bool(root, label, "mid_block_add_attention", &k->mid_attn))) return s;
+    if ((s = hsd_cfg_bool(root, label, "mid_block_add_attention", &k->mid_attn))) return s;
     // Per-channel latent statistics (SDXL-class configs) are applied by the
     // pipeline, which this API does not expose: refuse rather than let a
     // caller decode with the wrong normalisation. force_upcast and

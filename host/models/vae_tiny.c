@@ -47,16 +47,16 @@ enum hsd_status hsd_vae_tiny_config(struct hsd_vae *v, json_t *root, const char 
     t->latent = 4;
     v->scaling_factor = 1.0f;
     v->shift_factor = 0.0f;
-    if ((s = hsd_vae_cfg_int_list(root, label, "encoder_block_out_channels", VAE_MAX_LEVELS, 1,
+    if ((s = hsd_cfg_int_list(root, label, "encoder_block_out_channels", VAE_MAX_LEVELS, 1,
                                   MAX_CHANNELS, enc_c, &n_ec)))
         return s;
-    if ((s = hsd_vae_cfg_int_list(root, label, "decoder_block_out_channels", VAE_MAX_LEVELS, 1,
+    if ((s = hsd_cfg_int_list(root, label, "decoder_block_out_channels", VAE_MAX_LEVELS, 1,
                                   MAX_CHANNELS, dec_c, &n_dc)))
         return s;
-    if ((s = hsd_vae_cfg_int_list(root, label, "num_encoder_blocks", VAE_MAX_LEVELS, 0,
+    if ((s = hsd_cfg_int_list(root, label, "num_encoder_blocks", VAE_MAX_LEVELS, 0,
                                   MAX_BLOCKS, enc_b, &n_eb)))
         return s;
-    if ((s = hsd_vae_cfg_int_list(root, label, "num_decoder_blocks", VAE_MAX_LEVELS, 0,
+    if ((s = hsd_cfg_int_list(root, label, "num_decoder_blocks", VAE_MAX_LEVELS, 0,
                                   MAX_BLOCKS, dec_b, &n_db)))
         return s;
     // diffusers raises for these too.
@@ -70,25 +70,25 @@ enum hsd_status hsd_vae_tiny_config(struct hsd_vae *v, json_t *root, const char 
         return s;
     if ((s = same_widths(dec_c, n_dc, label, "decoder_block_out_channels", "DecoderTiny")))
         return s;
-    if ((s = hsd_vae_cfg_int(root, label, "latent_channels", 1, 1024, &t->latent))) return s;
+    if ((s = hsd_cfg_int(root, label, "latent_channels", 1, 1024, &t->latent))) return s;
     int x = 3;
-    if ((s = hsd_vae_cfg_int(root, label, "in_channels", 1, 1024, &x))) return s;
+    if ((s = hsd_cfg_int(root, label, "in_channels", 1, 1024, &x))) return s;
     if (x != 3)
         return hsd_fail(HSD_ERR_UNSUPPORTED, "%s: config key 'in_channels': %d image channels "
                         "(only RGB, 3, is supported)", label, x);
-    if ((s = hsd_vae_cfg_int(root, label, "out_channels", 1, 1024, &x))) return s;
+    if ((s = hsd_cfg_int(root, label, "out_channels", 1, 1024, &x))) return s;
     if (x != 3)
         return hsd_fail(HSD_ERR_UNSUPPORTED, "%s: config key 'out_channels': %d image channels "
                         "(only RGB, 3, is supported)", label, x);
     x = 2;
-    if ((s = hsd_vae_cfg_int(root, label, "upsampling_scaling_factor", 1, 64, &x))) return s;
+    if ((s = hsd_cfg_int(root, label, "upsampling_scaling_factor", 1, 64, &x))) return s;
     if (x != 2)
         return hsd_fail(HSD_ERR_UNSUPPORTED, "%s: config key 'upsampling_scaling_factor': %d "
                         "(only 2 is supported)", label, x);
     if ((s = hsd_vae_cfg_require_str(root, label, "act_fn", "relu"))) return s;
     if ((s = hsd_vae_cfg_require_str(root, label, "upsample_fn", "nearest"))) return s;
-    if ((s = hsd_vae_cfg_float(root, label, "scaling_factor", &v->scaling_factor))) return s;
-    if ((s = hsd_vae_cfg_float(root, label, "shift_factor", &v->shift_factor))) return s;
+    if ((s = hsd_cfg_float(root, label, "scaling_factor", &v->scaling_factor))) return s;
+    if ((s = hsd_cfg_float(root, label, "shift_factor", &v->shift_factor))) return s;
     // latent_magnitude / latent_shift only serve forward()'s uint8 round
     // trip; force_upcast does not change fp32 CPU results.
     if (n_ec != n_dc)

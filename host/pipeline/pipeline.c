@@ -6,10 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "core/log.h"
+#include "io/file.h"
 
 struct hsd_pipeline {
     struct hsd_backend *be;
@@ -34,18 +34,13 @@ static double now_ms(void) {
     return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
 }
 
-static int is_dir(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 // --vae tiny: the first folder holding a TAESD next to the models.
 static enum hsd_status find_tiny_vae(char *out, size_t cap, const struct hsd_pipeline_config *c) {
     const char *roots[2] = {c->edge_model, c->model};
     for (int i = 0; i < 2; i++) {
         if (!roots[i]) continue;
         int n = snprintf(out, cap, "%s/vae_tiny", roots[i]);
-        if (n > 0 && (size_t)n < cap && is_dir(out)) return HSD_OK;
+        if (n > 0 && (size_t)n < cap && hsd_is_dir(out)) return HSD_OK;
     }
     return hsd_fail(HSD_ERR_NOT_FOUND,
                     "--vae tiny: no vae_tiny/ folder (a diffusers AutoencoderTiny) in %s%s%s; "

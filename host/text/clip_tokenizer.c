@@ -8,11 +8,7 @@
 #include <sys/stat.h>
 
 #include "text/clip_internal.h"
-
-static int is_file(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
+#include "io/file.h"
 
 static int ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), k = strlen(suffix);
@@ -44,13 +40,13 @@ static enum hsd_status locate(const char *path, char **dir) {
         return HSD_OK;  // the .gz (gzread also reads it uncompressed)
     }
     snprintf(buf, n + 32, "%s/vocab.json", path);
-    if (is_file(buf)) {
+    if (hsd_is_file(buf)) {
         memcpy(buf, path, n + 1);
         *dir = buf;
         return HSD_OK;
     }
     snprintf(buf, n + 32, "%s/tokenizer/vocab.json", path);
-    if (is_file(buf)) {
+    if (hsd_is_file(buf)) {
         snprintf(buf, n + 32, "%s/tokenizer", path);
         *dir = buf;
         return HSD_OK;

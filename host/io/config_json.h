@@ -1,0 +1,24 @@
+// Typed reads of optional config.json keys (jansson), shared by the model
+// configs (unet_config.c, clip_text_config.c, vae*.c). Each leaves *out
+// as it is when the key is absent or null, and fails with HSD_ERR_FORMAT
+// naming `label` (the file) and the key otherwise.
+#ifndef HSD_IO_CONFIG_JSON_H
+#define HSD_IO_CONFIG_JSON_H
+
+#include <jansson.h>
+
+#include "core/status.h"
+
+// "<label>: config key '<key>': <why>" as HSD_ERR_FORMAT.
+enum hsd_status hsd_cfg_bad(const char *label, const char *key, const char *why);
+// An integer in [lo, hi].
+enum hsd_status hsd_cfg_int(json_t *root, const char *label, const char *key, int lo, int hi,
+                            int *out);
+// A finite number of magnitude <= 1e6.
+enum hsd_status hsd_cfg_float(json_t *root, const char *label, const char *key, float *out);
+enum hsd_status hsd_cfg_bool(json_t *root, const char *label, const char *key, int *out);
+// A non-empty list of at most max_n integers in [lo, hi]; *n gets its length.
+enum hsd_status hsd_cfg_int_list(json_t *root, const char *label, const char *key, int max_n,
+                                 int lo, int hi, int *out, int *n);
+
+#endif
