@@ -3,6 +3,20 @@
 
 #include <math.h>
 
+enum hsd_status hsd_cfg_parse(const char *json, size_t len, const char *label, json_t **root) {
+    json_error_t err;
+    *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &err);
+    if (!*root)
+        return hsd_fail(HSD_ERR_FORMAT, "%s: invalid JSON at line %d column %d: %s", label,
+                        err.line, err.column, err.text);
+    if (!json_is_object(*root)) {
+        json_decref(*root);
+        *root = NULL;
+        return hsd_fail(HSD_ERR_FORMAT, "%s: config must be a JSON object", label);
+    }
+    return HSD_OK;
+}
+
 enum hsd_status hsd_cfg_bad(const char *label, const char *key, const char *why) {
     return hsd_fail(HSD_ERR_FORMAT, "%s: config key '%s': %s", label, key, why);
 }

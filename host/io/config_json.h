@@ -9,6 +9,10 @@
 
 #include "core/status.h"
 
+// Parses config.json bytes (duplicate keys rejected) that must hold one
+// JSON object; *root (caller json_decref's) on success.
+enum hsd_status hsd_cfg_parse(const char *json, size_t len, const char *label, json_t **root);
+
 // "<label>: config key '<key>': <why>" as HSD_ERR_FORMAT.
 enum hsd_status hsd_cfg_bad(const char *label, const char *key, const char *why);
 // An integer in [lo, hi].

@@ -112,15 +112,10 @@ static enum hsd_status parse_root(struct hsd_clip_text_config *cfg, json_t *root
 enum hsd_status hsd_clip_text_config_parse(struct hsd_clip_text_config *cfg, const char *json,
                                            size_t len, const char *label) {
     memset(cfg, 0, sizeof *cfg);
-    json_error_t err;
-    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &err);
-    if (!root)
-        return hsd_fail(HSD_ERR_FORMAT, "%s: invalid JSON at line %d column %d: %s", label,
-                        err.line, err.column, err.text);
-    enum hsd_status s;
-    if (!json_is_object(root))
-        s = hsd_fail(HSD_ERR_FORMAT, "%s: config must be a JSON object", label);
-    else s = parse_root(cfg, root, label);
+    json_t *root;
+    enum hsd_status s = hsd_cfg_parse(json, len, label, &root);
+    if (s) return s;
+    s = parse_root(cfg, root, label);
     json_decref(root);
     return s;
 }

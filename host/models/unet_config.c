@@ -253,17 +253,10 @@ enum hsd_status hsd_unet_config_validate(const struct hsd_unet_config *cfg, cons
 
 enum hsd_status hsd_unet_config_parse(struct hsd_unet_config *cfg, const char *json, size_t len,
                                       const char *label) {
-    json_error_t err;
-    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &err);
-    if (!root) {
-        return hsd_fail(HSD_ERR_FORMAT, "%s: invalid JSON at line %d column %d: %s", label,
-                        err.line, err.column, err.text);
-    }
-    enum hsd_status s;
-    if (!json_is_object(root))
-        s = hsd_fail(HSD_ERR_FORMAT, "%s: config must be a JSON object", label);
-    else
-        s = parse_root(cfg, root, label);
+    json_t *root;
+    enum hsd_status s = hsd_cfg_parse(json, len, label, &root);
+    if (s) return s;
+    s = parse_root(cfg, root, label);
     json_decref(root);
     return s;
 }

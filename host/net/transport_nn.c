@@ -114,6 +114,18 @@ static int wait_in(int sock, int timeout_ms) {
     return rc > 0 && (pfd.revents & NN_POLLIN) ? 1 : 0;
 }
 
+// The start of srv_recv/cli_recv: 1 when a message is waiting; else 0 with
+// *what (TIMEOUT or STOPPED) and *st (HSD_OK, or HSD_ERR_IO when the poll
+// failed) to return.
+static int recv_ready(int sock, int timeout_ms, enum hsd_net_wait *what, enum hsd_status *st) {
+    *what = HSD_NET_TIMEOUT;
+    *st = HSD_OK;
+    int w = wait_in(sock, timeout_ms);
+    if (w == -1) *what = HSD_NET_STOPPED;
+    if (w == -2) *st = HSD_ERR_IO;
+    return w == 1;
+}
+
 // The end of srv_open/cli_open: on failure `s` closes the socket; else
 // the socket becomes the transport's state.
 static enum hsd_status end_open(void **out, int sock, enum hsd_status s) {
@@ -164,14 +176,8 @@ static int route_from_ctrl(struct hsd_net_route *r, const void *ctrl) {
 static enum hsd_status srv_recv(void *impl, struct hsd_net_msg *msg, int timeout_ms,
                                 enum hsd_net_wait *what) {
     struct nn_end *e = impl;
-    *what = HSD_NET_TIMEOUT;
-    int w = wait_in(e->sock, timeout_ms);
-    if (w == 0) return HSD_OK;
-    if (w == -1) {
-        *what = HSD_NET_STOPPED;
-        return HSD_OK;
-    }
-    if (w == -2) return HSD_ERR_IO;
+    enum hsd_status st;
+    if (!recv_ready(e->sock, timeout_ms, what, &st)) return st;
 
     void *body = NULL;
     // size_t-aligned, zeroed: if nanomsg finds it too small it writes nothing.
@@ -274,14 +280,8 @@ static enum hsd_status cli_send(void *impl, const void *buf, size_t len) {
 static enum hsd_status cli_recv(void *impl, struct hsd_net_msg *msg, int timeout_ms,
                                 enum hsd_net_wait *what) {
     struct nn_end *e = impl;
-    *what = HSD_NET_TIMEOUT;
-    int w = wait_in(e->sock, timeout_ms);
-    if (w == 0) return HSD_OK;
-    if (w == -1) {
-        *what = HSD_NET_STOPPED;
-        return HSD_OK;
-    }
-    if (w == -2) return HSD_ERR_IO;
+    enum hsd_status st;
+    if (!recv_ready(e->sock, timeout_ms, what, &st)) return st;
     void *body = NULL;
     int rc = nn_recv(e->sock, &body, NN_MSG, NN_DONTWAIT);
     if (rc < 0) {
