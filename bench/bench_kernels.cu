@@ -12,7 +12,7 @@
 //              softmax): a floor for the GEMM work; PyTorch SDPA (flash)
 //              comes from bench/sdpa_bench.py on the same card
 //   memory-bound ops  the measured device-to-device copy bandwidth
-// Timing (METHOD.md, STYLE.md): CUDA events around each launch, 3 warm-up
+// Timing (docs/conventions.md "Timing"): CUDA events around each launch, 3 warm-up
 // launches, the L2 flushed (a memset of 2x its size) before every timed
 // repeat, median of --reps (default 30, >= 20); REFERENCE versions (simple,
 // slow, not performance targets) get 3 repeats. Random inputs (never

@@ -110,12 +110,12 @@ for f in "${exes[@]}"; do
   done
 done
 
-# CLIP's vocab (and its MIT licence) from ../shared/assets, for the SD 1.5
+# CLIP's vocab (and its MIT licence) from host/text/data, for the SD 1.5
 # tokenizer folder that gpu_parity.py --pipeline writes there.
-gz=${HSD_CLIP_BPE_GZ:-$src_dir/../shared/assets/clip_bpe_simple_vocab_16e6.txt.gz}
+gz=${HSD_CLIP_BPE_GZ:-$src_dir/host/text/data/clip_bpe_simple_vocab_16e6.txt.gz}
 if [ -f "$gz" ]; then
   cp "$gz" "$stage/assets/clip_bpe_simple_vocab_16e6.txt.gz"
-  [ -f "$(dirname "$gz")/CLIP_LICENSE.txt" ] && cp "$(dirname "$gz")/CLIP_LICENSE.txt" "$stage/assets/"
+  [ -f "$(dirname "$gz")/LICENSE-CLIP.txt" ] && cp "$(dirname "$gz")/LICENSE-CLIP.txt" "$stage/assets/"
 else
   echo "bundle-device: warning: no CLIP vocab at $gz: device-check's SD 1.5 pipeline steps will skip" >&2
 fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """hsd's U-Net, CLIP text encoder and VAE decoder against diffusers /
 transformers on the same random weights and inputs: the parity row of
-DESIGN.md §7 ("fp16 GPU <= 2x torch fp16 error"; fp32 CPU: max|err| <= 1e-4
+docs/architecture.md §7 ("fp16 GPU <= 2x torch fp16 error"; fp32 CPU: max|err| <= 1e-4
 of the output scale).
 
 For each model (--models unet,text,vae):
@@ -39,7 +39,7 @@ scheduler/, model_index.json) and OUT/<config>-edge (a narrow
 BK-SDM-Tiny-shaped U-Net with the same context width; the other parts are
 links to OUT/<config>), for bench/device-check.sh's serve and end-to-end
 steps. The SD 1.5 tokenizer needs OpenAI's bpe_simple_vocab_16e6.txt.gz
-(HSD_CLIP_BPE_GZ, else ../shared/assets); --small uses tests/data/tokenizer/tiny.
+(HSD_CLIP_BPE_GZ, else host/text/data); --small uses tests/data/tokenizer/tiny.
 Output: one JSON line per model (to --json, appended, else OUT/parity.jsonl)
 and a table on stdout. Exit 0 all PASS, 1 any FAIL or error, 77 --device cuda
 without a GPU (or without torch/diffusers).
@@ -61,7 +61,7 @@ ORACLE = os.path.join(REPO, "tests", "oracle")
 # Bump when the way models are built changes: stale folders are rebuilt.
 BUILDER_VERSION = 1
 SEQ_LEN = 77
-FP32_BOUND = 1e-4  # DESIGN.md §7: fp32 CPU max|err| relative to the output scale
+FP32_BOUND = 1e-4  # docs/architecture.md §7: fp32 CPU max|err| relative to the output scale
 
 
 def import_oracle():
@@ -465,7 +465,7 @@ def main():
                 elif hsd_fp32:
                     ok = e["max_abs"] <= FP32_BOUND * e["max_ref"]
                     rec.update(verdict="PASS" if ok else "FAIL",
-                               criterion="fp32: max|err| <= 1e-4 * max|ref| (DESIGN.md 7)",
+                               criterion="fp32: max|err| <= 1e-4 * max|ref| (docs/architecture.md 7)",
                                note="hsd on the CPU backend computes in fp32: "
                                     "hsd err <= 2x torch low-precision err holds trivially")
                 elif low is None:

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The U-Net forward of hsd against PyTorch on one card, in one run: the "GPU
-U-Net" row of DESIGN.md §7 (>= 1.5x torch.compile's throughput at batch 16,
+U-Net" row of docs/architecture.md §7 (>= 1.5x torch.compile's throughput at batch 16,
 >= 1.5x diffusers eager at batch 2).
 
 Model: an SD 1.5-config UNet2DConditionModel with random weights (built by
@@ -393,7 +393,7 @@ def table(res, batches, dev_name, header):
         tgt.append(f"hsd vs eager at batch 2: {fmt(v, '.2f') + 'x' if v else 'n/a'} (target >= 1.5x: "
                    f"{'met' if v and v >= 1.5 else 'not met' if v else 'not measured'})")
     if tgt:
-        lines += ["", "DESIGN.md §7 targets: " + "; ".join(tgt)]
+        lines += ["", "docs/architecture.md §7 targets: " + "; ".join(tgt)]
     return lines, comps
 
 

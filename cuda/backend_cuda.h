@@ -1,4 +1,4 @@
-// The CUDA backend: backend.h's op table on one GPU (DESIGN.md §4). fp16
+// The CUDA backend: backend.h's op table on one GPU (docs/architecture.md §4). fp16
 // weights and activations with fp32 accumulation; linear layers on
 // cuBLASLt (bias and residual fused in its epilogue / beta), every other op
 // on the kernels of the registry (registry.h), conv2d measured per shape

@@ -25,7 +25,7 @@
 
 #include "core/status.h"
 
-// STYLE.md "check the last error after every kernel launch". Returns from
+// docs/conventions.md "Errors": the last error is checked after every launch. Returns from
 // the calling launcher with HSD_ERR_DEVICE naming the kernel.
 #define HSD_CUDA_CHECK_LAUNCH(name)                                                        \
     do {                                                                                   \

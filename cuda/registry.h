@@ -1,5 +1,5 @@
 // The kernel registry: one table per op listing every version of that op's
-// CUDA kernel (STYLE.md: versions live side by side; production, tests and
+// CUDA kernel (docs/conventions.md: versions live side by side; production, tests and
 // benchmarks walk the same table). C header: the C tests include it.
 //
 // For each op X in HSD_CUDA_OPS below this header declares

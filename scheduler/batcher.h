@@ -1,4 +1,4 @@
-// Step-level continuous batching over a pool of devices (DESIGN.md §6).
+// Step-level continuous batching over a pool of devices (docs/architecture.md §6).
 //
 // Requests wait in a bounded queue (priority, then FIFO). A device worker
 // admits a few at a time (their prompts encoded in one text-encoder call,
@@ -79,7 +79,7 @@ struct hsd_sched_stats {
     double uptime_ms;
 };
 
-// One device of the pool (DESIGN.md §6 "Device pool"): what STATUS and the
+// One device of the pool (docs/architecture.md §6 "Device pool"): what STATUS and the
 // per-device metrics report.
 struct hsd_sched_device_stats {
     char name[64];                // as given to hsd_sched_add_device ("gpu:0")

@@ -1,4 +1,4 @@
-// Request lifecycle (DESIGN.md §6): QUEUED -> ADMITTED -> RUNNING(step i)
+// Request lifecycle (docs/architecture.md §6): QUEUED -> ADMITTED -> RUNNING(step i)
 // -> DONE | FAILED | CANCELLED | EXPIRED, decided in one switch
 // (hsd_req_transition) that aborts on an impossible transition.
 #ifndef HSD_SCHED_REQUEST_STATE_H

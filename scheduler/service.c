@@ -415,7 +415,7 @@ char *hsd_service_metrics_text(const struct hsd_sched_stats *st,
     for (int c = 1; c < n_codes; c++)
         EMIT("hsd_errors_total{code=\"%s\"} %llu\n", hsd_wire_error_name((uint16_t)c),
              (unsigned long long)errors[c]);
-    // Per device (DESIGN.md §6 "Device pool"): which ones serve, and what
+    // Per device (docs/architecture.md §6 "Device pool"): which ones serve, and what
     // each did. Counters keep their values after a device failed.
     EMIT("# HELP hsd_device_healthy 1 while the device serves; 0 once a device error took it "
          "out of the pool.\n# TYPE hsd_device_healthy gauge\n");

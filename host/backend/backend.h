@@ -1,5 +1,5 @@
-// The backend op table (STYLE.md: "Backends are a table of function
-// pointers", after ggml's ggml_backend_i). Model code (host/models) calls
+// The backend op table (docs/conventions.md "Code shape": backends are
+// tables of function pointers, after ggml's ggml_backend_i). Model code (host/models) calls
 // these ops and never asks which backend it runs on; the CPU backend
 // (backend/cpu) is the fp32 reference truth, the CUDA backend (cuda/)
 // implements the same table in fp16.

@@ -1,4 +1,4 @@
-// hsd: git-style front end (DESIGN.md §1). `hsd help` lists the commands.
+// hsd: git-style front end (docs/architecture.md §1). `hsd help` lists the commands.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

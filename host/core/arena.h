@@ -1,6 +1,6 @@
 // Bump allocator for activations: one block reserved up front, allocations
 // are 64-byte aligned (cache line / AVX-512 vector), freed all at once or
-// back to a mark. The step loop allocates only from an arena (DESIGN.md §4).
+// back to a mark. The step loop allocates only from an arena (docs/architecture.md §4).
 #ifndef HSD_CORE_ARENA_H
 #define HSD_CORE_ARENA_H
 

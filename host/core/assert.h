@@ -1,4 +1,4 @@
-// HSD_ASSERT: the bug tier of STYLE.md "Errors". A failed assertion means
+// HSD_ASSERT: the bug tier of docs/conventions.md "Errors". A failed assertion means
 // the program itself is wrong (not the input), so it prints the expression
 // and file:line and aborts. Never use it for input validation.
 #ifndef HSD_CORE_ASSERT_H

@@ -1,4 +1,4 @@
-// Status codes and error messages: the runtime-failure tier of STYLE.md
+// Status codes and error messages: the runtime-failure tier of docs/conventions.md
 // "Errors". A function that can fail returns enum hsd_status and records a
 // message with hsd_fail(); the caller prints hsd_last_error(). Bugs use
 // HSD_ASSERT (core/assert.h) instead.

@@ -1,4 +1,4 @@
-// The edge worker (DESIGN.md §3, docs/protocol.md): ask a cloud `hsd serve`
+// The edge worker (docs/architecture.md §3, docs/protocol.md): ask a cloud `hsd serve`
 // for the first k denoising steps of a request, check what comes back, and
 // finish the remaining steps with the edge's own (small) U-Net and VAE.
 // When no cloud answers in time, generate the whole image locally (k = 0).

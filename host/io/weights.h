@@ -2,7 +2,7 @@
 // diffusers state-dict names. A diffusers folder's file is used as it is;
 // a single-file CompVis/LDM checkpoint is renamed on open
 // (io/ldm_names.h), so model code looks weights up by one name scheme only
-// (STYLE.md: "Loading a weight is a name lookup").
+// (docs/conventions.md "Code shape": loading a weight is a name lookup).
 #ifndef HSD_IO_WEIGHTS_H
 #define HSD_IO_WEIGHTS_H
 

@@ -6,7 +6,7 @@
 // for real. Allocation is a bump pointer with stack marks: a block
 // allocates its output first, then its temporaries, and releases the
 // temporaries when done (f->used = mark). No allocation happens in a
-// planned forward (DESIGN.md §4: no malloc in the step loop).
+// planned forward (docs/architecture.md §4: no malloc in the step loop).
 #ifndef HSD_MODELS_FWD_H
 #define HSD_MODELS_FWD_H
 

@@ -1,10 +1,10 @@
 // Message transport between edge clients and the cloud service: a small
-// table of functions (STYLE.md: like nanomsg's nn_transport and ggml's
+// table of functions (docs/conventions.md: like nanomsg's nn_transport and ggml's
 // backend interface) with one implementation today, nanomsg
 // (transport_nn.c), and opaque handles on top that add what every transport
 // needs the same way (stop flag, timeout slicing).
 //
-// Shape (DESIGN.md §5):
+// Shape (docs/architecture.md §5):
 // - The server receives requests from many clients and replies LATER, in
 //   any order, from any thread: each received message carries a `route`
 //   (for nanomsg: the SP backtrace header of a raw REP socket) that the

@@ -1,6 +1,6 @@
 // Samplers (diffusers schedulers) for one sample's latent, as plain data
 // that can be serialized: the cloud runs steps 0..k-1, ships the state, the
-// edge runs k..N-1 with the same object (DESIGN.md §3). Each kind produces
+// edge runs k..N-1 with the same object (docs/architecture.md §3). Each kind produces
 // the timesteps of diffusers' `from_config` on the model's
 // scheduler_config.json and, given the same model outputs, the same
 // trajectory.

@@ -1,4 +1,4 @@
-// libFuzzer target for the safetensors reader (STYLE.md "Habits": a fuzz
+// libFuzzer target for the safetensors reader (docs/conventions.md "Tests": a fuzz
 // target for every parser of untrusted bytes). Parses the input as a whole
 // file, then touches every tensor the way a loader would: float tensors are
 // converted with hsd_safetensors_read_f32, the others are read byte by byte,

@@ -2,7 +2,7 @@
 
     python tests/oracle/compare.py GOT.safetensors:sample REF.safetensors:out [--tol 1e-4]
 
-Exit 1 when max|got-ref| > tol * max|ref| (the DESIGN.md §7 fp32 bound).
+Exit 1 when max|got-ref| > tol * max|ref| (the docs/architecture.md §7 fp32 bound).
 """
 import argparse
 import json

@@ -17,12 +17,11 @@ import os
 import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# The original vocab lives outside the repo (CLIP's MIT licence travels with
-# it in ../shared/assets); HSD_CLIP_BPE_GZ overrides, like the CMake cache
-# variable of the same name.
+# The original vocab is vendored in host/text/data with CLIP's MIT licence;
+# HSD_CLIP_BPE_GZ overrides, like the CMake cache variable of the same name.
 DEFAULT_GZ = os.environ.get(
     "HSD_CLIP_BPE_GZ",
-    os.path.join(os.path.dirname(REPO), "shared", "assets", "clip_bpe_simple_vocab_16e6.txt.gz"))
+    os.path.join(REPO, "host", "text", "data", "clip_bpe_simple_vocab_16e6.txt.gz"))
 
 N_TINY_MERGES = 500
 BOS = "<|startoftext|>"

@@ -1,6 +1,6 @@
 // The CUDA backend end to end (label gpu; exits 77 without a GPU): every
 // model of the test data on cuda:0 against the same model on the CPU
-// backend (the reference truth, DESIGN.md §4), CUDA graph replays against
+// backend (the reference truth, docs/architecture.md §4), CUDA graph replays against
 // the eager run, and, with two or more GPUs, the NCCL weight broadcast.
 //
 // Tolerance (model outputs): max|err| <= 3e-2 * max|ref|. The GPU keeps

@@ -5,7 +5,7 @@
 // compared with transformers' fp32 CPU results. Then the strict-loading and
 // bad-input errors.
 //
-// Tolerance: max |err| <= 1e-4 * max |ref| per tensor (DESIGN.md §7). Both
+// Tolerance: max |err| <= 1e-4 * max |ref| per tensor (docs/architecture.md §7). Both
 // sides are fp32 and differ only in summation order (OpenBLAS vs torch's
 // GEMM blocking, SDPA vs our softmax, LayerNorm reductions): ~6e-8 relative
 // per rounding, growing like sqrt(K) (K <= 48 here) and with depth (3

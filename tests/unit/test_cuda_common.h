@@ -2,7 +2,7 @@
 // GPU presence and skip, seeds, fp16 rounding, device buffers, the error
 // metric and the optional PyTorch fp16 error table.
 //
-// Error metric (STYLE.md "Tests"): every case compares the kernel's fp16
+// Error metric (docs/conventions.md "Tests"): every case compares the kernel's fp16
 // output with the CPU backend run in fp32 on the same fp16-rounded inputs,
 // and reports max |err|, max |ref| and NMSE = sum (got-ref)^2 / sum ref^2.
 // A case passes when nothing is NaN/Inf (outputs are poisoned with NaN

@@ -1,4 +1,4 @@
-// The request state machine: every legal path of DESIGN.md §6, final
+// The request state machine: every legal path of docs/architecture.md §6, final
 // states are final (an illegal transition aborts: checked in a child).
 #include <signal.h>
 #include <stdio.h>

@@ -3,7 +3,7 @@
 // on the oracle's inputs, and its output and per-block intermediates are
 // compared with diffusers' fp32 CPU results.
 //
-// Tolerance: max |err| <= 1e-4 * max |ref| per tensor (DESIGN.md §7). Both
+// Tolerance: max |err| <= 1e-4 * max |ref| per tensor (docs/architecture.md §7). Both
 // sides are fp32; they differ only in summation order (OpenBLAS vs oneDNN/
 // MKL GEMM blocking, softmax and norm reductions). Relative fp32 rounding is
 // ~6e-8 per op and grows roughly with sqrt(reduction length) and depth; for

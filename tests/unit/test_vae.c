@@ -5,7 +5,7 @@
 // the loader's failure modes: missing / extra / misshapen tensors and bad
 // configs must fail naming the file and the tensor or key.
 //
-// Tolerance: max |err| <= 1e-4 * max |ref| per tensor (DESIGN.md §7). Both
+// Tolerance: max |err| <= 1e-4 * max |ref| per tensor (docs/architecture.md §7). Both
 // sides are fp32 from the same (fp16/bf16-rounded) weights and differ only
 // in summation order (OpenBLAS im2col GEMMs vs oneDNN direct convolution,
 // norm and softmax reductions): ~6e-8 relative per op, growing with

@@ -1,5 +1,5 @@
 // CPU fp32 backend: the reference truth every CUDA kernel is tested
-// against (DESIGN.md §4). This file holds creation, memory and the op table;
+// against (docs/architecture.md §4). This file holds creation, memory and the op table;
 // each op lives in its own file (cpu_conv2d.c, cpu_linear.c, cpu_norm.c,
 // cpu_attention.c, cpu_eltwise.c, cpu_embed.c, cpu_vae_ops.c).
 //

@@ -26,7 +26,7 @@
 
 // Backend-private state (be->impl). One scratch block reused by every op
 // (im2col columns, attention score tiles), grown on demand, so the step loop
-// does not malloc once shapes have been seen (DESIGN.md §4 "Memory"). A
+// does not malloc once shapes have been seen (docs/architecture.md §4 "Memory"). A
 // backend is driven by one thread at a time, like a stream.
 struct hsd_cpu {
     float *scratch;
