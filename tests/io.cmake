@@ -1,3 +1,6 @@
 # I/O and element types: safetensors reader/writer, fp16/bf16 conversion.
 hsd_add_test(test_safetensors LABELS unit TIMEOUT 60 SOURCES unit/test_safetensors.c)
 hsd_add_test(test_dtype LABELS unit TIMEOUT 60 SOURCES unit/test_dtype.c)
+# Configs as diffusers writes them: Python's JSON dialect, and the scheduler
+# configs diffusers saves (tests/oracle/make_scheduler_configs.py).
+hsd_add_test(test_config_json LABELS oracle TIMEOUT 60 SOURCES unit/test_config_json.c)

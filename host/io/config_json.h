@@ -10,8 +10,22 @@
 #include "core/status.h"
 
 // Parses config.json bytes (duplicate keys rejected) that must hold one
-// JSON object; *root (caller json_decref's) on success.
+// JSON object; *root (caller json_decref's) on success. Python's JSON
+// dialect is accepted: diffusers and transformers write configs with
+// json.dumps, which spells float('inf'), -inf and nan as the bare tokens
+// Infinity, -Infinity and NaN (e.g. DPMSolverMultistepScheduler's
+// "lambda_min_clipped": -Infinity). RFC 8259 (and so jansson) has no such
+// tokens; they are read as numbers by hsd_cfg_number and hsd_cfg_float,
+// and a key hsd ignores may hold them like any other value.
 enum hsd_status hsd_cfg_parse(const char *json, size_t len, const char *label, json_t **root);
+
+// A config.json file (at most 1 MiB) through hsd_cfg_parse, labelled with
+// its path.
+enum hsd_status hsd_cfg_load_file(const char *path, json_t **root);
+
+// 1 and *x when v is a JSON number or one of the Python tokens above
+// (+-inf, NaN), else 0.
+int hsd_cfg_number(const json_t *v, double *x);
 
 // "<label>: config key '<key>': <why>" as HSD_ERR_FORMAT.
 enum hsd_status hsd_cfg_bad(const char *label, const char *key, const char *why);

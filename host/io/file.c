@@ -32,6 +32,17 @@ enum hsd_status hsd_read_small_file(const char *path, size_t max_bytes, const ch
     return HSD_OK;
 }
 
+enum hsd_status hsd_parse_small_file(const char *path, size_t max_bytes, const char *what,
+                                     hsd_text_parse_fn parse, void *ctx) {
+    char *text;
+    size_t len;
+    enum hsd_status s = hsd_read_small_file(path, max_bytes, what, &text, &len);
+    if (s) return s;
+    s = parse(ctx, text, len, path);
+    free(text);
+    return s;
+}
+
 int hsd_is_file(const char *p) {
     struct stat st;
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);

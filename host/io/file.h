@@ -14,6 +14,13 @@
 enum hsd_status hsd_read_small_file(const char *path, size_t max_bytes, const char *what,
                                     char **buf, size_t *len);
 
+// Reads the file as above and hands its text to parse(ctx, text, len,
+// path), for the config readers that take text (unet, clip, scheduler).
+typedef enum hsd_status (*hsd_text_parse_fn)(void *ctx, const char *text, size_t len,
+                                             const char *label);
+enum hsd_status hsd_parse_small_file(const char *path, size_t max_bytes, const char *what,
+                                     hsd_text_parse_fn parse, void *ctx);
+
 // 1 when `p` is a regular file / a directory (following links), else 0.
 int hsd_is_file(const char *p);
 int hsd_is_dir(const char *p);

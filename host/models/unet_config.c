@@ -261,15 +261,13 @@ enum hsd_status hsd_unet_config_parse(struct hsd_unet_config *cfg, const char *j
     return s;
 }
 
+static enum hsd_status parse_text(void *cfg, const char *text, size_t len, const char *label) {
+    return hsd_unet_config_parse(cfg, text, len, label);
+}
+
 enum hsd_status hsd_unet_config_load(struct hsd_unet_config *cfg, const char *path) {
-    char *buf;
-    size_t len;
     // Configs are a few KB; 16 MB is far beyond any real one.
-    enum hsd_status s = hsd_read_small_file(path, 16u << 20, "config", &buf, &len);
-    if (s) return s;
-    s = hsd_unet_config_parse(cfg, buf, len, path);
-    free(buf);
-    return s;
+    return hsd_parse_small_file(path, 16u << 20, "config", parse_text, cfg);
 }
 
 static json_t *int_list(const int *v, int n) {

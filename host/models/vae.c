@@ -61,16 +61,11 @@ static enum hsd_status find_files(const char *path, char *cfg, size_t cfg_cap, c
 }
 
 static enum hsd_status parse_config(struct hsd_vae *v, const char *cfg_path) {
-    json_error_t err;
-    json_t *root = json_load_file(cfg_path, JSON_REJECT_DUPLICATES, &err);
-    if (!root)
-        return hsd_fail(HSD_ERR_FORMAT, "%s: invalid JSON at line %d column %d: %s", cfg_path,
-                        err.line, err.column, err.text);
-    enum hsd_status s;
+    json_t *root;
+    enum hsd_status s = hsd_cfg_load_file(cfg_path, &root);
+    if (s) return s;
     json_t *cls = json_object_get(root, "_class_name");
-    if (!json_is_object(root)) {
-        s = hsd_fail(HSD_ERR_FORMAT, "%s: config must be a JSON object", cfg_path);
-    } else if (!json_is_string(cls)) {
+    if (!json_is_string(cls)) {
         s = hsd_fail(HSD_ERR_FORMAT, "%s: config key '_class_name' missing or not a string "
                      "(expected \"AutoencoderKL\" or \"AutoencoderTiny\")", cfg_path);
     } else if (!strcmp(json_string_value(cls), "AutoencoderKL")) {

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "sampling/sampler.h"
+#include "io/config_json.h"
 #include "io/file.h"
 
 // No FMA contraction: diffusers' float32 ops round one by one (GCC: off in
@@ -84,8 +85,8 @@ static enum hsd_status get_int(json_t *root, const char *label, const char *key,
 static enum hsd_status get_real(json_t *root, const char *label, const char *key, double *out) {
     json_t *v = get(root, key);
     if (!v) return HSD_OK;
-    if (!json_is_number(v)) return bad(label, key, "expected a number");
-    double x = json_number_value(v);
+    double x;
+    if (!hsd_cfg_number(v, &x)) return bad(label, key, "expected a number");
     if (!isfinite(x)) return bad(label, key, "not a finite number");
     *out = x;
     return HSD_OK;
@@ -151,20 +152,14 @@ static enum hsd_status reject_features(json_t *root, const char *label) {
 
 enum hsd_status hsd_noise_schedule_parse(struct hsd_noise_schedule *s, const char *json,
                                          size_t len, const char *label) {
-    json_error_t err;
-    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &err);
-    if (!root) {
-        return hsd_fail(HSD_ERR_FORMAT, "%s: invalid JSON at line %d: %s", label, err.line,
-                        err.text);
-    }
+    // Python's JSON dialect included (hsd_cfg_parse): diffusers saves
+    // DPMSolverMultistepScheduler with "lambda_min_clipped": -Infinity.
+    json_t *root;
+    enum hsd_status st = hsd_cfg_parse(json, len, label, &root);
+    if (st) return st;
     struct hsd_noise_schedule r;
     schedule_defaults(&r);
-    enum hsd_status st = HSD_OK;
     const char *value = NULL;
-    if (!json_is_object(root)) {
-        st = hsd_fail(HSD_ERR_FORMAT, "%s: scheduler config is not a JSON object", label);
-        goto out;
-    }
     if ((st = reject_features(root, label)) != HSD_OK) goto out;
     if ((st = get_int(root, label, "num_train_timesteps", 2, HSD_NOISE_SCHEDULE_MAX_TRAIN,
                       &r.num_train_timesteps)) != HSD_OK)
@@ -221,6 +216,10 @@ out:
     return st;
 }
 
+static enum hsd_status parse_text(void *s, const char *text, size_t len, const char *label) {
+    return hsd_noise_schedule_parse(s, text, len, label);
+}
+
 enum hsd_status hsd_noise_schedule_load(struct hsd_noise_schedule *s, const char *path) {
     // A directory is a pipeline root (diffusers layout); anything else is
     // the json file itself.
@@ -235,14 +234,8 @@ enum hsd_status hsd_noise_schedule_load(struct hsd_noise_schedule *s, const char
     if (n < 0 || (size_t)n >= sizeof file) {
         return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", path);
     }
-    char *text;
-    size_t len;
     // Real scheduler configs are < 1 KB.
-    enum hsd_status st = hsd_read_small_file(file, 1u << 20, "scheduler config", &text, &len);
-    if (st) return st;
-    st = hsd_noise_schedule_parse(s, text, len, file);
-    free(text);
-    return st;
+    return hsd_parse_small_file(file, 1u << 20, "scheduler config", parse_text, s);
 }
 
 // Fills betas[n] as float32, the way diffusers + torch compute them.

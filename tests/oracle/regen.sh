@@ -24,3 +24,6 @@ PYTHON=${PYTHON:-$root/.venv/bin/python}
 "$PYTHON" "$here/make_tokenizer_cases.py" --out "$root/tests/data/tokenizer"
 # Whole pipelines and Hybrid SD splits (tests/data/pipeline/), from diffusers.
 "$PYTHON" "$here/make_pipeline_cases.py" --out "$root/tests/data/pipeline"
+# Scheduler configs as diffusers saves them, with diffusers' timesteps
+# (tests/data/sampling/saved_configs/).
+"$PYTHON" "$here/make_scheduler_configs.py" --out "$root/tests/data/sampling/saved_configs"

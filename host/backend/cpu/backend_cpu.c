@@ -120,6 +120,10 @@ static const struct hsd_backend_ops k_cpu_ops = {
     .timestep_embedding = hsd_cpu_timestep_embedding,
 };
 
+void hsd_cpu_blas_threads(const struct hsd_backend *be) {
+    if (omp_get_max_threads() != be->threads) omp_set_num_threads(be->threads);
+}
+
 enum hsd_status hsd_backend_cpu_create(struct hsd_backend **out, int threads) {
     if (!out) return hsd_fail(HSD_ERR_INVALID_ARG, "cpu backend: NULL output pointer");
     *out = NULL;

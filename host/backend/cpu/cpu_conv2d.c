@@ -109,6 +109,7 @@ enum hsd_status hsd_cpu_conv2d(struct hsd_backend *be, const struct hsd_conv2d_p
     if (p->kh == 1 && p->kw == 1 && p->stride == 1 && hp == p->h && wp == p->w) {
         // The NHWC input already is the [rows, ci] column matrix.
         int acc = hsd_cpu_gemm_prefill(out, p->bias, residual, rows, co, be->threads);
+        hsd_cpu_blas_threads(be);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, p->co, p->ci, 1.0f, in,
                     p->ci, weight, p->ci, acc ? 1.0f : 0.0f, out, p->co);
         return HSD_OK;
@@ -125,6 +126,7 @@ enum hsd_status hsd_cpu_conv2d(struct hsd_backend *be, const struct hsd_conv2d_p
         float *o = out + r0 * co;
         int acc = hsd_cpu_gemm_prefill(o, p->bias, residual ? residual + r0 * co : NULL, r1 - r0,
                                        co, be->threads);
+        hsd_cpu_blas_threads(be);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), p->co, (int)K, 1.0f,
                     col, (int)K, weight, (int)K, acc ? 1.0f : 0.0f, o, p->co);
     }

@@ -36,6 +36,13 @@ struct hsd_cpu {
 // Returns a 64-byte aligned scratch block of at least `bytes`, valid until
 // the next call; NULL (with hsd_fail set) when allocation fails.
 float *hsd_cpu_scratch(struct hsd_backend *be, size_t bytes);
+// Makes a cblas call from this thread run on be->threads threads. The
+// OpenMP build of OpenBLAS sizes each call from omp_get_max_threads() of
+// the calling thread, a per-thread setting: a service worker thread that
+// never set it ran its GEMMs on every core while the backend was made for
+// one, and 2-thread OpenBLAS partitions round some elements differently
+// (test_service's bitwise in-process comparison failed on a 2-core EPYC).
+void hsd_cpu_blas_threads(const struct hsd_backend *be);
 // 64-byte aligned (cache line / AVX-512 vector) host allocation.
 void *hsd_cpu_aligned_alloc(size_t bytes);
 

@@ -23,6 +23,7 @@ enum hsd_status hsd_cpu_linear(struct hsd_backend *be, const struct hsd_linear_p
     // the same one pass over C that beta 0 would spend zeroing it.
     int acc = hsd_cpu_gemm_prefill(out, p->bias, p->residual, (size_t)p->m, (size_t)p->n_out,
                                    be->threads);
+    hsd_cpu_blas_threads(be);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p->m, p->n_out, p->k, 1.0f,
                 p->in, p->k,       // [m, k]
                 p->weight, p->k,   // [n_out, k]
