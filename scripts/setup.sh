@@ -41,26 +41,34 @@ fi
 
 # Installs a pinned requirements file into .venv unless every pin is already
 # there at its exact version (checked with importlib.metadata, so a rerun or
-# a venv made by hand does not reinstall torch). Lines are `name==version`.
+# a venv made by hand does not reinstall torch). Lines are `name==version`,
+# optionally with an environment marker.
 pip_sync() {
   local req=$1 what=$2
   if .venv/bin/python - "$req" <<'PY'
-import re, sys
+import sys
 from importlib import metadata
-bad = []
+try:
+    from packaging.requirements import Requirement
+except ImportError:  # a fresh venv: pip brings it with the first install
+    sys.exit(1)
+missing = []
 for line in open(sys.argv[1]):
     line = line.split("#", 1)[0].strip()
     if not line:
         continue
-    m = re.fullmatch(r"([A-Za-z0-9_.\-]+)==([^\s;]+)", line)
-    if not m:
+    r = Requirement(line)
+    if r.marker is not None and not r.marker.evaluate():
+        continue  # not for this machine (e.g. x86-64-only wheels)
+    pins = [s for s in r.specifier if s.operator == "=="]
+    if len(pins) != 1:
         sys.exit(f"setup: {sys.argv[1]}: not an exact pin: {line}")
     try:
-        if metadata.version(m.group(1)) != m.group(2):
-            bad.append(line)
+        if metadata.version(r.name) != pins[0].version:
+            missing.append(line)
     except metadata.PackageNotFoundError:
-        bad.append(line)
-sys.exit(1 if bad else 0)
+        missing.append(line)
+sys.exit(1 if missing else 0)
 PY
   then
     echo "setup: $what present ($req)"
