@@ -308,6 +308,12 @@ for sub in ("wire", "edge_result"):
         samples.append(open(os.path.join(d, fn), "rb").read())
 n_corpus = len(samples)
 seeds = list(replies.values())
+for s in samples:  # the corpus's valid replies too (STATUS among them)
+    try:
+        hc.decode_reply(s)
+        seeds.append(s)
+    except hc.HsdError:
+        pass
 for i in range(3000):
     m = bytearray(rng.choice(seeds))
     op = rng.randrange(6)
