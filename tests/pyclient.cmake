@@ -21,10 +21,12 @@ add_test(NAME test_pyclient_wire
 set_tests_properties(test_pyclient_wire PROPERTIES LABELS unit TIMEOUT 120 SKIP_RETURN_CODE 77
                      ENVIRONMENT "${HSD_PY_ENV}")
 # The client against a real `hsd serve` (tcp on 127.0.0.1): verified
-# RESULT equal to the in-process reference, tampered/replayed refused.
+# RESULT equal to the in-process reference, finished by the C edge equal to
+# `hsd generate --split k`, tampered/replayed refused.
 add_test(NAME test_pyclient_serve
          COMMAND ${HSD_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/pyclient/test_serve.py
-         $<TARGET_FILE:hsd> $<TARGET_FILE:pyclient_wire_tool> ${HSD_TEST_DATA})
+         $<TARGET_FILE:hsd> $<TARGET_FILE:pyclient_wire_tool> ${HSD_TEST_DATA}
+         $<TARGET_FILE:test_edge_pngcmp>)
 set_tests_properties(test_pyclient_serve PROPERTIES LABELS integration TIMEOUT 180
                      SKIP_RETURN_CODE 77 ENVIRONMENT "${HSD_PY_ENV}")
 # Every metric the dashboard's PromQL queries is one `hsd serve` exports.

@@ -9,13 +9,18 @@
   each request runs alone on the same CPU backend, model and thread count,
   which tests/unit/test_service.c shows to be bit-exact; batched with
   others it would not be (OpenBLAS picks GEMM kernels by batch size);
+- end to end: a RESULT the Python client received, finished by the C edge
+  (hsd_edge_verify_result + hsd_edge_finish on the edge model, wire_tool
+  finish), gives the pixels of `hsd generate --edge-model EDGE --split k`
+  (test_edge_pngcmp: pixels and IDAT bytes equal, as tests/cli/
+  edge_vs_generate.sh checks for `hsd edge`);
 - a flipped byte is refused with BAD_CHECKSUM, with the checksum fixed
   with UNAUTHENTICATED (MAC), the same signed bytes sent twice with
   REPLAYED, a wrong secret, a missing signature and a bad field with their
   codes; a CANCEL from a second client stops a running GENERATE; with no
   service, NoReply after the timeout.
 
-  test_serve.py HSD WIRE_TOOL TEST_DATA
+  test_serve.py HSD WIRE_TOOL TEST_DATA PNGCMP
 """
 
 import os
@@ -35,8 +40,9 @@ except ImportError as e:
 
 from harness import Report, Serve, free_port
 
-hsd, tool, data = sys.argv[1:4]
+hsd, tool, data, pngcmp = sys.argv[1:5]
 model = os.path.join(data, "pipeline", "large")
+edge = os.path.join(data, "pipeline", "edge")
 tmp = tempfile.TemporaryDirectory()
 report = Report()
 ok, bad, check = report.ok, report.bad, report.check
@@ -51,6 +57,34 @@ def reference(req, rid):
     subprocess.run([tool, "reference", model, gen, out], check=True, timeout=120,
                    env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
     return hc.decode_reply(open(out, "rb").read())
+
+
+def finish_like_generate(client, name, req):
+    """The RESULT as received, finished by the C edge == hsd generate --split k."""
+    rid = hc.random_request_id()
+    msg = client.encode_generate(req, rid)
+    raw = client.exchange_raw(msg)
+    f = {n: os.path.join(tmp.name, n) for n in ("gen.bin", "res.bin", "e.png", "g.png")}
+    for n, b in (("gen.bin", msg), ("res.bin", raw)):
+        with open(f[n], "wb") as out:
+            out.write(b)
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    fin = subprocess.run([tool, "finish", edge, f["gen.bin"], f["res.bin"], f["e.png"]],
+                         capture_output=True, text=True, timeout=120, env=env)
+    gen = subprocess.run(
+        [hsd, "generate", "--model", model, "--edge-model", edge, "--split", str(req.k),
+         "-p", req.prompt, "-n", req.negative_prompt, "--width", str(req.width), "--height",
+         str(req.height), "--seed", str(req.seed), "--steps", str(req.steps), "--sampler",
+         hc.Sampler.parse(req.sampler).cli_name, "--cfg", repr(req.cfg_scale), "--threads", "2",
+         "-q", "-o", f["g.png"]], capture_output=True, text=True, timeout=120, env=env)
+    if fin.returncode or gen.returncode:
+        bad(f"{name}: finish rc {fin.returncode} ({fin.stderr.strip()}), generate rc "
+            f"{gen.returncode} ({gen.stderr.strip()})")
+        return
+    cmp = subprocess.run([pngcmp, f["e.png"], f["g.png"]], capture_output=True, text=True,
+                         timeout=60)
+    check(cmp.returncode == 0, f"{name}: pynng RESULT finished by the C edge == hsd generate "
+          f"--edge-model EDGE --split {req.k}: {cmp.stdout.strip()}", cmp.stdout + cmp.stderr)
 
 
 keys = os.path.join(tmp.name, "keys")
@@ -104,6 +138,9 @@ with Serve(hsd, model, ["--keys", keys]) as srv:
               f"{res.latent.shape}, embeddings {res.embeddings.shape}, device {res.device_ms:.0f} "
               f"ms); latent, embeddings and sampler state bitwise equal to the C reference",
               f"worst latent difference {worst:g}")
+
+        if isinstance(req.prompt, str):
+            finish_like_generate(client, name, req)
 
     req = R(prompt="a lighthouse", seed=1, width=64, height=64, steps=3, k=1)
     msg = client.encode_generate(req, hc.random_request_id())

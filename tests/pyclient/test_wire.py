@@ -220,12 +220,24 @@ for name, fn in {"missing keys file": lambda: hc.Key.from_file(path("none"), "ed
     except hc.KeyFileError as e:
         ok(f"refused: {name}: {e}")
 for name, fn in {"endpoint http://": lambda: hc.Client("http://x:1"),
+                 "tcp endpoint without port": lambda: hc.Client("tcp://x"),
+                 "port 65536": lambda: hc.Client("tcp://127.0.0.1:65536"),
+                 "key of the wrong type": lambda: hc.Client("tcp://x:1", key="edge-1"),
                  "timeout 0": lambda: hc.Client("tcp://x:1", timeout_ms=0)}.items():
     try:
         fn()
         bad(f"client accepted: {name}")
-    except ValueError as e:
+    except hc.InvalidRequest as e:
         ok(f"client refused: {name}: {e}")
+try:
+    hc.Client("tcp://[::1:7100", timeout_ms=300).status()
+    bad("malformed IPv6 endpoint accepted")
+except hc.TransportError as e:
+    ok(f"malformed endpoint: TransportError from nng: {e}")
+ids = np.array([49406, 320, 49407], dtype=np.int64)  # as a tokenizer returns them
+got = c_check(client.encode_generate(R(prompt=ids, k=1), 9), keys)
+check(got.get("ok") and got["generate"]["prompt"] == ids.tolist(),
+      "numpy token ids encode like a list", got)
 
 # ---- replies the C encoder built ----
 

@@ -12,6 +12,11 @@
 //                                   gives for GENERATE MSG on pipeline MODEL
 //                                   (what a service must send for that
 //                                   request run alone), encoded, to OUT.
+//   wire_tool finish EDGE GEN RES OUT.png   the C edge's side of a RESULT
+//                                   (RES, e.g. received by the Python
+//                                   client) for GENERATE GEN (text prompts):
+//                                   hsd_edge_verify_result + hsd_edge_finish
+//                                   on pipeline EDGE, the image as a PNG.
 //   wire_tool decode LIST           hsd_wire_decode of each file named in
 //                                   LIST (one path a line): "OK TYPE" or
 //                                   "ERR CODE" a line (differential fuzzing).
@@ -23,12 +28,14 @@
 #include <string.h>
 
 #include "edge/edge.h"
+#include "io/png.h"
 #include "net/auth.h"
 #include "net/wire.h"
 #include "pipeline/pipeline.h"
 
 static int usage(void) {
-    fprintf(stderr, "usage: wire_tool check KEYS MSG | reference MODEL MSG OUT | decode LIST | "
+    fprintf(stderr, "usage: wire_tool check KEYS MSG | reference MODEL MSG OUT | "
+                    "finish EDGE GEN RES OUT.png | decode LIST | "
                     "error ID CODE RETRY TEXT OUT | cancel-ack ID TARGET CANCELLED OUT\n");
     return 2;
 }
@@ -164,6 +171,61 @@ out:
     return rc;
 }
 
+static int cmd_finish(const char *edge, const char *gen_path, const char *res_path,
+                      const char *out) {
+    size_t gl = 0, rl = 0;
+    uint8_t *gb = read_file(gen_path, &gl), *rb = read_file(res_path, &rl);
+    static char prompt[HSD_WIRE_MAX_PROMPT_BYTES + 1], negative[HSD_WIRE_MAX_PROMPT_BYTES + 1];
+    struct hsd_wire_msg gm, rm;
+    enum hsd_wire_error code;
+    struct hsd_pipeline *p = NULL;
+    struct hsd_edge_handover h = {0};
+    uint8_t *rgb = NULL;
+    int rc = 2;
+    if (!gb || !rb) {
+        fprintf(stderr, "wire_tool: cannot read %s\n", gb ? res_path : gen_path);
+        goto out;
+    }
+    if (hsd_wire_decode(&gm, &code, gb, gl) || gm.type != HSD_WIRE_GENERATE ||
+        gm.u.generate.prompt.kind != HSD_WIRE_PROMPT_TEXT ||
+        gm.u.generate.negative.kind != HSD_WIRE_PROMPT_TEXT ||
+        hsd_wire_decode(&rm, &code, rb, rl)) {
+        fprintf(stderr, "wire_tool: unreadable GENERATE (text prompts) or RESULT: %s\n",
+                hsd_last_error());
+        goto out;
+    }
+    const struct hsd_wire_generate *g = &gm.u.generate;
+    hsd_wire_str_copy(prompt, sizeof prompt, g->prompt.text);
+    hsd_wire_str_copy(negative, sizeof negative, g->negative.text);
+    // The request as `hsd edge` builds it from its flags (host/cli/cmd_edge.c).
+    struct hsd_edge_request r = {
+        .gen = {.prompt = prompt, .negative_prompt = negative, .guidance_scale = g->cfg_scale,
+                .steps = g->steps, .split = -1, .sampler = (enum hsd_sampler_kind)g->sampler,
+                .width = g->width, .height = g->height, .seed = g->seed, .batch_count = 1,
+                .clip_skip = g->clip_skip},
+        .k_min = g->k_min, .k_max = g->k_max};
+    struct hsd_pipeline_config pc = {.model = edge, .threads = 2};
+    struct hsd_edge_expect e;
+    if (hsd_pipeline_load(&p, &pc)) goto fail;
+    hsd_edge_expect_from(&e, p);
+    if (hsd_edge_verify_result(&h, &rm, gm.request_id, &r, &e)) goto fail;
+    rgb = malloc((size_t)g->width * g->height * 3);
+    if (!rgb || hsd_edge_finish(p, &h, &r, rgb, NULL, NULL, NULL) ||
+        hsd_png_write(out, rgb, g->width, g->height, NULL, 0))
+        goto fail;
+    rc = 0;
+    goto out;
+fail:
+    fprintf(stderr, "wire_tool: %s\n", hsd_last_error());
+out:
+    free(rgb);
+    hsd_edge_handover_free(&h);
+    hsd_pipeline_free(p);
+    free(gb);
+    free(rb);
+    return rc;
+}
+
 static int cmd_decode(const char *list) {
     FILE *f = fopen(list, "r");
     if (!f) return fprintf(stderr, "wire_tool: cannot read %s\n", list), 2;
@@ -191,6 +253,8 @@ static int cmd_decode(const char *list) {
 int main(int argc, char **argv) {
     if (argc == 4 && !strcmp(argv[1], "check")) return cmd_check(argv[2], argv[3]);
     if (argc == 3 && !strcmp(argv[1], "decode")) return cmd_decode(argv[2]);
+    if (argc == 6 && !strcmp(argv[1], "finish"))
+        return cmd_finish(argv[2], argv[3], argv[4], argv[5]);
     if (argc == 5 && !strcmp(argv[1], "reference")) return cmd_reference(argv[2], argv[3], argv[4]);
     char buf[HSD_WIRE_ERROR_MAX_SIZE];
     size_t n;

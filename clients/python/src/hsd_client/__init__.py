@@ -15,7 +15,7 @@ text embeddings as numpy arrays.
 from .auth import Key, load_keys, sign
 from .client import Client, random_request_id, verify_result
 from .errors import (HsdError, InvalidRequest, KeyFileError, NoReply, ProtocolError,
-                     ServerError, VerificationError)
+                     ServerError, TransportError, VerificationError)
 from .replies import CancelAck, Device, Error, Result, Status, decode_reply
 from .sampler_state import SamplerState, decode_sampler_state
 from .wire import ErrorCode, GenerateRequest, MsgType, Sampler, decode_frame
@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CancelAck", "Client", "Device", "Error", "ErrorCode", "GenerateRequest", "HsdError",
     "InvalidRequest", "Key", "KeyFileError", "MsgType", "NoReply", "ProtocolError", "Result",
-    "Sampler", "SamplerState", "ServerError", "Status", "VerificationError", "decode_frame",
+    "Sampler", "SamplerState", "ServerError", "Status", "TransportError", "VerificationError", "decode_frame",
     "decode_reply", "decode_sampler_state", "load_keys", "random_request_id", "sign",
     "verify_result",
 ]

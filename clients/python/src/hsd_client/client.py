@@ -16,7 +16,7 @@ from typing import Optional
 import pynng
 
 from . import auth, wire
-from .errors import NoReply, ServerError, VerificationError
+from .errors import InvalidRequest, NoReply, ServerError, TransportError, VerificationError
 from .replies import CancelAck, Error, Reply, Result, Status, decode_reply
 from .sampler_state import SamplerState, decode_sampler_state
 
@@ -43,12 +43,12 @@ class Client:
     """
 
     def __init__(self, endpoint: str, key: Optional[auth.Key] = None, timeout_ms: int = 60000):
-        if not isinstance(endpoint, str) or not endpoint.startswith(("tcp://", "ipc://")):
-            raise ValueError(f"endpoint {endpoint!r}: expected tcp://HOST:PORT or ipc:///PATH")
+        _check_endpoint(endpoint)
         if key is not None and not isinstance(key, auth.Key):
-            raise TypeError("key must be an hsd_client.Key or None")
-        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms <= 0:
-            raise ValueError(f"timeout_ms must be a positive integer, got {timeout_ms!r}")
+            raise InvalidRequest("key must be an hsd_client.Key or None")
+        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or \
+                not 0 < timeout_ms < 2**31:
+            raise InvalidRequest(f"timeout_ms must be a positive integer (ms), got {timeout_ms!r}")
         self.endpoint, self.key, self.timeout_ms = endpoint, key, timeout_ms
 
     # ---- raw exchange ----
@@ -56,18 +56,24 @@ class Client:
     def exchange(self, msg: bytes) -> Reply:
         """Sends one encoded message as it is and returns the decoded reply
         (any type, ERROR included; nothing is raised for an ERROR)."""
+        return decode_reply(self.exchange_raw(msg))
+
+    def exchange_raw(self, msg: bytes) -> bytes:
+        """Sends one encoded message as it is; the reply's bytes, unchecked."""
         with pynng.Req0(recv_max_size=RECV_MAX, resend_time=_NO_RESEND,
                         recv_timeout=self.timeout_ms, send_timeout=self.timeout_ms) as s:
-            # Non-blocking dial: nng connects (and reconnects) in the
-            # background, like nanomsg's nn_connect; the send waits for it.
-            s.dial(self.endpoint, block=False)
             try:
+                # Non-blocking dial: nng connects (and reconnects) in the
+                # background, like nanomsg's nn_connect; the send waits for it.
+                s.dial(self.endpoint, block=False)
                 s.send(bytes(msg))
                 raw = s.recv()
             except pynng.Timeout:
                 raise NoReply(f"no reply from {self.endpoint} within {self.timeout_ms} ms") \
                     from None
-        return decode_reply(raw)
+            except pynng.NNGException as e:
+                raise TransportError(f"{self.endpoint}: {e}") from e
+        return raw
 
     def _signed(self, msg: bytearray) -> bytes:
         if self.key is not None:
@@ -124,6 +130,17 @@ class Client:
 
     def __exit__(self, *exc):
         return False
+
+
+def _check_endpoint(ep) -> None:
+    """tcp://HOST:PORT (port 1..65535) or ipc:///PATH, as `hsd serve --bind`."""
+    if isinstance(ep, str) and ep.startswith("ipc://") and len(ep) > 6:
+        return
+    if isinstance(ep, str) and ep.startswith("tcp://"):
+        host, _, port = ep[6:].rpartition(":")
+        if host and port.isdigit() and 1 <= int(port) <= 65535:
+            return
+    raise InvalidRequest(f"endpoint {ep!r}: expected tcp://HOST:PORT or ipc:///PATH")
 
 
 def verify_result(res: Result, req: wire.GenerateRequest) -> SamplerState:

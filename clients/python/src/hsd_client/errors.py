@@ -36,6 +36,10 @@ class VerificationError(HsdError):
     (other request id, steps, sampler, split, shapes, sampler state)."""
 
 
+class TransportError(HsdError):
+    """nng refused the endpoint or failed to send/receive (other than a timeout)."""
+
+
 class NoReply(HsdError, TimeoutError):
     """No reply within the timeout (no service reachable, or it is too slow)."""
 

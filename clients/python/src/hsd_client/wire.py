@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import math
+import numbers
 import struct
 import zlib
 from dataclasses import dataclass
@@ -282,7 +283,8 @@ def encode_cancel(target: int, request_id: int, with_auth: bool) -> bytearray:
 # ---- field checks ----------------------------------------------------------
 
 def _check_int(name: str, v, lo: int, hi: int) -> None:
-    if isinstance(v, bool) or not isinstance(v, int):
+    # numbers.Integral: numpy integers (token ids from a tokenizer) count too.
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
         raise InvalidRequest(f"{name} must be an integer, got {type(v).__name__} {v!r}")
     if not lo <= v <= hi:
         raise InvalidRequest(f"{name} {v} outside {lo}..{hi}")
@@ -326,4 +328,4 @@ def _prompt(name: str, p: Prompt) -> bytes:
         raise InvalidRequest(f"{name} has {len(ids)} token ids, 1..{MAX_TOKENS} allowed")
     for i, t in enumerate(ids):
         _check_int(f"{name} token {i}", t, 0, MAX_TOKEN_ID)
-    return struct.pack(f"<BI{len(ids)}I", 1, len(ids), *ids)
+    return struct.pack(f"<BI{len(ids)}I", 1, len(ids), *map(int, ids))
