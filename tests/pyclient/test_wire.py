@@ -82,7 +82,8 @@ cases = {
         width=4096, height=120, steps=1000, k_range=(0, 1000), sampler="euler-a", cfg_scale=1.0,
         deadline_ms=3_600_000, clip_skip=23, priority=7, model="sd-1.5", return_embeddings=False),
     "non-ASCII text, pndm, no CFG": hc.GenerateRequest(
-        prompt="Leuchtturm über dem Meer, 灯台 🌊", seed=0, width=512, height=768, steps=25, k=25,
+        prompt="Leuchtturm über dem Meer, 灯台 🌊", seed=0, width=512, height=768, steps=25,
+        k=25,
         sampler=4, cfg_scale=0.5),
     "empty prompts": hc.GenerateRequest(prompt="", steps=1, k=0, sampler="ddim"),
 }
@@ -387,7 +388,8 @@ for i, (s, verdict) in enumerate(zip(samples, c_out)):
         first.append(f"#{i} ({len(s)} B): C {verdict}, Python {mine}")
 check(len(c_out) == len(samples) and disagree == 0,
       f"differential fuzz: {agree} of {len(samples)} messages ({n_corpus} from the C corpus) get "
-      f"the same verdict from Python and C ({skipped_requests} requests with a valid frame skipped)",
+      f"the same verdict from Python and C ({skipped_requests} requests with a valid frame "
+      "skipped)",
       f"{disagree} disagree: {first}")
 
 report.finish()

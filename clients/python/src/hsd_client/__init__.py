@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CancelAck", "Client", "Device", "Error", "ErrorCode", "GenerateRequest", "HsdError",
     "InvalidRequest", "Key", "KeyFileError", "MsgType", "NoReply", "ProtocolError", "Result",
-    "Sampler", "SamplerState", "ServerError", "Status", "TransportError", "VerificationError", "decode_frame",
-    "decode_reply", "decode_sampler_state", "load_keys", "random_request_id", "sign",
-    "verify_result",
+    "Sampler", "SamplerState", "ServerError", "Status", "TransportError", "VerificationError",
+    "decode_frame", "decode_reply", "decode_sampler_state", "load_keys", "random_request_id",
+    "sign", "verify_result",
 ]

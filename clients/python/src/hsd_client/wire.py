@@ -172,14 +172,16 @@ def decode_frame(buf: bytes) -> Frame:
     expect = HEADER_SIZE + plen + (AUTH_SIZE if has_auth else 0)
     if expect > MAX_MESSAGE or n > MAX_MESSAGE:
         raise ProtocolError(ErrorCode.TOO_LARGE,
-                            f"message of {max(expect, n)} bytes exceeds the {MAX_MESSAGE}-byte limit")
+                            f"message of {max(expect, n)} bytes exceeds the {MAX_MESSAGE}-byte "
+                            "limit")
     if expect > n:
         raise ProtocolError(ErrorCode.BAD_MESSAGE,
                             f"payload length {plen} runs past the end: header says {expect} "
                             f"bytes, got {n}")
     if expect < n:
         raise ProtocolError(ErrorCode.BAD_MESSAGE,
-                            f"length mismatch: header says {expect} bytes, got {n} (trailing bytes)")
+                            f"length mismatch: header says {expect} bytes, got {n} (trailing "
+                            "bytes)")
     want = checksum(buf)
     if crc != want:
         raise ProtocolError(ErrorCode.BAD_CHECKSUM, f"checksum 0x{crc:08x}, computed 0x{want:08x}")
