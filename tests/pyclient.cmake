@@ -29,6 +29,13 @@ add_test(NAME test_pyclient_serve
          $<TARGET_FILE:test_edge_pngcmp>)
 set_tests_properties(test_pyclient_serve PROPERTIES LABELS integration TIMEOUT 180
                      SKIP_RETURN_CODE 77 ENVIRONMENT "${HSD_PY_ENV}")
+# The optional diffusers finish (hsd_client.diffusers_finish) against the
+# C edge's finish of the same handover.
+add_test(NAME test_pyclient_diffusers
+         COMMAND ${HSD_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/pyclient/test_diffusers_finish.py
+         $<TARGET_FILE:pyclient_wire_tool> ${HSD_TEST_DATA})
+set_tests_properties(test_pyclient_diffusers PROPERTIES LABELS oracle TIMEOUT 300
+                     SKIP_RETURN_CODE 77 ENVIRONMENT "${HSD_PY_ENV}")
 # Every metric the dashboard's PromQL queries is one `hsd serve` exports.
 add_test(NAME test_grafana_dashboard
          COMMAND ${HSD_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/pyclient/test_dashboard.py

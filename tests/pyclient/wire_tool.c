@@ -12,11 +12,13 @@
 //                                   gives for GENERATE MSG on pipeline MODEL
 //                                   (what a service must send for that
 //                                   request run alone), encoded, to OUT.
-//   wire_tool finish EDGE GEN RES OUT.png   the C edge's side of a RESULT
-//                                   (RES, e.g. received by the Python
-//                                   client) for GENERATE GEN (text prompts):
-//                                   hsd_edge_verify_result + hsd_edge_finish
-//                                   on pipeline EDGE, the image as a PNG.
+//   wire_tool finish EDGE GEN RES OUT.png [LATENT]   the C edge's side of
+//                                   a RESULT (RES, e.g. received by the
+//                                   Python client) for GENERATE GEN (text
+//                                   prompts): hsd_edge_verify_result +
+//                                   hsd_edge_finish on pipeline EDGE, the
+//                                   image as a PNG and the final latent as
+//                                   raw little-endian f32 [c, h, w].
 //   wire_tool decode LIST           hsd_wire_decode of each file named in
 //                                   LIST (one path a line): "OK TYPE" or
 //                                   "ERR CODE" a line (differential fuzzing).
@@ -35,7 +37,7 @@
 
 static int usage(void) {
     fprintf(stderr, "usage: wire_tool check KEYS MSG | reference MODEL MSG OUT | "
-                    "finish EDGE GEN RES OUT.png | decode LIST | "
+                    "finish EDGE GEN RES OUT.png [LATENT] | decode LIST | "
                     "error ID CODE RETRY TEXT OUT | cancel-ack ID TARGET CANCELLED OUT\n");
     return 2;
 }
@@ -172,7 +174,7 @@ out:
 }
 
 static int cmd_finish(const char *edge, const char *gen_path, const char *res_path,
-                      const char *out) {
+                      const char *out, const char *latent_out) {
     size_t gl = 0, rl = 0;
     uint8_t *gb = read_file(gen_path, &gl), *rb = read_file(res_path, &rl);
     static char prompt[HSD_WIRE_MAX_PROMPT_BYTES + 1], negative[HSD_WIRE_MAX_PROMPT_BYTES + 1];
@@ -213,7 +215,10 @@ static int cmd_finish(const char *edge, const char *gen_path, const char *res_pa
     if (!rgb || hsd_edge_finish(p, &h, &r, rgb, NULL, NULL, NULL) ||
         hsd_png_write(out, rgb, g->width, g->height, NULL, 0))
         goto fail;
-    rc = 0;
+    // hsd_edge_finish advanced the handover's latent to the final one (x86
+    // and aarch64 are little-endian, as the wire is).
+    rc = latent_out ? write_file(latent_out, h.latent, (size_t)h.c * h.h * h.w * sizeof(float))
+                    : 0;
     goto out;
 fail:
     fprintf(stderr, "wire_tool: %s\n", hsd_last_error());
@@ -253,8 +258,8 @@ static int cmd_decode(const char *list) {
 int main(int argc, char **argv) {
     if (argc == 4 && !strcmp(argv[1], "check")) return cmd_check(argv[2], argv[3]);
     if (argc == 3 && !strcmp(argv[1], "decode")) return cmd_decode(argv[2]);
-    if (argc == 6 && !strcmp(argv[1], "finish"))
-        return cmd_finish(argv[2], argv[3], argv[4], argv[5]);
+    if ((argc == 6 || argc == 7) && !strcmp(argv[1], "finish"))
+        return cmd_finish(argv[2], argv[3], argv[4], argv[5], argc == 7 ? argv[6] : NULL);
     if (argc == 5 && !strcmp(argv[1], "reference")) return cmd_reference(argv[2], argv[3], argv[4]);
     char buf[HSD_WIRE_ERROR_MAX_SIZE];
     size_t n;

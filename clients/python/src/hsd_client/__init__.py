@@ -14,6 +14,8 @@ text embeddings as numpy arrays.
 
 from .auth import Key, load_keys, sign
 from .client import Client, random_request_id, verify_result
+from .diffusers_finish import (decode_with_diffusers, denoise_with_diffusers,
+                               finish_with_diffusers)
 from .errors import (HsdError, InvalidRequest, KeyFileError, NoReply, ProtocolError,
                      ServerError, TransportError, VerificationError)
 from .replies import CancelAck, Device, Error, Result, Status, decode_reply
@@ -26,6 +28,7 @@ __all__ = [
     "CancelAck", "Client", "Device", "Error", "ErrorCode", "GenerateRequest", "HsdError",
     "InvalidRequest", "Key", "KeyFileError", "MsgType", "NoReply", "ProtocolError", "Result",
     "Sampler", "SamplerState", "ServerError", "Status", "TransportError", "VerificationError",
-    "decode_frame", "decode_reply", "decode_sampler_state", "load_keys", "random_request_id",
-    "sign", "verify_result",
+    "decode_frame", "decode_reply", "decode_sampler_state", "decode_with_diffusers",
+    "denoise_with_diffusers", "finish_with_diffusers", "load_keys", "random_request_id", "sign",
+    "verify_result",
 ]
