@@ -61,6 +61,9 @@ struct hsd_sched {
     double t_start;
 };
 
+const double hsd_sched_result_le_s[HSD_SCHED_RESULT_BUCKETS - 1] = {
+    0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 60, 120, 300};
+
 static double now_ms(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -128,7 +131,16 @@ static void finalize(struct hsd_sched *s, struct hsd_sched_req *r, enum hsd_req_
     r->err = err;
     snprintf(r->err_text, sizeof r->err_text, "%s", text ? text : "");
     switch (r->state) {
-    case HSD_REQ_DONE: s->st.done++; s->st.device_ms_done += r->device_ms; break;
+    case HSD_REQ_DONE: {
+        s->st.done++;
+        s->st.device_ms_done += r->device_ms;
+        double secs = (now_ms() - r->t_submit) / 1e3;
+        int b = 0;
+        while (b < HSD_SCHED_RESULT_BUCKETS - 1 && secs > hsd_sched_result_le_s[b]) b++;
+        s->st.result_hist[b]++;
+        s->st.result_s_sum += secs;
+        break;
+    }
     case HSD_REQ_CANCELLED: s->st.cancelled++; break;
     case HSD_REQ_EXPIRED: s->st.expired++; break;
     default: s->st.failed++; break;

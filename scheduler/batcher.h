@@ -69,6 +69,11 @@ struct hsd_sched_opts {
     void *user;
 };
 
+// Upper bounds (seconds) of the time-to-RESULT buckets: from a tiny model on
+// a CPU (~0.1 s) to SD 1.x at 1024 px under load (minutes); +Inf follows.
+#define HSD_SCHED_RESULT_BUCKETS 12
+extern const double hsd_sched_result_le_s[HSD_SCHED_RESULT_BUCKETS - 1];
+
 struct hsd_sched_stats {
     int queued, active, devices, healthy_devices;
     uint64_t submitted, done, failed, cancelled, expired, busy_refusals;
@@ -77,6 +82,11 @@ struct hsd_sched_stats {
     double device_ms_total, device_ms_done;  // all batches; summed over DONE requests
     double busy_ms;                        // wall time workers spent in compute
     double uptime_ms;
+    // Time to RESULT of DONE requests, submit to finish (the latency an
+    // edge waits for, less the network): counts per bucket, not cumulative;
+    // bucket i holds times <= hsd_sched_result_le_s[i], the last one the rest.
+    uint64_t result_hist[HSD_SCHED_RESULT_BUCKETS];
+    double result_s_sum;                   // seconds, summed over those requests
 };
 
 // One device of the pool (docs/architecture.md §6 "Device pool"): what STATUS and the

@@ -401,6 +401,19 @@ char *hsd_service_metrics_text(const struct hsd_sched_stats *st,
         EMIT("hsd_batch_rows_bucket{le=\"%s\"} %llu\n", le[i], (unsigned long long)cum);
     }
     EMIT("hsd_batch_rows_count %llu\n", (unsigned long long)st->batches);
+    EMIT("# HELP hsd_time_to_result_seconds Seconds from admission to the RESULT, per finished "
+         "request.\n# TYPE hsd_time_to_result_seconds histogram\n");
+    cum = 0;
+    for (int i = 0; i < HSD_SCHED_RESULT_BUCKETS; i++) {
+        cum += st->result_hist[i];
+        if (i < HSD_SCHED_RESULT_BUCKETS - 1)
+            EMIT("hsd_time_to_result_seconds_bucket{le=\"%g\"} %llu\n", hsd_sched_result_le_s[i],
+                 (unsigned long long)cum);
+        else
+            EMIT("hsd_time_to_result_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+    }
+    EMIT("hsd_time_to_result_seconds_sum %.6f\nhsd_time_to_result_seconds_count %llu\n",
+         st->result_s_sum, (unsigned long long)cum);
     double secs = st->uptime_ms / 1e3;
     EMIT("# HELP hsd_unet_steps_per_second Image-steps per second since start.\n"
          "# TYPE hsd_unet_steps_per_second gauge\nhsd_unet_steps_per_second %.3f\n",

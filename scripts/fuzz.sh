@@ -46,4 +46,29 @@ for t in "${targets[@]}"; do
         done
     fi
 done
+# The Python client's decoders (tests/fuzz/fuzz_pyclient.py, atheris from
+# .venv) on the corpora of the C decoders of the same bytes.
+py=$root/.venv/bin/python
+work=$build/fuzz-run/fuzz_pyclient
+if "$py" -c 'import atheris, numpy' 2>/dev/null; then
+    rm -rf "$work"
+    mkdir -p "$work/corpus"
+    echo "== fuzz_pyclient: ${secs}s on the wire, edge_result and sampler_state corpora"
+    # New inputs go to the first folder only; the seed corpora are read.
+    rc=0
+    PYTHONPATH=$root/clients/python/src "$py" "$root/tests/fuzz/fuzz_pyclient.py" \
+        -max_total_time="$secs" -artifact_prefix="$work/" "$work/corpus" \
+        "$root"/tests/fuzz/corpus/{wire,edge_result,sampler_state} >"$work/log" 2>&1 || rc=$?
+    grep -E '^(stat::number_of_executed_units|Done )' "$work/log" || true
+    if [ "$rc" -ne 0 ]; then
+        failed=1
+        echo "!! fuzz_pyclient failed (exit $rc); last lines of $work/log:"
+        tail -n 40 "$work/log"
+    fi
+elif [ "$(uname -m)" = x86_64 ]; then
+    echo "!! fuzz_pyclient: .venv lacks atheris (scripts/setup.sh installs it)"
+    failed=1
+else
+    echo "SKIP fuzz_pyclient: atheris ships x86-64 wheels only"
+fi
 exit "$failed"

@@ -84,6 +84,14 @@ static void run(struct hsd_pipeline **p, int fail_device0, int adaptive, float o
                d0.error);
     CHECK(d1.healthy && d1.batches > 0 && !d1.error[0]);
     CHECK(d0.batches + d1.batches == st.batches);
+    // Time to RESULT: every DONE request in exactly one bucket; each took
+    // more than 0 s and less than the whole run.
+    uint64_t in_hist = 0;
+    for (int b = 0; b < HSD_SCHED_RESULT_BUCKETS; b++) in_hist += st.result_hist[b];
+    CHECKF(in_hist == st.done, "time-to-RESULT histogram holds %llu of %llu requests",
+           (unsigned long long)in_hist, (unsigned long long)st.done);
+    CHECKF(st.result_s_sum > 0 && st.result_s_sum <= N * st.uptime_ms / 1e3,
+           "time-to-RESULT sum %.3f s, uptime %.3f s", st.result_s_sum, st.uptime_ms / 1e3);
 }
 
 int main(void) {

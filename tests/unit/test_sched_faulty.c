@@ -375,6 +375,32 @@ static void test_metrics_label_escaping(void) {
     free(m);
 }
 
+// The time-to-RESULT histogram in the exposition format: cumulative
+// buckets named by their bounds, +Inf, _sum and _count (Prometheus
+// "Histograms" in the text format spec).
+static void test_metrics_time_to_result(void) {
+    struct hsd_sched_stats st = {.done = 4, .result_s_sum = 3.5};
+    st.result_hist[0] = 1;                             // <= 0.1 s
+    st.result_hist[3] = 2;                             // (0.5, 1] s
+    st.result_hist[HSD_SCHED_RESULT_BUCKETS - 1] = 1;  // > 300 s
+    uint64_t errors[HSD_WIRE_E_MAX + 1] = {0};
+    char *m = hsd_service_metrics_text(&st, NULL, 0, errors, HSD_WIRE_E_MAX + 1);
+    CHECK(m != NULL);
+    if (!m) return;
+    static const char *const want[] = {
+        "# TYPE hsd_time_to_result_seconds histogram",
+        "hsd_time_to_result_seconds_bucket{le=\"0.1\"} 1",
+        "hsd_time_to_result_seconds_bucket{le=\"0.5\"} 1",
+        "hsd_time_to_result_seconds_bucket{le=\"1\"} 3",
+        "hsd_time_to_result_seconds_bucket{le=\"300\"} 3",
+        "hsd_time_to_result_seconds_bucket{le=\"+Inf\"} 4",
+        "hsd_time_to_result_seconds_sum 3.500000",
+        "hsd_time_to_result_seconds_count 4"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        CHECKF(has_line(m, want[i]), "metrics lack \"%s\"", want[i]);
+    free(m);
+}
+
 // ---- the service over nanomsg: STATUS and GET /metrics ----
 
 static char g_ep[160];
@@ -581,6 +607,7 @@ int main(void) {
     long enc_ops, unet_ops;
     measure_ops(&dev[1], &enc_ops, &unet_ops);
     test_metrics_label_escaping();
+    test_metrics_time_to_result();
     test_one_device_dies(dev, unet_ops);
     test_every_device_dies(unet_ops);
     test_service_status_and_metrics(dev, unet_ops);
