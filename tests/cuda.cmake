@@ -15,7 +15,7 @@
 # - test_cuda_no_spills: the spill gate over the built hsd_cuda
 #   (scripts/check-cuda-spills.sh).
 if(HSD_HAVE_CUDA)
-  foreach(t attention conv2d norm eltwise)
+  foreach(t attention conv2d norm eltwise step)
     hsd_add_test(test_cuda_${t} LABELS gpu TIMEOUT 900
                  SOURCES unit/test_cuda_${t}.c unit/test_cuda_common.c LIBS hsd_cuda)
   endforeach()
@@ -45,13 +45,16 @@ if(HSD_HAVE_CUDA)
                          -Wall -Wextra -Wno-unused-parameter -Wno-unknown-pragmas
                          # CUDA code reinterprets fp16 arrays as uint4 freely (nvcc allows
                          # it); the host compiler must not optimise on type-based aliasing.
-                         -fno-strict-aliasing)
+                         -fno-strict-aliasing
+                         # One rounding per operation, as the device code's __fmul_rn/...
+                         # (host/backend/step_math.h): the step kernels are bit-exact.
+                         -ffp-contract=off)
   if(HSD_WERROR)
     target_compile_options(hsd_cuda_emu PRIVATE -Werror)
   endif()
   set_target_properties(hsd_cuda_emu PROPERTIES CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON)
   target_link_libraries(hsd_cuda_emu PUBLIC hsd_host Threads::Threads)
-  foreach(t attention conv2d norm eltwise)
+  foreach(t attention conv2d norm eltwise step)
     hsd_add_test(test_cuda_${t}_emulated LABELS unit TIMEOUT 900
                  SOURCES unit/test_cuda_${t}.c unit/test_cuda_common.c LIBS hsd_cuda_emu)
   endforeach()
