@@ -21,8 +21,9 @@
 //   v1 hsd_step_input_v1_direct, hsd_cfg_combine_v1_direct,
 //      hsd_sampler_step_v1_direct  REFERENCE and PRODUCTION. One thread
 //      per (item, element), grid-stride, each thread reading its item's
-//      64-byte row (L1/L2 hits after the first). Memory-bound and tiny next to the U-Net: at SD1.5
-//      512^2 (4x64x64 = 16384 elements per item) and 32 items, the
+//      64-byte row (L1/L2 hits after the first). Memory-bound and tiny
+//      next to the U-Net: at SD1.5 512^2 (4x64x64 = 16384 elements per
+//      item) and 32 items, the
 //      sampler step moves <= 32 * 16384 * 4 B * (2 + 2 * 4 slots) = 21 MB.
 //      Status: compiled (sm_80, sm_90); passes the CPU emulation
 //      bit-exactly on every test case; not yet run on a GPU.

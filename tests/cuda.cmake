@@ -65,4 +65,9 @@ if(HSD_HAVE_CUDA)
   hsd_add_test(test_models_cuda_emulated LABELS unit TIMEOUT 600
                SOURCES unit/test_models_cuda_emulated.c unit/emu_backend.c unit/model_cases.c
                LIBS hsd_cuda_emu)
+  # A multi-step hybrid generation (five samplers, CFG on/off, different
+  # splits, one batch) through hsd_pipeline_denoise_step and the step ops on
+  # the emulated backend against the CPU backend.
+  hsd_add_test(test_denoise_cuda_emulated LABELS unit TIMEOUT 300
+               SOURCES unit/test_denoise_cuda_emulated.c unit/emu_backend.c LIBS hsd_cuda_emu)
 endif()
