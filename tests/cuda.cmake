@@ -70,4 +70,7 @@ if(HSD_HAVE_CUDA)
   # the emulated backend against the CPU backend.
   hsd_add_test(test_denoise_cuda_emulated LABELS unit TIMEOUT 300
                SOURCES unit/test_denoise_cuda_emulated.c unit/emu_backend.c LIBS hsd_cuda_emu)
+  hsd_add_test(test_denoise_buckets_emulated LABELS unit TIMEOUT 300
+               SOURCES unit/test_denoise_buckets.c unit/emu_backend.c LIBS hsd_cuda_emu)
+  target_compile_definitions(test_denoise_buckets_emulated PRIVATE HSD_TEST_EMU=1)
 endif()

@@ -118,6 +118,26 @@ static enum hsd_status upload_state(struct hsd_step_scratch *s, struct hsd_backe
     return st;
 }
 
+// The batch bucket for `rows` U-Net rows (hsd_pipeline_config.row_buckets).
+static int bucket_rows(const struct hsd_pipeline *p, int rows) {
+    for (int i = 0; i < p->n_buckets; i++)
+        if (p->buckets[i] >= rows) return p->buckets[i];
+    return rows;
+}
+
+// Padding rows rows..padded-1: copies of row 0 (input, timestep, context),
+// real values a U-Net handles like any request; their outputs are never
+// read. Every op of the U-Net is row-independent (per-sample norms,
+// attention within a sample, GEMMs whose rows do not mix), so the real
+// rows' results do not depend on what the padding holds.
+static void pad_rows(struct hsd_step_scratch *s, int rows, int padded, size_t lat, size_t ctx) {
+    for (int r = rows; r < padded; r++) {
+        memcpy(s->x_in + (size_t)r * lat, s->x_in, lat * sizeof(float));
+        memcpy(s->ctx_in + (size_t)r * ctx, s->ctx_in, ctx * sizeof(float));
+        s->t_in[r] = s->t_in[0];
+    }
+}
+
 enum hsd_status hsd_pipeline_denoise_step(struct hsd_pipeline *p, struct hsd_unet *unet,
                                           struct hsd_denoise_item *items, int n, int h, int w) {
     struct hsd_backend *be = p->be;
@@ -133,15 +153,16 @@ enum hsd_status hsd_pipeline_denoise_step(struct hsd_pipeline *p, struct hsd_une
                             "batch's latents have %zu",
                             i, items[i].sampler->n_latent, lat);
     }
-    const int rows = n + n_uncond;
-    enum hsd_status st = grow(s, be, (size_t)n, (size_t)rows, lat, ctx);
+    const int rows = n + n_uncond, padded = bucket_rows(p, rows);
+    enum hsd_status st = grow(s, be, (size_t)n, (size_t)padded, lat, ctx);
     if (!st) st = plan(s, items, n, n_uncond, ctx);
     if (!st) st = upload_state(s, be, items, n, lat);
     if (st) return st;
     struct hsd_step_input_params ip = {s->in, s->x, s->table, n, rows, lat};
     if ((st = o->step_input(be, &ip))) return st;
     if ((st = o->download(be, s->x_in, s->in, (size_t)rows * lat))) return st;
-    st = hsd_unet_forward(unet, s->out, s->x_in, s->t_in, s->ctx_in, rows, h, w, HSD_TEXT_LEN);
+    pad_rows(s, rows, padded, lat, ctx);
+    st = hsd_unet_forward(unet, s->out, s->x_in, s->t_in, s->ctx_in, padded, h, w, HSD_TEXT_LEN);
     if (st) return st;
     if ((st = o->upload(be, s->mo, s->out, (size_t)rows * lat))) return st;
     struct hsd_cfg_combine_params cp = {s->eps, s->mo, s->table, n, rows, lat};

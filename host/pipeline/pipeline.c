@@ -49,6 +49,24 @@ static enum hsd_status check_unet(const struct hsd_pipeline *p, const struct hsd
     return HSD_OK;
 }
 
+static enum hsd_status set_buckets(struct hsd_pipeline *p, const struct hsd_pipeline_config *c) {
+    if (c->n_row_buckets < 0 || c->n_row_buckets > HSD_PIPELINE_MAX_BUCKETS ||
+        (c->n_row_buckets && !c->row_buckets))
+        return hsd_fail(HSD_ERR_INVALID_ARG, "batch buckets: %d sizes, expected 0..%d",
+                        c->n_row_buckets, HSD_PIPELINE_MAX_BUCKETS);
+    for (int i = 0; i < c->n_row_buckets; i++) {
+        int b = c->row_buckets[i];
+        if (b < 1 || b > HSD_PIPELINE_MAX_ROWS || (i && b <= c->row_buckets[i - 1]))
+            return hsd_fail(HSD_ERR_INVALID_ARG,
+                            "batch buckets: size %d (entry %d) must be in [1, %d] and larger than "
+                            "the one before",
+                            b, i + 1, HSD_PIPELINE_MAX_ROWS);
+        p->buckets[i] = b;
+    }
+    p->n_buckets = c->n_row_buckets;
+    return HSD_OK;
+}
+
 enum hsd_status hsd_pipeline_load(struct hsd_pipeline **out, const struct hsd_pipeline_config *c) {
     *out = NULL;
     struct hsd_pipeline *p = calloc(1, sizeof *p);
@@ -56,6 +74,7 @@ enum hsd_status hsd_pipeline_load(struct hsd_pipeline **out, const struct hsd_pi
     enum hsd_status s;
     char vae_path[4096];
     const char *vp = c->model;
+    if ((s = set_buckets(p, c))) goto fail;
     if (c->backend) {
         p->be = c->backend;
         p->be_borrowed = 1;

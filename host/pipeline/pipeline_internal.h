@@ -36,6 +36,8 @@ struct hsd_pipeline {
     int ctx_dim;             // text encoder width = U-Net cross-attention width
     int latent_c;            // U-Net in/out channels = VAE latent channels
     int size_multiple;       // pixels: VAE scale * U-Net 2^(levels-1), both U-Nets
+    int buckets[HSD_PIPELINE_MAX_BUCKETS];  // config.row_buckets
+    int n_buckets;
     struct hsd_step_scratch step;
 };
 
