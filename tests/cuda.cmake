@@ -19,6 +19,7 @@ if(HSD_HAVE_CUDA)
     hsd_add_test(test_cuda_${t} LABELS gpu TIMEOUT 900
                  SOURCES unit/test_cuda_${t}.c unit/test_cuda_common.c LIBS hsd_cuda)
   endforeach()
+  target_sources(test_cuda_step PRIVATE unit/step_cases.c)
   hsd_add_test(test_cuda_registry LABELS unit TIMEOUT 30
                SOURCES unit/test_cuda_registry.c LIBS hsd_cuda)
   add_test(NAME test_cuda_no_spills
@@ -58,6 +59,7 @@ if(HSD_HAVE_CUDA)
     hsd_add_test(test_cuda_${t}_emulated LABELS unit TIMEOUT 900
                  SOURCES unit/test_cuda_${t}.c unit/test_cuda_common.c LIBS hsd_cuda_emu)
   endforeach()
+  target_sources(test_cuda_step_emulated PRIVATE unit/step_cases.c)
   # The whole models on the emulated kernels (tests/unit/emu_backend.h, a
   # test double of the CUDA backend's numerics) against the CPU backend.
   # About 31 s Release, 175 s Debug + ASan/UBSan (the emulated kernels at

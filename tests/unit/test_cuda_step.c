@@ -1,14 +1,11 @@
 // The step ops' kernels (cuda/sampler_step.cu: step_input, cfg_combine,
 // sampler_step; every registered version and the production entry points)
-// against the CPU backend (host/backend/cpu/cpu_step.c), and the CPU
-// backend against the host samplers (hsd_sampler_step).
+// against the CPU backend (host/backend/cpu/cpu_step.c), which
+// test_step_ops holds to the host samplers.
 //
-// Cases are real sampler states: each item is one of the five samplers
-// (eps and v prediction, DDIM with clip_sample), advanced by the host
-// sampler through 0..6 steps with random model outputs so its history is
-// live (PNDM's warm-up calls 0 and 1, its 2nd/3rd/4th-order calls with and
-// without the ets shift; DPM-Solver++ first and second order and the final
-// lower-order step), then planned (hsd_sampler_plan_step). CFG on for
+// Cases are real sampler states of all five kinds (step_cases.h: PNDM
+// warm-up and 2nd-4th order with the ets shift, DPM-Solver++ first, second
+// and final order, Euler a noise, DDIM clip, v prediction), CFG on for
 // some items, off for others, U-Net rows in a shuffled order. Shapes: SD
 // latents 4x64x64 at batch 1, 2, 16 and 32 items (up to 64 U-Net rows), a
 // 4x96x64 latent, and odd ones (4x9x7, 1 element, 3 items).
@@ -33,111 +30,16 @@
 #include "memory.h"
 #include "registry.h"
 #include "sampling/sampler.h"
+#include "step_cases.h"
 #include "test_cuda_common.h"
 #include "testutil.h"
-
-struct step_case {
-    int n, rows;
-    size_t count;
-    struct hsd_step_row *table;  // [n]
-    float *x, *slots, *mo;       // [n, count], [n, SLOTS, count], [rows, count]
-    // What the host sampler makes of each item (hsd_sampler_step on the
-    // guided output, diffusers' CFG formula written out here).
-    float *eps_host, *x_host;    // [n, count]
-};
-
-// Bitwise equality of n floats (NaN payloads included).
-static void check_exact(const char *op, const char *version, const char *name, const float *got,
-                        const float *ref, size_t n) {
-    size_t bad = 0, first = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (memcmp(&got[i], &ref[i], sizeof *got) != 0 && bad++ == 0) first = i;
-    }
-    CHECKF(bad == 0, "%s %s %s: %zu of %zu values differ, first [%zu] got %.9g ref %.9g", op,
-           version, name, bad, n, first, bad ? got[first] : 0.0, bad ? ref[first] : 0.0);
-}
-
-// Item i: sampler kind (seed + i) % 5, prediction type, clip and step
-// count from the same number, advanced (5 v + 3) mod calls steps, so the
-// items of a case cover the history states listed at the top.
-static void make_case(struct step_case *c, int n, size_t count, int cfg_every, unsigned seed) {
-    c->n = n;
-    c->count = count;
-    c->table = calloc((size_t)n, sizeof *c->table);
-    c->x = tc_host_alloc((size_t)n * count);
-    c->slots = tc_host_alloc((size_t)n * HSD_STEP_SLOTS * count);
-    int *has_cfg = calloc((size_t)n, sizeof *has_cfg);
-    HSD_ASSERT(c->table && has_cfg);
-    int rows = 0;
-    for (int i = 0; i < n; i++) {
-        has_cfg[i] = cfg_every > 0 && i % cfg_every == 0;
-        rows += 1 + has_cfg[i];
-    }
-    c->rows = rows;
-    // Rows handed out in a scrambled order (stride coprime with rows).
-    int stride = 7;
-    while (rows % stride == 0) stride += 2;
-    int next = 0;
-    float *mo = tc_host_alloc(count);
-    c->mo = tc_host_uniform((size_t)rows * count, -3.0f, 3.0f);
-    c->eps_host = tc_host_alloc((size_t)n * count);
-    c->x_host = tc_host_alloc((size_t)n * count);
-    for (int i = 0; i < n; i++) {
-        const unsigned v = seed + (unsigned)i;
-        const enum hsd_sampler_kind kind = (enum hsd_sampler_kind)(v % HSD_SAMPLER_COUNT);
-        struct hsd_noise_schedule sc;
-        hsd_noise_schedule_sd15(&sc);
-        if ((v / HSD_SAMPLER_COUNT) % 2) sc.prediction_type = HSD_PRED_V;
-        if (kind == HSD_SAMPLER_DDIM && (v / 2) % 2) sc.clip_sample = 1;
-        const int steps = 3 + (int)(v % 4);  // 3..6: DPM's final first-order step is reached
-        struct hsd_torch_rng rng;
-        hsd_torch_rng_seed(&rng, 1000 + v);
-        struct hsd_sampler s;
-        CHECK_OK(hsd_sampler_init(&s, kind, &sc, steps, count, &rng));
-        float *x = c->x + (size_t)i * count;
-        hsd_torch_randn(&rng, x, count);
-        const int pre = (int)((v * 5 + 3) % (unsigned)hsd_sampler_n_calls(&s));
-        for (int k = 0; k < pre; k++) {
-            hsd_torch_randn(&rng, mo, count);
-            CHECK_OK(hsd_sampler_step(&s, x, mo));
-        }
-        struct hsd_torch_rng after;
-        CHECK_OK(hsd_sampler_plan_step(&s, &c->table[i], &after));
-        // Unused slots random, used ones (history, noise) the sampler's.
-        float *sl = c->slots + (size_t)i * HSD_STEP_SLOTS * count;
-        hsd_torch_randn(&rng, sl, HSD_STEP_SLOTS * count);
-        if (s.buf_len) memcpy(sl, s.buf, hsd_sampler_slot_floats(&s) * sizeof *sl);
-        c->table[i].cond_row = next;
-        next = (next + stride) % rows;
-        if (has_cfg[i]) {
-            c->table[i].uncond_row = next;
-            next = (next + stride) % rows;
-            c->table[i].guidance = 1.5f + (float)(v % 13);
-        }
-        const struct hsd_step_row *r = &c->table[i];
-        const float *cr = c->mo + (size_t)r->cond_row * count;
-        float *eps = c->eps_host + (size_t)i * count;
-        for (size_t e = 0; e < count; e++) {
-            if (r->uncond_row < 0) {
-                eps[e] = cr[e];
-            } else {
-                const float u = c->mo[(size_t)r->uncond_row * count + e];
-                eps[e] = u + r->guidance * (cr[e] - u);
-            }
-        }
-        memcpy(c->x_host + (size_t)i * count, x, count * sizeof *x);
-        CHECK_OK(hsd_sampler_step(&s, c->x_host + (size_t)i * count, eps));
-        hsd_sampler_free(&s);
-    }
-    free(has_cfg);
-}
 
 static void run_case(int n, size_t count, int cfg_every, unsigned seed) {
     char name[96];
     snprintf(name, sizeof name, "n%d_count%zu_cfg%d_seed%u", n, count, cfg_every, seed);
     if (tc_skip_in_emulation("step", name, 3.0 * n * (double)count)) return;
     struct step_case c;
-    make_case(&c, n, count, cfg_every, seed);
+    step_case_make(&c, n, count, cfg_every, seed);
     struct hsd_backend *cpu = tc_cpu();
     const size_t nx = (size_t)n * count, ns = nx * HSD_STEP_SLOTS, nr = (size_t)c.rows * count;
 
@@ -151,13 +53,10 @@ static void run_case(int n, size_t count, int cfg_every, unsigned seed) {
     CHECK_OK(cpu->ops->cfg_combine(cpu, &cp));
     struct hsd_sampler_step_params sp = {x_ref, slots_ref, eps_ref, c.table, n, count};
     CHECK_OK(cpu->ops->sampler_step(cpu, &sp));
-    // The CPU backend is the host sampler, batched.
-    check_exact("cfg_combine", "cpu", name, eps_ref, c.eps_host, nx);
-    check_exact("sampler_step", "cpu", name, x_ref, c.x_host, nx);
     for (size_t i = 0; i < nr; i++) in_ref[i] = hsd_f16_to_f32(hsd_f32_to_f16(in_ref[i]));
     if (!tc_gpu()) {
         tc_reference_only("step", name, x_ref, nx, tc_seconds() - t0);
-        free(c.table);
+        step_case_free(&c);
         tc_free_all();
         return;
     }
@@ -176,7 +75,7 @@ static void run_case(int n, size_t count, int cfg_every, unsigned seed) {
         CHECKF(st == HSD_OK, "step_input %s %s: %s", vname, name, hsd_last_error());
         CHECK_OK(hsd_cuda_sync());
         tc_download_f16(got, p.in, nr);
-        check_exact("step_input", vname, name, got, in_ref, nr);
+        step_check_exact("step_input", vname, name, got, in_ref, nr);
     }
 
     const struct hsd_cuda_cfg_combine_entry *tcfg = hsd_cuda_cfg_combine_table(&count_v);
@@ -190,7 +89,7 @@ static void run_case(int n, size_t count, int cfg_every, unsigned seed) {
         CHECKF(st == HSD_OK, "cfg_combine %s %s: %s", vname, name, hsd_last_error());
         CHECK_OK(hsd_cuda_sync());
         tc_download_f32(got, p.eps, nx);
-        check_exact("cfg_combine", vname, name, got, eps_ref, nx);
+        step_check_exact("cfg_combine", vname, name, got, eps_ref, nx);
     }
 
     void *eps_dev = tc_dev_f32(eps_ref, nx);
@@ -204,57 +103,44 @@ static void run_case(int n, size_t count, int cfg_every, unsigned seed) {
         CHECKF(st == HSD_OK, "sampler_step %s %s: %s", vname, name, hsd_last_error());
         CHECK_OK(hsd_cuda_sync());
         tc_download_f32(got, p.x, nx);
-        check_exact("sampler_step x", vname, name, got, x_ref, nx);
+        step_check_exact("sampler_step x", vname, name, got, x_ref, nx);
         tc_download_f32(got, p.slots, ns);
-        check_exact("sampler_step slots", vname, name, got, slots_ref, ns);
+        step_check_exact("sampler_step slots", vname, name, got, slots_ref, ns);
     }
     printf("step %s: input rows, guided output, latents and history bit-identical to the CPU\n",
            name);
-    free(c.table);
+    step_case_free(&c);
     tc_free_all();
 }
 
-// Launchers validate like the CPU backend; a bad table row is an error on
-// the CPU and left untouched by the kernels (they cannot report it).
+// Launchers validate their parameters (as the CPU backend does,
+// test_step_ops); a bad table row, which the CPU backend rejects, is left
+// untouched by the kernels (they cannot report it).
 static void check_validation(void) {
-    struct hsd_backend *cpu = tc_cpu();
+    if (!tc_gpu()) return;
     struct step_case c;
-    make_case(&c, 3, 5, 2, 11);
+    step_case_make(&c, 3, 5, 2, 11);
     const size_t nx = 3 * 5;
-    struct hsd_sampler_step_params sp = {c.x, c.slots, c.x, c.table, 3, 5};
-    struct hsd_sampler_step_params bad = sp;
-    bad.n = 0;
-    CHECK(cpu->ops->sampler_step(cpu, &bad) == HSD_ERR_INVALID_ARG);
-    bad = sp, bad.slots = NULL;
-    CHECK(cpu->ops->sampler_step(cpu, &bad) == HSD_ERR_INVALID_ARG);
-    struct hsd_cfg_combine_params cp = {c.x, c.mo, c.table, 3, c.rows - 1, 5};
-    c.table[1].uncond_row = c.rows - 1;  // outside rows - 1
-    CHECK(cpu->ops->cfg_combine(cpu, &cp) == HSD_ERR_INVALID_ARG);
-    c.table[1].uncond_row = -1;
-    c.table[2].kind = 99;
-    CHECK(cpu->ops->sampler_step(cpu, &sp) == HSD_ERR_INVALID_ARG);
+    CHECK(hsd_cuda_sampler_step(NULL, 0) == HSD_ERR_INVALID_ARG);
+    struct hsd_step_input_params ip = {NULL, c.x, c.table, 3, c.rows, 5};
+    CHECK(hsd_cuda_step_input(&ip, 0) == HSD_ERR_INVALID_ARG);
+    struct hsd_cfg_combine_params cb = {c.x, c.mo, c.table, 3, c.rows, 0};
+    CHECK(hsd_cuda_cfg_combine(&cb, 0) == HSD_ERR_INVALID_ARG);
     hsd_clear_error();
-    if (tc_gpu()) {
-        CHECK(hsd_cuda_sampler_step(NULL, 0) == HSD_ERR_INVALID_ARG);
-        struct hsd_step_input_params ip = {NULL, c.x, c.table, 3, c.rows, 5};
-        CHECK(hsd_cuda_step_input(&ip, 0) == HSD_ERR_INVALID_ARG);
-        struct hsd_cfg_combine_params cb = {c.x, c.mo, c.table, 3, c.rows, 0};
-        CHECK(hsd_cuda_cfg_combine(&cb, 0) == HSD_ERR_INVALID_ARG);
-        hsd_clear_error();
-        // Row 2's kind is unknown: its latent stays as it was.
-        void *table = tc_dev_f32((const float *)(const void *)c.table, hsd_step_table_words(3));
-        float *eps = tc_host_uniform(nx, -1.0f, 1.0f);
-        struct hsd_sampler_step_params p = {tc_dev_f32(c.x, nx),
-                                            tc_dev_f32(c.slots, nx * HSD_STEP_SLOTS),
-                                            tc_dev_f32(eps, nx), table, 3, 5};
-        CHECK_OK(hsd_cuda_sampler_step(&p, 0));
-        CHECK_OK(hsd_cuda_sync());
-        float *got = tc_host_alloc(nx);
-        tc_download_f32(got, p.x, nx);
-        check_exact("sampler_step bad row", "hsd_cuda_sampler_step", "row 2 untouched", got + 10,
-                    c.x + 10, 5);
-    }
-    free(c.table);
+    // Row 2's kind is unknown: its latent stays as it was.
+    c.table[2].kind = 99;
+    void *table = tc_dev_f32((const float *)(const void *)c.table, hsd_step_table_words(3));
+    float *eps = tc_host_uniform(nx, -1.0f, 1.0f);
+    struct hsd_sampler_step_params p = {tc_dev_f32(c.x, nx),
+                                        tc_dev_f32(c.slots, nx * HSD_STEP_SLOTS),
+                                        tc_dev_f32(eps, nx), table, 3, 5};
+    CHECK_OK(hsd_cuda_sampler_step(&p, 0));
+    CHECK_OK(hsd_cuda_sync());
+    float *got = tc_host_alloc(nx);
+    tc_download_f32(got, p.x, nx);
+    step_check_exact("sampler_step bad row", "hsd_cuda_sampler_step", "row 2 untouched", got + 10,
+                     c.x + 10, 5);
+    step_case_free(&c);
     tc_free_all();
 }
 
