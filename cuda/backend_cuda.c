@@ -166,8 +166,10 @@ static enum hsd_status cu_upload_f32(struct hsd_backend *be, void *dst, const fl
     return upload(be, dst, src, count, 4);
 }
 
-static enum hsd_status cu_download(struct hsd_backend *be, float *dst, const void *src,
-                                   size_t count) {
+// count values of elem bytes each (2: fp16, widened on the host; 4: fp32
+// as is) through the pinned staging, synchronously.
+static enum hsd_status download(struct hsd_backend *be, float *dst, const void *src, size_t count,
+                                size_t elem) {
     struct cuda_impl *c = be->impl;
     if (count && (!dst || !src)) return hsd_fail(HSD_ERR_INVALID_ARG, "download: NULL buffer");
     if (c->mode != CUDA_EAGER)
@@ -175,18 +177,32 @@ static enum hsd_status cu_download(struct hsd_backend *be, float *dst, const voi
     enum hsd_status s = enter(c);
     if (s) return s;
     if ((s = stage_drain(c))) return s;
-    size_t per = c->stage_cap / 2;
+    size_t per = c->stage_cap / elem;
     for (size_t done = 0; done < count;) {
         size_t n = count - done < per ? count - done : per;
-        cudaError_t e = cudaMemcpyAsync(c->stage, (const char *)src + done * 2, n * 2,
+        cudaError_t e = cudaMemcpyAsync(c->stage, (const char *)src + done * elem, n * elem,
                                         cudaMemcpyDeviceToHost, c->stream);
         if (e == cudaSuccess) e = cudaStreamSynchronize(c->stream);
         if (e != cudaSuccess) return hsd_cuda_be_lost(c, "download", e);
-        const uint16_t *h = (const uint16_t *)c->stage;
-        for (size_t i = 0; i < n; i++) dst[done + i] = hsd_f16_to_f32(h[i]);
+        if (elem == 2) {
+            const uint16_t *h = (const uint16_t *)c->stage;
+            for (size_t i = 0; i < n; i++) dst[done + i] = hsd_f16_to_f32(h[i]);
+        } else {
+            memcpy(dst + done, c->stage, n * elem);
+        }
         done += n;
     }
     return HSD_OK;
+}
+
+static enum hsd_status cu_download(struct hsd_backend *be, float *dst, const void *src,
+                                   size_t count) {
+    return download(be, dst, src, count, 2);
+}
+
+static enum hsd_status cu_download_f32(struct hsd_backend *be, float *dst, const void *src,
+                                       size_t count) {
+    return download(be, dst, src, count, 4);
 }
 
 static enum hsd_status cu_synchronize(struct hsd_backend *be) {
@@ -311,6 +327,9 @@ CUDA_OP(quick_gelu, hsd_eltwise_params)
 CUDA_OP(relu, hsd_eltwise_params)
 CUDA_OP(tanh_clamp, hsd_tanh_clamp_params)
 CUDA_OP(timestep_embedding, hsd_timestep_embedding_params)
+CUDA_OP(step_input, hsd_step_input_params)
+CUDA_OP(cfg_combine, hsd_cfg_combine_params)
+CUDA_OP(sampler_step, hsd_sampler_step_params)
 #undef CUDA_OP
 
 static struct cuda_conv_shape *conv_shape(struct cuda_impl *c, const struct hsd_conv2d_params *p) {
@@ -447,6 +466,7 @@ static const struct hsd_backend_ops k_cuda_ops = {
     .upload = cu_upload,
     .download = cu_download,
     .upload_f32 = cu_upload_f32,
+    .download_f32 = cu_download_f32,
     .synchronize = cu_synchronize,
     .graph_begin = cu_graph_begin,
     .graph_end = cu_graph_end,
@@ -467,6 +487,9 @@ static const struct hsd_backend_ops k_cuda_ops = {
     .relu = cu_relu,
     .tanh_clamp = cu_tanh_clamp,
     .timestep_embedding = cu_timestep_embedding,
+    .step_input = cu_step_input,
+    .cfg_combine = cu_cfg_combine,
+    .sampler_step = cu_sampler_step,
 };
 
 static int env_flag(const char *name, int dflt) {

@@ -51,6 +51,13 @@ extern "C" enum hsd_status hsd_cuda_upload_f32(void *dst, const float *src, size
     return HSD_OK;
 }
 
+extern "C" enum hsd_status hsd_cuda_download_f32(float *dst, const void *src, size_t count) {
+    if (!count) return HSD_OK;
+    cudaError_t e = cudaMemcpy(dst, src, count * sizeof(float), cudaMemcpyDeviceToHost);
+    if (e != cudaSuccess) return hsd_fail(HSD_ERR_DEVICE, "download_f32: %s", cudaGetErrorString(e));
+    return HSD_OK;
+}
+
 extern "C" enum hsd_status hsd_cuda_poison_f16(void *dst, size_t count) {
     cudaError_t e = cudaMemset(dst, 0xFF, count * 2);  // 0xFFFF: an fp16 NaN
     if (e != cudaSuccess) return hsd_fail(HSD_ERR_DEVICE, "poison: %s", cudaGetErrorString(e));

@@ -19,6 +19,7 @@ void hsd_cuda_free(void *p);
 enum hsd_status hsd_cuda_upload_f16(void *dst, const float *src, size_t count);
 enum hsd_status hsd_cuda_download_f16(float *dst, const void *src, size_t count);
 enum hsd_status hsd_cuda_upload_f32(void *dst, const float *src, size_t count);
+enum hsd_status hsd_cuda_download_f32(float *dst, const void *src, size_t count);
 // Fills count fp16 values with NaN (0xFFFF), so unwritten outputs fail a check.
 enum hsd_status hsd_cuda_poison_f16(void *dst, size_t count);
 // Waits for the device and reports any asynchronous kernel error.

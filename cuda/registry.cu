@@ -16,6 +16,7 @@
 #include "geglu.cuh"
 #include "groupnorm.cuh"
 #include "layernorm.cuh"
+#include "sampler_step.cuh"
 #include "tanh_clamp.cuh"
 #include "timestep_embedding.cuh"
 #include "upsample.cuh"
@@ -115,6 +116,22 @@ const hsd_cuda_tanh_clamp_entry k_tanh_clamp[] = {
     {{"hsd_tanh_clamp_v1_vec8", P | R, 80, kEmulated,
       "16-byte grid-stride, accurate tanhf in fp32"},
      hsd_tanh_clamp_v1_vec8},
+};
+
+const hsd_cuda_step_input_entry k_step_input[] = {
+    {{"hsd_step_input_v1_direct", P | R, 80, kEmulated,
+      "thread per (item, element), x (/ input_div) to the item's cond and uncond fp16 rows"},
+     hsd_step_input_v1_direct},
+};
+const hsd_cuda_cfg_combine_entry k_cfg_combine[] = {
+    {{"hsd_cfg_combine_v1_direct", P | R, 80, kEmulated,
+      "thread per (item, element), u + g (c - u) from fp16 rows to fp32, no FMA"},
+     hsd_cfg_combine_v1_direct},
+};
+const hsd_cuda_sampler_step_entry k_sampler_step[] = {
+    {{"hsd_sampler_step_v1_direct", P | R, 80, kEmulated,
+      "thread per (item, element), backend/step_math.h per kind, fp32, no FMA"},
+     hsd_sampler_step_v1_direct},
 };
 
 template <typename E, int N>

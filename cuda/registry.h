@@ -29,6 +29,8 @@
 //   concat_channels     hsd_concat_channels_v1_vec8 (reference, production)
 //   add_bias            hsd_add_bias_v1_vec8 (reference, production)
 //   tanh_clamp          hsd_tanh_clamp_v1_vec8 (reference, production)
+//   step_input, cfg_combine, sampler_step
+//                       hsd_<op>_v1_direct (reference, production)
 #ifndef HSD_CUDA_REGISTRY_H
 #define HSD_CUDA_REGISTRY_H
 
@@ -72,7 +74,10 @@ struct hsd_cuda_kernel_info {
     X(relu, hsd_eltwise_params)                          \
     X(concat_channels, hsd_concat_params)                \
     X(add_bias, hsd_add_bias_params)                     \
-    X(tanh_clamp, hsd_tanh_clamp_params)
+    X(tanh_clamp, hsd_tanh_clamp_params)                 \
+    X(step_input, hsd_step_input_params)                 \
+    X(cfg_combine, hsd_cfg_combine_params)               \
+    X(sampler_step, hsd_sampler_step_params)
 
 #define HSD_CUDA_DECLARE_OP(op, params)                                                  \
     typedef enum hsd_status (*hsd_cuda_##op##_fn)(const struct params *p,                \

@@ -15,10 +15,11 @@
 # - test_cuda_no_spills: the spill gate over the built hsd_cuda
 #   (scripts/check-cuda-spills.sh).
 if(HSD_HAVE_CUDA)
-  foreach(t attention conv2d norm eltwise)
+  foreach(t attention conv2d norm eltwise step)
     hsd_add_test(test_cuda_${t} LABELS gpu TIMEOUT 900
                  SOURCES unit/test_cuda_${t}.c unit/test_cuda_common.c LIBS hsd_cuda)
   endforeach()
+  target_sources(test_cuda_step PRIVATE unit/step_cases.c)
   hsd_add_test(test_cuda_registry LABELS unit TIMEOUT 30
                SOURCES unit/test_cuda_registry.c LIBS hsd_cuda)
   add_test(NAME test_cuda_no_spills
@@ -45,16 +46,20 @@ if(HSD_HAVE_CUDA)
                          -Wall -Wextra -Wno-unused-parameter -Wno-unknown-pragmas
                          # CUDA code reinterprets fp16 arrays as uint4 freely (nvcc allows
                          # it); the host compiler must not optimise on type-based aliasing.
-                         -fno-strict-aliasing)
+                         -fno-strict-aliasing
+                         # One rounding per operation, as the device code's __fmul_rn/...
+                         # (host/backend/step_math.h): the step kernels are bit-exact.
+                         -ffp-contract=off)
   if(HSD_WERROR)
     target_compile_options(hsd_cuda_emu PRIVATE -Werror)
   endif()
   set_target_properties(hsd_cuda_emu PROPERTIES CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON)
   target_link_libraries(hsd_cuda_emu PUBLIC hsd_host Threads::Threads)
-  foreach(t attention conv2d norm eltwise)
+  foreach(t attention conv2d norm eltwise step)
     hsd_add_test(test_cuda_${t}_emulated LABELS unit TIMEOUT 900
                  SOURCES unit/test_cuda_${t}.c unit/test_cuda_common.c LIBS hsd_cuda_emu)
   endforeach()
+  target_sources(test_cuda_step_emulated PRIVATE unit/step_cases.c)
   # The whole models on the emulated kernels (tests/unit/emu_backend.h, a
   # test double of the CUDA backend's numerics) against the CPU backend.
   # About 31 s Release, 175 s Debug + ASan/UBSan (the emulated kernels at
@@ -62,4 +67,12 @@ if(HSD_HAVE_CUDA)
   hsd_add_test(test_models_cuda_emulated LABELS unit TIMEOUT 600
                SOURCES unit/test_models_cuda_emulated.c unit/emu_backend.c unit/model_cases.c
                LIBS hsd_cuda_emu)
+  # A multi-step hybrid generation (five samplers, CFG on/off, different
+  # splits, one batch) through hsd_pipeline_denoise_step and the step ops on
+  # the emulated backend against the CPU backend.
+  hsd_add_test(test_denoise_cuda_emulated LABELS unit TIMEOUT 300
+               SOURCES unit/test_denoise_cuda_emulated.c unit/emu_backend.c LIBS hsd_cuda_emu)
+  hsd_add_test(test_denoise_buckets_emulated LABELS unit TIMEOUT 300
+               SOURCES unit/test_denoise_buckets.c unit/emu_backend.c LIBS hsd_cuda_emu)
+  target_compile_definitions(test_denoise_buckets_emulated PRIVATE HSD_TEST_EMU=1)
 endif()

@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 
+#include "backend/step_ops.h"
 #include "core/status.h"
 
 #ifdef __cplusplus
@@ -188,6 +189,10 @@ struct hsd_backend_ops {
     // timestep_embedding; the buffer must hold 4*count bytes).
     enum hsd_status (*upload_f32)(struct hsd_backend *be, void *dst, const float *src,
                                   size_t count);
+    // Backend fp32 -> host fp32, never converted (the step ops' latents and
+    // sampler history, backend/step_ops.h).
+    enum hsd_status (*download_f32)(struct hsd_backend *be, float *dst, const void *src,
+                                    size_t count);
     // Waits for queued work (no-op on CPU). A device error (a sticky CUDA
     // error, ...) returns HSD_ERR_DEVICE: the device is lost for this process.
     enum hsd_status (*synchronize)(struct hsd_backend *be);
@@ -228,6 +233,11 @@ struct hsd_backend_ops {
     enum hsd_status (*tanh_clamp)(struct hsd_backend *be, const struct hsd_tanh_clamp_params *p);
     enum hsd_status (*timestep_embedding)(struct hsd_backend *be,
                                           const struct hsd_timestep_embedding_params *p);
+    // The denoising step around the U-Net (backend/step_ops.h).
+    enum hsd_status (*step_input)(struct hsd_backend *be, const struct hsd_step_input_params *p);
+    enum hsd_status (*cfg_combine)(struct hsd_backend *be, const struct hsd_cfg_combine_params *p);
+    enum hsd_status (*sampler_step)(struct hsd_backend *be,
+                                    const struct hsd_sampler_step_params *p);
 };
 
 struct hsd_backend {

@@ -28,6 +28,9 @@ static void usage(FILE *f) {
             "                         [max_bytes=N] [max_pixels=N] [max_steps=N]' per line\n"
             "  --no-auth              accept unauthenticated requests (local testing only)\n"
             "  --max-batch N          U-Net batch rows; a CFG request takes 2 (default 16)\n"
+            "  --buckets LIST         pad each U-Net call to the smallest of these row counts,\n"
+            "                         e.g. 1,2,4,8,16,32 (default: no padding): one plan and\n"
+            "                         graph per size (docs/denoise_step.md)\n"
             "  --queue-limit N        waiting requests before BUSY (default 64)\n"
             "  --max-active N         requests being denoised at once (default 32)\n"
             "  --admit-batch N        prompts encoded per text-encoder call (default 8)\n"
@@ -47,10 +50,30 @@ static void usage(FILE *f) {
             "  -v                     log each request\n");
 }
 
+// "1,2,4,8": up to HSD_PIPELINE_MAX_BUCKETS sizes; the pipeline checks
+// their order and range at load.
+static int parse_buckets(const char *arg, int *out) {
+    int n = 0;
+    for (const char *p = arg; *p;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || (*end && *end != ',') || v < 1 || v > HSD_PIPELINE_MAX_ROWS ||
+            n == HSD_PIPELINE_MAX_BUCKETS) {
+            fprintf(stderr,
+                    "hsd serve: --buckets %s: expected up to %d comma-separated sizes in [1, %d]\n",
+                    arg, HSD_PIPELINE_MAX_BUCKETS, HSD_PIPELINE_MAX_ROWS);
+            return -1;
+        }
+        out[n++] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    return n;
+}
+
 int hsd_cmd_serve(int argc, char **argv) {
     const char *model = NULL, *binds[16];
     const char *backend = NULL, *devices_arg = NULL;
-    int n_binds = 0, threads = 0;
+    int n_binds = 0, threads = 0, buckets[HSD_PIPELINE_MAX_BUCKETS], n_buckets = 0;
     struct hsd_service_opts o = {.grace_ms = 30000,
                                  .sched = {.max_batch_rows = 16, .queue_limit = 64,
                                            .max_active = 32, .admit_batch = 8,
@@ -64,7 +87,8 @@ int hsd_cmd_serve(int argc, char **argv) {
         {"devices", required_argument, 0, 'D'},   {"metrics-port", required_argument, 0, 'P'},
         {"grace-ms", required_argument, 0, 'G'},  {"threads", required_argument, 0, 't'},
         {"verbose", no_argument, 0, 'v'},         {"help", no_argument, 0, 'h'},
-        {"backend", required_argument, 0, 'X'},   {0, 0, 0, 0}};
+        {"backend", required_argument, 0, 'X'},   {"buckets", required_argument, 0, 'U'},
+        {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:b:k:vh", opts, NULL)) != -1) {
@@ -82,6 +106,9 @@ int hsd_cmd_serve(int argc, char **argv) {
         case 'N': o.allow_no_auth = 1; continue;
         case 'X': backend = optarg; continue;
         case 'D': devices_arg = optarg; continue;
+        case 'U':
+            if ((n_buckets = parse_buckets(optarg, buckets)) < 0) return 2;
+            continue;
         case 'v': hsd_log_set_level(HSD_LOG_DEBUG); continue;
         case 'h': usage(stdout); return 0;
         case 'B': dst = &o.sched.max_batch_rows; hi = 256; break;
@@ -127,7 +154,8 @@ int hsd_cmd_serve(int argc, char **argv) {
     }
     o.endpoints = binds;
     o.n_endpoints = n_binds;
-    struct hsd_pipeline_config pc = {.model = model, .threads = threads};
+    struct hsd_pipeline_config pc = {.model = model, .threads = threads,
+                                     .row_buckets = buckets, .n_row_buckets = n_buckets};
     struct hsd_pipeline_set set;
     int rc = 0;
     if (hsd_pipeline_set_load(&set, &pc, &spec, cpu_workers)) return hsd_cli_fail("serve");

@@ -10,23 +10,8 @@
 
 #include "core/log.h"
 #include "io/file.h"
+#include "pipeline/pipeline_internal.h"
 
-struct hsd_pipeline {
-    struct hsd_backend *be;
-    int be_borrowed;         // config.backend: the caller owns it
-    struct hsd_clip_tokenizer *tok;
-    struct hsd_clip_text *text;
-    struct hsd_noise_schedule sched;
-    struct hsd_unet_source src_large, src_edge;
-    struct hsd_unet *large, *edge;
-    struct hsd_vae *vae;
-    int ctx_dim;             // text encoder width = U-Net cross-attention width
-    int latent_c;            // U-Net in/out channels = VAE latent channels
-    int size_multiple;       // pixels: VAE scale * U-Net 2^(levels-1), both U-Nets
-    // Step scratch, grown on demand and kept (no allocation per step once warm).
-    float *x_in, *t_in, *ctx_in, *out;
-    size_t cap_rows, cap_lat;
-};
 
 static double now_ms(void) {
     struct timespec t;
@@ -64,6 +49,24 @@ static enum hsd_status check_unet(const struct hsd_pipeline *p, const struct hsd
     return HSD_OK;
 }
 
+static enum hsd_status set_buckets(struct hsd_pipeline *p, const struct hsd_pipeline_config *c) {
+    if (c->n_row_buckets < 0 || c->n_row_buckets > HSD_PIPELINE_MAX_BUCKETS ||
+        (c->n_row_buckets && !c->row_buckets))
+        return hsd_fail(HSD_ERR_INVALID_ARG, "batch buckets: %d sizes, expected 0..%d",
+                        c->n_row_buckets, HSD_PIPELINE_MAX_BUCKETS);
+    for (int i = 0; i < c->n_row_buckets; i++) {
+        int b = c->row_buckets[i];
+        if (b < 1 || b > HSD_PIPELINE_MAX_ROWS || (i && b <= c->row_buckets[i - 1]))
+            return hsd_fail(HSD_ERR_INVALID_ARG,
+                            "batch buckets: size %d (entry %d) must be in [1, %d] and larger than "
+                            "the one before",
+                            b, i + 1, HSD_PIPELINE_MAX_ROWS);
+        p->buckets[i] = b;
+    }
+    p->n_buckets = c->n_row_buckets;
+    return HSD_OK;
+}
+
 enum hsd_status hsd_pipeline_load(struct hsd_pipeline **out, const struct hsd_pipeline_config *c) {
     *out = NULL;
     struct hsd_pipeline *p = calloc(1, sizeof *p);
@@ -71,6 +74,7 @@ enum hsd_status hsd_pipeline_load(struct hsd_pipeline **out, const struct hsd_pi
     enum hsd_status s;
     char vae_path[4096];
     const char *vp = c->model;
+    if ((s = set_buckets(p, c))) goto fail;
     if (c->backend) {
         p->be = c->backend;
         p->be_borrowed = 1;
@@ -119,11 +123,8 @@ void hsd_pipeline_free(struct hsd_pipeline *p) {
     hsd_vae_free(p->vae);
     hsd_clip_text_free(p->text);
     hsd_clip_tokenizer_free(p->tok);
+    hsd_step_scratch_free(&p->step, p->be);
     if (!p->be_borrowed) hsd_backend_destroy(p->be);
-    free(p->x_in);
-    free(p->t_in);
-    free(p->ctx_in);
-    free(p->out);
     free(p);
 }
 
@@ -214,63 +215,6 @@ enum hsd_status hsd_pipeline_encode_text(struct hsd_pipeline *p, float *out,
     if (!s) s = hsd_clip_text_forward(p->text, out, ids, n_prompts, HSD_TEXT_LEN, clip_skip);
     free(ids);
     return s;
-}
-
-static enum hsd_status grow(struct hsd_pipeline *p, size_t rows, size_t lat) {
-    if (rows <= p->cap_rows && lat <= p->cap_lat) return HSD_OK;
-    if (rows < p->cap_rows) rows = p->cap_rows;
-    if (lat < p->cap_lat) lat = p->cap_lat;
-    free(p->x_in);
-    free(p->t_in);
-    free(p->ctx_in);
-    free(p->out);
-    p->x_in = malloc(rows * lat * sizeof(float));
-    p->out = malloc(rows * lat * sizeof(float));
-    p->t_in = malloc(rows * sizeof(float));
-    p->ctx_in = malloc(rows * HSD_TEXT_LEN * (size_t)p->ctx_dim * sizeof(float));
-    p->cap_rows = p->cap_lat = 0;
-    if (!p->x_in || !p->out || !p->t_in || !p->ctx_in)
-        return hsd_fail(HSD_ERR_NOMEM, "out of memory for a batch of %zu", rows);
-    p->cap_rows = rows;
-    p->cap_lat = lat;
-    return HSD_OK;
-}
-
-enum hsd_status hsd_pipeline_denoise_step(struct hsd_pipeline *p, struct hsd_unet *unet,
-                                          struct hsd_denoise_item *items, int n, int h, int w) {
-    size_t lat = (size_t)p->latent_c * h * w, ctx = (size_t)HSD_TEXT_LEN * p->ctx_dim;
-    int n_uncond = 0;
-    for (int i = 0; i < n; i++) n_uncond += items[i].uncond != NULL;
-    int rows = n + n_uncond;
-    enum hsd_status s = grow(p, (size_t)rows, lat);
-    if (s) return s;
-    // Rows: unconditional passes first, then conditional, as diffusers'
-    // torch.cat([latents] * 2) with prompt_embeds = cat([negative, positive]).
-    int r = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        for (int i = 0; i < n; i++) {
-            const float *c = pass == 0 ? items[i].uncond : items[i].cond;
-            if (!c) continue;
-            hsd_sampler_scale_model_input(items[i].sampler, p->x_in + r * lat, items[i].latent);
-            p->t_in[r] = hsd_sampler_timestep(items[i].sampler);
-            memcpy(p->ctx_in + r * ctx, c, ctx * sizeof(float));
-            r++;
-        }
-    }
-    s = hsd_unet_forward(unet, p->out, p->x_in, p->t_in, p->ctx_in, rows, h, w, HSD_TEXT_LEN);
-    if (s) return s;
-    int ru = 0, rc = n_uncond;
-    for (int i = 0; i < n; i++) {
-        float *cond = p->out + (size_t)rc++ * lat;
-        if (items[i].uncond) {
-            // noise_pred_uncond + guidance_scale * (noise_pred_text - noise_pred_uncond)
-            const float *un = p->out + (size_t)ru++ * lat;
-            float g = items[i].guidance_scale;
-            for (size_t j = 0; j < lat; j++) cond[j] = un[j] + g * (cond[j] - un[j]);
-        }
-        if ((s = hsd_sampler_step(items[i].sampler, items[i].latent, cond))) return s;
-    }
-    return HSD_OK;
 }
 
 enum hsd_status hsd_pipeline_decode(struct hsd_pipeline *p, float *image, const float *latent,

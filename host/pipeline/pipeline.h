@@ -27,7 +27,18 @@ struct hsd_pipeline_config {
     struct hsd_backend *backend;  // NULL: a CPU backend with `threads`, owned by the pipeline;
                                   // else borrowed (the caller destroys it after
                                   // hsd_pipeline_free): a GPU (backend/open/backend_open.h)
+    // Batch buckets: a U-Net call of r rows runs with the smallest listed
+    // size >= r, the extra rows copies of row 0 whose outputs are dropped,
+    // so a backend sees only these batch sizes (one plan, arena and graph
+    // each). Strictly ascending, 1..HSD_PIPELINE_MAX_ROWS, at most
+    // HSD_PIPELINE_MAX_BUCKETS; NULL/0: no padding. Calls of more rows than
+    // the largest bucket run unpadded.
+    const int *row_buckets;
+    int n_row_buckets;
 };
+
+#define HSD_PIPELINE_MAX_BUCKETS 16
+#define HSD_PIPELINE_MAX_ROWS 1024
 
 struct hsd_gen_request {
     const char *prompt;

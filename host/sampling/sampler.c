@@ -6,6 +6,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "backend/step_math.h"
 #include "core/assert.h"
 #include "sampling/sampler.h"
 #include "sampling/sampler_internal.h"
@@ -250,6 +251,12 @@ float hsd_sampler_init_noise_sigma(const struct hsd_sampler *s) {
     return sqrtf(m * m + 1.0f);
 }
 
+// EulerDiscreteScheduler.scale_model_input: sample / ((sigma**2 + 1) ** 0.5).
+static float input_divisor(const struct hsd_sampler *s) {
+    const float sigma = (float)s->sigmas[s->step];
+    return sqrtf(sigma * sigma + 1.0f);
+}
+
 void hsd_sampler_scale_model_input(const struct hsd_sampler *s, float *out, const float *x) {
     HSD_ASSERT(s->step >= 0 && s->step < s->n_timesteps);
     const size_t n = s->n_latent;
@@ -257,19 +264,61 @@ void hsd_sampler_scale_model_input(const struct hsd_sampler *s, float *out, cons
         if (out != x) memcpy(out, x, n * sizeof *out);
         return;
     }
-    // EulerDiscreteScheduler.scale_model_input: sample / ((sigma**2 + 1) ** 0.5)
-    const float sigma = (float)s->sigmas[s->step];
-    const float d = sqrtf(sigma * sigma + 1.0f);
+    const float d = input_divisor(s);
     for (size_t i = 0; i < n; i++) out[i] = x[i] / d;
 }
 
-enum hsd_status hsd_sampler_step(struct hsd_sampler *s, float *x, const float *model_out) {
+static const enum hsd_step_kind step_kind[HSD_SAMPLER_COUNT] = {
+    [HSD_SAMPLER_DPMPP_2M] = HSD_STEP_DPMPP_2M, [HSD_SAMPLER_DDIM] = HSD_STEP_DDIM,
+    [HSD_SAMPLER_EULER] = HSD_STEP_EULER,       [HSD_SAMPLER_EULER_A] = HSD_STEP_EULER_A,
+    [HSD_SAMPLER_PNDM] = HSD_STEP_PNDM,
+};
+
+enum hsd_status hsd_sampler_plan_step(struct hsd_sampler *s, struct hsd_step_row *row,
+                                      struct hsd_torch_rng *rng_after) {
     if (s->step < 0 || s->step >= s->n_timesteps) {
         return hsd_fail(HSD_ERR_INVALID_ARG, "%s sampler: all %d model calls were already made",
                         hsd_sampler_name(s->kind), s->n_timesteps);
     }
-    ops_of(s)->step(s, x, model_out);
+    const struct hsd_sampler_ops *ops = ops_of(s);
+    memset(row, 0, sizeof *row);
+    row->kind = step_kind[s->kind];
+    row->uncond_row = -1;
+    if (s->sched.prediction_type == HSD_PRED_V) row->flags |= HSD_STEP_V_PRED;
+    if (ops->scales_input) {
+        row->flags |= HSD_STEP_SCALE_INPUT;
+        row->input_div = input_divisor(s);
+    }
+    ops->plan(s, row);
+    *rng_after = s->rng;
+    // Ancestral noise: randn_tensor(model_output.shape, generator) on the
+    // host, from a copy of the generator (committed with the step).
+    if (ops->ancestral) hsd_torch_randn(rng_after, hsd_sampler_slot(s, 0), s->n_latent);
+    return HSD_OK;
+}
+
+size_t hsd_sampler_slot_floats(const struct hsd_sampler *s) {
+    HSD_ASSERT(s->buf_len <= (size_t)HSD_STEP_SLOTS * s->n_latent);
+    return s->buf_len;
+}
+
+void hsd_sampler_commit_step(struct hsd_sampler *s, const struct hsd_torch_rng *rng_after) {
+    HSD_ASSERT(s->step >= 0 && s->step < s->n_timesteps);
+    const struct hsd_sampler_ops *ops = ops_of(s);
+    if (ops->advance) ops->advance(s);
+    s->rng = *rng_after;
     s->step++;
+}
+
+enum hsd_status hsd_sampler_step(struct hsd_sampler *s, float *x, const float *model_out) {
+    struct hsd_step_row row;
+    struct hsd_torch_rng rng;
+    enum hsd_status st = hsd_sampler_plan_step(s, &row, &rng);
+    if (st != HSD_OK) return st;
+    // The CPU backend's sampler_step op, on this one item.
+    for (size_t e = 0; e < s->n_latent; e++)
+        hsd_step_element(&row, &x[e], model_out[e], s->buf, e, s->n_latent);
+    hsd_sampler_commit_step(s, &rng);
     return HSD_OK;
 }
 

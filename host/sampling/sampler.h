@@ -127,8 +127,27 @@ float hsd_sampler_init_noise_sigma(const struct hsd_sampler *s);
 void hsd_sampler_scale_model_input(const struct hsd_sampler *s, float *out, const float *x);
 // scheduler.step: advances x (in place) with the model output (after CFG,
 // must not overlap x) and moves to the next call. Fails with
-// HSD_ERR_INVALID_ARG once all n_timesteps calls were made.
+// HSD_ERR_INVALID_ARG once all n_timesteps calls were made. It is
+// plan_step, the element maths of the sampler_step op on the host
+// (backend/step_math.h), then commit_step.
 enum hsd_status hsd_sampler_step(struct hsd_sampler *s, float *x, const float *model_out);
+
+// The same step as a backend op (backend/step_ops.h), in two halves around
+// it. plan_step fills the sampler's part of `row` for the next call (kind,
+// flags, input_div, coefficients, history bookkeeping; the caller sets
+// cond_row/uncond_row/guidance) and, for Euler a, draws the step's noise
+// into scratch slot 0 of s->buf from a copy of the generator left in
+// *rng_after; it changes no state, so a step that fails after it can be
+// run again. After the op ran on x and on s->buf's slots (or copies of
+// them), commit_step moves s to the next call and takes the generator.
+// plan_step fails with HSD_ERR_INVALID_ARG once all calls were made.
+struct hsd_step_row;
+enum hsd_status hsd_sampler_plan_step(struct hsd_sampler *s, struct hsd_step_row *row,
+                                      struct hsd_torch_rng *rng_after);
+void hsd_sampler_commit_step(struct hsd_sampler *s, const struct hsd_torch_rng *rng_after);
+// Floats of s->buf the step op reads and writes (the item's first slots of
+// its [HSD_STEP_SLOTS, n_latent] block): history and noise.
+size_t hsd_sampler_slot_floats(const struct hsd_sampler *s);
 
 // Versioned little-endian binary form of the whole state (history and RNG
 // included, CRC-32 at the end). deserialize validates everything (a network

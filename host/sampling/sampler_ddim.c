@@ -56,36 +56,21 @@ static enum hsd_status setup(struct hsd_sampler *s, const float *ac) {
     return HSD_OK;
 }
 
-static void step(struct hsd_sampler *s, float *x, const float *model_out) {
+static void plan(const struct hsd_sampler *s, struct hsd_step_row *row) {
     const int i = s->step;
-    const size_t n = s->n_latent;
     const float a_t = s->alpha_prod[i], a_prev = s->alpha_prod_prev[i];
     const float b_t = 1.0f - a_t;
-    const float sa = sqrtf(a_t), sb = sqrtf(b_t);
     // _get_variance and std_dev_t = eta * variance ** 0.5 with eta = 0
     // (kept so a NaN would propagate as in diffusers).
     const float b_prev = 1.0f - a_prev;
     const float variance = (b_prev / b_t) * (1.0f - a_t / a_prev);
     const float std_dev = 0.0f * sqrtf(variance);
-    const float dir_coef = sqrtf(1.0f - a_prev - std_dev * std_dev);
-    const float sp = sqrtf(a_prev);
-    const int v_pred = s->sched.prediction_type == HSD_PRED_V;
-    const int clip = s->sched.clip_sample != 0;  // DDIMScheduler default: True
-    const float range = s->sched.clip_sample_range;
-    for (size_t e = 0; e < n; e++) {
-        const float xs = x[e], mo = model_out[e];
-        float x0, eps;
-        if (v_pred) {
-            x0 = sa * xs - sb * mo;
-            eps = sa * mo + sb * xs;
-        } else {
-            x0 = (xs - sb * mo) / sa;
-            eps = mo;
-        }
-        if (clip) x0 = fminf(fmaxf(x0, -range), range);
-        const float dir = dir_coef * eps;
-        x[e] = sp * x0 + dir;
-    }
+    row->k.ddim.sa = sqrtf(a_t);
+    row->k.ddim.sb = sqrtf(b_t);
+    row->k.ddim.dir = sqrtf(1.0f - a_prev - std_dev * std_dev);
+    row->k.ddim.sp = sqrtf(a_prev);
+    row->k.ddim.range = s->sched.clip_sample_range;
+    if (s->sched.clip_sample != 0) row->flags |= HSD_STEP_CLIP;  // DDIMScheduler default: True
 }
 
 const struct hsd_sampler_ops hsd_sampler_ops_ddim = {
@@ -94,8 +79,10 @@ const struct hsd_sampler_ops hsd_sampler_ops_ddim = {
     .history_slots = 0,
     .scratch_slots = 0,
     .scales_input = 0,
+    .ancestral = 0,
     .setup = setup,
     .live_slots = hsd_sampler_no_history_live_slots,
     .progress_ok = hsd_sampler_no_history_progress_ok,
-    .step = step,
+    .plan = plan,
+    .advance = NULL,
 };

@@ -8,7 +8,6 @@
 // so the coefficients are computed in float with torch's operation order;
 // log/exp may differ from torch's SLEEF versions by an ulp.
 #include <math.h>
-#include <string.h>
 
 #include "sampling/sampler_internal.h"
 
@@ -79,46 +78,32 @@ static struct coef coef_of(double sigma_table) {
     return c;
 }
 
-static void step(struct hsd_sampler *s, float *x, const float *model_out) {
+static void plan(const struct hsd_sampler *s, struct hsd_step_row *row) {
     const int i = s->step;
-    const size_t n = s->n_latent;
-    float *prev_x0 = hsd_sampler_slot(s, 0);  // model_outputs[-2] after the shift
     const struct coef s0 = coef_of(s->sigmas[i]);
     const struct coef t = coef_of(s->sigmas[i + 1]);
-    const int v_pred = s->sched.prediction_type == HSD_PRED_V;
     // lower_order_final: the last step is first order (final sigma 0).
     const int first_order = s->lower_order_nums < 1 || i == s->n_timesteps - 1;
 
     // dpm_solver_first_order_update / multistep_dpm_solver_second_order_update
-    // (dpmsolver++, midpoint).
+    // (dpmsolver++, midpoint); the element maths is step_math.h's.
     const float h = t.lambda - s0.lambda;
-    const float a = t.sigma / s0.sigma;
-    const float b = t.alpha * (expf(-h) - 1.0f);
-    float c1 = 0.0f, c = 0.0f;
-    if (!first_order) {
+    row->k.dpm.alpha = s0.alpha;
+    row->k.dpm.sigma = s0.sigma;
+    row->k.dpm.a = t.sigma / s0.sigma;
+    row->k.dpm.b = t.alpha * (expf(-h) - 1.0f);
+    if (first_order) {
+        row->flags |= HSD_STEP_FIRST_ORDER;
+    } else {
         const struct coef s1 = coef_of(s->sigmas[i - 1]);
         const float h_0 = s0.lambda - s1.lambda;
         const float r0 = h_0 / h;
-        c1 = 1.0f / r0;  // D1 = (1.0 / r0) * (m0 - m1)
-        c = 0.5f * b;
+        row->k.dpm.c1 = 1.0f / r0;  // D1 = (1.0 / r0) * (m0 - m1)
+        row->k.dpm.c = 0.5f * row->k.dpm.b;
     }
-    for (size_t e = 0; e < n; e++) {
-        const float xs = x[e], mo = model_out[e];
-        // convert_model_output: x0_pred
-        float x0;
-        if (v_pred) {
-            x0 = s0.alpha * xs - s0.sigma * mo;
-        } else {
-            x0 = (xs - s0.sigma * mo) / s0.alpha;
-        }
-        float xn = a * xs - b * x0;
-        if (!first_order) {
-            const float d1 = c1 * (x0 - prev_x0[e]);
-            xn = xn - c * d1;
-        }
-        prev_x0[e] = x0;
-        x[e] = xn;
-    }
+}
+
+static void advance(struct hsd_sampler *s) {
     if (s->lower_order_nums < 2) s->lower_order_nums++;
 }
 
@@ -135,8 +120,10 @@ const struct hsd_sampler_ops hsd_sampler_ops_dpmpp_2m = {
     .history_slots = 1,
     .scratch_slots = 0,
     .scales_input = 0,
+    .ancestral = 0,
     .setup = setup,
     .live_slots = live_slots,
     .progress_ok = progress_ok,
-    .step = step,
+    .plan = plan,
+    .advance = advance,
 };

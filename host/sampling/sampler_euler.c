@@ -58,28 +58,20 @@ enum hsd_status hsd_sampler_euler_setup(struct hsd_sampler *s, const float *ac) 
     return hsd_sampler_check_first_unique(s);
 }
 
-// pred_original_sample for v_prediction (both Euler schedulers):
-// model_output * (-sigma / (sigma**2 + 1) ** 0.5) + (sample / (sigma**2 + 1))
-static void step(struct hsd_sampler *s, float *x, const float *model_out) {
+// pred_original_sample for v_prediction (both Euler schedulers) needs
+// -sigma / (sigma**2 + 1) ** 0.5 and sigma**2 + 1.
+void hsd_sampler_euler_plan_sigma(struct hsd_step_row *row, float sigma) {
+    row->k.euler.s2p1 = sigma * sigma + 1.0f;
+    row->k.euler.c_out = -sigma / sqrtf(row->k.euler.s2p1);
+}
+
+static void plan(const struct hsd_sampler *s, struct hsd_step_row *row) {
     const int i = s->step;
-    const size_t n = s->n_latent;
     const float sigma = (float)s->sigmas[i];
     const float sigma_hat = sigma * (0.0f + 1.0f);  // gamma = 0
-    const float dt = (float)s->sigmas[i + 1] - sigma_hat;
-    const float s2p1 = sigma * sigma + 1.0f;
-    const float c_out = -sigma / sqrtf(s2p1);
-    const int v_pred = s->sched.prediction_type == HSD_PRED_V;
-    for (size_t e = 0; e < n; e++) {
-        const float xs = x[e], mo = model_out[e];
-        float pred;
-        if (v_pred) {
-            pred = mo * c_out + xs / s2p1;
-        } else {
-            pred = xs - sigma_hat * mo;
-        }
-        const float derivative = (xs - pred) / sigma_hat;
-        x[e] = xs + derivative * dt;
-    }
+    row->k.euler.sigma = sigma_hat;
+    row->k.euler.dt = (float)s->sigmas[i + 1] - sigma_hat;
+    hsd_sampler_euler_plan_sigma(row, sigma);
 }
 
 const struct hsd_sampler_ops hsd_sampler_ops_euler = {
@@ -88,8 +80,10 @@ const struct hsd_sampler_ops hsd_sampler_ops_euler = {
     .history_slots = 0,
     .scratch_slots = 0,
     .scales_input = 1,
+    .ancestral = 0,
     .setup = hsd_sampler_euler_setup,
     .live_slots = hsd_sampler_no_history_live_slots,
     .progress_ok = hsd_sampler_no_history_progress_ok,
-    .step = step,
+    .plan = plan,
+    .advance = NULL,
 };

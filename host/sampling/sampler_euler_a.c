@@ -2,7 +2,8 @@
 // EulerAncestralDiscreteScheduler. set_timesteps is Euler's (shared
 // setup); each step draws randn_tensor(model_output.shape, generator) from
 // the sampler's copy of the torch generator, the one that drew the initial
-// latent, as StableDiffusionPipeline passes one generator to both.
+// latent, as StableDiffusionPipeline passes one generator to both
+// (sampler.c draws it into scratch slot 0, the noise the step op reads).
 #include <math.h>
 
 #include "sampling/sampler_internal.h"
@@ -13,33 +14,18 @@
 #pragma STDC FP_CONTRACT OFF
 #endif
 
-static void step(struct hsd_sampler *s, float *x, const float *model_out) {
+static void plan(const struct hsd_sampler *s, struct hsd_step_row *row) {
     const int i = s->step;
-    const size_t n = s->n_latent;
-    float *noise = hsd_sampler_slot(s, 0);  // scratch
     const float sigma = (float)s->sigmas[i];
     const float sigma_from = sigma, sigma_to = (float)s->sigmas[i + 1];
     // sigma_up = (sigma_to**2 * (sigma_from**2 - sigma_to**2) / sigma_from**2) ** 0.5
     const float to2 = sigma_to * sigma_to, from2 = sigma_from * sigma_from;
     const float sigma_up = sqrtf(to2 * (from2 - to2) / from2);
     const float sigma_down = sqrtf(to2 - sigma_up * sigma_up);
-    const float dt = sigma_down - sigma;
-    const float s2p1 = sigma * sigma + 1.0f;
-    const float c_out = -sigma / sqrtf(s2p1);
-    const int v_pred = s->sched.prediction_type == HSD_PRED_V;
-    hsd_torch_randn(&s->rng, noise, n);
-    for (size_t e = 0; e < n; e++) {
-        const float xs = x[e], mo = model_out[e];
-        float pred;
-        if (v_pred) {
-            pred = mo * c_out + xs / s2p1;
-        } else {
-            pred = xs - sigma * mo;
-        }
-        const float derivative = (xs - pred) / sigma;
-        const float prev = xs + derivative * dt;
-        x[e] = prev + noise[e] * sigma_up;
-    }
+    row->k.euler.sigma = sigma;
+    row->k.euler.dt = sigma_down - sigma;
+    row->k.euler.sigma_up = sigma_up;
+    hsd_sampler_euler_plan_sigma(row, sigma);
 }
 
 const struct hsd_sampler_ops hsd_sampler_ops_euler_a = {
@@ -48,8 +34,10 @@ const struct hsd_sampler_ops hsd_sampler_ops_euler_a = {
     .history_slots = 0,
     .scratch_slots = 1,
     .scales_input = 1,
+    .ancestral = 1,
     .setup = hsd_sampler_euler_setup,
     .live_slots = hsd_sampler_no_history_live_slots,
     .progress_ok = hsd_sampler_no_history_progress_ok,
-    .step = step,
+    .plan = plan,
+    .advance = NULL,
 };

@@ -3,6 +3,7 @@
 #ifndef HSD_SAMPLING_SAMPLER_INTERNAL_H
 #define HSD_SAMPLING_SAMPLER_INTERNAL_H
 
+#include "backend/step_ops.h"
 #include "sampling/sampler.h"
 
 struct hsd_sampler_ops {
@@ -12,6 +13,7 @@ struct hsd_sampler_ops {
     int history_slots;  // latents kept between steps (serialized while live)
     int scratch_slots;  // per-step scratch latents (not serialized)
     int scales_input;   // scale_model_input divides by sqrt(sigma^2 + 1)
+    int ancestral;      // draws noise each step (into scratch slot 0)
     // Fills n_timesteps, timesteps[], sigmas[], alpha_prod[], alpha_prod_prev[]
     // from s->sched, s->n_steps and alphas_cumprod[num_train_timesteps].
     enum hsd_status (*setup)(struct hsd_sampler *s, const float *alphas_cumprod);
@@ -19,8 +21,13 @@ struct hsd_sampler_ops {
     int (*live_slots)(const struct hsd_sampler *s);
     // lower_order_nums / counter / n_ets agree with s->step.
     int (*progress_ok)(const struct hsd_sampler *s);
-    // scheduler.step for call s->step (< n_timesteps); does not advance it.
-    void (*step)(struct hsd_sampler *s, float *x, const float *model_out);
+    // scheduler.step for call s->step (< n_timesteps), host half: the
+    // row's kind-specific fields (coefficients, history bookkeeping); the
+    // element arithmetic is backend/step_math.h. Changes nothing.
+    void (*plan)(const struct hsd_sampler *s, struct hsd_step_row *row);
+    // The bookkeeping of that call once it ran (history counters); NULL:
+    // nothing kept. Does not advance s->step.
+    void (*advance)(struct hsd_sampler *s);
 };
 
 extern const struct hsd_sampler_ops hsd_sampler_ops_dpmpp_2m;
@@ -34,8 +41,10 @@ extern const struct hsd_sampler_ops hsd_sampler_ops_pndm;
 int hsd_sampler_no_history_live_slots(const struct hsd_sampler *s);
 int hsd_sampler_no_history_progress_ok(const struct hsd_sampler *s);
 
-// Euler and Euler ancestral share set_timesteps (sampler_euler.c).
+// Euler and Euler ancestral share set_timesteps and the v-prediction
+// coefficients of sigma (sampler_euler.c).
 enum hsd_status hsd_sampler_euler_setup(struct hsd_sampler *s, const float *alphas_cumprod);
+void hsd_sampler_euler_plan_sigma(struct hsd_step_row *row, float sigma);
 
 // The config's spacing, or the scheduler class's default when absent.
 enum hsd_timestep_spacing hsd_sampler_spacing(const struct hsd_sampler *s,

@@ -12,7 +12,6 @@
 // between calls 0 and 1 the cur_sample of call 0 sits in slot n_ets (= 1),
 // so the live history is always one contiguous run of slots.
 #include <math.h>
-#include <string.h>
 
 #include "sampling/sampler_internal.h"
 
@@ -85,54 +84,25 @@ static enum hsd_status setup(struct hsd_sampler *s, const float *ac) {
     return HSD_OK;
 }
 
-static void step(struct hsd_sampler *s, float *x, const float *model_out) {
+static void plan(const struct hsd_sampler *s, struct hsd_step_row *row) {
+    // self.ets = self.ets[-3:]; self.ets.append(model_output), except on
+    // call 1 (which reuses ets[-1]); step_math.h does it per element.
     const int c = s->counter;
-    const size_t n = s->n_latent;
-    if (c != 1) {
-        // self.ets = self.ets[-3:]; self.ets.append(model_output)
-        if (s->n_ets == 4) {
-            memmove(hsd_sampler_slot(s, 0), hsd_sampler_slot(s, 1), 3 * n * sizeof(float));
-            s->n_ets = 3;
-        }
-        memcpy(hsd_sampler_slot(s, s->n_ets), model_out, n * sizeof(float));
-        s->n_ets++;
-    }
-    const int k = s->n_ets;
-    const float *e1 = hsd_sampler_slot(s, k - 1);
-    const float *e2 = k >= 2 ? hsd_sampler_slot(s, k - 2) : NULL;
-    const float *e3 = k >= 3 ? hsd_sampler_slot(s, k - 3) : NULL;
-    const float *e4 = k >= 4 ? hsd_sampler_slot(s, k - 4) : NULL;
-    float *cur = hsd_sampler_slot(s, 1);  // cur_sample, live between calls 0 and 1
-
+    row->pndm_counter = c;
+    row->pndm_shift = c != 1 && s->n_ets == 4;
+    row->pndm_n_ets = c == 1 ? s->n_ets : (row->pndm_shift ? 4 : s->n_ets + 1);
     // _get_prev_sample coefficients (float32 0-dim tensors in diffusers).
     const float a_t = s->alpha_prod[c], a_prev = s->alpha_prod_prev[c];
     const float b_t = 1.0f - a_t, b_prev = 1.0f - a_prev;
-    const float sample_coeff = sqrtf(a_prev / a_t);
-    const float denom = a_t * sqrtf(b_prev) + sqrtf(a_t * b_t * a_prev);
-    const float diff = a_prev - a_t;
-    const float sa = sqrtf(a_t), sb = sqrtf(b_t);
-    const int v_pred = s->sched.prediction_type == HSD_PRED_V;
-    const float inv24 = (float)(1.0 / 24.0);  // Python 1 / 24 times a float tensor
+    row->k.pndm.sample_coeff = sqrtf(a_prev / a_t);
+    row->k.pndm.denom = a_t * sqrtf(b_prev) + sqrtf(a_t * b_t * a_prev);
+    row->k.pndm.diff = a_prev - a_t;
+    row->k.pndm.sa = sqrtf(a_t);
+    row->k.pndm.sb = sqrtf(b_t);
+}
 
-    for (size_t e = 0; e < n; e++) {
-        float sample = x[e];
-        float mo;
-        if (k == 1 && c == 0) {
-            mo = model_out[e];
-            cur[e] = sample;
-        } else if (k == 1 && c == 1) {
-            mo = (model_out[e] + e1[e]) / 2.0f;
-            sample = cur[e];
-        } else if (k == 2) {
-            mo = (3.0f * e1[e] - e2[e]) / 2.0f;
-        } else if (k == 3) {
-            mo = (23.0f * e1[e] - 16.0f * e2[e] + 5.0f * e3[e]) / 12.0f;
-        } else {
-            mo = inv24 * (55.0f * e1[e] - 59.0f * e2[e] + 37.0f * e3[e] - 9.0f * e4[e]);
-        }
-        if (v_pred) mo = sa * mo + sb * sample;
-        x[e] = sample_coeff * sample - diff * mo / denom;
-    }
+static void advance(struct hsd_sampler *s) {
+    if (s->counter != 1) s->n_ets = s->n_ets == 4 ? 4 : s->n_ets + 1;
     s->counter++;
 }
 
@@ -154,8 +124,10 @@ const struct hsd_sampler_ops hsd_sampler_ops_pndm = {
     .history_slots = 4,
     .scratch_slots = 0,
     .scales_input = 0,
+    .ancestral = 0,
     .setup = setup,
     .live_slots = live_slots,
     .progress_ok = progress_ok,
-    .step = step,
+    .plan = plan,
+    .advance = advance,
 };

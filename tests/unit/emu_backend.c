@@ -37,6 +37,9 @@ static const char *const k_op_names[HSD_EMU_OP_COUNT] = {
     [HSD_EMU_RELU] = "relu",
     [HSD_EMU_TANH_CLAMP] = "tanh_clamp",
     [HSD_EMU_TIMESTEP_EMBEDDING] = "timestep_embedding",
+    [HSD_EMU_STEP_INPUT] = "step_input",
+    [HSD_EMU_CFG_COMBINE] = "cfg_combine",
+    [HSD_EMU_SAMPLER_STEP] = "sampler_step",
 };
 
 const char *hsd_backend_emu_op_name(enum hsd_emu_op op) {
@@ -94,6 +97,14 @@ static enum hsd_status emu_download(struct hsd_backend *be, float *dst, const vo
     return HSD_OK;
 }
 
+static enum hsd_status emu_download_f32(struct hsd_backend *be, float *dst, const void *src,
+                                        size_t count) {
+    (void)be;
+    if (count && (!dst || !src)) return hsd_fail(HSD_ERR_INVALID_ARG, "download: NULL buffer");
+    if (count) memcpy(dst, src, count * sizeof *dst);
+    return HSD_OK;
+}
+
 // Every emulated launch has run to completion when its launcher returns
 // (cuda/emulate.cuh runs the grid inside the launch): nothing is queued.
 static enum hsd_status emu_synchronize(struct hsd_backend *be) {
@@ -134,6 +145,9 @@ EMU_OP(quick_gelu, QUICK_GELU, hsd_eltwise_params)
 EMU_OP(relu, RELU, hsd_eltwise_params)
 EMU_OP(tanh_clamp, TANH_CLAMP, hsd_tanh_clamp_params)
 EMU_OP(timestep_embedding, TIMESTEP_EMBEDDING, hsd_timestep_embedding_params)
+EMU_OP(step_input, STEP_INPUT, hsd_step_input_params)
+EMU_OP(cfg_combine, CFG_COMBINE, hsd_cfg_combine_params)
+EMU_OP(sampler_step, SAMPLER_STEP, hsd_sampler_step_params)
 #undef EMU_OP
 
 static float *widen(const void *src, size_t count) {
@@ -198,6 +212,7 @@ static const struct hsd_backend_ops k_emu_ops = {
     .upload = emu_upload,
     .download = emu_download,
     .upload_f32 = emu_upload_f32,
+    .download_f32 = emu_download_f32,
     .synchronize = emu_synchronize,
     .graph_begin = NULL,
     .graph_end = NULL,
@@ -217,6 +232,9 @@ static const struct hsd_backend_ops k_emu_ops = {
     .relu = emu_relu,
     .tanh_clamp = emu_tanh_clamp,
     .timestep_embedding = emu_timestep_embedding,
+    .step_input = emu_step_input,
+    .cfg_combine = emu_cfg_combine,
+    .sampler_step = emu_sampler_step,
 };
 
 enum hsd_status hsd_backend_emu_create(struct hsd_backend **out) {

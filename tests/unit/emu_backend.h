@@ -7,7 +7,8 @@
 // - Memory: host memory (256-byte aligned malloc) holding fp16 values
 //   (act_size 2), as on the device. upload rounds fp32 -> fp16 to nearest
 //   even (core/dtype.h, as cu_upload does), upload_f32 copies raw (the
-//   timesteps), download converts back.
+//   timesteps, the step ops' latents and history), download converts
+//   back, download_f32 copies raw.
 // - Every op but linear calls the registry's production entry point
 //   hsd_cuda_<op>(p, stream) from hsd_cuda_emu: the kernel files compiled as
 //   host C++ over cuda/emulate.cuh (tests/cuda.cmake), the same launchers,
@@ -51,6 +52,9 @@ enum hsd_emu_op {
     HSD_EMU_RELU,
     HSD_EMU_TANH_CLAMP,
     HSD_EMU_TIMESTEP_EMBEDDING,
+    HSD_EMU_STEP_INPUT,
+    HSD_EMU_CFG_COMBINE,
+    HSD_EMU_SAMPLER_STEP,
     HSD_EMU_OP_COUNT
 };
 const char *hsd_backend_emu_op_name(enum hsd_emu_op op);

@@ -714,15 +714,6 @@ static void test_timestep_literal(void) {
 
 // ---- invalid parameters -------------------------------------------------
 
-#define CHECK_INVALID(call)                                                                  \
-    do {                                                                                     \
-        enum hsd_status s_ = (call);                                                         \
-        CHECKF(s_ == HSD_ERR_INVALID_ARG, "%s -> %s (want invalid argument)", #call,         \
-               hsd_status_str(s_));                                                          \
-        CHECKF(hsd_last_error()[0] != '\0', "%s: no message", #call);                        \
-        hsd_clear_error();                                                                   \
-    } while (0)
-
 static void test_invalid(void) {
     float buf[64] = {0};
     const struct hsd_backend_ops *o = g_be->ops;

@@ -198,6 +198,10 @@ void tc_download_f16(float *dst, const void *dev, size_t n) {
     CHECK_OK(hsd_cuda_download_f16(dst, dev, n));
 }
 
+void tc_download_f32(float *dst, const void *dev, size_t n) {
+    CHECK_OK(hsd_cuda_download_f32(dst, dev, n));
+}
+
 float *tc_cpu_buf(const float *host, size_t n) {
     float *d = g_cpu->ops->alloc(g_cpu, (n ? n : 1) * sizeof(float));
     HSD_ASSERT(d);

@@ -61,6 +61,7 @@ void *tc_dev_f16(const float *host, size_t n);
 void *tc_dev_f32(const float *host, size_t n);     // device fp32 copy
 void *tc_dev_poisoned_f16(size_t n);               // n fp16 NaNs
 void tc_download_f16(float *dst, const void *dev, size_t n);
+void tc_download_f32(float *dst, const void *dev, size_t n);
 // CPU backend buffer holding a host array (the CPU backend's memory is host
 // memory, so this is a copy through its upload op).
 float *tc_cpu_buf(const float *host, size_t n);

@@ -43,6 +43,16 @@ int hsd_check_close(const char *what, const float *got, const float *ref, size_t
 #define CHECK_CLOSE(what, got, ref, n, tol) \
     hsd_check_close(what, got, ref, n, tol, __FILE__, __LINE__)
 
+// `call` must fail with HSD_ERR_INVALID_ARG and leave a message (cleared).
+#define CHECK_INVALID(call)                                                                  \
+    do {                                                                                     \
+        enum hsd_status s_ = (call);                                                         \
+        CHECKF(s_ == HSD_ERR_INVALID_ARG, "%s -> %s (want invalid argument)", #call,         \
+               hsd_status_str(s_));                                                          \
+        CHECKF(hsd_last_error()[0] != '\0', "%s: no message", #call);                        \
+        hsd_clear_error();                                                                   \
+    } while (0)
+
 // Fills with uniform values in [-scale, scale) from a fixed-seed generator.
 void hsd_test_fill_uniform(float *x, size_t n, uint64_t seed, float scale);
 

@@ -1,7 +1,7 @@
 // CPU fp32 backend: the reference truth every CUDA kernel is tested
 // against (docs/architecture.md §4). This file holds creation, memory and the op table;
 // each op lives in its own file (cpu_conv2d.c, cpu_linear.c, cpu_norm.c,
-// cpu_attention.c, cpu_eltwise.c, cpu_embed.c, cpu_vae_ops.c).
+// cpu_attention.c, cpu_eltwise.c, cpu_embed.c, cpu_vae_ops.c, cpu_step.c).
 //
 // Test: ctest -R cpu_ops (tests/unit/test_cpu_ops.c, naive double references).
 // Time: build/bench_cpu_ops (bench/bench_cpu_ops.c, GFLOP/s and % of peak).
@@ -91,6 +91,11 @@ static enum hsd_status cpu_upload_f32(struct hsd_backend *be, void *dst, const f
     return cpu_upload(be, dst, src, count);  // the CPU backend's elements are fp32 already
 }
 
+static enum hsd_status cpu_download_f32(struct hsd_backend *be, float *dst, const void *src,
+                                        size_t count) {
+    return cpu_download(be, dst, src, count);  // fp32 both sides
+}
+
 static enum hsd_status cpu_synchronize(struct hsd_backend *be) { return HSD_OK; }
 
 static const struct hsd_backend_ops k_cpu_ops = {
@@ -101,6 +106,7 @@ static const struct hsd_backend_ops k_cpu_ops = {
     .upload = cpu_upload,
     .download = cpu_download,
     .upload_f32 = cpu_upload_f32,
+    .download_f32 = cpu_download_f32,
     .synchronize = cpu_synchronize,
     .conv2d = hsd_cpu_conv2d,
     .linear = hsd_cpu_linear,
@@ -118,6 +124,9 @@ static const struct hsd_backend_ops k_cpu_ops = {
     .relu = hsd_cpu_relu,
     .tanh_clamp = hsd_cpu_tanh_clamp,
     .timestep_embedding = hsd_cpu_timestep_embedding,
+    .step_input = hsd_cpu_step_input,
+    .cfg_combine = hsd_cpu_cfg_combine,
+    .sampler_step = hsd_cpu_sampler_step,
 };
 
 void hsd_cpu_blas_threads(const struct hsd_backend *be) {

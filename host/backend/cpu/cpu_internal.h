@@ -71,6 +71,11 @@ enum hsd_status hsd_cpu_relu(struct hsd_backend *be, const struct hsd_eltwise_pa
 enum hsd_status hsd_cpu_tanh_clamp(struct hsd_backend *be, const struct hsd_tanh_clamp_params *p);
 enum hsd_status hsd_cpu_timestep_embedding(struct hsd_backend *be,
                                            const struct hsd_timestep_embedding_params *p);
+// Step ops (cpu_step.c, backend/step_ops.h).
+enum hsd_status hsd_cpu_step_input(struct hsd_backend *be, const struct hsd_step_input_params *p);
+enum hsd_status hsd_cpu_cfg_combine(struct hsd_backend *be, const struct hsd_cfg_combine_params *p);
+enum hsd_status hsd_cpu_sampler_step(struct hsd_backend *be,
+                                     const struct hsd_sampler_step_params *p);
 
 // fmaf where the target has FMA (C99 FP_FAST_FMAF, set by -mfma/-march),
 // else a multiply and an add. The build is ISO C (-std=c11), where gcc does

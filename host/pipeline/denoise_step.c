@@ -1,0 +1,184 @@
+// hsd_pipeline_denoise_step: one batched U-Net call and, around it, the
+// step ops of backend/step_ops.h (scale_model_input, CFG combine, the
+// sampler step) on the pipeline's backend, so the CPU backend and a GPU
+// run the same code path (issue 10). diffusers StableDiffusionPipeline's
+// loop body: latent_model_input = cat([latents] * 2) scaled, noise_pred =
+// unet(...), CFG, latents = scheduler.step(...).
+//
+// Transfers per step (a later change keeps them on the device): each
+// item's latent and sampler slots (history; Euler a's noise, drawn on the
+// host from the request's torch generator) up, the U-Net input rows down
+// and its output rows up (hsd_unet_forward takes host floats), latents and
+// slots down. On the CPU backend these are copies of host memory.
+//
+// Failure leaves every item as it was: the samplers are planned without
+// changing state (hsd_sampler_plan_step), results land in host scratch
+// first, and only after every op and transfer succeeded are the latents,
+// histories and generators written back and the samplers committed, so the
+// service can hand a failed batch to another device.
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/step_ops.h"
+#include "pipeline/pipeline_internal.h"
+
+void hsd_step_scratch_free(struct hsd_step_scratch *s, struct hsd_backend *be) {
+    void *dev[] = {s->x, s->slots, s->eps, s->in, s->mo, s->table};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
+        if (dev[i] && be) be->ops->free(be, dev[i]);
+    free(s->rows);
+    free(s->rng);
+    free(s->x_host);
+    free(s->slots_host);
+    free(s->x_in);
+    free(s->out);
+    free(s->t_in);
+    free(s->ctx_in);
+    memset(s, 0, sizeof *s);
+}
+
+// Room for `items` items with `rows` U-Net rows of `lat` elements and
+// `ctx` context floats per row.
+static enum hsd_status grow(struct hsd_step_scratch *s, struct hsd_backend *be, size_t items,
+                            size_t rows, size_t lat, size_t ctx) {
+    if (items <= s->cap_items && rows <= s->cap_rows && lat <= s->cap_lat && ctx <= s->cap_ctx)
+        return HSD_OK;
+    if (items < s->cap_items) items = s->cap_items;
+    if (rows < s->cap_rows) rows = s->cap_rows;
+    if (lat < s->cap_lat) lat = s->cap_lat;
+    if (ctx < s->cap_ctx) ctx = s->cap_ctx;
+    hsd_step_scratch_free(s, be);
+    const size_t f = sizeof(float), act = be->act_size;
+    s->x = be->ops->alloc(be, items * lat * f);
+    s->slots = be->ops->alloc(be, items * HSD_STEP_SLOTS * lat * f);
+    s->eps = be->ops->alloc(be, items * lat * f);
+    s->in = be->ops->alloc(be, rows * lat * act);
+    s->mo = be->ops->alloc(be, rows * lat * act);
+    s->table = be->ops->alloc(be, items * sizeof(struct hsd_step_row));
+    s->rows = malloc(items * sizeof *s->rows);
+    s->rng = malloc(items * sizeof *s->rng);
+    s->x_host = malloc(items * lat * f);
+    s->slots_host = malloc(items * HSD_STEP_SLOTS * lat * f);
+    s->x_in = malloc(rows * lat * f);
+    s->out = malloc(rows * lat * f);
+    s->t_in = malloc(rows * f);
+    s->ctx_in = malloc(rows * ctx * f);
+    if (!s->x || !s->slots || !s->eps || !s->in || !s->mo || !s->table || !s->rows || !s->rng ||
+        !s->x_host || !s->slots_host || !s->x_in || !s->out || !s->t_in || !s->ctx_in) {
+        hsd_step_scratch_free(s, be);
+        return hsd_fail(HSD_ERR_NOMEM, "out of memory for a step of %zu items, %zu rows", items,
+                        rows);
+    }
+    s->cap_items = items;
+    s->cap_rows = rows;
+    s->cap_lat = lat;
+    s->cap_ctx = ctx;
+    return HSD_OK;
+}
+
+// Plans every item's step into s->rows (U-Net rows: unconditional passes
+// first, then conditional, as diffusers' torch.cat([latents] * 2) with
+// prompt_embeds = cat([negative, positive])) and fills the U-Net's
+// timesteps and contexts.
+static enum hsd_status plan(struct hsd_step_scratch *s, struct hsd_denoise_item *items, int n,
+                            int n_uncond, size_t ctx) {
+    int ru = 0, rc = n_uncond;
+    for (int i = 0; i < n; i++) {
+        struct hsd_step_row *row = &s->rows[i];
+        enum hsd_status st = hsd_sampler_plan_step(items[i].sampler, row, &s->rng[i]);
+        if (st) return st;
+        row->cond_row = rc++;
+        row->uncond_row = items[i].uncond ? ru++ : -1;
+        row->guidance = items[i].guidance_scale;
+        const float t = hsd_sampler_timestep(items[i].sampler);
+        s->t_in[row->cond_row] = t;
+        memcpy(s->ctx_in + (size_t)row->cond_row * ctx, items[i].cond, ctx * sizeof(float));
+        if (row->uncond_row >= 0) {
+            s->t_in[row->uncond_row] = t;
+            memcpy(s->ctx_in + (size_t)row->uncond_row * ctx, items[i].uncond,
+                   ctx * sizeof(float));
+        }
+    }
+    return HSD_OK;
+}
+
+// Latents and sampler slots of every item into backend memory.
+static enum hsd_status upload_state(struct hsd_step_scratch *s, struct hsd_backend *be,
+                                    struct hsd_denoise_item *items, int n, size_t lat) {
+    const struct hsd_backend_ops *o = be->ops;
+    enum hsd_status st = o->upload_f32(be, s->table, (const float *)(const void *)s->rows,
+                                       hsd_step_table_words(n));
+    for (int i = 0; i < n && !st; i++) {
+        st = o->upload_f32(be, (float *)s->x + (size_t)i * lat, items[i].latent, lat);
+        size_t k = hsd_sampler_slot_floats(items[i].sampler);
+        if (!st && k)
+            st = o->upload_f32(be, (float *)s->slots + (size_t)i * HSD_STEP_SLOTS * lat,
+                               items[i].sampler->buf, k);
+    }
+    return st;
+}
+
+// The batch bucket for `rows` U-Net rows (hsd_pipeline_config.row_buckets).
+static int bucket_rows(const struct hsd_pipeline *p, int rows) {
+    for (int i = 0; i < p->n_buckets; i++)
+        if (p->buckets[i] >= rows) return p->buckets[i];
+    return rows;
+}
+
+// Padding rows rows..padded-1: copies of row 0 (input, timestep, context),
+// real values a U-Net handles like any request; their outputs are never
+// read. Every op of the U-Net is row-independent (per-sample norms,
+// attention within a sample, GEMMs whose rows do not mix), so the real
+// rows' results do not depend on what the padding holds.
+static void pad_rows(struct hsd_step_scratch *s, int rows, int padded, size_t lat, size_t ctx) {
+    for (int r = rows; r < padded; r++) {
+        memcpy(s->x_in + (size_t)r * lat, s->x_in, lat * sizeof(float));
+        memcpy(s->ctx_in + (size_t)r * ctx, s->ctx_in, ctx * sizeof(float));
+        s->t_in[r] = s->t_in[0];
+    }
+}
+
+enum hsd_status hsd_pipeline_denoise_step(struct hsd_pipeline *p, struct hsd_unet *unet,
+                                          struct hsd_denoise_item *items, int n, int h, int w) {
+    struct hsd_backend *be = p->be;
+    const struct hsd_backend_ops *o = be->ops;
+    struct hsd_step_scratch *s = &p->step;
+    const size_t lat = (size_t)p->latent_c * h * w, ctx = (size_t)HSD_TEXT_LEN * p->ctx_dim;
+    int n_uncond = 0;
+    for (int i = 0; i < n; i++) {
+        n_uncond += items[i].uncond != NULL;
+        if (items[i].sampler->n_latent != lat)
+            return hsd_fail(HSD_ERR_INVALID_ARG,
+                            "denoise step: item %d's sampler is for %zu latent elements, the "
+                            "batch's latents have %zu",
+                            i, items[i].sampler->n_latent, lat);
+    }
+    const int rows = n + n_uncond, padded = bucket_rows(p, rows);
+    enum hsd_status st = grow(s, be, (size_t)n, (size_t)padded, lat, ctx);
+    if (!st) st = plan(s, items, n, n_uncond, ctx);
+    if (!st) st = upload_state(s, be, items, n, lat);
+    if (st) return st;
+    struct hsd_step_input_params ip = {s->in, s->x, s->table, n, rows, lat};
+    if ((st = o->step_input(be, &ip))) return st;
+    if ((st = o->download(be, s->x_in, s->in, (size_t)rows * lat))) return st;
+    pad_rows(s, rows, padded, lat, ctx);
+    st = hsd_unet_forward(unet, s->out, s->x_in, s->t_in, s->ctx_in, padded, h, w, HSD_TEXT_LEN);
+    if (st) return st;
+    if ((st = o->upload(be, s->mo, s->out, (size_t)rows * lat))) return st;
+    struct hsd_cfg_combine_params cp = {s->eps, s->mo, s->table, n, rows, lat};
+    if ((st = o->cfg_combine(be, &cp))) return st;
+    struct hsd_sampler_step_params sp = {s->x, s->slots, s->eps, s->table, n, lat};
+    if ((st = o->sampler_step(be, &sp))) return st;
+    if ((st = o->download_f32(be, s->x_host, s->x, (size_t)n * lat))) return st;
+    if ((st = o->download_f32(be, s->slots_host, s->slots, (size_t)n * HSD_STEP_SLOTS * lat)))
+        return st;
+    // Everything ran: write back and move every sampler on.
+    for (int i = 0; i < n; i++) {
+        struct hsd_sampler *smp = items[i].sampler;
+        memcpy(items[i].latent, s->x_host + (size_t)i * lat, lat * sizeof(float));
+        size_t k = hsd_sampler_slot_floats(smp);
+        if (k) memcpy(smp->buf, s->slots_host + (size_t)i * HSD_STEP_SLOTS * lat, k * sizeof(float));
+        hsd_sampler_commit_step(smp, &s->rng[i]);
+    }
+    return HSD_OK;
+}
