@@ -4,7 +4,7 @@
 // buffers in backend memory, so a backend can keep a request's latent and
 // sampler history where its U-Net runs (issue 10: the device-resident step).
 //
-// The split (DESIGN.md §3, "sampler step per request"):
+// The split (docs/architecture.md §3, step 4: guidance and sampler step per request):
 // - The host owns the schedule. host/sampling computes, per item and step,
 //   one struct hsd_step_row: the sampler kind, its per-step coefficients
 //   (every sqrt/exp/log of diffusers' step, in diffusers' float32 order),
