@@ -243,6 +243,12 @@ struct hsd_backend {
 
 // The CPU fp32 reference backend. threads <= 0: every core.
 enum hsd_status hsd_backend_cpu_create(struct hsd_backend **out, int threads);
+// Readies the calling thread to run be's ops when it did not create be:
+// the CPU backend's thread count is OpenMP per-thread state (and the
+// OpenMP OpenBLAS follows it), so another thread would use every core, and
+// split its sums unlike `--threads T`. GPU backends pick their device per
+// call and need nothing.
+void hsd_backend_bind_thread(const struct hsd_backend *be);
 static inline void hsd_backend_destroy(struct hsd_backend *be) {
     if (be) be->ops->destroy(be);
 }

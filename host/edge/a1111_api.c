@@ -71,10 +71,15 @@ void hsd_a1111_free(struct hsd_a1111 *a) {
 
 // ---- GET endpoints ----
 
-static json_t *options_json(struct hsd_a1111 *a) {
+static struct hsd_a1111_settings settings(struct hsd_a1111 *a) {
     pthread_mutex_lock(&a->mu);
     struct hsd_a1111_settings s = a->settings;
     pthread_mutex_unlock(&a->mu);
+    return s;
+}
+
+static json_t *options_json(struct hsd_a1111 *a) {
+    struct hsd_a1111_settings s = settings(a);
     json_t *split = s.k_min == s.k_max ? json_integer(s.k_max)
                                        : json_sprintf("%d:%d", s.k_min, s.k_max);
     return json_pack("{s:s, s:s, s:i, s:s, s:o}", "sd_model_checkpoint", s.model_title, "sd_vae",
@@ -83,9 +88,14 @@ static json_t *options_json(struct hsd_a1111 *a) {
 }
 
 static json_t *models_json(struct hsd_a1111 *a) {
-    return json_pack("[{s:s, s:s, s:n, s:n, s:s, s:n}]", "title", a->settings.model_title,
-                     "model_name", a->settings.model_title, "hash", "sha256", "filename",
-                     a->cfg->model_path, "config");
+    struct hsd_a1111_settings s = settings(a);
+    return json_pack("[{s:s, s:s, s:n, s:n, s:s, s:n}]", "title", s.model_title, "model_name",
+                     s.model_title, "hash", "sha256", "filename", a->cfg->model_path, "config");
+}
+
+static json_t *vaes_json(struct hsd_a1111 *a) {
+    struct hsd_a1111_settings s = settings(a);
+    return json_pack("[{s:s, s:s}]", "model_name", s.vae, "filename", s.vae);
 }
 
 // modules/api/api.py progressapi: 0.01 + finished images / images + the
@@ -147,9 +157,7 @@ static int txt2img(struct hsd_a1111 *a, const char *body, size_t len, struct hsd
     char msg[512];
     struct t2i_job *j = calloc(1, sizeof *j);
     if (!j) return hsd_a1111_error(reply, 500, "out of memory"), 1;
-    pthread_mutex_lock(&a->mu);
-    struct hsd_a1111_settings s = a->settings;
-    pthread_mutex_unlock(&a->mu);
+    struct hsd_a1111_settings s = settings(a);
     int st = hsd_a1111_parse_txt2img(&j->t, body, len, &s, msg, sizeof msg);
     if (st) {
         free(j);
@@ -235,7 +243,7 @@ int hsd_a1111_route(struct hsd_a1111 *a, const char *method, const char *url, co
     else if (!strcmp(ep, "sd-models"))
         j = models_json(a);
     else if (!strcmp(ep, "sd-vae"))
-        j = json_pack("[{s:s, s:s}]", "model_name", a->settings.vae, "filename", a->settings.vae);
+        j = vaes_json(a);
     else if (!strcmp(ep, "scripts"))
         j = json_pack("{s:[], s:[]}", "txt2img", "img2img");
     else

@@ -88,6 +88,7 @@ void hsd_a1111_txt2img_run(struct hsd_a1111 *a, struct hsd_a1111_txt2img *t,
     const struct hsd_edge_http_config *c = a->cfg;
     struct hsd_a1111_settings s;
     double t0 = mono_s();
+    hsd_backend_bind_thread(hsd_pipeline_backend(c->p));  // the worker is not the loader
     const int n = t->batch_size * t->n_iter;
     if (sodium_init() < 0) {
         hsd_a1111_error(reply, 500, "libsodium failed to initialise");
@@ -96,7 +97,7 @@ void hsd_a1111_txt2img_run(struct hsd_a1111 *a, struct hsd_a1111_txt2img *t,
     // A1111: a random seed is random.randrange(4294967294).
     const uint64_t seed = t->seed_random ? randombytes_uniform(4294967294u) : t->r.gen.seed;
     pthread_mutex_lock(&a->mu);
-    s = a->settings;
+    s = a->settings;  // for info; the request's own settings were applied when it was parsed
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);

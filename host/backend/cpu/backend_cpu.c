@@ -144,3 +144,7 @@ enum hsd_status hsd_backend_cpu_create(struct hsd_backend **out, int threads) {
     *out = be;
     return HSD_OK;
 }
+
+void hsd_backend_bind_thread(const struct hsd_backend *be) {
+    if (be && be->kind == HSD_BACKEND_CPU) openblas_set_num_threads(be->threads);
+}
