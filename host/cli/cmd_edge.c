@@ -328,9 +328,8 @@ int hsd_cmd_edge(int argc, char **argv) {
     co.n_endpoints = n_endpoints;
     if (http) {
         hc.addr = http_addr;
-        hc.p = p;
-        hc.model_path = pc.model;
-        hc.vae = pc.vae;
+        hc.p = &p;  // the daemon may reload it with another VAE
+        hc.pc = &pc;
         hc.client = &co;
         hc.base = r;
         hc.no_fallback = no_fallback;

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "io/file.h"
+
 void hsd_a1111_json(struct hsd_http_reply *reply, int status, json_t *j) {
     char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     json_decref(j);
@@ -44,7 +46,7 @@ enum hsd_status hsd_a1111_init(struct hsd_a1111 *a, const struct hsd_edge_http_c
     struct hsd_a1111_settings *s = &a->settings;
     // The model's title is its folder's name, as A1111 titles checkpoints
     // by file name.
-    const char *path = cfg->model_path, *base = strrchr(path, '/');
+    const char *path = cfg->pc->model, *base = strrchr(path, '/');
     size_t n = strlen(path);
     while (base && base[1] == '\0' && base > path) {  // "dir/" -> "dir"
         n = (size_t)(base - path);
@@ -55,7 +57,19 @@ enum hsd_status hsd_a1111_init(struct hsd_a1111 *a, const struct hsd_edge_http_c
     }
     const char *start = base ? base + 1 : path;
     snprintf(s->model_title, sizeof s->model_title, "%.*s", (int)(path + n - start), start);
-    snprintf(s->vae, sizeof s->vae, "%s", cfg->vae ? cfg->vae : "full");
+    // The VAEs to choose from: the one hsd started with, then the model's
+    // vae/ and vae_tiny/ (pipeline.h's "full" and "tiny").
+    const char *start_vae = cfg->pc->vae ? cfg->pc->vae : "full";
+    snprintf(s->vaes[s->n_vaes++], sizeof s->vaes[0], "%s", start_vae);
+    static const char *const names[2] = {"full", "tiny"}, *const dirs[2] = {"vae", "vae_tiny"};
+    for (int i = 0; i < 2; i++) {
+        char dir[4200];
+        snprintf(dir, sizeof dir, "%s/%s", path, dirs[i]);
+        if (strcmp(start_vae, names[i]) && hsd_is_dir(dir))
+            snprintf(s->vaes[s->n_vaes++], sizeof s->vaes[0], "%s", names[i]);
+    }
+    snprintf(s->vae, sizeof s->vae, "%s", start_vae);
+    snprintf(a->loaded_vae, sizeof a->loaded_vae, "%s", start_vae);
     s->clip_skip = cfg->base.gen.clip_skip;
     s->k_min = cfg->base.k_min;
     s->k_max = cfg->base.k_max;
@@ -83,19 +97,23 @@ static json_t *options_json(struct hsd_a1111 *a) {
     json_t *split = s.k_min == s.k_max ? json_integer(s.k_max)
                                        : json_sprintf("%d:%d", s.k_min, s.k_max);
     return json_pack("{s:s, s:s, s:i, s:s, s:o}", "sd_model_checkpoint", s.model_title, "sd_vae",
-                     "Automatic", "CLIP_stop_at_last_layers", s.clip_skip + 1, "samples_format",
+                     s.vae, "CLIP_stop_at_last_layers", s.clip_skip + 1, "samples_format",
                      "png", "hsd_split", split);
 }
 
 static json_t *models_json(struct hsd_a1111 *a) {
     struct hsd_a1111_settings s = settings(a);
     return json_pack("[{s:s, s:s, s:n, s:n, s:s, s:n}]", "title", s.model_title, "model_name",
-                     s.model_title, "hash", "sha256", "filename", a->cfg->model_path, "config");
+                     s.model_title, "hash", "sha256", "filename", a->cfg->pc->model, "config");
 }
 
 static json_t *vaes_json(struct hsd_a1111 *a) {
     struct hsd_a1111_settings s = settings(a);
-    return json_pack("[{s:s, s:s}]", "model_name", s.vae, "filename", s.vae);
+    json_t *list = json_array();
+    for (int i = 0; list && i < s.n_vaes; i++)
+        json_array_append_new(list, json_pack("{s:s, s:s}", "model_name", s.vaes[i], "filename",
+                                              s.vaes[i]));
+    return list;
 }
 
 // modules/api/api.py progressapi: 0.01 + finished images / images + the

@@ -30,6 +30,7 @@ struct hsd_a1111 {
     struct hsd_a1111_settings settings;
     struct hsd_a1111_progress progress;
     double last_job_s;  // duration of the last request (Retry-After estimate)
+    char loaded_vae[HSD_A1111_TITLE_MAX];  // the VAE *cfg->p decodes with (worker only)
     atomic_int interrupt;  // POST /interrupt; cleared when a request starts
     struct hsd_http_queue queue;
 };

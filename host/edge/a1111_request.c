@@ -117,9 +117,33 @@ bad:
                 HSD_WIRE_MAX_STEPS);
 }
 
+// sd_vae: "Automatic"/"None" (the VAE hsd started with) or a listed name.
+static int apply_vae(struct hsd_a1111_settings *s, const char *t, int per_request, char *msg,
+                     size_t cap) {
+    const char *want = NULL;
+    if (!strcasecmp(t, "Automatic") || !strcasecmp(t, "None")) want = s->vaes[0];
+    for (int i = 0; i < s->n_vaes && !want; i++)
+        if (!strcmp(t, s->vaes[i])) want = s->vaes[i];
+    if (!want) {
+        char list[3 * HSD_A1111_TITLE_MAX] = "";
+        for (int i = 0; i < s->n_vaes; i++) {
+            size_t l = strlen(list);
+            snprintf(list + l, sizeof list - l, "%s'%s'", i ? ", " : "", s->vaes[i]);
+        }
+        return fail(msg, cap, "VAE '%s' not found (this edge has %s)", t, list);
+    }
+    // Changing the decoder reloads the edge model: a setting of its own
+    // (POST /sdapi/v1/options), not something to flip per request.
+    if (per_request && strcmp(want, s->vae))
+        return fail(msg, cap, "sd_vae '%s' differs from the current '%s': set it with POST "
+                              "/sdapi/v1/options first", t, s->vae);
+    memmove(s->vae, want, strlen(want) + 1);
+    return 0;
+}
+
 // One A1111 option hsd gives a meaning to; others are ignored (return 0).
-static int apply_setting(struct hsd_a1111_settings *s, const char *key, json_t *v, char *msg,
-                         size_t cap) {
+static int apply_setting(struct hsd_a1111_settings *s, const char *key, json_t *v,
+                         int per_request, char *msg, size_t cap) {
     if (!strcmp(key, "sd_model_checkpoint")) {
         if (!json_is_string(v)) return fail(msg, cap, "sd_model_checkpoint must be a string");
         // A1111 titles may carry " [hash]" or ".safetensors"; the edge has
@@ -133,13 +157,7 @@ static int apply_setting(struct hsd_a1111_settings *s, const char *key, json_t *
     }
     if (!strcmp(key, "sd_vae")) {
         if (!json_is_string(v)) return fail(msg, cap, "sd_vae must be a string");
-        const char *t = json_string_value(v);
-        if (strcasecmp(t, "Automatic") && strcasecmp(t, "None") && strcmp(t, s->vae))
-            return fail(msg, cap,
-                        "VAE '%s' is not loaded: this edge decodes with '%s' (restart hsd edge "
-                        "--http with --vae to change it)",
-                        t, s->vae);
-        return 0;
+        return apply_vae(s, json_string_value(v), per_request, msg, cap);
     }
     if (!strcmp(key, "CLIP_stop_at_last_layers")) {
         json_t *o = json_pack("{s:O}", key, v);
@@ -153,14 +171,14 @@ static int apply_setting(struct hsd_a1111_settings *s, const char *key, json_t *
     return 0;
 }
 
-static int apply_settings(struct hsd_a1111_settings *s, json_t *o, const char *what, char *msg,
-                          size_t cap) {
+static int apply_settings(struct hsd_a1111_settings *s, json_t *o, const char *what,
+                          int per_request, char *msg, size_t cap) {
     if (!o || json_is_null(o)) return 0;
     if (!json_is_object(o)) return fail(msg, cap, "%s must be a JSON object", what);
     const char *k;
     json_t *v;
     json_object_foreach(o, k, v) {
-        int st = apply_setting(s, k, v, msg, cap);
+        int st = apply_setting(s, k, v, per_request, msg, cap);
         if (st) return st;
     }
     return 0;
@@ -188,7 +206,7 @@ int hsd_a1111_parse_options(struct hsd_a1111_settings *s, const char *body, size
     json_t *o = load_object(body, len, msg, cap, &st);
     if (!o) return st;
     struct hsd_a1111_settings copy = *s;
-    st = apply_settings(&copy, o, "the options", msg, cap);
+    st = apply_settings(&copy, o, "the options", 0, msg, cap);
     if (!st) *s = copy;
     json_decref(o);
     return st;
@@ -250,7 +268,7 @@ int hsd_a1111_parse_txt2img(struct hsd_a1111_txt2img *out, const char *body, siz
     size_t si = 1;
     if ((st = refuse_unsupported(o, msg, cap)) ||
         (st = apply_settings(&eff, json_object_get(o, "override_settings"), "override_settings",
-                             msg, cap)) ||
+                             1, msg, cap)) ||
         (st = get_str(o, "prompt", &prompt, msg, cap)) ||
         (st = get_str(o, "negative_prompt", &neg, msg, cap)) ||
         (st = get_int(o, "steps", 1, HSD_WIRE_MAX_STEPS, &steps, msg, cap)) ||

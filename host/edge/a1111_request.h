@@ -17,12 +17,17 @@
 
 #define HSD_A1111_MAX_IMAGES 64  // batch_size * n_iter of one request
 #define HSD_A1111_TITLE_MAX 256
+#define HSD_A1111_MAX_VAES 3  // the --vae given, "full", "tiny"
 
 // The daemon's settings (GET/POST /sdapi/v1/options); a request's
 // override_settings apply on top of them for that request only.
 struct hsd_a1111_settings {
     char model_title[HSD_A1111_TITLE_MAX];  // the one model: sd_model_checkpoint
-    char vae[HSD_A1111_TITLE_MAX];  // the loaded VAE's name (sd_vae "Automatic" = it)
+    // sd_vae: the decoder to use ("full", "tiny" or the --vae folder), one
+    // of vaes[]; vaes[0] is the one hsd started with ("Automatic").
+    char vae[HSD_A1111_TITLE_MAX];
+    char vaes[HSD_A1111_MAX_VAES][HSD_A1111_TITLE_MAX];
+    int n_vaes;
     int clip_skip;  // ours (0 = last layer); A1111's CLIP_stop_at_last_layers - 1
     int k_min, k_max;  // cloud U-Net calls (hsd_split: "K" or "KMIN:KMAX")
 };

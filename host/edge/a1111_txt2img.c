@@ -70,6 +70,28 @@ static json_t *image_info(uint64_t seed, const struct hsd_edge_run_info *ri) {
     return j;
 }
 
+// The decoder asked for (settings.vae) if the pipeline has another: the
+// edge model reloaded with it (pipeline.h's --vae), the old one freed.
+static enum hsd_status use_vae(struct hsd_a1111 *a, const char *vae) {
+    if (!strcmp(vae, a->loaded_vae)) return HSD_OK;
+    struct hsd_pipeline_config pc = *a->cfg->pc;
+    pc.vae = vae;
+    struct hsd_pipeline *np = NULL;
+    enum hsd_status s = hsd_pipeline_load(&np, &pc);
+    if (s) {
+        // Keep the VAE that works as the setting, so later requests run.
+        pthread_mutex_lock(&a->mu);
+        if (!strcmp(a->settings.vae, vae))
+            snprintf(a->settings.vae, sizeof a->settings.vae, "%s", a->loaded_vae);
+        pthread_mutex_unlock(&a->mu);
+        return hsd_fail_context(s, "loading the edge model with VAE '%s': ", vae);
+    }
+    hsd_pipeline_free(*a->cfg->p);
+    *a->cfg->p = np;
+    snprintf(a->loaded_vae, sizeof a->loaded_vae, "%s", vae);
+    return HSD_OK;
+}
+
 // A failed generation: the cloud refused or answered wrongly (502), no
 // cloud and --no-fallback (503), a request the edge model cannot run (422),
 // anything else (500).
@@ -88,7 +110,6 @@ void hsd_a1111_txt2img_run(struct hsd_a1111 *a, struct hsd_a1111_txt2img *t,
     const struct hsd_edge_http_config *c = a->cfg;
     struct hsd_a1111_settings s;
     double t0 = mono_s();
-    hsd_backend_bind_thread(hsd_pipeline_backend(c->p));  // the worker is not the loader
     const int n = t->batch_size * t->n_iter;
     if (sodium_init() < 0) {
         hsd_a1111_error(reply, 500, "libsodium failed to initialise");
@@ -108,12 +129,18 @@ void hsd_a1111_txt2img_run(struct hsd_a1111 *a, struct hsd_a1111_txt2img *t,
 
     struct hsd_edge_request r = t->r;
     r.interrupt = &a->interrupt;
+    enum hsd_status st = use_vae(a, s.vae);
+    struct hsd_pipeline *p = *c->p;
     json_t *images = json_array(), *seeds = json_array(), *prompts = json_array(),
            *negs = json_array(), *infotexts = json_array(), *hybrid = json_array();
     uint8_t *rgb = malloc((size_t)r.gen.width * r.gen.height * 3);
     int interrupted = 0;
-    enum hsd_status st = hsd_edge_request_validate(&r, c->p);
     if (st) {
+        hsd_a1111_error(reply, 500, hsd_last_error());
+        goto done;
+    }
+    hsd_backend_bind_thread(hsd_pipeline_backend(p));  // the worker is not the loader
+    if ((st = hsd_edge_request_validate(&r, p))) {
         hsd_a1111_error(reply, status_of(st, 1), hsd_last_error());
         goto done;
     }
@@ -128,7 +155,7 @@ void hsd_a1111_txt2img_run(struct hsd_a1111 *a, struct hsd_a1111_txt2img *t,
         a->progress.sampling_step = 0;
         a->progress.sampling_steps = hsd_pipeline_n_calls(&r.gen);
         pthread_mutex_unlock(&a->mu);
-        if ((st = hsd_edge_run(c->p, &r, c->client, c->no_fallback, rgb, &ri, on_progress, a))) {
+        if ((st = hsd_edge_run(p, &r, c->client, c->no_fallback, rgb, &ri, on_progress, a))) {
             hsd_a1111_error(reply, status_of(st, 0), hsd_last_error());
             goto done;
         }

@@ -21,9 +21,11 @@
 struct hsd_edge_http_config {
     const char *addr;  // IPv4 address to bind (default 127.0.0.1)
     int port;  // 0: any free port (printed when ready)
-    struct hsd_pipeline *p;  // the edge pipeline (borrowed; used by the worker only)
-    const char *model_path;  // --model, for /sd-models
-    const char *vae;  // --vae as given (NULL: "full")
+    // The edge pipeline, used by the worker only. Choosing another VAE
+    // (POST /sdapi/v1/options sd_vae) reloads it from *pc with that VAE and
+    // frees the old one: *p may change; the caller frees the last *p.
+    struct hsd_pipeline **p;
+    const struct hsd_pipeline_config *pc;  // how *p was loaded (model, vae, threads, backend)
     const struct hsd_edge_client_opts *client;
     struct hsd_edge_request base;  // k range, deadline, priority, cloud model; the
                                    // rest of each request comes from its body

@@ -52,7 +52,8 @@ def generate(seed, k, p):
            "--steps", str(p["steps"]), "--sampler", OURS[p["sampler_name"]],
            "--cfg", repr(float(p.get("cfg_scale", 7.0))), "--width", str(p["width"]),
            "--height", str(p["height"]), "--seed", str(seed),
-           "--clip-skip", str(p.get("clip_skip", 0)), "--threads", "1", "-q", "-o", out]
+           "--clip-skip", str(p.get("clip_skip", 0)), "--vae", p.get("vae", "full"),
+           "--threads", "1", "-q", "-o", out]
     cmd += ["--model", a.edge] if k is None else ["--model", a.large, "--edge-model", a.edge,
                                                   "--split", str(k)]
     subprocess.run(cmd, check=True, capture_output=True)
@@ -124,6 +125,27 @@ for p in cases:
           and Image.open(io.BytesIO(base64.b64decode(r.json["images"][0]))).info.get(
               "parameters") == info["infotexts"][0],
           f"{name}: the PNG carries A1111's infotext")
+
+# ---- the VAE choice (POST /options sd_vae reloads the edge model with it) ----
+vaes = [v["model_name"] for v in api.get_sd_vae()]
+check(vaes == ["full", "tiny"], f"sd-vae lists the model's decoders: {vaes}")
+api.set_options({"sd_vae": "tiny"})
+check(api.get_options()["sd_vae"] == "tiny", "options: sd_vae set to tiny")
+p = dict(prompt="a tiny decoder", sampler_name="Euler", steps=4, width=64, height=64, seed=21,
+         vae="tiny")
+r = api.txt2img(**{x: v for x, v in p.items() if x != "vae"})
+got = np.asarray(r.image.convert("RGB"))
+check(r.info["sd_vae_name"] == "tiny" and np.array_equal(got, generate(21, a.split, p)),
+      "sd_vae tiny: == hsd generate --split k --vae tiny")
+api.set_options({"sd_vae": "Automatic"})
+p["vae"] = "full"
+r = api.txt2img(**{x: v for x, v in p.items() if x != "vae"})
+check(api.get_options()["sd_vae"] == "full" and np.array_equal(
+    np.asarray(r.image.convert("RGB")), generate(21, a.split, p)),
+      "sd_vae Automatic: back to the full VAE")
+bad = api.set_options({"sd_vae": "vae-ft-mse-840000"})
+check("not found" in bad.get("detail", "") and api.get_options()["sd_vae"] == "full",
+      f"an unknown VAE is refused: {bad.get('detail')}")
 
 # ---- /progress during a run, then interrupt ----
 def run_async(api_, out, **kw):

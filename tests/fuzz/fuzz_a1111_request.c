@@ -12,7 +12,8 @@
 #include "edge/a1111_request.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    struct hsd_a1111_settings s = {.model_title = "edge", .vae = "full", .k_min = 2, .k_max = 2};
+    struct hsd_a1111_settings s = {.model_title = "edge", .vae = "full",
+                                   .vaes = {"full", "tiny"}, .n_vaes = 2, .k_min = 2, .k_max = 2};
     char msg[512];
     struct hsd_a1111_txt2img t;
     int st = hsd_a1111_parse_txt2img(&t, (const char *)data, size, &s, msg, sizeof msg);

@@ -11,7 +11,8 @@
 #include "testutil.h"
 
 static const struct hsd_a1111_settings k_base = {
-    .model_title = "edge", .vae = "full", .clip_skip = 0, .k_min = 2, .k_max = 2};
+    .model_title = "edge", .vae = "full", .vaes = {"full", "tiny"}, .n_vaes = 2, .clip_skip = 0,
+    .k_min = 2, .k_max = 2};
 
 static int parse(struct hsd_a1111_txt2img *t, const char *body, char *msg, size_t cap) {
     return hsd_a1111_parse_txt2img(t, body, strlen(body), &k_base, msg, cap);
@@ -114,7 +115,9 @@ static void refusals(void) {
     refused("{\"styles\": [\"cinematic\"]}", 422, "styles");
     refused("{\"override_settings\": {\"sd_model_checkpoint\": \"sdxl\"}}", 422,
             "Model not found");
-    refused("{\"override_settings\": {\"sd_vae\": \"kl-f8.safetensors\"}}", 422, "VAE");
+    refused("{\"override_settings\": {\"sd_vae\": \"kl-f8.safetensors\"}}", 422, "not found");
+    // Switching the decoder reloads the model: an option, not per request.
+    refused("{\"override_settings\": {\"sd_vae\": \"tiny\"}}", 422, "POST /sdapi/v1/options");
     refused("{\"override_settings\": {\"hsd_split\": \"4:1\"}}", 422, "hsd_split");
     refused("{\"steps\": 3, \"override_settings\": {\"hsd_split\": 5}}", 422, "more U-Net calls");
     refused("{\"prompt\": \"x\", \"prompt\": \"y\"}", 422, "malformed JSON");  // duplicate key
@@ -130,6 +133,12 @@ static void options(void) {
     const char *bad = "{\"hsd_split\": 7, \"sd_model_checkpoint\": \"other\"}";
     CHECK(hsd_a1111_parse_options(&s, bad, strlen(bad), msg, sizeof msg) == 422 &&
           s.k_max == 5 && strstr(msg, "Model not found"));
+    // sd_vae: a listed VAE, or "Automatic" = the one hsd started with.
+    const char *tiny = "{\"sd_vae\": \"tiny\"}", *automatic = "{\"sd_vae\": \"Automatic\"}";
+    CHECK(hsd_a1111_parse_options(&s, tiny, strlen(tiny), msg, sizeof msg) == 0 &&
+          !strcmp(s.vae, "tiny"));
+    CHECK(hsd_a1111_parse_options(&s, automatic, strlen(automatic), msg, sizeof msg) == 0 &&
+          !strcmp(s.vae, "full"));
 }
 
 int main(void) {
