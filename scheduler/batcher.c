@@ -300,6 +300,9 @@ static void *worker(void *arg) {
     struct hsd_sched_req *batch[256];
     struct hsd_denoise_item items[256];
     struct done_list dl = {.n = 0};
+    // This thread did not create the backend: give it the same --threads
+    // (else the CPU runs on every core and its sums split unlike generate's).
+    hsd_backend_bind_thread(hsd_pipeline_backend(d->p));
     pthread_mutex_lock(&s->mu);
     while (!s->quit && d->healthy) {
         sweep(s, now_ms(), &dl);

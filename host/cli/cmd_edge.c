@@ -74,9 +74,11 @@ static void usage(FILE *f) {
             "  --http [ADDR:PORT]   serve HTTP on ADDR:PORT (default 127.0.0.1:7860; port 0:\n"
             "                       any free one, printed): POST /sdapi/v1/txt2img, GET\n"
             "                       /sdapi/v1/samplers, sd-models, options (and POST), progress,\n"
-            "                       POST /sdapi/v1/interrupt, and a web page at /. -p/-o are not\n"
-            "                       used; --split/--split-range, --cfg... are defaults that a\n"
-            "                       request's fields and override_settings replace. Runs until\n"
+            "                       POST /sdapi/v1/interrupt, and a web page at /. Image\n"
+            "                       options come from each request (A1111's defaults), not\n"
+            "                       -p/-o/--steps/--cfg...; --split/--split-range and\n"
+            "                       --clip-skip are defaults (options hsd_split and\n"
+            "                       CLIP_stop_at_last_layers change them). Runs until\n"
             "                       SIGINT/SIGTERM. No TLS, no auth: keep it on loopback or\n"
             "                       behind a proxy that has them\n"
             "  --queue-limit N      requests waiting or running, 1..1024 (default 8); more get\n"
@@ -303,7 +305,8 @@ int hsd_cmd_edge(int argc, char **argv) {
                         "file to sign with)\n");
         return 2;
     }
-    if (r.k_max > r.gen.steps) {
+    // A daemon's requests bring their own steps (a k beyond them is 422).
+    if (!http && r.k_max > r.gen.steps) {
         fprintf(stderr, "hsd edge: --split%s %s: the cloud runs at most --steps (%d) U-Net calls\n",
                 have_range ? "-range" : "", split_arg, r.gen.steps);
         return 2;
