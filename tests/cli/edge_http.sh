@@ -26,23 +26,21 @@ cleanup() {
 }
 trap cleanup EXIT
 export OMP_WAIT_POLICY=PASSIVE
-# Thread counts decide how sums split, so the images compared must come from
-# equal counts: the cloud daemons and `hsd generate` use every core (hsd
-# serve's batcher thread does whatever --threads says: it uses OpenMP's
-# default), the local-only daemon --threads 1 against `generate --threads 1`.
-unset OMP_NUM_THREADS
+# Thread counts decide how sums split, so the images compared come from one
+# count everywhere: --threads 1 for hsd serve, both daemons and `hsd
+# generate`. (Their worker threads must honour it: hsd_backend_bind_thread.)
 
 hex() { od -An -tx1 -N32 /dev/urandom | tr -d ' \n'; }
 printf 'edge-1 %s\n' "$(hex)" > "$tmp/keys"
 chmod 600 "$tmp/keys"
 ep="ipc://$tmp/cloud.ipc"
 
-"$hsd" serve --model "$large" --bind "$ep" --keys "$tmp/keys" > "$tmp/serve.log" 2>&1 &
+"$hsd" serve --model "$large" --bind "$ep" --keys "$tmp/keys" --threads 1 > "$tmp/serve.log" 2>&1 &
 pids+=($!)
 # start_edge LOG args...: a daemon on a free port; prints the port.
 start_edge() {
   local log=$1; shift
-  "$hsd" edge --http 127.0.0.1:0 --model "$edge" "$@" > "$log" 2>&1 &
+  "$hsd" edge --http 127.0.0.1:0 --model "$edge" --threads 1 "$@" > "$log" 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do grep -qs serving "$log" && break; sleep 0.1; done
   grep -o 'http://127.0.0.1:[0-9]*' "$log" | cut -d: -f3
@@ -52,7 +50,7 @@ grep -q ready "$tmp/serve.log" || { echo "hsd serve did not start:"; cat "$tmp/s
 port=$(start_edge "$tmp/edge.log" --cloud "$ep" --key-file "$tmp/keys" --key-id edge-1 --split 2)
 # No cloud: nothing listens on this endpoint; the edge gives up fast.
 port_local=$(start_edge "$tmp/edge_local.log" --cloud "ipc://$tmp/nobody.ipc" --split 2 \
-             --timeout-ms 200 --deadline-ms 400 --retries 1 --queue-limit 1 --threads 1)
+             --timeout-ms 200 --deadline-ms 400 --retries 1 --queue-limit 1)
 if [ -z "$port" ] || [ -z "$port_local" ]; then
   echo "hsd edge --http did not start:"; cat "$tmp/edge.log" "$tmp/edge_local.log"; exit 1
 fi

@@ -45,17 +45,16 @@ OURS = {"DPM++ 2M": "dpmpp-2m", "Euler a": "euler-a", "Euler": "euler", "DDIM": 
         "PLMS": "pndm"}
 
 
-def generate(seed, k, p, threads=None):
-    """Pixels of `hsd generate` for one image of request p (k None: the edge alone)
-    with the daemon's thread count (None: every core)."""
+def generate(seed, k, p):
+    """Pixels of `hsd generate` for one image of request p (k None: the edge alone),
+    on one thread as the daemons and hsd serve (edge_http.sh)."""
     out = f"{a.tmp}/g.png"
     cmd = [a.hsd, "generate", "-p", p["prompt"], "-n", p.get("negative_prompt", ""),
            "--steps", str(p["steps"]), "--sampler", OURS[p["sampler_name"]],
            "--cfg", repr(float(p.get("cfg_scale", 7.0))), "--width", str(p["width"]),
            "--height", str(p["height"]), "--seed", str(seed),
            "--clip-skip", str(p.get("clip_skip", 0)), "--vae", p.get("vae", "full"),
-           "-q", "-o", out]
-    cmd += ["--threads", str(threads)] if threads else []
+           "--threads", "1", "-q", "-o", out]
     cmd += ["--model", a.edge] if k is None else ["--model", a.large, "--edge-model", a.edge,
                                                   "--split", str(k)]
     subprocess.run(cmd, check=True, capture_output=True)
@@ -242,9 +241,8 @@ r = local.txt2img(**p)
 h = r.info["hybrid"][0]
 got = np.asarray(r.image.convert("RGB"))
 check(h["fallback"] == "local" and h["cloud_k"] == 0 and h["fallback_reason"]
-      and np.array_equal(got, generate(9, None, p, threads=1)),
-      f"no cloud: local fallback (--threads 1) == hsd generate --model EDGE --threads 1 "
-      f"({h['fallback_reason']})")
+      and np.array_equal(got, generate(9, None, p)),
+      f"no cloud: local fallback == hsd generate --model EDGE ({h['fallback_reason']})")
 out = {}
 t = threading.Thread(target=run_async, args=(local, out), kwargs=dict(
     prompt="long", sampler_name="Euler", steps=1000, width=64, height=64, seed=3))
