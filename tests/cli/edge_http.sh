@@ -37,20 +37,23 @@ ep="ipc://$tmp/cloud.ipc"
 
 "$hsd" serve --model "$large" --bind "$ep" --keys "$tmp/keys" --threads 1 > "$tmp/serve.log" 2>&1 &
 pids+=($!)
-# start_edge LOG args...: a daemon on a free port; prints the port.
+# start_edge LOG args...: a daemon on a free port, which goes into $got_port
+# (not printed: a $(...) subshell would keep the pid from the cleanup).
 start_edge() {
   local log=$1; shift
   "$hsd" edge --http 127.0.0.1:0 --model "$edge" --threads 1 "$@" > "$log" 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do grep -qs serving "$log" && break; sleep 0.1; done
-  grep -o 'http://127.0.0.1:[0-9]*' "$log" | cut -d: -f3
+  got_port=$(grep -o 'http://127.0.0.1:[0-9]*' "$log" | cut -d: -f3)
 }
 for _ in $(seq 100); do grep -qs ready "$tmp/serve.log" && break; sleep 0.1; done
 grep -q ready "$tmp/serve.log" || { echo "hsd serve did not start:"; cat "$tmp/serve.log"; exit 1; }
-port=$(start_edge "$tmp/edge.log" --cloud "$ep" --key-file "$tmp/keys" --key-id edge-1 --split 2)
+start_edge "$tmp/edge.log" --cloud "$ep" --key-file "$tmp/keys" --key-id edge-1 --split 2
+port=$got_port
 # No cloud: nothing listens on this endpoint; the edge gives up fast.
-port_local=$(start_edge "$tmp/edge_local.log" --cloud "ipc://$tmp/nobody.ipc" --split 2 \
-             --timeout-ms 200 --deadline-ms 400 --retries 1 --queue-limit 1)
+start_edge "$tmp/edge_local.log" --cloud "ipc://$tmp/nobody.ipc" --split 2 \
+  --timeout-ms 200 --deadline-ms 400 --retries 1 --queue-limit 1
+port_local=$got_port
 if [ -z "$port" ] || [ -z "$port_local" ]; then
   echo "hsd edge --http did not start:"; cat "$tmp/edge.log" "$tmp/edge_local.log"; exit 1
 fi
@@ -70,10 +73,12 @@ if [ $rc -ne 0 ]; then
   echo "--- edge log"; tail -20 "$tmp/edge.log"; echo "--- serve log"; tail -20 "$tmp/serve.log"
 fi
 # Both daemons stop cleanly on SIGTERM.
+if [ ${#pids[@]} -ne 3 ]; then echo "FAIL expected 3 processes, have ${#pids[@]}"; rc=1; fi
 for p in "${pids[@]:1}"; do kill -TERM "$p"; done
 for p in "${pids[@]:1}"; do
   wait "$p"; st=$?
   if [ $st -ne 0 ]; then echo "FAIL hsd edge --http exited $st on SIGTERM"; rc=1; fi
 done
+[ $rc -eq 0 ] && echo "ok   both daemons stopped on SIGTERM with status 0"
 pids=("${pids[0]}")
 exit $rc
