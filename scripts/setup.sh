@@ -21,6 +21,7 @@ done
 
 pkgs=(build-essential cmake ninja-build pkg-config git
       libopenblas-openmp-dev libjansson-dev libpng-dev libnanomsg-dev libpcre2-dev libicu-dev zlib1g-dev libsodium-dev libmicrohttpd-dev
+      chromium  # headless, for the test of hsd edge --http's page
       clang-14 libclang-rt-14-dev libomp-14-dev python3 python3-venv python3-pip)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -16,3 +16,19 @@ add_test(NAME test_edge_cli COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/edge_vs_gene
          $<TARGET_FILE:hsd> $<TARGET_FILE:test_edge_pngcmp> ${HSD_TEST_DATA})
 set_tests_properties(test_edge_cli PROPERTIES LABELS integration TIMEOUT 180
                      ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
+
+# `hsd edge --http` (the AUTOMATIC1111 API and the page) against `hsd serve`
+# on loopback: tests/cli/edge_http.sh starts both and runs the `webuiapi`
+# client (tests/cli/edge_http_webuiapi.py: images equal `hsd generate
+# --split k`, progress, interrupt, bad requests, local fallback, full queue)
+# or headless Chromium on the page (tests/cli/edge_http_page.py; screenshots
+# in the build folder's artifacts/). Python packages: tests/oracle/requirements.txt.
+foreach(part api page)
+  add_test(NAME test_edge_http_${part}
+           COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/edge_http.sh $<TARGET_FILE:hsd>
+                   ${HSD_TEST_DATA} ${CMAKE_SOURCE_DIR}/.venv/bin/python
+                   ${CMAKE_BINARY_DIR}/artifacts ${part})
+  set_tests_properties(test_edge_http_${part} PROPERTIES LABELS integration TIMEOUT 180
+                       ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
+endforeach()
+hsd_add_test(test_a1111_request LABELS unit TIMEOUT 30 SOURCES unit/test_a1111_request.c)

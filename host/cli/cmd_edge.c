@@ -2,6 +2,7 @@
 // denoising steps, verifies the RESULT, finishes with the edge model,
 // writes the PNG; generates locally when no cloud answers in time.
 #include <getopt.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -16,12 +17,15 @@
 #include "cli/cli_progress.h"
 #include "core/log.h"
 #include "edge/edge.h"
+#include "edge/edge_http.h"
 #include "io/png.h"
 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: hsd edge --cloud ENDPOINT [--cloud ENDPOINT ...] --model EDGE_DIR\n"
             "                [--key-file FILE --key-id ID] -p PROMPT -o OUT.png\n"
+            "                (--split K | --split-range KMIN:KMAX) [options]\n"
+            "       hsd edge --http [ADDR:PORT] --cloud ENDPOINT ... --model EDGE_DIR\n"
             "                (--split K | --split-range KMIN:KMAX) [options]\n\n"
             "Sends the request to the cloud, which runs the first k U-Net calls with its\n"
             "large model and returns the latent, the sampler state and the text\n"
@@ -65,9 +69,25 @@ static void usage(FILE *f) {
             "                       folder\n"
             "  --threads T          CPU threads (default: every core)\n"
             HSD_CLI_BACKEND_HELP
+            "daemon (--http): AUTOMATIC1111's API, so A1111 clients (webuiapi, front ends,\n"
+            "plugins) use the edge; every image is made as above (docs/edge-http.md):\n"
+            "  --http [ADDR:PORT]   serve HTTP on ADDR:PORT (default 127.0.0.1:7860; port 0:\n"
+            "                       any free one, printed): POST /sdapi/v1/txt2img, GET\n"
+            "                       /sdapi/v1/samplers, sd-models, options (and POST), progress,\n"
+            "                       POST /sdapi/v1/interrupt, and a web page at /. Image\n"
+            "                       options come from each request (A1111's defaults), not\n"
+            "                       -p/-o/--steps/--cfg...; --split/--split-range and\n"
+            "                       --clip-skip are defaults (options hsd_split and\n"
+            "                       CLIP_stop_at_last_layers change them). Runs until\n"
+            "                       SIGINT/SIGTERM. No TLS, no auth: keep it on loopback or\n"
+            "                       behind a proxy that has them\n"
+            "  --queue-limit N      requests waiting or running, 1..1024 (default 8); more get\n"
+            "                       503 with Retry-After\n"
+            "  --max-body BYTES     request body cap, 1024..67108864 (default 1048576); more: 413\n"
+            "  --max-connections N  open HTTP connections, 1..10000 (default 64)\n\n"
             "  -v                   retries and a timing breakdown on stderr\n"
             "  -q                   no progress bar\n\n"
-            "Prints one line: the PNG path, k used, cloud and edge times. Exit status: 0\n"
+            "Without --http, prints one line: the PNG path, k used, cloud and edge times. Exit status: 0\n"
             "image written (from the cloud or locally), 1 failure (e.g. the cloud refused\n"
             "the request or sent a RESULT that does not match it; no file is written),\n"
             "2 usage error.\n",
@@ -103,6 +123,39 @@ static enum hsd_status load_key(struct hsd_auth **keys, const struct hsd_auth_ke
     return HSD_OK;
 }
 
+// --http's value: "ADDR:PORT", ":PORT" or "PORT" (IPv4; port 0..65535).
+static int parse_http(const char *v, char *addr, size_t cap, int *port) {
+    const char *colon = strrchr(v, ':');
+    const char *p = colon ? colon + 1 : v;
+    char *end;
+    long n = strtol(p, &end, 10);
+    if (end == p || *end || n < 0 || n > 65535) return 0;
+    size_t alen = colon ? (size_t)(colon - v) : 0;
+    if (alen >= cap) return 0;
+    if (alen)
+        memcpy(addr, v, alen), addr[alen] = '\0';
+    else
+        snprintf(addr, cap, "127.0.0.1");
+    *port = (int)n;
+    return 1;
+}
+
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig) {
+    (void)sig;
+    g_stop = 1;
+}
+
+static enum hsd_status serve_http(struct hsd_edge_http_config *hc) {
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return hsd_edge_http_run(hc, &g_stop);
+}
+
 int hsd_cmd_edge(int argc, char **argv) {
     struct hsd_pipeline_config pc = {0};
     const char *backend = NULL;
@@ -114,7 +167,9 @@ int hsd_cmd_edge(int argc, char **argv) {
     int n_endpoints = 0;
     struct hsd_edge_client_opts co = {.timeout_ms = 60000, .retries = 4};
     const char *out = NULL, *key_file = NULL, *key_id = NULL, *split_arg = NULL;
-    int verbose = 0, quiet = 0, no_fallback = 0, have_split = 0, have_range = 0;
+    int verbose = 0, quiet = 0, no_fallback = 0, have_split = 0, have_range = 0, http = 0;
+    char http_addr[64] = "127.0.0.1";
+    struct hsd_edge_http_config hc = {.port = 7860};
     static const struct option opts[] = {
         {"cloud", required_argument, 0, 'C'},       {"model", required_argument, 0, 'm'},
         {"key-file", required_argument, 0, 'K'},    {"key-id", required_argument, 0, 'I'},
@@ -129,6 +184,8 @@ int hsd_cmd_edge(int argc, char **argv) {
         {"retries", required_argument, 0, 'r'},     {"cloud-model", required_argument, 0, 'M'},
         {"priority", required_argument, 0, 'P'},    {"no-fallback", no_argument, 0, 'F'},
         {"verbose", no_argument, 0, 'v'},           {"quiet", no_argument, 0, 'q'},
+        {"http", optional_argument, 0, 'X'},        {"queue-limit", required_argument, 0, 'Q'},
+        {"max-body", required_argument, 0, 'Y'},    {"max-connections", required_argument, 0, 'Z'},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     int c, v;
     optind = 1;
@@ -208,14 +265,32 @@ int hsd_cmd_edge(int argc, char **argv) {
             if ((v = hsd_cli_parse_int("edge", "--deadline-ms", optarg, 0, 3600000)) < 0) return 2;
             r.deadline_ms = (uint32_t)v;
             break;
+        case 'X':
+            http = 1;
+            // "--http ADDR:PORT" as well as "--http=ADDR:PORT"; a bare --http
+            // takes the default.
+            if (!optarg && optind < argc && argv[optind][0] != '-') optarg = argv[optind++];
+            if (optarg && !parse_http(optarg, http_addr, sizeof http_addr, &hc.port)) {
+                fprintf(stderr, "hsd edge: --http expects ADDR:PORT (IPv4, port 0..65535), "
+                                "got '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'Q': if ((hc.queue_limit = hsd_cli_parse_int("edge", "--queue-limit", optarg, 1, 1024)) < 0) return 2; break;
+        case 'Y':
+            if ((v = hsd_cli_parse_int("edge", "--max-body", optarg, 1024, 64 << 20)) < 0) return 2;
+            hc.max_body = (size_t)v;
+            break;
+        case 'Z': if ((hc.max_connections = hsd_cli_parse_int("edge", "--max-connections", optarg, 1, 10000)) < 0) return 2; break;
         case 'v': verbose = 1; hsd_log_set_level(HSD_LOG_INFO); break;
         case 'q': quiet = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (!n_endpoints || !pc.model || !r.gen.prompt || !out || optind != argc) {
-        fprintf(stderr, "hsd edge: --cloud, --model, --prompt and --out are required\n");
+    if (!n_endpoints || !pc.model || (!http && (!r.gen.prompt || !out)) || optind != argc) {
+        fprintf(stderr, http ? "hsd edge: --cloud and --model are required\n"
+                             : "hsd edge: --cloud, --model, --prompt and --out are required\n");
         usage(stderr);
         return 2;
     }
@@ -230,19 +305,19 @@ int hsd_cmd_edge(int argc, char **argv) {
                         "file to sign with)\n");
         return 2;
     }
-    if (r.k_max > r.gen.steps) {
+    // A daemon's requests bring their own steps (a k beyond them is 422).
+    if (!http && r.k_max > r.gen.steps) {
         fprintf(stderr, "hsd edge: --split%s %s: the cloud runs at most --steps (%d) U-Net calls\n",
                 have_range ? "-range" : "", split_arg, r.gen.steps);
         return 2;
     }
     // Everything is checked before any network traffic or compute: the
     // output path, the key, the edge model and the request against it.
-    if (hsd_png_check_writable(out)) return hsd_cli_fail("edge");
+    if (!http && hsd_png_check_writable(out)) return hsd_cli_fail("edge");
     struct hsd_auth *keys = NULL;
     struct hsd_pipeline *p = NULL;
     uint8_t *rgb = NULL;
     char *js = NULL;
-    struct hsd_edge_handover h = {0};
     int rc = 1;
     if (key_file && load_key(&keys, &co.key, key_file, key_id)) goto fail;
     struct hsd_backend *be = NULL;
@@ -252,34 +327,35 @@ int hsd_cmd_edge(int argc, char **argv) {
     pc.backend = be;
     if (hsd_pipeline_load(&p, &pc)) goto fail;
     t_load = hsd_cli_now_s() - t_load;
+    co.endpoints = endpoints;
+    co.n_endpoints = n_endpoints;
+    if (http) {
+        hc.addr = http_addr;
+        hc.p = &p;  // the daemon may reload it with another VAE
+        hc.pc = &pc;
+        hc.client = &co;
+        hc.base = r;
+        hc.no_fallback = no_fallback;
+        if (serve_http(&hc)) goto fail;
+        rc = 0;
+        goto done;
+    }
     if (hsd_edge_request_validate(&r, p)) goto fail;
     rgb = malloc((size_t)r.gen.width * r.gen.height * 3);
     if (!rgb) {
         hsd_fail(HSD_ERR_NOMEM, "out of memory");
         goto fail;
     }
-
-    co.endpoints = endpoints;
-    co.n_endpoints = n_endpoints;
-    struct hsd_edge_expect e;
-    hsd_edge_expect_from(&e, p);
-    struct hsd_edge_cloud_info info;
-    if (hsd_edge_ask_cloud(&h, &info, &r, &co, &e)) goto fail;
     struct hsd_cli_progress pr;
     hsd_cli_progress_start(&pr, quiet);
-    struct hsd_edge_timing tm;
+    struct hsd_edge_run_info ri;
+    if (hsd_edge_run(p, &r, &co, no_fallback, rgb, &ri, hsd_cli_on_progress, &pr)) goto fail;
+    const struct hsd_edge_cloud_info info = ri.cloud;
+    const struct hsd_edge_timing tm = ri.edge;
     int local = info.outcome == HSD_EDGE_LOCAL;
-    if (local) {
-        if (no_fallback) {
-            hsd_fail(HSD_ERR_IO, "no cloud answered: %s; --no-fallback was given", info.reason);
-            goto fail;
-        }
+    if (local)
         fprintf(stderr, "hsd edge: no cloud answered: %s; generating locally with the edge "
                         "model (k = 0)\n", info.reason);
-        if (hsd_edge_generate_local(p, &r, rgb, &tm, hsd_cli_on_progress, &pr)) goto fail;
-    } else {
-        if (hsd_edge_finish(p, &h, &r, rgb, &tm, hsd_cli_on_progress, &pr)) goto fail;
-    }
 
     // Endpoints as given: nanomsg does not say which one answered.
     char eps[HSD_EDGE_MAX_ENDPOINTS * 64] = "";
@@ -293,14 +369,14 @@ int hsd_cmd_edge(int argc, char **argv) {
                           r.gen.steps, "sampler", hsd_sampler_name(r.gen.sampler), "cfg",
                           (double)r.gen.guidance_scale, "width", r.gen.width, "height",
                           r.gen.height, "seed", (json_int_t)r.gen.seed, "edge_model", pc.model,
-                          "split", local ? 0 : h.k_used, "vae", pc.vae ? pc.vae : "full",
+                          "split", ri.k_used, "vae", pc.vae ? pc.vae : "full",
                           "clip_skip", r.gen.clip_skip, "cloud_endpoint", eps);
     if (j && local) {
         json_object_set_new(j, "fallback", json_string("local"));
         json_object_set_new(j, "fallback_reason", json_string(info.reason));
     } else if (j) {
-        json_object_set_new(j, "cloud_k", json_integer(h.k_used));
-        json_object_set_new(j, "cloud_device_ms", json_real(h.device_ms));
+        json_object_set_new(j, "cloud_k", json_integer(ri.k_used));
+        json_object_set_new(j, "cloud_device_ms", json_real(ri.device_ms));
     }
     js = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(j);
@@ -312,7 +388,7 @@ int hsd_cmd_edge(int argc, char **argv) {
     else
         printf("%s: cloud k = %d (%.0f ms to RESULT, %.1f device-ms, %d attempt(s)), edge %d "
                "U-Net calls %.0f ms, decode %.0f ms\n",
-               out, h.k_used, info.wait_ms, h.device_ms, info.attempts, tm.calls, tm.unet_ms,
+               out, ri.k_used, info.wait_ms, ri.device_ms, info.attempts, tm.calls, tm.unet_ms,
                tm.decode_ms);
     if (verbose)
         fprintf(stderr, "timing: load %.1f ms, cloud %.1f ms (%d attempt(s)%s), edge text %.1f ms, "
@@ -324,7 +400,6 @@ int hsd_cmd_edge(int argc, char **argv) {
 fail:
     hsd_cli_fail("edge");
 done:
-    hsd_edge_handover_free(&h);
     free(js);
     free(rgb);
     hsd_pipeline_free(p);

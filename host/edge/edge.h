@@ -10,6 +10,8 @@
 //     -> hsd_edge_verify_result  RESULT -> hsd_edge_handover (owned copies)
 //     -> hsd_edge_finish         steps k..N-1 + VAE decode + 8-bit RGB
 //   or hsd_edge_generate_local   the whole image on the edge (fallback)
+//   hsd_edge_run                 all of the above for one image: what `hsd
+//                                edge` and `hsd edge --http` both call
 //
 // The handover is exact: finishing a verified RESULT with the same U-Net
 // and VAE as `hsd generate --edge-model EDGE --split k` gives the same
@@ -24,6 +26,7 @@
 #ifndef HSD_EDGE_EDGE_H
 #define HSD_EDGE_EDGE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,6 +53,11 @@ struct hsd_edge_request {
     uint32_t deadline_ms;  // whole cloud part, sent as GENERATE's deadline; 0 = none
     uint8_t priority;  // 0..7
     const char *cloud_model;  // NULL or "": the service's default model
+    // NULL, or polled before each edge U-Net call: once non-zero the edge
+    // stops stepping and decodes the latent as it is (AUTOMATIC1111's
+    // interrupt returns that partial image); hsd_edge_timing.interrupted
+    // says so. The cloud part is not interrupted (its RESULT is awaited).
+    const atomic_int *interrupt;
 };
 
 // Checks the request against the wire's ranges and, when p is not NULL,
@@ -164,6 +172,7 @@ enum hsd_status hsd_edge_ask_cloud(struct hsd_edge_handover *out, struct hsd_edg
 struct hsd_edge_timing {
     int calls;  // U-Net calls made on the edge
     double unet_ms, decode_ms, text_ms;
+    int interrupted;  // r->interrupt stopped the steps before the last
 };
 
 // Runs the handover's remaining steps on the edge pipeline's U-Net, decodes
@@ -178,6 +187,26 @@ enum hsd_status hsd_edge_finish(struct hsd_pipeline *p, struct hsd_edge_handover
 enum hsd_status hsd_edge_generate_local(struct hsd_pipeline *p, const struct hsd_edge_request *r,
                                         uint8_t *rgb, struct hsd_edge_timing *t,
                                         hsd_progress_fn progress, void *user);
+
+// ---- one image, the whole edge flow ----
+
+struct hsd_edge_run_info {
+    struct hsd_edge_cloud_info cloud;  // outcome LOCAL: generated on the edge alone
+    int k_used;  // U-Net calls the cloud ran (0 when local)
+    double device_ms;  // the cloud's report (0 when local)
+    struct hsd_edge_timing edge;
+};
+
+// Asks the cloud (hsd_edge_ask_cloud) and finishes its handover
+// (hsd_edge_finish), or, when no cloud answered in time, generates locally
+// (hsd_edge_generate_local) unless no_fallback, which fails with
+// HSD_ERR_IO and the reason instead. r must be valid for p
+// (hsd_edge_request_validate). rgb: [height, width, 3]. progress gets
+// (U-Net calls done in all, cloud's included; calls in all).
+enum hsd_status hsd_edge_run(struct hsd_pipeline *p, const struct hsd_edge_request *r,
+                             const struct hsd_edge_client_opts *o, int no_fallback, uint8_t *rgb,
+                             struct hsd_edge_run_info *info, hsd_progress_fn progress,
+                             void *user);
 
 // ---- the cloud's side, as a single-request reference ----
 

@@ -1,8 +1,14 @@
 // Finishing on the edge: the steps the cloud left (its sampler state
 // carried over), VAE decode, 8-bit RGB; or, when no cloud answered, the
-// whole request on the edge model. Decoding and the 8-bit mapping are the
-// very functions hsd_pipeline_generate calls, so a handover finished here
-// gives the pixels the in-process hybrid gives.
+// whole request on the edge model. Text encoding, the initial latent,
+// each step, decoding and the 8-bit mapping are the very stage functions
+// hsd_pipeline_generate calls (pipeline.h), so a handover finished here
+// gives the pixels of the in-process hybrid, and the local fallback those
+// of `hsd generate --model EDGE`.
+//
+// The step loop is written out here rather than calling
+// hsd_pipeline_finish so that an interrupt (hsd_edge_request.interrupt)
+// can stop it between two U-Net calls.
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -15,6 +21,47 @@ static double now_ms(void) {
     return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
 }
 
+static int interrupted(const struct hsd_edge_request *r) {
+    return r->interrupt && atomic_load(r->interrupt);
+}
+
+// The sampler's remaining steps on the edge U-Net (the pipeline's only
+// one when it holds no separate edge U-Net), then decode + 8-bit RGB.
+// latent [c, h, w]; cond/uncond [77, emb_c] (uncond NULL: no CFG).
+static enum hsd_status steps_and_decode(struct hsd_pipeline *p, float *latent,
+                                        struct hsd_sampler *sampler, const float *cond,
+                                        const float *uncond, const struct hsd_edge_request *r,
+                                        int h, int w, uint8_t *rgb, struct hsd_edge_timing *tm,
+                                        hsd_progress_fn progress, void *user) {
+    const struct hsd_gen_request *g = &r->gen;
+    struct hsd_unet *unet = hsd_pipeline_unet(p, 1);
+    if (!unet) unet = hsd_pipeline_unet(p, 0);
+    struct hsd_denoise_item item = {latent, sampler, cond, uncond, g->guidance_scale};
+    int from = sampler->step, total = hsd_sampler_n_calls(sampler);
+    enum hsd_status s = HSD_OK;
+    double t0 = now_ms();
+    while (!hsd_sampler_done(sampler)) {
+        // A1111's interrupt: stop stepping, decode the latent as it is.
+        if (interrupted(r)) {
+            tm->interrupted = 1;
+            break;
+        }
+        if ((s = hsd_pipeline_denoise_step(p, unet, &item, 1, h, w))) break;
+        if (progress) progress(user, sampler->step, total);
+    }
+    tm->calls = sampler->step - from;
+    tm->unet_ms = now_ms() - t0;
+    if (s) return s;
+    float *img = malloc((size_t)3 * g->height * g->width * sizeof *img);
+    if (!img) return hsd_fail(HSD_ERR_NOMEM, "out of memory for the decoded image");
+    t0 = now_ms();
+    s = hsd_pipeline_decode(p, img, latent, 1, h, w);
+    tm->decode_ms = now_ms() - t0;
+    if (!s) hsd_pipeline_to_rgb(rgb, img, 1, g->height, g->width);
+    free(img);
+    return s;
+}
+
 enum hsd_status hsd_edge_finish(struct hsd_pipeline *p, struct hsd_edge_handover *h,
                                 const struct hsd_edge_request *r, uint8_t *rgb,
                                 struct hsd_edge_timing *t, hsd_progress_fn progress, void *user) {
@@ -25,36 +72,12 @@ enum hsd_status hsd_edge_finish(struct hsd_pipeline *p, struct hsd_edge_handover
         return hsd_fail(HSD_ERR_SHAPE, "edge finish: the handover does not fit this edge model "
                                        "(verify it with hsd_edge_verify_result first)");
     struct hsd_edge_timing tm = {0};
-    int from = h->sampler.step;
-    double t0 = now_ms();
     // uncond is NULL exactly when CFG is off (verify kept only cond then),
     // as hsd_pipeline_generate's items.
-    enum hsd_status s = hsd_pipeline_finish(p, NULL, h->latent, &h->sampler, h->cond, h->uncond,
-                                            g->guidance_scale, h->h, h->w, progress, user);
-    tm.calls = h->sampler.step - from;
-    tm.unet_ms = now_ms() - t0;
-    if (s) return s;
-    float *img = malloc((size_t)3 * g->height * g->width * sizeof *img);
-    if (!img) return hsd_fail(HSD_ERR_NOMEM, "out of memory for the decoded image");
-    t0 = now_ms();
-    s = hsd_pipeline_decode(p, img, h->latent, 1, h->h, h->w);
-    tm.decode_ms = now_ms() - t0;
-    if (!s) hsd_pipeline_to_rgb(rgb, img, 1, g->height, g->width);
-    free(img);
+    enum hsd_status s = steps_and_decode(p, h->latent, &h->sampler, h->cond, h->uncond, r, h->h,
+                                         h->w, rgb, &tm, progress, user);
     if (t) *t = tm;
     return s;
-}
-
-struct count {
-    hsd_progress_fn fn;
-    void *user;
-    int calls;
-};
-
-static void count_calls(void *user, int done, int total) {
-    struct count *c = user;
-    c->calls = done;
-    if (c->fn) c->fn(c->user, done, total);
 }
 
 enum hsd_status hsd_edge_generate_local(struct hsd_pipeline *p, const struct hsd_edge_request *r,
@@ -63,21 +86,34 @@ enum hsd_status hsd_edge_generate_local(struct hsd_pipeline *p, const struct hsd
     struct hsd_gen_request g = r->gen;
     g.split = -1;  // every step on the edge model (its only U-Net)
     g.batch_count = 1;
-    // One slot per U-Net call, whatever the model's schedule makes of N
-    // (PNDM and "trailing" spacing add calls): the table's bound.
-    enum { SLOTS = HSD_SAMPLER_MAX_STEPS + 2 };
-    double *step_ms = calloc(SLOTS, sizeof *step_ms);
-    if (!step_ms) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
-    struct hsd_gen_timing gt = {.step_ms = step_ms};
-    struct count c = {progress, user, 0};
-    enum hsd_status s = hsd_pipeline_generate(p, &g, rgb, NULL, NULL, &gt, count_calls, &c);
-    if (!s && t) {
-        memset(t, 0, sizeof *t);
-        t->calls = c.calls;
-        for (int i = 0; i < SLOTS; i++) t->unet_ms += step_ms[i];
-        t->text_ms = gt.text_ms;
-        t->decode_ms = gt.decode_ms;
+    enum hsd_status s = hsd_pipeline_validate(p, &g);
+    if (s) return s;
+    const int scale = hsd_pipeline_vae_scale(p), h = g.height / scale, w = g.width / scale;
+    const size_t lat = (size_t)hsd_pipeline_latent_channels(p) * h * w;
+    const size_t ctx = (size_t)HSD_TEXT_LEN * hsd_pipeline_text_width(p);
+    const int cfg = g.guidance_scale > 1.0f;  // diffusers: do_classifier_free_guidance
+    float *emb = malloc(2 * ctx * sizeof *emb), *latent = malloc(lat * sizeof *latent);
+    struct hsd_sampler sampler = {0};
+    struct hsd_edge_timing tm = {0};
+    if (!emb || !latent) {
+        s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
+        goto done;
     }
-    free(step_ms);
+    // Image 0 of hsd_pipeline_generate, stage for stage: one text-encoder
+    // batch [negative, prompt] (or the prompt alone), then its initial latent.
+    const char *texts[2] = {g.negative_prompt ? g.negative_prompt : "", g.prompt};
+    double t0 = now_ms();
+    if ((s = hsd_pipeline_encode_text(p, emb, cfg ? texts : texts + 1, cfg ? 2 : 1, g.clip_skip)))
+        goto done;
+    double text_ms = now_ms() - t0;
+    if ((s = hsd_pipeline_init_image(p, &g, 0, latent, &sampler))) goto done;
+    s = steps_and_decode(p, latent, &sampler, cfg ? emb + ctx : emb, cfg ? emb : NULL, r, h, w,
+                         rgb, &tm, progress, user);
+    tm.text_ms = text_ms;
+    if (!s && t) *t = tm;
+done:
+    hsd_sampler_free(&sampler);
+    free(emb);
+    free(latent);
     return s;
 }

@@ -25,8 +25,31 @@ static void on_warning(png_structp png, png_const_charp msg) {
     (void)msg;
 }
 
-static enum hsd_status write_file(FILE *f, const char *path, const uint8_t *rgb, int w, int h,
-                                  const struct hsd_png_text *text, int n_text) {
+// A growing in-memory PNG (hsd_png_encode).
+struct membuf {
+    uint8_t *p;
+    size_t n, cap;
+};
+
+static void mem_write(png_structp png, png_bytep data, size_t len) {
+    struct membuf *m = png_get_io_ptr(png);
+    if (m->n + len > m->cap) {
+        size_t cap = m->cap ? m->cap : 4096;
+        while (cap < m->n + len) cap *= 2;
+        uint8_t *q = realloc(m->p, cap);
+        if (!q) png_error(png, "out of memory");
+        m->p = q;
+        m->cap = cap;
+    }
+    memcpy(m->p + m->n, data, len);
+    m->n += len;
+}
+
+static void mem_flush(png_structp png) { (void)png; }
+
+// To a file (f) or to memory (mem); `path` names the destination in errors.
+static enum hsd_status write_png(FILE *f, struct membuf *mem, const char *path, const uint8_t *rgb,
+                                 int w, int h, const struct hsd_png_text *text, int n_text) {
     struct png_err err = {{0}};
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &err, on_error, on_warning);
     if (!png) return hsd_fail(HSD_ERR_NOMEM, "%s: cannot create PNG writer", path);
@@ -38,7 +61,10 @@ static enum hsd_status write_file(FILE *f, const char *path, const uint8_t *rgb,
         return hsd_fail(HSD_ERR_IO, "%s: writing PNG failed: %s", path,
                         err.msg[0] ? err.msg : "out of memory");
     }
-    png_init_io(png, f);
+    if (mem)
+        png_set_write_fn(png, mem, mem_write, mem_flush);
+    else
+        png_init_io(png, f);
     png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     if (n_text > 0) {
@@ -77,7 +103,7 @@ enum hsd_status hsd_png_write(const char *path, const uint8_t *rgb, int w, int h
         return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", path);
     FILE *f = fopen(tmp, "wb");
     if (!f) return hsd_fail(HSD_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    enum hsd_status s = write_file(f, path, rgb, w, h, text, n_text);
+    enum hsd_status s = write_png(f, NULL, path, rgb, w, h, text, n_text);
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
         if (!s) s = hsd_fail(HSD_ERR_IO, "%s: write failed: %s", path, strerror(errno));
     }
@@ -86,6 +112,23 @@ enum hsd_status hsd_png_write(const char *path, const uint8_t *rgb, int w, int h
         s = hsd_fail(HSD_ERR_IO, "%s: cannot rename into place: %s", path, strerror(errno));
     if (s) unlink(tmp);
     return s;
+}
+
+enum hsd_status hsd_png_encode(uint8_t **png, size_t *len, const uint8_t *rgb, int w, int h,
+                               const struct hsd_png_text *text, int n_text) {
+    *png = NULL;
+    *len = 0;
+    if (w <= 0 || h <= 0 || w > (1 << 20) || h > (1 << 20))
+        return hsd_fail(HSD_ERR_INVALID_ARG, "PNG in memory: bad image size %dx%d", w, h);
+    struct membuf m = {0};
+    enum hsd_status s = write_png(NULL, &m, "PNG in memory", rgb, w, h, text, n_text);
+    if (s) {
+        free(m.p);
+        return s;
+    }
+    *png = m.p;
+    *len = m.n;
+    return HSD_OK;
 }
 
 enum hsd_status hsd_png_check_writable(const char *path) {

@@ -4,6 +4,7 @@
 #ifndef HSD_IO_PNG_H
 #define HSD_IO_PNG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/status.h"
@@ -16,6 +17,10 @@ struct hsd_png_text {
 // rgb: [h, w, 3] bytes, row-major.
 enum hsd_status hsd_png_write(const char *path, const uint8_t *rgb, int w, int h,
                               const struct hsd_png_text *text, int n_text);
+
+// The same PNG in memory: *png is malloc'd (*len bytes; free() it).
+enum hsd_status hsd_png_encode(uint8_t **png, size_t *len, const uint8_t *rgb, int w, int h,
+                               const struct hsd_png_text *text, int n_text);
 
 // Checks that `path` can be created (its folder exists and is writable)
 // without leaving anything behind: callers validate outputs before compute.

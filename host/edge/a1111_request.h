@@ -1,0 +1,66 @@
+// The AUTOMATIC1111 web UI's API as its clients speak it, on the request
+// side: JSON bodies of POST /sdapi/v1/txt2img and /sdapi/v1/options turned
+// into an edge request (edge/edge.h) and daemon settings, and A1111's
+// sampler names mapped to ours. Pure functions of the bytes (no I/O, no
+// randomness), so the fuzzer (tests/fuzz/fuzz_a1111_request.c) runs them
+// on anything. Field names and defaults follow A1111's
+// StableDiffusionProcessingTxt2Img API model (modules/api/models.py) and
+// webuiapi 0.9.17's payload; docs/edge-http.md lists what is honoured.
+#ifndef HSD_EDGE_A1111_REQUEST_H
+#define HSD_EDGE_A1111_REQUEST_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "edge/edge.h"
+
+#define HSD_A1111_MAX_IMAGES 64  // batch_size * n_iter of one request
+#define HSD_A1111_TITLE_MAX 256
+#define HSD_A1111_MAX_VAES 3  // the --vae given, "full", "tiny"
+
+// The daemon's settings (GET/POST /sdapi/v1/options); a request's
+// override_settings apply on top of them for that request only.
+struct hsd_a1111_settings {
+    char model_title[HSD_A1111_TITLE_MAX];  // the one model: sd_model_checkpoint
+    // sd_vae: the decoder to use ("full", "tiny" or the --vae folder), one
+    // of vaes[]; vaes[0] is the one hsd started with ("Automatic").
+    char vae[HSD_A1111_TITLE_MAX];
+    char vaes[HSD_A1111_MAX_VAES][HSD_A1111_TITLE_MAX];
+    int n_vaes;
+    int clip_skip;  // ours (0 = last layer); A1111's CLIP_stop_at_last_layers - 1
+    int k_min, k_max;  // cloud U-Net calls (hsd_split: "K" or "KMIN:KMAX")
+};
+
+// One txt2img request, parsed. Strings are owned (free with
+// hsd_a1111_txt2img_free).
+struct hsd_a1111_txt2img {
+    struct hsd_edge_request r;  // gen.prompt/negative_prompt point at the owned copies;
+                                // gen.seed is meaningless when seed_random
+    int seed_random;  // seed -1: the caller draws one
+    int batch_size, n_iter;  // images = batch_size * n_iter, seeds seed + i
+    const char *sampler_name;  // A1111's name of the sampler (static)
+    json_t *parameters;  // the request object as received (A1111 echoes it)
+};
+
+// Parses and checks body (len bytes, not NUL-terminated) against settings
+// s. Returns 0 and fills *out, or an HTTP status (422 for malformed JSON,
+// wrong types, out-of-range values, unknown sampler or scheduler, features
+// hsd does not have) with a message in msg. Size and model-dependent
+// checks are the edge's (hsd_edge_request_validate), done by the caller.
+int hsd_a1111_parse_txt2img(struct hsd_a1111_txt2img *out, const char *body, size_t len,
+                            const struct hsd_a1111_settings *s, char *msg, size_t cap);
+void hsd_a1111_txt2img_free(struct hsd_a1111_txt2img *t);
+
+// POST /sdapi/v1/options: applies the body's known keys to a copy of *s
+// and, only when all are valid, stores it in *s. Returns 0 or 422 (msg).
+// Unknown keys are accepted and ignored, as A1111 stores options it has no
+// use for.
+int hsd_a1111_parse_options(struct hsd_a1111_settings *s, const char *body, size_t len, char *msg,
+                            size_t cap);
+
+// The samplers under A1111's names (GET /sdapi/v1/samplers): a JSON array
+// of {name, aliases, options}.
+json_t *hsd_a1111_samplers_json(void);
+
+#endif
