@@ -9,3 +9,15 @@ set_tests_properties(test_serve_restart PROPERTIES LABELS integration TIMEOUT 30
 # runs on faulty_backend.c, a test double of a sticky CUDA error.
 hsd_add_test(test_sched_faulty LABELS unit TIMEOUT 300
              SOURCES unit/test_sched_faulty.c unit/faulty_backend.c LIBS hsd_sched)
+# Issue 15, finding 1: `hsd edge` under a service SIGKILLed and restarted
+# in a loop, attempt timeouts short enough to cancel requests still being
+# computed: zero aborts, zero failed edges. CI: 3 rounds x 6 edges (~10 s);
+# slow: 50 rounds x 12 edges (~2 min).
+add_test(NAME test_serve_kill_loop COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/serve_kill_loop.sh
+         $<TARGET_FILE:hsd> ${HSD_TEST_DATA} 3 6)
+set_tests_properties(test_serve_kill_loop PROPERTIES LABELS integration TIMEOUT 120
+                     ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
+add_test(NAME test_serve_kill_loop_long COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/serve_kill_loop.sh
+         $<TARGET_FILE:hsd> ${HSD_TEST_DATA} 50 12)
+set_tests_properties(test_serve_kill_loop_long PROPERTIES LABELS slow TIMEOUT 900
+                     ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
