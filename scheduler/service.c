@@ -239,8 +239,16 @@ static void handle_generate(struct service *sv, struct hsd_pipeline *p0,
         free(pd);
         return;
     }
+    // on_done may already have run (and freed pd) on a worker thread: write
+    // the id only while pd is still listed (issue 15, finding 7). Only this
+    // thread adds to the list, so a listed pd is this one, not a new
+    // allocation at the same address.
     pthread_mutex_lock(&sv->mu);
-    pd->sched_id = sid;
+    for (struct pending *q = sv->pending; q; q = q->next)
+        if (q == pd) {
+            pd->sched_id = sid;
+            break;
+        }
     pthread_mutex_unlock(&sv->mu);
 }
 

@@ -17,6 +17,9 @@
 //   max_bytes     largest request message, bytes (default HSD_WIRE_MAX_MESSAGE)
 //   max_pixels    largest width*height of a GENERATE (default 4096*4096)
 //   max_steps     largest N of a GENERATE (default 1000)
+//   ctl_rate_per_min  STATUS and CANCEL requests per minute, a bucket of their
+//                 own (default HSD_AUTH_DEFAULT_CTL_RATE; 0 = unlimited)
+//   ctl_burst     its bucket size (default HSD_AUTH_DEFAULT_CTL_BURST)
 // The same file format serves clients (`hsd edge` signs with the line whose
 // id it is given). Keep it private: loading warns when group/others can read it.
 //
@@ -35,7 +38,11 @@ extern "C" {
 #endif
 
 #define HSD_AUTH_DEFAULT_WINDOW_MS 60000u  // accepted |client clock - server clock|
-#define HSD_AUTH_DEFAULT_REPLAY_CAPACITY 131072u  // nonces remembered (~ 5.6 MiB)
+#define HSD_AUTH_DEFAULT_REPLAY_CAPACITY 131072u  // nonces remembered, all keys (~ 5.6 MiB),
+    // shared out: each key has a cache of its own of capacity / keys entries
+#define HSD_AUTH_MIN_KEY_REPLAY 1024u  // ... but at least this many (or the capacity)
+#define HSD_AUTH_DEFAULT_CTL_RATE 600u  // STATUS + CANCEL per minute per key
+#define HSD_AUTH_DEFAULT_CTL_BURST 100u
 #define HSD_AUTH_MIN_SECRET 32  // bytes; RFC 2104 §3: at least the hash length
 #define HSD_AUTH_MAX_SECRET 64  // SHA-256 block size; longer keys buy nothing
 
@@ -53,6 +60,8 @@ struct hsd_auth_limits {
     uint32_t max_bytes;
     uint64_t max_pixels;
     uint32_t max_steps;
+    uint32_t ctl_rate_per_min;  // STATUS + CANCEL; 0 = unlimited
+    uint32_t ctl_burst;
 };
 
 // Loads a keys file. Errors name the file and line ("keys.txt:3: secret must
@@ -79,12 +88,13 @@ const struct hsd_auth_limits *hsd_auth_key_limits(const struct hsd_auth_key *k);
 //   timestamp outside ±window of now_ms (clock skew or stale)   -> UNAUTHENTICATED
 //   larger than the key's max_bytes                             -> TOO_LARGE
 //   GENERATE over the key's max_pixels / max_steps              -> BAD_REQUEST
-//   nonce already seen within the window                        -> REPLAYED
-//   replay cache full of live nonces (fails closed)             -> BUSY + retry hint
-//   GENERATE and the key's token bucket is empty                -> RATE_LIMITED + retry hint
+//   nonce already seen within the window by this key            -> REPLAYED
+//   this key's replay cache full of live nonces (fails closed)  -> BUSY + retry hint
+//   the key's bucket for the type is empty (GENERATE: rate_per_min;
+//   STATUS, CANCEL: ctl_rate_per_min)                           -> RATE_LIMITED + retry hint
 // The MAC is verified before any state changes, so forged traffic can fill
-// neither the replay cache nor anyone's bucket; only GENERATE spends tokens
-// (STATUS and CANCEL never are rate limited, CANCEL only frees work).
+// neither a replay cache nor anyone's bucket. Each key has its own replay
+// cache and buckets, so a key can only exhaust its own.
 // Returns HSD_OK (and *key) when accepted. Otherwise HSD_ERR_FORMAT for a
 // broken frame, HSD_ERR_INVALID_ARG for a refusal; *code is the protocol
 // error for the ERROR reply, *retry_after_ms (may be NULL) a hint (0 = none),
