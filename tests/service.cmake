@@ -21,3 +21,9 @@ add_test(NAME test_serve_kill_loop_long COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/
          $<TARGET_FILE:hsd> ${HSD_TEST_DATA} 50 12)
 set_tests_properties(test_serve_kill_loop_long PROPERTIES LABELS slow TIMEOUT 900
                      ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
+# Issue 15, finding 6: 400 half-open requests on --metrics-port of a service
+# under `ulimit -n 256`; an edge client is still served, /metrics recovers.
+add_test(NAME test_serve_slowloris COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/serve_slowloris.sh
+         $<TARGET_FILE:hsd> ${HSD_TEST_DATA})
+set_tests_properties(test_serve_slowloris PROPERTIES LABELS integration TIMEOUT 90
+                     ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")

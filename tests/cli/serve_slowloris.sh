@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Issue 15, finding 6: a slowloris on the metrics port must not take the
+# denoising service down. The service runs under `ulimit -n 256`; 400
+# connections open on --metrics-port and send half a request, then go
+# quiet. Before, libmicrohttpd (select(), no cap, no timeout) took every
+# descriptor, and new edge clients timed out. Now the HTTP server holds at
+# most 16 connections on its own threads and drops idle ones after 10 s
+# (scheduler/metrics_http.h): an edge client is served while the attack
+# lasts, and GET /metrics answers again once the idle ones are dropped.
+#   serve_slowloris.sh HSD TEST_DATA
+# Loopback only; about 20 s.
+set -u
+hsd=$1; data=$2
+tmp=$(mktemp -d); loris=0
+cleanup() { kill "$loris" 2>/dev/null; kill -9 "${serve:-0}" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+export OMP_WAIT_POLICY=passive
+. "$(dirname "$0")/serve_lib.sh"
+new_keys "$tmp/keys" edge1
+port=$(free_port); mport=$(free_port)
+serve_ulimit="-n 256"
+start_serve "tcp://127.0.0.1:$port" 1 --metrics-port "$mport"
+echo "hsd serve (ulimit -n 256) on tcp://127.0.0.1:$port, metrics on $mport"
+
+# loris N: N non-blocking connects to the metrics port, half a request
+# each, then silence for a minute (killed before that).
+loris() {
+  exec python3 - "$mport" "$1" <<'PY'
+import socket, sys, time
+port, n = int(sys.argv[1]), int(sys.argv[2])
+held = []
+for _ in range(n):
+    s = socket.socket()
+    s.setblocking(False)
+    try:
+        s.connect(("127.0.0.1", port))
+    except BlockingIOError:
+        pass
+    except OSError:
+        s.close()
+        continue
+    held.append(s)
+time.sleep(0.5)
+sent = 0
+for s in held:
+    try:
+        s.send(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        sent += 1
+    except OSError:
+        pass
+print(f"{len(held)} connections opened, {sent} half-requests sent", flush=True)
+time.sleep(60)
+PY
+}
+# metrics_within S: GET /metrics answers within S seconds; prints how long it took.
+metrics_within() {
+  local t0=$SECONDS
+  while [ $((SECONDS - t0)) -lt "$1" ]; do
+    if curl -s --max-time 1 "http://127.0.0.1:$mport/metrics" | grep -q '^hsd_queue_depth'; then
+      echo "$((SECONDS - t0))"; return 0
+    fi
+    sleep 0.2
+  done
+  echo "$((SECONDS - t0))"; return 1
+}
+fail=0
+# 1. 400 connections: more than the service's 256 descriptors.
+loris 400 > "$tmp/loris.log" 2>&1 &
+loris=$!
+sleep 2
+cat "$tmp/loris.log"
+echo "service descriptors during the attack: $(ls "/proc/$serve/fd" | wc -l) (limit 256)"
+if "$hsd" edge --cloud "tcp://127.0.0.1:$port" --model "$data/pipeline/edge" --key-file "$tmp/keys" \
+     --key-id edge1 --split 2 --steps 3 --width 64 --height 64 --threads 1 --timeout-ms 8000 \
+     --retries 1 --no-fallback -q -p "under attack" -o "$tmp/out.png" > "$tmp/edge.log" 2>&1 &&
+   grep -q "cloud k = 2" "$tmp/edge.log"; then
+  echo "ok   an edge client was served during the attack"
+else
+  echo "FAIL the edge client was not served during the attack:"; cat "$tmp/edge.log"; fail=1
+fi
+kill "$loris"; wait "$loris" 2>/dev/null
+if t=$(metrics_within 5); then echo "ok   GET /metrics answered ${t} s after the attack stopped"
+else echo "FAIL GET /metrics did not answer within 5 s after the attack stopped"; fail=1; fi
+# 2. As many silent connections as the cap: the idle timeout (10 s) frees them.
+loris 16 > "$tmp/loris2.log" 2>&1 &
+loris=$!
+sleep 1
+if t=$(metrics_within 20); then echo "ok   GET /metrics answered ${t} s into 16 silent connections (idle timeout 10 s)"
+else echo "FAIL GET /metrics blocked ${t} s by 16 silent connections"; fail=1; fi
+kill -0 "$serve" 2>/dev/null || { echo "FAIL the service died"; cat "$tmp/serve.1.log"; fail=1; }
+[ "$fail" -eq 0 ]
