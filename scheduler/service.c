@@ -325,12 +325,19 @@ static void handle_status(struct service *sv, const struct hsd_wire_msg *m,
 
 enum hsd_status hsd_service_run(struct hsd_pipeline *const *devices, int n_devices,
                                 const struct hsd_service_opts *o, volatile sig_atomic_t *stop) {
-    struct service sv = {.o = o, .max_msg = (int)HSD_WIRE_MAX_MESSAGE};
+    struct service sv = {.o = o, .max_msg = (int)HSD_WIRE_MAX_REQUEST};
     pthread_mutex_init(&sv.mu, NULL);
     enum hsd_status s = HSD_OK;
     struct hsd_metrics_http *http = NULL;
     if (o->keys_file) {
-        if ((s = hsd_auth_load(&sv.auth, o->keys_file, NULL))) return s;
+        struct hsd_auth_opts ao = {.replay_capacity = o->replay_capacity};
+        if ((s = hsd_auth_load(&sv.auth, o->keys_file, &ao))) return s;
+        // Receive no more than the largest request any key may send
+        // (issue 15, finding 2): nanomsg reserves the size a peer announces
+        // before a byte of it arrives, so this bounds each unauthenticated
+        // connection's memory (docs/protocol.md §1).
+        uint32_t kmax = hsd_auth_max_bytes(sv.auth);
+        if (kmax < (uint32_t)sv.max_msg) sv.max_msg = (int)kmax;
     } else if (!o->allow_no_auth) {
         return hsd_fail(HSD_ERR_INVALID_ARG, "a keys file is required (or explicitly allow "
                                              "unauthenticated clients)");
@@ -371,6 +378,16 @@ enum hsd_status hsd_service_run(struct hsd_pipeline *const *devices, int n_devic
         }
         struct hsd_wire_msg m;
         enum hsd_wire_error code;
+        // With keys: refuse what cannot authenticate (no auth block, unknown
+        // key, over the key's size) before a CRC or a MAC runs over it.
+        if (sv.auth && hsd_auth_precheck(sv.auth, msg.data, msg.len, &code)) {
+            struct hsd_wire_frame f;
+            enum hsd_wire_error ignored;
+            hsd_wire_peek_frame(&f, &ignored, msg.data, msg.len);  // request id, if readable
+            reply_error(&sv, &msg.route, f.request_id, code, 0, hsd_last_error());
+            hsd_net_msg_release(&msg);
+            continue;
+        }
         if (hsd_wire_decode(&m, &code, msg.data, msg.len)) {
             reply_error(&sv, &msg.route, m.request_id, code, 0, hsd_last_error());
             hsd_net_msg_release(&msg);

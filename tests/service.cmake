@@ -27,3 +27,10 @@ add_test(NAME test_serve_slowloris COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/serve
          $<TARGET_FILE:hsd> ${HSD_TEST_DATA})
 set_tests_properties(test_serve_slowloris PROPERTIES LABELS integration TIMEOUT 90
                      ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
+# Issue 15, finding 2: 240 unauthenticated connections announcing 60 MiB or
+# 33 KB and stalling, against a service under ulimit -v: it stays up and
+# serves, RSS grows < 64 MiB.
+add_test(NAME test_serve_stalled COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/serve_stalled.sh
+         $<TARGET_FILE:hsd> ${HSD_TEST_DATA})
+set_tests_properties(test_serve_stalled PROPERTIES LABELS integration TIMEOUT 90
+                     ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")

@@ -163,7 +163,7 @@ static enum hsd_status parse_line(struct hsd_auth_key *k, const char *label, int
                                   const char **f, size_t *fl, int nf) {
     memset(k, 0, sizeof *k);
     k->line = line;
-    k->lim.max_bytes = HSD_WIRE_MAX_MESSAGE;
+    k->lim.max_bytes = HSD_WIRE_MAX_REQUEST;
     k->lim.max_pixels = (uint64_t)HSD_WIRE_MAX_SIDE * HSD_WIRE_MAX_SIDE;
     k->lim.max_steps = HSD_WIRE_MAX_STEPS;
     k->lim.ctl_rate_per_min = HSD_AUTH_DEFAULT_CTL_RATE;
@@ -507,6 +507,48 @@ static enum hsd_status refuse(enum hsd_wire_error *code, enum hsd_wire_error e, 
     return HSD_ERR_INVALID_ARG;
 }
 
+// The key a frame's auth block names (id: its NUL-terminated id), or an
+// UNAUTHENTICATED refusal: no auth block, malformed or unknown id.
+static enum hsd_status frame_key(const struct hsd_auth *a, const struct hsd_wire_frame *f,
+                                 const struct hsd_auth_key **k, char id[HSD_WIRE_KEY_ID_SIZE],
+                                 enum hsd_wire_error *code) {
+    if (!f->auth)
+        return refuse(code, HSD_WIRE_E_UNAUTHENTICATED,
+                      "unauthenticated: the request carries no auth block (sign it with a key "
+                      "from the service's keys file)");
+    memcpy(id, f->auth, HSD_WIRE_KEY_ID_SIZE);
+    size_t idn = strnlen(id, HSD_WIRE_KEY_ID_SIZE);
+    if (idn == HSD_WIRE_KEY_ID_SIZE || !hsd_wire_key_id_ok(id, idn))
+        return refuse(code, HSD_WIRE_E_UNAUTHENTICATED, "unauthenticated: malformed key id");
+    *k = hsd_auth_find(a, id);
+    if (!*k)
+        return refuse(code, HSD_WIRE_E_UNAUTHENTICATED, "unauthenticated: unknown key id '%s'", id);
+    return HSD_OK;
+}
+
+uint32_t hsd_auth_max_bytes(const struct hsd_auth *a) {
+    uint32_t m = 0;
+    for (int i = 0; i < a->n_keys; i++)
+        if (a->keys[i].lim.max_bytes > m) m = a->keys[i].lim.max_bytes;
+    return m;
+}
+
+enum hsd_status hsd_auth_precheck(const struct hsd_auth *a, const void *msg, size_t len,
+                                  enum hsd_wire_error *code) {
+    struct hsd_wire_frame f;
+    *code = HSD_WIRE_E_NONE;
+    enum hsd_status s = hsd_wire_peek_frame(&f, code, msg, len);
+    if (s != HSD_OK) return s;
+    const struct hsd_auth_key *k;
+    char id[HSD_WIRE_KEY_ID_SIZE];
+    if ((s = frame_key(a, &f, &k, id, code))) return s;
+    if (len > k->lim.max_bytes)
+        return refuse(code, HSD_WIRE_E_TOO_LARGE,
+                      "key '%s' allows messages of at most %u bytes, got %zu", id, k->lim.max_bytes,
+                      len);
+    return HSD_OK;
+}
+
 enum hsd_status hsd_auth_check(struct hsd_auth *a, const void *msg, size_t len, uint64_t now_ms,
                                const struct hsd_auth_key **key, enum hsd_wire_error *code,
                                uint32_t *retry_after_ms) {
@@ -519,18 +561,10 @@ enum hsd_status hsd_auth_check(struct hsd_auth *a, const void *msg, size_t len, 
     struct hsd_wire_frame f;
     enum hsd_status s = hsd_wire_decode_frame(&f, code, msg, len);
     if (s != HSD_OK) return s;
-    if (!f.auth)
-        return refuse(code, HSD_WIRE_E_UNAUTHENTICATED,
-                      "unauthenticated: the request carries no auth block (sign it with a key "
-                      "from the service's keys file)");
+    const struct hsd_auth_key *ck;
     char id[HSD_WIRE_KEY_ID_SIZE];
-    memcpy(id, f.auth, sizeof id);
-    size_t idn = strnlen(id, sizeof id);
-    if (idn == sizeof id || !hsd_wire_key_id_ok(id, idn))
-        return refuse(code, HSD_WIRE_E_UNAUTHENTICATED, "unauthenticated: malformed key id");
-    struct hsd_auth_key *k = (struct hsd_auth_key *)hsd_auth_find(a, id);
-    if (!k)
-        return refuse(code, HSD_WIRE_E_UNAUTHENTICATED, "unauthenticated: unknown key id '%s'", id);
+    if ((s = frame_key(a, &f, &ck, id, code))) return s;
+    struct hsd_auth_key *k = (struct hsd_auth_key *)ck;  // its buckets and cache change
 
     uint8_t mac[HSD_WIRE_MAC_SIZE];
     hsd_auth_mac(mac, msg, len, k->secret, k->secret_len);

@@ -14,7 +14,8 @@
 // key_id: 1..31 of [A-Za-z0-9._-], unique. Options (all optional, decimal):
 //   rate_per_min  GENERATE requests per minute, token bucket (0 = unlimited; default 0)
 //   burst         bucket size (default: 10 s worth of rate_per_min, at least 1)
-//   max_bytes     largest request message, bytes (default HSD_WIRE_MAX_MESSAGE)
+//   max_bytes     largest request message, bytes (default and useful maximum:
+//                 HSD_WIRE_MAX_REQUEST, the largest legal GENERATE)
 //   max_pixels    largest width*height of a GENERATE (default 4096*4096)
 //   max_steps     largest N of a GENERATE (default 1000)
 //   ctl_rate_per_min  STATUS and CANCEL requests per minute, a bucket of their
@@ -102,6 +103,16 @@ const struct hsd_auth_limits *hsd_auth_key_limits(const struct hsd_auth_key *k);
 enum hsd_status hsd_auth_check(struct hsd_auth *a, const void *msg, size_t len, uint64_t now_ms,
                                const struct hsd_auth_key **key, enum hsd_wire_error *code,
                                uint32_t *retry_after_ms);
+
+// The cheap part of hsd_auth_check, for a service to run before it spends a
+// checksum or a MAC on a message: the header read without its checksum
+// (hsd_wire_peek_frame), an auth block present, a known key id, and len
+// within that key's max_bytes. Same codes as hsd_auth_check. Nothing here
+// proves who sent it; hsd_auth_check must still follow.
+enum hsd_status hsd_auth_precheck(const struct hsd_auth *a, const void *msg, size_t len,
+                                  enum hsd_wire_error *code);
+// The largest max_bytes of any key: the service's receive limit.
+uint32_t hsd_auth_max_bytes(const struct hsd_auth *a);
 
 // Client side: fills the auth block of a message encoded with
 // HSD_WIRE_FLAG_AUTH (hsd_wire_encode) in place: key id, timestamp now_ms,

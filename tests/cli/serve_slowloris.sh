@@ -11,12 +11,8 @@
 # Loopback only; about 20 s.
 set -u
 hsd=$1; data=$2
-tmp=$(mktemp -d); loris=0
-cleanup() { kill "$loris" 2>/dev/null; kill -9 "${serve:-0}" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
-export OMP_WAIT_POLICY=passive
 . "$(dirname "$0")/serve_lib.sh"
-new_keys "$tmp/keys" edge1
+serve_test_init
 port=$(free_port); mport=$(free_port)
 serve_ulimit="-n 256"
 start_serve "tcp://127.0.0.1:$port" 1 --metrics-port "$mport"
@@ -66,24 +62,17 @@ metrics_within() {
 fail=0
 # 1. 400 connections: more than the service's 256 descriptors.
 loris 400 > "$tmp/loris.log" 2>&1 &
-loris=$!
+loris=$!; kill_on_exit+=("$loris")
 sleep 2
 cat "$tmp/loris.log"
 echo "service descriptors during the attack: $(ls "/proc/$serve/fd" | wc -l) (limit 256)"
-if "$hsd" edge --cloud "tcp://127.0.0.1:$port" --model "$data/pipeline/edge" --key-file "$tmp/keys" \
-     --key-id edge1 --split 2 --steps 3 --width 64 --height 64 --threads 1 --timeout-ms 8000 \
-     --retries 1 --no-fallback -q -p "under attack" -o "$tmp/out.png" > "$tmp/edge.log" 2>&1 &&
-   grep -q "cloud k = 2" "$tmp/edge.log"; then
-  echo "ok   an edge client was served during the attack"
-else
-  echo "FAIL the edge client was not served during the attack:"; cat "$tmp/edge.log"; fail=1
-fi
+edge_once "tcp://127.0.0.1:$port" "during the attack" || fail=1
 kill "$loris"; wait "$loris" 2>/dev/null
 if t=$(metrics_within 5); then echo "ok   GET /metrics answered ${t} s after the attack stopped"
 else echo "FAIL GET /metrics did not answer within 5 s after the attack stopped"; fail=1; fi
 # 2. As many silent connections as the cap: the idle timeout (10 s) frees them.
 loris 16 > "$tmp/loris2.log" 2>&1 &
-loris=$!
+loris=$!; kill_on_exit+=("$loris")
 sleep 1
 if t=$(metrics_within 20); then echo "ok   GET /metrics answered ${t} s into 16 silent connections (idle timeout 10 s)"
 else echo "FAIL GET /metrics blocked ${t} s by 16 silent connections"; fail=1; fi
