@@ -34,3 +34,8 @@ add_test(NAME test_serve_stalled COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/serve_s
          $<TARGET_FILE:hsd> ${HSD_TEST_DATA})
 set_tests_properties(test_serve_stalled PROPERTIES LABELS integration TIMEOUT 90
                      ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
+# Issue 15, finding 7: on_done before hsd_sched_submit returns (made certain
+# by wrapping it at link time); a use-after-free that the sanitizer job sees.
+hsd_add_test(test_service_submit_race LABELS unit TIMEOUT 120
+             SOURCES unit/test_service_submit_race.c LIBS hsd_sched)
+target_link_options(test_service_submit_race PRIVATE -Wl,--wrap=hsd_sched_submit)
