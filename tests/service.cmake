@@ -39,3 +39,10 @@ set_tests_properties(test_serve_stalled PROPERTIES LABELS integration TIMEOUT 90
 hsd_add_test(test_service_submit_race LABELS unit TIMEOUT 120
              SOURCES unit/test_service_submit_race.c LIBS hsd_sched)
 target_link_options(test_service_submit_race PRIVATE -Wl,--wrap=hsd_sched_submit)
+# Fail-over (docs/scaling.md §2): 3 nodes, 24 edges given all of them, one
+# node SIGKILLed and one drained with SIGTERM under load; every request ends
+# exactly once (cloud RESULT or local fallback). ~35 s.
+add_test(NAME test_serve_failover COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/serve_failover.sh
+         $<TARGET_FILE:hsd> ${HSD_TEST_DATA} 24)
+set_tests_properties(test_serve_failover PROPERTIES LABELS integration TIMEOUT 180
+                     ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
