@@ -16,7 +16,7 @@ start 1
 n=8
 for i in $(seq $n); do
   "$hsd" edge --cloud "$ep" --model "$data/pipeline/edge" --key-file "$tmp/keys" --key-id edge1 \
-    --split 150 --steps 160 --seed "$i" --width 64 --height 64 --threads 1 --timeout-ms 8000 \
+    --split 60 --steps 64 --seed "$i" --width 64 --height 64 --threads 1 --timeout-ms 8000 \
     --retries 20 --no-fallback -q -p "restart $i" -o "$tmp/out$i.png" > "$tmp/edge$i.log" 2>&1 &
   pids+=($!)
 done
@@ -29,7 +29,7 @@ start 2
 echo "service restarted"
 ok=0
 for i in $(seq $n); do
-  if wait "${pids[$((i-1))]}" && [ -s "$tmp/out$i.png" ] && grep -q "cloud k = 150" "$tmp/edge$i.log"; then
+  if wait "${pids[$((i-1))]}" && [ -s "$tmp/out$i.png" ] && grep -q "cloud k = 60" "$tmp/edge$i.log"; then
     ok=$((ok+1))
   else
     echo "edge $i: $(cat "$tmp/edge$i.log")"
