@@ -330,8 +330,7 @@ enum hsd_status hsd_service_run(struct hsd_pipeline *const *devices, int n_devic
     enum hsd_status s = HSD_OK;
     struct hsd_metrics_http *http = NULL;
     if (o->keys_file) {
-        struct hsd_auth_opts ao = {.replay_capacity = o->replay_capacity};
-        if ((s = hsd_auth_load(&sv.auth, o->keys_file, &ao))) return s;
+        if ((s = hsd_auth_load(&sv.auth, o->keys_file, NULL))) return s;
         // Receive no more than the largest request any key may send
         // (issue 15, finding 2): nanomsg reserves the size a peer announces
         // before a byte of it arrives, so this bounds each unauthenticated

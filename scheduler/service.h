@@ -13,7 +13,6 @@ struct hsd_service_opts {
     int n_endpoints;
     const char *keys_file;         // NULL: no authentication (only with allow_no_auth)
     int allow_no_auth;
-    uint32_t replay_capacity;      // nonces remembered, all keys; 0: HSD_AUTH_DEFAULT_REPLAY_CAPACITY
     int metrics_port;              // 0: no HTTP metrics
     int grace_ms;                  // shutdown: time to finish in-flight work
     struct hsd_sched_opts sched;   // on_done/user are set by the service
