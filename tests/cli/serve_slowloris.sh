@@ -52,7 +52,8 @@ PY
 metrics_within() {
   local t0=$SECONDS
   while [ $((SECONDS - t0)) -lt "$1" ]; do
-    if curl -s --max-time 1 "http://127.0.0.1:$mport/metrics" | grep -q '^hsd_queue_depth'; then
+    if python3 -c 'import sys, urllib.request as u; print(u.urlopen(sys.argv[1], timeout=1).read().decode())' \
+         "http://127.0.0.1:$mport/metrics" 2>/dev/null | grep -q '^hsd_queue_depth'; then
       echo "$((SECONDS - t0))"; return 0
     fi
     sleep 0.2
