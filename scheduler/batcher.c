@@ -518,6 +518,11 @@ enum hsd_status hsd_sched_submit(struct hsd_sched *s, const struct hsd_sched_par
     struct hsd_gen_request gv = g;
     if (prm->use_ids) gv.prompt = "";
     enum hsd_status st = hsd_pipeline_validate(p, &gv);
+    // Ids too (issue 15, finding 4): one bad id in a batched text-encoder
+    // call used to fail every request of the batch with its text.
+    if (!st && prm->use_ids) st = hsd_pipeline_check_ids(p, prm->prompt_ids, HSD_TEXT_LEN, "prompt");
+    if (!st && prm->use_ids)
+        st = hsd_pipeline_check_ids(p, prm->neg_ids, HSD_TEXT_LEN, "negative prompt");
     if (st) return st;
     int calls = hsd_pipeline_n_calls(&g);
     if (prm->k_min < 0 || prm->k_min > prm->k_max || prm->k_max > calls)

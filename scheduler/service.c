@@ -1,14 +1,13 @@
 #include "service.h"
 
-#include <microhttpd.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "core/log.h"
+#include "metrics_http.h"
 #include "net/auth.h"
 #include "net/transport.h"
 #include "net/wire.h"
@@ -239,8 +238,16 @@ static void handle_generate(struct service *sv, struct hsd_pipeline *p0,
         free(pd);
         return;
     }
+    // on_done may already have run (and freed pd) on a worker thread: write
+    // the id only while pd is still listed (issue 15, finding 7). Only this
+    // thread adds to the list, so a listed pd is this one, not a new
+    // allocation at the same address.
     pthread_mutex_lock(&sv->mu);
-    pd->sched_id = sid;
+    for (struct pending *q = sv->pending; q; q = q->next)
+        if (q == pd) {
+            pd->sched_id = sid;
+            break;
+        }
     pthread_mutex_unlock(&sv->mu);
 }
 
@@ -316,200 +323,20 @@ static void handle_status(struct service *sv, const struct hsd_wire_msg *m,
     if (!hsd_wire_encode(buf, sizeof buf, &len, &a)) hsd_net_server_reply(sv->srv, route, buf, len);
 }
 
-// A growing text buffer for the exposition; `failed` once out of memory.
-struct text {
-    char *b;
-    size_t n, cap;
-    int failed;
-};
-
-static void emit(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void emit(struct text *t, const char *fmt, ...) {
-    while (!t->failed) {
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(t->b + t->n, t->cap - t->n, fmt, ap);
-        va_end(ap);
-        if (k < 0) {
-            t->failed = 1;
-            return;
-        }
-        if ((size_t)k < t->cap - t->n) {
-            t->n += (size_t)k;
-            return;
-        }
-        size_t cap = t->cap * 2;
-        while (cap - t->n <= (size_t)k) cap *= 2;
-        char *b = realloc(t->b, cap);
-        if (!b) {
-            t->failed = 1;
-            return;
-        }
-        t->b = b;
-        t->cap = cap;
-    }
-}
-
-// A label value as the Prometheus text format wants it: backslash, double
-// quote and line feed escaped as \\, \" and \n; everything else as is
-// (UTF-8 allowed).
-static void emit_label(struct text *t, const char *v) {
-    for (; *v; v++) {
-        if (*v == '\\') emit(t, "\\\\");
-        else if (*v == '"') emit(t, "\\\"");
-        else if (*v == '\n') emit(t, "\\n");
-        else emit(t, "%c", *v);
-    }
-}
-
-// The series of a per-device family: name{device="desc",index="i"} and a
-// space; the caller writes the value. The index keeps series apart when
-// descriptions repeat (two CPU workers are both "cpu (8 threads)").
-static void emit_device(struct text *t, const char *metric, int i,
-                        const struct hsd_sched_device_stats *d) {
-    emit(t, "%s{device=\"", metric);
-    emit_label(t, d->desc);
-    emit(t, "\",index=\"%d\"} ", i);
-}
-
-char *hsd_service_metrics_text(const struct hsd_sched_stats *st,
-                               const struct hsd_sched_device_stats *devs, int n_devs,
-                               const uint64_t *errors, int n_codes) {
-    struct text t = {.b = malloc(8192), .cap = 8192};
-    if (!t.b) return NULL;
-    t.b[0] = '\0';
-#define EMIT(...) emit(&t, __VA_ARGS__)
-    EMIT("# HELP hsd_queue_depth Requests waiting for admission.\n# TYPE hsd_queue_depth gauge\n"
-         "hsd_queue_depth %d\n", st->queued);
-    EMIT("# HELP hsd_active_requests Admitted requests being denoised.\n"
-         "# TYPE hsd_active_requests gauge\nhsd_active_requests %d\n", st->active);
-    EMIT("# HELP hsd_devices_healthy Devices serving.\n# TYPE hsd_devices_healthy gauge\n"
-         "hsd_devices_healthy %d\n", st->healthy_devices);
-    EMIT("# HELP hsd_requests_total Finished requests by outcome.\n# TYPE hsd_requests_total counter\n"
-         "hsd_requests_total{outcome=\"done\"} %llu\nhsd_requests_total{outcome=\"failed\"} %llu\n"
-         "hsd_requests_total{outcome=\"cancelled\"} %llu\nhsd_requests_total{outcome=\"expired\"} %llu\n"
-         "hsd_requests_total{outcome=\"busy\"} %llu\n",
-         (unsigned long long)st->done, (unsigned long long)st->failed,
-         (unsigned long long)st->cancelled, (unsigned long long)st->expired,
-         (unsigned long long)st->busy_refusals);
-    static const char *const le[8] = {"1", "2", "4", "8", "16", "32", "64", "+Inf"};
-    EMIT("# HELP hsd_batch_rows U-Net batch sizes (rows; a CFG request is 2).\n"
-         "# TYPE hsd_batch_rows histogram\n");
-    uint64_t cum = 0;
-    for (int i = 0; i < 8; i++) {
-        cum += st->batch_hist[i];
-        EMIT("hsd_batch_rows_bucket{le=\"%s\"} %llu\n", le[i], (unsigned long long)cum);
-    }
-    EMIT("hsd_batch_rows_count %llu\n", (unsigned long long)st->batches);
-    EMIT("# HELP hsd_time_to_result_seconds Seconds from admission to the RESULT, per finished "
-         "request.\n# TYPE hsd_time_to_result_seconds histogram\n");
-    cum = 0;
-    for (int i = 0; i < HSD_SCHED_RESULT_BUCKETS; i++) {
-        cum += st->result_hist[i];
-        if (i < HSD_SCHED_RESULT_BUCKETS - 1)
-            EMIT("hsd_time_to_result_seconds_bucket{le=\"%g\"} %llu\n", hsd_sched_result_le_s[i],
-                 (unsigned long long)cum);
-        else
-            EMIT("hsd_time_to_result_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
-    }
-    EMIT("hsd_time_to_result_seconds_sum %.6f\nhsd_time_to_result_seconds_count %llu\n",
-         st->result_s_sum, (unsigned long long)cum);
-    double secs = st->uptime_ms / 1e3;
-    EMIT("# HELP hsd_unet_steps_per_second Image-steps per second since start.\n"
-         "# TYPE hsd_unet_steps_per_second gauge\nhsd_unet_steps_per_second %.3f\n",
-         secs > 0 ? st->image_steps / secs : 0.0);
-    EMIT("# HELP hsd_device_ms_per_request Mean device milliseconds per finished request.\n"
-         "# TYPE hsd_device_ms_per_request gauge\nhsd_device_ms_per_request %.3f\n",
-         st->done ? st->device_ms_done / (double)st->done : 0.0);
-    EMIT("# HELP hsd_device_busy_ratio Share of wall time the devices computed.\n"
-         "# TYPE hsd_device_busy_ratio gauge\nhsd_device_busy_ratio %.4f\n",
-         st->uptime_ms > 0 && st->devices ? st->busy_ms / (st->uptime_ms * st->devices) : 0.0);
-    EMIT("# HELP hsd_errors_total ERROR replies by code.\n# TYPE hsd_errors_total counter\n");
-    for (int c = 1; c < n_codes; c++)
-        EMIT("hsd_errors_total{code=\"%s\"} %llu\n", hsd_wire_error_name((uint16_t)c),
-             (unsigned long long)errors[c]);
-    // Per device (docs/architecture.md §6 "Device pool"): which ones serve, and what
-    // each did. Counters keep their values after a device failed.
-    EMIT("# HELP hsd_device_healthy 1 while the device serves; 0 once a device error took it "
-         "out of the pool.\n# TYPE hsd_device_healthy gauge\n");
-    for (int i = 0; i < n_devs; i++) {
-        emit_device(&t, "hsd_device_healthy", i, &devs[i]);
-        EMIT("%d\n", devs[i].healthy ? 1 : 0);
-    }
-    EMIT("# HELP hsd_device_batches_total U-Net calls that succeeded, per device.\n"
-         "# TYPE hsd_device_batches_total counter\n");
-    for (int i = 0; i < n_devs; i++) {
-        emit_device(&t, "hsd_device_batches_total", i, &devs[i]);
-        EMIT("%llu\n", (unsigned long long)devs[i].batches);
-    }
-    EMIT("# HELP hsd_device_image_steps_total Requests x U-Net calls, per device.\n"
-         "# TYPE hsd_device_image_steps_total counter\n");
-    for (int i = 0; i < n_devs; i++) {
-        emit_device(&t, "hsd_device_image_steps_total", i, &devs[i]);
-        EMIT("%llu\n", (unsigned long long)devs[i].image_steps);
-    }
-    EMIT("# HELP hsd_device_busy_ms_total Milliseconds the device computed (text encoding and "
-         "U-Net).\n# TYPE hsd_device_busy_ms_total counter\n");
-    for (int i = 0; i < n_devs; i++) {
-        emit_device(&t, "hsd_device_busy_ms_total", i, &devs[i]);
-        EMIT("%.3f\n", devs[i].busy_ms);
-    }
-    EMIT("# HELP hsd_device_failures_total Text-encoder or U-Net calls that failed, per device.\n"
-         "# TYPE hsd_device_failures_total counter\n");
-    for (int i = 0; i < n_devs; i++) {
-        emit_device(&t, "hsd_device_failures_total", i, &devs[i]);
-        EMIT("%llu\n", (unsigned long long)devs[i].failures);
-    }
-#undef EMIT
-    if (t.failed) {
-        free(t.b);
-        return NULL;
-    }
-    return t.b;
-}
-
-static enum MHD_Result on_http(void *cls, struct MHD_Connection *c, const char *url,
-                               const char *method, const char *version, const char *upload,
-                               size_t *upload_len, void **ctx) {
-    struct service *sv = cls;
-    (void)version, (void)upload, (void)upload_len, (void)ctx;
-    struct MHD_Response *r;
-    enum MHD_Result ret;
-    if (strcmp(method, "GET") || strcmp(url, "/metrics")) {
-        static const char nf[] = "not found: GET /metrics\n";
-        r = MHD_create_response_from_buffer(sizeof nf - 1, (void *)nf, MHD_RESPMEM_PERSISTENT);
-        ret = MHD_queue_response(c, MHD_HTTP_NOT_FOUND, r);
-        MHD_destroy_response(r);
-        return ret;
-    }
-    struct hsd_sched_stats st;
-    hsd_sched_get_stats(sv->sched, &st);
-    uint64_t errors[HSD_WIRE_E_MAX + 1];
-    pthread_mutex_lock(&sv->mu);
-    memcpy(errors, sv->errors, sizeof errors);
-    pthread_mutex_unlock(&sv->mu);
-    struct hsd_sched_device_stats devs[32];
-    int n_devs = hsd_sched_device_count(sv->sched);
-    if (n_devs > 32) n_devs = 32;
-    for (int i = 0; i < n_devs; i++)
-        if (hsd_sched_get_device_stats(sv->sched, i, &devs[i])) n_devs = i;
-    char *text = hsd_service_metrics_text(&st, devs, n_devs, errors, HSD_WIRE_E_MAX + 1);
-    if (!text) return MHD_NO;
-    r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4");
-    ret = MHD_queue_response(c, MHD_HTTP_OK, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
 enum hsd_status hsd_service_run(struct hsd_pipeline *const *devices, int n_devices,
                                 const struct hsd_service_opts *o, volatile sig_atomic_t *stop) {
-    struct service sv = {.o = o, .max_msg = (int)HSD_WIRE_MAX_MESSAGE};
+    struct service sv = {.o = o, .max_msg = (int)HSD_WIRE_MAX_REQUEST};
     pthread_mutex_init(&sv.mu, NULL);
     enum hsd_status s = HSD_OK;
-    struct MHD_Daemon *http = NULL;
+    struct hsd_metrics_http *http = NULL;
     if (o->keys_file) {
         if ((s = hsd_auth_load(&sv.auth, o->keys_file, NULL))) return s;
+        // Receive no more than the largest request any key may send
+        // (issue 15, finding 2): nanomsg reserves the size a peer announces
+        // before a byte of it arrives, so this bounds each unauthenticated
+        // connection's memory (docs/protocol.md §1).
+        uint32_t kmax = hsd_auth_max_bytes(sv.auth);
+        if (kmax < (uint32_t)sv.max_msg) sv.max_msg = (int)kmax;
     } else if (!o->allow_no_auth) {
         return hsd_fail(HSD_ERR_INVALID_ARG, "a keys file is required (or explicitly allow "
                                              "unauthenticated clients)");
@@ -533,12 +360,9 @@ enum hsd_status hsd_service_run(struct hsd_pipeline *const *devices, int n_devic
     struct hsd_net_opts no = {.max_msg = sv.max_msg};
     if ((s = hsd_net_server_open(&sv.srv, NULL, o->endpoints, o->n_endpoints, &no))) goto out;
     if (o->metrics_port > 0) {
-        http = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)o->metrics_port, NULL,
-                                NULL, on_http, &sv, MHD_OPTION_END);
-        if (!http) {
-            s = hsd_fail(HSD_ERR_IO, "cannot serve metrics on port %d (in use?)", o->metrics_port);
-            goto out;
-        }
+        struct hsd_metrics_source src = {.sched = sv.sched, .mu = &sv.mu, .errors = sv.errors,
+                                         .n_codes = HSD_WIRE_E_MAX + 1};
+        if ((s = hsd_metrics_http_start(&http, o->metrics_port, &src, NULL))) goto out;
     }
     HSD_INFO("serving on %s (%d device(s))%s", o->endpoints[0], n_devices,
              sv.auth ? "" : ", WITHOUT authentication");
@@ -553,6 +377,16 @@ enum hsd_status hsd_service_run(struct hsd_pipeline *const *devices, int n_devic
         }
         struct hsd_wire_msg m;
         enum hsd_wire_error code;
+        // With keys: refuse what cannot authenticate (no auth block, unknown
+        // key, over the key's size) before a CRC or a MAC runs over it.
+        if (sv.auth && hsd_auth_precheck(sv.auth, msg.data, msg.len, &code)) {
+            struct hsd_wire_frame f;
+            enum hsd_wire_error ignored;
+            hsd_wire_peek_frame(&f, &ignored, msg.data, msg.len);  // request id, if readable
+            reply_error(&sv, &msg.route, f.request_id, code, 0, hsd_last_error());
+            hsd_net_msg_release(&msg);
+            continue;
+        }
         if (hsd_wire_decode(&m, &code, msg.data, msg.len)) {
             reply_error(&sv, &msg.route, m.request_id, code, 0, hsd_last_error());
             hsd_net_msg_release(&msg);
@@ -603,7 +437,7 @@ enum hsd_status hsd_service_run(struct hsd_pipeline *const *devices, int n_devic
     }
 out:
     if (o->sched_out) *o->sched_out = NULL;
-    if (http) MHD_stop_daemon(http);
+    hsd_metrics_http_stop(http);
     hsd_sched_destroy(sv.sched);
     hsd_net_server_close(sv.srv);
     hsd_auth_free(sv.auth);

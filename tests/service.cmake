@@ -9,3 +9,40 @@ set_tests_properties(test_serve_restart PROPERTIES LABELS integration TIMEOUT 30
 # runs on faulty_backend.c, a test double of a sticky CUDA error.
 hsd_add_test(test_sched_faulty LABELS unit TIMEOUT 300
              SOURCES unit/test_sched_faulty.c unit/faulty_backend.c LIBS hsd_sched)
+# Issue 15, finding 1: `hsd edge` under a service SIGKILLed and restarted
+# in a loop, attempt timeouts short enough to cancel requests still being
+# computed: zero aborts, zero failed edges. CI: 3 rounds x 6 edges (~10 s);
+# slow: 50 rounds x 12 edges (~2 min).
+add_test(NAME test_serve_kill_loop COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/serve_kill_loop.sh
+         $<TARGET_FILE:hsd> ${HSD_TEST_DATA} 3 6)
+set_tests_properties(test_serve_kill_loop PROPERTIES LABELS integration TIMEOUT 120
+                     ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
+add_test(NAME test_serve_kill_loop_long COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/serve_kill_loop.sh
+         $<TARGET_FILE:hsd> ${HSD_TEST_DATA} 50 12)
+set_tests_properties(test_serve_kill_loop_long PROPERTIES LABELS slow TIMEOUT 900
+                     ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
+# Issue 15, finding 6: 400 half-open requests on --metrics-port of a service
+# under `ulimit -n 256`; an edge client is still served, /metrics recovers.
+add_test(NAME test_serve_slowloris COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/serve_slowloris.sh
+         $<TARGET_FILE:hsd> ${HSD_TEST_DATA})
+set_tests_properties(test_serve_slowloris PROPERTIES LABELS integration TIMEOUT 90
+                     ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
+# Issue 15, finding 2: 240 unauthenticated connections announcing 60 MiB or
+# 33 KB and stalling, against a service under ulimit -v: it stays up and
+# serves, RSS grows < 64 MiB.
+add_test(NAME test_serve_stalled COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/serve_stalled.sh
+         $<TARGET_FILE:hsd> ${HSD_TEST_DATA})
+set_tests_properties(test_serve_stalled PROPERTIES LABELS integration TIMEOUT 90
+                     ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
+# Issue 15, finding 7: on_done before hsd_sched_submit returns (made certain
+# by wrapping it at link time); a use-after-free that the sanitizer job sees.
+hsd_add_test(test_service_submit_race LABELS unit TIMEOUT 120
+             SOURCES unit/test_service_submit_race.c LIBS hsd_sched)
+target_link_options(test_service_submit_race PRIVATE -Wl,--wrap=hsd_sched_submit)
+# Fail-over (docs/scaling.md §2): 3 nodes, 24 edges given all of them, one
+# node SIGKILLed and one drained with SIGTERM under load; every request ends
+# exactly once (cloud RESULT or local fallback). ~35 s.
+add_test(NAME test_serve_failover COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/serve_failover.sh
+         $<TARGET_FILE:hsd> ${HSD_TEST_DATA} 24)
+set_tests_properties(test_serve_failover PROPERTIES LABELS integration TIMEOUT 180
+                     ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")

@@ -151,9 +151,10 @@ struct hsd_edge_cloud_info {
 // jitter on a timeout and on retryable errors (BUSY, RATE_LIMITED,
 // SHUTTING_DOWN, REPLAYED, BAD_CHECKSUM, INTERNAL, any error with a retry
 // hint; a hint is honoured as the least wait). Every attempt uses a new
-// request id, a new signature (nonce, timestamp) and a new socket: a REQ
-// socket's own resend repeats the old bytes, which a service refuses as
-// REPLAYED. A timed-out attempt is CANCELled (best effort) before the next.
+// request id, a new signature (nonce, timestamp) and a new socket: the
+// transport's own resend repeats the old bytes, which a service refuses as
+// REPLAYED. A timed-out attempt is CANCELled (best effort, on a socket of
+// its own) before the next.
 // GENERATE's deadline_ms is the time left of r->deadline_ms at each send.
 //
 // Returns HSD_OK with info->outcome CLOUD (and *out verified) or LOCAL (the

@@ -1,12 +1,12 @@
 // Asking the cloud: one GENERATE at a time, retried with backoff, each
 // attempt freshly signed on a fresh socket (docs/protocol.md §1, §4, §5.3).
 //
-// Why a new socket per attempt: nanomsg's REQ resends the request's bytes
-// on its own (on a timer, and at once when the connection drops). A resent
+// Why a new socket per attempt: the transport resends the request's bytes
+// on its own after resend_ivl_ms (host/net/transport_nn.c). A resent
 // copy carries the old nonce, which a service refuses as REPLAYED, so the
-// edge never lets REQ retry for it: the resend timer is set past the
+// edge never lets the transport retry for it: the resend timer is set past the
 // attempt's wait, and each retry is a new request id, a new signature and
-// a new socket. A REPLAYED answer (REQ resent after a reconnect) is
+// a new socket. A REPLAYED answer (an old copy resent) is
 // retried like BUSY.
 #include <sodium.h>
 #include <stdio.h>
@@ -80,9 +80,10 @@ enum attempt_result {
 };
 
 // Best effort: tell the service to drop a request we stopped waiting for.
-// Sent on the same REQ socket (which abandons the GENERATE); with several
-// endpoints it may reach another service, which then answers "unknown".
-static void cancel(struct hsd_net_client *c, const struct attempt *a, double wait) {
+// Sent on a socket of its own (docs/protocol.md §1): the GENERATE's socket
+// may still get that request's late RESULT or ERROR. With several endpoints
+// the CANCEL may reach another service, which then answers "unknown".
+static void cancel(const struct attempt *a, double wait) {
     if (wait <= 0) return;
     struct hsd_wire_msg m = {.type = HSD_WIRE_CANCEL,
                              .flags = a->o->key ? HSD_WIRE_FLAG_AUTH : 0,
@@ -91,13 +92,17 @@ static void cancel(struct hsd_net_client *c, const struct attempt *a, double wai
     void *buf = NULL;
     size_t len;
     if (hsd_edge_encode(&buf, &len, &m, a->o->key, hsd_auth_now_ms())) return;
+    struct hsd_net_opts no = {.send_timeout_ms = (int)wait + 1, .resend_ivl_ms = (int)wait + 60000};
+    struct hsd_net_client *c = NULL;
     enum hsd_net_wait what;
     struct hsd_net_msg reply;
-    if (hsd_net_client_send(c, buf, len) == HSD_OK &&
+    if (hsd_net_client_open(&c, a->o->tp, a->o->endpoints, a->o->n_endpoints, &no) == HSD_OK &&
+        hsd_net_client_send(c, buf, len) == HSD_OK &&
         hsd_net_client_recv(c, &reply, (int)wait, &what) == HSD_OK && what == HSD_NET_GOT) {
         HSD_INFO("edge: CANCEL of request %016llx answered", (unsigned long long)a->id);
         hsd_net_msg_release(&reply);
     }
+    hsd_net_client_close(c);
     free(buf);
 }
 
@@ -137,7 +142,7 @@ static enum attempt_result attempt(struct hsd_edge_handover *out, const struct a
         // Never past the deadline: the service stops at it anyway.
         double w = CANCEL_WAIT_MS;
         if (a->end >= 0 && a->end - mono_ms() < w) w = a->end - mono_ms();
-        cancel(c, a, w);
+        cancel(a, w);
         goto done;
     }
     struct hsd_wire_msg rm;

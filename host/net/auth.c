@@ -23,22 +23,7 @@
 #define KEYS_FILE_MAX (16u << 20)
 #define NO_ENTRY UINT32_MAX
 
-struct hsd_auth_key {
-    char id[HSD_WIRE_KEY_ID_SIZE];
-    uint8_t secret[HSD_AUTH_MAX_SECRET];
-    size_t secret_len;
-    struct hsd_auth_limits lim;
-    int line;
-    // Token bucket (guarded by hsd_auth.mu), in exact integer units: a token
-    // is 60000 units and each ms adds rate_per_min units, so the retry hint
-    // is never a rounding error short.
-    uint64_t units;
-    uint64_t last_ms;
-    int bucket_started;
-};
-
-// One remembered nonce. Entries sit in a ring in arrival order (evicted from
-// the head once expired) and in hash chains for lookup.
+// One remembered nonce.
 struct replay_entry {
     uint8_t nonce[HSD_WIRE_NONCE_SIZE];
     uint32_t key;  // index into keys[]
@@ -47,16 +32,44 @@ struct replay_entry {
     uint64_t expiry;  // timestamp + window: after it the window check refuses a replay
 };
 
+// A token bucket in exact integer units: a token is 60000 units and each
+// ms adds rate_per_min units, so the retry hint is never a rounding error
+// short.
+struct bucket {
+    uint64_t units;
+    uint64_t last_ms;
+    int started;
+};
+
+// One key's replay cache: entries sit in a ring in arrival order (evicted
+// from the head once expired) and in hash chains for lookup.
+struct replay {
+    struct replay_entry *ring;
+    uint32_t cap, head, count;
+    uint32_t *buckets;  // power of two >= 2 * cap
+    uint32_t bucket_mask;
+};
+
+struct hsd_auth_key {
+    char id[HSD_WIRE_KEY_ID_SIZE];
+    uint8_t secret[HSD_AUTH_MAX_SECRET];
+    size_t secret_len;
+    struct hsd_auth_limits lim;
+    int line;
+    // Token buckets (guarded by hsd_auth.mu): GENERATE, and STATUS/CANCEL.
+    struct bucket gen, ctl;
+    struct replay rp;  // this key's nonces (issue 15, finding 3: one shared
+                       // cache let one key lock every key out)
+};
+
+
 struct hsd_auth {
     struct hsd_auth_key *keys;  // sorted by id
     int n_keys;
     uint32_t window_ms;
 
     pthread_mutex_t mu;
-    struct replay_entry *ring;
-    uint32_t cap, head, count;
-    uint32_t *buckets;  // power of two >= 2 * cap
-    uint32_t bucket_mask;
+    uint32_t key_cap;  // nonces each key's cache holds
     uint8_t hash_key[crypto_shorthash_KEYBYTES];
 };
 
@@ -111,6 +124,8 @@ static enum hsd_status parse_option(struct hsd_auth_key *k, int *burst_set, cons
         {"max_bytes", HSD_WIRE_MAX_MESSAGE},
         {"max_pixels", (uint64_t)HSD_WIRE_MAX_SIDE * HSD_WIRE_MAX_SIDE},
         {"max_steps", HSD_WIRE_MAX_STEPS},
+        {"ctl_rate_per_min", 1000000},
+        {"ctl_burst", 1000000},
     };
     const char *eq = memchr(f, '=', n);
     if (!eq)
@@ -133,12 +148,14 @@ static enum hsd_status parse_option(struct hsd_auth_key *k, int *burst_set, cons
         case 2: k->lim.max_bytes = (uint32_t)v; break;
         case 3: k->lim.max_pixels = v; break;
         case 4: k->lim.max_steps = (uint32_t)v; break;
+        case 5: k->lim.ctl_rate_per_min = (uint32_t)v; break;
+        case 6: k->lim.ctl_burst = (uint32_t)v; break;
         }
         return HSD_OK;
     }
     return hsd_fail(HSD_ERR_FORMAT,
                     "%s:%d: unknown option '%.*s' (known: rate_per_min, burst, max_bytes, "
-                    "max_pixels, max_steps)",
+                    "max_pixels, max_steps, ctl_rate_per_min, ctl_burst)",
                     label, line, (int)nl, f);
 }
 
@@ -146,9 +163,11 @@ static enum hsd_status parse_line(struct hsd_auth_key *k, const char *label, int
                                   const char **f, size_t *fl, int nf) {
     memset(k, 0, sizeof *k);
     k->line = line;
-    k->lim.max_bytes = HSD_WIRE_MAX_MESSAGE;
+    k->lim.max_bytes = HSD_WIRE_MAX_REQUEST;
     k->lim.max_pixels = (uint64_t)HSD_WIRE_MAX_SIDE * HSD_WIRE_MAX_SIDE;
     k->lim.max_steps = HSD_WIRE_MAX_STEPS;
+    k->lim.ctl_rate_per_min = HSD_AUTH_DEFAULT_CTL_RATE;
+    k->lim.ctl_burst = HSD_AUTH_DEFAULT_CTL_BURST;
     if (nf < 2)
         return hsd_fail(HSD_ERR_FORMAT, "%s:%d: expected 'key_id hex_secret [name=value ...]'",
                         label, line);
@@ -182,20 +201,22 @@ static enum hsd_status parse_line(struct hsd_auth_key *k, const char *label, int
     if (k->lim.rate_per_min && k->lim.burst == 0)
         return hsd_fail(HSD_ERR_FORMAT, "%s:%d: burst must be >= 1 when rate_per_min is set", label,
                         line);
+    if (k->lim.ctl_rate_per_min && k->lim.ctl_burst == 0)
+        return hsd_fail(HSD_ERR_FORMAT,
+                        "%s:%d: ctl_burst must be >= 1 when ctl_rate_per_min is set", label, line);
     return HSD_OK;
 }
 
-static enum hsd_status replay_init(struct hsd_auth *a, uint32_t cap) {
-    a->cap = cap;
+static enum hsd_status replay_init(struct replay *r, uint32_t cap) {
+    r->cap = cap;
     uint32_t nb = 1;
     while (nb < 2 * cap) nb <<= 1;
-    a->bucket_mask = nb - 1;
-    a->ring = calloc(cap, sizeof *a->ring);
-    a->buckets = malloc((size_t)nb * sizeof *a->buckets);
-    if (!a->ring || !a->buckets)
+    r->bucket_mask = nb - 1;
+    r->ring = calloc(cap, sizeof *r->ring);
+    r->buckets = malloc((size_t)nb * sizeof *r->buckets);
+    if (!r->ring || !r->buckets)
         return hsd_fail(HSD_ERR_NOMEM, "auth: cannot allocate a replay cache of %u nonces", cap);
-    for (uint32_t i = 0; i < nb; i++) a->buckets[i] = NO_ENTRY;
-    randombytes_buf(a->hash_key, sizeof a->hash_key);
+    for (uint32_t i = 0; i < nb; i++) r->buckets[i] = NO_ENTRY;
     return HSD_OK;
 }
 
@@ -230,12 +251,12 @@ enum hsd_status hsd_auth_parse(struct hsd_auth **out, const char *text, size_t l
             s = hsd_fail(HSD_ERR_FORMAT, "%s:%d: NUL byte in a keys file", label, line);
             break;
         }
-        const char *f[8];
-        size_t fl[8];
-        int nf = split_fields(ln, n, f, fl, 8);
+        const char *f[9];
+        size_t fl[9];
+        int nf = split_fields(ln, n, f, fl, 9);
         if (nf == 0) continue;
         if (nf < 0) {
-            s = hsd_fail(HSD_ERR_FORMAT, "%s:%d: too many fields (key_id, secret, up to 6 options)",
+            s = hsd_fail(HSD_ERR_FORMAT, "%s:%d: too many fields (key_id, secret, up to 7 options)",
                          label, line);
             break;
         }
@@ -265,7 +286,16 @@ enum hsd_status hsd_auth_parse(struct hsd_auth **out, const char *text, size_t l
                 break;
             }
     }
-    if (s == HSD_OK) s = replay_init(a, cap);
+    if (s == HSD_OK) {
+        // Each key gets its share of the capacity (at least
+        // HSD_AUTH_MIN_KEY_REPLAY): filling its own cache makes only that
+        // key BUSY.
+        uint32_t share = cap / (uint32_t)a->n_keys;
+        a->key_cap = share < HSD_AUTH_MIN_KEY_REPLAY ? HSD_AUTH_MIN_KEY_REPLAY : share;
+        if (cap < a->key_cap) a->key_cap = cap;
+        randombytes_buf(a->hash_key, sizeof a->hash_key);
+        for (int k = 0; k < a->n_keys && s == HSD_OK; k++) s = replay_init(&a->keys[k].rp, a->key_cap);
+    }
     if (s != HSD_OK) {
         hsd_auth_free(a);
         return s;
@@ -312,11 +342,13 @@ enum hsd_status hsd_auth_load(struct hsd_auth **out, const char *path,
 void hsd_auth_free(struct hsd_auth *a) {
     if (!a) return;
     if (a->keys) {
+        for (int k = 0; k < a->n_keys; k++) {
+            free(a->keys[k].rp.ring);
+            free(a->keys[k].rp.buckets);
+        }
         sodium_memzero(a->keys, sizeof *a->keys * (size_t)a->n_keys);
         free(a->keys);
     }
-    free(a->ring);
-    free(a->buckets);
     pthread_mutex_destroy(&a->mu);
     free(a);
 }
@@ -383,67 +415,64 @@ enum hsd_status hsd_auth_sign(void *msg, size_t len, const struct hsd_auth_key *
 // ---------------------------------------------------------------------------
 // Replay cache (caller holds a->mu)
 
-static uint32_t nonce_hash(const struct hsd_auth *a, uint32_t key, const uint8_t *nonce) {
-    uint8_t in[4 + HSD_WIRE_NONCE_SIZE], h[crypto_shorthash_BYTES];
-    memcpy(in, &key, 4);
-    memcpy(in + 4, nonce, HSD_WIRE_NONCE_SIZE);
-    crypto_shorthash(h, in, sizeof in, a->hash_key);
+static uint32_t nonce_hash(const struct hsd_auth *a, const uint8_t *nonce) {
+    uint8_t h[crypto_shorthash_BYTES];
+    crypto_shorthash(h, nonce, HSD_WIRE_NONCE_SIZE, a->hash_key);
     uint32_t v;
     memcpy(&v, h, 4);
     return v;
 }
 
-static void replay_unlink(struct hsd_auth *a, uint32_t idx) {
-    uint32_t *link = &a->buckets[a->ring[idx].hash & a->bucket_mask];
+static void replay_unlink(struct replay *r, uint32_t idx) {
+    uint32_t *link = &r->buckets[r->ring[idx].hash & r->bucket_mask];
     while (*link != idx) {
         HSD_ASSERT(*link != NO_ENTRY);
-        link = &a->ring[*link].next;
+        link = &r->ring[*link].next;
     }
-    *link = a->ring[idx].next;
+    *link = r->ring[idx].next;
 }
 
-static void replay_evict(struct hsd_auth *a, uint64_t now_ms) {
-    while (a->count > 0 && a->ring[a->head].expiry < now_ms) {
-        replay_unlink(a, a->head);
-        a->head = (a->head + 1) % a->cap;
-        a->count--;
+static void replay_evict(struct replay *r, uint64_t now_ms) {
+    while (r->count > 0 && r->ring[r->head].expiry < now_ms) {
+        replay_unlink(r, r->head);
+        r->head = (r->head + 1) % r->cap;
+        r->count--;
     }
 }
 
 // 1: inserted; 0: seen before; -1: full of live entries.
-static int replay_insert(struct hsd_auth *a, uint32_t key, const uint8_t *nonce, uint64_t expiry,
-                         uint64_t now_ms, uint32_t *retry_ms) {
-    replay_evict(a, now_ms);
-    uint32_t h = nonce_hash(a, key, nonce);
-    for (uint32_t i = a->buckets[h & a->bucket_mask]; i != NO_ENTRY; i = a->ring[i].next)
-        if (a->ring[i].key == key && a->ring[i].hash == h &&
-            sodium_memcmp(a->ring[i].nonce, nonce, HSD_WIRE_NONCE_SIZE) == 0)
+static int replay_insert(const struct hsd_auth *a, struct replay *r, const uint8_t *nonce,
+                         uint64_t expiry, uint64_t now_ms, uint32_t *retry_ms) {
+    replay_evict(r, now_ms);
+    uint32_t h = nonce_hash(a, nonce);
+    for (uint32_t i = r->buckets[h & r->bucket_mask]; i != NO_ENTRY; i = r->ring[i].next)
+        if (r->ring[i].hash == h && sodium_memcmp(r->ring[i].nonce, nonce, HSD_WIRE_NONCE_SIZE) == 0)
             return 0;
-    if (a->count == a->cap) {
-        uint64_t wait = a->ring[a->head].expiry - now_ms + 1;
+    if (r->count == r->cap) {
+        uint64_t wait = r->ring[r->head].expiry - now_ms + 1;
         *retry_ms = wait > HSD_WIRE_MAX_RETRY_MS ? HSD_WIRE_MAX_RETRY_MS : (uint32_t)wait;
         return -1;
     }
-    uint32_t idx = (a->head + a->count) % a->cap;
-    struct replay_entry *e = &a->ring[idx];
+    uint32_t idx = (r->head + r->count) % r->cap;
+    struct replay_entry *e = &r->ring[idx];
     memcpy(e->nonce, nonce, HSD_WIRE_NONCE_SIZE);
-    e->key = key;
     e->hash = h;
     e->expiry = expiry;
-    e->next = a->buckets[h & a->bucket_mask];
-    a->buckets[h & a->bucket_mask] = idx;
-    a->count++;
+    e->next = r->buckets[h & r->bucket_mask];
+    r->buckets[h & r->bucket_mask] = idx;
+    r->count++;
     return 1;
 }
 
 // Token bucket: refills rate_per_min tokens per minute up to burst.
 #define UNITS_PER_TOKEN 60000u
-static int bucket_take(struct hsd_auth_key *k, uint64_t now_ms, uint32_t *retry_ms) {
-    uint64_t rate = k->lim.rate_per_min;
+static int bucket_take(struct bucket *k, uint32_t rate_per_min, uint32_t burst, uint64_t now_ms,
+                       uint32_t *retry_ms) {
+    uint64_t rate = rate_per_min;
     if (rate == 0) return 1;
-    uint64_t cap = (uint64_t)k->lim.burst * UNITS_PER_TOKEN;
-    if (!k->bucket_started) {
-        k->bucket_started = 1;
+    uint64_t cap = (uint64_t)burst * UNITS_PER_TOKEN;
+    if (!k->started) {
+        k->started = 1;
         k->units = cap;
         k->last_ms = now_ms;
     }
@@ -478,6 +507,48 @@ static enum hsd_status refuse(enum hsd_wire_error *code, enum hsd_wire_error e, 
     return HSD_ERR_INVALID_ARG;
 }
 
+// The key a frame's auth block names (id: its NUL-terminated id), or an
+// UNAUTHENTICATED refusal: no auth block, malformed or unknown id.
+static enum hsd_status frame_key(const struct hsd_auth *a, const struct hsd_wire_frame *f,
+                                 const struct hsd_auth_key **k, char id[HSD_WIRE_KEY_ID_SIZE],
+                                 enum hsd_wire_error *code) {
+    if (!f->auth)
+        return refuse(code, HSD_WIRE_E_UNAUTHENTICATED,
+                      "unauthenticated: the request carries no auth block (sign it with a key "
+                      "from the service's keys file)");
+    memcpy(id, f->auth, HSD_WIRE_KEY_ID_SIZE);
+    size_t idn = strnlen(id, HSD_WIRE_KEY_ID_SIZE);
+    if (idn == HSD_WIRE_KEY_ID_SIZE || !hsd_wire_key_id_ok(id, idn))
+        return refuse(code, HSD_WIRE_E_UNAUTHENTICATED, "unauthenticated: malformed key id");
+    *k = hsd_auth_find(a, id);
+    if (!*k)
+        return refuse(code, HSD_WIRE_E_UNAUTHENTICATED, "unauthenticated: unknown key id '%s'", id);
+    return HSD_OK;
+}
+
+uint32_t hsd_auth_max_bytes(const struct hsd_auth *a) {
+    uint32_t m = 0;
+    for (int i = 0; i < a->n_keys; i++)
+        if (a->keys[i].lim.max_bytes > m) m = a->keys[i].lim.max_bytes;
+    return m;
+}
+
+enum hsd_status hsd_auth_precheck(const struct hsd_auth *a, const void *msg, size_t len,
+                                  enum hsd_wire_error *code) {
+    struct hsd_wire_frame f;
+    *code = HSD_WIRE_E_NONE;
+    enum hsd_status s = hsd_wire_peek_frame(&f, code, msg, len);
+    if (s != HSD_OK) return s;
+    const struct hsd_auth_key *k;
+    char id[HSD_WIRE_KEY_ID_SIZE];
+    if ((s = frame_key(a, &f, &k, id, code))) return s;
+    if (len > k->lim.max_bytes)
+        return refuse(code, HSD_WIRE_E_TOO_LARGE,
+                      "key '%s' allows messages of at most %u bytes, got %zu", id, k->lim.max_bytes,
+                      len);
+    return HSD_OK;
+}
+
 enum hsd_status hsd_auth_check(struct hsd_auth *a, const void *msg, size_t len, uint64_t now_ms,
                                const struct hsd_auth_key **key, enum hsd_wire_error *code,
                                uint32_t *retry_after_ms) {
@@ -490,18 +561,10 @@ enum hsd_status hsd_auth_check(struct hsd_auth *a, const void *msg, size_t len, 
     struct hsd_wire_frame f;
     enum hsd_status s = hsd_wire_decode_frame(&f, code, msg, len);
     if (s != HSD_OK) return s;
-    if (!f.auth)
-        return refuse(code, HSD_WIRE_E_UNAUTHENTICATED,
-                      "unauthenticated: the request carries no auth block (sign it with a key "
-                      "from the service's keys file)");
+    const struct hsd_auth_key *ck;
     char id[HSD_WIRE_KEY_ID_SIZE];
-    memcpy(id, f.auth, sizeof id);
-    size_t idn = strnlen(id, sizeof id);
-    if (idn == sizeof id || !hsd_wire_key_id_ok(id, idn))
-        return refuse(code, HSD_WIRE_E_UNAUTHENTICATED, "unauthenticated: malformed key id");
-    struct hsd_auth_key *k = (struct hsd_auth_key *)hsd_auth_find(a, id);
-    if (!k)
-        return refuse(code, HSD_WIRE_E_UNAUTHENTICATED, "unauthenticated: unknown key id '%s'", id);
+    if ((s = frame_key(a, &f, &ck, id, code))) return s;
+    struct hsd_auth_key *k = (struct hsd_auth_key *)ck;  // its buckets and cache change
 
     uint8_t mac[HSD_WIRE_MAC_SIZE];
     hsd_auth_mac(mac, msg, len, k->secret, k->secret_len);
@@ -546,22 +609,31 @@ enum hsd_status hsd_auth_check(struct hsd_auth *a, const void *msg, size_t len, 
                           steps);
     }
 
-    uint32_t key_idx = (uint32_t)(k - a->keys);
     pthread_mutex_lock(&a->mu);
-    int r = replay_insert(a, key_idx, f.auth + HSD_WIRE_KEY_ID_SIZE + 8, ts + w, now_ms,
+    int r = replay_insert(a, &k->rp, f.auth + HSD_WIRE_KEY_ID_SIZE + 8, ts + w, now_ms,
                           retry_after_ms);
-    int ok_rate = 1;
-    if (r == 1 && f.type == HSD_WIRE_GENERATE) ok_rate = bucket_take(k, now_ms, retry_after_ms);
+    int gen = f.type == HSD_WIRE_GENERATE, ok_rate = 1;
+    if (r == 1)
+        ok_rate = gen ? bucket_take(&k->gen, k->lim.rate_per_min, k->lim.burst, now_ms,
+                                    retry_after_ms)
+                      : bucket_take(&k->ctl, k->lim.ctl_rate_per_min, k->lim.ctl_burst, now_ms,
+                                    retry_after_ms);
     pthread_mutex_unlock(&a->mu);
     if (r == 0)
         return refuse(code, HSD_WIRE_E_REPLAYED,
                       "replayed: key '%s' already used this nonce (sign every send anew)", id);
     if (r < 0)
-        return refuse(code, HSD_WIRE_E_BUSY, "busy: replay cache full (%u live nonces)", a->cap);
-    if (!ok_rate)
+        return refuse(code, HSD_WIRE_E_BUSY,
+                      "busy: key '%s' has %u live nonces, its share of the replay cache", id,
+                      a->key_cap);
+    if (!ok_rate && gen)
         return refuse(code, HSD_WIRE_E_RATE_LIMITED,
                       "rate limited: key '%s' may send %u GENERATE per minute (burst %u)", id,
                       k->lim.rate_per_min, k->lim.burst);
+    if (!ok_rate)
+        return refuse(code, HSD_WIRE_E_RATE_LIMITED,
+                      "rate limited: key '%s' may send %u STATUS/CANCEL per minute (burst %u)", id,
+                      k->lim.ctl_rate_per_min, k->lim.ctl_burst);
     *key = k;
     return HSD_OK;
 }

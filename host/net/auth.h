@@ -14,9 +14,13 @@
 // key_id: 1..31 of [A-Za-z0-9._-], unique. Options (all optional, decimal):
 //   rate_per_min  GENERATE requests per minute, token bucket (0 = unlimited; default 0)
 //   burst         bucket size (default: 10 s worth of rate_per_min, at least 1)
-//   max_bytes     largest request message, bytes (default HSD_WIRE_MAX_MESSAGE)
+//   max_bytes     largest request message, bytes (default and useful maximum:
+//                 HSD_WIRE_MAX_REQUEST, the largest legal GENERATE)
 //   max_pixels    largest width*height of a GENERATE (default 4096*4096)
 //   max_steps     largest N of a GENERATE (default 1000)
+//   ctl_rate_per_min  STATUS and CANCEL requests per minute, a bucket of their
+//                 own (default HSD_AUTH_DEFAULT_CTL_RATE; 0 = unlimited)
+//   ctl_burst     its bucket size (default HSD_AUTH_DEFAULT_CTL_BURST)
 // The same file format serves clients (`hsd edge` signs with the line whose
 // id it is given). Keep it private: loading warns when group/others can read it.
 //
@@ -35,7 +39,11 @@ extern "C" {
 #endif
 
 #define HSD_AUTH_DEFAULT_WINDOW_MS 60000u  // accepted |client clock - server clock|
-#define HSD_AUTH_DEFAULT_REPLAY_CAPACITY 131072u  // nonces remembered (~ 5.6 MiB)
+#define HSD_AUTH_DEFAULT_REPLAY_CAPACITY 131072u  // nonces remembered, all keys (~ 5.6 MiB),
+    // shared out: each key has a cache of its own of capacity / keys entries
+#define HSD_AUTH_MIN_KEY_REPLAY 1024u  // ... but at least this many (or the capacity)
+#define HSD_AUTH_DEFAULT_CTL_RATE 600u  // STATUS + CANCEL per minute per key
+#define HSD_AUTH_DEFAULT_CTL_BURST 100u
 #define HSD_AUTH_MIN_SECRET 32  // bytes; RFC 2104 §3: at least the hash length
 #define HSD_AUTH_MAX_SECRET 64  // SHA-256 block size; longer keys buy nothing
 
@@ -53,6 +61,8 @@ struct hsd_auth_limits {
     uint32_t max_bytes;
     uint64_t max_pixels;
     uint32_t max_steps;
+    uint32_t ctl_rate_per_min;  // STATUS + CANCEL; 0 = unlimited
+    uint32_t ctl_burst;
 };
 
 // Loads a keys file. Errors name the file and line ("keys.txt:3: secret must
@@ -79,12 +89,13 @@ const struct hsd_auth_limits *hsd_auth_key_limits(const struct hsd_auth_key *k);
 //   timestamp outside ±window of now_ms (clock skew or stale)   -> UNAUTHENTICATED
 //   larger than the key's max_bytes                             -> TOO_LARGE
 //   GENERATE over the key's max_pixels / max_steps              -> BAD_REQUEST
-//   nonce already seen within the window                        -> REPLAYED
-//   replay cache full of live nonces (fails closed)             -> BUSY + retry hint
-//   GENERATE and the key's token bucket is empty                -> RATE_LIMITED + retry hint
+//   nonce already seen within the window by this key            -> REPLAYED
+//   this key's replay cache full of live nonces (fails closed)  -> BUSY + retry hint
+//   the key's bucket for the type is empty (GENERATE: rate_per_min;
+//   STATUS, CANCEL: ctl_rate_per_min)                           -> RATE_LIMITED + retry hint
 // The MAC is verified before any state changes, so forged traffic can fill
-// neither the replay cache nor anyone's bucket; only GENERATE spends tokens
-// (STATUS and CANCEL never are rate limited, CANCEL only frees work).
+// neither a replay cache nor anyone's bucket. Each key has its own replay
+// cache and buckets, so a key can only exhaust its own.
 // Returns HSD_OK (and *key) when accepted. Otherwise HSD_ERR_FORMAT for a
 // broken frame, HSD_ERR_INVALID_ARG for a refusal; *code is the protocol
 // error for the ERROR reply, *retry_after_ms (may be NULL) a hint (0 = none),
@@ -92,6 +103,16 @@ const struct hsd_auth_limits *hsd_auth_key_limits(const struct hsd_auth_key *k);
 enum hsd_status hsd_auth_check(struct hsd_auth *a, const void *msg, size_t len, uint64_t now_ms,
                                const struct hsd_auth_key **key, enum hsd_wire_error *code,
                                uint32_t *retry_after_ms);
+
+// The cheap part of hsd_auth_check, for a service to run before it spends a
+// checksum or a MAC on a message: the header read without its checksum
+// (hsd_wire_peek_frame), an auth block present, a known key id, and len
+// within that key's max_bytes. Same codes as hsd_auth_check. Nothing here
+// proves who sent it; hsd_auth_check must still follow.
+enum hsd_status hsd_auth_precheck(const struct hsd_auth *a, const void *msg, size_t len,
+                                  enum hsd_wire_error *code);
+// The largest max_bytes of any key: the service's receive limit.
+uint32_t hsd_auth_max_bytes(const struct hsd_auth *a);
 
 // Client side: fills the auth block of a message encoded with
 // HSD_WIRE_FLAG_AUTH (hsd_wire_encode) in place: key id, timestamp now_ms,

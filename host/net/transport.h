@@ -13,8 +13,10 @@
 // - A client has at most ONE request in flight (nanomsg REQ semantics:
 //   sending again abandons the previous request). Open one client per
 //   concurrent request; a client may connect to several endpoints and the
-//   transport load-balances and fails over between them, resending the
-//   request when the connection it went out on drops.
+//   transport load-balances between them. A request is written once a
+//   peer is connected and resent after resend_ivl_ms; replies to anything
+//   but the current request are dropped (transport_nn.c says why this is
+//   not nanomsg's own REQ socket).
 // - Every receive takes a timeout; hsd_net_server_stop() makes blocked
 //   receivers return HSD_NET_STOPPED within HSD_NET_STOP_LATENCY_MS.
 //
@@ -62,10 +64,10 @@ struct hsd_net_opts {
         // A larger one makes nanomsg drop that connection (the peer
         // reconnects); it never reaches the application.
     int send_timeout_ms;  // NN_SNDTIMEO; 0: 5000; < 0: block forever
-    int resend_ivl_ms;  // client: NN_REQ_RESEND_IVL; 0: 60000. Resends happen anyway,
-        // at once, when the connection drops; this is for a server that
-        // lost the request silently. Set it above the longest expected
-        // service time, or the server computes duplicates.
+    int resend_ivl_ms;  // client: resend an unanswered request after this; 0: 60000.
+        // For a server that lost the request (its connection dropped, it
+        // restarted). Set it above the longest expected service time, or
+        // the server computes duplicates.
     int reconnect_ivl_ms;  // NN_RECONNECT_IVL; 0: 100
     int reconnect_ivl_max_ms;  // NN_RECONNECT_IVL_MAX (exponential backoff cap); 0: 2000
 };
@@ -91,7 +93,7 @@ struct hsd_net_transport {
     void (*msg_release)(struct hsd_net_msg *msg);
 };
 
-// nanomsg 1.x: raw REP server (AF_SP_RAW, NN_REP), REQ clients.
+// nanomsg 1.x: raw REP server (AF_SP_RAW, NN_REP), raw REQ clients (AF_SP_RAW, NN_REQ).
 const struct hsd_net_transport *hsd_net_transport_nanomsg(void);
 
 // ---- server ----

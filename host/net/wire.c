@@ -172,8 +172,9 @@ void hsd_wire_update_checksum(void *msg, size_t len) {
 // ---------------------------------------------------------------------------
 // Decoding
 
-enum hsd_status hsd_wire_decode_frame(struct hsd_wire_frame *f, enum hsd_wire_error *code,
-                                      const void *buf, size_t len) {
+// The frame checks; the CRC only when `crc` (hsd_wire_peek_frame skips it).
+static enum hsd_status frame(struct hsd_wire_frame *f, enum hsd_wire_error *code, const void *buf,
+                             size_t len, int crc) {
     struct wire_ctx c = {HSD_ERR_FORMAT, code, "message"};
     enum hsd_wire_error dummy;
     if (!code) c.code = &dummy;
@@ -235,7 +236,7 @@ enum hsd_status hsd_wire_decode_frame(struct hsd_wire_frame *f, enum hsd_wire_er
         return wire_bad(&c, HSD_WIRE_E_BAD_MESSAGE,
                         "length mismatch: header says %llu bytes, got %zu (trailing bytes)",
                         (unsigned long long)expect, len);
-    uint32_t want = hsd_wire_checksum(b, len);
+    uint32_t want = crc ? hsd_wire_checksum(b, len) : checksum;
     if (checksum != want)
         return wire_bad(&c, HSD_WIRE_E_BAD_CHECKSUM, "checksum 0x%08x, computed 0x%08x", checksum,
                         want);
@@ -244,6 +245,16 @@ enum hsd_status hsd_wire_decode_frame(struct hsd_wire_frame *f, enum hsd_wire_er
     f->payload = b + HSD_WIRE_HEADER_SIZE;
     f->auth = has_auth ? f->payload + f->payload_len : NULL;
     return HSD_OK;
+}
+
+enum hsd_status hsd_wire_decode_frame(struct hsd_wire_frame *f, enum hsd_wire_error *code,
+                                      const void *buf, size_t len) {
+    return frame(f, code, buf, len, 1);
+}
+
+enum hsd_status hsd_wire_peek_frame(struct hsd_wire_frame *f, enum hsd_wire_error *code,
+                                    const void *buf, size_t len) {
+    return frame(f, code, buf, len, 0);
 }
 
 static enum hsd_status parse_auth(struct hsd_wire_auth *a, struct wire_ctx *c, const uint8_t *p) {

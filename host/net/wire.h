@@ -45,7 +45,7 @@ extern "C" {
 #define HSD_WIRE_FLAGS_KNOWN HSD_WIRE_FLAG_AUTH
 
 // ---- limits (every allocation a peer can cause is bounded by these) ----
-#define HSD_WIRE_MAX_MESSAGE (64u << 20)  // whole message, bytes (NN_RCVMAXSIZE)
+#define HSD_WIRE_MAX_MESSAGE (64u << 20)  // whole message, bytes (a client's NN_RCVMAXSIZE)
 #define HSD_WIRE_MAX_PROMPT_BYTES 16384u  // UTF-8 prompt text
 #define HSD_WIRE_MAX_TOKENS 77u  // CLIP context length
 #define HSD_WIRE_MAX_TOKEN_ID 0xffffffu  // ids are < 2^24 (the service checks its vocab)
@@ -66,6 +66,13 @@ extern "C" {
 #define HSD_WIRE_MAX_PRIORITY 7u
 #define HSD_WIRE_MAX_DEVICES 32u
 #define HSD_WIRE_SAMPLER_COUNT 5u  // = HSD_SAMPLER_COUNT (checked in wire.c)
+// The largest request a client can send: a GENERATE with the longest model
+// name and two prompts of HSD_WIRE_MAX_PROMPT_BYTES each (token prompts are
+// shorter: 77 ids = 308 bytes), signed. 33,187 bytes; the service's receive
+// limit (docs/protocol.md §1; wire_msg.c checks it against the layout).
+#define HSD_WIRE_MAX_REQUEST \
+    (HSD_WIRE_HEADER_SIZE + 32 + 2 + HSD_WIRE_MAX_NAME + 2 * (5 + HSD_WIRE_MAX_PROMPT_BYTES) + \
+     HSD_WIRE_AUTH_SIZE)
 // An ERROR message always fits in this many bytes (header, max text, auth).
 #define HSD_WIRE_ERROR_MAX_SIZE \
     (HSD_WIRE_HEADER_SIZE + 10 + HSD_WIRE_MAX_ERROR_TEXT + HSD_WIRE_AUTH_SIZE)
@@ -246,6 +253,11 @@ struct hsd_wire_frame {
 // match (0 otherwise), so an ERROR reply can echo it.
 enum hsd_status hsd_wire_decode_frame(struct hsd_wire_frame *f, enum hsd_wire_error *code,
                                       const void *buf, size_t len);
+// The same checks without the checksum: O(1) whatever the length, for
+// refusing a message before spending a CRC (or a MAC) on its bytes
+// (hsd_auth_precheck). Nothing in it is verified: never act on its payload.
+enum hsd_status hsd_wire_peek_frame(struct hsd_wire_frame *f, enum hsd_wire_error *code,
+                                    const void *buf, size_t len);
 
 // Full decode: frame, auth block shape, payload fields. *m holds views into
 // buf. On failure: HSD_ERR_FORMAT, *code set, m->request_id/type as above.

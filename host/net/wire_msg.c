@@ -79,6 +79,12 @@ static enum hsd_status parse_str16(struct hsd_wire_str *s, struct wire_ctx *c, s
 // GENERATE (§5.1)
 
 #define GEN_FIXED 32
+// HSD_WIRE_MAX_REQUEST (wire.h) spells out size_generate's largest value.
+_Static_assert(HSD_WIRE_MAX_REQUEST == HSD_WIRE_HEADER_SIZE + GEN_FIXED + 2 + HSD_WIRE_MAX_NAME +
+                                           2 * (5 + HSD_WIRE_MAX_PROMPT_BYTES) + HSD_WIRE_AUTH_SIZE,
+               "HSD_WIRE_MAX_REQUEST does not match the GENERATE layout");
+_Static_assert(4 * HSD_WIRE_MAX_TOKENS <= HSD_WIRE_MAX_PROMPT_BYTES,
+               "a token prompt may be longer than a text prompt");
 
 static enum hsd_status parse_prompt(struct hsd_wire_prompt *p, struct wire_ctx *c,
                                     struct wire_rd *r, const char *field) {

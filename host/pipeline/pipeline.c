@@ -289,6 +289,18 @@ enum hsd_status hsd_pipeline_tokenize(const struct hsd_pipeline *p, int32_t *ids
 
 int32_t hsd_pipeline_pad_id(const struct hsd_pipeline *p) { return hsd_clip_tokenizer_pad(p->tok); }
 
+enum hsd_status hsd_pipeline_check_ids(const struct hsd_pipeline *p, const int32_t *ids, int n,
+                                       const char *what) {
+    int vocab = hsd_clip_text_get_config(p->text)->vocab_size;
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= vocab)
+            return hsd_fail(HSD_ERR_INVALID_ARG,
+                            "%s token id %d at position %d is outside the text encoder's "
+                            "vocabulary [0, %d)",
+                            what, (int)ids[i], i, vocab);
+    return HSD_OK;
+}
+
 enum hsd_status hsd_pipeline_encode_ids(struct hsd_pipeline *p, float *out, const int32_t *ids,
                                         int n, int clip_skip) {
     return hsd_clip_text_forward(p->text, out, ids, n, HSD_TEXT_LEN, clip_skip);

@@ -139,6 +139,11 @@ enum hsd_status hsd_pipeline_tokenize(const struct hsd_pipeline *p, int32_t *ids
                                       size_t len);
 // The tokenizer's padding id (to complete short id lists).
 int32_t hsd_pipeline_pad_id(const struct hsd_pipeline *p);
+// Checks token ids [n] against the text encoder's vocabulary (0 <= id <
+// vocab_size). `what` names the list in the message ("prompt"); the message
+// holds only this list's offending id and position.
+enum hsd_status hsd_pipeline_check_ids(const struct hsd_pipeline *p, const int32_t *ids, int n,
+                                       const char *what);
 
 // Text embeddings from token ids [n, 77] (a GENERATE may carry ids).
 enum hsd_status hsd_pipeline_encode_ids(struct hsd_pipeline *p, float *out, const int32_t *ids,

@@ -8,22 +8,17 @@ tmp=$(mktemp -d); pids=()
 cleanup() { kill -9 "${pids[@]}" 2>/dev/null; kill -9 "${serve:-0}" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 export OMP_WAIT_POLICY=passive
-(umask 077; echo "edge1 $(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" > "$tmp/keys")
+. "$(dirname "$0")/serve_lib.sh"
+new_keys "$tmp/keys" edge1
 ep="ipc://$tmp/s.ipc"
 # Two threads: the timeouts below assume the cloud keeps up with 12 edges
 # (the batcher ran on every core whatever --threads said until it honoured it).
-start() {
-  "$hsd" serve --model "$data/pipeline/large" --bind "$ep" --keys "$tmp/keys" --threads 2 \
-    > "$tmp/serve.$1.log" 2>&1 &
-  serve=$!
-  for _ in $(seq 100); do grep -q "ready on" "$tmp/serve.$1.log" && return 0; sleep 0.05; done
-  echo "service did not start"; cat "$tmp/serve.$1.log"; exit 1
-}
+start() { start_serve "$ep" "$1" --threads 2; }
 start 1
 n=8
 for i in $(seq $n); do
   "$hsd" edge --cloud "$ep" --model "$data/pipeline/edge" --key-file "$tmp/keys" --key-id edge1 \
-    --split 150 --steps 160 --seed "$i" --width 64 --height 64 --threads 1 --timeout-ms 4000 \
+    --split 60 --steps 64 --seed "$i" --width 64 --height 64 --threads 1 --timeout-ms 8000 \
     --retries 20 --no-fallback -q -p "restart $i" -o "$tmp/out$i.png" > "$tmp/edge$i.log" 2>&1 &
   pids+=($!)
 done
@@ -36,7 +31,7 @@ start 2
 echo "service restarted"
 ok=0
 for i in $(seq $n); do
-  if wait "${pids[$((i-1))]}" && [ -s "$tmp/out$i.png" ] && grep -q "cloud k = 150" "$tmp/edge$i.log"; then
+  if wait "${pids[$((i-1))]}" && [ -s "$tmp/out$i.png" ] && grep -q "cloud k = 60" "$tmp/edge$i.log"; then
     ok=$((ok+1))
   else
     echo "edge $i: $(cat "$tmp/edge$i.log")"

@@ -1,5 +1,6 @@
 // libFuzzer target for the wire decoder (host/net/wire.c, wire_msg.c) and
-// hsd_auth_check (host/net/auth.c): arbitrary bytes from a peer. Each input
+// hsd_auth_check / hsd_auth_precheck (host/net/auth.c): arbitrary bytes
+// from a peer. Each input
 // is decoded with its exact length (ASan catches any read past the end) in
 // three forms, so mutations get past the CRC and length checks and reach the
 // payload parsers: as is; with the checksum recomputed; with payload_len
@@ -43,12 +44,21 @@ static void check_decode(const uint8_t *data, size_t size) {
     free(again);
 }
 
+// hsd_auth_check, and the cheap checks the service runs first
+// (hsd_auth_precheck, hsd_wire_peek_frame): each failure names a code, and
+// they never refuse what the full checks accept.
 static void check_auth(const uint8_t *data, size_t size) {
     const struct hsd_auth_key *key;
-    enum hsd_wire_error code;
+    enum hsd_wire_error code, pcode;
     uint32_t retry;
-    if (hsd_auth_check(g_auth, data, size, NOW, &key, &code, &retry) != HSD_OK &&
-        code == HSD_WIRE_E_NONE)
+    enum hsd_status full = hsd_auth_check(g_auth, data, size, NOW, &key, &code, &retry);
+    if (full != HSD_OK && code == HSD_WIRE_E_NONE) abort();
+    enum hsd_status pre = hsd_auth_precheck(g_auth, data, size, &pcode);
+    if (pre != HSD_OK && pcode == HSD_WIRE_E_NONE) abort();
+    if (full == HSD_OK && pre != HSD_OK) abort();
+    struct hsd_wire_frame f;
+    if (hsd_wire_decode_frame(&f, &code, data, size) == HSD_OK &&
+        hsd_wire_peek_frame(&f, &pcode, data, size) != HSD_OK)
         abort();
 }
 

@@ -100,7 +100,10 @@ with Serve(hsd, model, ["--keys", keys]) as srv:
 
     st = client.status()
     check(st.health == "ok" and st.server.startswith("hsd") and len(st.devices) >= 1 and
-          st.devices[0].kind == "cpu" and st.max_message >= wire.MAX_MESSAGE,
+          st.devices[0].kind == "cpu" and
+          # the service's receive limit: the largest legal request (a few
+          # tens of KiB, docs/protocol.md §8), never above a client's limit
+          1024 <= st.max_message <= wire.MAX_MESSAGE,
           f"STATUS: {st.health}, {st.server!r}, {len(st.devices)} device(s) "
           f"({st.devices[0].name if st.devices else '-'}), queue {st.queue_depth}/{st.queue_limit}",
           st)

@@ -200,7 +200,7 @@ static void test_refusals(void) {
     free(m);
     CHECKF(retry > 900 && retry <= 1000, "retry hint %u ms, expected ~1000 (60/min)", retry);
     m = signed_msg(HSD_WIRE_STATUS_REQUEST, ka, NOW, &len, 0, 0);
-    expect(srv, "STATUS_REQUEST is not rate limited", m, len, NOW + 10, HSD_WIRE_E_NONE, NULL);
+    expect(srv, "STATUS_REQUEST: a bucket of its own", m, len, NOW + 10, HSD_WIRE_E_NONE, NULL);
     free(m);
     m = signed_msg(HSD_WIRE_GENERATE, ka, NOW + 10 + retry, &len, 512, 20);
     expect(srv, "GENERATE after the retry hint", m, len, NOW + 10 + retry, HSD_WIRE_E_NONE, NULL);
@@ -251,6 +251,67 @@ static void test_replay_cache(void) {
     hsd_auth_free(a);
 }
 
+// Issue 15, finding 3: one key filled the one shared replay cache (and
+// STATUS was never rate limited), after which every key got BUSY. Each key
+// now has its own cache (a share of the capacity) and STATUS/CANCEL have a
+// bucket of their own.
+static void test_key_isolation(void) {
+    printf("one key cannot lock out another\n");
+    struct hsd_auth_opts o = {.window_ms = 60000, .replay_capacity = 2 * HSD_AUTH_MIN_KEY_REPLAY};
+    struct hsd_auth *a =
+        parse("flood " SECRET_A " ctl_rate_per_min=0\nvictim " SECRET_B "\n", &o);
+    if (!a) return;
+    const struct hsd_auth_key *fk = hsd_auth_find(a, "flood"), *vk = hsd_auth_find(a, "victim");
+    // The flooder's nonces are live for the whole window (timestamps at the
+    // window's far edge): it fills its cache, then gets BUSY itself.
+    int accepted = 0, busy = 0;
+    for (uint32_t i = 0; i < HSD_AUTH_MIN_KEY_REPLAY + 50; i++) {
+        size_t len;
+        uint8_t *m = signed_msg(HSD_WIRE_STATUS_REQUEST, fk, NOW + 59000, &len, 0, 0);
+        const struct hsd_auth_key *got;
+        enum hsd_wire_error code;
+        if (hsd_auth_check(a, m, len, NOW, &got, &code, NULL) == HSD_OK) accepted++;
+        else busy += code == HSD_WIRE_E_BUSY;
+        free(m);
+    }
+    printf("  flooder: %d accepted, then %d BUSY\n", accepted, busy);
+    CHECK(accepted == (int)HSD_AUTH_MIN_KEY_REPLAY && busy == 50);
+    size_t len;
+    uint8_t *m = signed_msg(HSD_WIRE_GENERATE, vk, NOW, &len, 512, 20);
+    expect(a, "the other key's GENERATE", m, len, NOW, HSD_WIRE_E_NONE, NULL);
+    free(m);
+    m = signed_msg(HSD_WIRE_STATUS_REQUEST, vk, NOW, &len, 0, 0);
+    expect(a, "the other key's STATUS", m, len, NOW, HSD_WIRE_E_NONE, NULL);
+    free(m);
+    hsd_auth_free(a);
+
+    // STATUS and CANCEL spend the ctl bucket; GENERATE its own.
+    a = parse("k " SECRET_A " ctl_rate_per_min=60 ctl_burst=2\n", NULL);
+    if (!a) return;
+    const struct hsd_auth_key *k = hsd_auth_find(a, "k");
+    uint32_t retry = 0;
+    m = signed_msg(HSD_WIRE_STATUS_REQUEST, k, NOW, &len, 0, 0);
+    expect(a, "1st STATUS", m, len, NOW, HSD_WIRE_E_NONE, NULL);
+    free(m);
+    struct hsd_wire_msg c = {.type = HSD_WIRE_CANCEL, .request_id = 77, .flags = HSD_WIRE_FLAG_AUTH};
+    c.u.cancel.target = 5;
+    void *cb = NULL;
+    CHECK_OK(hsd_wire_encode_alloc(&cb, &len, &c));
+    if (cb) {
+        CHECK_OK(hsd_auth_sign(cb, len, k, NOW));
+        expect(a, "CANCEL within the ctl burst", cb, len, NOW, HSD_WIRE_E_NONE, NULL);
+        free(cb);
+    }
+    m = signed_msg(HSD_WIRE_STATUS_REQUEST, k, NOW, &len, 0, 0);
+    expect(a, "3rd STATUS/CANCEL: rate limited", m, len, NOW, HSD_WIRE_E_RATE_LIMITED, &retry);
+    free(m);
+    CHECKF(retry > 900 && retry <= 1000, "retry hint %u ms, expected ~1000 (60/min)", retry);
+    m = signed_msg(HSD_WIRE_GENERATE, k, NOW, &len, 512, 20);
+    expect(a, "GENERATE: not in the ctl bucket", m, len, NOW, HSD_WIRE_E_NONE, NULL);
+    free(m);
+    hsd_auth_free(a);
+}
+
 struct th_arg {
     struct hsd_auth *srv;
     const struct hsd_auth_key *key;
@@ -281,7 +342,7 @@ static void *thread_main(void *p) {
 
 static void test_threads(void) {
     printf("4 threads x 100 requests\n");
-    struct hsd_auth *a = parse("k " SECRET_A "\n", NULL);
+    struct hsd_auth *a = parse("k " SECRET_A " ctl_rate_per_min=0\n", NULL);
     if (!a) return;
     struct th_arg args[4];
     pthread_t th[4];
@@ -330,7 +391,7 @@ static void test_keys_file(void) {
     expect_parse_error("option without =", "a " SECRET_A " burst\n", "keys.txt:1: option 'burst'");
     expect_parse_error("max_steps over 1000", "a " SECRET_A " max_steps=1001\n",
                        "keys.txt:1: max_steps");
-    expect_parse_error("too many fields", "a " SECRET_A " a=1 b=2 c=3 d=4 e=5 f=6 g=7\n",
+    expect_parse_error("too many fields", "a " SECRET_A " a=1 b=2 c=3 d=4 e=5 f=6 g=7 h=8\n",
                        "keys.txt:1: too many fields");
     expect_parse_error("no keys", "# nothing here\n\n", "no keys");
 
@@ -379,6 +440,7 @@ int main(int argc, char **argv) {
     if (argc > 1) test_corpus_signatures(argv[1]);
     test_refusals();
     test_replay_cache();
+    test_key_isolation();
     test_threads();
     test_keys_file();
     return hsd_test_finish();

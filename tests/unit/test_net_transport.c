@@ -46,7 +46,8 @@ static struct hsd_net_server *open_server(const struct hsd_net_opts *o) {
 static struct hsd_net_client *open_client(const char *ep1, const char *ep2) {
     const char *eps[2] = {ep1, ep2};
     struct hsd_net_client *c = NULL;
-    struct hsd_net_opts o = {.resend_ivl_ms = 5000};
+    // send waits this long for the (background) connection.
+    struct hsd_net_opts o = {.resend_ivl_ms = 5000, .send_timeout_ms = 1000};
     enum hsd_status s = hsd_net_client_open(&c, NULL, eps, ep2 ? 2 : 1, &o);
     CHECKF(s == HSD_OK, "client open: %s", hsd_last_error());
     return c;
@@ -286,6 +287,54 @@ static void test_wire_trip(struct hsd_net_server *srv) {
     hsd_net_client_close(c);
 }
 
+// Issue 15, finding 1: a reply to an abandoned request reaches the client
+// after it sent a new one. nanomsg 1.1.5's REQ socket dropped such a reply
+// but kept a reference to its freed chunk, and the next receive aborted
+// (chunk.c:231) or close freed it twice. The client must drop it, take the
+// current request's reply, and close cleanly, many times over.
+static void test_stale_reply(struct hsd_net_server *srv) {
+    printf("stale replies after abandoned requests\n");
+    int rounds = 50, good = 0;
+    for (int i = 0; i < rounds; i++) {
+        struct hsd_net_client *c = open_client(i % 2 ? g_tcp : g_ipc, NULL);
+        if (!c) return;
+        struct hsd_net_msg a, b, m;
+        enum hsd_net_wait wa, wb, w;
+        CHECK_OK(hsd_net_client_send(c, "old", 3));
+        CHECK_OK(hsd_net_server_recv(srv, &a, 2000, &wa));
+        CHECK_OK(hsd_net_client_send(c, "new", 3));  // abandons "old"
+        CHECK_OK(hsd_net_server_recv(srv, &b, 2000, &wb));
+        if (wa != HSD_NET_GOT || wb != HSD_NET_GOT) {
+            CHECKF(0, "round %d: server did not get both requests", i);
+            hsd_net_client_close(c);
+            return;
+        }
+        // The stale reply first, then the current one, then the stale one again.
+        CHECK_OK(hsd_net_server_reply(srv, &a.route, "stale", 5));
+        CHECK_OK(hsd_net_server_reply(srv, &b.route, "fresh", 5));
+        CHECK_OK(hsd_net_server_reply(srv, &a.route, "stale", 5));
+        hsd_net_msg_release(&a);
+        hsd_net_msg_release(&b);
+        CHECK_OK(hsd_net_client_recv(c, &m, 2000, &w));
+        int ok = w == HSD_NET_GOT && m.len == 5 && memcmp(m.data, "fresh", 5) == 0;
+        CHECKF(ok, "round %d: got %.*s", i, (int)m.len, m.data ? (const char *)m.data : "");
+        good += ok;
+        hsd_net_msg_release(&m);
+        if (i % 3 == 0) {
+            // A third request on the same socket: the late stale copy is dropped too.
+            CHECK_OK(hsd_net_client_send(c, "third", 5));
+            CHECK(serve_one(srv, 2000, "3rd"));
+            CHECK_OK(hsd_net_client_recv(c, &m, 2000, &w));
+            CHECK(w == HSD_NET_GOT && m.len == 3 && memcmp(m.data, "3rd", 3) == 0);
+            hsd_net_msg_release(&m);
+        } else if (i % 3 == 1) {
+            usleep(2000);  // let the stale copy arrive before close
+        }
+        hsd_net_client_close(c);
+    }
+    printf("  %d/%d clients took the current reply and closed cleanly\n", good, rounds);
+}
+
 struct stopper {
     struct hsd_net_server *srv;
     enum hsd_net_wait what;
@@ -332,6 +381,7 @@ int main(void) {
         test_timeouts(srv);
         test_gone_client(srv);
         test_wire_trip(srv);
+        test_stale_reply(srv);
         test_stop(srv);
         hsd_net_server_close(srv);
     }

@@ -63,8 +63,15 @@ struct gen {
     uint32_t deadline_ms;
 };
 
+// What a GENERATE may carry beyond struct gen.
+struct gen_extra {
+    const int32_t *tokens;  // non-NULL: the prompt as token ids
+    uint32_t n_tokens;
+};
+
 // Encodes and signs a GENERATE (key "edge1" unless key is given).
-static void *make_generate(const struct gen *g, uint64_t rid, const char *key, size_t *len) {
+static void *make_generate_ex(const struct gen *g, const struct gen_extra *x, uint64_t rid,
+                              const char *key, size_t *len) {
     struct hsd_wire_msg m = {.type = HSD_WIRE_GENERATE, .request_id = rid,
                              .flags = HSD_WIRE_FLAG_AUTH};
     struct hsd_wire_generate *w = &m.u.generate;
@@ -80,12 +87,21 @@ static void *make_generate(const struct gen *g, uint64_t rid, const char *key, s
     w->prompt.kind = HSD_WIRE_PROMPT_TEXT;
     w->prompt.text.p = g->prompt;
     w->prompt.text.n = strlen(g->prompt);
+    if (x && x->tokens) {
+        w->prompt.kind = HSD_WIRE_PROMPT_TOKENS;
+        w->prompt.tokens = x->tokens;
+        w->prompt.n_tokens = x->n_tokens;
+    }
     w->negative.kind = HSD_WIRE_PROMPT_TEXT;
     void *buf;
     if (hsd_wire_encode_alloc(&buf, len, &m)) return NULL;
     const struct hsd_auth_key *k = hsd_auth_find(g_auth, key ? key : "edge1");
     if (k) hsd_auth_sign(buf, *len, k, hsd_auth_now_ms());
     return buf;
+}
+
+static void *make_generate(const struct gen *g, uint64_t rid, const char *key, size_t *len) {
+    return make_generate_ex(g, NULL, rid, key, len);
 }
 
 // One request/reply on a fresh REQ socket; returns the reply (caller frees).
@@ -164,9 +180,12 @@ static void test_result_matches_in_process(void) {
 
 struct client_job {
     struct gen g;
+    struct gen_extra x;
+    const char *key;  // NULL: "edge1"
     uint64_t rid;
     int cancel_after_ms;  // < 0: never
     int got_type, err_code;
+    char err_text[HSD_WIRE_MAX_ERROR_TEXT + 1];
     float *latent;
     size_t n_latent;
 };
@@ -174,7 +193,7 @@ struct client_job {
 static void *client_thread(void *arg) {
     struct client_job *j = arg;
     size_t len, rlen = 0;
-    void *req = make_generate(&j->g, j->rid, NULL, &len);
+    void *req = make_generate_ex(&j->g, &j->x, j->rid, j->key, &len);
     struct hsd_net_client *c = NULL;
     const char *eps[1] = {g_ep};
     j->got_type = -1;
@@ -201,7 +220,11 @@ static void *client_thread(void *arg) {
     if (!hsd_net_client_recv(c, &r, 60000, &what) && what == HSD_NET_GOT) {
         struct hsd_wire_msg m;
         j->got_type = reply_type(r.data, r.len, &m);
-        if (j->got_type == HSD_WIRE_ERROR) j->err_code = m.u.error.code;
+        if (j->got_type == HSD_WIRE_ERROR) {
+            j->err_code = m.u.error.code;
+            snprintf(j->err_text, sizeof j->err_text, "%.*s", (int)m.u.error.text.n,
+                     m.u.error.text.p);
+        }
         if (j->got_type == HSD_WIRE_RESULT && m.request_id == j->rid) {
             j->n_latent = (size_t)m.u.result.c * m.u.result.h * m.u.result.w;
             j->latent = malloc(j->n_latent * sizeof(float));
@@ -331,6 +354,44 @@ static void test_hostile_messages(void) {
     free(base);
 }
 
+// Issue 15, finding 4: a GENERATE with an id outside the vocabulary, from
+// one key, sent together with good requests from another key. It used to
+// be admitted and fail its whole text-encoder batch with INTERNAL, its ids
+// in everyone's error text. Now it fails alone, at admission, and its
+// batch-mates get their RESULTs.
+static void test_bad_ids_fail_alone(void) {
+    enum { N = 4 };
+    static const int32_t bad[3] = {1, 1000000, 2};  // < 2^24: the wire takes it
+    struct client_job jobs[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        jobs[i] = (struct client_job){.g = {"batch mate", 3, 2, 2, 64, 7.5f, (uint64_t)i,
+                                            HSD_SAMPLER_DDIM, 0},
+                                      .rid = 9100 + (uint64_t)i, .cancel_after_ms = -1};
+        if (i == 0) {
+            jobs[i].x = (struct gen_extra){bad, 3};
+            jobs[i].key = "edge2";
+        }
+    }
+    for (int i = 0; i < N; i++) pthread_create(&th[i], NULL, client_thread, &jobs[i]);
+    for (int i = 0; i < N; i++) pthread_join(th[i], NULL);
+    printf("bad token id from edge2 -> %s %s \"%s\"\n",
+           jobs[0].got_type == HSD_WIRE_ERROR ? "ERROR" : "?",
+           jobs[0].got_type == HSD_WIRE_ERROR ? hsd_wire_error_name((uint16_t)jobs[0].err_code) : "",
+           jobs[0].err_text);
+    CHECK(jobs[0].got_type == HSD_WIRE_ERROR && jobs[0].err_code == HSD_WIRE_E_BAD_REQUEST &&
+          strstr(jobs[0].err_text, "1000000"));
+    int ok = 0;
+    for (int i = 1; i < N; i++) {
+        ok += jobs[i].got_type == HSD_WIRE_RESULT;
+        CHECKF(jobs[i].got_type == HSD_WIRE_RESULT, "batch-mate %d: type %d, error %s \"%s\"", i,
+               jobs[i].got_type, hsd_wire_error_name((uint16_t)jobs[i].err_code), jobs[i].err_text);
+        CHECKF(!strstr(jobs[i].err_text, "1000000"), "batch-mate %d sees edge2's ids", i);
+    }
+    printf("  its %d batch-mates from edge1: %d RESULT\n", N - 1, ok);
+    for (int i = 0; i < N; i++) free(jobs[i].latent);
+}
+
 static void test_many_clients(void) {
     enum { N = 100 };
     static struct client_job jobs[N];
@@ -424,10 +485,12 @@ int main(void) {
     snprintf(g_keys, sizeof g_keys, "%s/keys", g_dir);
     FILE *f = fopen(g_keys, "w");
     fprintf(f, "edge1 %s\n", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
+    fprintf(f, "edge2 %s\n", "2233445566778899aabbccddeeff00112233445566778899aabbccddeeff0011");
     fclose(f);
     chmod(g_keys, 0600);
     const char *intruder = "intruder ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n"
-                           "edge1 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
+                           "edge1 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
+                           "edge2 2233445566778899aabbccddeeff00112233445566778899aabbccddeeff0011\n";
     CHECK_OK(hsd_auth_parse(&g_auth, intruder, strlen(intruder), "client keys", NULL));
     char model[600];
     snprintf(model, sizeof model, "%s/pipeline/large", HSD_TEST_DATA);
@@ -440,6 +503,7 @@ int main(void) {
     test_result_matches_in_process();
     test_batch_invariance();
     test_hostile_messages();
+    test_bad_ids_fail_alone();
     test_many_clients();
     stop_service(t);
     test_busy_cancel_deadline();
