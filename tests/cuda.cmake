@@ -19,6 +19,10 @@ if(HSD_HAVE_CUDA)
     hsd_add_test(test_cuda_${t} LABELS gpu TIMEOUT 900
                  SOURCES unit/test_cuda_${t}.c unit/test_cuda_common.c LIBS hsd_cuda)
   endforeach()
+  # The SD VAE's one 512-wide attention head (t = 4096 and 16384; the CPU
+  # reference of t = 16384 is the slow part: ~1 min on 16 cores).
+  hsd_add_test(test_cuda_attention_vae LABELS gpu TIMEOUT 900 ARGS --vae
+               SOURCES unit/test_cuda_attention.c unit/test_cuda_common.c LIBS hsd_cuda)
   hsd_add_test(test_cuda_registry LABELS unit TIMEOUT 30
                SOURCES unit/test_cuda_registry.c LIBS hsd_cuda)
   add_test(NAME test_cuda_no_spills
@@ -55,6 +59,8 @@ if(HSD_HAVE_CUDA)
     hsd_add_test(test_cuda_${t}_emulated LABELS unit TIMEOUT 900
                  SOURCES unit/test_cuda_${t}.c unit/test_cuda_common.c LIBS hsd_cuda_emu)
   endforeach()
+  hsd_add_test(test_cuda_attention_vae_emulated LABELS unit TIMEOUT 300 ARGS --vae
+               SOURCES unit/test_cuda_attention.c unit/test_cuda_common.c LIBS hsd_cuda_emu)
   # The whole models on the emulated kernels (tests/unit/emu_backend.h, a
   # test double of the CUDA backend's numerics) against the CPU backend.
   # About 31 s Release, 175 s Debug + ASan/UBSan (the emulated kernels at

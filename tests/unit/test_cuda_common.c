@@ -304,6 +304,6 @@ int tc_skip_in_emulation(const char *op, const char *case_name, double work) {
 
 void tc_note_unsupported(const char *op, const char *version, const char *case_name) {
     g_unsupported++;
-    printf("%-11s %-32s %-28s unsupported (%s): the registry runs the reference here\n", op,
+    printf("%-11s %-32s %-28s unsupported (%s): the registry runs a fallback or the reference here\n", op,
            version, case_name, hsd_last_error());
 }
