@@ -4,7 +4,8 @@
 // be checked in CI without a GPU with every op going through the CUDA
 // kernels the real backend runs.
 //
-// - Memory: host memory (256-byte aligned malloc) holding fp16 values
+// - Memory: host memory (256-byte aligned malloc, filled with fp16 NaN so
+//   a read of memory no op wrote shows) holding fp16 values
 //   (act_size 2), as on the device. upload rounds fp32 -> fp16 to nearest
 //   even (core/dtype.h, as cu_upload does), upload_f32 copies raw (the
 //   timesteps), download converts back.
