@@ -11,6 +11,8 @@
 #   the rest: kernel logic checked on every CI run, hardware not.
 # - test_models_cuda_emulated: every model on those kernels (an emulated
 #   CUDA backend, tests/unit/emu_backend.h) against the CPU backend.
+# - test_cuda_model_shapes_emulated / test_cuda_real_widths_emulated: the
+#   real models' op shapes against the registry and the kernels (below).
 # - test_cuda_registry: the registry's table invariants.
 # - test_cuda_no_spills: the spill gate over the built hsd_cuda
 #   (scripts/check-cuda-spills.sh).
@@ -67,5 +69,17 @@ if(HSD_HAVE_CUDA)
   # -O0), on 2 cores: the timeout is for sanitizer builds.
   hsd_add_test(test_models_cuda_emulated LABELS unit TIMEOUT 600
                SOURCES unit/test_models_cuda_emulated.c unit/emu_backend.c unit/model_cases.c
+               LIBS hsd_cuda_emu)
+  # The real models' op shapes (tests/unit/test_cuda_model_shapes.c): every
+  # model preset at full size on a shape-recording backend, each shape asked
+  # of the registry in the emulation's dry-run mode (none may be refused),
+  # then the shape classes at real widths on tiny sizes against the CPU:
+  # in CI one class per op plus those off the production version; every
+  # class under label slow.
+  hsd_add_test(test_cuda_model_shapes_emulated LABELS unit TIMEOUT 300 ARGS --ci
+               SOURCES unit/test_cuda_model_shapes.c unit/shape_backend.c unit/emu_backend.c
+               LIBS hsd_cuda_emu)
+  hsd_add_test(test_cuda_real_widths_emulated LABELS slow TIMEOUT 3600
+               SOURCES unit/test_cuda_model_shapes.c unit/shape_backend.c unit/emu_backend.c
                LIBS hsd_cuda_emu)
 endif()
