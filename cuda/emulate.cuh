@@ -543,6 +543,8 @@ inline cudaError_t set_int(int *p, int v) {
 #define cudaMemset(dst, v, bytes) hsd_emu::memset_((dst), (v), (bytes))
 #define cudaDeviceSynchronize() hsd_emu::ok()
 #define cudaGetDeviceCount(n) hsd_emu::set_int((n), 1)
+#define cudaDriverGetVersion(v) hsd_emu::set_int((v), CUDART_VERSION)
+#define cudaRuntimeGetVersion(v) hsd_emu::set_int((v), CUDART_VERSION)
 #define cudaGetDevice(d) hsd_emu::set_int((d), 0)
 #define cudaGetDeviceProperties(p, d) hsd_emu::device_properties((p), (d))
 #define cudaDeviceGetAttribute(v, a, d) hsd_emu::device_attribute((v), (a), (d))

@@ -82,10 +82,12 @@ double tc_seconds(void) {
 int tc_init(const char *test_name, int argc, char **argv) {
     int reference_only = 0;
     for (int i = 1; i < argc; i++) reference_only |= strcmp(argv[i], "--reference-only") == 0;
-    int count = 0;
-    CHECK_OK(hsd_cuda_device_count(&count));
+    struct hsd_cuda_probe probe;
+    CHECK_OK(hsd_cuda_probe(&probe));
+    const int count = probe.count;
     if (count == 0 && !reference_only) {
-        printf("%s: no GPU: skipped\n", test_name);
+        // Says which: no GPU, no driver, or a driver too old for this build.
+        printf("%s: %s: skipped\n", test_name, probe.why);
         return 0;
     }
     g_gpu = count > 0;
