@@ -1,6 +1,7 @@
 # CUDA kernel tests (cuda/): every registry version against the CPU backend
 # on SD shapes and odd ones. Label gpu: without a GPU each prints
 # "no GPU: skipped" (or names the missing or too old driver) and exits 77,
+# which ctest reports as skipped.
 #
 # Label unit (run everywhere nvcc is, no GPU needed):
 # - test_cuda_*_emulated: the same test programs linked against
