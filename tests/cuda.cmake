@@ -75,8 +75,9 @@ if(HSD_HAVE_CUDA)
   # model preset at full size on a shape-recording backend, each shape asked
   # of the registry in the emulation's dry-run mode (none may be refused),
   # then the shape classes at real widths on tiny sizes against the CPU:
-  # in CI one class per op plus those off the production version; every
-  # class under label slow.
+  # in CI one class per op plus those off the production version (2.5 s
+  # Release); every class (104) under label slow (347 s Release on 2 busy
+  # cores, the 1280-wide convs most of it).
   hsd_add_test(test_cuda_model_shapes_emulated LABELS unit TIMEOUT 300 ARGS --ci
                SOURCES unit/test_cuda_model_shapes.c unit/shape_backend.c unit/emu_backend.c
                LIBS hsd_cuda_emu)

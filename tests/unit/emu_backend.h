@@ -56,7 +56,7 @@ enum hsd_emu_op {
 };
 const char *hsd_backend_emu_op_name(enum hsd_emu_op op);
 // Calls of `op` since creation, and how many of them the registry ran on
-// its reference version because the production one answered
+// a fallback or its reference version because the production one answered
 // HSD_ERR_UNSUPPORTED for the shape (seen as the message that answer left
 // behind on a call that then succeeded).
 long hsd_backend_emu_calls(const struct hsd_backend *be, enum hsd_emu_op op);
