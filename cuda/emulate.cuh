@@ -75,6 +75,12 @@
 
 namespace hsd_emu {
 
+// One cp.async in flight: its 16 bytes, read at issue, and where they land.
+struct async_copy {
+    void *dst;
+    unsigned char bytes[16];
+};
+
 // One emulated CUDA thread: a fiber with its own stack. All the fibers of
 // a block run on the calling OS thread and switch only at barriers and warp
 // collectives, with a 12-instruction stack switch (x86-64 System V: the
@@ -82,12 +88,6 @@ namespace hsd_emu {
 // futex wake-ups, ucontext in its sigprocmask system call per switch.
 // Order: a pseudo-random permutation per scheduling round, so no thread
 // order is favoured.
-// One cp.async in flight: its 16 bytes, read at issue, and where they land.
-struct async_copy {
-    void *dst;
-    unsigned char bytes[16];
-};
-
 struct fiber {
     void *sp = nullptr;  // saved stack pointer while switched out
     std::vector<async_copy> open_group;               // issued, not yet committed
