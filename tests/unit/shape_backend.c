@@ -43,8 +43,10 @@ static enum hsd_status sh_sync(struct hsd_backend *be) {
 
 static int al(const void *p) { return (int)((uintptr_t)p % 16); }
 
-static enum hsd_status record(struct hsd_backend *be, enum hsd_emu_op op,
-                              const union hsd_shape_params *p, const char *key, const char *cls) {
+// Records a call; `p` points to the op's own params struct of `size` bytes
+// (smaller than the union: copied as itself, the rest left zero).
+static enum hsd_status record(struct hsd_backend *be, enum hsd_emu_op op, const void *p,
+                              size_t size, const char *key, const char *cls) {
     struct shape_be *s = S(be);
     for (size_t i = 0; i < s->n; i++) {
         if (s->calls[i].op == op && !strcmp(s->calls[i].key, key)) {
@@ -62,7 +64,7 @@ static enum hsd_status record(struct hsd_backend *be, enum hsd_emu_op op,
     struct hsd_shape_call *c = &s->calls[s->n++];
     memset(c, 0, sizeof *c);
     c->op = op;
-    c->p = *p;
+    memcpy(&c->p, p, size);
     snprintf(c->key, sizeof c->key, "%s", key);
     snprintf(c->cls, sizeof c->cls, "%s", cls);
     snprintf(c->model, sizeof c->model, "%s", s->model);
@@ -88,27 +90,27 @@ static enum hsd_status sh_conv2d(struct hsd_backend *be, const struct hsd_conv2d
              p->ci, p->co, p->kh, p->kw, p->stride, p->pad, p->pad_bottom, p->pad_right,
           p->bias != NULL, res, al(p->out), al(p->in), al(p->weight), al(p->residual));
     KEY("n%d %dx%d", p->n, p->h, p->w);
-    return record(be, HSD_EMU_CONV2D, (const union hsd_shape_params *)p, key, cls);
+    return record(be, HSD_EMU_CONV2D, p, sizeof *p, key, cls);
 }
 
 static enum hsd_status sh_linear(struct hsd_backend *be, const struct hsd_linear_params *p) {
     const char *res = !p->residual ? "none" : p->residual == p->out ? "in-place" : "separate";
     CLASS("k%d n%d bias%d res:%s", p->k, p->n_out, p->bias != NULL, res);
     KEY("m%d", p->m);
-    return record(be, HSD_EMU_LINEAR, (const union hsd_shape_params *)p, key, cls);
+    return record(be, HSD_EMU_LINEAR, p, sizeof *p, key, cls);
 }
 
 static enum hsd_status sh_group_norm(struct hsd_backend *be, const struct hsd_group_norm_params *p) {
     CLASS("c%d groups%d eps%g silu%d al%d/%d", p->c, p->groups, p->eps, p->silu, al(p->out),
           al(p->in));
     KEY("n%d hw%d", p->n, p->hw);
-    return record(be, HSD_EMU_GROUP_NORM, (const union hsd_shape_params *)p, key, cls);
+    return record(be, HSD_EMU_GROUP_NORM, p, sizeof *p, key, cls);
 }
 
 static enum hsd_status sh_layer_norm(struct hsd_backend *be, const struct hsd_layer_norm_params *p) {
     CLASS("c%d eps%g al%d/%d", p->c, p->eps, al(p->out), al(p->in));
     KEY("m%d", p->m);
-    return record(be, HSD_EMU_LAYER_NORM, (const union hsd_shape_params *)p, key, cls);
+    return record(be, HSD_EMU_LAYER_NORM, p, sizeof *p, key, cls);
 }
 
 static enum hsd_status sh_attention(struct hsd_backend *be, const struct hsd_attention_params *p) {
@@ -120,31 +122,31 @@ static enum hsd_status sh_attention(struct hsd_backend *be, const struct hsd_att
     CLASS("heads%d d%d %s ld%d/%d/%d/%d al%d/%d/%d/%d", p->heads, p->d, kv, p->ldq, p->ldk,
           p->ldv, p->ldo, al(p->q), al(p->k), al(p->v), al(p->out));
     KEY("n%d t_q%d t_kv%d", p->n, p->t_q, p->t_kv);
-    return record(be, HSD_EMU_ATTENTION, (const union hsd_shape_params *)p, key, cls);
+    return record(be, HSD_EMU_ATTENTION, p, sizeof *p, key, cls);
 }
 
 static enum hsd_status sh_geglu(struct hsd_backend *be, const struct hsd_geglu_params *p) {
     CLASS("f%d al%d/%d", p->f, al(p->out), al(p->in));
     KEY("m%d", p->m);
-    return record(be, HSD_EMU_GEGLU, (const union hsd_shape_params *)p, key, cls);
+    return record(be, HSD_EMU_GEGLU, p, sizeof *p, key, cls);
 }
 
 static enum hsd_status sh_upsample(struct hsd_backend *be, const struct hsd_upsample_params *p) {
     CLASS("c%d al%d/%d", p->c, al(p->out), al(p->in));
     KEY("n%d %dx%d", p->n, p->h, p->w);
-    return record(be, HSD_EMU_UPSAMPLE_NEAREST2X, (const union hsd_shape_params *)p, key, cls);
+    return record(be, HSD_EMU_UPSAMPLE_NEAREST2X, p, sizeof *p, key, cls);
 }
 
 static enum hsd_status sh_concat(struct hsd_backend *be, const struct hsd_concat_params *p) {
     CLASS("ca%d cb%d al%d/%d/%d", p->ca, p->cb, al(p->out), al(p->a), al(p->b));
     KEY("m%d", p->m);
-    return record(be, HSD_EMU_CONCAT_CHANNELS, (const union hsd_shape_params *)p, key, cls);
+    return record(be, HSD_EMU_CONCAT_CHANNELS, p, sizeof *p, key, cls);
 }
 
 static enum hsd_status sh_add_bias(struct hsd_backend *be, const struct hsd_add_bias_params *p) {
     CLASS("c%d al%d/%d", p->c, al(p->x), al(p->v));
     KEY("n%d p%d", p->n, p->p);
-    return record(be, HSD_EMU_ADD_BIAS, (const union hsd_shape_params *)p, key, cls);
+    return record(be, HSD_EMU_ADD_BIAS, p, sizeof *p, key, cls);
 }
 
 static enum hsd_status eltwise(struct hsd_backend *be, enum hsd_emu_op op,
@@ -153,7 +155,7 @@ static enum hsd_status eltwise(struct hsd_backend *be, enum hsd_emu_op op,
     CLASS("count mod 8: %zu al%d/%d/%d in-place%d", p->count % 8, al(p->out), al(p->a),
           al(p->b), p->out == p->a);
     KEY("count%zu", p->count);
-    return record(be, op, (const union hsd_shape_params *)p, key, cls);
+    return record(be, op, p, sizeof *p, key, cls);
 }
 static enum hsd_status sh_add(struct hsd_backend *be, const struct hsd_eltwise_params *p) {
     return eltwise(be, HSD_EMU_ADD, p);
@@ -175,14 +177,14 @@ static enum hsd_status sh_tanh_clamp(struct hsd_backend *be, const struct hsd_ta
     CLASS("count mod 8: %zu limit%g al%d/%d in-place%d", p->count % 8, p->limit, al(p->out),
           al(p->in), p->out == p->in);
     KEY("count%zu", p->count);
-    return record(be, HSD_EMU_TANH_CLAMP, (const union hsd_shape_params *)p, key, cls);
+    return record(be, HSD_EMU_TANH_CLAMP, p, sizeof *p, key, cls);
 }
 
 static enum hsd_status sh_temb(struct hsd_backend *be, const struct hsd_timestep_embedding_params *p) {
     CLASS("dim%d flip%d shift%g max_period%g", p->dim, p->flip_sin_to_cos, p->shift,
           p->max_period);
     KEY("n%d", p->n);
-    return record(be, HSD_EMU_TIMESTEP_EMBEDDING, (const union hsd_shape_params *)p, key, cls);
+    return record(be, HSD_EMU_TIMESTEP_EMBEDDING, p, sizeof *p, key, cls);
 }
 
 // ---- lifetime -----------------------------------------------------------------------
