@@ -412,6 +412,8 @@ const att_shape k_att[] = {
     {"cross", 2, 8, 40, 4096, 77},   {"cross", 2, 8, 80, 1024, 77},
     {"cross", 2, 8, 160, 256, 77},   {"cross", 2, 8, 160, 64, 77},
     {"self", 1, 8, 64, 16384, 16384},
+    // The SD VAE's mid-block attention: one 512-wide head (512x512 image).
+    {"self", 1, 1, 512, 4096, 4096},
 };
 
 void bench_attention(int arch) {

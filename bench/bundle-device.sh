@@ -25,10 +25,26 @@
 # gpu test, from ctest), MANIFEST (commit, flags, the build's absolute source
 # and binary paths: the tests have them compiled in, and device-check.sh
 # links them to the copies there). MANIFEST.txt beside the tarball is the same.
+# CUDA libraries (issue 16: a bundle must load on any H100/H200 image, CUDA
+# 12 or 13, with or without a cu12 PyTorch): every CUDA library the binaries
+# link (cudart, cuBLAS, cuBLASLt, cuDNN, NCCL) at the versions the build
+# used, cuDNN's sub-libraries that it dlopens (libcudnn_*.so.9) and what
+# those need (NVRTC, nvJitLink), into lib/. Every bundled binary gets
+# DT_RPATH $ORIGIN/<path to lib/> and every bundled library $ORIGIN
+# (patchelf --force-rpath: DT_RPATH is searched before LD_LIBRARY_PATH, so an
+# image's own libcudnn.so.9 cannot shadow ours), and the script checks that
+# `ldd` of every bundled binary, with LD_LIBRARY_PATH unset, resolves every
+# CUDA library inside the bundle. Only the driver (libcuda.so.1) comes from
+# the machine; device-check.sh's preflight checks it is new enough.
+# Size: ~1.3 GB of CUDA libraries (cuBLASLt 540 MB, cuDNN's engines 250 MB,
+# NCCL 218 MB), far over the device tool's 64 MiB carry.
+# HSD_BUNDLE_CUDA=image leaves cuBLAS/cuDNN/NCCL/NVRTC to the image (as
+# before: device-check.sh finds the toolkit's or PyTorch's wheels; only
+# cudart is bundled), for when the bundle must be carried that way.
+# HSD_BUNDLE_PACK=0 skips the tarball and leaves the tree in DEST/bundle/
+# (HSD_PREBUILT=DEST uses either).
 # Not bundled: glibc, libstdc++/libgcc_s (the image is newer than Debian 12's),
-# the driver (libcuda), cuBLAS/cuBLASLt/cuDNN/NCCL/NVRTC (NCCL alone is 218 MB;
-# the image's toolkit and PyTorch's nvidia wheels have them, and
-# device-check.sh finds them).
+# the driver (libcuda, libnvidia-*).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 do_build=0
@@ -97,18 +113,74 @@ while IFS=$'\t' read -r name _ exe _; do
   put "$bin_dir/$exe" >/dev/null
 done < "$stage/gpu-tests.tsv"
 
-for f in "${exes[@]}"; do
-  if ldd "$f" | grep -q "not found"; then
-    echo "bundle-device: $f has unresolved libraries here:" >&2; ldd "$f" | grep "not found" >&2; exit 1
+cuda_mode=${HSD_BUNDLE_CUDA:-all}
+is_cuda_lib() { case "$1" in libcudart*|libcublas*|libcudnn*|libnccl*|libnvrtc*|libnvJitLink*) return 0 ;; esac; return 1; }
+# bundle_deps FILE: copies FILE's libraries (ldd) into lib/, but the system's
+# and the driver's (and, with HSD_BUNDLE_CUDA=image, CUDA's but cudart);
+# each copy is noted in $stage/.new.
+bundle_deps() {
+  if ldd "$1" | grep -q "not found"; then
+    echo "bundle-device: $1 has unresolved libraries here:" >&2; ldd "$1" | grep "not found" >&2; exit 1
   fi
-  ldd "$f" | awk '$3 ~ /^\// {print $3}' | while read -r lib; do
-    case "$(basename "$lib")" in
+  while read -r lib; do
+    b=$(basename "$lib")
+    case "$b" in
       libc.so*|libm.so*|libdl.so*|libpthread.so*|librt.so*|ld-linux*|libstdc++.so*|libgcc_s.so*|\
-      libcuda.so*|libcublas*|libcudnn*|libnccl*|libnv*) ;;
-      *) cp -nL "$lib" "$stage/lib/" ;;
+      libcuda.so*|libnvidia-*) continue ;;
     esac
+    if [ "$cuda_mode" = image ] && is_cuda_lib "$b" && [[ $b != libcudart* ]]; then continue; fi
+    [ -e "$stage/lib/$b" ] || { cp -L "$lib" "$stage/lib/$b"; echo "$b" >> "$stage/.new"; }
+  done < <(ldd "$1" | awk '$3 ~ /^\// {print $3}')
+}
+for f in "${exes[@]}"; do bundle_deps "$f"; done
+if [ "$cuda_mode" != image ]; then
+  # cuDNN dlopens its sub-libraries by name: take every one beside libcudnn.so.9.
+  cudnn=$(ldd "${exes[0]}" | awk '$1 ~ /^libcudnn\.so/ {print $3}' | head -1)
+  if [ -n "$cudnn" ]; then
+    for lib in "$(dirname "$cudnn")"/libcudnn_*.so.[0-9]; do cp -nL "$lib" "$stage/lib/"; done
+  fi
+  # libcudnn_graph dlopens libnvrtc.so.<major> for its runtime-compiled
+  # engines, NVRTC its builtins, and the JIT link step nvJitLink: from the
+  # toolkit beside cudart (or cuDNN's folder, for PyTorch's wheels).
+  cudart=$(ldd "${exes[0]}" | awk '$1 ~ /^libcudart\.so/ {print $3}' | head -1)
+  for d in ${cudart:+"$(dirname "$cudart")"} ${cudnn:+"$(dirname "$cudnn")"}; do
+    for lib in "$d"/libnvrtc.so.[0-9]* "$d"/libnvrtc-builtins.so.[0-9]* "$d"/libnvJitLink.so.[0-9]*; do
+      [ -f "$lib" ] && cp -nL "$lib" "$stage/lib/"
+    done
   done
-done
+  # What the bundled libraries need in turn (NVRTC for cuDNN's runtime-compiled
+  # engines, ...), until nothing new comes.
+  while :; do
+    rm -f "$stage/.new"
+    for lib in "$stage"/lib/*.so*; do bundle_deps "$lib"; done
+    [ -f "$stage/.new" ] || break
+  done
+fi
+rm -f "$stage/.new"
+# RPATH: executables look in the bundle's lib/, libraries beside themselves.
+while read -r f; do
+  rel=$(realpath --relative-to="$(dirname "$f")" "$stage/lib")
+  patchelf --force-rpath --set-rpath "\$ORIGIN/$rel" "$f"
+done < <(find "$stage/bin" -type f -perm -u+x)
+for lib in "$stage"/lib/*.so*; do patchelf --force-rpath --set-rpath '$ORIGIN' "$lib"; done
+# The check: every CUDA library of every bundled binary resolves inside the
+# bundle with no help from the environment, and nothing bundled lacks a library.
+bad=0
+while read -r f; do
+  if env -u LD_LIBRARY_PATH ldd "$f" | grep -q "not found"; then
+    echo "bundle-device: ${f#"$stage"/}:" >&2; env -u LD_LIBRARY_PATH ldd "$f" | grep "not found" >&2; bad=1
+  fi
+done < <(find "$stage/bin" "$stage/lib" -type f \( -perm -u+x -o -name '*.so*' \))
+while read -r f; do
+  while read -r name _ path _; do
+    is_cuda_lib "$name" || continue
+    if [ "$cuda_mode" = image ] && [[ $name != libcudart* ]]; then continue; fi
+    case "$(realpath -m "$path")" in "$stage"/lib/*) ;; *) echo "bundle-device: ${f#"$stage"/}: $name -> $path (not the bundle's)" >&2; bad=1 ;; esac
+  done < <(env -u LD_LIBRARY_PATH ldd "$f")
+done < <(find "$stage/bin" -type f -perm -u+x)
+((bad)) && { echo "bundle-device: CUDA libraries resolve outside the bundle (above)" >&2; exit 1; }
+echo "bundle-device: ldd of every bundled binary resolves its CUDA libraries from the bundle alone" \
+     "($cuda_mode): $(cd "$stage/lib" && ls | grep -cE '^lib(cudart|cublas|cudnn|nccl|nvrtc|nvJitLink)') CUDA libraries, $(du -sh "$stage/lib" | cut -f1) in lib/"
 
 # CLIP's vocab (and its MIT licence) from host/text/data, for the SD 1.5
 # tokenizer folder that gpu_parity.py --pipeline writes there.
@@ -127,7 +199,11 @@ fi
   echo "build_dir=$bin_dir"
   echo "cuda_archs=$archs"
   echo "c_flags=$(cachev CMAKE_C_FLAGS) native=$(cachev HSD_NATIVE) type=$(cachev CMAKE_BUILD_TYPE)"
-  echo "nvcc=$(sed -n 's/^set(CMAKE_CUDA_COMPILER_VERSION "\(.*\)")/\1/p' "$bin_dir"/CMakeFiles/*/CMakeCUDACompiler.cmake 2>/dev/null | head -1)"
+  nvcc_v=$(sed -n 's/^set(CMAKE_CUDA_COMPILER_VERSION "\(.*\)")/\1/p' "$bin_dir"/CMakeFiles/*/CMakeCUDACompiler.cmake 2>/dev/null | head -1)
+  echo "nvcc=$nvcc_v"
+  # What device-check.sh's preflight compares the driver against.
+  echo "cuda_runtime=$(echo "$nvcc_v" | cut -d. -f1-2)"
+  echo "cuda_libs=$cuda_mode"
   echo "glibc=$(ldd --version | head -1 | awk '{print $NF}')"
   echo "executables:"; (cd "$stage/bin" && find . -type f | sed 's|^\./|  |' | sort)
   echo "libraries:"; (cd "$stage/lib" && ls | sed 's/^/  /')
@@ -137,8 +213,19 @@ fi
 rm -rf "$dest"
 mkdir -p "$dest"
 cp "$stage/MANIFEST" "$dest/MANIFEST.txt"
-echo "bundle-device: packing $(du -sh "$stage" | cut -f1) with xz"
-tar -C "$stage" -cf - . | xz -T0 -6 > "$dest/bundle.tar.xz"
-du -sh "$dest/bundle.tar.xz"
+if [ "${HSD_BUNDLE_PACK:-1}" = 0 ]; then
+  mv "$stage" "$dest/bundle"
+  mkdir -p "$stage"  # for the EXIT trap
+  echo "bundle-device: unpacked tree in $dest/bundle ($(du -sh "$dest/bundle" | cut -f1); no tarball)"
+else
+  echo "bundle-device: packing $(du -sh "$stage" | cut -f1) with xz"
+  tar -C "$stage" -cf - . | xz -T0 -6 > "$dest/bundle.tar.xz"
+  du -sh "$dest/bundle.tar.xz"
+  size=$(stat -c %s "$dest/bundle.tar.xz")
+  if (( size > 64 * 1024 * 1024 )); then
+    echo "bundle-device: warning: $((size >> 20)) MiB is over the device tool's 64 MiB carry" \
+         "(HSD_BUNDLE_CUDA=image leaves the CUDA libraries to the image)" >&2
+  fi
+fi
 cat "$dest/MANIFEST.txt"
 echo "bundle-device: carry $dest, then: HSD_PREBUILT=$dest bench/device-check.sh"

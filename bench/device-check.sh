@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# One command for a GPU machine (issues 5 and 6, "device check"), in budget
+# One command for a GPU machine (issues 5 and 6, "device check"). First a
+# preflight (issue 16): the driver version (or none), the CUDA runtime the
+# binaries need, `ldd` of every binary; it stops with the cause when they
+# cannot run here (a library missing, a driver older than the runtime),
+# then lists the stages it will run. Then, in budget
 # order (each step has its own timeout and keeps the minimum of the steps
 # after it; a step that would get less than its own minimum is skipped with
 # a note):
@@ -41,6 +45,8 @@
 #   HSD_TEST_SEED=n    the kernel tests' random seed (default: time)
 #   HSD_SERVE_SIZE / HSD_SERVE_REQUESTS / HSD_E2E_SIZE   (512 / 32 / 256; serve
 #                      drops to 256 / 16 when its slot is under 60 s)
+#   HSD_PREFLIGHT_ONLY=1  stop after the preflight (driver, runtime, ldd of every
+#                      binary, the stages that would run)
 #   HSD_CAP_<step>=s   a step's cap (e.g. HSD_CAP_unet=400 with HSD_STEPS=unet
 #                      gives torch.compile max-autotune more time)
 #   For testing the GPU branch of this script without a GPU (with a fake
@@ -139,10 +145,12 @@ slot() {
 hsd="" hsd_env=""
 if [ -n "${HSD_PREBUILT:-}" ]; then
   step "prebuilt binaries from $HSD_PREBUILT (no build)"
-  if [ -f "$HSD_PREBUILT/bundle.tar.xz" ]; then
+  if [ -f "$HSD_PREBUILT/bundle.tar.xz" ] || [ -f "$HSD_PREBUILT/bundle/MANIFEST" ]; then
     pre="$WORK/prebuilt"
     rm -rf "$pre"; mkdir -p "$pre"
-    if ! tar -C "$pre" -xJf "$HSD_PREBUILT/bundle.tar.xz" 2>"$WORK/untar.err"; then
+    if [ -f "$HSD_PREBUILT/bundle/MANIFEST" ]; then
+      pre=$(cd "$HSD_PREBUILT/bundle" && pwd)  # HSD_BUNDLE_PACK=0: the tree itself
+    elif ! tar -C "$pre" -xJf "$HSD_PREBUILT/bundle.tar.xz" 2>"$WORK/untar.err"; then
       # No xz(1) there: Python's lzma does it.
       "$py" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
         "$HSD_PREBUILT/bundle.tar.xz" "$pre" || { cat "$WORK/untar.err"; note_fail "unpacking the bundle"; }
@@ -236,16 +244,63 @@ if [ -n "$hsd_bin" ]; then
 else
   note_fail "hsd not found in $bin"
 fi
-# Every program we run must find its libraries and their symbols (a new enough
-# glibc, a cuDNN 9 with what the build used).
+# ---- preflight: the driver, the runtime the binaries need, their libraries ----------------
+# Stops here, naming the cause, when the binaries cannot run on this machine:
+# a library missing or a missing symbol (a bundle made without the CUDA
+# libraries on an image without them, an older glibc), or a GPU whose
+# driver is older than the CUDA runtime the build used. No driver and no GPU
+# (a CPU machine) is not a mismatch: the GPU stages then report Skipped.
+step "preflight"
+driver=none drv_cuda=""
+if command -v nvidia-smi >/dev/null 2>&1; then
+  driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -1)
+  drv_cuda=$(nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9.]*\).*/\1/p' | head -1)
+  [ -n "$driver" ] || driver=none
+fi
+if [ "$driver" = none ] && [ -r /proc/driver/nvidia/version ]; then
+  driver=$(sed -n 's/.*Kernel Module *\([0-9.]*\).*/\1/p' /proc/driver/nvidia/version | head -1)
+fi
+rt=""
+[ -n "${pre:-}" ] && rt=$(sed -n 's/^cuda_runtime=//p' "$pre/MANIFEST" 2>/dev/null)
+[ -n "$rt" ] || rt=$(nvcc --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\),.*/\1/p')
+case "${rt%%.*}" in 12) min_drv=525.60.13 ;; 13) min_drv=580.65.06 ;; *) min_drv="(see the CUDA release notes)" ;; esac
+echo "driver: ${driver:-none}${drv_cuda:+ (supports CUDA $drv_cuda)}"
+echo "runtime needed: CUDA ${rt:-unknown} (the build's), i.e. a driver >= $min_drv"
+stop=()
 while read -r f; do
+  echo "ldd ${f#"$bin"/}:"
+  henv ldd "$f" 2>&1 | sed 's/^/    /'
   miss=$(henv ldd -r "$f" 2>&1 | grep -E "not found|undefined symbol" | sort -u | head -5)
   [ -n "$miss" ] || continue
-  echo "$f:"; echo "$miss"
   echo "$f: $miss" >> "$OUT/build.log"
-  note_fail "$(basename "$f"): missing libraries (see above)"
-done < <(find "$bin/" -type f -perm -u+x -not -path '*/CMakeFiles/*' \( -name hsd -o -name 'test_*' -o -name bench_kernels \) 2>/dev/null)
-[ -n "$hsd" ] && ((gpu)) && "$hsd" devices 2>&1 | head -5
+  stop+=("$(basename "$f") cannot load: $(echo "$miss" | head -2 | tr '\n' ' ')")
+done < <(find "$bin/" -type f -perm -u+x -not -path '*/CMakeFiles/*' \( -name hsd -o -name 'test_*' -o -name bench_kernels \) 2>/dev/null | sort)
+[ -n "$hsd" ] && echo "hsd devices: $("$hsd" devices 2>&1 | head -3)"
+# vge A B: version A >= B (dotted).
+vge() { [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -1)" = "$2" ]; }
+if ((gpu)) && [ -n "$drv_cuda" ] && [ -n "$rt" ] && ! vge "$drv_cuda" "$rt"; then
+  stop+=("the NVIDIA driver $driver supports CUDA $drv_cuda; these binaries use the CUDA $rt runtime (needs a driver >= $min_drv): use an image with a newer driver, or build here against its toolkit (unset HSD_PREBUILT)")
+fi
+if ((!gpu)) && [ "$driver" != none ]; then
+  echo "preflight: an NVIDIA driver ($driver) but no GPU visible: GPU stages report Skipped"
+elif ((!gpu)); then
+  echo "preflight: no NVIDIA driver and no GPU: GPU stages report Skipped"
+fi
+if ((${#stop[@]})); then
+  for m in "${stop[@]}"; do echo "preflight: STOP: $m"; done
+  echo "device-check: stopped by the preflight ($(el) s): nothing below would run"
+  exit 1
+fi
+echo "preflight: ok; stages and their time caps (s):"
+for s in "${order[@]}"; do
+  if [ -n "${enabled[$s]:-}" ]; then echo "  $s: up to ${cap[$s]}"
+  elif want "$s"; then echo "  $s: skipped (needs a GPU)"
+  else echo "  $s: not selected (HSD_STEPS)"; fi
+done
+if [ -n "${HSD_PREFLIGHT_ONLY:-}" ]; then
+  echo "device-check: HSD_PREFLIGHT_ONLY: stopping after the preflight ($(el) s)"
+  exit 0
+fi
 # has_backend SUBCOMMAND...: whether that hsd subcommand takes --backend.
 has_backend() { [ -n "$hsd" ] && "$hsd" "$@" --help 2>&1 | grep -q -- '--backend'; }
 

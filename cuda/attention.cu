@@ -10,9 +10,10 @@
 //       per block; each lane scores one key of a 32-key chunk (fp32 dot
 //       product over d), the chunk goes through an online softmax (expf,
 //       warp max/sum), then p v with lane j owning output columns j, j+32,
-//       ... Any d <= 256, any stride or alignment, causal. No tensor cores,
-//       K/V re-read from L1/L2 by every row: for debugging and as the
-//       fallback, not for speed.
+//       ... Any d <= 3072 (q in dynamic shared memory; heads over 256 wide
+//       take one pass over the keys per 256 output columns), any stride or
+//       alignment, causal. No tensor cores, K/V re-read from L1/L2 by every
+//       row: for debugging and as the last fallback, not for speed.
 //       Status: compiled (sm_80, sm_90); passes the CPU emulation
 //       (test_cuda_attention_emulated, below); not yet run on a GPU.
 //   v2 hsd_attn_fwd_v2_flash  PRODUCTION. FlashAttention-2 forward on
@@ -37,6 +38,8 @@
 //       107 KB at D = 160: the launcher raises the dynamic limit.
 //       Status: compiled (sm_80, sm_90; 83-218 registers by D, no spills
 //       per ptxas); passes the CPU emulation; not yet run on a GPU.
+//   v3 hsd_attn_fwd_v3_wide  FALLBACK for d = 161..512 (the SD VAE's one
+//       512-wide head): cuda/attention_wide.cu, whose header describes it.
 // Emulation (cuda/emulate.cuh, host fibers, ldmatrix/mma per the PTX ISA):
 // v1 and v2 match the CPU reference on every test case up to work 2.1e8,
 // i.e. all but self t = 4096/1024 and t = 16384: every cross-attention SD
@@ -59,137 +62,82 @@
 #include <stdint.h>
 
 #include "attention.cuh"
+#include "attention_internal.cuh"
 #include "common.cuh"
 
 namespace {
 
-// Shared validation: the CPU backend's rules, plus the grid limits.
-enum hsd_status attention_check(const hsd_attention_params *p, const char *name) {
-    if (!p) return hsd_fail(HSD_ERR_INVALID_ARG, "%s: NULL params", name);
-    if (p->n <= 0 || p->heads <= 0 || p->d <= 0 || p->t_q <= 0 || p->t_kv <= 0) {
-        return hsd_fail(HSD_ERR_INVALID_ARG,
-                        "%s: dims must be positive (n=%d heads=%d d=%d t_q=%d t_kv=%d)", name,
-                        p->n, p->heads, p->d, p->t_q, p->t_kv);
-    }
-    const long hd = (long)p->heads * p->d;
-    if (p->ldq < hd || p->ldk < hd || p->ldv < hd || p->ldo < hd) {
-        return hsd_fail(HSD_ERR_INVALID_ARG,
-                        "%s: token strides ldq=%d ldk=%d ldv=%d ldo=%d must be >= heads*d=%ld",
-                        name, p->ldq, p->ldk, p->ldv, p->ldo, hd);
-    }
-    if (!p->out || !p->q || !p->k || !p->v) {
-        return hsd_fail(HSD_ERR_INVALID_ARG, "%s: out, q, k, v must be non-NULL", name);
-    }
-    if (!isfinite(p->scale)) return hsd_fail(HSD_ERR_INVALID_ARG, "%s: scale not finite", name);
-    if (p->causal && p->t_q != p->t_kv) {
-        return hsd_fail(HSD_ERR_INVALID_ARG, "%s: causal needs t_q == t_kv (got t_q=%d t_kv=%d)",
-                        name, p->t_q, p->t_kv);
-    }
-    if (p->heads > 65535 || p->n > 65535) {
-        return hsd_fail(HSD_ERR_UNSUPPORTED, "%s: heads=%d or n=%d over the grid limit 65535",
-                        name, p->heads, p->n);
-    }
-    return HSD_OK;
-}
-
 // ---- v1: one warp per query row --------------------------------------------
 
 constexpr int kV1Warps = 4;
-constexpr int kV1MaxD = 256;
-constexpr int kV1Cols = kV1MaxD / 32;  // output columns per lane
+constexpr int kV1ChunkD = 256;             // output columns per pass
+constexpr int kV1Cols = kV1ChunkD / 32;    // output columns per lane per pass
+// q rows (fp32, one per warp) live in dynamic shared memory; without the
+// opt-in that is 48 KB, i.e. d <= 3072.
+constexpr int kV1MaxD = 48 * 1024 / (kV1Warps * (int)sizeof(float));
 
 __global__ void __launch_bounds__(kV1Warps * 32)
     hsd_attn_fwd_v1_rowwarp_kernel(const hsd_attention_params p) {
-    __shared__ float qs[kV1Warps][kV1MaxD];
+    HSD_DYNAMIC_SMEM(smem_raw);
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int row = blockIdx.x * kV1Warps + warp;
     const int h = blockIdx.y, b = blockIdx.z;
     if (row >= p.t_q) return;  // whole warp: no block barrier below
     const int d = p.d;
+    float *qs = reinterpret_cast<float *>(smem_raw) + (size_t)warp * d;
     const __half *q = (const __half *)p.q + ((size_t)b * p.t_q + row) * p.ldq + (size_t)h * d;
     const __half *k = (const __half *)p.k + (size_t)b * p.t_kv * p.ldk + (size_t)h * d;
     const __half *v = (const __half *)p.v + (size_t)b * p.t_kv * p.ldv + (size_t)h * d;
-    for (int c = lane; c < d; c += 32) qs[warp][c] = __half2float(q[c]);
+    for (int c = lane; c < d; c += 32) qs[c] = __half2float(q[c]);
     __syncwarp();
 
     const int kv_end = p.causal ? row + 1 : p.t_kv;  // keys this row sees
-    float acc[kV1Cols];
-#pragma unroll
-    for (int i = 0; i < kV1Cols; i++) acc[i] = 0.0f;
-    float m = -INFINITY, l = 0.0f;
-    for (int j0 = 0; j0 < kv_end; j0 += 32) {
-        const int j = j0 + lane;
-        float s = -INFINITY;
-        if (j < kv_end) {
-            const __half *kr = k + (size_t)j * p.ldk;
-            float dot = 0.0f;
-            for (int c = 0; c < d; c++) dot = fmaf(qs[warp][c], __half2float(kr[c]), dot);
-            s = p.scale * dot;
-        }
-        // Lane 0's key j0 < kv_end, so the chunk max is finite.
-        const float m_new = fmaxf(m, hsd_warp_max(s));
-        const float alpha = expf(m - m_new);  // 0 on the first chunk (m = -inf)
-        const float pj = j < kv_end ? expf(s - m_new) : 0.0f;
-        l = l * alpha + hsd_warp_sum(pj);
-#pragma unroll
-        for (int i = 0; i < kV1Cols; i++) acc[i] *= alpha;
-        const int nj = min(32, kv_end - j0);  // warp-uniform
-        for (int jj = 0; jj < nj; jj++) {
-            const float pv = __shfl_sync(0xffffffffu, pj, jj);
-            const __half *vr = v + (size_t)(j0 + jj) * p.ldv;
-#pragma unroll
-            for (int i = 0; i < kV1Cols; i++) {
-                const int c = lane + 32 * i;
-                if (c < d) acc[i] = fmaf(pv, __half2float(vr[c]), acc[i]);
-            }
-        }
-        m = m_new;
-    }
     __half *o = (__half *)p.out + ((size_t)b * p.t_q + row) * p.ldo + (size_t)h * d;
-    const float inv = 1.0f / l;
+    // Heads wider than one pass (the SD VAE's 512) take several passes over
+    // the keys, each recomputing the scores: a reference, not a fast path.
+    for (int c0 = 0; c0 < d; c0 += kV1ChunkD) {
+        float acc[kV1Cols];
 #pragma unroll
-    for (int i = 0; i < kV1Cols; i++) {
-        const int c = lane + 32 * i;
-        if (c < d) o[c] = __float2half_rn(acc[i] * inv);
+        for (int i = 0; i < kV1Cols; i++) acc[i] = 0.0f;
+        float m = -INFINITY, l = 0.0f;
+        for (int j0 = 0; j0 < kv_end; j0 += 32) {
+            const int j = j0 + lane;
+            float s = -INFINITY;
+            if (j < kv_end) {
+                const __half *kr = k + (size_t)j * p.ldk;
+                float dot = 0.0f;
+                for (int c = 0; c < d; c++) dot = fmaf(qs[c], __half2float(kr[c]), dot);
+                s = p.scale * dot;
+            }
+            // Lane 0's key j0 < kv_end, so the chunk max is finite.
+            const float m_new = fmaxf(m, hsd_warp_max(s));
+            const float alpha = expf(m - m_new);  // 0 on the first chunk (m = -inf)
+            const float pj = j < kv_end ? expf(s - m_new) : 0.0f;
+            l = l * alpha + hsd_warp_sum(pj);
+#pragma unroll
+            for (int i = 0; i < kV1Cols; i++) acc[i] *= alpha;
+            const int nj = min(32, kv_end - j0);  // warp-uniform
+            for (int jj = 0; jj < nj; jj++) {
+                const float pv = __shfl_sync(0xffffffffu, pj, jj);
+                const __half *vr = v + (size_t)(j0 + jj) * p.ldv;
+#pragma unroll
+                for (int i = 0; i < kV1Cols; i++) {
+                    const int c = c0 + lane + 32 * i;
+                    if (c < d) acc[i] = fmaf(pv, __half2float(vr[c]), acc[i]);
+                }
+            }
+            m = m_new;
+        }
+        const float inv = 1.0f / l;
+#pragma unroll
+        for (int i = 0; i < kV1Cols; i++) {
+            const int c = c0 + lane + 32 * i;
+            if (c < d) o[c] = __float2half_rn(acc[i] * inv);
+        }
     }
 }
 
 // ---- v2: FlashAttention-2 on mma.sync ----------------------------------------
-
-constexpr int kV2Warps = 4;
-constexpr int kV2Threads = kV2Warps * 32;
-constexpr int kV2BM = 16 * kV2Warps;  // query rows per block
-
-enum : int {
-    kV2VecLoad = 1,   // q, k, v rows load as 16-byte chunks (d, strides, pointers % 8 halves)
-    kV2Half2Out = 2,  // out rows store as half2 (d, ldo even, out 4-byte aligned)
-};
-
-// Stages rows [0, R) x columns [0, D) of a head into `s` (row stride LDS
-// halves) from `src` (row 0, head offset applied; row r at src + r*ld):
-// rows >= rows_valid and columns >= d become zeros.
-template <int R, int D, int LDS>
-__device__ __forceinline__ void v2_load_tile(__half *s, const __half *src, long ld, int rows_valid,
-                                             int d, bool vec) {
-    constexpr int kChunks = D / 8;  // 16-byte chunks per row
-    for (int c = threadIdx.x; c < R * kChunks; c += kV2Threads) {
-        const int r = c / kChunks, col = (c % kChunks) * 8;
-        __half *dst = s + r * LDS + col;
-        const __half *g = src + (long)r * ld + col;
-        if (vec) {
-            // d % 8 == 0 here, so col < d means the whole chunk is inside.
-            const bool ok = r < rows_valid && col < d;
-            hsd_cp_async16(dst, ok ? g : src, ok);
-        } else {
-            hsd_h8 x;
-#pragma unroll
-            for (int e = 0; e < 8; e++) {
-                x.h[e] = (r < rows_valid && col + e < d) ? g[e] : __float2half_rn(0.0f);
-            }
-            *reinterpret_cast<uint4 *>(dst) = x.u;
-        }
-    }
-}
 
 template <int D, int BN>
 __global__ void __launch_bounds__(kV2Threads)
@@ -378,16 +326,9 @@ template <int D, int BN>
 enum hsd_status v2_launch(const hsd_attention_params *p, int flags, cudaStream_t stream) {
     constexpr int LDS = D + 8;
     constexpr size_t smem = (size_t)(kV2BM + 4 * BN) * LDS * sizeof(__half);
-    auto kernel = hsd_attn_fwd_v2_flash_kernel<D, BN>;
-    // Over 48 KB of dynamic shared memory needs the opt-in (D >= 80).
-    if (smem > 48 * 1024) {
-        HSD_CUDA_TRY(
-            cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    }
-    const dim3 grid((unsigned)((p->t_q + kV2BM - 1) / kV2BM), (unsigned)p->heads, (unsigned)p->n);
-    HSD_LAUNCH(kernel, grid, kV2Threads, smem, stream, *p, flags);
-    HSD_CUDA_CHECK_LAUNCH("hsd_attn_fwd_v2_flash");
-    return HSD_OK;
+    // Over 48 KB of dynamic shared memory (D >= 80): the launcher opts in.
+    return attention_launch(hsd_attn_fwd_v2_flash_kernel<D, BN>, smem, kV2BM, kV2Threads, p,
+                            flags, stream, "hsd_attn_fwd_v2_flash");
 }
 
 }  // namespace
@@ -401,7 +342,8 @@ extern "C" enum hsd_status hsd_attn_fwd_v1_rowwarp(const struct hsd_attention_pa
     }
     const dim3 grid((unsigned)((p->t_q + kV1Warps - 1) / kV1Warps), (unsigned)p->heads,
                     (unsigned)p->n);
-    HSD_LAUNCH(hsd_attn_fwd_v1_rowwarp_kernel, grid, kV1Warps * 32, 0, stream, *p);
+    const size_t smem = (size_t)kV1Warps * p->d * sizeof(float);
+    HSD_LAUNCH(hsd_attn_fwd_v1_rowwarp_kernel, grid, kV1Warps * 32, smem, stream, *p);
     HSD_CUDA_CHECK_LAUNCH("hsd_attn_fwd_v1_rowwarp");
     return HSD_OK;
 }
@@ -410,12 +352,7 @@ extern "C" enum hsd_status hsd_attn_fwd_v2_flash(const struct hsd_attention_para
                                                  cudaStream_t stream) {
     enum hsd_status st = attention_check(p, "hsd_attn_fwd_v2_flash");
     if (st != HSD_OK) return st;
-    int flags = 0;
-    if (p->d % 8 == 0 && p->ldq % 8 == 0 && p->ldk % 8 == 0 && p->ldv % 8 == 0 &&
-        hsd_aligned16(p->q) && hsd_aligned16(p->k) && hsd_aligned16(p->v)) {
-        flags |= kV2VecLoad;
-    }
-    if (p->d % 2 == 0 && p->ldo % 2 == 0 && hsd_aligned4(p->out)) flags |= kV2Half2Out;
+    const int flags = attention_io_flags(p);
     // Smallest instantiated padded head dim >= d.
     if (p->d <= 32) return v2_launch<32, 64>(p, flags, stream);
     if (p->d <= 48) return v2_launch<48, 64>(p, flags, stream);

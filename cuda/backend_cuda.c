@@ -501,10 +501,11 @@ static int env_flag(const char *name, int dflt) {
 enum hsd_status hsd_backend_cuda_create(struct hsd_backend **out, int device) {
     if (!out) return hsd_fail(HSD_ERR_INVALID_ARG, "cuda backend: NULL output pointer");
     *out = NULL;
-    int count = 0;
-    enum hsd_status s = hsd_cuda_device_count(&count);
+    struct hsd_cuda_probe probe;
+    enum hsd_status s = hsd_cuda_probe(&probe);
     if (s) return s;
-    if (count == 0) return hsd_fail(HSD_ERR_NO_DEVICE, "cuda:%d: no GPU on this machine", device);
+    const int count = probe.count;
+    if (count == 0) return hsd_fail(HSD_ERR_NO_DEVICE, "cuda:%d: %s", device, probe.why);
     if (device < 0 || device >= count)
         return hsd_fail(HSD_ERR_NO_DEVICE, "cuda:%d: no such GPU (this machine has %d: 0..%d)",
                         device, count, count - 1);

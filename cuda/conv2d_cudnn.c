@@ -5,10 +5,14 @@
 // cudnn_cnn API, still in cuDNN 9.x: cudnn_cnn.h), which computes
 //   y = act(alpha1 * conv(x, w) + alpha2 * z + bias)
 // with act = CUDNN_ACTIVATION_IDENTITY, alpha1 = 1, z = residual and
-// alpha2 = 1 (no residual: alpha2 = 0 and z = y, which cuDNN then does not
-// read, like any cuDNN blend factor of 0). The residual may be `out` itself
-// (z == y): each output element is read and written by the same epilogue
-// thread.
+// alpha2 = 1. The residual may be `out` itself (z == y): each output
+// element is read and written by the same epilogue thread.
+// No residual: cudnnConvolutionForward with beta = 0, then cudnnAddTensor
+// of the bias (when there is one). That call does not read y when beta is
+// 0 (cuDNN Developer Guide, "Scaling Parameters": the output may then hold
+// uninitialised data, NaN included). The fused call's z has no such
+// promise for alpha2 = 0: passing the unwritten output as z, as before,
+// lets an engine that reads z compute 0 * NaN = NaN.
 // Descriptors: x [n, ci, h, w] and y [n, co, ho, wo] CUDNN_TENSOR_NHWC, the
 // filter CUDNN_TENSOR_NHWC = KRSC = our weight [co, kh, kw, ci], bias
 // [1, co, 1, 1]; all CUDNN_DATA_HALF; convolution CUDNN_CROSS_CORRELATION
@@ -26,7 +30,9 @@
 // Rejected: cudnnConvolutionForward with v7's top algorithm followed by
 // cudnnAddTensor for the bias and the residual: two or three passes over
 // the output instead of a fused epilogue (and cudnnAddTensor is reported
-// slow on NHWC); not measured.
+// slow on NHWC); not measured. Convs without a residual do take two passes
+// now (above), for correctness; the backend's per-shape timing against our
+// kernel sees that cost.
 //
 // No bias: a zero bias buffer (fp16 zeros of at least co channels, owned by
 // the context), so every conv is the same single fused call. It starts at
@@ -475,17 +481,30 @@ enum hsd_status hsd_cudnn_conv2d(struct hsd_cudnn_conv *c, const struct hsd_conv
     if (!e->usable) return hsd_fail(HSD_ERR_UNSUPPORTED, "cudnn conv2d: %s", e->why);
 
     // Scaling factors are float for fp16 data (cuDNN: float unless the data is double).
-    const float alpha1 = 1.0f, alpha2 = p->residual ? 1.0f : 0.0f;
-    const void *z = p->residual ? p->residual : p->out;
+    const float one = 1.0f, zero = 0.0f;
     const void *bias = p->bias ? p->bias : c->zero_bias;
-    const cudnnStatus_t s = cudnnConvolutionBiasActivationForward(
-        c->handle, &alpha1, e->x, p->in, e->w, p->weight, e->conv, e->algo, c->workspace,
-        c->workspace_bytes, &alpha2, e->y, z, e->bias, bias, c->identity, e->y, p->out);
+    const char *call = "cudnnConvolutionBiasActivationForward";
+    cudnnStatus_t s;
+    if (p->residual) {
+        s = cudnnConvolutionBiasActivationForward(
+            c->handle, &one, e->x, p->in, e->w, p->weight, e->conv, e->algo, c->workspace,
+            c->workspace_bytes, &one, e->y, p->residual, e->bias, bias, c->identity, e->y,
+            p->out);
+    } else {
+        call = "cudnnConvolutionForward";
+        s = cudnnConvolutionForward(c->handle, &one, e->x, p->in, e->w, p->weight, e->conv,
+                                    e->algo, c->workspace, c->workspace_bytes, &zero, e->y,
+                                    p->out);
+        if (s == CUDNN_STATUS_SUCCESS && p->bias) {
+            call = "cudnnAddTensor";
+            s = cudnnAddTensor(c->handle, &one, e->bias, p->bias, &one, e->y, p->out);
+        }
+    }
     if (s != CUDNN_STATUS_SUCCESS) {
         char what[96];
         snprintf(what, sizeof what, "n%d %dx%d %d->%d k%dx%d s%d p%d", p->n, p->h, p->w, p->ci,
                  p->co, p->kh, p->kw, p->stride, p->pad);
-        return cudnn_fail(s, "cudnnConvolutionBiasActivationForward", what);
+        return cudnn_fail(s, call, what);
     }
     return HSD_OK;
 }

@@ -20,15 +20,32 @@
 //   mma.m16n8k16 with floating point type"), written here from the text,
 //   independently of the kernels' derivations in common.cuh. fp32
 //   accumulation in k order (the hardware's order is unspecified).
-// - cp.async copies (or zero-fills) at once; commit/wait are no-ops. That is
-//   one legal schedule of the asynchronous copy, not all of them: it cannot
-//   reveal a wait that comes too early.
-// - Device memory is host memory (malloc); the runtime calls the kernel
-//   files and memory.cu/device.cu make are mapped to host equivalents below.
-// Not modelled: timing, occupancy, resource limits (registers, the
-// dynamic shared-memory opt-in), hardware rounding of mma, the memory
-// model. It checks what the code computes, not how fast or how the
-// hardware schedules it: the device check remains the proof.
+// - cp.async reads its source when issued and lands in shared memory at
+//   the latest moment the PTX ISA allows: when the issuing thread's
+//   cp.async.wait_group retires its group (groups of one thread, in commit
+//   order). A read of the destination before the matching wait sees what
+//   was there before (the 0xA5 garbage of a fresh block, or the previous
+//   tile), so a missing or too-early wait shows as wrong results. Copies
+//   still pending when a thread exits are dropped.
+// - Launch limits the hardware enforces fail the launch the way the
+//   runtime does (the launcher's cudaGetLastError() then reports
+//   cudaErrorInvalidValue): more than 1024 threads per block, a grid y/z
+//   over 65535, dynamic shared memory over 48 KB without a prior
+//   cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+//   >= bytes), or an opt-in over sm_80's 163 KB (the smaller of A100/H100).
+// - Device memory is host memory (malloc), filled with 0xFF bytes on
+//   allocation (fp16 and fp32 NaN), so a kernel that reads memory nobody
+//   wrote produces NaN instead of a lucky zero; the runtime calls the
+//   kernel files and memory.cu/device.cu make are mapped to host
+//   equivalents below.
+// - Dry run (hsd_cuda_emu_set_dry_run, memory.h): launchers validate and
+//   launches check their limits, but no block runs: the shape query of
+//   tests/unit/test_cuda_model_shapes.c asks the registry about every op
+//   of the real models at full size this way.
+// Not modelled: timing, occupancy, registers, static shared memory, the
+// hardware rounding of mma, the memory model. It checks what the code
+// computes, not how fast or how the hardware schedules it: the device
+// check remains the proof.
 #ifndef HSD_CUDA_EMULATE_CUH
 #define HSD_CUDA_EMULATE_CUH
 #ifndef HSD_CUDA_EMULATE
@@ -50,11 +67,19 @@
 
 #include <stdio.h>
 
+#include <deque>
+#include <map>
 #include <memory>
 #include <utility>
 #include <vector>
 
 namespace hsd_emu {
+
+// One cp.async in flight: its 16 bytes, read at issue, and where they land.
+struct async_copy {
+    void *dst;
+    unsigned char bytes[16];
+};
 
 // One emulated CUDA thread: a fiber with its own stack. All the fibers of
 // a block run on the calling OS thread and switch only at barriers and warp
@@ -65,6 +90,8 @@ namespace hsd_emu {
 // order is favoured.
 struct fiber {
     void *sp = nullptr;  // saved stack pointer while switched out
+    std::vector<async_copy> open_group;               // issued, not yet committed
+    std::deque<std::vector<async_copy>> groups;       // committed, oldest first
     std::unique_ptr<unsigned char[]> stack;  // uninitialised: pages are touched only as used
     size_t stack_size = 0;
     dim3 tid;
@@ -290,9 +317,50 @@ inline void fiber_init(fiber &f) {
     f.sp = sp;
 }
 
+inline bool g_dry;                              // launches check limits, run nothing
+inline cudaError_t g_last_error = cudaSuccess;  // sticky until cudaGetLastError()
+inline std::map<const void *, int> g_smem_optin;  // kernel -> max dynamic smem attribute
+constexpr int kMaxOptinSmem = 163 * 1024;       // sm_80's opt-in ceiling (sm_90: 227 KB)
+
+inline cudaError_t get_last_error() {
+    cudaError_t e = g_last_error;
+    g_last_error = cudaSuccess;
+    return e;
+}
+
+// cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, v).
+inline cudaError_t func_set_attribute(const void *kernel, cudaFuncAttribute attr, int v) {
+    if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize) return cudaSuccess;
+    if (v < 0 || v > kMaxOptinSmem) return cudaErrorInvalidValue;
+    g_smem_optin[kernel] = v;
+    return cudaSuccess;
+}
+
+// What the runtime refuses at launch (cudaErrorInvalidValue /
+// cudaErrorInvalidConfiguration): reported through cudaGetLastError().
+inline bool launch_refused(const void *kernel, dim3 grid, dim3 block, size_t smem) {
+    const unsigned long threads = (unsigned long)block.x * block.y * block.z;
+    const char *why = nullptr;
+    if (threads == 0 || threads > 1024 || block.z > 64) why = "block size";
+    else if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 || grid.z > 65535)
+        why = "grid size";
+    else if (smem > 48 * 1024) {
+        auto it = g_smem_optin.find(kernel);
+        if (it == g_smem_optin.end() || (size_t)it->second < smem)
+            why = "dynamic shared memory over 48 KB without the opt-in attribute";
+    }
+    if (!why) return false;
+    fprintf(stderr, "hsd_emu: launch refused: %s (grid %u,%u,%u block %u,%u,%u smem %zu)\n", why,
+            grid.x, grid.y, grid.z, block.x, block.y, block.z, smem);
+    g_last_error = threads > 1024 || grid.y > 65535 ? cudaErrorInvalidConfiguration
+                                                    : cudaErrorInvalidValue;
+    return true;
+}
+
 template <typename F>
-void launch(dim3 grid, dim3 block, size_t smem, F body) {
+void launch(const void *kernel, dim3 grid, dim3 block, size_t smem, F body) {
     constexpr size_t kStack = 128 * 1024;
+    if (launch_refused(kernel, grid, block, smem) || g_dry) return;
     g_grid = grid;
     g_block = block;
     g_body = &body;
@@ -325,6 +393,8 @@ void launch(dim3 grid, dim3 block, size_t smem, F body) {
                     f.lane = t % 32;
                     f.warp = &ctx.warps[(size_t)t / 32];
                     f.done = false;
+                    f.open_group.clear();
+                    f.groups.clear();
                     fiber_init(f);
                     order[(size_t)t] = t;
                 }
@@ -361,8 +431,11 @@ inline unsigned char *dynamic_smem() {
 }
 
 // ---- runtime API stand-ins -------------------------------------------------------
+// 0xFF bytes: fp16 0xFFFF and fp32 0xFFFFFFFF are NaNs (see the header).
 inline cudaError_t malloc_(void **p, size_t bytes) {
-    *p = aligned_alloc(256, (bytes + 255) & ~(size_t)255);
+    const size_t rounded = (bytes + 255) & ~(size_t)255;
+    *p = aligned_alloc(256, rounded ? rounded : 256);
+    if (*p) memset(*p, 0xFF, rounded);
     return *p ? cudaSuccess : cudaErrorMemoryAllocation;
 }
 inline cudaError_t device_properties(cudaDeviceProp *p, int dev) {
@@ -398,16 +471,33 @@ inline cudaError_t device_attribute(int *v, cudaDeviceAttr a, int dev) {
 #define __shfl_sync(mask, v, src) hsd_emu::shfl((v), (src))
 
 // The common.cuh primitives.
-#define HSD_LAUNCH(kernel, grid, block, smem, stream, ...) \
-    hsd_emu::launch(dim3(grid), dim3(block), (size_t)(smem), [&] { kernel(__VA_ARGS__); })
+#define HSD_LAUNCH(kernel, grid, block, smem, stream, ...)                                 \
+    hsd_emu::launch(reinterpret_cast<const void *>(kernel), dim3(grid), dim3(block),        \
+                    (size_t)(smem), [&] { kernel(__VA_ARGS__); })
 #define HSD_DYNAMIC_SMEM(name) unsigned char *name = hsd_emu::dynamic_smem()
+// cp.async: the source is read now, the destination written at the wait
+// that retires the group (see the header).
 inline void hsd_cp_async16(void *smem, const void *src, bool pred) {
-    if (pred) memcpy(smem, src, 16);
-    else memset(smem, 0, 16);
+    hsd_emu::async_copy c;
+    c.dst = smem;
+    if (pred) memcpy(c.bytes, src, 16);
+    else memset(c.bytes, 0, 16);
+    hsd_emu::g_cur->open_group.push_back(c);
 }
-inline void hsd_cp_async_commit() {}
+inline void hsd_cp_async_commit() {
+    hsd_emu::fiber *f = hsd_emu::g_cur;
+    f->groups.push_back(std::move(f->open_group));
+    f->open_group.clear();
+}
+// cp.async.wait_group N: every group but the newest N has landed.
 template <int N>
-inline void hsd_cp_async_wait() {}
+inline void hsd_cp_async_wait() {
+    hsd_emu::fiber *f = hsd_emu::g_cur;
+    while (f->groups.size() > (size_t)N) {
+        for (const hsd_emu::async_copy &c : f->groups.front()) memcpy(c.dst, c.bytes, 16);
+        f->groups.pop_front();
+    }
+}
 inline void hsd_ldmatrix_x4(uint32_t (&r)[4], const void *smem) { hsd_emu::ldmatrix_x4(r, smem, false); }
 inline void hsd_ldmatrix_x4_trans(uint32_t (&r)[4], const void *smem) {
     hsd_emu::ldmatrix_x4(r, smem, true);
@@ -440,9 +530,11 @@ inline cudaError_t set_int(int *p, int v) {
     return cudaSuccess;
 }
 }  // namespace hsd_emu
-#define cudaGetLastError() hsd_emu::ok()
+#define cudaGetLastError() hsd_emu::get_last_error()
 #define cudaGetErrorString(e) ((e) == cudaSuccess ? "no error" : "emulated runtime error")
-#define cudaFuncSetAttribute(...) hsd_emu::ok()
+#define cudaFuncSetAttribute(kernel, attr, v) \
+    hsd_emu::func_set_attribute(reinterpret_cast<const void *>(kernel), (attr), (v))
+#define cudaThreadExchangeStreamCaptureMode(mode) ((void)(mode), hsd_emu::ok())
 #define cudaMallocAsync(pp, bytes, stream) hsd_emu::malloc_((void **)(pp), (bytes))
 #define cudaFreeAsync(p, stream) hsd_emu::free_(p)
 #define cudaMalloc(pp, bytes) hsd_emu::malloc_((void **)(pp), (bytes))
@@ -451,6 +543,8 @@ inline cudaError_t set_int(int *p, int v) {
 #define cudaMemset(dst, v, bytes) hsd_emu::memset_((dst), (v), (bytes))
 #define cudaDeviceSynchronize() hsd_emu::ok()
 #define cudaGetDeviceCount(n) hsd_emu::set_int((n), 1)
+#define cudaDriverGetVersion(v) hsd_emu::set_int((v), CUDART_VERSION)
+#define cudaRuntimeGetVersion(v) hsd_emu::set_int((v), CUDART_VERSION)
 #define cudaGetDevice(d) hsd_emu::set_int((d), 0)
 #define cudaGetDeviceProperties(p, d) hsd_emu::device_properties((p), (d))
 #define cudaDeviceGetAttribute(v, a, d) hsd_emu::device_attribute((v), (a), (d))

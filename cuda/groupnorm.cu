@@ -25,8 +25,12 @@
 //       memory, then streams its pixel range: load 8 halves, y = x a + b,
 //       SiLU, store 8 halves. Traffic: 2 reads + 1 write of the tensor
 //       (the second read mostly from L2: SD maps are 0.3-16 MB). Partials
-//       live in a stream-ordered allocation (cudaMallocAsync, pooled, so
-//       no device malloc per call in steady state; capturable in graphs).
+//       live in one workspace per device, allocated on the first call and
+//       kept for the process (3 MB: n * splits * groups <= 2^18 partials;
+//       splits shrink to fit, so only n * groups > 2^18 is refused). A
+//       cudaMallocAsync/cudaFreeAsync pair per call, as before, went
+//       through a pool whose release threshold is 0: every call could
+//       return the memory to the OS and map it again.
 //       Needs c % 8 == 0, c <= 4096, 16-byte aligned in/out, groups of
 //       fewer than 2^24 values; otherwise HSD_ERR_UNSUPPORTED (the
 //       registry then runs v1).
@@ -42,6 +46,8 @@
 // measured device-to-device copy bandwidth).
 #include <math.h>
 #include <stdint.h>
+
+#include <mutex>
 
 #include "common.cuh"
 #include "groupnorm.cuh"
@@ -125,6 +131,34 @@ constexpr int kV2MaxC = 4096;         // per-channel coefficients in shared memo
 constexpr int kV2TargetThreads = 512;  // stats block: nvec * rpb, rounded up to warps
 constexpr int kV2ApplyThreads = 256;
 constexpr int kV2MaxSplits = 64;
+constexpr long kV2MaxPartials = 1L << 18;  // (sample, split, group) partials per call
+constexpr int kV2MaxDevices = 64;
+
+// The partials workspace of each device (see the header): allocated once,
+// under relaxed stream-capture mode so that a first call inside a graph
+// capture may allocate too; never freed (process lifetime).
+std::mutex g_part_mutex;
+float *g_part[kV2MaxDevices];
+
+enum hsd_status v2_workspace(float **out) {
+    int dev = 0;
+    HSD_CUDA_TRY(cudaGetDevice(&dev));
+    if (dev < 0 || dev >= kV2MaxDevices)
+        return hsd_fail(HSD_ERR_UNSUPPORTED, "group_norm: device %d past %d", dev, kV2MaxDevices);
+    std::lock_guard<std::mutex> lock(g_part_mutex);
+    if (!g_part[dev]) {
+        cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+        HSD_CUDA_TRY(cudaThreadExchangeStreamCaptureMode(&mode));
+        void *p = nullptr;
+        cudaError_t e = cudaMalloc(&p, (size_t)kV2MaxPartials * 3 * sizeof(float));
+        cudaThreadExchangeStreamCaptureMode(&mode);
+        if (e != cudaSuccess)
+            return hsd_fail(HSD_ERR_NOMEM, "group_norm workspace: %s", cudaGetErrorString(e));
+        g_part[dev] = (float *)p;
+    }
+    *out = g_part[dev];
+    return HSD_OK;
+}
 
 struct v2_args {
     int nvec;          // c / 8 vector columns
@@ -289,8 +323,14 @@ extern "C" enum hsd_status hsd_group_norm_v2_welford(const struct hsd_group_norm
     // At least 8 pixels per thread in the stats pass (its partial merge is
     // the fixed cost), at most kV2MaxSplits blocks per sample.
     a.splits = p->hw / (a.rpb * 8);
-    if (a.splits < 1) a.splits = 1;
     if (a.splits > kV2MaxSplits) a.splits = kV2MaxSplits;
+    const long per_split = (long)p->n * p->groups;  // partials of one split
+    if (per_split > kV2MaxPartials) {
+        return hsd_fail(HSD_ERR_UNSUPPORTED, "%s: n*groups=%ld over the workspace's %ld", name,
+                        per_split, kV2MaxPartials);
+    }
+    if ((long)a.splits * per_split > kV2MaxPartials) a.splits = (int)(kV2MaxPartials / per_split);
+    if (a.splits < 1) a.splits = 1;
     a.pix_per_split = (p->hw + a.splits - 1) / a.splits;
     a.splits = (p->hw + a.pix_per_split - 1) / a.pix_per_split;  // no empty split
     // Apply: ~8 vectors per thread.
@@ -307,22 +347,13 @@ extern "C" enum hsd_status hsd_group_norm_v2_welford(const struct hsd_group_norm
         return hsd_fail(HSD_ERR_UNSUPPORTED, "%s: c=%d needs %d threads / %zu B shared memory",
                         name, p->c, stats_threads, stats_smem);
     }
-    const size_t part_bytes = (size_t)p->n * a.splits * p->groups * 3 * sizeof(float);
-    HSD_CUDA_TRY(cudaMallocAsync((void **)&a.part, part_bytes, stream));
+    st = v2_workspace(&a.part);
+    if (st != HSD_OK) return st;
     HSD_LAUNCH(hsd_group_norm_v2_stats_kernel, dim3((unsigned)a.splits, (unsigned)p->n),
                stats_threads, stats_smem, stream, *p, a);
-    cudaError_t e1 = cudaGetLastError();
-    if (e1 == cudaSuccess) {
-        HSD_LAUNCH(hsd_group_norm_v2_apply_kernel, dim3((unsigned)a.apply_splits, (unsigned)p->n),
-                   kV2ApplyThreads, 0, stream, *p, a);
-        e1 = cudaGetLastError();
-    }
-    cudaError_t e2 = cudaFreeAsync(a.part, stream);
-    if (e1 != cudaSuccess) {
-        return hsd_fail(HSD_ERR_DEVICE, "%s: launch failed: %s", name, cudaGetErrorString(e1));
-    }
-    if (e2 != cudaSuccess) {
-        return hsd_fail(HSD_ERR_DEVICE, "%s: cudaFreeAsync: %s", name, cudaGetErrorString(e2));
-    }
+    HSD_CUDA_CHECK_LAUNCH(name);
+    HSD_LAUNCH(hsd_group_norm_v2_apply_kernel, dim3((unsigned)a.apply_splits, (unsigned)p->n),
+               kV2ApplyThreads, 0, stream, *p, a);
+    HSD_CUDA_CHECK_LAUNCH(name);
     return HSD_OK;
 }

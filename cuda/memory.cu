@@ -82,6 +82,10 @@ extern "C" int hsd_cuda_arch(void) {
     return major * 10 + minor;
 }
 
+#ifdef HSD_CUDA_EMULATE
+extern "C" void hsd_cuda_emu_set_dry_run(int on) { hsd_emu::g_dry = on != 0; }
+#endif
+
 extern "C" int hsd_cuda_emulated(void) {
 #ifdef HSD_CUDA_EMULATE
     return 1;

@@ -28,6 +28,11 @@ enum hsd_status hsd_cuda_sync(void);
 int hsd_cuda_arch(void);
 // 1 in the host-emulation build of the kernels (cuda/emulate.cuh), else 0.
 int hsd_cuda_emulated(void);
+// Emulation build only (hsd_cuda_emu; not defined in hsd_cuda): on = 1 makes
+// every launch check its limits and run nothing, so launchers can be asked
+// about full-size shapes with buffers that do not exist (the shape query of
+// tests/unit/test_cuda_model_shapes.c).
+void hsd_cuda_emu_set_dry_run(int on);
 
 #ifdef __cplusplus
 }

@@ -42,6 +42,10 @@ const hsd_cuda_attention_entry k_attention[] = {
       "FlashAttention-2 on mma.sync m16n8k16, 64x64 tiles, cp.async double buffer, d padded "
       "to 32/48/64/80/96/128/160"},
      hsd_attn_fwd_v2_flash},
+    {{"hsd_attn_fwd_v3_wide", HSD_CUDA_FALLBACK, 80, kEmulated,
+      "16 rows per block on mma.sync, S and P through shared memory, warps split the head "
+      "columns; d padded to 256/384/512 (the SD VAE's single 512-wide head)"},
+     hsd_attn_fwd_v3_wide},
 };
 
 const hsd_cuda_conv2d_entry k_conv2d[] = {
@@ -141,14 +145,27 @@ const E *find_flag(const E (&table)[N], unsigned flag) {
     return nullptr;
 }
 
-// Production, or the reference where production does not take the shape.
+thread_local const char *t_last_version = "";
+
+// Production; where it does not take the shape, each FALLBACK row in table
+// order, then the reference.
 template <typename E, int N, typename Params>
 enum hsd_status run_production(const E (&table)[N], const Params *p, cudaStream_t stream) {
     const E *prod = find_flag(table, HSD_CUDA_PRODUCTION);
     const E *ref = find_flag(table, HSD_CUDA_REFERENCE);
     if (!prod || !ref) return hsd_fail(HSD_ERR_INTERNAL, "kernel registry: table without production/reference");
+    t_last_version = prod->info.name;
     enum hsd_status st = prod->launch(p, stream);
-    if (st == HSD_ERR_UNSUPPORTED && ref != prod) st = ref->launch(p, stream);
+    for (int i = 0; i < N && st == HSD_ERR_UNSUPPORTED; i++) {
+        if (!(table[i].info.flags & HSD_CUDA_FALLBACK) || &table[i] == prod || &table[i] == ref)
+            continue;
+        t_last_version = table[i].info.name;
+        st = table[i].launch(p, stream);
+    }
+    if (st == HSD_ERR_UNSUPPORTED && ref != prod) {
+        t_last_version = ref->info.name;
+        st = ref->launch(p, stream);
+    }
     return st;
 }
 
@@ -167,6 +184,8 @@ enum hsd_status run_production(const E (&table)[N], const Params *p, cudaStream_
     }
 HSD_CUDA_OPS(HSD_CUDA_DEFINE_OP)
 #undef HSD_CUDA_DEFINE_OP
+
+extern "C" const char *hsd_cuda_last_version(void) { return t_last_version; }
 
 extern "C" int hsd_cuda_kernel_runs_on(const struct hsd_cuda_kernel_info *info, int arch) {
     if (arch < info->min_arch) return 0;

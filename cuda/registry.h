@@ -10,15 +10,19 @@
 //   enum hsd_status hsd_cuda_X(const struct <params> *p, cudaStream_t s);
 // hsd_cuda_X() runs the production version; where that version answers
 // HSD_ERR_UNSUPPORTED for a shape (odd head dims past its padding, channel
-// counts that break its 16-byte loads, ...) it runs the table's reference
-// version, which takes every shape the CPU backend takes.
+// counts that break its 16-byte loads, ...) it tries the FALLBACK rows in
+// table order (fast versions for the shapes production leaves out: the VAE's
+// 512-wide attention head), then the table's reference version, which takes
+// every shape the CPU backend takes. hsd_cuda_last_version() names the row
+// that ran.
 //
 // Every launcher: device fp16 buffers (fp32 timesteps), fp32 statistics and
 // accumulation, validates the params like the CPU backend, launches on
 // `stream`, checks cudaGetLastError after each launch, never synchronizes.
 //
 // Tables (status of each version: see the header of its .cu file):
-//   attention           hsd_attn_fwd_v1_rowwarp (reference), hsd_attn_fwd_v2_flash (production)
+//   attention           hsd_attn_fwd_v1_rowwarp (reference), hsd_attn_fwd_v2_flash (production),
+//                       hsd_attn_fwd_v3_wide (fallback: d 161..512)
 //   conv2d              hsd_conv2d_v1_direct (reference), hsd_conv2d_v2_igemm (production)
 //   group_norm          hsd_group_norm_v1_twopass (reference), hsd_group_norm_v2_welford (production)
 //   layer_norm          hsd_layer_norm_v1_warp (reference, production)
@@ -48,6 +52,8 @@ enum hsd_cuda_kernel_flags {
     HSD_CUDA_REFERENCE = 1u << 1,     // simple, obviously correct, every shape: the fallback
     HSD_CUDA_EXPERIMENTAL = 1u << 2,  // not for production; benchmarked and tested only
     HSD_CUDA_NEEDS_SM90A = 1u << 3,   // wgmma/setmaxnreg code: runs on sm_90 devices only
+    HSD_CUDA_FALLBACK = 1u << 4,      // tried (in table order) where production answers
+                                      // unsupported, before the reference
 };
 
 struct hsd_cuda_kernel_info {
@@ -91,6 +97,11 @@ struct hsd_cuda_kernel_info {
     enum hsd_status hsd_cuda_##op(const struct params *p, cudaStream_t stream);
 HSD_CUDA_OPS(HSD_CUDA_DECLARE_OP)
 #undef HSD_CUDA_DECLARE_OP
+
+// The name of the version the calling thread's last hsd_cuda_X() call ran
+// (production, a fallback or the reference), or "" before any call. For
+// tests and the shape query (tests/unit/test_cuda_model_shapes.c).
+const char *hsd_cuda_last_version(void);
 
 // Whether a version can run on the current device (compute capability
 // `arch` = major*10 + minor): min_arch, and sm_90 exactly for sm_90a code.

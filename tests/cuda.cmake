@@ -1,6 +1,7 @@
 # CUDA kernel tests (cuda/): every registry version against the CPU backend
 # on SD shapes and odd ones. Label gpu: without a GPU each prints
-# "no GPU: skipped" and exits 77, which ctest reports as skipped.
+# "no GPU: skipped" (or names the missing or too old driver) and exits 77,
+# which ctest reports as skipped.
 #
 # Label unit (run everywhere nvcc is, no GPU needed):
 # - test_cuda_*_emulated: the same test programs linked against
@@ -11,6 +12,8 @@
 #   the rest: kernel logic checked on every CI run, hardware not.
 # - test_models_cuda_emulated: every model on those kernels (an emulated
 #   CUDA backend, tests/unit/emu_backend.h) against the CPU backend.
+# - test_cuda_model_shapes_emulated / test_cuda_real_widths_emulated: the
+#   real models' op shapes against the registry and the kernels (below).
 # - test_cuda_registry: the registry's table invariants.
 # - test_cuda_no_spills: the spill gate over the built hsd_cuda
 #   (scripts/check-cuda-spills.sh).
@@ -20,6 +23,10 @@ if(HSD_HAVE_CUDA)
                  SOURCES unit/test_cuda_${t}.c unit/test_cuda_common.c LIBS hsd_cuda)
   endforeach()
   target_sources(test_cuda_step PRIVATE unit/step_cases.c)
+  # The SD VAE's one 512-wide attention head (t = 4096 and 16384; the CPU
+  # reference of t = 16384 is the slow part: ~1 min on 16 cores).
+  hsd_add_test(test_cuda_attention_vae LABELS gpu TIMEOUT 900 ARGS --vae
+               SOURCES unit/test_cuda_attention.c unit/test_cuda_common.c LIBS hsd_cuda)
   hsd_add_test(test_cuda_registry LABELS unit TIMEOUT 30
                SOURCES unit/test_cuda_registry.c LIBS hsd_cuda)
   add_test(NAME test_cuda_no_spills
@@ -27,6 +34,27 @@ if(HSD_HAVE_CUDA)
   set_tests_properties(test_cuda_no_spills PROPERTIES LABELS unit TIMEOUT 600
                        SKIP_RETURN_CODE 77)
 
+endif()
+
+# The emulation switches fibers with x86-64 code (cuda/emulate.cuh), so it
+# is built only there; an aarch64 machine with nvcc (Jetson, GH200) builds
+# the CUDA backend and its GPU tests without it.
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
+  set(HSD_CUDA_EMULATION_DEFAULT ON)
+else()
+  set(HSD_CUDA_EMULATION_DEFAULT OFF)
+endif()
+option(HSD_CUDA_EMULATION "build the CUDA kernels' host emulation and its tests (x86-64 only)"
+       ${HSD_CUDA_EMULATION_DEFAULT})
+if(HSD_CUDA_EMULATION AND NOT HSD_CUDA_EMULATION_DEFAULT)
+  message(FATAL_ERROR "HSD_CUDA_EMULATION needs an x86-64 host (cuda/emulate.cuh), "
+                      "not ${CMAKE_SYSTEM_PROCESSOR}")
+endif()
+if(HSD_HAVE_CUDA AND NOT HSD_CUDA_EMULATION)
+  message(STATUS "hsd: CUDA kernel emulation not built (${CMAKE_SYSTEM_PROCESSOR}; x86-64 only)")
+endif()
+
+if(HSD_HAVE_CUDA AND HSD_CUDA_EMULATION)
   # hsd_cuda_emu: every cuda/*.cu (but sm_90a-only files) as host C++.
   enable_language(CXX)
   find_package(Threads REQUIRED)
@@ -60,6 +88,8 @@ if(HSD_HAVE_CUDA)
                  SOURCES unit/test_cuda_${t}.c unit/test_cuda_common.c LIBS hsd_cuda_emu)
   endforeach()
   target_sources(test_cuda_step_emulated PRIVATE unit/step_cases.c)
+  hsd_add_test(test_cuda_attention_vae_emulated LABELS unit TIMEOUT 300 ARGS --vae
+               SOURCES unit/test_cuda_attention.c unit/test_cuda_common.c LIBS hsd_cuda_emu)
   # The whole models on the emulated kernels (tests/unit/emu_backend.h, a
   # test double of the CUDA backend's numerics) against the CPU backend.
   # About 31 s Release, 175 s Debug + ASan/UBSan (the emulated kernels at
@@ -75,4 +105,17 @@ if(HSD_HAVE_CUDA)
   hsd_add_test(test_denoise_buckets_emulated LABELS unit TIMEOUT 300
                SOURCES unit/test_denoise_buckets.c unit/emu_backend.c LIBS hsd_cuda_emu)
   target_compile_definitions(test_denoise_buckets_emulated PRIVATE HSD_TEST_EMU=1)
+  # The real models' op shapes (tests/unit/test_cuda_model_shapes.c): every
+  # model preset at full size on a shape-recording backend, each shape asked
+  # of the registry in the emulation's dry-run mode (none may be refused),
+  # then the shape classes at real widths on tiny sizes against the CPU:
+  # in CI one class per op plus those off the production version (2.5 s
+  # Release); every class (104) under label slow (347 s Release on 2 busy
+  # cores, the 1280-wide convs most of it).
+  hsd_add_test(test_cuda_model_shapes_emulated LABELS unit TIMEOUT 300 ARGS --ci
+               SOURCES unit/test_cuda_model_shapes.c unit/shape_backend.c unit/emu_backend.c
+               LIBS hsd_cuda_emu)
+  hsd_add_test(test_cuda_real_widths_emulated LABELS slow TIMEOUT 3600
+               SOURCES unit/test_cuda_model_shapes.c unit/shape_backend.c unit/emu_backend.c
+               LIBS hsd_cuda_emu)
 endif()

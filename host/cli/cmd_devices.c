@@ -13,10 +13,11 @@ int hsd_cmd_devices(int argc, char **argv) {
         return 2;
     }
 #ifdef HSD_HAVE_CUDA
-    int n = 0;
-    if (hsd_cuda_device_count(&n)) return hsd_cli_fail("devices");
+    struct hsd_cuda_probe probe;
+    if (hsd_cuda_probe(&probe)) return hsd_cli_fail("devices");
+    const int n = probe.count;
     if (n == 0) {
-        printf("no GPU: the CUDA runtime found no usable device (CPU backend only)\n");
+        printf("%s (CPU backend only)\n", probe.why);
         return 0;
     }
     for (int i = 0; i < n; i++) {

@@ -60,9 +60,13 @@ static enum hsd_status find_files(const char *path, char *cfg, size_t cfg_cap, c
                     dir);
 }
 
-static enum hsd_status parse_config(struct hsd_vae *v, const char *cfg_path) {
+// config.json from a file (len == 0: `src` is its path) or from memory,
+// in Python's JSON dialect like every config (io/config_json.h).
+static enum hsd_status parse_config(struct hsd_vae *v, const char *src, size_t len,
+                                    const char *cfg_path) {
     json_t *root;
-    enum hsd_status s = hsd_cfg_load_file(cfg_path, &root);
+    enum hsd_status s = len ? hsd_cfg_parse(src, len, cfg_path, &root)
+                            : hsd_cfg_load_file(src, &root);
     if (s) return s;
     json_t *cls = json_object_get(root, "_class_name");
     if (!json_is_string(cls)) {
@@ -83,30 +87,59 @@ static enum hsd_status parse_config(struct hsd_vae *v, const char *cfg_path) {
     return s;
 }
 
+// The network of v's config with the weights of `w` (NULL: random, as the
+// U-Net presets), uploaded to v->be.
+static enum hsd_status build(struct hsd_vae *v, const struct hsd_weights *w) {
+    struct hsd_loader ld;
+    enum hsd_status s = hsd_loader_init(&ld, w, v->be, &v->bufs);
+    if (!s) s = v->kind == HSD_VAE_KL ? hsd_vae_kl_build(v, &ld) : hsd_vae_tiny_build(v, &ld);
+    // Every tensor of the file must be one the config explains.
+    if (!s)
+        s = hsd_loader_check_all_used(&ld, v->kind == HSD_VAE_KL
+                                               ? "the AutoencoderKL the config describes"
+                                               : "the AutoencoderTiny the config describes");
+    hsd_loader_release(&ld);
+    return s;
+}
+
+static struct hsd_vae *vae_new(struct hsd_backend *be) {
+    struct hsd_vae *v = calloc(1, sizeof *v);
+    if (!v) return NULL;
+    v->be = be;
+    v->dec_out_mul = v->enc_in_mul = 1.0f;
+    return v;
+}
+
 enum hsd_status hsd_vae_load(struct hsd_vae **out, const char *path, struct hsd_backend *be) {
     *out = NULL;
     if (!be) return hsd_fail(HSD_ERR_INVALID_ARG, "vae: a backend is required");
-    struct hsd_vae *v = calloc(1, sizeof *v);
+    struct hsd_vae *v = vae_new(be);
     if (!v) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
-    v->be = be;
-    v->dec_out_mul = v->enc_in_mul = 1.0f;
     char cfg[4200];
     struct hsd_weights *w = NULL;
     enum hsd_status s = find_files(path, cfg, sizeof cfg, v->path, sizeof v->path);
-    if (!s) s = parse_config(v, cfg);
+    if (!s) s = parse_config(v, cfg, 0, cfg);
     if (!s) s = hsd_weights_open_diffusers(&w, v->path);
-    if (!s) {
-        struct hsd_loader ld;
-        s = hsd_loader_init(&ld, w, be, &v->bufs);
-        if (!s) s = v->kind == HSD_VAE_KL ? hsd_vae_kl_build(v, &ld) : hsd_vae_tiny_build(v, &ld);
-        // Every tensor of the file must be one the config explains.
-        if (!s)
-            s = hsd_loader_check_all_used(&ld, v->kind == HSD_VAE_KL
-                                                   ? "the AutoencoderKL the config describes"
-                                                   : "the AutoencoderTiny the config describes");
-        hsd_loader_release(&ld);
-    }
+    if (!s) s = build(v, w);
     hsd_weights_close(w);
+    if (s) {
+        hsd_vae_free(v);
+        return s;
+    }
+    *out = v;
+    return HSD_OK;
+}
+
+enum hsd_status hsd_vae_create(struct hsd_vae **out, const char *config_json, size_t len,
+                               const char *label, struct hsd_backend *be) {
+    *out = NULL;
+    if (!be || !config_json || !len || !label)
+        return hsd_fail(HSD_ERR_INVALID_ARG, "vae create: NULL or empty argument");
+    struct hsd_vae *v = vae_new(be);
+    if (!v) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
+    snprintf(v->path, sizeof v->path, "%s (random weights)", label);
+    enum hsd_status s = parse_config(v, config_json, len, label);
+    if (!s) s = build(v, NULL);
     if (s) {
         hsd_vae_free(v);
         return s;

@@ -15,6 +15,11 @@ struct hsd_vae;
 // `path`: a pipeline root (reads vae/), or a vae folder (config.json +
 // diffusion_pytorch_model.safetensors). Strict like the U-Net loader.
 enum hsd_status hsd_vae_load(struct hsd_vae **out, const char *path, struct hsd_backend *be);
+// A VAE from config.json text (need not be NUL-terminated; `label` names it
+// in messages) with random weights, as the U-Net presets have: for shape
+// queries and benchmarks without files.
+enum hsd_status hsd_vae_create(struct hsd_vae **out, const char *config_json, size_t len,
+                               const char *label, struct hsd_backend *be);
 void hsd_vae_free(struct hsd_vae *v);
 enum hsd_vae_kind hsd_vae_get_kind(const struct hsd_vae *v);
 int hsd_vae_latent_channels(const struct hsd_vae *v);

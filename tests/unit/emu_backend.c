@@ -60,9 +60,12 @@ static void *emu_alloc(struct hsd_backend *be, size_t bytes) {
     (void)be;
     // cudaMalloc's alignment (256 B), so the kernels' 16-byte paths and
     // their alignment checks see what they see on the device.
+    // Filled with 0xFF bytes (fp16 NaN), as cuda/emulate.cuh's cudaMalloc:
+    // an op that reads memory no op wrote yields NaN, not a lucky zero.
     size_t rounded = ((bytes ? bytes : 1) + 255) & ~(size_t)255;
     void *p = aligned_alloc(256, rounded);
     if (!p) hsd_fail(HSD_ERR_NOMEM, "cuda-emulated: cannot allocate %zu bytes", bytes);
+    else memset(p, 0xFF, rounded);
     return p;
 }
 

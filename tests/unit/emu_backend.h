@@ -4,7 +4,8 @@
 // be checked in CI without a GPU with every op going through the CUDA
 // kernels the real backend runs.
 //
-// - Memory: host memory (256-byte aligned malloc) holding fp16 values
+// - Memory: host memory (256-byte aligned malloc, filled with fp16 NaN so
+//   a read of memory no op wrote shows) holding fp16 values
 //   (act_size 2), as on the device. upload rounds fp32 -> fp16 to nearest
 //   even (core/dtype.h, as cu_upload does), upload_f32 copies raw (the
 //   timesteps, the step ops' latents and history), download converts
@@ -59,7 +60,7 @@ enum hsd_emu_op {
 };
 const char *hsd_backend_emu_op_name(enum hsd_emu_op op);
 // Calls of `op` since creation, and how many of them the registry ran on
-// its reference version because the production one answered
+// a fallback or its reference version because the production one answered
 // HSD_ERR_UNSUPPORTED for the shape (seen as the message that answer left
 // behind on a call that then succeeded).
 long hsd_backend_emu_calls(const struct hsd_backend *be, enum hsd_emu_op op);

@@ -74,7 +74,9 @@ int main(void) {
         printf("a GPU is present: %s (the no-GPU messages are not checked here)\n", be->desc);
         hsd_backend_destroy(be);
     } else if (hsd_backend_built_with_cuda()) {
-        CHECKF(st == HSD_ERR_NO_DEVICE && strstr(hsd_last_error(), "no GPU"),
+        // hsd_cuda_probe's reason: no GPU, or which driver is missing / too old.
+        CHECKF(st == HSD_ERR_NO_DEVICE &&
+                   (strstr(hsd_last_error(), "no GPU") || strstr(hsd_last_error(), "driver")),
                "cuda without a GPU: %d %s", st, hsd_last_error());
         printf("cuda here: %s\n", hsd_last_error());
     } else {

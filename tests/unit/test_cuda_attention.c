@@ -4,6 +4,7 @@
 // t = 4096/1024/256/64 with d = 40/80/160, cross with 77 keys), a fused qkv
 // projection read in place (token stride 3*heads*d), CLIP's causal shape,
 // and odd ones (d = 59/72/128/200, ragged t, n = 1, t = 1, t = 16384).
+// With --vae: the SD VAE's 512-wide head instead (k_vae_cases below).
 // Skipped (77) without a GPU.
 //
 // Inputs q, k, v uniform in [-2, 2) (scores of std ~1.3 after the 1/sqrt(d)
@@ -69,6 +70,25 @@ static const struct att_case k_cases[] = {
     {"self", 1, 1, 160, 100, 100, 0},
     {"packed", 1, 2, 40, 200, 200, 0},
     {"self", 1, 2, 64, 16384, 16384, 0},
+};
+
+// --vae (test_cuda_attention_vae): the SD VAE's mid-block attention, one
+// head of width 512 over every latent pixel (diffusers AutoencoderKL
+// UNetMidBlock2D: heads = 1, dim_head = 512): t = 4096 at 512x512 and
+// t = 16384 at 1024x1024 (GPU only: 8.6e9 and 1.4e11 of emulation work),
+// then small ones on the same width that the emulation runs in CI (ragged
+// tiles, a padded 384/256-wide head, causal, strides).
+static const struct att_case k_vae_cases[] = {
+    {"self", 1, 1, 512, 4096, 4096, 0},
+    {"self", 1, 1, 512, 16384, 16384, 0},
+    {"self", 2, 1, 512, 1024, 1024, 0},
+    {"self", 1, 1, 512, 64, 64, 0},
+    {"self", 2, 1, 512, 100, 100, 0},
+    {"cross", 1, 2, 512, 70, 33, 8},
+    {"causal", 1, 1, 512, 45, 45, 0},
+    {"self", 1, 1, 384, 80, 80, 0},
+    {"packed", 1, 2, 200, 50, 50, 0},
+    {"self", 1, 1, 513, 20, 20, 0},  // past v3's 512: the reference takes it
 };
 
 static void case_name(char *buf, size_t len, const struct att_case *c) {
@@ -173,7 +193,15 @@ static void run_case(const struct att_case *c) {
 }
 
 int main(int argc, char **argv) {
-    if (!tc_init("test_cuda_attention", argc, argv)) return HSD_TEST_SKIP;
+    int vae = 0;
+    for (int i = 1; i < argc; i++) vae |= strcmp(argv[i], "--vae") == 0;
+    if (!tc_init(vae ? "test_cuda_attention_vae" : "test_cuda_attention", argc, argv))
+        return HSD_TEST_SKIP;
+    if (vae) {
+        for (size_t i = 0; i < sizeof k_vae_cases / sizeof k_vae_cases[0]; i++)
+            run_case(&k_vae_cases[i]);
+        return tc_finish();
+    }
     for (size_t i = 0; i < sizeof k_cases / sizeof k_cases[0]; i++) run_case(&k_cases[i]);
     if (!tc_gpu()) return tc_finish();
 

@@ -82,10 +82,12 @@ double tc_seconds(void) {
 int tc_init(const char *test_name, int argc, char **argv) {
     int reference_only = 0;
     for (int i = 1; i < argc; i++) reference_only |= strcmp(argv[i], "--reference-only") == 0;
-    int count = 0;
-    CHECK_OK(hsd_cuda_device_count(&count));
+    struct hsd_cuda_probe probe;
+    CHECK_OK(hsd_cuda_probe(&probe));
+    const int count = probe.count;
     if (count == 0 && !reference_only) {
-        printf("%s: no GPU: skipped\n", test_name);
+        // Says which: no GPU, no driver, or a driver too old for this build.
+        printf("%s: %s: skipped\n", test_name, probe.why);
         return 0;
     }
     g_gpu = count > 0;
@@ -308,6 +310,6 @@ int tc_skip_in_emulation(const char *op, const char *case_name, double work) {
 
 void tc_note_unsupported(const char *op, const char *version, const char *case_name) {
     g_unsupported++;
-    printf("%-11s %-32s %-28s unsupported (%s): the registry runs the reference here\n", op,
+    printf("%-11s %-32s %-28s unsupported (%s): the registry runs a fallback or the reference here\n", op,
            version, case_name, hsd_last_error());
 }

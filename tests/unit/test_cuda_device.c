@@ -1,5 +1,7 @@
-// The CUDA device query: no GPU (or no driver) is reported as zero devices,
-// and the test is skipped (77); with a GPU every device's facts are sane.
+// The CUDA device query: no GPU, no driver or a driver too old are reported
+// as zero devices with the reason (hsd_cuda_probe), and the test is skipped
+// (77) after checking the reason is consistent; with a GPU every device's
+// facts are sane.
 #include <stdio.h>
 
 #include "device.h"
@@ -7,10 +9,17 @@
 
 int main(void) {
     int n = -1;
+    struct hsd_cuda_probe probe;
     CHECK_OK(hsd_cuda_device_count(&n));
+    CHECK_OK(hsd_cuda_probe(&probe));
+    CHECK(probe.count == n && probe.runtime_version > 0);
+    CHECK((probe.state == HSD_CUDA_AVAILABLE) == (n > 0));
+    // No driver is told apart from an old one by the driver's version.
+    CHECK((probe.state == HSD_CUDA_NO_DRIVER) == (probe.driver_version == 0));
+    printf("probe: %s\n", probe.why);
     if (n == 0) {
-        printf("no GPU: skipped\n");
-        return HSD_TEST_SKIP;
+        printf("%s: skipped\n", probe.why);
+        return hsd_test_failures() ? hsd_test_finish() : HSD_TEST_SKIP;
     }
     for (int i = 0; i < n; i++) {
         struct hsd_cuda_device_info d;

@@ -36,12 +36,18 @@ static void check_info(const char *op, const struct hsd_cuda_kernel_info *info, 
                "%s: sm_90a-only %s cannot be production or reference (A100s run the table too)",
                op, info->name);
     }
+    CHECKF(!((info->flags & HSD_CUDA_FALLBACK) && (info->flags & HSD_CUDA_NEEDS_SM90A)),
+           "%s: sm_90a-only %s cannot be a fallback (A100s run it too)", op, info->name);
+    CHECKF(!((info->flags & HSD_CUDA_FALLBACK) &&
+             (info->flags & (HSD_CUDA_PRODUCTION | HSD_CUDA_REFERENCE))),
+           "%s: %s is a fallback and production/reference", op, info->name);
     for (int i = 0; i < g_rows; i++) CHECKF(strcmp(g_names[i], info->name) != 0, "duplicate %s", info->name);
     if (g_rows < 256) g_names[g_rows++] = info->name;
-    printf("%-20s %-34s %s%s%s%s sm_%d  %s\n", op, info->name,
+    printf("%-20s %-34s %s%s%s%s%s sm_%d  %s\n", op, info->name,
            info->flags & HSD_CUDA_PRODUCTION ? "production " : "",
            info->flags & HSD_CUDA_REFERENCE ? "reference " : "",
            info->flags & HSD_CUDA_EXPERIMENTAL ? "experimental " : "",
+           info->flags & HSD_CUDA_FALLBACK ? "fallback " : "",
            info->flags & HSD_CUDA_NEEDS_SM90A ? "sm90a " : "", info->min_arch, info->status);
 }
 

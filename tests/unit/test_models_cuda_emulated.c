@@ -89,7 +89,7 @@ int main(int argc, char **argv) {
     // (step_input, cfg_combine, sampler_step) are no model's: they are
     // test_cuda_step_emulated's and test_denoise_cuda_emulated's.
     printf("op calls on the emulated backend (fallbacks = production refused the shape, the "
-           "registry ran the reference version):\n");
+           "registry ran a fallback or the reference version):\n");
     for (int op = 0; op < HSD_EMU_OP_COUNT; op++) {
         long calls = hsd_backend_emu_calls(g_emu, op), fb = hsd_backend_emu_fallbacks(g_emu, op);
         printf("  %-20s %6ld calls, %ld fallbacks\n", hsd_backend_emu_op_name(op), calls, fb);

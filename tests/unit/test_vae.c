@@ -14,6 +14,7 @@
 // eps, missing residual, wrong pad side of the encoder's downsampler,
 // TAESD's input/output maps) gives 1e-2 or more.
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -354,11 +355,47 @@ static void test_failures(void) {
     hsd_vae_free(b);
 }
 
+// hsd_vae_create: the same config as text, random weights (the shape
+// queries of test_cuda_model_shapes build the SD VAE this way). The
+// config's facts come through, a decode runs and is finite; bad text
+// fails naming the label.
+static void test_create_from_config(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/vae/kl/vae/config.json", HSD_TEST_DATA);
+    FILE *f = fopen(path, "rb");
+    CHECKF(f != NULL, "cannot open %s", path);
+    if (!f) return;
+    char text[4096];
+    const size_t len = fread(text, 1, sizeof text, f);
+    fclose(f);
+    CHECK(len > 0 && len < sizeof text);
+    struct hsd_vae *v = NULL;
+    CHECK_OK(hsd_vae_create(&v, text, len, "kl config text", g_be));
+    if (v) {
+        CHECK(hsd_vae_get_kind(v) == HSD_VAE_KL && hsd_vae_latent_channels(v) == 4 &&
+              hsd_vae_scale(v) == 8 && hsd_vae_scaling_factor(v) == 0.18215f);
+        float lat[4 * 2 * 2], img[3 * 16 * 16];
+        hsd_test_fill_uniform(lat, 16, 7, 1.0f);
+        CHECK_OK(hsd_vae_decode(v, img, lat, 1, 2, 2));
+        size_t bad = 0;
+        for (size_t i = 0; i < sizeof img / sizeof *img; i++) bad += !isfinite(img[i]);
+        CHECKF(bad == 0, "random-weight decode: %zu non-finite values", bad);
+        hsd_vae_free(v);
+    }
+    v = NULL;
+    CHECK(hsd_vae_create(&v, "{\"_class_name\": ", 16, "broken text", g_be) == HSD_ERR_FORMAT &&
+          !v && strstr(hsd_last_error(), "broken text"));
+    static const char other[] = "{\"_class_name\": \"VQModel\"}";
+    CHECK(hsd_vae_create(&v, other, sizeof other - 1, "vq", g_be) == HSD_ERR_UNSUPPORTED && !v);
+    hsd_clear_error();
+}
+
 int main(void) {
     CHECK_OK(hsd_backend_cpu_create(&g_be, 0));
     if (!g_be) return hsd_test_finish();
     for (size_t i = 0; i < HSD_ARRAY_LEN(k_cases); i++) check_case(&k_cases[i], 0);
     check_case(&k_cases[3], 1);  // the vae folder itself, not the pipeline root
+    test_create_from_config();
 
     snprintf(g_tmp, sizeof g_tmp, "/tmp/hsd_test_vae_XXXXXX");
     if (mkdtemp(g_tmp)) {

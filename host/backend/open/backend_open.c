@@ -24,13 +24,12 @@ int hsd_backend_built_with_cuda(void) {
 enum hsd_status hsd_backend_spec_resolve(struct hsd_backend_spec *spec) {
     if (spec->kind == HSD_BACKEND_CPU) return HSD_OK;
 #ifdef HSD_HAVE_CUDA
-    int count = 0;
-    enum hsd_status s = hsd_cuda_device_count(&count);
+    struct hsd_cuda_probe probe;
+    enum hsd_status s = hsd_cuda_probe(&probe);
     if (s) return s;
+    const int count = probe.count;
     if (count == 0)
-        return hsd_fail(HSD_ERR_NO_DEVICE,
-                        "--backend cuda: the CUDA runtime finds no GPU on this machine (use "
-                        "--backend cpu)");
+        return hsd_fail(HSD_ERR_NO_DEVICE, "--backend cuda: %s (use --backend cpu)", probe.why);
     if (spec->all || spec->n_ids == 0) {
         spec->all = 0;
         spec->n_ids = count < HSD_MAX_DEVICES ? count : HSD_MAX_DEVICES;
