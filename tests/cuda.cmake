@@ -51,7 +51,7 @@ if(HSD_CUDA_EMULATION AND NOT HSD_CUDA_EMULATION_DEFAULT)
                       "not ${CMAKE_SYSTEM_PROCESSOR}")
 endif()
 if(HSD_HAVE_CUDA AND NOT HSD_CUDA_EMULATION)
-  message(STATUS "hsd: CUDA kernel emulation not built (${CMAKE_SYSTEM_PROCESSOR}; x86-64 only)")
+  message(STATUS "hsd: CUDA kernel emulation not built (HSD_CUDA_EMULATION=OFF; host ${CMAKE_SYSTEM_PROCESSOR}, it needs x86-64)")
 endif()
 
 if(HSD_HAVE_CUDA AND HSD_CUDA_EMULATION)
