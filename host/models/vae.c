@@ -83,7 +83,24 @@ static enum hsd_status parse_config(struct hsd_vae *v, const char *cfg_path) {
     return s;
 }
 
-enum hsd_status hsd_vae_load(struct hsd_vae **out, const char *path, struct hsd_backend *be) {
+// Weights -> buffers for the kind and config already in v.
+static enum hsd_status build(struct hsd_vae *v, const struct hsd_weights *w) {
+    struct hsd_loader ld;
+    enum hsd_status s = hsd_loader_init(&ld, w, v->be, &v->bufs);
+    if (!s) s = v->kind == HSD_VAE_KL ? hsd_vae_kl_build(v, &ld) : hsd_vae_tiny_build(v, &ld);
+    // Every tensor of the file must be one the config explains.
+    if (!s)
+        s = hsd_loader_check_all_used(&ld, v->kind == HSD_VAE_KL
+                                               ? "the AutoencoderKL the config describes"
+                                               : "the AutoencoderTiny the config describes");
+    hsd_loader_release(&ld);
+    return s;
+}
+
+// A diffusers vae folder (config.json + weights) or, with ldm set, the
+// first_stage_model.* of a single file with its config inferred.
+static enum hsd_status load(struct hsd_vae **out, const char *path, struct hsd_backend *be,
+                            int ldm) {
     *out = NULL;
     if (!be) return hsd_fail(HSD_ERR_INVALID_ARG, "vae: a backend is required");
     struct hsd_vae *v = calloc(1, sizeof *v);
@@ -92,20 +109,18 @@ enum hsd_status hsd_vae_load(struct hsd_vae **out, const char *path, struct hsd_
     v->dec_out_mul = v->enc_in_mul = 1.0f;
     char cfg[4200];
     struct hsd_weights *w = NULL;
-    enum hsd_status s = find_files(path, cfg, sizeof cfg, v->path, sizeof v->path);
-    if (!s) s = parse_config(v, cfg);
-    if (!s) s = hsd_weights_open_diffusers(&w, v->path);
-    if (!s) {
-        struct hsd_loader ld;
-        s = hsd_loader_init(&ld, w, be, &v->bufs);
-        if (!s) s = v->kind == HSD_VAE_KL ? hsd_vae_kl_build(v, &ld) : hsd_vae_tiny_build(v, &ld);
-        // Every tensor of the file must be one the config explains.
-        if (!s)
-            s = hsd_loader_check_all_used(&ld, v->kind == HSD_VAE_KL
-                                                   ? "the AutoencoderKL the config describes"
-                                                   : "the AutoencoderTiny the config describes");
-        hsd_loader_release(&ld);
+    enum hsd_status s;
+    if (!ldm) {
+        s = find_files(path, cfg, sizeof cfg, v->path, sizeof v->path);
+        if (!s) s = parse_config(v, cfg);
+        if (!s) s = hsd_weights_open_diffusers(&w, v->path);
+    } else {
+        s = hsd_path_too_long(snprintf(v->path, sizeof v->path, "%s", path), sizeof v->path)
+                ? hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", path)
+                : hsd_weights_open_ldm(&w, path, HSD_LDM_VAE);
+        if (!s) s = hsd_vae_kl_config_infer(v, w);
     }
+    if (!s) s = build(v, w);
     hsd_weights_close(w);
     if (s) {
         hsd_vae_free(v);
@@ -113,6 +128,14 @@ enum hsd_status hsd_vae_load(struct hsd_vae **out, const char *path, struct hsd_
     }
     *out = v;
     return HSD_OK;
+}
+
+enum hsd_status hsd_vae_load(struct hsd_vae **out, const char *path, struct hsd_backend *be) {
+    return load(out, path, be, 0);
+}
+
+enum hsd_status hsd_vae_load_ldm(struct hsd_vae **out, const char *path, struct hsd_backend *be) {
+    return load(out, path, be, 1);
 }
 
 void hsd_vae_free(struct hsd_vae *v) {
