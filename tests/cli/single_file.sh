@@ -15,16 +15,8 @@ set -u
 hsd=$1; pngcmp=$2; py=$3; oracle=$4
 "$py" -c "import diffusers, transformers, safetensors" 2>/dev/null || {
   echo "diffusers/transformers missing: skipped (scripts/setup.sh installs them)"; exit 77; }
-tmp=$(mktemp -d)
-srv_pid=
-cleanup() {
-  if [ -n "$srv_pid" ]; then kill "$srv_pid" 2>/dev/null; wait "$srv_pid" 2>/dev/null; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-pass=0; fail=0
-ok() { pass=$((pass+1)); echo "ok   $*"; }
-bad() { fail=$((fail+1)); echo "FAIL $*"; }
+# shellcheck source=harness.sh
+. "$(dirname "$0")/harness.sh"
 
 m=$tmp/m
 if ! OMP_NUM_THREADS=1 "$py" "$oracle/make_single_file.py" "$m" > "$tmp/oracle.log" 2>&1; then
