@@ -46,6 +46,23 @@ same "hybrid: file + single-file edge U-Net == folders" \
      "--model $m/folder --edge-model $m/edge --split 2 --steps 4"
 same "--vae DIR overrides the file's VAE" "--model $m/model.safetensors --vae $m/folder --steps 3" \
      "--model $m/folder --steps 3"
+# Each part alone (run-text, run-vae): the same output file, byte for byte.
+"$py" - "$tmp" <<'PY'
+import sys, torch
+from safetensors.torch import save_file
+g = torch.Generator().manual_seed(5)
+save_file({"input_ids": torch.randint(0, 49408, (2, 77), generator=g)}, sys.argv[1] + "/ids.safetensors")
+save_file({"latent": torch.randn(1, 4, 8, 8, generator=g)}, sys.argv[1] + "/lat.safetensors")
+PY
+for part in text vae; do
+  in=$tmp/ids.safetensors; [ $part = vae ] && in=$tmp/lat.safetensors
+  rm -f "$tmp/o1" "$tmp/o2"
+  "$hsd" run-$part --model "$m/model.safetensors" --in "$in" --out "$tmp/o1" --threads 2 2>&1
+  "$hsd" run-$part --model "$m/folder" --in "$in" --out "$tmp/o2" --threads 2 2>&1
+  if [ -s "$tmp/o1" ] && cmp -s "$tmp/o1" "$tmp/o2"; then ok "run-$part FILE == FOLDER (output bytes)"
+  else bad "run-$part FILE != FOLDER"; fi
+done
+
 # The checks above must be able to fail: another model gives other pixels.
 "$hsd" generate --model "$m/folder" --edge-model "$m/edge" --split 0 --steps 3 "${common[@]}" -o "$tmp/a.png" 2>/dev/null
 "$hsd" generate --model "$m/model.safetensors" --steps 3 "${common[@]}" -o "$tmp/b.png" 2>/dev/null
