@@ -47,6 +47,10 @@ enum hsd_status hsd_vae_kl_config_infer(struct hsd_vae *v, const struct hsd_weig
                         "%s: cannot infer the VAE config: encoder levels or decoder.conv_in "
                         "missing (the file's first_stage_model.* is not an AutoencoderKL)",
                         path);
+    // The bound vae_kl.c's config reader puts on layers_per_block.
+    if (k->layers_per_block > 64)
+        return hsd_fail(HSD_ERR_UNSUPPORTED, "%s: VAE with %d resnets per level (at most 64)",
+                        path, k->layers_per_block);
     k->latent = (int)ci->shape[1];
     k->use_quant_conv = hsd_weights_find(w, "quant_conv.weight") != NULL;
     k->use_post_quant_conv = hsd_weights_find(w, "post_quant_conv.weight") != NULL;
