@@ -7,3 +7,16 @@ add_test(NAME test_generate_cli COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/generate
          $<TARGET_FILE:hsd> ${HSD_TEST_DATA})
 set_tests_properties(test_generate_cli PROPERTIES LABELS integration TIMEOUT 120
                      ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
+# SD 1.x single-file checkpoints vs the diffusers folders they come from
+# (written at test time by tests/oracle/make_single_file.py, checked there
+# with diffusers' converters): generate, hybrid, serve + edge, inspect, errors.
+if(EXISTS ${CMAKE_SOURCE_DIR}/.venv/bin/python)
+  set(HSD_SF_PYTHON ${CMAKE_SOURCE_DIR}/.venv/bin/python)
+else()
+  find_program(HSD_SF_PYTHON NAMES python3 REQUIRED)
+endif()
+add_test(NAME test_single_file COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/single_file.sh
+         $<TARGET_FILE:hsd> $<TARGET_FILE:test_edge_pngcmp> ${HSD_SF_PYTHON}
+         ${CMAKE_CURRENT_SOURCE_DIR}/oracle)
+set_tests_properties(test_single_file PROPERTIES LABELS "oracle;integration" TIMEOUT 240
+                     SKIP_RETURN_CODE 77 ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")

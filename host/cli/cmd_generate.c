@@ -19,9 +19,10 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: hsd generate --model DIR -p PROMPT -o OUT.png [options]\n\n"
-            "  --model DIR          diffusers pipeline folder (tokenizer/, text_encoder/, unet/,\n"
-            "                       vae/, scheduler/) of the large model\n"
+            "usage: hsd generate --model M -p PROMPT -o OUT.png [options]\n\n"
+            "  --model M            the large model: a diffusers pipeline folder (tokenizer/,\n"
+            "                       text_encoder/, unet/, vae/, scheduler/) or an SD 1.x\n"
+            "                       single-file checkpoint (A1111/ComfyUI .safetensors)\n"
             "  -p, --prompt TEXT    the prompt (UTF-8)\n"
             "  -n, --negative-prompt TEXT   (default empty)\n"
             "  -o, --out FILE.png   output; with --batch-count > 1: FILE-1.png, FILE-2.png, ...\n"
@@ -32,7 +33,8 @@ static void usage(FILE *f) {
             "  --seed S             image i uses torch.Generator().manual_seed(S + i) (default 0)\n"
             "  --batch-count B      images, 1..64 (default 1)\n"
             "  --clip-skip K        use the text encoder's layer L-K (default 0 = last)\n"
-            "  --edge-model DIR     small U-Net (pipeline root or unet folder) for steps k..N-1\n"
+            "  --edge-model E       small U-Net for steps k..N-1: pipeline root, unet folder or\n"
+            "                       single-file checkpoint (model.diffusion_model.* is read)\n"
             "  --split K            U-Net calls 0..K-1 on the large U-Net, the rest on the edge\n"
             "                       one (required with --edge-model; calls = steps, PNDM: +1)\n"
             "  --vae full|tiny|DIR  decoder: the model's vae/ (default), a TAESD found as\n"

@@ -1,11 +1,50 @@
 // hsd inspect: config, detected variant, parameter count and dtype of a
-// U-Net, after checking every tensor against the config.
+// U-Net, after checking every tensor against the config; for a single-file
+// checkpoint also the parts found, the family and what hsd assumes for what
+// the weights cannot show (the SD 1.x pipeline of pipeline/pipeline.c).
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "cli/cli.h"
+#include "io/ldm_detect.h"
+#include "models/clip_text.h"
 #include "models/unet.h"
+#include "text/clip_tokenizer.h"
+
+// The parts of a single file and the assumptions `hsd generate --model FILE`
+// makes; 0 on success (the U-Net report follows).
+static int report_single_file(const char *path) {
+    struct hsd_ldm_info info;
+    if (hsd_ldm_detect(&info, path)) return hsd_cli_fail("inspect");
+    printf("family:     %s\n", hsd_ldm_family_name(info.family));
+    printf("parts:      U-Net %ld tensors (model.diffusion_model.), VAE %ld (first_stage_model.), "
+           "text encoder %ld, other %ld\n",
+           info.n_unet, info.n_vae, info.n_text, info.n_other);
+    if (hsd_ldm_require_sd1(&info, path, 1)) {
+        printf("pipeline:   not loadable as a whole pipeline: %s\n", hsd_last_error());
+        printf("            (its U-Net alone still loads: run-unet, or --edge-model beside a matching model)\n");
+        return 0;
+    }
+    struct hsd_weights *w;
+    struct hsd_clip_text_config tc;
+    if (hsd_weights_open_ldm(&w, path, HSD_LDM_CLIP)) return hsd_cli_fail("inspect");
+    enum hsd_status st = hsd_clip_text_config_infer(&tc, w);
+    hsd_weights_close(w);
+    if (st) return hsd_cli_fail("inspect");
+    printf("text:       CLIPTextModel from shapes: vocab %d, width %d, %d layers, mlp %d, %d "
+           "positions; assumed: %d heads (64 wide), quick_gelu (OpenAI CLIP ViT-L/14)\n",
+           tc.vocab_size, tc.hidden_size, tc.num_hidden_layers, tc.intermediate_size,
+           tc.max_position_embeddings, tc.num_attention_heads);
+    printf("vae:        AutoencoderKL from shapes; assumed: 32 norm groups, scaling factor "
+           "0.18215 (SD 1.x)\n");
+    char vocab[4096];
+    if (hsd_clip_default_vocab(vocab, sizeof vocab)) printf("tokenizer:  %s\n", hsd_last_error());
+    else printf("tokenizer:  shipped CLIP vocabulary %s, SD 1.5 settings (assumed)\n", vocab);
+    printf("scheduler:  SD 1.5's PNDMScheduler config, epsilon prediction (assumed: not "
+           "visible in the weights)\n");
+    return 0;
+}
 
 static void usage(FILE *f) {
     fprintf(f, "usage: hsd inspect [--config config.json] MODEL\n\n"
@@ -43,6 +82,11 @@ int hsd_cmd_inspect(int argc, char **argv) {
     printf("format:     %s\n", src.single_file ? "single-file CompVis/LDM checkpoint"
                                                 : "diffusers folder");
     printf("weights:    %s\n", src.weights_path);
+    if (src.single_file && report_single_file(path)) {
+        hsd_unet_free(u);
+        hsd_unet_source_close(&src);
+        return 1;
+    }
     printf("config:     %s\n", src.config_path[0] ? src.config_path
                                                    : "(inferred from tensor shapes)");
     printf("variant:    %s\n", s.variant);

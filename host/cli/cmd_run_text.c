@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "cli/cli_backend.h"
 #include "core/log.h"
+#include "io/file.h"
 #include "io/safetensors.h"
 #include "models/clip_text.h"
 
@@ -19,8 +20,9 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: hsd run-text --model DIR --in IN.safetensors --out OUT.safetensors\n"
             "                    [--clip-skip K] [--threads N] [--backend B] [-v]\n\n"
-            "  --model      diffusers pipeline folder (with text_encoder/) or a text_encoder\n"
-            "               folder (config.json + model.safetensors)\n"
+            "  --model      diffusers pipeline folder (with text_encoder/), a text_encoder\n"
+            "               folder (config.json + model.safetensors) or an SD 1.x single-file\n"
+            "               checkpoint (cond_stage_model.transformer.*)\n"
             "  --in         holds input_ids [n,L] I64 or I32 (L <= max_position_embeddings)\n"
             "  --out        written with last_hidden_state [n,L,C] F32 (atomically)\n"
             "  --clip-skip  as diffusers' clip_skip: the output of layer (layers - K), then\n"
@@ -122,7 +124,9 @@ int hsd_cmd_run_text(int argc, char **argv) {
     if (hsd_backend_open_one(backend, threads, &be)) goto fail;
     struct timespec t0, t1, t2;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (hsd_clip_text_load(&m, model, be)) goto fail;
+    if (hsd_is_file(model) ? hsd_clip_text_load_ldm(&m, model, be)
+                           : hsd_clip_text_load(&m, model, be))
+        goto fail;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     const struct hsd_clip_text_config *cfg = hsd_clip_text_get_config(m);
     out = malloc((size_t)n * L * cfg->hidden_size * sizeof *out);

@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 #include "cli/cli_backend.h"
 #include "core/log.h"
+#include "io/file.h"
 #include "io/safetensors.h"
 #include "models/vae.h"
 
@@ -20,8 +21,9 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: hsd run-vae --model DIR --in IN.safetensors --out OUT.safetensors\n"
             "                   [--encode] [--threads N] [--backend B] [-v]\n\n"
-            "  --model    diffusers pipeline folder (reads vae/) or the vae folder itself\n"
-            "             (AutoencoderKL or AutoencoderTiny)\n"
+            "  --model    diffusers pipeline folder (reads vae/), the vae folder itself\n"
+            "             (AutoencoderKL or AutoencoderTiny) or an SD single-file checkpoint\n"
+            "             (first_stage_model.*)\n"
             "  --in       decode: latent [n,C,h,w] F32 (NCHW, as vae.decode receives it:\n"
             "             already divided by the scaling factor)\n"
             "             --encode: image [n,3,H,W] F32 in [-1, 1], H and W multiples of 8\n"
@@ -104,7 +106,8 @@ int hsd_cmd_run_vae(int argc, char **argv) {
     if (hsd_backend_open_one(backend, threads, &be)) goto fail;
     struct timespec t0, t1, t2;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (hsd_vae_load(&v, model, be)) goto fail;
+    if (hsd_is_file(model) ? hsd_vae_load_ldm(&v, model, be) : hsd_vae_load(&v, model, be))
+        goto fail;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     int lc = hsd_vae_latent_channels(v), s = hsd_vae_scale(v);
     int64_t want_c = encode ? 3 : lc;

@@ -19,10 +19,11 @@ static void on_signal(int sig) {
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: hsd serve --model DIR --bind ENDPOINT [--bind ENDPOINT ...]\n"
+            "usage: hsd serve --model M --bind ENDPOINT [--bind ENDPOINT ...]\n"
             "                 (--keys FILE | --no-auth) [options]\n\n"
-            "  --model DIR            pipeline folder of the large model (tokenizer/,\n"
-            "                         text_encoder/, unet/, vae/, scheduler/)\n"
+            "  --model M              the large model: pipeline folder (tokenizer/,\n"
+            "                         text_encoder/, unet/, vae/, scheduler/) or an SD 1.x\n"
+            "                         single-file .safetensors checkpoint\n"
             "  --bind ENDPOINT        tcp://HOST:PORT or ipc:///PATH (repeatable)\n"
             "  --keys FILE            client keys: 'key_id hex_secret [rate_per_min=N] [burst=N]\n"
             "                         [max_bytes=N] [max_pixels=N] [max_steps=N]' per line\n"

@@ -19,10 +19,18 @@
 #include "core/status.h"
 
 #define HSD_LDM_UNET_PREFIX "model.diffusion_model."
+// The other parts of an SD 1.x single file (io/ldm_detect.h).
+#define HSD_LDM_VAE_PREFIX "first_stage_model."
+#define HSD_LDM_CLIP_PREFIX "cond_stage_model.transformer."
 
 // names[i] are LDM names without the prefix; on success out[i] are malloc'd
 // diffusers names (caller frees each). `label` names the file in messages.
 enum hsd_status hsd_ldm_unet_rename(char **out, const char *const *names, size_t n,
                                     const char *label);
+
+// VAE names (without HSD_LDM_VAE_PREFIX) -> diffusers AutoencoderKL names
+// (io/ldm_vae_names.c); same contract as hsd_ldm_unet_rename.
+enum hsd_status hsd_ldm_vae_rename(char **out, const char *const *names, size_t n,
+                                   const char *label);
 
 #endif

@@ -61,7 +61,36 @@ enum hsd_status hsd_weights_open_diffusers(struct hsd_weights **out, const char 
     return HSD_OK;
 }
 
-enum hsd_status hsd_weights_open_ldm_unet(struct hsd_weights **out, const char *path) {
+// Identity rename for the text encoder: an SD 1.x file keeps transformers'
+// CLIPTextModel names below its prefix (diffusers single_file_utils
+// convert_ldm_clip_checkpoint only strips the prefix).
+static enum hsd_status copy_names(char **out, const char *const *names, size_t n,
+                                  const char *label) {
+    for (size_t i = 0; i < n; i++) {
+        if (!(out[i] = strdup(names[i]))) {
+            for (size_t j = 0; j < i; j++) free(out[j]);
+            return hsd_fail(HSD_ERR_NOMEM, "%s: out of memory", label);
+        }
+    }
+    return HSD_OK;
+}
+
+static const struct {
+    const char *prefix, *what;
+    enum hsd_status (*rename)(char **, const char *const *, size_t, const char *);
+} k_parts[] = {
+    [HSD_LDM_UNET] = {HSD_LDM_UNET_PREFIX, "U-Net", hsd_ldm_unet_rename},
+    [HSD_LDM_VAE] = {HSD_LDM_VAE_PREFIX, "VAE", hsd_ldm_vae_rename},
+    [HSD_LDM_CLIP] = {HSD_LDM_CLIP_PREFIX, "CLIP text encoder", copy_names},
+};
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+enum hsd_status hsd_weights_open_ldm(struct hsd_weights **out, const char *path,
+                                     enum hsd_ldm_part part) {
     *out = NULL;
     struct hsd_weights *w = calloc(1, sizeof *w);
     if (!w) return hsd_fail(HSD_ERR_NOMEM, "%s: out of memory", path);
@@ -70,7 +99,8 @@ enum hsd_status hsd_weights_open_ldm_unet(struct hsd_weights **out, const char *
         free(w);
         return s;
     }
-    size_t total = hsd_safetensors_count(w->st), plen = strlen(HSD_LDM_UNET_PREFIX);
+    const char *prefix = k_parts[part].prefix;
+    size_t total = hsd_safetensors_count(w->st), plen = strlen(prefix);
     const char **names = calloc(total ? total : 1, sizeof *names);
     char **mapped = calloc(total ? total : 1, sizeof *mapped);
     w->e = calloc(total ? total : 1, sizeof *w->e);
@@ -80,19 +110,22 @@ enum hsd_status hsd_weights_open_ldm_unet(struct hsd_weights **out, const char *
     }
     for (size_t i = 0; i < total; i++) {
         const struct hsd_st_tensor *t = hsd_safetensors_at(w->st, i);
-        if (strncmp(t->name, HSD_LDM_UNET_PREFIX, plen)) continue;
+        if (strncmp(t->name, prefix, plen)) continue;
+        // CLIP's position_ids is an index buffer, not a weight; transformers
+        // 4.31+ no longer saves it (diffusers drops it when converting).
+        if (part == HSD_LDM_CLIP && ends_with(t->name, "position_ids")) continue;
         names[w->n] = t->name + plen;
         w->e[w->n].t = t;
         w->n++;
     }
     if (w->n == 0) {
         s = hsd_fail(HSD_ERR_NOT_FOUND,
-                     "%s: no tensor starts with '%s': not a CompVis/LDM Stable Diffusion "
-                     "checkpoint",
-                     path, HSD_LDM_UNET_PREFIX);
+                     "%s: no tensor starts with '%s': the file has no %s (not a complete "
+                     "CompVis/LDM Stable Diffusion checkpoint)",
+                     path, prefix, k_parts[part].what);
         goto fail;
     }
-    if ((s = hsd_ldm_unet_rename(mapped, names, w->n, path))) goto fail;
+    if ((s = k_parts[part].rename(mapped, names, w->n, path))) goto fail;
     for (size_t i = 0; i < w->n; i++) w->e[i].name = mapped[i];
     free(names);
     free(mapped);
@@ -108,6 +141,10 @@ fail:
     w->n = 0;
     hsd_weights_close(w);
     return s;
+}
+
+enum hsd_status hsd_weights_open_ldm_unet(struct hsd_weights **out, const char *path) {
+    return hsd_weights_open_ldm(out, path, HSD_LDM_UNET);
 }
 
 void hsd_weights_close(struct hsd_weights *w) {

@@ -17,6 +17,13 @@ enum hsd_status hsd_weights_open_diffusers(struct hsd_weights **out, const char 
 // "model.diffusion_model." renamed to diffusers names; other keys (VAE,
 // text encoder, EMA copies) are ignored.
 enum hsd_status hsd_weights_open_ldm_unet(struct hsd_weights **out, const char *path);
+// One part of an SD 1.x single file, renamed to diffusers names: the U-Net
+// (model.diffusion_model.*), the VAE (first_stage_model.*) or the CLIP text
+// encoder (cond_stage_model.transformer.*, transformers' names kept). Fails
+// naming the prefix when the file has no tensor under it.
+enum hsd_ldm_part { HSD_LDM_UNET, HSD_LDM_VAE, HSD_LDM_CLIP };
+enum hsd_status hsd_weights_open_ldm(struct hsd_weights **out, const char *path,
+                                     enum hsd_ldm_part part);
 void hsd_weights_close(struct hsd_weights *w);
 
 const char *hsd_weights_path(const struct hsd_weights *w);

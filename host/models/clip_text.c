@@ -265,6 +265,9 @@ static enum hsd_status find_weights(char *out, size_t cap, const char *dir) {
                     dir);
 }
 
+static enum hsd_status build_model(struct hsd_clip_text **out, const struct hsd_clip_text_config *cfg,
+                                   struct hsd_weights *w, struct hsd_backend *be);
+
 enum hsd_status hsd_clip_text_load(struct hsd_clip_text **out, const char *path,
                                    struct hsd_backend *be) {
     if (!out || !path || !be)
@@ -288,18 +291,31 @@ enum hsd_status hsd_clip_text_load(struct hsd_clip_text **out, const char *path,
     enum hsd_status s = find_weights(w_path, sizeof w_path, dir);
     if (s) return s;
 
+    struct hsd_clip_text_config cfg;
+    struct hsd_weights *w = NULL;
+    if (!(s = hsd_clip_text_config_load(&cfg, cfg_path)) &&
+        !(s = hsd_weights_open_diffusers(&w, w_path)))
+        return build_model(out, &cfg, w, be);
+    return s;
+}
+
+// Takes ownership of w (closed with the model, or here on failure).
+static enum hsd_status build_model(struct hsd_clip_text **out, const struct hsd_clip_text_config *cfg,
+                                   struct hsd_weights *w, struct hsd_backend *be) {
     struct hsd_clip_text *m = calloc(1, sizeof *m);
-    if (!m) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
-    m->be = be;
-    struct build b = {.m = m, .path = w_path};
-    if (!(s = hsd_clip_text_config_load(&m->cfg, cfg_path)) &&
-        !(s = hsd_weights_open_diffusers(&m->w, w_path))) {
-        b.prefix = hsd_weights_find(m->w, "text_model.embeddings.token_embedding.weight")
-                       ? "text_model."
-                       : "";
-        b.used = calloc(hsd_weights_count(m->w) + 1, 1);
-        s = b.used ? build_all(&b) : hsd_fail(HSD_ERR_NOMEM, "out of memory");
+    if (!m) {
+        hsd_weights_close(w);
+        return hsd_fail(HSD_ERR_NOMEM, "out of memory");
     }
+    m->be = be;
+    m->cfg = *cfg;
+    m->w = w;
+    struct build b = {.m = m, .path = hsd_weights_path(w)};
+    b.prefix = hsd_weights_find(m->w, "text_model.embeddings.token_embedding.weight")
+                   ? "text_model."
+                   : "";
+    b.used = calloc(hsd_weights_count(m->w) + 1, 1);
+    enum hsd_status s = b.used ? build_all(&b) : hsd_fail(HSD_ERR_NOMEM, "out of memory");
     free(b.used);
     free(b.tmp);
     if (s) {
@@ -308,6 +324,22 @@ enum hsd_status hsd_clip_text_load(struct hsd_clip_text **out, const char *path,
     }
     *out = m;
     return HSD_OK;
+}
+
+enum hsd_status hsd_clip_text_load_ldm(struct hsd_clip_text **out, const char *path,
+                                       struct hsd_backend *be) {
+    if (!out || !path || !be)
+        return hsd_fail(HSD_ERR_INVALID_ARG, "clip_text_load_ldm: NULL argument");
+    *out = NULL;
+    struct hsd_weights *w;
+    struct hsd_clip_text_config cfg;
+    enum hsd_status s = hsd_weights_open_ldm(&w, path, HSD_LDM_CLIP);
+    if (s) return s;
+    if ((s = hsd_clip_text_config_infer(&cfg, w))) {
+        hsd_weights_close(w);
+        return s;
+    }
+    return build_model(out, &cfg, w, be);
 }
 
 void hsd_clip_text_free(struct hsd_clip_text *m) {

@@ -25,6 +25,11 @@ struct hsd_clip_text;
 // naming the file and tensor.
 enum hsd_status hsd_clip_text_load(struct hsd_clip_text **out, const char *path,
                                    struct hsd_backend *be);
+// The text encoder of an SD 1.x single-file checkpoint
+// (cond_stage_model.transformer.*, io/weights.h), config inferred from the
+// shapes (hsd_clip_text_config_infer).
+enum hsd_status hsd_clip_text_load_ldm(struct hsd_clip_text **out, const char *path,
+                                       struct hsd_backend *be);
 void hsd_clip_text_free(struct hsd_clip_text *m);
 const struct hsd_clip_text_config *hsd_clip_text_get_config(const struct hsd_clip_text *m);
 
@@ -46,6 +51,14 @@ enum hsd_status hsd_clip_text_forward(struct hsd_clip_text *m, float *out, const
 enum hsd_status hsd_clip_text_config_parse(struct hsd_clip_text_config *cfg, const char *json,
                                            size_t len, const char *label);
 enum hsd_status hsd_clip_text_config_load(struct hsd_clip_text_config *cfg, const char *path);
+// Config from the weight shapes (transformers names): vocab and width from
+// the token embedding, positions, layers, intermediate width; heads =
+// width / 64 and quick_gelu, as OpenAI's CLIP ViT-L/14 text tower that SD
+// 1.x uses (diffusers single_file_utils takes openai/clip-vit-large-patch14's
+// config for it).
+struct hsd_weights;
+enum hsd_status hsd_clip_text_config_infer(struct hsd_clip_text_config *cfg,
+                                           const struct hsd_weights *w);
 
 // Debug/test hook: called during a forward with the backend buffer [n, L, c]
 // of "hidden.<i>": i = 0 the embeddings, i = 1..num_layers - clip_skip the

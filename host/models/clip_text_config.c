@@ -12,6 +12,7 @@
 #include "models/clip_text.h"
 #include "io/config_json.h"
 #include "io/file.h"
+#include "io/weights.h"
 
 // Bounds that keep size arithmetic far from overflow; SD's encoders (49408
 // tokens, width 768/1024, 12/23 layers) are far below them.
@@ -127,4 +128,49 @@ static enum hsd_status parse_text(void *cfg, const char *text, size_t len, const
 enum hsd_status hsd_clip_text_config_load(struct hsd_clip_text_config *cfg, const char *path) {
     // Configs are a few hundred bytes; 1 MB is far beyond any real one.
     return hsd_parse_small_file(path, 1u << 20, "config", parse_text, cfg);
+}
+
+static const struct hsd_st_tensor *find2(const struct hsd_weights *w, const char *name) {
+    const struct hsd_st_tensor *t = hsd_weights_find(w, name);
+    return t && t->ndim == 2 ? t : NULL;
+}
+
+enum hsd_status hsd_clip_text_config_infer(struct hsd_clip_text_config *cfg,
+                                           const struct hsd_weights *w) {
+    const char *path = hsd_weights_path(w);
+    memset(cfg, 0, sizeof *cfg);
+    const struct hsd_st_tensor *tok = find2(w, "text_model.embeddings.token_embedding.weight");
+    const struct hsd_st_tensor *pos = find2(w, "text_model.embeddings.position_embedding.weight");
+    const struct hsd_st_tensor *fc1 = find2(w, "text_model.encoder.layers.0.mlp.fc1.weight");
+    if (!tok || !pos || !fc1)
+        return hsd_fail(HSD_ERR_FORMAT,
+                        "%s: cannot infer the CLIP text encoder config: token/position "
+                        "embedding or layer 0's mlp.fc1 missing or not 2-D",
+                        path);
+    int layers = 0;
+    char pre[96];
+    while (layers < MAX_LAYERS) {
+        snprintf(pre, sizeof pre, "text_model.encoder.layers.%d.", layers);
+        if (!hsd_weights_has_prefix(w, pre)) break;
+        layers++;
+    }
+    int64_t width = tok->shape[1];
+    if (tok->shape[0] > MAX_VOCAB || width > MAX_WIDTH || width % 64 ||
+        pos->shape[1] != width || pos->shape[0] > MAX_POSITIONS || fc1->shape[1] != width ||
+        fc1->shape[0] > MAX_FF)
+        return hsd_fail(HSD_ERR_UNSUPPORTED,
+                        "%s: CLIP text encoder shapes (vocab %lld, width %lld, positions %lld, "
+                        "mlp %lld) do not fit an OpenAI CLIP text tower (width a multiple of "
+                        "the 64-wide heads)",
+                        path, (long long)tok->shape[0], (long long)width,
+                        (long long)pos->shape[0], (long long)fc1->shape[0]);
+    cfg->vocab_size = (int)tok->shape[0];
+    cfg->hidden_size = (int)width;
+    cfg->intermediate_size = (int)fc1->shape[0];
+    cfg->num_hidden_layers = layers;
+    cfg->num_attention_heads = (int)width / 64;
+    cfg->max_position_embeddings = (int)pos->shape[0];
+    cfg->quick_gelu = 1;
+    cfg->layer_norm_eps = 1e-5f;
+    return HSD_OK;
 }

@@ -110,16 +110,27 @@ static struct hsd_vae *vae_new(struct hsd_backend *be) {
     return v;
 }
 
-enum hsd_status hsd_vae_load(struct hsd_vae **out, const char *path, struct hsd_backend *be) {
+// A diffusers vae folder (config.json + weights) or, with ldm set, the
+// first_stage_model.* of a single file with its config inferred.
+static enum hsd_status load(struct hsd_vae **out, const char *path, struct hsd_backend *be,
+                            int ldm) {
     *out = NULL;
     if (!be) return hsd_fail(HSD_ERR_INVALID_ARG, "vae: a backend is required");
     struct hsd_vae *v = vae_new(be);
     if (!v) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
     char cfg[4200];
     struct hsd_weights *w = NULL;
-    enum hsd_status s = find_files(path, cfg, sizeof cfg, v->path, sizeof v->path);
-    if (!s) s = parse_config(v, cfg, 0, cfg);
-    if (!s) s = hsd_weights_open_diffusers(&w, v->path);
+    enum hsd_status s;
+    if (!ldm) {
+        s = find_files(path, cfg, sizeof cfg, v->path, sizeof v->path);
+        if (!s) s = parse_config(v, cfg, 0, cfg);
+        if (!s) s = hsd_weights_open_diffusers(&w, v->path);
+    } else {
+        s = hsd_path_too_long(snprintf(v->path, sizeof v->path, "%s", path), sizeof v->path)
+                ? hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", path)
+                : hsd_weights_open_ldm(&w, path, HSD_LDM_VAE);
+        if (!s) s = hsd_vae_kl_config_infer(v, w);
+    }
     if (!s) s = build(v, w);
     hsd_weights_close(w);
     if (s) {
@@ -146,6 +157,14 @@ enum hsd_status hsd_vae_create(struct hsd_vae **out, const char *config_json, si
     }
     *out = v;
     return HSD_OK;
+}
+
+enum hsd_status hsd_vae_load(struct hsd_vae **out, const char *path, struct hsd_backend *be) {
+    return load(out, path, be, 0);
+}
+
+enum hsd_status hsd_vae_load_ldm(struct hsd_vae **out, const char *path, struct hsd_backend *be) {
+    return load(out, path, be, 1);
 }
 
 void hsd_vae_free(struct hsd_vae *v) {

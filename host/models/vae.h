@@ -20,6 +20,9 @@ enum hsd_status hsd_vae_load(struct hsd_vae **out, const char *path, struct hsd_
 // queries and benchmarks without files.
 enum hsd_status hsd_vae_create(struct hsd_vae **out, const char *config_json, size_t len,
                                const char *label, struct hsd_backend *be);
+// The AutoencoderKL of an SD single-file checkpoint (first_stage_model.*,
+// io/weights.h), config inferred from its shapes (models/vae_kl_infer.c).
+enum hsd_status hsd_vae_load_ldm(struct hsd_vae **out, const char *path, struct hsd_backend *be);
 void hsd_vae_free(struct hsd_vae *v);
 enum hsd_vae_kind hsd_vae_get_kind(const struct hsd_vae *v);
 int hsd_vae_latent_channels(const struct hsd_vae *v);

@@ -128,6 +128,8 @@ struct hsd_vae {
 
 // Per kind: config.json (already parsed) -> fields of v; weights -> buffers.
 enum hsd_status hsd_vae_kl_config(struct hsd_vae *v, json_t *root, const char *label);
+// From the shapes of an SD single file's VAE (vae_kl_infer.c).
+enum hsd_status hsd_vae_kl_config_infer(struct hsd_vae *v, const struct hsd_weights *w);
 enum hsd_status hsd_vae_kl_build(struct hsd_vae *v, struct hsd_loader *ld);
 void hsd_vae_kl_free(struct hsd_vae *v);
 // x [n, h, w, c_in] -> *y (arena) [n, h', w', c_out] (NHWC).

@@ -10,6 +10,7 @@
 
 #include "core/log.h"
 #include "io/file.h"
+#include "io/ldm_detect.h"
 #include "pipeline/pipeline_internal.h"
 
 
@@ -49,6 +50,24 @@ static enum hsd_status check_unet(const struct hsd_pipeline *p, const struct hsd
     return HSD_OK;
 }
 
+// An SD 1.x single-file checkpoint (A1111/ComfyUI): the parts the file does
+// not hold come from SD 1.x's published pipeline, as diffusers'
+// from_single_file takes them from the family's config folder: the CLIP
+// tokenizer (the vocabulary shipped with hsd, SD 1.5's tokenizer settings)
+// and the scheduler config. Checked before any weights are read.
+static enum hsd_status load_single_file_parts(struct hsd_pipeline *p, const char *path,
+                                              int own_vae) {
+    struct hsd_ldm_info info;
+    enum hsd_status s = hsd_ldm_detect(&info, path);
+    if (!s) s = hsd_ldm_require_sd1(&info, path, own_vae);
+    if (s) return s;
+    char vocab[4096];
+    if ((s = hsd_clip_default_vocab(vocab, sizeof vocab))) return s;
+    if ((s = hsd_clip_tokenizer_load(&p->tok, vocab))) return s;
+    hsd_noise_schedule_sd15(&p->sched);
+    return HSD_OK;
+}
+
 static enum hsd_status set_buckets(struct hsd_pipeline *p, const struct hsd_pipeline_config *c) {
     if (c->n_row_buckets < 0 || c->n_row_buckets > HSD_PIPELINE_MAX_BUCKETS ||
         (c->n_row_buckets && !c->row_buckets))
@@ -83,8 +102,14 @@ enum hsd_status hsd_pipeline_load(struct hsd_pipeline **out, const struct hsd_pi
     }
     // Cheap files first, so a missing tokenizer or scheduler config fails
     // before gigabytes of weights are read.
-    if ((s = hsd_clip_tokenizer_load(&p->tok, c->model))) goto fail;
-    if ((s = hsd_noise_schedule_load(&p->sched, c->model))) goto fail;
+    int single = hsd_is_file(c->model);
+    int own_vae = !c->vae || !strcmp(c->vae, "full");
+    if (single) {
+        if ((s = load_single_file_parts(p, c->model, own_vae))) goto fail;
+    } else {
+        if ((s = hsd_clip_tokenizer_load(&p->tok, c->model))) goto fail;
+        if ((s = hsd_noise_schedule_load(&p->sched, c->model))) goto fail;
+    }
     if ((s = hsd_unet_source_open(&p->src_large, c->model, NULL))) goto fail;
     if (c->edge_model && (s = hsd_unet_source_open(&p->src_edge, c->edge_model, NULL))) goto fail;
     if (c->vae && !strcmp(c->vae, "tiny")) {
@@ -93,9 +118,13 @@ enum hsd_status hsd_pipeline_load(struct hsd_pipeline **out, const struct hsd_pi
     } else if (c->vae && strcmp(c->vae, "full")) {
         vp = c->vae;
     }
-    if ((s = hsd_clip_text_load(&p->text, c->model, p->be))) goto fail;
+    s = single ? hsd_clip_text_load_ldm(&p->text, c->model, p->be)
+               : hsd_clip_text_load(&p->text, c->model, p->be);
+    if (s) goto fail;
     p->ctx_dim = hsd_clip_text_get_config(p->text)->hidden_size;
-    if ((s = hsd_vae_load(&p->vae, vp, p->be))) goto fail;
+    s = single && vp == c->model ? hsd_vae_load_ldm(&p->vae, vp, p->be)
+                                 : hsd_vae_load(&p->vae, vp, p->be);
+    if (s) goto fail;
     p->latent_c = hsd_vae_latent_channels(p->vae);
     if ((s = hsd_unet_create(&p->large, &p->src_large, p->be))) goto fail;
     if ((s = check_unet(p, p->large, "large", c->model))) goto fail;

@@ -23,6 +23,10 @@ struct hsd_clip_tokenizer;
 // pads with EOS "<|endoftext|>", SD 2.x with "!"); the .gz form pads with EOS.
 enum hsd_status hsd_clip_tokenizer_load(struct hsd_clip_tokenizer **out, const char *path);
 void hsd_clip_tokenizer_free(struct hsd_clip_tokenizer *t);
+// Path of the CLIP vocabulary shipped with hsd (host/text/data), for models
+// without a tokenizer folder: $HSD_CLIP_BPE_GZ, else the installed copy,
+// else the source tree's (text/clip_vocab_default.c).
+enum hsd_status hsd_clip_default_vocab(char *out, size_t cap);
 
 // Tokenizes UTF-8 `text` (len bytes) to exactly `max_len` ids (77 for SD):
 // BOS, tokens truncated to max_len - 2, EOS, then padding. *n_used receives

@@ -15,16 +15,8 @@
 set -u
 hsd=$1; pngcmp=$2; data=$3
 large=$data/pipeline/large; edge=$data/pipeline/edge
-tmp=$(mktemp -d)
-srv_pid=
-cleanup() {
-  if [ -n "$srv_pid" ]; then kill "$srv_pid" 2>/dev/null; wait "$srv_pid" 2>/dev/null; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-pass=0; fail=0
-ok() { pass=$((pass+1)); echo "ok   $*"; }
-bad() { fail=$((fail+1)); echo "FAIL $*"; }
+# shellcheck source=harness.sh
+. "$(dirname "$0")/harness.sh"
 
 hex() { od -An -tx1 -N32 /dev/urandom | tr -d ' \n'; }
 printf 'edge-1 %s\nedge-2 %s\n' "$(hex)" "$(hex)" > "$tmp/keys"

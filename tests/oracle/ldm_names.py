@@ -116,3 +116,77 @@ def diffusers_to_ldm_unet(state_dict: dict, layers_per_block: int) -> dict:
             raise KeyError(f"two diffusers keys map to '{ldm}'")
         out[ldm] = tensor
     return out
+
+
+# ---- VAE (AutoencoderKL) ---------------------------------------------------
+#
+# Layout of the LDM autoencoder (ldm/modules/diffusionmodules/model.py
+# Encoder/Decoder), under first_stage_model.:
+#   encoder.down.{i}.block.{j}          down_blocks[i].resnets[j]
+#   encoder.down.{i}.downsample.conv    down_blocks[i].downsamplers[0].conv
+#   decoder.up.{L-1-i}.block.{j}        up_blocks[i].resnets[j]  (LDM counts the
+#   decoder.up.{L-1-i}.upsample.conv    up_blocks[i].upsamplers[0].conv  levels from the
+#                                                                 lowest resolution)
+#   {encoder,decoder}.mid.block_{1,2}   mid_block.resnets[0, 1]
+#   {encoder,decoder}.mid.attn_1.{norm,q,k,v,proj_out}
+#                                       mid_block.attentions[0].{group_norm,to_q,to_k,to_v,to_out.0}
+#                                       (q/k/v/proj_out are 1x1 convs: [c, c, 1, 1])
+#   {encoder,decoder}.norm_out          conv_norm_out
+#   nin_shortcut (ResnetBlock)          conv_shortcut
+# conv_in, conv_out, quant_conv, post_quant_conv keep their names.
+
+LDM_VAE_PREFIX = "first_stage_model."
+LDM_CLIP_PREFIX = "cond_stage_model.transformer."
+
+_VAE_ATTN = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "proj_out"}
+
+
+def _vae_resnet_rest(rest: str) -> str:
+    return "nin_shortcut." + rest[len("conv_shortcut."):] if rest.startswith("conv_shortcut.") else rest
+
+
+def diffusers_to_ldm_vae_key(key: str, levels: int) -> str:
+    """LDM name (without first_stage_model.) of one AutoencoderKL key."""
+    if key.startswith(("quant_conv.", "post_quant_conv.")):
+        return key
+    side, _, rest = key.partition(".")
+    if side not in ("encoder", "decoder"):
+        raise KeyError(key)
+    if rest.startswith(("conv_in.", "conv_out.")):
+        return key
+    if rest.startswith("conv_norm_out."):
+        return f"{side}.norm_out.{rest[len('conv_norm_out.'):]}"
+    m = re.match(r"mid_block\.resnets\.(\d+)\.(.*)$", rest)
+    if m:
+        return f"{side}.mid.block_{int(m[1]) + 1}.{_vae_resnet_rest(m[2])}"
+    m = re.match(r"mid_block\.attentions\.0\.(group_norm|to_q|to_k|to_v|to_out\.0)\.(.*)$", rest)
+    if m:
+        return f"{side}.mid.attn_1.{_VAE_ATTN[m[1]]}.{m[2]}"
+    m = re.match(r"(down|up)_blocks\.(\d+)\.(resnets|downsamplers|upsamplers)\.(\d+)\.(.*)$", rest)
+    if m:
+        i = int(m[2])
+        word, level = ("down", i) if m[1] == "down" else ("up", levels - 1 - i)
+        if m[3] == "resnets":
+            return f"{side}.{word}.{level}.block.{m[4]}.{_vae_resnet_rest(m[5])}"
+        return f"{side}.{word}.{level}.{m[3][:-2]}.{m[5]}"  # downsample.conv / upsample.conv
+    raise KeyError(f"no LDM name for AutoencoderKL key '{key}'")
+
+
+def diffusers_to_ldm_vae(state_dict: dict, levels: int) -> dict:
+    """AutoencoderKL state dict -> {'first_stage_model.<ldm name>': tensor}, the
+    attention's linear weights as the 1x1 conv weights LDM stores."""
+    out = {}
+    for key, t in state_dict.items():
+        ldm = diffusers_to_ldm_vae_key(key, levels)
+        if ".mid.attn_1." in ldm and ldm.endswith(".weight") and ".norm." not in ldm:
+            t = t.reshape(*t.shape, 1, 1)
+        out[LDM_VAE_PREFIX + ldm] = t
+    return out
+
+
+def diffusers_to_ldm_clip(state_dict: dict) -> dict:
+    """transformers CLIPTextModel state dict -> SD 1.x single-file names
+    (transformers 4.x names, with text_model.: the original checkpoints were
+    saved from those; transformers >= 5.6 flattened the module)."""
+    return {LDM_CLIP_PREFIX + (k if k.startswith("text_model.") else "text_model." + k): t
+            for k, t in state_dict.items()}

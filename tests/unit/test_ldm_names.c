@@ -50,7 +50,55 @@ static const char *const k_want[] = {
     "conv_norm_out.weight", "conv_out.bias",
 };
 
+// SD VAE keys (4 levels, first_stage_model. stripped) and their diffusers
+// names, as diffusers' single_file_utils DIFFUSERS_TO_LDM_MAPPING["vae"] and
+// convert_ldm_vae_checkpoint pair them (decoder.up.3 is up_blocks.0).
+static const char *const k_vae[][2] = {
+    {"encoder.conv_in.weight", "encoder.conv_in.weight"},
+    {"encoder.down.0.block.1.norm1.bias", "encoder.down_blocks.0.resnets.1.norm1.bias"},
+    {"encoder.down.1.block.0.nin_shortcut.weight",
+     "encoder.down_blocks.1.resnets.0.conv_shortcut.weight"},
+    {"encoder.down.2.downsample.conv.bias", "encoder.down_blocks.2.downsamplers.0.conv.bias"},
+    {"encoder.mid.block_1.conv2.weight", "encoder.mid_block.resnets.0.conv2.weight"},
+    {"encoder.mid.block_2.norm2.bias", "encoder.mid_block.resnets.1.norm2.bias"},
+    {"encoder.mid.attn_1.norm.weight", "encoder.mid_block.attentions.0.group_norm.weight"},
+    {"encoder.mid.attn_1.q.weight", "encoder.mid_block.attentions.0.to_q.weight"},
+    {"encoder.mid.attn_1.proj_out.bias", "encoder.mid_block.attentions.0.to_out.0.bias"},
+    {"encoder.norm_out.weight", "encoder.conv_norm_out.weight"},
+    {"encoder.conv_out.bias", "encoder.conv_out.bias"},
+    {"quant_conv.weight", "quant_conv.weight"},
+    {"post_quant_conv.bias", "post_quant_conv.bias"},
+    {"decoder.mid.attn_1.v.bias", "decoder.mid_block.attentions.0.to_v.bias"},
+    {"decoder.up.3.block.2.conv1.weight", "decoder.up_blocks.0.resnets.2.conv1.weight"},
+    {"decoder.up.3.upsample.conv.weight", "decoder.up_blocks.0.upsamplers.0.conv.weight"},
+    {"decoder.up.1.block.0.nin_shortcut.bias", "decoder.up_blocks.2.resnets.0.conv_shortcut.bias"},
+    {"decoder.up.0.block.0.norm2.weight", "decoder.up_blocks.3.resnets.0.norm2.weight"},
+    {"decoder.norm_out.bias", "decoder.conv_norm_out.bias"},
+};
+
+static void check_vae(void) {
+    size_t n = sizeof k_vae / sizeof k_vae[0];
+    const char *names[32];
+    char *out[32];
+    for (size_t i = 0; i < n; i++) names[i] = k_vae[i][0];
+    CHECK_OK(hsd_ldm_vae_rename(out, names, n, "sd-vae-skeleton"));
+    for (size_t i = 0; i < n; i++) {
+        CHECKF(out[i] && !strcmp(out[i], k_vae[i][1]), "%s -> %s, want %s", names[i],
+               out[i] ? out[i] : "(null)", k_vae[i][1]);
+        free(out[i]);
+    }
+    // Unknown members fail naming the key with its prefix.
+    const char *bad[][1] = {{"encoder.mid.attn_1.qkv.weight"}, {"decoder.up.9x.block.0.w"},
+                            {"encoder.down.0.attn.0.weight"}, {"model.ema.decay"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        enum hsd_status s = hsd_ldm_vae_rename(out, bad[i], 1, "bad.safetensors");
+        CHECKF(s == HSD_ERR_FORMAT && strstr(hsd_last_error(), "first_stage_model."),
+               "%s: %s", bad[i][0], hsd_last_error());
+    }
+}
+
 int main(void) {
+    check_vae();
     size_t n = sizeof k_sd1 / sizeof k_sd1[0];
     char *out[64];
     CHECK_OK(hsd_ldm_unet_rename(out, k_sd1, n, "sd1-skeleton"));

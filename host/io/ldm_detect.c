@@ -1,0 +1,76 @@
+#include "io/ldm_detect.h"
+
+#include <string.h>
+
+#include "io/ldm_names.h"
+#include "io/safetensors.h"
+
+#define SD2_TEXT_PREFIX "cond_stage_model.model."
+#define SDXL_TEXT_PREFIX "conditioner.embedders."
+
+static int has_prefix(const char *s, const char *p) { return !strncmp(s, p, strlen(p)); }
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+enum hsd_status hsd_ldm_detect(struct hsd_ldm_info *info, const char *path) {
+    memset(info, 0, sizeof *info);
+    if (!ends_with(path, ".safetensors"))
+        return hsd_fail(HSD_ERR_UNSUPPORTED,
+                        "%s: single-file checkpoints must be .safetensors (pickled .ckpt files "
+                        "are not read: they can run code)",
+                        path);
+    struct hsd_safetensors *st;
+    enum hsd_status s = hsd_safetensors_open(&st, path);
+    if (s) return s;
+    long sd1 = 0, sd2 = 0, sdxl = 0;
+    for (size_t i = 0; i < hsd_safetensors_count(st); i++) {
+        const char *n = hsd_safetensors_at(st, i)->name;
+        if (has_prefix(n, HSD_LDM_UNET_PREFIX)) info->n_unet++;
+        else if (has_prefix(n, HSD_LDM_VAE_PREFIX)) info->n_vae++;
+        else if (has_prefix(n, HSD_LDM_CLIP_PREFIX)) sd1++;
+        else if (has_prefix(n, SD2_TEXT_PREFIX)) sd2++;
+        else if (has_prefix(n, SDXL_TEXT_PREFIX)) sdxl++;
+        else info->n_other++;
+    }
+    hsd_safetensors_close(st);
+    // SDXL's embedders are the decisive marker (its U-Net sits under the
+    // same prefix); then OpenCLIP (SD 2.x), then CLIP-L (SD 1.x).
+    info->family = sdxl ? HSD_LDM_FAMILY_SDXL
+                   : sd2 ? HSD_LDM_FAMILY_SD2
+                   : sd1 ? HSD_LDM_FAMILY_SD1
+                         : HSD_LDM_FAMILY_NONE;
+    info->n_text = sd1 + sd2 + sdxl;
+    return HSD_OK;
+}
+
+const char *hsd_ldm_family_name(enum hsd_ldm_family f) {
+    switch (f) {
+    case HSD_LDM_FAMILY_SD1: return "SD 1.x";
+    case HSD_LDM_FAMILY_SD2: return "SD 2.x";
+    case HSD_LDM_FAMILY_SDXL: return "SDXL";
+    case HSD_LDM_FAMILY_NONE: break;
+    }
+    return "none (no text encoder)";
+}
+
+enum hsd_status hsd_ldm_require_sd1(const struct hsd_ldm_info *info, const char *path,
+                                    int need_vae) {
+    if (info->family == HSD_LDM_FAMILY_SD2 || info->family == HSD_LDM_FAMILY_SDXL)
+        return hsd_fail(HSD_ERR_UNSUPPORTED,
+                        "%s: an %s single-file checkpoint (text encoder under '%s'); only SD 1.x "
+                        "single files are supported yet: convert it to a diffusers folder",
+                        path, hsd_ldm_family_name(info->family),
+                        info->family == HSD_LDM_FAMILY_SD2 ? SD2_TEXT_PREFIX : SDXL_TEXT_PREFIX);
+    const char *missing = !info->n_unet   ? HSD_LDM_UNET_PREFIX " (the U-Net)"
+                          : !info->n_text ? HSD_LDM_CLIP_PREFIX " (the CLIP text encoder)"
+                          : !info->n_vae && need_vae ? HSD_LDM_VAE_PREFIX " (the VAE; or pass --vae DIR)"
+                                          : NULL;
+    if (missing)
+        return hsd_fail(HSD_ERR_NOT_FOUND,
+                        "%s: not a complete SD 1.x checkpoint: no tensor under %s",
+                        path, missing);
+    return HSD_OK;
+}

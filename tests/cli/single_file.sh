@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# SD 1.x single-file checkpoints (A1111/ComfyUI .safetensors) against the
+# diffusers folders they were written from (tests/oracle/make_single_file.py
+# writes both at test time: ~190 MB, too big to commit, and checks the file
+# with diffusers' own converters and from_single_file):
+# - hsd generate --model FILE == --model FOLDER (pixels and IDAT bytes), also
+#   with a single-file --edge-model (hybrid split) and with --vae DIR;
+# - hsd edge --model EDGE_FILE via hsd serve --model FILE == hsd generate
+#   --model FOLDER --edge-model EDGE_FOLDER --split k;
+# - hsd inspect names the family, the parts and what was assumed;
+# - clear errors: a part missing (the prefix named), SD 2.x / SDXL files,
+#   a pickled .ckpt, a vocabulary that cannot be found.
+#   single_file.sh HSD PNGCMP PYTHON ORACLE_DIR
+set -u
+hsd=$1; pngcmp=$2; py=$3; oracle=$4
+"$py" -c "import diffusers, transformers, safetensors" 2>/dev/null || {
+  echo "diffusers/transformers missing: skipped (scripts/setup.sh installs them)"; exit 77; }
+# shellcheck source=harness.sh
+. "$(dirname "$0")/harness.sh"
+
+m=$tmp/m
+if ! OMP_NUM_THREADS=1 "$py" "$oracle/make_single_file.py" "$m" > "$tmp/oracle.log" 2>&1; then
+  echo "make_single_file.py failed:"; cat "$tmp/oracle.log"; exit 1
+fi
+grep -E "round-trip|wrote" "$tmp/oracle.log"
+
+common=(-p "a lighthouse at dusk" -n "blurry" --width 64 --height 64 --seed 11 --threads 2 -q)
+
+# same NAME "args for A" "args for B": the two generate runs give equal PNGs.
+same() {
+  local name=$1 a=$2 b=$3 out rc
+  rm -f "$tmp/a.png" "$tmp/b.png"
+  # shellcheck disable=SC2086
+  if ! out=$("$hsd" generate $a "${common[@]}" -o "$tmp/a.png" 2>&1); then bad "$name: $out"; return; fi
+  # shellcheck disable=SC2086
+  if ! out=$("$hsd" generate $b "${common[@]}" -o "$tmp/b.png" 2>&1); then bad "$name: $out"; return; fi
+  out=$("$pngcmp" "$tmp/a.png" "$tmp/b.png"); rc=$?
+  if [ $rc -eq 0 ]; then ok "$name: $(tr '\n' ' ' <<<"$out")"; else bad "$name: $out"; fi
+}
+same "file == folder (dpmpp-2m, cfg)" "--model $m/model.safetensors --steps 4" \
+     "--model $m/folder --steps 4"
+same "file == folder (euler-a, cfg off)" "--model $m/model.safetensors --steps 3 --sampler euler-a --cfg 1" \
+     "--model $m/folder --steps 3 --sampler euler-a --cfg 1"
+same "hybrid: file + single-file edge U-Net == folders" \
+     "--model $m/model.safetensors --edge-model $m/edge_unet.safetensors --split 2 --steps 4" \
+     "--model $m/folder --edge-model $m/edge --split 2 --steps 4"
+same "--vae DIR overrides the file's VAE" "--model $m/model.safetensors --vae $m/folder --steps 3" \
+     "--model $m/folder --steps 3"
+# Each part alone (run-text, run-vae): the same output file, byte for byte.
+"$py" - "$tmp" <<'PY'
+import sys, torch
+from safetensors.torch import save_file
+g = torch.Generator().manual_seed(5)
+save_file({"input_ids": torch.randint(0, 49408, (2, 77), generator=g)}, sys.argv[1] + "/ids.safetensors")
+save_file({"latent": torch.randn(1, 4, 8, 8, generator=g)}, sys.argv[1] + "/lat.safetensors")
+PY
+for part in text vae; do
+  in=$tmp/ids.safetensors; [ $part = vae ] && in=$tmp/lat.safetensors
+  rm -f "$tmp/o1" "$tmp/o2"
+  "$hsd" run-$part --model "$m/model.safetensors" --in "$in" --out "$tmp/o1" --threads 2 2>&1
+  "$hsd" run-$part --model "$m/folder" --in "$in" --out "$tmp/o2" --threads 2 2>&1
+  if [ -s "$tmp/o1" ] && cmp -s "$tmp/o1" "$tmp/o2"; then ok "run-$part FILE == FOLDER (output bytes)"
+  else bad "run-$part FILE != FOLDER"; fi
+done
+
+# The checks above must be able to fail: another model gives other pixels.
+"$hsd" generate --model "$m/folder" --edge-model "$m/edge" --split 0 --steps 3 "${common[@]}" -o "$tmp/a.png" 2>/dev/null
+"$hsd" generate --model "$m/model.safetensors" --steps 3 "${common[@]}" -o "$tmp/b.png" 2>/dev/null
+if "$pngcmp" "$tmp/a.png" "$tmp/b.png" >/dev/null 2>&1; then bad "control: other U-Net, same pixels"
+else ok "control: the edge U-Net alone gives other pixels"; fi
+
+# hsd edge (an SD 1.x single file as its pipeline) against hsd serve --model FILE.
+hex() { od -An -tx1 -N32 /dev/urandom | tr -d ' \n'; }
+printf 'edge-1 %s\n' "$(hex)" > "$tmp/keys"; chmod 600 "$tmp/keys"
+ep="ipc://$tmp/cloud.ipc"
+"$hsd" serve --model "$m/model.safetensors" --bind "$ep" --keys "$tmp/keys" --threads 2 > "$tmp/serve.log" 2>&1 &
+srv_pid=$!
+for _ in $(seq 200); do grep -q ready "$tmp/serve.log" && break; sleep 0.1; done
+if grep -q ready "$tmp/serve.log"; then
+  rm -f "$tmp/a.png" "$tmp/b.png"
+  out=$("$hsd" edge --cloud "$ep" --model "$m/edge.safetensors" --key-file "$tmp/keys" \
+        --key-id edge-1 --no-fallback --split 2 --steps 4 "${common[@]}" -o "$tmp/a.png" 2>&1)
+  "$hsd" generate --model "$m/folder" --edge-model "$m/edge" --split 2 --steps 4 "${common[@]}" \
+    -o "$tmp/b.png" >/dev/null 2>&1
+  if cmp=$("$pngcmp" "$tmp/a.png" "$tmp/b.png" 2>&1); then
+    ok "edge (file) via serve (file), k=2 == generate folders --split 2: $(tr '\n' ' ' <<<"$cmp")"
+  else
+    bad "edge via serve: $out $cmp"
+  fi
+else
+  bad "hsd serve --model FILE did not start: $(cat "$tmp/serve.log")"
+fi
+
+# inspect
+out=$("$hsd" inspect "$m/model.safetensors" 2>&1)
+if grep -q "family:     SD 1.x" <<<"$out" && grep -q "assumed" <<<"$out" \
+   && grep -q "VAE 180 (first_stage_model.)" <<<"$out"; then ok "inspect FILE: family, parts, assumptions"
+else bad "inspect FILE: $out"; fi
+out=$("$hsd" inspect "$m/sdxl.safetensors" 2>&1)
+if grep -q "family:     SDXL" <<<"$out"; then ok "inspect SDXL file names the family"; else bad "inspect SDXL: $out"; fi
+
+# errors: exit 1, a message naming the cause, no file.
+expect_fail() {  # expect_fail WHAT "message part" generate-args...
+  local what=$1 want=$2 out rc; shift 2
+  rm -f "$tmp/x.png"
+  out=$("$hsd" generate "$@" -p "a" --width 64 --height 64 --steps 2 -o "$tmp/x.png" 2>&1); rc=$?
+  if [ $rc -eq 1 ] && grep -qF -- "$want" <<<"$out" && [ ! -e "$tmp/x.png" ]; then ok "$what: $out"
+  else bad "$what (rc=$rc): $out"; fi
+}
+expect_fail "U-Net-only file as --model" "no tensor under cond_stage_model.transformer." \
+  --model "$m/edge_unet.safetensors"
+expect_fail "file without VAE" "no tensor under first_stage_model." --model "$m/no_vae.safetensors"
+expect_fail "SD 2.x file" "SD 2.x single-file checkpoint" --model "$m/sd2.safetensors"
+expect_fail "SDXL file" "SDXL single-file checkpoint" --model "$m/sdxl.safetensors"
+expect_fail "pickled .ckpt" "pickled .ckpt files are not read" --model "$m/model.ckpt"
+HSD_CLIP_BPE_GZ=$tmp/nothing.gz expect_fail "vocabulary not found" "HSD_CLIP_BPE_GZ" \
+  --model "$m/model.safetensors"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
