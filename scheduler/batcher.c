@@ -208,6 +208,19 @@ static int pick_admissions(struct hsd_sched *s, struct hsd_sched_req **out) {
 
 // Encodes the prompts of `reqs` in one text-encoder call and sets up their
 // latents and samplers. Runs without the lock.
+// A failed call's status, with a lost device told apart from a bad request:
+// on a device with a sticky error even an allocation fails, and its caller
+// reports that as out of memory, which would fail the requests and keep
+// the dead device in the pool (seen with the fake GPU of test_sched_faulty
+// when its first text encoding planned a fresh arena). The backend's
+// synchronize answers HSD_ERR_DEVICE once the device is lost.
+static enum hsd_status classify_failure(struct device *d, enum hsd_status st) {
+    if (st == HSD_OK || st == HSD_ERR_DEVICE) return st;
+    struct hsd_backend *be = hsd_pipeline_backend(d->p);
+    if (be && be->ops->synchronize(be) == HSD_ERR_DEVICE) return HSD_ERR_DEVICE;
+    return st;
+}
+
 static enum hsd_status admit_compute(struct device *d, struct hsd_sched_req **reqs, int n) {
     struct hsd_pipeline *p = d->p;
     int C = hsd_pipeline_text_width(p);
@@ -326,7 +339,7 @@ static void *worker(void *arg) {
         if (n > 0) {
             double t = now_ms();
             pthread_mutex_unlock(&s->mu);
-            enum hsd_status st = admit_compute(d, batch, n);
+            enum hsd_status st = classify_failure(d, admit_compute(d, batch, n));
             double dt = now_ms() - t;
             pthread_mutex_lock(&s->mu);
             s->st.busy_ms += dt;
@@ -384,9 +397,10 @@ static void *worker(void *arg) {
         d->cur_batch = n;
         pthread_mutex_unlock(&s->mu);
         double t = now_ms();
-        enum hsd_status st = inject ? hsd_fail(HSD_ERR_DEVICE, "%s: injected device failure", d->name)
-                                    : hsd_pipeline_denoise_step(d->p, hsd_pipeline_unet(d->p, 0),
-                                                                items, n, h, w);
+        enum hsd_status st =
+            inject ? hsd_fail(HSD_ERR_DEVICE, "%s: injected device failure", d->name)
+                   : classify_failure(d, hsd_pipeline_denoise_step(d->p, hsd_pipeline_unet(d->p, 0),
+                                                                   items, n, h, w));
         double dt = now_ms() - t;
         pthread_mutex_lock(&s->mu);
         s->st.busy_ms += dt;

@@ -179,6 +179,10 @@ long hsd_backend_faulty_ops(const struct hsd_backend *be) {
     return atomic_load(&((struct faulty *)be)->ops_done);
 }
 
+void hsd_backend_faulty_trip(struct hsd_backend *be) {
+    atomic_store(&((struct faulty *)be)->tripped, 1);
+}
+
 int hsd_backend_faulty_tripped(const struct hsd_backend *be) {
     return atomic_load(&((struct faulty *)be)->tripped);
 }

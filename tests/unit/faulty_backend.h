@@ -24,5 +24,7 @@ enum hsd_status hsd_backend_faulty_create(struct hsd_backend **out, struct hsd_b
 // U-Net call), and whether it has failed yet.
 long hsd_backend_faulty_ops(const struct hsd_backend *be);
 int hsd_backend_faulty_tripped(const struct hsd_backend *be);
+// Fails it now, before any further op or allocation.
+void hsd_backend_faulty_trip(struct hsd_backend *be);
 
 #endif

@@ -597,6 +597,44 @@ static void test_service_status_and_metrics(struct device *dev, long unet_ops) {
     CHECK(system(cmd) == 0);
 }
 
+// A device lost before its text encoder planned its arena (the CI failure of
+// the dead-pool case above when another device had done the encoding): the
+// first thing that fails is an allocation, which the encoder reports as out
+// of memory. That must still take the device out of the pool (and the
+// request back to the queue), not fail the request with the device kept.
+static void test_lost_before_first_alloc(void) {
+    printf("a device lost before its first allocation:\n");
+    struct device dev;
+    load_device(&dev, 1, NEVER);
+    if (!dev.p) return;
+    hsd_backend_faulty_trip(dev.fake);
+    memset(g_out, 0, sizeof g_out);
+    struct hsd_sched_opts o = {.max_batch_rows = 4, .queue_limit = 64, .max_active = 6,
+                               .admit_batch = 2, .adaptive_threshold = 1000, .on_done = on_done};
+    struct hsd_sched *s = NULL;
+    CHECK_OK(hsd_sched_create(&s, &o));
+    CHECK_OK(hsd_sched_add_device(s, dev.p, "gpu:0"));
+    struct hsd_sched_params prm = {
+        .gen = {.prompt = "never encoded", .guidance_scale = 5.0f, .steps = 4,
+                .sampler = HSD_SAMPLER_DDIM, .width = 64, .height = 64, .batch_count = 1,
+                .split = -1},
+        .k_min = 4, .k_max = 4};
+    uint64_t id;
+    int busy;
+    uint32_t retry;
+    CHECK_OK(hsd_sched_submit(s, &prm, (void *)(intptr_t)0, &id, &busy, &retry));
+    for (double t = now_s(); now_s() - t < 30 && !g_out[0].calls;) usleep(10 * 1000);
+    struct hsd_sched_device_stats ds;
+    CHECK_OK(hsd_sched_get_device_stats(s, 0, &ds));
+    printf("  request: %d call(s), error %d; device healthy %d: %s\n", g_out[0].calls,
+           (int)g_out[0].err, ds.healthy, ds.error);
+    CHECKF(ds.healthy == 0 && strstr(ds.error, "simulated sticky device error"),
+           "the lost device leaves the pool (healthy %d, error '%s')", ds.healthy, ds.error);
+    CHECK(g_out[0].calls == 1 && g_out[0].err == HSD_SCHED_E_INTERNAL);
+    hsd_sched_destroy(s);
+    free_device(&dev);
+}
+
 int main(void) {
     snprintf(g_model, sizeof g_model, "%s/pipeline/large", HSD_TEST_DATA);
     struct device dev[3];
@@ -610,6 +648,7 @@ int main(void) {
     test_metrics_time_to_result();
     test_one_device_dies(dev, unet_ops);
     test_every_device_dies(unet_ops);
+    test_lost_before_first_alloc();
     test_service_status_and_metrics(dev, unet_ops);
     for (int d = 0; d < 3; d++) free_device(&dev[d]);
     return hsd_test_finish();
