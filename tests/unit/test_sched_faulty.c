@@ -294,6 +294,29 @@ static void test_one_device_dies(struct device *dev, long unet_ops) {
     free(r.metrics);
 }
 
+// A scheduler on one device with one DDIM request submitted (client 0),
+// waited for until its on_done (30 s at most); *prm is that request.
+static struct hsd_sched *one_device_first_request(struct hsd_pipeline *p, const char *prompt,
+                                                  struct hsd_sched_params *prm) {
+    memset(g_out, 0, sizeof g_out);
+    struct hsd_sched_opts o = {.max_batch_rows = 4, .queue_limit = 64, .max_active = 6,
+                               .admit_batch = 2, .adaptive_threshold = 1000, .on_done = on_done};
+    struct hsd_sched *s = NULL;
+    CHECK_OK(hsd_sched_create(&s, &o));
+    CHECK_OK(hsd_sched_add_device(s, p, "gpu:0"));
+    *prm = (struct hsd_sched_params){
+        .gen = {.prompt = prompt, .guidance_scale = 5.0f, .steps = 4,
+                .sampler = HSD_SAMPLER_DDIM, .width = 64, .height = 64, .batch_count = 1,
+                .split = -1},
+        .k_min = 4, .k_max = 4};
+    uint64_t id;
+    int busy;
+    uint32_t retry;
+    CHECK_OK(hsd_sched_submit(s, prm, (void *)(intptr_t)0, &id, &busy, &retry));
+    for (double t = now_s(); now_s() - t < 30 && !g_out[0].calls;) usleep(10 * 1000);
+    return s;
+}
+
 static void test_every_device_dies(long unet_ops) {
     struct device dev[3];
     const int after[3] = {0, (int)(unet_ops / 2), (int)(unet_ops + unet_ops / 2)};
@@ -325,22 +348,11 @@ static void test_every_device_dies(long unet_ops) {
     free(r.metrics);
 
     // A dead pool refuses new work at once.
-    memset(g_out, 0, sizeof g_out);
-    struct hsd_sched_opts o = {.max_batch_rows = 4, .queue_limit = 64, .max_active = 6,
-                               .admit_batch = 2, .adaptive_threshold = 1000, .on_done = on_done};
-    struct hsd_sched *s = NULL;
-    CHECK_OK(hsd_sched_create(&s, &o));
-    CHECK_OK(hsd_sched_add_device(s, dev[0].p, "gpu:0"));  // tripped already
-    struct hsd_sched_params prm = {
-        .gen = {.prompt = "late", .guidance_scale = 5.0f, .steps = 4,
-                .sampler = HSD_SAMPLER_DDIM, .width = 64, .height = 64, .batch_count = 1,
-                .split = -1},
-        .k_min = 4, .k_max = 4};
+    struct hsd_sched_params prm;
+    struct hsd_sched *s = one_device_first_request(dev[0].p, "late", &prm);  // tripped already
     uint64_t id;
     int busy;
     uint32_t retry;
-    CHECK_OK(hsd_sched_submit(s, &prm, (void *)(intptr_t)0, &id, &busy, &retry));
-    for (double t = now_s(); now_s() - t < 30 && !g_out[0].calls;) usleep(10 * 1000);
     CHECK(g_out[0].calls == 1 && g_out[0].err == HSD_SCHED_E_INTERNAL);
     enum hsd_status st = hsd_sched_submit(s, &prm, (void *)(intptr_t)1, &id, &busy, &retry);
     printf("  submit to a dead pool -> %s, busy %d: %s\n", hsd_status_str(st), busy,
@@ -608,22 +620,8 @@ static void test_lost_before_first_alloc(void) {
     load_device(&dev, 1, NEVER);
     if (!dev.p) return;
     hsd_backend_faulty_trip(dev.fake);
-    memset(g_out, 0, sizeof g_out);
-    struct hsd_sched_opts o = {.max_batch_rows = 4, .queue_limit = 64, .max_active = 6,
-                               .admit_batch = 2, .adaptive_threshold = 1000, .on_done = on_done};
-    struct hsd_sched *s = NULL;
-    CHECK_OK(hsd_sched_create(&s, &o));
-    CHECK_OK(hsd_sched_add_device(s, dev.p, "gpu:0"));
-    struct hsd_sched_params prm = {
-        .gen = {.prompt = "never encoded", .guidance_scale = 5.0f, .steps = 4,
-                .sampler = HSD_SAMPLER_DDIM, .width = 64, .height = 64, .batch_count = 1,
-                .split = -1},
-        .k_min = 4, .k_max = 4};
-    uint64_t id;
-    int busy;
-    uint32_t retry;
-    CHECK_OK(hsd_sched_submit(s, &prm, (void *)(intptr_t)0, &id, &busy, &retry));
-    for (double t = now_s(); now_s() - t < 30 && !g_out[0].calls;) usleep(10 * 1000);
+    struct hsd_sched_params prm;
+    struct hsd_sched *s = one_device_first_request(dev.p, "never encoded", &prm);
     struct hsd_sched_device_stats ds;
     CHECK_OK(hsd_sched_get_device_stats(s, 0, &ds));
     printf("  request: %d call(s), error %d; device healthy %d: %s\n", g_out[0].calls,
