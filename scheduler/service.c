@@ -8,6 +8,7 @@
 
 #include "core/log.h"
 #include "metrics_http.h"
+#include "recv_timing.h"
 #include "net/auth.h"
 #include "net/transport.h"
 #include "net/wire.h"
@@ -38,6 +39,7 @@ struct service {
     int draining;
     const struct hsd_service_opts *o;
     int max_msg;
+    struct hsd_recv_timing recv_t;  // receive thread only
 };
 
 static void count_error(struct service *sv, enum hsd_wire_error code) {
@@ -323,6 +325,55 @@ static void handle_status(struct service *sv, const struct hsd_wire_msg *m,
     if (!hsd_wire_encode(buf, sizeof buf, &len, &a)) hsd_net_server_reply(sv->srv, route, buf, len);
 }
 
+// Everything the receive thread does for one message: precheck, decode,
+// auth, then the handler. Returns the message type (0 if unreadable).
+static int handle_msg(struct service *sv, struct hsd_pipeline *p0, struct hsd_net_msg *msg) {
+    struct hsd_wire_msg m;
+    enum hsd_wire_error code;
+    // With keys: refuse what cannot authenticate (no auth block, unknown
+    // key, over the key's size) before a CRC or a MAC runs over it.
+    if (sv->auth && hsd_auth_precheck(sv->auth, msg->data, msg->len, &code)) {
+        struct hsd_wire_frame f;
+        enum hsd_wire_error ignored;
+        hsd_wire_peek_frame(&f, &ignored, msg->data, msg->len);  // request id, if readable
+        reply_error(sv, &msg->route, f.request_id, code, 0, hsd_last_error());
+        return 0;
+    }
+    if (hsd_wire_decode(&m, &code, msg->data, msg->len)) {
+        reply_error(sv, &msg->route, m.request_id, code, 0, hsd_last_error());
+        return 0;
+    }
+    char key_id[HSD_WIRE_KEY_ID_SIZE] = "";
+    if (m.type == HSD_WIRE_GENERATE || m.type == HSD_WIRE_CANCEL ||
+        m.type == HSD_WIRE_STATUS_REQUEST) {
+        // Authentication before any compute or any answer
+        // (docs/protocol.md: a service with a keys file requires signed
+        // STATUS requests too; health probes use `hsd status` with a key).
+        if (sv->auth) {
+            const struct hsd_auth_key *key;
+            uint32_t retry = 0;
+            if (hsd_auth_check(sv->auth, msg->data, msg->len, hsd_auth_now_ms(), &key, &code,
+                               &retry)) {
+                reply_error(sv, &msg->route, m.request_id, code, retry, hsd_last_error());
+                return 0;
+            }
+            snprintf(key_id, sizeof key_id, "%s", hsd_auth_key_id(key));
+        } else if (m.flags & HSD_WIRE_FLAG_AUTH) {
+            snprintf(key_id, sizeof key_id, "%.*s", (int)sizeof m.auth.key_id - 1,
+                     m.auth.key_id);
+        }
+    }
+    switch (m.type) {
+    case HSD_WIRE_GENERATE: handle_generate(sv, p0, &m, key_id, &msg->route); break;
+    case HSD_WIRE_CANCEL: handle_cancel(sv, &m, key_id, &msg->route); break;
+    case HSD_WIRE_STATUS_REQUEST: handle_status(sv, &m, &msg->route); break;
+    default:
+        reply_error(sv, &msg->route, m.request_id, HSD_WIRE_E_BAD_MESSAGE, 0,
+                    "not a request type");
+    }
+    return m.type;
+}
+
 enum hsd_status hsd_service_run(struct hsd_pipeline *const *devices, int n_devices,
                                 const struct hsd_service_opts *o, volatile sig_atomic_t *stop) {
     struct service sv = {.o = o, .max_msg = (int)HSD_WIRE_MAX_REQUEST};
@@ -375,52 +426,9 @@ enum hsd_status hsd_service_run(struct hsd_pipeline *const *devices, int n_devic
             if (what == HSD_NET_STOPPED) break;
             continue;
         }
-        struct hsd_wire_msg m;
-        enum hsd_wire_error code;
-        // With keys: refuse what cannot authenticate (no auth block, unknown
-        // key, over the key's size) before a CRC or a MAC runs over it.
-        if (sv.auth && hsd_auth_precheck(sv.auth, msg.data, msg.len, &code)) {
-            struct hsd_wire_frame f;
-            enum hsd_wire_error ignored;
-            hsd_wire_peek_frame(&f, &ignored, msg.data, msg.len);  // request id, if readable
-            reply_error(&sv, &msg.route, f.request_id, code, 0, hsd_last_error());
-            hsd_net_msg_release(&msg);
-            continue;
-        }
-        if (hsd_wire_decode(&m, &code, msg.data, msg.len)) {
-            reply_error(&sv, &msg.route, m.request_id, code, 0, hsd_last_error());
-            hsd_net_msg_release(&msg);
-            continue;
-        }
-        char key_id[HSD_WIRE_KEY_ID_SIZE] = "";
-        if (m.type == HSD_WIRE_GENERATE || m.type == HSD_WIRE_CANCEL ||
-            m.type == HSD_WIRE_STATUS_REQUEST) {
-            // Authentication before any compute or any answer
-            // (docs/protocol.md: a service with a keys file requires signed
-            // STATUS requests too; health probes use `hsd status` with a key).
-            if (sv.auth) {
-                const struct hsd_auth_key *key;
-                uint32_t retry = 0;
-                if (hsd_auth_check(sv.auth, msg.data, msg.len, hsd_auth_now_ms(), &key, &code,
-                                   &retry)) {
-                    reply_error(&sv, &msg.route, m.request_id, code, retry, hsd_last_error());
-                    hsd_net_msg_release(&msg);
-                    continue;
-                }
-                snprintf(key_id, sizeof key_id, "%s", hsd_auth_key_id(key));
-            } else if (m.flags & HSD_WIRE_FLAG_AUTH) {
-                snprintf(key_id, sizeof key_id, "%.*s", (int)sizeof m.auth.key_id - 1,
-                         m.auth.key_id);
-            }
-        }
-        switch (m.type) {
-        case HSD_WIRE_GENERATE: handle_generate(&sv, devices[0], &m, key_id, &msg.route); break;
-        case HSD_WIRE_CANCEL: handle_cancel(&sv, &m, key_id, &msg.route); break;
-        case HSD_WIRE_STATUS_REQUEST: handle_status(&sv, &m, &msg.route); break;
-        default:
-            reply_error(&sv, &msg.route, m.request_id, HSD_WIRE_E_BAD_MESSAGE, 0,
-                        "not a request type");
-        }
+        double t0 = hsd_recv_timing_now_us();
+        int type = handle_msg(&sv, devices[0], &msg);
+        if (type == HSD_WIRE_GENERATE) hsd_recv_timing_add(&sv.recv_t, hsd_recv_timing_now_us() - t0);
         hsd_net_msg_release(&msg);
     }
     // Graceful shutdown: refuse new work, let in-flight requests finish
@@ -430,6 +438,7 @@ enum hsd_status hsd_service_run(struct hsd_pipeline *const *devices, int n_devic
     sv.draining = 1;
     pthread_mutex_unlock(&sv.mu);
     hsd_sched_shutdown(sv.sched, o->grace_ms);
+    hsd_recv_timing_report(&sv.recv_t, o->recv_us_out);
     {
         // Give the last replies a moment on the wire (nanomsg has no linger).
         struct timespec ts = {0, 200 * 1000000L};

@@ -17,6 +17,8 @@ struct hsd_service_opts {
     int grace_ms;                  // shutdown: time to finish in-flight work
     struct hsd_sched_opts sched;   // on_done/user are set by the service
     struct hsd_sched **sched_out;  // optional: receives the batcher (for stats) while running
+    double *recv_us_out;           // optional: at exit, the receive thread's median time per
+                                   // accepted GENERATE in µs (precheck to submit), or 0
 };
 
 // Serves until *stop becomes non-zero (a signal handler sets it), then
