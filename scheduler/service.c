@@ -137,15 +137,22 @@ static struct pending *find_pending(struct service *sv, const char *key, uint64_
     return NULL;
 }
 
-// Copies a wire prompt into 77 ids (TOKENS form; padded) or NUL-terminated text.
-static enum hsd_status prompt_ids(const struct hsd_pipeline *p, const struct hsd_wire_prompt *w,
-                                  int32_t *ids) {
-    if (w->kind == HSD_WIRE_PROMPT_TEXT)
-        return hsd_pipeline_tokenize(p, ids, w->text.p ? w->text.p : "", w->text.n);
-    int32_t pad = hsd_pipeline_pad_id(p);
-    for (int i = 0; i < HSD_TEXT_LEN; i++) ids[i] = pad;
-    hsd_wire_read_tokens(ids, w);
-    return HSD_OK;
+// One side of a GENERATE's prompt as the batcher takes it: a TOKENS prompt
+// as 77 ids (padded), a TEXT prompt as a NUL-terminated copy (*text, NULL
+// when empty and `optional`). No tokenizing here, on the receive thread
+// (issue 10 item 5): the batcher tokenizes at admission.
+static enum hsd_status prompt_side(const struct hsd_pipeline *p, const struct hsd_wire_prompt *w,
+                                   int optional, int *is_ids, int32_t *ids, char **text) {
+    *is_ids = w->kind == HSD_WIRE_PROMPT_TOKENS;
+    if (*is_ids) {
+        int32_t pad = hsd_pipeline_pad_id(p);
+        for (int i = 0; i < HSD_TEXT_LEN; i++) ids[i] = pad;
+        hsd_wire_read_tokens(ids, w);
+        return HSD_OK;
+    }
+    if (optional && !w->text.n) return HSD_OK;
+    *text = strndup(w->text.p ? w->text.p : "", w->text.n);
+    return *text ? HSD_OK : hsd_fail(HSD_ERR_NOMEM, "out of memory");
 }
 
 static void handle_generate(struct service *sv, struct hsd_pipeline *p0,
@@ -187,18 +194,11 @@ static void handle_generate(struct service *sv, struct hsd_pipeline *p0,
     prm.k_max = g->k_max;
     prm.deadline_ms = g->deadline_ms;
     prm.priority = g->priority;
-    enum hsd_status s = HSD_OK;
-    if (g->prompt.kind == HSD_WIRE_PROMPT_TOKENS || g->negative.kind == HSD_WIRE_PROMPT_TOKENS) {
-        prm.use_ids = 1;
-        s = prompt_ids(p0, &g->prompt, prm.prompt_ids);
-        if (!s) s = prompt_ids(p0, &g->negative, prm.neg_ids);
-    } else {
-        prompt = strndup(g->prompt.text.p ? g->prompt.text.p : "", g->prompt.text.n);
-        neg = g->negative.text.n ? strndup(g->negative.text.p, g->negative.text.n) : NULL;
-        prm.gen.prompt = prompt;
-        prm.gen.negative_prompt = neg;
-        if (!prompt || (g->negative.text.n && !neg)) s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
-    }
+    enum hsd_status s =
+        prompt_side(p0, &g->prompt, 0, &prm.prompt_is_ids, prm.prompt_ids, &prompt);
+    if (!s) s = prompt_side(p0, &g->negative, 1, &prm.neg_is_ids, prm.neg_ids, &neg);
+    prm.gen.prompt = prompt;
+    prm.gen.negative_prompt = neg;
     struct pending *pd = calloc(1, sizeof *pd);
     if (!pd && !s) s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
     if (s) {
@@ -352,8 +352,10 @@ static int handle_msg(struct service *sv, struct hsd_pipeline *p0, struct hsd_ne
         if (sv->auth) {
             const struct hsd_auth_key *key;
             uint32_t retry = 0;
-            if (hsd_auth_check(sv->auth, msg->data, msg->len, hsd_auth_now_ms(), &key, &code,
-                               &retry)) {
+            // On the decode above (issue 10 item 5): auth reads the auth
+            // block and GENERATE's sizes from m, not from the bytes again.
+            if (hsd_auth_check_msg(sv->auth, &m, msg->data, msg->len, hsd_auth_now_ms(), &key,
+                                   &code, &retry)) {
                 reply_error(sv, &msg->route, m.request_id, code, retry, hsd_last_error());
                 return 0;
             }

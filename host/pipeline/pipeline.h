@@ -77,6 +77,10 @@ int hsd_pipeline_n_calls(const struct hsd_gen_request *r);
 // Checks a request against the loaded models (sizes, steps, split, prompt
 // encoding) without computing anything.
 enum hsd_status hsd_pipeline_validate(const struct hsd_pipeline *p, const struct hsd_gen_request *r);
+// The same without the prompts (neither required nor tokenized): for a
+// caller that tokenizes later, off its own thread (the batcher's admission).
+enum hsd_status hsd_pipeline_validate_params(const struct hsd_pipeline *p,
+                                             const struct hsd_gen_request *r);
 
 // Runs the request. rgb: [batch_count, height, width, 3] bytes, as
 // diffusers' postprocess gives them ((x/2+0.5).clamp(0,1)*255, rounded);
