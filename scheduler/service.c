@@ -376,6 +376,34 @@ static int handle_msg(struct service *sv, struct hsd_pipeline *p0, struct hsd_ne
     return m.type;
 }
 
+static void warmup_report(void *user, int rows, int width, int height, double ms) {
+    fprintf(stderr, "hsd serve: warm-up %s: %d rows at %dx%d: %.3f ms\n", (const char *)user, rows,
+            width, height, ms);
+}
+
+// Every device plans (and on CUDA records) each (bucket, size) before its
+// worker starts and the socket opens (docs/denoise_step.md "Warm-up").
+static enum hsd_status warm_up(struct hsd_pipeline *const *devices, int n_devices,
+                               const struct hsd_service_opts *o) {
+    for (int i = 0; i < n_devices; i++) {
+        int native[2];
+        native[0] = native[1] = hsd_pipeline_native_size(devices[i]);
+        const int *sizes = o->warmup_sizes ? o->warmup_sizes : native;
+        int n_sizes = o->warmup_sizes ? o->n_warmup_sizes : 1;
+        char name[32];
+        snprintf(name, sizeof name, "device %d", i);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        enum hsd_status s = hsd_pipeline_warmup(devices[i], o->sched.max_batch_rows, sizes, n_sizes,
+                                                warmup_report, name);
+        if (s) return hsd_fail_context(s, "%s: ", name);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        fprintf(stderr, "hsd serve: warm-up %s done in %.1f ms\n", name,
+                (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
+    }
+    return HSD_OK;
+}
+
 enum hsd_status hsd_service_run(struct hsd_pipeline *const *devices, int n_devices,
                                 const struct hsd_service_opts *o, volatile sig_atomic_t *stop) {
     struct service sv = {.o = o, .max_msg = (int)HSD_WIRE_MAX_REQUEST};
@@ -394,6 +422,7 @@ enum hsd_status hsd_service_run(struct hsd_pipeline *const *devices, int n_devic
         return hsd_fail(HSD_ERR_INVALID_ARG, "a keys file is required (or explicitly allow "
                                              "unauthenticated clients)");
     }
+    if (o->warmup && (s = warm_up(devices, n_devices, o))) goto out;
     struct hsd_sched_opts so = o->sched;
     so.on_done = on_done;
     so.user = &sv;

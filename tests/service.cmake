@@ -54,3 +54,9 @@ add_test(NAME test_serve_failover COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/serve_
          $<TARGET_FILE:hsd> ${HSD_TEST_DATA} 24)
 set_tests_properties(test_serve_failover PROPERTIES LABELS integration TIMEOUT 180
                      ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
+# Issue 10, item 3: warm-up plans every (bucket, size) at start; requests
+# of those shapes leave hsd_plans_total flat. ~15 s.
+add_test(NAME test_serve_warmup COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/serve_warmup.sh
+         $<TARGET_FILE:hsd> ${HSD_TEST_DATA})
+set_tests_properties(test_serve_warmup PROPERTIES LABELS integration TIMEOUT 120
+                     ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
