@@ -47,8 +47,6 @@ struct unet_level {
     int c;                           // sampler channels
 };
 
-#define HSD_UNET_MAX_PLANS 64  // shapes remembered: buckets x latent sizes a service warms
-
 struct hsd_unet {
     struct hsd_unet_config cfg;
     struct hsd_backend *be;          // NULL: structure only (inspect)

@@ -49,6 +49,11 @@ enum hsd_status hsd_pipeline_warmup(struct hsd_pipeline *p, int max_rows, const 
         if (!n_rows || rows[n_rows - 1] != b) rows[n_rows++] = b;
     }
     int n = n_rows * n_sizes;
+    if (n > HSD_UNET_MAX_PLANS)
+        return hsd_fail(HSD_ERR_INVALID_ARG,
+                        "warm-up: %d row counts x %d sizes = %d shapes, more than the %d a U-Net "
+                        "keeps planned (and CUDA keeps recorded): use --buckets or fewer sizes",
+                        n_rows, n_sizes, n, HSD_UNET_MAX_PLANS);
     struct shape *sh = calloc((size_t)(n ? n : 1), sizeof *sh);
     if (!sh) return hsd_fail(HSD_ERR_NOMEM, "warm-up: out of memory");
     for (int i = 0; i < n; i++)
