@@ -23,6 +23,7 @@
 #include "conv2d_cudnn.h"
 #include "core/dtype.h"
 #include "core/log.h"
+#include "core/plan_stats.h"
 #include "device.h"
 #include "registry.h"
 
@@ -289,6 +290,7 @@ static enum hsd_status cu_graph_end(struct hsd_backend *be, int ok) {
             return hsd_fail(HSD_ERR_UNSUPPORTED, "cuda:%d: graph recording failed", c->device);
         }
         c->recorded++;
+        hsd_plan_stats_add(HSD_PLAN_GRAPH_CAPTURE);
         HSD_DEBUG("cuda:%d: recorded a graph for batch %d, %dx%d, context %d", c->device,
                   g->key.n, g->key.h, g->key.w, g->key.t_ctx);
     } else if (!ok) {
@@ -424,6 +426,7 @@ static enum hsd_status cu_conv2d(struct hsd_backend *be, const struct hsd_conv2d
     if (!s->choice) {
         if (c->mode == CUDA_CAPTURE) return hsd_cuda_conv2d(p, c->stream);
         s->choice = conv_decide(c, p);
+        hsd_plan_stats_add(HSD_PLAN_CONV_TUNE);
     }
     return s->choice == CONV_CUDNN ? hsd_cudnn_conv2d(c->cudnn, p) : hsd_cuda_conv2d(p, c->stream);
 }

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "backend_cuda_internal.h"
+#include "core/plan_stats.h"
 
 enum { LT_WORKSPACE = 32 << 20 };  // cuBLAS's recommended size for Hopper
 
@@ -148,6 +149,7 @@ static enum hsd_status plan_get(struct cuda_impl *c, const struct hsd_linear_par
         return s;
     }
     c->n_plans++;
+    hsd_plan_stats_add(HSD_PLAN_GEMM_PLAN);
     *out = pl;
     return HSD_OK;
 }

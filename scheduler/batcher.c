@@ -185,7 +185,7 @@ static void sweep(struct hsd_sched *s, double t, struct done_list *dl) {
     }
 }
 
-// Up to admit_batch queued requests with the same text-encoding mode,
+// Up to admit_batch queued requests with the same clip skip,
 // highest priority first, FIFO within a priority.
 static int pick_admissions(struct hsd_sched *s, struct hsd_sched_req **out) {
     int n = 0, room = s->o.max_active - s->n_active;
@@ -194,9 +194,7 @@ static int pick_admissions(struct hsd_sched *s, struct hsd_sched_req **out) {
         struct hsd_sched_req *best = NULL;
         for (struct hsd_sched_req *r = s->head; r; r = r->next) {
             if (r->state != HSD_REQ_QUEUED || r->in_flight) continue;
-            if (n > 0 && (r->prm.use_ids != out[0]->prm.use_ids ||
-                          r->clip_skip != out[0]->clip_skip))
-                continue;
+            if (n > 0 && r->clip_skip != out[0]->clip_skip) continue;
             if (!best || r->prm.priority > best->prm.priority) best = r;
         }
         if (!best) break;
@@ -206,8 +204,30 @@ static int pick_admissions(struct hsd_sched *s, struct hsd_sched_req **out) {
     return n;
 }
 
-// Encodes the prompts of `reqs` in one text-encoder call and sets up their
-// latents and samplers. Runs without the lock.
+// Each prompt's 77 ids, made once per request on the worker that admits
+// it (issue 10 item 5: the receive thread never tokenizes): a text side is
+// tokenized and from then on held as ids (a re-admission after a lost
+// device does not tokenize again); every id, tokenized or sent, is checked
+// against the text encoder's vocabulary (issue 15, finding 4), so a bad
+// request fails alone instead of failing its text-encoder batch.
+static enum hsd_status request_ids(const struct hsd_pipeline *p, struct hsd_sched_req *r) {
+    enum hsd_status s = HSD_OK;
+    if (!r->prm.prompt_is_ids) {
+        s = hsd_pipeline_tokenize(p, r->prm.prompt_ids, r->prompt, strlen(r->prompt));
+        if (s) return hsd_fail_context(s, "prompt: ");
+        r->prm.prompt_is_ids = 1;
+    }
+    if (r->cfg && !r->prm.neg_is_ids) {
+        const char *neg = r->negative ? r->negative : "";
+        s = hsd_pipeline_tokenize(p, r->prm.neg_ids, neg, strlen(neg));
+        if (s) return hsd_fail_context(s, "negative prompt: ");
+        r->prm.neg_is_ids = 1;
+    }
+    s = hsd_pipeline_check_ids(p, r->prm.prompt_ids, HSD_TEXT_LEN, "prompt");
+    if (!s && r->cfg) s = hsd_pipeline_check_ids(p, r->prm.neg_ids, HSD_TEXT_LEN, "negative prompt");
+    return s;
+}
+
 // A failed call's status, with a lost device told apart from a bad request:
 // on a device with a sticky error even an allocation fails, and its caller
 // reports that as out of memory, which would fail the requests and keep
@@ -221,6 +241,8 @@ static enum hsd_status classify_failure(struct device *d, enum hsd_status st) {
     return st;
 }
 
+// Encodes the prompts of `reqs` in one text-encoder call and sets up their
+// latents and samplers. Runs without the lock.
 static enum hsd_status admit_compute(struct device *d, struct hsd_sched_req **reqs, int n) {
     struct hsd_pipeline *p = d->p;
     int C = hsd_pipeline_text_width(p);
@@ -231,33 +253,20 @@ static enum hsd_status admit_compute(struct device *d, struct hsd_sched_req **re
     if (!emb) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
     enum hsd_status s;
     // Row order per request: [negative, positive] as diffusers encodes them.
-    if (reqs[0]->prm.use_ids) {
-        int32_t *ids = malloc((size_t)rows * HSD_TEXT_LEN * sizeof *ids);
-        if (!ids) {
-            free(emb);
-            return hsd_fail(HSD_ERR_NOMEM, "out of memory");
-        }
-        int r = 0;
-        for (int i = 0; i < n; i++) {
-            if (reqs[i]->cfg) memcpy(ids + (size_t)r++ * HSD_TEXT_LEN, reqs[i]->prm.neg_ids, sizeof reqs[i]->prm.neg_ids);
-            memcpy(ids + (size_t)r++ * HSD_TEXT_LEN, reqs[i]->prm.prompt_ids, sizeof reqs[i]->prm.prompt_ids);
-        }
-        s = hsd_pipeline_encode_ids(p, emb, ids, rows, reqs[0]->clip_skip);
-        free(ids);
-    } else {
-        const char **texts = malloc((size_t)rows * sizeof *texts);
-        if (!texts) {
-            free(emb);
-            return hsd_fail(HSD_ERR_NOMEM, "out of memory");
-        }
-        int r = 0;
-        for (int i = 0; i < n; i++) {
-            if (reqs[i]->cfg) texts[r++] = reqs[i]->negative ? reqs[i]->negative : "";
-            texts[r++] = reqs[i]->prompt;
-        }
-        s = hsd_pipeline_encode_text(p, emb, texts, rows, reqs[0]->clip_skip);
-        free(texts);
+    int32_t *ids = malloc((size_t)rows * HSD_TEXT_LEN * sizeof *ids);
+    if (!ids) {
+        free(emb);
+        return hsd_fail(HSD_ERR_NOMEM, "out of memory");
     }
+    for (int i = 0, r = 0; i < n; i++) {
+        if (reqs[i]->cfg)
+            memcpy(ids + (size_t)r++ * HSD_TEXT_LEN, reqs[i]->prm.neg_ids,
+                   sizeof reqs[i]->prm.neg_ids);
+        memcpy(ids + (size_t)r++ * HSD_TEXT_LEN, reqs[i]->prm.prompt_ids,
+               sizeof reqs[i]->prm.prompt_ids);
+    }
+    s = hsd_pipeline_encode_ids(p, emb, ids, rows, reqs[0]->clip_skip);
+    free(ids);
     int r = 0;
     for (int i = 0; i < n && !s; i++) {
         struct hsd_sched_req *q = reqs[i];
@@ -339,9 +348,29 @@ static void *worker(void *arg) {
         if (n > 0) {
             double t = now_ms();
             pthread_mutex_unlock(&s->mu);
-            enum hsd_status st = classify_failure(d, admit_compute(d, batch, n));
+            // A request whose prompt does not tokenize or holds an id out of
+            // the vocabulary fails alone (its reason kept in err_text).
+            struct hsd_sched_req *refused[256];
+            int n_ref = 0, m = 0;
+            for (int i = 0; i < n; i++) {
+                if (request_ids(d->p, batch[i])) {
+                    snprintf(batch[i]->err_text, sizeof batch[i]->err_text, "%s",
+                             hsd_last_error());
+                    refused[n_ref++] = batch[i];
+                } else {
+                    batch[m++] = batch[i];
+                }
+            }
+            n = m;
+            enum hsd_status st = n ? classify_failure(d, admit_compute(d, batch, n)) : HSD_OK;
             double dt = now_ms() - t;
             pthread_mutex_lock(&s->mu);
+            for (int i = 0; i < n_ref; i++) {
+                char why[sizeof refused[i]->err_text];
+                memcpy(why, refused[i]->err_text, sizeof why);
+                refused[i]->in_flight = 0;
+                finalize(s, refused[i], HSD_REQ_EV_FAIL, HSD_SCHED_E_BAD_REQUEST, why, &dl);
+            }
             s->st.busy_ms += dt;
             d->busy_ms += dt;
             if (st) d->failures++;
@@ -526,17 +555,14 @@ enum hsd_status hsd_sched_submit(struct hsd_sched *s, const struct hsd_sched_par
     struct hsd_gen_request g = prm->gen;
     g.batch_count = 1;
     g.split = -1;
-    if (prm->use_ids) g.prompt = g.negative_prompt = NULL;
-    // Validation against the models (sizes, steps, prompt UTF-8) before
-    // anything is queued: a bad request fails alone, at once.
-    struct hsd_gen_request gv = g;
-    if (prm->use_ids) gv.prompt = "";
-    enum hsd_status st = hsd_pipeline_validate(p, &gv);
-    // Ids too (issue 15, finding 4): one bad id in a batched text-encoder
-    // call used to fail every request of the batch with its text.
-    if (!st && prm->use_ids) st = hsd_pipeline_check_ids(p, prm->prompt_ids, HSD_TEXT_LEN, "prompt");
-    if (!st && prm->use_ids)
-        st = hsd_pipeline_check_ids(p, prm->neg_ids, HSD_TEXT_LEN, "negative prompt");
+    if (prm->prompt_is_ids) g.prompt = NULL;
+    if (prm->neg_is_ids) g.negative_prompt = NULL;
+    if (!prm->prompt_is_ids && !g.prompt) return hsd_fail(HSD_ERR_INVALID_ARG, "no prompt given");
+    // Validation against the models (sizes, steps, sampler) before anything
+    // is queued: a bad request fails alone, at once. The prompts are
+    // tokenized and their ids checked at admission (request_ids), off the
+    // caller's thread, which is the service's receive thread.
+    enum hsd_status st = hsd_pipeline_validate_params(p, &g);
     if (st) return st;
     int calls = hsd_pipeline_n_calls(&g);
     if (prm->k_min < 0 || prm->k_min > prm->k_max || prm->k_max > calls)
@@ -545,13 +571,11 @@ enum hsd_status hsd_sched_submit(struct hsd_sched *s, const struct hsd_sched_par
     struct hsd_sched_req *r = calloc(1, sizeof *r);
     if (!r) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
     r->prm = *prm;
-    if (!prm->use_ids) {
-        r->prompt = strdup(prm->gen.prompt);
-        r->negative = prm->gen.negative_prompt ? strdup(prm->gen.negative_prompt) : NULL;
-        if (!r->prompt || (prm->gen.negative_prompt && !r->negative)) {
-            free_req(r);
-            return hsd_fail(HSD_ERR_NOMEM, "out of memory");
-        }
+    r->prompt = g.prompt ? strdup(g.prompt) : NULL;
+    r->negative = g.negative_prompt ? strdup(g.negative_prompt) : NULL;
+    if ((g.prompt && !r->prompt) || (g.negative_prompt && !r->negative)) {
+        free_req(r);
+        return hsd_fail(HSD_ERR_NOMEM, "out of memory");
     }
     r->prm.gen = g;
     r->prm.gen.prompt = r->prompt;

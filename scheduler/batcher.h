@@ -30,8 +30,8 @@ enum hsd_sched_error {
 
 struct hsd_sched_params {
     struct hsd_gen_request gen;   // prompt strings are copied at submit
-    int use_ids;                  // 1: ids below instead of prompt text
-    int32_t prompt_ids[HSD_TEXT_LEN], neg_ids[HSD_TEXT_LEN];
+    int prompt_is_ids, neg_is_ids; // 1: that side's ids below instead of its gen text
+    int32_t prompt_ids[HSD_TEXT_LEN], neg_ids[HSD_TEXT_LEN];  // text is tokenized at admission
     int k_min, k_max;             // U-Net calls on the cloud; k_min == k_max: fixed
     uint32_t deadline_ms;         // from submit; 0 = none
     int priority;                 // higher first

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/plan_stats.h"
 #include "net/wire.h"
 #include "service.h"
 
@@ -120,6 +121,13 @@ char *hsd_service_metrics_text(const struct hsd_sched_stats *st,
     for (int c = 1; c < n_codes; c++)
         EMIT("hsd_errors_total{code=\"%s\"} %llu\n", hsd_wire_error_name((uint16_t)c),
              (unsigned long long)errors[c]);
+    // One-off work of new batch shapes (core/plan_stats.h), process-wide:
+    // flat after a warm-up unless requests bring shapes it did not cover.
+    EMIT("# HELP hsd_plans_total U-Net planning passes, arena growths, CUDA graph captures, "
+         "conv timings and cuBLASLt plans.\n# TYPE hsd_plans_total counter\n");
+    for (int k = 0; k < HSD_PLAN_KINDS; k++)
+        EMIT("hsd_plans_total{kind=\"%s\"} %llu\n", hsd_plan_kind_name((enum hsd_plan_kind)k),
+             (unsigned long long)hsd_plan_stats_get((enum hsd_plan_kind)k));
     // Per device (docs/architecture.md §6 "Device pool"): which ones serve, and what
     // each did. Counters keep their values after a device failed.
     EMIT("# HELP hsd_device_healthy 1 while the device serves; 0 once a device error took it "

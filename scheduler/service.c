@@ -8,6 +8,7 @@
 
 #include "core/log.h"
 #include "metrics_http.h"
+#include "recv_timing.h"
 #include "net/auth.h"
 #include "net/transport.h"
 #include "net/wire.h"
@@ -38,6 +39,7 @@ struct service {
     int draining;
     const struct hsd_service_opts *o;
     int max_msg;
+    struct hsd_recv_timing recv_t;  // receive thread only
 };
 
 static void count_error(struct service *sv, enum hsd_wire_error code) {
@@ -135,15 +137,22 @@ static struct pending *find_pending(struct service *sv, const char *key, uint64_
     return NULL;
 }
 
-// Copies a wire prompt into 77 ids (TOKENS form; padded) or NUL-terminated text.
-static enum hsd_status prompt_ids(const struct hsd_pipeline *p, const struct hsd_wire_prompt *w,
-                                  int32_t *ids) {
-    if (w->kind == HSD_WIRE_PROMPT_TEXT)
-        return hsd_pipeline_tokenize(p, ids, w->text.p ? w->text.p : "", w->text.n);
-    int32_t pad = hsd_pipeline_pad_id(p);
-    for (int i = 0; i < HSD_TEXT_LEN; i++) ids[i] = pad;
-    hsd_wire_read_tokens(ids, w);
-    return HSD_OK;
+// One side of a GENERATE's prompt as the batcher takes it: a TOKENS prompt
+// as 77 ids (padded), a TEXT prompt as a NUL-terminated copy (*text, NULL
+// when empty and `optional`). No tokenizing here, on the receive thread
+// (issue 10 item 5): the batcher tokenizes at admission.
+static enum hsd_status prompt_side(const struct hsd_pipeline *p, const struct hsd_wire_prompt *w,
+                                   int optional, int *is_ids, int32_t *ids, char **text) {
+    *is_ids = w->kind == HSD_WIRE_PROMPT_TOKENS;
+    if (*is_ids) {
+        int32_t pad = hsd_pipeline_pad_id(p);
+        for (int i = 0; i < HSD_TEXT_LEN; i++) ids[i] = pad;
+        hsd_wire_read_tokens(ids, w);
+        return HSD_OK;
+    }
+    if (optional && !w->text.n) return HSD_OK;
+    *text = strndup(w->text.p ? w->text.p : "", w->text.n);
+    return *text ? HSD_OK : hsd_fail(HSD_ERR_NOMEM, "out of memory");
 }
 
 static void handle_generate(struct service *sv, struct hsd_pipeline *p0,
@@ -185,18 +194,11 @@ static void handle_generate(struct service *sv, struct hsd_pipeline *p0,
     prm.k_max = g->k_max;
     prm.deadline_ms = g->deadline_ms;
     prm.priority = g->priority;
-    enum hsd_status s = HSD_OK;
-    if (g->prompt.kind == HSD_WIRE_PROMPT_TOKENS || g->negative.kind == HSD_WIRE_PROMPT_TOKENS) {
-        prm.use_ids = 1;
-        s = prompt_ids(p0, &g->prompt, prm.prompt_ids);
-        if (!s) s = prompt_ids(p0, &g->negative, prm.neg_ids);
-    } else {
-        prompt = strndup(g->prompt.text.p ? g->prompt.text.p : "", g->prompt.text.n);
-        neg = g->negative.text.n ? strndup(g->negative.text.p, g->negative.text.n) : NULL;
-        prm.gen.prompt = prompt;
-        prm.gen.negative_prompt = neg;
-        if (!prompt || (g->negative.text.n && !neg)) s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
-    }
+    enum hsd_status s =
+        prompt_side(p0, &g->prompt, 0, &prm.prompt_is_ids, prm.prompt_ids, &prompt);
+    if (!s) s = prompt_side(p0, &g->negative, 1, &prm.neg_is_ids, prm.neg_ids, &neg);
+    prm.gen.prompt = prompt;
+    prm.gen.negative_prompt = neg;
     struct pending *pd = calloc(1, sizeof *pd);
     if (!pd && !s) s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
     if (s) {
@@ -323,6 +325,85 @@ static void handle_status(struct service *sv, const struct hsd_wire_msg *m,
     if (!hsd_wire_encode(buf, sizeof buf, &len, &a)) hsd_net_server_reply(sv->srv, route, buf, len);
 }
 
+// Everything the receive thread does for one message: precheck, decode,
+// auth, then the handler. Returns the message type (0 if unreadable).
+static int handle_msg(struct service *sv, struct hsd_pipeline *p0, struct hsd_net_msg *msg) {
+    struct hsd_wire_msg m;
+    enum hsd_wire_error code;
+    // With keys: refuse what cannot authenticate (no auth block, unknown
+    // key, over the key's size) before a CRC or a MAC runs over it.
+    if (sv->auth && hsd_auth_precheck(sv->auth, msg->data, msg->len, &code)) {
+        struct hsd_wire_frame f;
+        enum hsd_wire_error ignored;
+        hsd_wire_peek_frame(&f, &ignored, msg->data, msg->len);  // request id, if readable
+        reply_error(sv, &msg->route, f.request_id, code, 0, hsd_last_error());
+        return 0;
+    }
+    if (hsd_wire_decode(&m, &code, msg->data, msg->len)) {
+        reply_error(sv, &msg->route, m.request_id, code, 0, hsd_last_error());
+        return 0;
+    }
+    char key_id[HSD_WIRE_KEY_ID_SIZE] = "";
+    if (m.type == HSD_WIRE_GENERATE || m.type == HSD_WIRE_CANCEL ||
+        m.type == HSD_WIRE_STATUS_REQUEST) {
+        // Authentication before any compute or any answer
+        // (docs/protocol.md: a service with a keys file requires signed
+        // STATUS requests too; health probes use `hsd status` with a key).
+        if (sv->auth) {
+            const struct hsd_auth_key *key;
+            uint32_t retry = 0;
+            // On the decode above (issue 10 item 5): auth reads the auth
+            // block and GENERATE's sizes from m, not from the bytes again.
+            if (hsd_auth_check_msg(sv->auth, &m, msg->data, msg->len, hsd_auth_now_ms(), &key,
+                                   &code, &retry)) {
+                reply_error(sv, &msg->route, m.request_id, code, retry, hsd_last_error());
+                return 0;
+            }
+            snprintf(key_id, sizeof key_id, "%s", hsd_auth_key_id(key));
+        } else if (m.flags & HSD_WIRE_FLAG_AUTH) {
+            snprintf(key_id, sizeof key_id, "%.*s", (int)sizeof m.auth.key_id - 1,
+                     m.auth.key_id);
+        }
+    }
+    switch (m.type) {
+    case HSD_WIRE_GENERATE: handle_generate(sv, p0, &m, key_id, &msg->route); break;
+    case HSD_WIRE_CANCEL: handle_cancel(sv, &m, key_id, &msg->route); break;
+    case HSD_WIRE_STATUS_REQUEST: handle_status(sv, &m, &msg->route); break;
+    default:
+        reply_error(sv, &msg->route, m.request_id, HSD_WIRE_E_BAD_MESSAGE, 0,
+                    "not a request type");
+    }
+    return m.type;
+}
+
+static void warmup_report(void *user, int rows, int width, int height, double ms) {
+    fprintf(stderr, "hsd serve: warm-up %s: %d rows at %dx%d: %.3f ms\n", (const char *)user, rows,
+            width, height, ms);
+}
+
+// Every device plans (and on CUDA records) each (bucket, size) before its
+// worker starts and the socket opens (docs/denoise_step.md "Warm-up").
+static enum hsd_status warm_up(struct hsd_pipeline *const *devices, int n_devices,
+                               const struct hsd_service_opts *o) {
+    for (int i = 0; i < n_devices; i++) {
+        int native[2];
+        native[0] = native[1] = hsd_pipeline_native_size(devices[i]);
+        const int *sizes = o->warmup_sizes ? o->warmup_sizes : native;
+        int n_sizes = o->warmup_sizes ? o->n_warmup_sizes : 1;
+        char name[32];
+        snprintf(name, sizeof name, "device %d", i);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        enum hsd_status s = hsd_pipeline_warmup(devices[i], o->sched.max_batch_rows, sizes, n_sizes,
+                                                warmup_report, name);
+        if (s) return hsd_fail_context(s, "%s: ", name);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        fprintf(stderr, "hsd serve: warm-up %s done in %.1f ms\n", name,
+                (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
+    }
+    return HSD_OK;
+}
+
 enum hsd_status hsd_service_run(struct hsd_pipeline *const *devices, int n_devices,
                                 const struct hsd_service_opts *o, volatile sig_atomic_t *stop) {
     struct service sv = {.o = o, .max_msg = (int)HSD_WIRE_MAX_REQUEST};
@@ -341,6 +422,7 @@ enum hsd_status hsd_service_run(struct hsd_pipeline *const *devices, int n_devic
         return hsd_fail(HSD_ERR_INVALID_ARG, "a keys file is required (or explicitly allow "
                                              "unauthenticated clients)");
     }
+    if (o->warmup && (s = warm_up(devices, n_devices, o))) goto out;
     struct hsd_sched_opts so = o->sched;
     so.on_done = on_done;
     so.user = &sv;
@@ -375,52 +457,9 @@ enum hsd_status hsd_service_run(struct hsd_pipeline *const *devices, int n_devic
             if (what == HSD_NET_STOPPED) break;
             continue;
         }
-        struct hsd_wire_msg m;
-        enum hsd_wire_error code;
-        // With keys: refuse what cannot authenticate (no auth block, unknown
-        // key, over the key's size) before a CRC or a MAC runs over it.
-        if (sv.auth && hsd_auth_precheck(sv.auth, msg.data, msg.len, &code)) {
-            struct hsd_wire_frame f;
-            enum hsd_wire_error ignored;
-            hsd_wire_peek_frame(&f, &ignored, msg.data, msg.len);  // request id, if readable
-            reply_error(&sv, &msg.route, f.request_id, code, 0, hsd_last_error());
-            hsd_net_msg_release(&msg);
-            continue;
-        }
-        if (hsd_wire_decode(&m, &code, msg.data, msg.len)) {
-            reply_error(&sv, &msg.route, m.request_id, code, 0, hsd_last_error());
-            hsd_net_msg_release(&msg);
-            continue;
-        }
-        char key_id[HSD_WIRE_KEY_ID_SIZE] = "";
-        if (m.type == HSD_WIRE_GENERATE || m.type == HSD_WIRE_CANCEL ||
-            m.type == HSD_WIRE_STATUS_REQUEST) {
-            // Authentication before any compute or any answer
-            // (docs/protocol.md: a service with a keys file requires signed
-            // STATUS requests too; health probes use `hsd status` with a key).
-            if (sv.auth) {
-                const struct hsd_auth_key *key;
-                uint32_t retry = 0;
-                if (hsd_auth_check(sv.auth, msg.data, msg.len, hsd_auth_now_ms(), &key, &code,
-                                   &retry)) {
-                    reply_error(&sv, &msg.route, m.request_id, code, retry, hsd_last_error());
-                    hsd_net_msg_release(&msg);
-                    continue;
-                }
-                snprintf(key_id, sizeof key_id, "%s", hsd_auth_key_id(key));
-            } else if (m.flags & HSD_WIRE_FLAG_AUTH) {
-                snprintf(key_id, sizeof key_id, "%.*s", (int)sizeof m.auth.key_id - 1,
-                         m.auth.key_id);
-            }
-        }
-        switch (m.type) {
-        case HSD_WIRE_GENERATE: handle_generate(&sv, devices[0], &m, key_id, &msg.route); break;
-        case HSD_WIRE_CANCEL: handle_cancel(&sv, &m, key_id, &msg.route); break;
-        case HSD_WIRE_STATUS_REQUEST: handle_status(&sv, &m, &msg.route); break;
-        default:
-            reply_error(&sv, &msg.route, m.request_id, HSD_WIRE_E_BAD_MESSAGE, 0,
-                        "not a request type");
-        }
+        double t0 = hsd_recv_timing_now_us();
+        int type = handle_msg(&sv, devices[0], &msg);
+        if (type == HSD_WIRE_GENERATE) hsd_recv_timing_add(&sv.recv_t, hsd_recv_timing_now_us() - t0);
         hsd_net_msg_release(&msg);
     }
     // Graceful shutdown: refuse new work, let in-flight requests finish
@@ -430,6 +469,7 @@ enum hsd_status hsd_service_run(struct hsd_pipeline *const *devices, int n_devic
     sv.draining = 1;
     pthread_mutex_unlock(&sv.mu);
     hsd_sched_shutdown(sv.sched, o->grace_ms);
+    hsd_recv_timing_report(&sv.recv_t, o->recv_us_out);
     {
         // Give the last replies a moment on the wire (nanomsg has no linger).
         struct timespec ts = {0, 200 * 1000000L};

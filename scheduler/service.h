@@ -17,6 +17,11 @@ struct hsd_service_opts {
     int grace_ms;                  // shutdown: time to finish in-flight work
     struct hsd_sched_opts sched;   // on_done/user are set by the service
     struct hsd_sched **sched_out;  // optional: receives the batcher (for stats) while running
+    int warmup;                    // 1: hsd_pipeline_warmup on every device before serving
+    const int *warmup_sizes;       // width, height pairs; NULL: the model's native size
+    int n_warmup_sizes;
+    double *recv_us_out;           // optional: at exit, the receive thread's median time per
+                                   // accepted GENERATE in µs (precheck to submit), or 0
 };
 
 // Serves until *stop becomes non-zero (a signal handler sets it), then

@@ -37,12 +37,26 @@ set_tests_properties(test_serve_stalled PROPERTIES LABELS integration TIMEOUT 90
 # Issue 15, finding 7: on_done before hsd_sched_submit returns (made certain
 # by wrapping it at link time); a use-after-free that the sanitizer job sees.
 hsd_add_test(test_service_submit_race LABELS unit TIMEOUT 120
-             SOURCES unit/test_service_submit_race.c LIBS hsd_sched)
+             SOURCES unit/test_service_submit_race.c unit/wire_roundtrip.c LIBS hsd_sched)
 target_link_options(test_service_submit_race PRIVATE -Wl,--wrap=hsd_sched_submit)
+# Issue 10, item 5: one decode per message, one tokenization per text side,
+# none on the receive thread (counted through link-time wraps).
+hsd_add_test(test_service_parse_once LABELS unit TIMEOUT 60
+             SOURCES unit/test_service_parse_once.c unit/wire_roundtrip.c
+             LIBS hsd_sched)
+target_link_options(test_service_parse_once PRIVATE -Wl,--wrap=hsd_net_server_recv
+                    -Wl,--wrap=hsd_wire_decode -Wl,--wrap=hsd_wire_decode_frame
+                    -Wl,--wrap=hsd_wire_peek_generate -Wl,--wrap=hsd_clip_tokenize)
 # Fail-over (docs/scaling.md §2): 3 nodes, 24 edges given all of them, one
 # node SIGKILLed and one drained with SIGTERM under load; every request ends
 # exactly once (cloud RESULT or local fallback). ~35 s.
 add_test(NAME test_serve_failover COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/serve_failover.sh
          $<TARGET_FILE:hsd> ${HSD_TEST_DATA} 24)
 set_tests_properties(test_serve_failover PROPERTIES LABELS integration TIMEOUT 180
+                     ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
+# Issue 10, item 3: warm-up plans every (bucket, size) at start; requests
+# of those shapes leave hsd_plans_total flat. ~15 s.
+add_test(NAME test_serve_warmup COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/serve_warmup.sh
+         $<TARGET_FILE:hsd> ${HSD_TEST_DATA})
+set_tests_properties(test_serve_warmup PROPERTIES LABELS integration TIMEOUT 120
                      ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")

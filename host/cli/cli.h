@@ -21,5 +21,11 @@ int hsd_cmd_tokenize(int argc, char **argv);
 int hsd_cli_fail(const char *cmd);
 // Parses a positive int flag value; prints a usage error and returns -1.
 int hsd_cli_parse_int(const char *cmd, const char *flag, const char *v, int lo, int hi);
+// --buckets "1,2,4,8": up to HSD_PIPELINE_MAX_BUCKETS row counts into out;
+// returns how many, or -1 after a usage error.
+int hsd_cli_parse_buckets(const char *cmd, const char *arg, int *out);
+// --warmup-sizes "512,768x512": up to 16 (width, height) pairs into out[32];
+// returns how many, or -1 after a usage error.
+int hsd_cli_parse_sizes(const char *cmd, const char *arg, int *out);
 
 #endif

@@ -18,6 +18,7 @@
 #include "backend/open/backend_open.h"
 #include "cli/cli.h"
 #include "cli/cli_backend.h"
+#include "core/plan_stats.h"
 #include "net/auth.h"
 #include "net/transport.h"
 #include "net/wire.h"
@@ -94,6 +95,7 @@ static void *client(void *arg) {
 static volatile sig_atomic_t g_stop;
 static struct hsd_pipeline *g_pipe;
 static struct hsd_service_opts g_so;
+static double g_recv_us;  // the receive thread's median per GENERATE, set when it exits
 
 static void *serve(void *arg) {
     (void)arg;
@@ -176,12 +178,16 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: hsd bench serve --model DIR [--requests N] [--rate R] [--steps N]\n"
             "                       [--k-mix K:W,K:W,...] [--size PX] [--max-batch B]\n"
-            "                       [--cfg S] [--threads T] [--backend B] [--compare-cost]\n\n"
+            "                       [--cfg S] [--threads T] [--backend B] [--compare-cost]\n"
+            "                       [--buckets LIST] [--warmup]\n\n"
             "  Starts hsd serve in-process on an ipc:// endpoint and sends N requests from\n"
             "  simulated edge clients arriving at R per second (Poisson; 0 = all at once).\n"
             "  --k-mix     splits and their weights (default 10:1 = all k=10)\n"
             "  --compare-cost  also run every request cloud-only (k = N) and add a cloud VAE\n"
             "              decode: prints cloud device-ms per image for both and the saving\n"
+            "  --buckets   U-Net row buckets (as hsd serve --buckets)\n"
+            "  --warmup    warm every (bucket, --size) first (hsd serve --warmup); prints the\n"
+            "              plans/captures/tunings the run itself added (hsd_plans_total)\n"
             "  Defaults: 32 requests, rate 0, 25 steps, 64 px, max batch 16, cfg 7.5.\n"
             HSD_CLI_BACKEND_HELP);
 }
@@ -206,7 +212,8 @@ static void print_phase(const char *name, const struct phase_result *p, int step
 
 int hsd_cmd_bench_serve(int argc, char **argv) {
     const char *model = NULL, *mix = "10:1", *backend = NULL;
-    int n = 32, steps = 25, size = 64, max_batch = 16, threads = 0, compare = 0;
+    int n = 32, steps = 25, size = 64, max_batch = 16, threads = 0, compare = 0, warmup = 0;
+    const char *bucket_arg = NULL;
     double rate = 0;
     float cfg = 7.5f;
     static const struct option opts[] = {
@@ -215,6 +222,7 @@ int hsd_cmd_bench_serve(int argc, char **argv) {
         {"k-mix", required_argument, 0, 'k'}, {"size", required_argument, 0, 'z'},
         {"max-batch", required_argument, 0, 'b'}, {"cfg", required_argument, 0, 'g'},
         {"threads", required_argument, 0, 't'}, {"compare-cost", no_argument, 0, 'C'}, {"backend", required_argument, 0, 'B'},
+        {"buckets", required_argument, 0, 'U'}, {"warmup", no_argument, 0, 'W'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
@@ -226,6 +234,8 @@ int hsd_cmd_bench_serve(int argc, char **argv) {
         case 'r': rate = atof(optarg); break;
         case 'g': cfg = (float)atof(optarg); break;
         case 'C': compare = 1; break;
+        case 'W': warmup = 1; break;
+        case 'U': bucket_arg = optarg; break;
         case 'n': if ((n = hsd_cli_parse_int("bench serve", "--requests", optarg, 1, 2000)) < 0) return 2; break;
         case 's': if ((steps = hsd_cli_parse_int("bench serve", "--steps", optarg, 1, 1000)) < 0) return 2; break;
         case 'z': if ((size = hsd_cli_parse_int("bench serve", "--size", optarg, 64, 2048)) < 0) return 2; break;
@@ -236,6 +246,9 @@ int hsd_cmd_bench_serve(int argc, char **argv) {
         }
     }
     if (hsd_cli_check_backend("bench serve", backend, 0)) return 2;
+    int buckets[HSD_PIPELINE_MAX_BUCKETS], n_buckets = 0;
+    if (bucket_arg && (n_buckets = hsd_cli_parse_buckets("bench serve", bucket_arg, buckets)) < 0)
+        return 2;
     if (!model || optind != argc || rate < 0) {
         usage(stderr);
         return 2;
@@ -274,7 +287,8 @@ int hsd_cmd_bench_serve(int argc, char **argv) {
     g_b.prompt = "a photo of an astronaut riding a horse on mars";
     struct hsd_backend *be = NULL;
     if (backend && hsd_backend_open_one(backend, threads, &be)) return hsd_cli_fail("bench serve");
-    struct hsd_pipeline_config pc = {.model = model, .threads = threads, .backend = be};
+    struct hsd_pipeline_config pc = {.model = model, .threads = threads, .backend = be,
+                                     .row_buckets = buckets, .n_row_buckets = n_buckets};
     if (hsd_pipeline_load(&g_pipe, &pc)) {
         hsd_backend_destroy(be);
         return hsd_cli_fail("bench serve");
@@ -282,11 +296,13 @@ int hsd_cmd_bench_serve(int argc, char **argv) {
     printf("hsd bench serve: device %s\n", hsd_pipeline_backend(g_pipe)->desc);
     struct hsd_sched *volatile sched = NULL;
     const char *eps[1] = {g_b.ep};
+    int warm_size[2] = {size, size};
     g_so = (struct hsd_service_opts){
         .endpoints = eps, .n_endpoints = 1, .keys_file = keys, .grace_ms = 1000,
         .sched = {.max_batch_rows = max_batch, .queue_limit = 4096, .max_active = 256,
                   .admit_batch = 16, .adaptive_threshold = 1 << 20},
-        .sched_out = (struct hsd_sched **)&sched};
+        .sched_out = (struct hsd_sched **)&sched, .recv_us_out = &g_recv_us,
+        .warmup = warmup, .warmup_sizes = warm_size, .n_warmup_sizes = 1};
     pthread_t st;
     pthread_create(&st, NULL, serve, NULL);
     for (int i = 0; i < 100 && !sched; i++) usleep(50 * 1000);
@@ -299,6 +315,8 @@ int hsd_cmd_bench_serve(int argc, char **argv) {
     printf("hsd bench serve: %s, %d requests, rate %s/s, %d steps, %dx%d, max batch %d rows, "
            "cfg %.1f, k mix %s\n",
            model, n, rate_s, steps, size, size, max_batch, (double)cfg, mix);
+    uint64_t plans0[HSD_PLAN_KINDS];
+    for (int k = 0; k < HSD_PLAN_KINDS; k++) plans0[k] = hsd_plan_stats_get((enum hsd_plan_kind)k);
     struct phase_result hyb;
     run_phase(n, rate, ks, wts, n_k, steps, size, &sched, &hyb);
     print_phase("hybrid", &hyb, steps, 0.0);
@@ -327,10 +345,26 @@ int hsd_cmd_bench_serve(int argc, char **argv) {
                "\"cloud_only_ms\":%.2f,\"decode_ms\":%.2f,\"saving\":%.4f}\n",
                hyb.device_ms_per_image, co.device_ms_per_image + dec, dec, saving);
     }
+    // What serving itself planned, tuned, recorded or grew: zero for shapes
+    // a warm-up covered (hsd_plans_total on /metrics).
+    printf("plans during the run (%s):", warmup ? "after warm-up" : "no warm-up");
+    for (int k = 0; k < HSD_PLAN_KINDS; k++)
+        printf(" %s %llu", hsd_plan_kind_name((enum hsd_plan_kind)k),
+               (unsigned long long)(hsd_plan_stats_get((enum hsd_plan_kind)k) - plans0[k]));
+    printf("\n{\"bench\":\"serve\",\"warmup\":%d,\"plans_during_run\":{", warmup);
+    for (int k = 0; k < HSD_PLAN_KINDS; k++)
+        printf("%s\"%s\":%llu", k ? "," : "", hsd_plan_kind_name((enum hsd_plan_kind)k),
+               (unsigned long long)(hsd_plan_stats_get((enum hsd_plan_kind)k) - plans0[k]));
+    printf("}}\n");
     rc = 0;
 out:
     g_stop = 1;
     pthread_join(st, NULL);
+    if (!rc) {
+        printf("receive thread: median %.1f us per GENERATE (precheck, decode, auth, submit)\n",
+               g_recv_us);
+        printf("{\"bench\":\"serve\",\"recv_us_per_generate\":%.2f}\n", g_recv_us);
+    }
     hsd_pipeline_free(g_pipe);
     hsd_backend_destroy(be);
     hsd_auth_free(g_b.auth);

@@ -32,6 +32,12 @@ static void usage(FILE *f) {
             "  --buckets LIST         pad each U-Net call to the smallest of these row counts,\n"
             "                         e.g. 1,2,4,8,16,32 (default: no padding): one plan and\n"
             "                         graph per size (docs/denoise_step.md)\n"
+            "  --warmup, --no-warmup  before serving, plan (CUDA: also tune and record) every\n"
+            "                         (bucket, size) and print each one's time (default: on\n"
+            "                         for cuda, off for cpu); /metrics hsd_plans_total stays\n"
+            "                         flat after it for those shapes\n"
+            "  --warmup-sizes LIST    image sizes to warm, WxH or S (square), e.g. 512,768x512\n"
+            "                         (default: the model's native size)\n"
             "  --queue-limit N        waiting requests before BUSY (default 64)\n"
             "  --max-active N         requests being denoised at once (default 32)\n"
             "  --admit-batch N        prompts encoded per text-encoder call (default 8)\n"
@@ -51,30 +57,11 @@ static void usage(FILE *f) {
             "  -v                     log each request\n");
 }
 
-// "1,2,4,8": up to HSD_PIPELINE_MAX_BUCKETS sizes; the pipeline checks
-// their order and range at load.
-static int parse_buckets(const char *arg, int *out) {
-    int n = 0;
-    for (const char *p = arg; *p;) {
-        char *end;
-        long v = strtol(p, &end, 10);
-        if (end == p || (*end && *end != ',') || v < 1 || v > HSD_PIPELINE_MAX_ROWS ||
-            n == HSD_PIPELINE_MAX_BUCKETS) {
-            fprintf(stderr,
-                    "hsd serve: --buckets %s: expected up to %d comma-separated sizes in [1, %d]\n",
-                    arg, HSD_PIPELINE_MAX_BUCKETS, HSD_PIPELINE_MAX_ROWS);
-            return -1;
-        }
-        out[n++] = (int)v;
-        p = *end ? end + 1 : end;
-    }
-    return n;
-}
-
 int hsd_cmd_serve(int argc, char **argv) {
     const char *model = NULL, *binds[16];
     const char *backend = NULL, *devices_arg = NULL;
     int n_binds = 0, threads = 0, buckets[HSD_PIPELINE_MAX_BUCKETS], n_buckets = 0;
+    int warmup = -1, sizes[32], n_sizes = 0;  // warmup -1: the backend's default
     struct hsd_service_opts o = {.grace_ms = 30000,
                                  .sched = {.max_batch_rows = 16, .queue_limit = 64,
                                            .max_active = 32, .admit_batch = 8,
@@ -89,7 +76,8 @@ int hsd_cmd_serve(int argc, char **argv) {
         {"grace-ms", required_argument, 0, 'G'},  {"threads", required_argument, 0, 't'},
         {"verbose", no_argument, 0, 'v'},         {"help", no_argument, 0, 'h'},
         {"backend", required_argument, 0, 'X'},   {"buckets", required_argument, 0, 'U'},
-        {0, 0, 0, 0}};
+        {"warmup", no_argument, 0, 'W'},          {"no-warmup", no_argument, 0, 'w'},
+        {"warmup-sizes", required_argument, 0, 'S'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:b:k:vh", opts, NULL)) != -1) {
@@ -108,7 +96,12 @@ int hsd_cmd_serve(int argc, char **argv) {
         case 'X': backend = optarg; continue;
         case 'D': devices_arg = optarg; continue;
         case 'U':
-            if ((n_buckets = parse_buckets(optarg, buckets)) < 0) return 2;
+            if ((n_buckets = hsd_cli_parse_buckets("serve", optarg, buckets)) < 0) return 2;
+            continue;
+        case 'W': warmup = 1; continue;
+        case 'w': warmup = 0; continue;
+        case 'S':
+            if ((n_sizes = hsd_cli_parse_sizes("serve", optarg, sizes)) < 0) return 2;
             continue;
         case 'v': hsd_log_set_level(HSD_LOG_DEBUG); continue;
         case 'h': usage(stdout); return 0;
@@ -155,6 +148,11 @@ int hsd_cmd_serve(int argc, char **argv) {
     }
     o.endpoints = binds;
     o.n_endpoints = n_binds;
+    // GPUs warm by default: a first call of a new shape there costs a plan,
+    // ~20 conv timings and a graph capture while a request waits.
+    o.warmup = warmup >= 0 ? warmup : spec.kind == HSD_BACKEND_CUDA;
+    o.warmup_sizes = n_sizes ? sizes : NULL;
+    o.n_warmup_sizes = n_sizes;
     struct hsd_pipeline_config pc = {.model = model, .threads = threads,
                                      .row_buckets = buckets, .n_row_buckets = n_buckets};
     struct hsd_pipeline_set set;

@@ -72,6 +72,13 @@ enum hsd_status hsd_unet_forward(struct hsd_unet *u, float *out, const float *sa
                                  const float *t, const float *ctx, int n, int h, int w,
                                  int t_ctx);
 
+#define HSD_UNET_MAX_PLANS 64  // shapes whose plans a U-Net keeps (as many as CUDA graphs)
+
+// Plans (n, h, w, t_ctx) without running it: the planning pass (once per
+// shape, remembered), the arena grown to it, the host staging sized. A
+// forward of a planned shape then allocates nothing (warm-up).
+enum hsd_status hsd_unet_plan(struct hsd_unet *u, int n, int h, int w, int t_ctx);
+
 // FLOPs of one forward at the last (n, h, w, t_ctx) run (multiply-add = 2).
 double hsd_unet_flops(const struct hsd_unet *u);
 

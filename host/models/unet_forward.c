@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/assert.h"
+#include "core/plan_stats.h"
 #include "models/unet_internal.h"
 
 struct fwd {
@@ -376,32 +377,55 @@ enum hsd_status hsd_unet_forward(struct hsd_unet *u, float *out, const float *sa
     if ((int64_t)n * h * w > (int64_t)1 << 26 || t_ctx > 4096)
         return hsd_fail(HSD_ERR_INVALID_ARG, "unet: input too large (n=%d %dx%d, t_ctx=%d)", n,
                         h, w, t_ctx);
-    struct fwd f = {.a = {.be = u->be}, .u = u};
-    if (!u->arena || u->plan_n != n || u->plan_h != h || u->plan_w != w || u->plan_t != t_ctx) {
-        f.a.planning = 1;
-        enum hsd_status s = forward(&f, out, sample, t, ctx, n, h, w, t_ctx);
-        if (s) return s;
-        s = hsd_fwd_reserve(u->be, &u->arena, &u->arena_cap, f.a.peak, "unet");
-        if (s) return s;
-        size_t io = (size_t)n * h * w *
-                    (u->cfg.in_channels > u->cfg.out_channels ? u->cfg.in_channels
-                                                              : u->cfg.out_channels);
-        if (io > u->host_io_cap) {
-            free(u->host_io);
-            u->host_io = malloc(io * sizeof(float));
-            u->host_io_cap = u->host_io ? io : 0;
-            if (!u->host_io) return hsd_fail(HSD_ERR_NOMEM, "unet: out of memory");
-        }
-        u->plan_n = n;
-        u->plan_h = h;
-        u->plan_w = w;
-        u->plan_t = t_ctx;
-        u->plan_flops = f.a.flops;
-        f = (struct fwd){.a = {.be = u->be}, .u = u};
-    }
-    f.a.base = u->arena;
-    f.a.cap = u->arena_cap;
+    enum hsd_status s = hsd_unet_plan(u, n, h, w, t_ctx);
+    if (s) return s;
+    struct fwd f = {.a = {.be = u->be, .base = u->arena, .cap = u->arena_cap}, .u = u};
     return forward(&f, out, sample, t, ctx, n, h, w, t_ctx);
+}
+
+static struct unet_plan *find_plan(struct hsd_unet *u, int n, int h, int w, int t_ctx) {
+    for (int i = 0; i < u->n_plans; i++) {
+        struct unet_plan *p = &u->plans[i];
+        if (p->n == n && p->h == h && p->w == w && p->t == t_ctx) return p;
+    }
+    return NULL;
+}
+
+enum hsd_status hsd_unet_plan(struct hsd_unet *u, int n, int h, int w, int t_ctx) {
+    if (!u->be)
+        return hsd_fail(HSD_ERR_INVALID_ARG, "unet: model was opened for inspection only");
+    struct unet_plan *pl = find_plan(u, n, h, w, t_ctx);
+    if (!pl) {
+        // A planning pass runs no op and reads no host data (forward's
+        // uploads and downloads are skipped while planning).
+        struct fwd f = {.a = {.be = u->be, .planning = 1}, .u = u};
+        enum hsd_status s = forward(&f, NULL, NULL, NULL, NULL, n, h, w, t_ctx);
+        if (s) return s;
+        hsd_plan_stats_add(HSD_PLAN_UNET);
+        if (u->n_plans < HSD_UNET_MAX_PLANS) {
+            pl = &u->plans[u->n_plans++];
+        } else {
+            pl = &u->plans[u->next_evict];
+            u->next_evict = (u->next_evict + 1) % HSD_UNET_MAX_PLANS;
+        }
+        *pl = (struct unet_plan){n, h, w, t_ctx, f.a.peak, f.a.flops};
+    }
+    if (!u->arena || pl->peak > u->arena_cap) {
+        enum hsd_status s = hsd_fwd_reserve(u->be, &u->arena, &u->arena_cap, pl->peak, "unet");
+        if (s) return s;
+        hsd_plan_stats_add(HSD_PLAN_ARENA_GROWTH);
+    }
+    size_t io = (size_t)n * h * w *
+                (u->cfg.in_channels > u->cfg.out_channels ? u->cfg.in_channels
+                                                          : u->cfg.out_channels);
+    if (io > u->host_io_cap) {
+        free(u->host_io);
+        u->host_io = malloc(io * sizeof(float));
+        u->host_io_cap = u->host_io ? io : 0;
+        if (!u->host_io) return hsd_fail(HSD_ERR_NOMEM, "unet: out of memory");
+    }
+    u->plan_flops = pl->flops;
+    return HSD_OK;
 }
 
 double hsd_unet_flops(const struct hsd_unet *u) { return u->plan_flops; }

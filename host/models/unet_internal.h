@@ -65,11 +65,18 @@ struct hsd_unet {
     // Every backend buffer holding a weight, freed with the model.
     struct hsd_bufs bufs;
 
-    // Activation arena planned for one (n, h, w, t_ctx) bucket.
+    // Activation arena, sized to the largest (n, h, w, t_ctx) planned; each
+    // shape's planning pass is kept (peak bytes, flops), so a shape seen
+    // before runs without planning again (warm-up: docs/denoise_step.md).
     void *arena;
     size_t arena_cap;
-    int plan_n, plan_h, plan_w, plan_t;
-    double plan_flops;
+    struct unet_plan {
+        int n, h, w, t;
+        size_t peak;
+        double flops;
+    } plans[HSD_UNET_MAX_PLANS];
+    int n_plans, next_evict;
+    double plan_flops;               // of the latest forward
     float *host_io;                  // NCHW<->NHWC staging, sized with the arena
     size_t host_io_cap;
 

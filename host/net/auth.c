@@ -507,16 +507,16 @@ static enum hsd_status refuse(enum hsd_wire_error *code, enum hsd_wire_error e, 
     return HSD_ERR_INVALID_ARG;
 }
 
-// The key a frame's auth block names (id: its NUL-terminated id), or an
-// UNAUTHENTICATED refusal: no auth block, malformed or unknown id.
-static enum hsd_status frame_key(const struct hsd_auth *a, const struct hsd_wire_frame *f,
+// The key an auth block names (id: its NUL-terminated id), or an
+// UNAUTHENTICATED refusal: no auth block (raw_id NULL), malformed or unknown id.
+static enum hsd_status frame_key(const struct hsd_auth *a, const char *raw_id,
                                  const struct hsd_auth_key **k, char id[HSD_WIRE_KEY_ID_SIZE],
                                  enum hsd_wire_error *code) {
-    if (!f->auth)
+    if (!raw_id)
         return refuse(code, HSD_WIRE_E_UNAUTHENTICATED,
                       "unauthenticated: the request carries no auth block (sign it with a key "
                       "from the service's keys file)");
-    memcpy(id, f->auth, HSD_WIRE_KEY_ID_SIZE);
+    memcpy(id, raw_id, HSD_WIRE_KEY_ID_SIZE);
     size_t idn = strnlen(id, HSD_WIRE_KEY_ID_SIZE);
     if (idn == HSD_WIRE_KEY_ID_SIZE || !hsd_wire_key_id_ok(id, idn))
         return refuse(code, HSD_WIRE_E_UNAUTHENTICATED, "unauthenticated: malformed key id");
@@ -541,7 +541,7 @@ enum hsd_status hsd_auth_precheck(const struct hsd_auth *a, const void *msg, siz
     if (s != HSD_OK) return s;
     const struct hsd_auth_key *k;
     char id[HSD_WIRE_KEY_ID_SIZE];
-    if ((s = frame_key(a, &f, &k, id, code))) return s;
+    if ((s = frame_key(a, (const char *)f.auth, &k, id, code))) return s;
     if (len > k->lim.max_bytes)
         return refuse(code, HSD_WIRE_E_TOO_LARGE,
                       "key '%s' allows messages of at most %u bytes, got %zu", id, k->lim.max_bytes,
@@ -549,27 +549,27 @@ enum hsd_status hsd_auth_precheck(const struct hsd_auth *a, const void *msg, siz
     return HSD_OK;
 }
 
-enum hsd_status hsd_auth_check(struct hsd_auth *a, const void *msg, size_t len, uint64_t now_ms,
-                               const struct hsd_auth_key **key, enum hsd_wire_error *code,
-                               uint32_t *retry_after_ms) {
-    uint32_t retry_dummy;
-    if (!retry_after_ms) retry_after_ms = &retry_dummy;
-    *retry_after_ms = 0;
-    *key = NULL;
-    *code = HSD_WIRE_E_NONE;
+// What the check needs from a request, from either a checked frame
+// (hsd_auth_check) or a decoded message (hsd_auth_check_msg).
+struct auth_req {
+    uint16_t type;
+    const struct hsd_wire_auth *auth;  // NULL: the message carries none
+    int dims_ok;  // GENERATE: width/height/steps were readable
+    uint16_t width, height, steps;
+};
 
-    struct hsd_wire_frame f;
-    enum hsd_status s = hsd_wire_decode_frame(&f, code, msg, len);
-    if (s != HSD_OK) return s;
+static enum hsd_status check(struct hsd_auth *a, const void *msg, size_t len, uint64_t now_ms,
+                             const struct auth_req *q, const struct hsd_auth_key **key,
+                             enum hsd_wire_error *code, uint32_t *retry_after_ms) {
     const struct hsd_auth_key *ck;
     char id[HSD_WIRE_KEY_ID_SIZE];
-    if ((s = frame_key(a, &f, &ck, id, code))) return s;
+    enum hsd_status s = frame_key(a, q->auth ? q->auth->key_id : NULL, &ck, id, code);
+    if (s) return s;
     struct hsd_auth_key *k = (struct hsd_auth_key *)ck;  // its buckets and cache change
 
     uint8_t mac[HSD_WIRE_MAC_SIZE];
     hsd_auth_mac(mac, msg, len, k->secret, k->secret_len);
-    int mac_ok =
-        sodium_memcmp(mac, f.auth + HSD_WIRE_AUTH_SIZE - HSD_WIRE_MAC_SIZE, HSD_WIRE_MAC_SIZE) == 0;
+    int mac_ok = sodium_memcmp(mac, q->auth->mac, HSD_WIRE_MAC_SIZE) == 0;
     sodium_memzero(mac, sizeof mac);
     if (!mac_ok)
         return refuse(code, HSD_WIRE_E_UNAUTHENTICATED,
@@ -577,8 +577,7 @@ enum hsd_status hsd_auth_check(struct hsd_auth *a, const void *msg, size_t len, 
                       "modified message)",
                       id);
 
-    uint64_t ts = 0;
-    for (int i = 0; i < 8; i++) ts |= (uint64_t)f.auth[HSD_WIRE_KEY_ID_SIZE + i] << (8 * i);
+    uint64_t ts = q->auth->timestamp_ms;
     uint64_t w = a->window_ms;
     if (ts > now_ms + w)
         return refuse(code, HSD_WIRE_E_UNAUTHENTICATED,
@@ -595,9 +594,9 @@ enum hsd_status hsd_auth_check(struct hsd_auth *a, const void *msg, size_t len, 
         return refuse(code, HSD_WIRE_E_TOO_LARGE,
                       "key '%s' allows messages of at most %u bytes, got %zu", id, k->lim.max_bytes,
                       len);
-    if (f.type == HSD_WIRE_GENERATE) {
-        uint16_t wd, ht, steps;
-        if (hsd_wire_peek_generate(&f, &wd, &ht, &steps) != HSD_OK)
+    if (q->type == HSD_WIRE_GENERATE) {
+        uint16_t wd = q->width, ht = q->height, steps = q->steps;
+        if (!q->dims_ok)
             return refuse(code, HSD_WIRE_E_BAD_MESSAGE, "GENERATE: payload too short");
         if ((uint64_t)wd * ht > k->lim.max_pixels)
             return refuse(code, HSD_WIRE_E_BAD_REQUEST,
@@ -610,9 +609,9 @@ enum hsd_status hsd_auth_check(struct hsd_auth *a, const void *msg, size_t len, 
     }
 
     pthread_mutex_lock(&a->mu);
-    int r = replay_insert(a, &k->rp, f.auth + HSD_WIRE_KEY_ID_SIZE + 8, ts + w, now_ms,
+    int r = replay_insert(a, &k->rp, q->auth->nonce, ts + w, now_ms,
                           retry_after_ms);
-    int gen = f.type == HSD_WIRE_GENERATE, ok_rate = 1;
+    int gen = q->type == HSD_WIRE_GENERATE, ok_rate = 1;
     if (r == 1)
         ok_rate = gen ? bucket_take(&k->gen, k->lim.rate_per_min, k->lim.burst, now_ms,
                                     retry_after_ms)
@@ -636,4 +635,45 @@ enum hsd_status hsd_auth_check(struct hsd_auth *a, const void *msg, size_t len, 
                       k->lim.ctl_rate_per_min, k->lim.ctl_burst);
     *key = k;
     return HSD_OK;
+}
+
+static void reset_out(const struct hsd_auth_key **key, enum hsd_wire_error *code,
+                      uint32_t **retry_after_ms, uint32_t *dummy) {
+    if (!*retry_after_ms) *retry_after_ms = dummy;
+    **retry_after_ms = 0;
+    *key = NULL;
+    *code = HSD_WIRE_E_NONE;
+}
+
+enum hsd_status hsd_auth_check(struct hsd_auth *a, const void *msg, size_t len, uint64_t now_ms,
+                               const struct hsd_auth_key **key, enum hsd_wire_error *code,
+                               uint32_t *retry_after_ms) {
+    uint32_t dummy;
+    reset_out(key, code, &retry_after_ms, &dummy);
+    struct hsd_wire_frame f;
+    enum hsd_status s = hsd_wire_decode_frame(&f, code, msg, len);
+    if (s != HSD_OK) return s;
+    struct hsd_wire_auth au;
+    struct auth_req q = {.type = f.type, .auth = f.auth ? &au : NULL};
+    if (f.auth) hsd_wire_read_auth(&au, f.auth);
+    if (f.type == HSD_WIRE_GENERATE)
+        q.dims_ok = hsd_wire_peek_generate(&f, &q.width, &q.height, &q.steps) == HSD_OK;
+    return check(a, msg, len, now_ms, &q, key, code, retry_after_ms);
+}
+
+enum hsd_status hsd_auth_check_msg(struct hsd_auth *a, const struct hsd_wire_msg *m,
+                                   const void *msg, size_t len, uint64_t now_ms,
+                                   const struct hsd_auth_key **key, enum hsd_wire_error *code,
+                                   uint32_t *retry_after_ms) {
+    uint32_t dummy;
+    reset_out(key, code, &retry_after_ms, &dummy);
+    struct auth_req q = {.type = m->type,
+                         .auth = (m->flags & HSD_WIRE_FLAG_AUTH) ? &m->auth : NULL};
+    if (m->type == HSD_WIRE_GENERATE) {
+        q.dims_ok = 1;
+        q.width = m->u.generate.width;
+        q.height = m->u.generate.height;
+        q.steps = m->u.generate.steps;
+    }
+    return check(a, msg, len, now_ms, &q, key, code, retry_after_ms);
 }

@@ -104,6 +104,16 @@ enum hsd_status hsd_auth_check(struct hsd_auth *a, const void *msg, size_t len, 
                                const struct hsd_auth_key **key, enum hsd_wire_error *code,
                                uint32_t *retry_after_ms);
 
+// The same check for a message the service already decoded in full
+// (hsd_wire_decode: frame, checksum, auth block shape, payload): the auth
+// block and GENERATE's sizes come from *m instead of a second pass over the
+// bytes; the MAC still covers msg[0..len). Same order, codes and texts as
+// hsd_auth_check. One decode per message serves auth and the batcher.
+enum hsd_status hsd_auth_check_msg(struct hsd_auth *a, const struct hsd_wire_msg *m,
+                                   const void *msg, size_t len, uint64_t now_ms,
+                                   const struct hsd_auth_key **key, enum hsd_wire_error *code,
+                                   uint32_t *retry_after_ms);
+
 // The cheap part of hsd_auth_check, for a service to run before it spends a
 // checksum or a MAC on a message: the header read without its checksum
 // (hsd_wire_peek_frame), an auth block present, a known key id, and len

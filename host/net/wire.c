@@ -257,8 +257,16 @@ enum hsd_status hsd_wire_peek_frame(struct hsd_wire_frame *f, enum hsd_wire_erro
     return frame(f, code, buf, len, 0);
 }
 
+void hsd_wire_read_auth(struct hsd_wire_auth *a, const uint8_t *p) {
+    struct wire_rd r = {p, HSD_WIRE_AUTH_SIZE, 0};
+    memcpy(a->key_id, rd_take(&r, HSD_WIRE_KEY_ID_SIZE), HSD_WIRE_KEY_ID_SIZE);
+    a->timestamp_ms = rd_u64(&r);
+    memcpy(a->nonce, rd_take(&r, HSD_WIRE_NONCE_SIZE), HSD_WIRE_NONCE_SIZE);
+    memcpy(a->mac, rd_take(&r, HSD_WIRE_MAC_SIZE), HSD_WIRE_MAC_SIZE);
+}
+
 static enum hsd_status parse_auth(struct hsd_wire_auth *a, struct wire_ctx *c, const uint8_t *p) {
-    memcpy(a->key_id, p, HSD_WIRE_KEY_ID_SIZE);
+    hsd_wire_read_auth(a, p);
     size_t n = strnlen(a->key_id, HSD_WIRE_KEY_ID_SIZE);
     // A canonical encoding: the id, then only NULs (so re-encoding is exact).
     for (size_t i = n; i < HSD_WIRE_KEY_ID_SIZE; i++)
@@ -267,10 +275,6 @@ static enum hsd_status parse_auth(struct hsd_wire_auth *a, struct wire_ctx *c, c
     if (!hsd_wire_key_id_ok(a->key_id, n))
         return wire_bad(c, HSD_WIRE_E_BAD_MESSAGE,
                         "auth key id must be 1..31 characters of [A-Za-z0-9._-]");
-    struct wire_rd r = {p, HSD_WIRE_AUTH_SIZE, HSD_WIRE_KEY_ID_SIZE};
-    a->timestamp_ms = rd_u64(&r);
-    memcpy(a->nonce, rd_take(&r, HSD_WIRE_NONCE_SIZE), HSD_WIRE_NONCE_SIZE);
-    memcpy(a->mac, rd_take(&r, HSD_WIRE_MAC_SIZE), HSD_WIRE_MAC_SIZE);
     return HSD_OK;
 }
 

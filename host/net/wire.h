@@ -269,6 +269,9 @@ enum hsd_status hsd_wire_decode(struct hsd_wire_msg *m, enum hsd_wire_error *cod
 enum hsd_status hsd_wire_peek_generate(const struct hsd_wire_frame *f, uint16_t *width,
                                        uint16_t *height, uint16_t *steps);
 
+// The fields of an auth block (HSD_WIRE_AUTH_SIZE bytes, e.g. a frame's
+// f.auth), unchecked: hsd_auth_check verifies them.
+void hsd_wire_read_auth(struct hsd_wire_auth *a, const uint8_t *block);
 // Copies n little-endian f32 from a view (unaligned OK) into dst.
 void hsd_wire_read_f32(float *dst, const void *src, size_t n);
 // Copies a TOKENS prompt's ids into dst[p->n_tokens].

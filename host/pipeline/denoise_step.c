@@ -118,8 +118,7 @@ static enum hsd_status upload_state(struct hsd_step_scratch *s, struct hsd_backe
     return st;
 }
 
-// The batch bucket for `rows` U-Net rows (hsd_pipeline_config.row_buckets).
-static int bucket_rows(const struct hsd_pipeline *p, int rows) {
+int hsd_pipeline_bucket_rows(const struct hsd_pipeline *p, int rows) {
     for (int i = 0; i < p->n_buckets; i++)
         if (p->buckets[i] >= rows) return p->buckets[i];
     return rows;
@@ -153,7 +152,7 @@ enum hsd_status hsd_pipeline_denoise_step(struct hsd_pipeline *p, struct hsd_une
                             "batch's latents have %zu",
                             i, items[i].sampler->n_latent, lat);
     }
-    const int rows = n + n_uncond, padded = bucket_rows(p, rows);
+    const int rows = n + n_uncond, padded = hsd_pipeline_bucket_rows(p, rows);
     enum hsd_status st = grow(s, be, (size_t)n, (size_t)padded, lat, ctx);
     if (!st) st = plan(s, items, n, n_uncond, ctx);
     if (!st) st = upload_state(s, be, items, n, lat);

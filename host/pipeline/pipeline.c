@@ -179,8 +179,8 @@ int hsd_pipeline_n_calls(const struct hsd_gen_request *r) {
     return n;
 }
 
-enum hsd_status hsd_pipeline_validate(const struct hsd_pipeline *p, const struct hsd_gen_request *r) {
-    if (!r->prompt) return hsd_fail(HSD_ERR_INVALID_ARG, "no prompt given");
+enum hsd_status hsd_pipeline_validate_params(const struct hsd_pipeline *p,
+                                             const struct hsd_gen_request *r) {
     if (r->steps < 1 || r->steps > HSD_SAMPLER_MAX_STEPS)
         return hsd_fail(HSD_ERR_INVALID_ARG, "steps must be in [1, %d], got %d",
                         HSD_SAMPLER_MAX_STEPS, r->steps);
@@ -216,6 +216,13 @@ enum hsd_status hsd_pipeline_validate(const struct hsd_pipeline *p, const struct
         return hsd_fail(HSD_ERR_INVALID_ARG, "guidance scale must be in [0, 100]");
     if (r->clip_skip < 0 || r->clip_skip >= hsd_clip_text_get_config(p->text)->num_hidden_layers)
         return hsd_fail(HSD_ERR_INVALID_ARG, "clip skip %d out of range", r->clip_skip);
+    return HSD_OK;
+}
+
+enum hsd_status hsd_pipeline_validate(const struct hsd_pipeline *p, const struct hsd_gen_request *r) {
+    if (!r->prompt) return hsd_fail(HSD_ERR_INVALID_ARG, "no prompt given");
+    enum hsd_status s = hsd_pipeline_validate_params(p, r);
+    if (s) return s;
     // Tokenizing checks the prompts' UTF-8 (the tokenizer says where it breaks).
     int32_t ids[HSD_TEXT_LEN];
     int used;

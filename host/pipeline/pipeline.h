@@ -77,6 +77,10 @@ int hsd_pipeline_n_calls(const struct hsd_gen_request *r);
 // Checks a request against the loaded models (sizes, steps, split, prompt
 // encoding) without computing anything.
 enum hsd_status hsd_pipeline_validate(const struct hsd_pipeline *p, const struct hsd_gen_request *r);
+// The same without the prompts (neither required nor tokenized): for a
+// caller that tokenizes later, off its own thread (the batcher's admission).
+enum hsd_status hsd_pipeline_validate_params(const struct hsd_pipeline *p,
+                                             const struct hsd_gen_request *r);
 
 // Runs the request. rgb: [batch_count, height, width, 3] bytes, as
 // diffusers' postprocess gives them ((x/2+0.5).clamp(0,1)*255, rounded);
@@ -109,6 +113,19 @@ struct hsd_denoise_item {
 // torch.cat([latents] * 2).
 enum hsd_status hsd_pipeline_denoise_step(struct hsd_pipeline *p, struct hsd_unet *unet,
                                           struct hsd_denoise_item *items, int n, int h, int w);
+
+// Warm-up (warmup.c, docs/denoise_step.md "Warm-up"): plans every U-Net
+// batch a service sending up to max_rows rows per call will run (each
+// bucket, or each row count without buckets) at each image size
+// (sizes: n_sizes width, height pairs), and on a graph-recording backend
+// (CUDA) runs each until its graph is recorded, so that serving those
+// shapes afterwards plans, tunes, captures and allocates nothing.
+// report (may be NULL) gets each shape's time.
+typedef void (*hsd_warmup_fn)(void *user, int rows, int width, int height, double ms);
+enum hsd_status hsd_pipeline_warmup(struct hsd_pipeline *p, int max_rows, const int *sizes,
+                                    int n_sizes, hsd_warmup_fn report, void *user);
+// The large U-Net's native image size (its sample_size x the VAE scale).
+int hsd_pipeline_native_size(const struct hsd_pipeline *p);
 
 struct hsd_unet *hsd_pipeline_unet(struct hsd_pipeline *p, int edge);
 struct hsd_backend *hsd_pipeline_backend(struct hsd_pipeline *p);

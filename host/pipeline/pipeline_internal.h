@@ -41,4 +41,8 @@ struct hsd_pipeline {
     struct hsd_step_scratch step;
 };
 
+// The U-Net batch of a call of `rows` rows: the smallest configured bucket
+// that holds them, or `rows` above the largest (hsd_pipeline_config.row_buckets).
+int hsd_pipeline_bucket_rows(const struct hsd_pipeline *p, int rows);
+
 #endif

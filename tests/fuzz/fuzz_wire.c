@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define NOW 1700000000000ull
 
 // Keys matching the corpus's signed messages (secret = bytes 0..31).
-static struct hsd_auth *g_auth;
+static struct hsd_auth *g_auth, *g_auth_msg;
 
 static void check_decode(const uint8_t *data, size_t size) {
     struct hsd_wire_msg m;
@@ -60,6 +60,14 @@ static void check_auth(const uint8_t *data, size_t size) {
     if (hsd_wire_decode_frame(&f, &code, data, size) == HSD_OK &&
         hsd_wire_peek_frame(&f, &pcode, data, size) != HSD_OK)
         abort();
+    // The service's path: one decode, then auth on the decoded message
+    // (hsd_auth_check_msg). Its own auth state: the replay caches of the two
+    // paths see different messages, so only "a failure names a code" holds.
+    struct hsd_wire_msg m;
+    if (hsd_wire_decode(&m, &code, data, size) == HSD_OK &&
+        hsd_auth_check_msg(g_auth_msg, &m, data, size, NOW, &key, &code, &retry) != HSD_OK &&
+        code == HSD_WIRE_E_NONE)
+        abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -69,7 +77,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             "lab.gpu-2 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f "
             "rate_per_min=60 burst=2 max_pixels=262144\n";
         struct hsd_auth_opts o = {.replay_capacity = 1024};
-        if (hsd_auth_parse(&g_auth, keys, sizeof keys - 1, "fuzz", &o) != HSD_OK) abort();
+        if (hsd_auth_parse(&g_auth, keys, sizeof keys - 1, "fuzz", &o) != HSD_OK ||
+            hsd_auth_parse(&g_auth_msg, keys, sizeof keys - 1, "fuzz", &o) != HSD_OK)
+            abort();
     }
     check_auth(data, size);
     check_decode(data, size);

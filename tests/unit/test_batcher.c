@@ -3,7 +3,9 @@
 // batch is re-queued on the other, every request still finishes exactly
 // once, with the same latent as when nothing failed. Also the
 // load-adaptive split: with a long queue, [k_min, k_max] requests leave at
-// k_min and say so.
+// k_min and say so. And a prompt that does not tokenize fails alone, at
+// admission (issue 10 item 5: submit, on the service's receive thread, does
+// not tokenize).
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,7 @@ enum { N = 12 };
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static int g_calls[N], g_k[N];
 static enum hsd_req_state g_state[N];
+static enum hsd_sched_error g_err[N];
 static float g_lat[N][4 * 8 * 8];
 
 static void on_done(void *user, uint64_t id, void *client, const struct hsd_sched_result *r) {
@@ -25,6 +28,7 @@ static void on_done(void *user, uint64_t id, void *client, const struct hsd_sche
     pthread_mutex_lock(&g_mu);
     g_calls[i]++;
     g_state[i] = r->state;
+    g_err[i] = r->error;
     g_k[i] = r->k_used;
     if (r->state == HSD_REQ_DONE) memcpy(g_lat[i], r->latent, sizeof g_lat[i]);
     pthread_mutex_unlock(&g_mu);
@@ -94,6 +98,46 @@ static void run(struct hsd_pipeline **p, int fail_device0, int adaptive, float o
            "time-to-RESULT sum %.3f s, uptime %.3f s", st.result_s_sum, st.uptime_ms / 1e3);
 }
 
+static void test_bad_prompt_fails_alone(struct hsd_pipeline *p) {
+    enum { M = 4 };
+    memset(g_calls, 0, sizeof g_calls);
+    struct hsd_sched_opts o = {.max_batch_rows = 8, .queue_limit = 64, .max_active = M,
+                               .admit_batch = M, .adaptive_threshold = 1000, .on_done = on_done};
+    struct hsd_sched *s = NULL;
+    CHECK_OK(hsd_sched_create(&s, &o));
+    CHECK_OK(hsd_sched_add_device(s, p, "cpu:0"));
+    for (int i = 0; i < M; i++) {
+        struct hsd_sched_params prm = {.gen = {.prompt = i == 1 ? "caf\xc3" : "a test",
+                                               .guidance_scale = 5.0f, .steps = 2,
+                                               .sampler = HSD_SAMPLER_DDIM, .width = 64,
+                                               .height = 64, .seed = (uint64_t)i,
+                                               .batch_count = 1, .split = -1},
+                                       .k_min = 0, .k_max = 0};
+        uint64_t id;
+        int busy;
+        uint32_t retry;
+        // Accepted: the bad UTF-8 is found when the batcher tokenizes.
+        CHECK_OK(hsd_sched_submit(s, &prm, (void *)(intptr_t)i, &id, &busy, &retry));
+    }
+    for (int t = 0; t < 400; t++) {
+        int done = 0;
+        pthread_mutex_lock(&g_mu);
+        for (int i = 0; i < M; i++) done += g_calls[i];
+        pthread_mutex_unlock(&g_mu);
+        if (done == M) break;
+        usleep(50 * 1000);
+    }
+    hsd_sched_destroy(s);
+    printf("bad UTF-8 prompt among %d: it ends %s (error %d), the others", M,
+           hsd_req_state_name(g_state[1]), (int)g_err[1]);
+    for (int i = 0; i < M; i++)
+        if (i != 1) printf(" %s", hsd_req_state_name(g_state[i]));
+    printf("\n");
+    CHECK(g_calls[1] == 1 && g_state[1] == HSD_REQ_FAILED && g_err[1] == HSD_SCHED_E_BAD_REQUEST);
+    for (int i = 0; i < M; i++)
+        if (i != 1) CHECKF(g_calls[i] == 1 && g_state[i] == HSD_REQ_DONE, "request %d", i);
+}
+
 int main(void) {
     char model[600];
     snprintf(model, sizeof model, "%s/pipeline/large", HSD_TEST_DATA);
@@ -123,6 +167,7 @@ int main(void) {
     }
     printf("adaptive split: %d of %d requests handed over at k_min under load\n", early, N);
     CHECK(early > 0);
+    test_bad_prompt_fails_alone(p[0]);
     hsd_pipeline_free(p[0]);
     hsd_pipeline_free(p[1]);
     return hsd_test_finish();

@@ -54,12 +54,43 @@ static uint8_t *signed_msg(uint16_t type, const struct hsd_auth_key *key, uint64
     return buf;
 }
 
+// The service checks a message it decoded once (hsd_auth_check_msg, issue
+// 10 item 5); g_twin, when set, is a second copy of `g_twin_of` fed every
+// message `g_twin_of` sees that way, so both must answer alike: status,
+// code, retry hint and text. A message that does not decode never reaches
+// hsd_auth_check_msg in the service and is skipped.
+static struct hsd_auth *g_twin_of, *g_twin;
+
+static enum hsd_status check_both(struct hsd_auth *a, const uint8_t *msg, size_t len, uint64_t now,
+                                  const struct hsd_auth_key **key, enum hsd_wire_error *code,
+                                  uint32_t *retry) {
+    uint32_t r0 = 0;
+    enum hsd_status s = hsd_auth_check(a, msg, len, now, key, code, retry ? retry : &r0);
+    struct hsd_wire_msg m;
+    enum hsd_wire_error dc;
+    if (a != g_twin_of || hsd_wire_decode(&m, &dc, msg, len) != HSD_OK) return s;
+    char text[512];
+    snprintf(text, sizeof text, "%s", s == HSD_OK ? "" : hsd_last_error());
+    const struct hsd_auth_key *k2 = NULL;
+    enum hsd_wire_error c2;
+    uint32_t r2 = 0;
+    enum hsd_status s2 = hsd_auth_check_msg(g_twin, &m, msg, len, now, &k2, &c2, &r2);
+    CHECKF(s2 == s && c2 == *code && r2 == (retry ? *retry : r0) &&
+               (s == HSD_OK || !strcmp(text, hsd_last_error())) &&
+               (!*key || (k2 && !strcmp(hsd_auth_key_id(k2), hsd_auth_key_id(*key)))),
+           "decoded check differs: %s (%s) vs %s (%s)", hsd_wire_error_name(*code), text,
+           hsd_wire_error_name(c2), s2 == HSD_OK ? "" : hsd_last_error());
+    // The caller prints the first check's text.
+    if (s != HSD_OK) hsd_fail(s, "%s", text);
+    return s;
+}
+
 static void expect(struct hsd_auth *a, const char *what, const uint8_t *msg, size_t len,
                    uint64_t now, enum hsd_wire_error want, uint32_t *retry_out) {
     const struct hsd_auth_key *key = NULL;
     enum hsd_wire_error code;
     uint32_t retry = 0;
-    enum hsd_status s = hsd_auth_check(a, msg, len, now, &key, &code, &retry);
+    enum hsd_status s = check_both(a, msg, len, now, &key, &code, &retry);
     int ok = want == HSD_WIRE_E_NONE ? (s == HSD_OK && key != NULL)
                                      : (s != HSD_OK && code == want && key == NULL);
     printf("  %-40s -> %-15s %s\n", what, s == HSD_OK ? "accepted" : hsd_wire_error_name(code),
@@ -102,7 +133,9 @@ static void test_refusals(void) {
     // and a wrong secret; a key the server does not know.
     struct hsd_auth *cli = parse("edge-01 " SECRET_A "\nlab.gpu-2 " SECRET_B "\n", NULL);
     struct hsd_auth *evil = parse("edge-01 " SECRET_B "\nghost " SECRET_A "\n", NULL);
-    if (!srv || !cli || !evil) return;
+    g_twin_of = srv;
+    g_twin = parse(k_server_keys, NULL);
+    if (!srv || !cli || !evil || !g_twin) return;
     CHECK(hsd_auth_key_count(srv) == 2);
     const struct hsd_auth_key *ka = hsd_auth_find(cli, "edge-01");
     const struct hsd_auth_key *kb = hsd_auth_find(cli, "lab.gpu-2");
@@ -118,7 +151,7 @@ static void test_refusals(void) {
     uint8_t *m = signed_msg(HSD_WIRE_GENERATE, ka, NOW, &len, 512, 20);
     const struct hsd_auth_key *got = NULL;
     enum hsd_wire_error code;
-    CHECK(hsd_auth_check(srv, m, len, NOW + 10, &got, &code, NULL) == HSD_OK);
+    CHECK(check_both(srv, m, len, NOW + 10, &got, &code, NULL) == HSD_OK);
     CHECK(got && strcmp(hsd_auth_key_id(got), "edge-01") == 0);
     printf("  %-40s -> accepted\n", "valid signature");
     expect(srv, "same bytes again (replay)", m, len, NOW + 20, HSD_WIRE_E_REPLAYED, NULL);
@@ -209,6 +242,8 @@ static void test_refusals(void) {
     hsd_auth_free(evil);
     hsd_auth_free(cli);
     hsd_auth_free(srv);
+    hsd_auth_free(g_twin);
+    g_twin_of = g_twin = NULL;
 }
 
 static void test_replay_cache(void) {

@@ -19,6 +19,7 @@
 #include "net/wire.h"
 #include "service.h"
 #include "testutil.h"
+#include "wire_roundtrip.h"
 
 static atomic_int g_done;  // RESULT/ERROR replies the service sent (on_done ran)
 
@@ -90,19 +91,9 @@ int main(void) {
         void *buf = NULL;
         size_t len = 0;
         CHECK_OK(hsd_wire_encode_alloc(&buf, &len, &m));
-        struct hsd_net_client *c = NULL;
-        CHECK_OK(hsd_net_client_open(&c, NULL, (const char *const[]){g_ep}, 1, NULL));
-        struct hsd_net_msg r;
-        enum hsd_net_wait w = HSD_NET_TIMEOUT;
-        if (c && buf && hsd_net_client_send(c, buf, len) == HSD_OK &&
-            hsd_net_client_recv(c, &r, 20000, &w) == HSD_OK && w == HSD_NET_GOT) {
-            struct hsd_wire_msg d;
-            enum hsd_wire_error code;
-            results += hsd_wire_decode(&d, &code, r.data, r.len) == HSD_OK &&
-                       d.type == HSD_WIRE_RESULT && d.request_id == m.request_id;
-            hsd_net_msg_release(&r);
-        }
-        hsd_net_client_close(c);
+        uint64_t rid;
+        results += hsd_test_roundtrip(g_ep, buf, len, 20000, &rid, NULL) == HSD_WIRE_RESULT &&
+                   rid == m.request_id;
         free(buf);
     }
     g_stop = 1;

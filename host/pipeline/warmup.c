@@ -1,0 +1,102 @@
+// hsd_pipeline_warmup (pipeline.h): every U-Net batch shape a service will
+// run, planned (and on a graph-recording backend run until its CUDA graph is
+// recorded) before the first request, so that serving them plans, tunes,
+// captures and allocates nothing (docs/denoise_step.md "Warm-up"; the
+// counters of core/plan_stats.h show it).
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pipeline/pipeline_internal.h"
+
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+struct shape {
+    int rows, width, height;
+    double ms;
+};
+
+// Larger first: the arena is then allocated once, at its final size, before
+// any graph is recorded on it (a graph is keyed by the arena's address).
+static int cmp_shape(const void *a, const void *b) {
+    const struct shape *x = a, *y = b;
+    long long sx = (long long)x->rows * x->width * x->height;
+    long long sy = (long long)y->rows * y->width * y->height;
+    return (sx < sy) - (sx > sy);
+}
+
+enum hsd_status hsd_pipeline_warmup(struct hsd_pipeline *p, int max_rows, const int *sizes,
+                                    int n_sizes, hsd_warmup_fn report, void *user) {
+    int scale = hsd_pipeline_vae_scale(p), m = p->size_multiple;
+    for (int i = 0; i < n_sizes; i++) {
+        int w = sizes[2 * i], h = sizes[2 * i + 1];
+        if (w < m || h < m || w % m || h % m || w > 4096 || h > 4096)
+            return hsd_fail(HSD_ERR_INVALID_ARG,
+                            "warm-up size %dx%d: width and height must be multiples of %d in "
+                            "[%d, 4096]",
+                            w, h, m, m);
+    }
+    // A CFG request takes 2 rows even where max_rows is 1 (the batcher
+    // never splits a pair).
+    int top = max_rows < 2 ? 2 : max_rows;
+    int rows[HSD_PIPELINE_MAX_ROWS + 1], n_rows = 0;
+    for (int r = 1; r <= top && r <= HSD_PIPELINE_MAX_ROWS; r++) {
+        int b = hsd_pipeline_bucket_rows(p, r);
+        if (!n_rows || rows[n_rows - 1] != b) rows[n_rows++] = b;
+    }
+    int n = n_rows * n_sizes;
+    if (n > HSD_UNET_MAX_PLANS)
+        return hsd_fail(HSD_ERR_INVALID_ARG,
+                        "warm-up: %d row counts x %d sizes = %d shapes, more than the %d a U-Net "
+                        "keeps planned (and CUDA keeps recorded): use --buckets or fewer sizes",
+                        n_rows, n_sizes, n, HSD_UNET_MAX_PLANS);
+    struct shape *sh = calloc((size_t)(n ? n : 1), sizeof *sh);
+    if (!sh) return hsd_fail(HSD_ERR_NOMEM, "warm-up: out of memory");
+    for (int i = 0; i < n; i++)
+        sh[i] = (struct shape){rows[i % n_rows], sizes[2 * (i / n_rows)],
+                               sizes[2 * (i / n_rows) + 1], 0};
+    qsort(sh, (size_t)n, sizeof *sh, cmp_shape);
+    enum hsd_status s = HSD_OK;
+    // 1. Plans, largest first.
+    for (int i = 0; i < n && !s; i++) {
+        double t0 = now_ms();
+        s = hsd_unet_plan(p->large, sh[i].rows, sh[i].height / scale, sh[i].width / scale,
+                          HSD_TEXT_LEN);
+        sh[i].ms += now_ms() - t0;
+    }
+    // 2. On a backend that records graphs: a first (eager) call makes its
+    // GEMM plans and conv choices, the second records the graph. The CPU
+    // backend keeps nothing else per shape.
+    const struct hsd_backend *be = hsd_pipeline_backend(p);
+    if (!s && be && be->ops->graph_begin && n) {
+        int cin = p->latent_c, ctx = p->ctx_dim;
+        size_t lat = (size_t)sh[0].rows * cin * (sh[0].height / scale) * (sh[0].width / scale);
+        float *x = calloc(lat, sizeof *x), *out = calloc(lat, sizeof *out);
+        float *t = calloc((size_t)sh[0].rows, sizeof *t);
+        float *c = calloc((size_t)sh[0].rows * HSD_TEXT_LEN * ctx, sizeof *c);
+        if (!x || !out || !t || !c) s = hsd_fail(HSD_ERR_NOMEM, "warm-up: out of memory");
+        for (int i = 0; i < n && !s; i++) {
+            double t0 = now_ms();
+            for (int k = 0; k < 2 && !s; k++)
+                s = hsd_unet_forward(p->large, out, x, t, c, sh[i].rows, sh[i].height / scale,
+                                     sh[i].width / scale, HSD_TEXT_LEN);
+            sh[i].ms += now_ms() - t0;
+        }
+        free(x);
+        free(out);
+        free(t);
+        free(c);
+    }
+    for (int i = 0; i < n && !s && report; i++)
+        report(user, sh[i].rows, sh[i].width, sh[i].height, sh[i].ms);
+    free(sh);
+    return s ? hsd_fail_context(s, "warm-up: ") : HSD_OK;
+}
+
+int hsd_pipeline_native_size(const struct hsd_pipeline *p) {
+    return hsd_unet_get_config(p->large)->sample_size * hsd_pipeline_vae_scale(p);
+}
