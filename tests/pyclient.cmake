@@ -46,7 +46,7 @@ set_tests_properties(test_grafana_dashboard PROPERTIES LABELS integration TIMEOU
 # Soak (issue 15): mixed requests (samplers, splits, cancels, unsigned,
 # malformed, over-limit, replayed) against a real `hsd serve`; every request
 # ends exactly once as documented; RSS and descriptors bounded after a
-# warm-up. CI: 1,000 requests (~25 s); slow: 10,000 (~4 min on 2 cores).
+# warm-up. CI: 1,000 requests (~30 s); slow: 10,000 (~3 min on 2 cores).
 add_test(NAME test_serve_soak
          COMMAND ${HSD_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/pyclient/test_soak.py
          $<TARGET_FILE:hsd> ${HSD_TEST_DATA} 1000)
