@@ -2,7 +2,8 @@
 # Service benchmarks on the CPU backend, one run each, same machine:
 #   1. batching gain: images/s at saturation for max batch 2 (one CFG request
 #      per U-Net call), 8, 16, 64 rows;
-#   2. latency: p99 time to RESULT unloaded (10% of saturation) vs at 70 %;
+#   2. latency: p99 time to RESULT unloaded (10% of saturation) vs at 70 %
+#      (bench/serve_latency.sh, one repeat);
 #   3. cloud cost per image: hybrid k=10 of 25 (edge decodes) vs cloud-only
 #      (25 cloud steps + cloud decode).
 #   bench/serve_bench.sh MODEL_DIR [REQUESTS]      (JSON lines under out/bench/)
@@ -22,9 +23,5 @@ for b in 2 8 16 64; do
   sat=$ips
 done
 awk -v a="$sat" -v b="$base" 'BEGIN { printf "batching gain (64 rows vs 2): %.2fx\n", a / b }'
-for frac in 0.1 0.7; do
-  rate=$(awk -v s="$sat" -v f=$frac 'BEGIN { printf "%.3f", s * f }')
-  line=$("$hsd" bench serve --model "$model" --requests "$n" --steps 10 --k-mix 10:1 --max-batch 64 --rate "$rate" 2>/dev/null | tee -a "$log" | grep '"phase":"hybrid"')
-  echo "load $frac of saturation ($rate req/s): $(sed 's/.*"p50_ms":\([0-9.]*\),"p95_ms":\([0-9.]*\),"p99_ms":\([0-9.]*\).*/p50 \1 ms, p95 \2 ms, p99 \3 ms/' <<<"$line")"
-done
+bench/serve_latency.sh "$model" "$n" 1
 "$hsd" bench serve --model "$model" --requests "$n" --steps 25 --k-mix 10:1 --max-batch 64 --compare-cost 2>/dev/null | tee -a "$log" | grep -E "^cloud cost"

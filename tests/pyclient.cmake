@@ -43,3 +43,17 @@ add_test(NAME test_grafana_dashboard
          ${CMAKE_SOURCE_DIR}/scripts/deploy/check_dashboard.py)
 set_tests_properties(test_grafana_dashboard PROPERTIES LABELS integration TIMEOUT 120
                      SKIP_RETURN_CODE 77 ENVIRONMENT "${HSD_PY_ENV}")
+# Soak (issue 15): mixed requests (samplers, splits, cancels, unsigned,
+# malformed, over-limit, replayed) against a real `hsd serve`; every request
+# ends exactly once as documented; RSS and descriptors bounded after a
+# warm-up. CI: 1,000 requests (~30 s); slow: 10,000 (~3 min on 2 cores).
+add_test(NAME test_serve_soak
+         COMMAND ${HSD_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/pyclient/test_soak.py
+         $<TARGET_FILE:hsd> ${HSD_TEST_DATA} 1000)
+set_tests_properties(test_serve_soak PROPERTIES LABELS integration TIMEOUT 180
+                     SKIP_RETURN_CODE 77 ENVIRONMENT "${HSD_PY_ENV}")
+add_test(NAME test_serve_soak_long
+         COMMAND ${HSD_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/pyclient/test_soak.py
+         $<TARGET_FILE:hsd> ${HSD_TEST_DATA} 10000)
+set_tests_properties(test_serve_soak_long PROPERTIES LABELS slow TIMEOUT 900
+                     SKIP_RETURN_CODE 77 ENVIRONMENT "${HSD_PY_ENV}")

@@ -274,8 +274,10 @@ int hsd_cmd_bench_serve(int argc, char **argv) {
     if (!mkdtemp(dir)) return hsd_cli_fail("bench serve");
     snprintf(g_b.ep, sizeof g_b.ep, "ipc://%s/s.ipc", dir);
     snprintf(keys, sizeof keys, "%s/keys", dir);
+    // The bench's own key may ask for every --steps and --size it accepts,
+    // beyond the default per-key limits (docs/protocol.md §4 "Default limits").
     const char *line = "bench 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef "
-                       "rate_per_min=0\n";
+                       "rate_per_min=0 max_pixels=16777216 max_steps=1000\n";
     FILE *kf = fopen(keys, "w");
     if (!kf) return hsd_cli_fail("bench serve");
     fputs(line, kf);

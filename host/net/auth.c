@@ -164,8 +164,8 @@ static enum hsd_status parse_line(struct hsd_auth_key *k, const char *label, int
     memset(k, 0, sizeof *k);
     k->line = line;
     k->lim.max_bytes = HSD_WIRE_MAX_REQUEST;
-    k->lim.max_pixels = (uint64_t)HSD_WIRE_MAX_SIDE * HSD_WIRE_MAX_SIDE;
-    k->lim.max_steps = HSD_WIRE_MAX_STEPS;
+    k->lim.max_pixels = HSD_AUTH_DEFAULT_MAX_PIXELS;
+    k->lim.max_steps = HSD_AUTH_DEFAULT_MAX_STEPS;
     k->lim.ctl_rate_per_min = HSD_AUTH_DEFAULT_CTL_RATE;
     k->lim.ctl_burst = HSD_AUTH_DEFAULT_CTL_BURST;
     if (nf < 2)

@@ -16,8 +16,10 @@
 //   burst         bucket size (default: 10 s worth of rate_per_min, at least 1)
 //   max_bytes     largest request message, bytes (default and useful maximum:
 //                 HSD_WIRE_MAX_REQUEST, the largest legal GENERATE)
-//   max_pixels    largest width*height of a GENERATE (default 4096*4096)
-//   max_steps     largest N of a GENERATE (default 1000)
+//   max_pixels    largest width*height of a GENERATE (default
+//                 HSD_AUTH_DEFAULT_MAX_PIXELS; up to 4096*4096)
+//   max_steps     largest N of a GENERATE (default HSD_AUTH_DEFAULT_MAX_STEPS;
+//                 up to 1000)
 //   ctl_rate_per_min  STATUS and CANCEL requests per minute, a bucket of their
 //                 own (default HSD_AUTH_DEFAULT_CTL_RATE; 0 = unlimited)
 //   ctl_burst     its bucket size (default HSD_AUTH_DEFAULT_CTL_BURST)
@@ -44,6 +46,14 @@ extern "C" {
 #define HSD_AUTH_MIN_KEY_REPLAY 1024u  // ... but at least this many (or the capacity)
 #define HSD_AUTH_DEFAULT_CTL_RATE 600u  // STATUS + CANCEL per minute per key
 #define HSD_AUTH_DEFAULT_CTL_BURST 100u
+// What a key may ask for unless its line says otherwise (docs/protocol.md §4
+// "Default limits"): 1024x1024 is four times SD 1.x's 512x512 training size
+// and covers SD 2.x's 768x768; 150 steps is three times the 50 that the
+// diffusers pipelines default to (DDIM, DPM-Solver++ converge well before). The wire's own ceilings
+// (4096x4096, 1000 steps) stay reachable by explicit per-key options: one
+// such request costs ~64x the U-Net work of a 1024x1024 one per step.
+#define HSD_AUTH_DEFAULT_MAX_PIXELS (1024u * 1024u)
+#define HSD_AUTH_DEFAULT_MAX_STEPS 150u
 #define HSD_AUTH_MIN_SECRET 32  // bytes; RFC 2104 §3: at least the hash length
 #define HSD_AUTH_MAX_SECRET 64  // SHA-256 block size; longer keys buy nothing
 

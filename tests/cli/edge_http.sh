@@ -31,7 +31,9 @@ export OMP_WAIT_POLICY=PASSIVE
 # generate`. (Their worker threads must honour it: hsd_cpu_blas_threads.)
 
 hex() { od -An -tx1 -N32 /dev/urandom | tr -d ' \n'; }
-printf 'edge-1 %s\n' "$(hex)" > "$tmp/keys"
+# max_steps=1000: the interrupt check asks for 1000 steps, over the default
+# per-key limit (docs/protocol.md §4 "Default limits").
+printf 'edge-1 %s max_steps=1000\n' "$(hex)" > "$tmp/keys"
 chmod 600 "$tmp/keys"
 ep="ipc://$tmp/cloud.ipc"
 

@@ -37,7 +37,7 @@ echo "node 0 SIGKILLed at $((SECONDS - t0)) s"
 sleep 1
 kill -TERM "${pids[1]}"
 echo "node 1 sent SIGTERM (drain, grace 20 s) at $((SECONDS - t0)) s"
-cloud_ok=0 local_ok=0 bad=0 retried=0 recover=0
+cloud_ok=0 local_ok=0 bad=0 retried=0 recover=0 retried_ms=() first_ms=()
 for i in $(seq "$edges"); do
   wait "${edge_pids[i]}"; rc=$?
   log="$tmp/edge$i.log"
@@ -52,7 +52,9 @@ for i in $(seq "$edges"); do
     ms=$(grep -o '([0-9]* ms to RESULT' "$log" | tr -dc 0-9)
     if [ "${att:-1}" -gt 1 ]; then
       retried=$((retried + 1)); [ "${ms:-0}" -gt "$recover" ] && recover=$ms
+      retried_ms+=("${ms:-0}")
     fi
+    [ "${att:-1}" -eq 1 ] && first_ms+=("${ms:-0}")
   else
     local_ok=$((local_ok + 1))
   fi
@@ -62,5 +64,12 @@ echo "node 1 exited with $rc1 after draining"
 echo "$edges edges: $cloud_ok cloud RESULT, $local_ok local fallback, $bad failed or duplicated;" \
      "$retried needed another attempt, the slowest got its RESULT after $recover ms" \
      "(attempt timeout $tmo ms); all done $((SECONDS - t0)) s after the start"
+# median of a list of integers ("-" when empty)
+median() {
+  if [ $# -eq 0 ]; then echo -; return; fi
+  printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
+}
+echo "time to RESULT: median $(median "${first_ms[@]}") ms of the ${#first_ms[@]} edges served" \
+     "at the first attempt, median $(median "${retried_ms[@]}") ms of the $retried that retried"
 kill -0 "${pids[2]}" 2>/dev/null || { echo "FAIL node 2 died"; bad=$((bad + 1)); }
 [ "$bad" -eq 0 ] && [ "$rc1" -eq 0 ]

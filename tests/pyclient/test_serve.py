@@ -90,7 +90,10 @@ def finish_like_generate(client, name, req):
 keys = os.path.join(tmp.name, "keys")
 secret = os.urandom(32)
 with open(keys, "w") as f:
-    f.write(f"edge-1 {secret.hex()}\nedge-2 {os.urandom(48).hex()}\n")
+    # edge-1 overrides the default max_steps (150, docs/protocol.md §4
+    # "Default limits") for the 1000-step CANCEL check; edge-2 has the
+    # defaults, which refuse that request.
+    f.write(f"edge-1 {secret.hex()} max_steps=1000\nedge-2 {os.urandom(48).hex()}\n")
 os.chmod(keys, 0o600)
 key = hc.Key.from_file(keys, "edge-1")
 
@@ -180,6 +183,8 @@ with Serve(hsd, model, ["--keys", keys]) as srv:
     other = hc.Client(ep, hc.Key.from_file(keys, "edge-2"), timeout_ms=20000)
     res = other.generate(R(prompt="a", width=64, height=64, steps=2, k=1))
     check(res.k_used == 1, "second key of the file: RESULT")
+    expect_error("second key (default limits), 1000 steps", "BAD_REQUEST",
+                 lambda: other.generate(R(prompt="a", width=64, height=64, steps=1000, k=1)))
 
     # CANCEL from a second client while the GENERATE runs (1000 steps on the
     # tiny model take far longer than the cancel's round trip).

@@ -62,13 +62,15 @@ def c_check(msg: bytes, keys: str):
 
 def write_keys(name, lines):
     with open(path(name), "w") as f:
-        f.write("".join(f"{k} {s.hex()}\n" for k, s in lines))
+        f.write("".join(f"{k} {s.hex()} {' '.join(opts)}\n" for k, s, *opts in lines))
     os.chmod(path(name), 0o600)
     return path(name)
 
 
 secret = os.urandom(32)
-keys = write_keys("keys", [("edge-1", secret), ("lab.gpu-2", os.urandom(64))])
+# edge-1: the "every field set" case asks for 1000 steps, over the default
+# per-key limit (docs/protocol.md §4 "Default limits").
+keys = write_keys("keys", [("edge-1", secret, "max_steps=1000"), ("lab.gpu-2", os.urandom(64))])
 key = hc.Key.from_file(keys, "edge-1")
 client = hc.Client("tcp://127.0.0.1:9", key)
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/assert.h"
 #include "net/auth.h"
 #include "testutil.h"
 
@@ -141,7 +142,7 @@ static void test_refusals(void) {
     const struct hsd_auth_key *kb = hsd_auth_find(cli, "lab.gpu-2");
     CHECK(ka && kb && !hsd_auth_find(srv, "nobody"));
     const struct hsd_auth_limits *la = hsd_auth_key_limits(hsd_auth_find(srv, "edge-01"));
-    CHECK(la->rate_per_min == 60 && la->burst == 3 && la->max_steps == HSD_WIRE_MAX_STEPS);
+    CHECK(la->rate_per_min == 60 && la->burst == 3 && la->max_steps == HSD_AUTH_DEFAULT_MAX_STEPS);
     const struct hsd_auth_limits *lb = hsd_auth_key_limits(hsd_auth_find(srv, "lab.gpu-2"));
     CHECK(lb->rate_per_min == 0 && lb->max_pixels == 262144 && lb->max_steps == 30 &&
           lb->max_bytes == 4096);
@@ -396,6 +397,44 @@ static void test_threads(void) {
     hsd_auth_free(a);
 }
 
+// Issue 15, finding 5: a key line without options used to allow 4096x4096 x
+// 1000 steps. The documented defaults (docs/protocol.md §4 "Default limits":
+// 1024x1024 pixels, 150 steps) refuse it with BAD_REQUEST; an explicit
+// per-key override still reaches the wire's ceilings.
+static void test_default_limits(void) {
+    printf("default per-key limits:\n");
+    struct hsd_auth *srv =
+        parse("plain " SECRET_A "\nbig " SECRET_B " max_pixels=16777216 max_steps=1000\n", NULL);
+    struct hsd_auth *cli = parse("plain " SECRET_A "\nbig " SECRET_B "\n", NULL);
+    if (!srv || !cli) return;
+    const struct hsd_auth_key *kp = hsd_auth_find(cli, "plain"), *kb = hsd_auth_find(cli, "big");
+    const struct hsd_auth_limits *lp = hsd_auth_key_limits(hsd_auth_find(srv, "plain"));
+    CHECK(lp->max_pixels == 1024u * 1024u && lp->max_steps == 150);
+    static const struct {
+        const char *what;
+        int big;
+        uint16_t side, steps;
+        enum hsd_wire_error want;
+    } cases[] = {
+        {"default key, 4096x4096 x 1000 steps", 0, 4096, 1000, HSD_WIRE_E_BAD_REQUEST},
+        {"default key, 4096x4096 x 20 steps", 0, 4096, 20, HSD_WIRE_E_BAD_REQUEST},
+        {"default key, 1032x1032 (just over)", 0, 1032, 20, HSD_WIRE_E_BAD_REQUEST},
+        {"default key, 512x512 x 1000 steps", 0, 512, 1000, HSD_WIRE_E_BAD_REQUEST},
+        {"default key, 512x512 x 151 steps", 0, 512, 151, HSD_WIRE_E_BAD_REQUEST},
+        {"default key, 1024x1024 x 150 steps", 0, 1024, 150, HSD_WIRE_E_NONE},
+        {"override, 4096x4096 x 1000 steps", 1, 4096, 1000, HSD_WIRE_E_NONE},
+    };
+    for (size_t i = 0; i < HSD_ARRAY_LEN(cases); i++) {
+        size_t len;
+        uint8_t *m = signed_msg(HSD_WIRE_GENERATE, cases[i].big ? kb : kp, NOW, &len,
+                                cases[i].side, cases[i].steps);
+        if (m) expect(srv, cases[i].what, m, len, NOW, cases[i].want, NULL);
+        free(m);
+    }
+    hsd_auth_free(srv);
+    hsd_auth_free(cli);
+}
+
 static void expect_parse_error(const char *what, const char *text, const char *needle) {
     struct hsd_auth *a = NULL;
     enum hsd_status s = hsd_auth_parse(&a, text, strlen(text), "keys.txt", NULL);
@@ -476,6 +515,7 @@ int main(int argc, char **argv) {
     test_refusals();
     test_replay_cache();
     test_key_isolation();
+    test_default_limits();
     test_threads();
     test_keys_file();
     return hsd_test_finish();

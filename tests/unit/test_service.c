@@ -484,7 +484,10 @@ int main(void) {
     snprintf(g_ep, sizeof g_ep, "ipc://%s/s.ipc", g_dir);
     snprintf(g_keys, sizeof g_keys, "%s/keys", g_dir);
     FILE *f = fopen(g_keys, "w");
-    fprintf(f, "edge1 %s\n", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
+    // max_steps=1000: the shutdown check's 400-step request is over the
+    // default per-key limit (docs/protocol.md §4 "Default limits").
+    fprintf(f, "edge1 %s max_steps=1000\n",
+            "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
     fprintf(f, "edge2 %s\n", "2233445566778899aabbccddeeff00112233445566778899aabbccddeeff0011");
     fclose(f);
     chmod(g_keys, 0600);
