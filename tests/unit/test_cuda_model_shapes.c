@@ -488,10 +488,7 @@ static double make_tiny(enum hsd_emu_op op, union hsd_shape_params *p, struct tb
         return q->dim;
     }
     case HSD_EMU_LINEAR:
-    // The denoise step's ops (backend/step_ops.h) run outside the models'
-    // forwards, so no model records them; they are elementwise over the
-    // latent with no width limit, checked by test_cuda_step_emulated.
-    case HSD_EMU_STEP_INPUT:
+    case HSD_EMU_STEP_INPUT:  // not recorded by any model (see registry_run)
     case HSD_EMU_CFG_COMBINE:
     case HSD_EMU_SAMPLER_STEP:
     case HSD_EMU_OP_COUNT: break;
@@ -519,10 +516,7 @@ static enum hsd_status run_op(struct hsd_backend *be, enum hsd_emu_op op,
     case HSD_EMU_TANH_CLAMP: return o->tanh_clamp(be, &p->tanh_clamp);
     case HSD_EMU_TIMESTEP_EMBEDDING: return o->timestep_embedding(be, &p->temb);
     case HSD_EMU_LINEAR:
-    // The denoise step's ops (backend/step_ops.h) run outside the models'
-    // forwards, so no model records them; they are elementwise over the
-    // latent with no width limit, checked by test_cuda_step_emulated.
-    case HSD_EMU_STEP_INPUT:
+    case HSD_EMU_STEP_INPUT:  // not recorded by any model (see registry_run)
     case HSD_EMU_CFG_COMBINE:
     case HSD_EMU_SAMPLER_STEP:
     case HSD_EMU_OP_COUNT: break;
