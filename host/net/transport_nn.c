@@ -141,6 +141,16 @@ static int wait_in(int sock, int timeout_ms) {
     return wait_ev(sock, NN_POLLIN, timeout_ms, &rev);
 }
 
+// One iovec and a control buffer of clen bytes, the message header shape
+// every raw-socket send and receive here uses.
+static void msghdr_init(struct nn_msghdr *h, struct nn_iovec *iov, void *ctrl, size_t clen) {
+    memset(h, 0, sizeof *h);
+    h->msg_iov = iov;
+    h->msg_iovlen = 1;
+    h->msg_control = ctrl;
+    h->msg_controllen = clen;
+}
+
 // Takes one waiting message and its SP header without blocking: its length
 // (>= 0), or -1 when there is none to return (*what, *st say what to
 // return: TIMEOUT when another receiver took it or nanomsg dropped it,
@@ -153,11 +163,7 @@ static int recv_with_hdr(int sock, void **body, size_t *ctrl, enum hsd_net_wait 
     memset(ctrl, 0, CTRL_CAP);
     struct nn_iovec iov = {.iov_base = body, .iov_len = NN_MSG};
     struct nn_msghdr h;
-    memset(&h, 0, sizeof h);
-    h.msg_iov = &iov;
-    h.msg_iovlen = 1;
-    h.msg_control = ctrl;
-    h.msg_controllen = CTRL_CAP;
+    msghdr_init(&h, &iov, ctrl, CTRL_CAP);
     int rc = nn_recvmsg(sock, &h, NN_DONTWAIT);
     if (rc >= 0) return rc;
     int err = nn_errno();
@@ -181,11 +187,7 @@ static int send_with_hdr(int sock, const uint8_t *hdr, size_t hlen, const void *
     memcpy(data + sizeof hlen, hdr, hlen);
     struct nn_iovec iov = {.iov_base = (void *)buf, .iov_len = len};
     struct nn_msghdr h;
-    memset(&h, 0, sizeof h);
-    h.msg_iov = &iov;
-    h.msg_iovlen = 1;
-    h.msg_control = ctrl;
-    h.msg_controllen = clen;
+    msghdr_init(&h, &iov, ctrl, clen);
     return nn_sendmsg(sock, &h, flags);
 }
 
