@@ -194,6 +194,7 @@ static void handle_generate(struct service *sv, struct hsd_pipeline *p0,
     prm.k_max = g->k_max;
     prm.deadline_ms = g->deadline_ms;
     prm.priority = g->priority;
+    snprintf(prm.tenant, sizeof prm.tenant, "%s", key_id);  // quotas and turns per key
     enum hsd_status s =
         prompt_side(p0, &g->prompt, 0, &prm.prompt_is_ids, prm.prompt_ids, &prompt);
     if (!s) s = prompt_side(p0, &g->negative, 1, &prm.neg_is_ids, prm.neg_ids, &neg);

@@ -39,6 +39,8 @@ static void usage(FILE *f) {
             "  --warmup-sizes LIST    image sizes to warm, WxH or S (square), e.g. 512,768x512\n"
             "                         (default: the model's native size)\n"
             "  --queue-limit N        waiting requests before BUSY (default 64)\n"
+            "  --key-queue-limit N    waiting requests of one key before that key gets BUSY\n"
+            "                         (default: half of --queue-limit; 0: no per-key share)\n"
             "  --max-active N         requests being denoised at once (default 32)\n"
             "  --admit-batch N        prompts encoded per text-encoder call (default 8)\n"
             "  --adaptive-threshold N queue depth from which requests with a k range are handed\n"
@@ -62,6 +64,7 @@ int hsd_cmd_serve(int argc, char **argv) {
     const char *backend = NULL, *devices_arg = NULL;
     int n_binds = 0, threads = 0, buckets[HSD_PIPELINE_MAX_BUCKETS], n_buckets = 0;
     int warmup = -1, sizes[32], n_sizes = 0;  // warmup -1: the backend's default
+    int key_limit = -1;                       // -1: half the queue limit
     struct hsd_service_opts o = {.grace_ms = 30000,
                                  .sched = {.max_batch_rows = 16, .queue_limit = 64,
                                            .max_active = 32, .admit_batch = 8,
@@ -77,7 +80,8 @@ int hsd_cmd_serve(int argc, char **argv) {
         {"verbose", no_argument, 0, 'v'},         {"help", no_argument, 0, 'h'},
         {"backend", required_argument, 0, 'X'},   {"buckets", required_argument, 0, 'U'},
         {"warmup", no_argument, 0, 'W'},          {"no-warmup", no_argument, 0, 'w'},
-        {"warmup-sizes", required_argument, 0, 'S'}, {0, 0, 0, 0}};
+        {"warmup-sizes", required_argument, 0, 'S'},
+        {"key-queue-limit", required_argument, 0, 'K'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:b:k:vh", opts, NULL)) != -1) {
@@ -108,6 +112,7 @@ int hsd_cmd_serve(int argc, char **argv) {
         case 'B': dst = &o.sched.max_batch_rows; hi = 256; break;
         case 'Q': dst = &o.sched.queue_limit; break;
         case 'A': dst = &o.sched.max_active; hi = 4096; break;
+        case 'K': dst = &key_limit; lo = 0; break;
         case 'a': dst = &o.sched.admit_batch; hi = 64; break;
         case 'T': dst = &o.sched.adaptive_threshold; lo = 0; break;
         case 'P': dst = &o.metrics_port; hi = 65535; break;
@@ -124,6 +129,10 @@ int hsd_cmd_serve(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    // One key may fill half the queue by default (issue 15, finding 5): a
+    // flooding key leaves the other half to everyone else.
+    o.sched.tenant_queue_limit =
+        key_limit >= 0 ? key_limit : (o.sched.queue_limit + 1) / 2;
     // The devices, checked before any model is read.
     struct hsd_backend_spec spec;
     if (hsd_backend_spec_parse(backend ? backend : "cpu", &spec)) {

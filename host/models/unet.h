@@ -6,6 +6,7 @@
 #ifndef HSD_MODELS_UNET_H
 #define HSD_MODELS_UNET_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "backend/backend.h"
@@ -88,5 +89,10 @@ double hsd_unet_flops(const struct hsd_unet *u);
 typedef void (*hsd_unet_probe_fn)(void *user, const char *name, const void *buf, int n, int h,
                                   int w, int c);
 void hsd_unet_set_probe(struct hsd_unet *u, hsd_unet_probe_fn fn, void *user);
+
+// Forward passes stop before their next op (HSD_ERR_CANCELLED) while *flag
+// is non-zero; another thread sets it (the scheduler, when every request of
+// the call is cancelled or past its deadline). NULL: never stop.
+void hsd_unet_set_abort(struct hsd_unet *u, const atomic_int *flag);
 
 #endif

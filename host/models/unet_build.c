@@ -364,3 +364,5 @@ void hsd_unet_set_probe(struct hsd_unet *u, hsd_unet_probe_fn fn, void *user) {
     u->probe = fn;
     u->probe_user = user;
 }
+
+void hsd_unet_set_abort(struct hsd_unet *u, const atomic_int *flag) { u->abort = flag; }

@@ -329,6 +329,11 @@ static enum hsd_status forward(struct fwd *f, float *out, const float *sample, c
     // probe reads intermediates (it synchronizes between ops).
     int graphed = !f->a.planning && be->ops->graph_begin && !u->probe;
     if (graphed) {
+        // A graph runs whole (replayed in one launch, seconds less than a
+        // CPU call): stop before it or not at all. A stop inside a capture
+        // would look like an op that cannot be recorded and turn graphs off.
+        if (hsd_fwd_aborted(&f->a)) return hsd_fwd_abort_status();
+        f->a.abort = NULL;
         struct hsd_graph_key key = {u, f->a.base, n, h, w, t_ctx};
         if ((s = be->ops->graph_begin(be, &key))) return s;
     }
@@ -379,7 +384,8 @@ enum hsd_status hsd_unet_forward(struct hsd_unet *u, float *out, const float *sa
                         h, w, t_ctx);
     enum hsd_status s = hsd_unet_plan(u, n, h, w, t_ctx);
     if (s) return s;
-    struct fwd f = {.a = {.be = u->be, .base = u->arena, .cap = u->arena_cap}, .u = u};
+    struct fwd f = {.a = {.be = u->be, .base = u->arena, .cap = u->arena_cap, .abort = u->abort},
+                    .u = u};
     return forward(&f, out, sample, t, ctx, n, h, w, t_ctx);
 }
 

@@ -82,6 +82,7 @@ struct hsd_unet {
 
     hsd_unet_probe_fn probe;
     void *probe_user;
+    const atomic_int *abort;  // hsd_unet_set_abort; NULL: never
 };
 
 #endif
