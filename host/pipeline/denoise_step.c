@@ -41,12 +41,9 @@ void hsd_step_scratch_free(struct hsd_step_scratch *s, struct hsd_backend *be) {
 // `ctx` context floats per row.
 static enum hsd_status grow(struct hsd_step_scratch *s, struct hsd_backend *be, size_t items,
                             size_t rows, size_t lat, size_t ctx) {
-    if (items <= s->cap_items && rows <= s->cap_rows && lat <= s->cap_lat && ctx <= s->cap_ctx)
-        return HSD_OK;
-    if (items < s->cap_items) items = s->cap_items;
-    if (rows < s->cap_rows) rows = s->cap_rows;
-    if (lat < s->cap_lat) lat = s->cap_lat;
-    if (ctx < s->cap_ctx) ctx = s->cap_ctx;
+    size_t want[HSD_CAPS] = {items, rows, lat, ctx};
+    if (hsd_caps_fit(want, s->cap)) return HSD_OK;
+    items = want[0], rows = want[1], lat = want[2], ctx = want[3];
     hsd_step_scratch_free(s, be);
     const size_t f = sizeof(float), act = be->act_size;
     s->x = be->ops->alloc(be, items * lat * f);
@@ -69,10 +66,7 @@ static enum hsd_status grow(struct hsd_step_scratch *s, struct hsd_backend *be, 
         return hsd_fail(HSD_ERR_NOMEM, "out of memory for a step of %zu items, %zu rows", items,
                         rows);
     }
-    s->cap_items = items;
-    s->cap_rows = rows;
-    s->cap_lat = lat;
-    s->cap_ctx = ctx;
+    memcpy(s->cap, want, sizeof want);
     return HSD_OK;
 }
 

@@ -40,6 +40,8 @@ static const char *const k_op_names[HSD_EMU_OP_COUNT] = {
     [HSD_EMU_STEP_INPUT] = "step_input",
     [HSD_EMU_CFG_COMBINE] = "cfg_combine",
     [HSD_EMU_SAMPLER_STEP] = "sampler_step",
+    [HSD_EMU_STEP_GATHER] = "step_gather",
+    [HSD_EMU_STEP_SCATTER] = "step_scatter",
 };
 
 const char *hsd_backend_emu_op_name(enum hsd_emu_op op) {
@@ -76,35 +78,35 @@ static void emu_free(struct hsd_backend *be, void *p) {
 
 static enum hsd_status emu_upload(struct hsd_backend *be, void *dst, const float *src,
                                   size_t count) {
-    (void)be;
     if (count && (!dst || !src)) return hsd_fail(HSD_ERR_INVALID_ARG, "upload: NULL buffer");
     uint16_t *h = dst;
     for (size_t i = 0; i < count; i++) h[i] = hsd_f32_to_f16(src[i]);
+    if (count) hsd_xfer_up(&be->xfer, count * sizeof *h);
     return HSD_OK;
 }
 
 static enum hsd_status emu_upload_f32(struct hsd_backend *be, void *dst, const float *src,
                                       size_t count) {
-    (void)be;
     if (count && (!dst || !src)) return hsd_fail(HSD_ERR_INVALID_ARG, "upload: NULL buffer");
     if (count) memcpy(dst, src, count * sizeof *src);
+    if (count) hsd_xfer_up(&be->xfer, count * sizeof *src);
     return HSD_OK;
 }
 
 static enum hsd_status emu_download(struct hsd_backend *be, float *dst, const void *src,
                                     size_t count) {
-    (void)be;
     if (count && (!dst || !src)) return hsd_fail(HSD_ERR_INVALID_ARG, "download: NULL buffer");
     const uint16_t *h = src;
     for (size_t i = 0; i < count; i++) dst[i] = hsd_f16_to_f32(h[i]);
+    if (count) hsd_xfer_down(&be->xfer, count * sizeof *h);
     return HSD_OK;
 }
 
 static enum hsd_status emu_download_f32(struct hsd_backend *be, float *dst, const void *src,
                                         size_t count) {
-    (void)be;
     if (count && (!dst || !src)) return hsd_fail(HSD_ERR_INVALID_ARG, "download: NULL buffer");
     if (count) memcpy(dst, src, count * sizeof *dst);
+    if (count) hsd_xfer_down(&be->xfer, count * sizeof *dst);
     return HSD_OK;
 }
 
@@ -151,6 +153,8 @@ EMU_OP(timestep_embedding, TIMESTEP_EMBEDDING, hsd_timestep_embedding_params)
 EMU_OP(step_input, STEP_INPUT, hsd_step_input_params)
 EMU_OP(cfg_combine, CFG_COMBINE, hsd_cfg_combine_params)
 EMU_OP(sampler_step, SAMPLER_STEP, hsd_sampler_step_params)
+EMU_OP(step_gather, STEP_GATHER, hsd_step_gather_params)
+EMU_OP(step_scatter, STEP_SCATTER, hsd_step_scatter_params)
 #undef EMU_OP
 
 static float *widen(const void *src, size_t count) {
@@ -238,6 +242,8 @@ static const struct hsd_backend_ops k_emu_ops = {
     .step_input = emu_step_input,
     .cfg_combine = emu_cfg_combine,
     .sampler_step = emu_sampler_step,
+    .step_gather = emu_step_gather,
+    .step_scatter = emu_step_scatter,
 };
 
 enum hsd_status hsd_backend_emu_create(struct hsd_backend **out) {

@@ -56,6 +56,8 @@ enum hsd_emu_op {
     HSD_EMU_STEP_INPUT,
     HSD_EMU_CFG_COMBINE,
     HSD_EMU_SAMPLER_STEP,
+    HSD_EMU_STEP_GATHER,
+    HSD_EMU_STEP_SCATTER,
     HSD_EMU_OP_COUNT
 };
 const char *hsd_backend_emu_op_name(enum hsd_emu_op op);
