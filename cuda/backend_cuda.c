@@ -222,7 +222,7 @@ static enum hsd_status cu_synchronize(struct hsd_backend *be) {
 
 static int key_eq(const struct hsd_graph_key *a, const struct hsd_graph_key *b) {
     return a->model == b->model && a->arena == b->arena && a->n == b->n && a->h == b->h &&
-           a->w == b->w && a->t_ctx == b->t_ctx && a->io == b->io && a->items == b->items;
+           a->w == b->w && a->t_ctx == b->t_ctx && a->io == b->io && a->whole_step == b->whole_step;
 }
 
 static struct cuda_graph *graph_slot(struct cuda_impl *c, const struct hsd_graph_key *key) {

@@ -7,9 +7,10 @@
 // the same inputs every output equals the CPU backend's
 // (host/backend/cpu/cpu_resident.c) bit for bit.
 //
-// An item whose counter is past its plan, or whose rows fall outside the
-// call, gets table row kind -1 and nothing else: the step ops skip it
-// (the CPU backend answers such a batch with an error).
+// An unused item (ref.x NULL) gets table row kind HSD_STEP_SKIP and nothing
+// else; so does an item whose counter is past its plan or whose rows fall
+// outside the call (the CPU backend answers that with an error). The step
+// ops skip SKIP rows.
 //
 // Versions (registry: cuda/registry.cu, tables step_gather, step_scatter):
 //   v1 hsd_step_gather_v1_direct, hsd_step_scatter_v1_direct  REFERENCE and
@@ -34,21 +35,22 @@ namespace {
 constexpr int kThreads = 256;
 
 __device__ __forceinline__ bool ref_ok(const hsd_step_slot_ref &r, int32_t c, int rows) {
-    return c >= 0 && c < r.calls && r.cond_row >= 0 && r.cond_row < rows && r.uncond_row < rows &&
+    return r.x != nullptr && c >= 0 && c < r.calls && r.cond_row >= 0 && r.cond_row < rows && r.uncond_row < rows &&
            (r.uncond_row < 0 || r.uncond != nullptr);
 }
 
 __global__ void __launch_bounds__(kThreads) hsd_step_gather_v1_kernel(const hsd_step_gather_params p) {
     const int i = blockIdx.y;
     const hsd_step_slot_ref r = ((const hsd_step_slot_ref *)p.refs)[i];
-    const int32_t c = *(const int32_t *)r.counter;
+    const int32_t c = r.x ? *(const int32_t *)r.counter : -1;  // x NULL: an unused item
     hsd_step_row *table = (hsd_step_row *)p.table;  // [n]
     const bool ok = ref_ok(r, c, p.rows);
     if (blockIdx.x == 0 && threadIdx.x == 0) {
-        hsd_step_row row = ((const hsd_step_row *)r.plan)[ok ? c : 0];
+        hsd_step_row row = {};
+        if (ok) row = ((const hsd_step_row *)r.plan)[c];
+        else row.kind = HSD_STEP_SKIP;
         row.cond_row = r.cond_row;
         row.uncond_row = r.uncond_row;
-        if (!ok) row.kind = -1;
         table[i] = row;
         if (ok) {
             const float ts = ((const float *)r.t)[c];
@@ -78,6 +80,7 @@ __global__ void __launch_bounds__(kThreads) hsd_step_gather_v1_kernel(const hsd_
 __global__ void __launch_bounds__(kThreads) hsd_step_scatter_v1_kernel(const hsd_step_scatter_params p) {
     const int i = blockIdx.y;
     const hsd_step_slot_ref r = ((const hsd_step_slot_ref *)p.refs)[i];
+    if (!r.x) return;  // an unused item
     const size_t lat = p.lat, hl = (size_t)HSD_STEP_SLOTS * lat;
     const float *x = (const float *)p.x + (size_t)i * lat;
     const float *hist = (const float *)p.hist + (size_t)i * hl;

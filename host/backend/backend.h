@@ -169,11 +169,10 @@ struct hsd_graph_key {
     const void *arena;
     int n, h, w, t_ctx;
     // What else the recorded ops read or write outside the arena: NULL for
-    // hsd_unet_forward (its inputs live in the arena); the step's input
-    // buffers for hsd_unet_forward_dev and the whole-step graph
-    // (host/pipeline/resident_step.c), so those never replay each other.
+    // hsd_unet_forward (its inputs live in the arena); the input buffers
+    // for hsd_unet_forward_dev and the whole-step graph.
     const void *io;
-    int items;  // the whole-step graph: batch items (0 otherwise)
+    int whole_step;  // 1: the resident step's graph (host/pipeline/resident_step.c)
 };
 
 enum hsd_backend_kind { HSD_BACKEND_CPU, HSD_BACKEND_CUDA };

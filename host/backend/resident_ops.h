@@ -61,10 +61,12 @@ static inline size_t hsd_step_ref_words(int n) {
 //                when r.noise (Euler a's noise travels in slot 0)
 //   t_rows[row] = r.t[c], ctx_rows[row] = r.cond / r.uncond for the
 //                item's rows
-// Rows no item names (a bucket's padding) are left as they are. An item
-// whose counter is past its calls, or whose rows are outside [0, rows), is
-// an error on the CPU; a device kernel marks its table row invalid (kind
-// -1) so the step ops skip it.
+// Rows no item names (a bucket's padding) are left as they are. An unused
+// item (ref.x NULL: the batch has fewer requests than the bucket has rows)
+// gets table row kind HSD_STEP_SKIP and nothing else, so the step ops over
+// a bucket always run on `rows` items, one recorded graph per bucket. An
+// item whose counter is past its calls, or whose rows are outside [0,
+// rows), is an error on the CPU; a device kernel gives it a SKIP row too.
 struct hsd_step_gather_params {
     void *x;          // [n, lat] fp32
     void *hist;       // [n, HSD_STEP_SLOTS, lat] fp32
@@ -76,7 +78,7 @@ struct hsd_step_gather_params {
     size_t lat, ctx;
 };
 
-// For each item i: r.x = x[i], r.hist = hist[i], *r.counter += 1.
+// For each used item i: r.x = x[i], r.hist = hist[i], *r.counter += 1.
 struct hsd_step_scatter_params {
     const void *x;     // [n, lat] fp32
     const void *hist;  // [n, HSD_STEP_SLOTS, lat] fp32

@@ -67,7 +67,7 @@ struct hsd_res_scratch {
     struct hsd_step_slot_ref *refs_host;  // [items] the refs last uploaded
     unsigned *gens;          // [items] their slots' generations
     int *ids;                // [items] their slot ids
-    int n_refs;              // items of the refs last uploaded (0: none)
+    int n_refs, padded_refs; // items and bucket of the refs last uploaded (0: none)
     size_t cap[HSD_CAPS];    // items, rows, lat, ctx
 };
 

@@ -15,9 +15,10 @@
 // conditional). The host writes the batch's slot refs only when its
 // membership changed; a steady-state step transfers nothing.
 //
-// On a graph-recording backend (CUDA) the whole sequence is one graph per
-// (bucket rows, items, latent size): gather to scatter recorded once and
-// replayed (issue 10 item 4). The U-Net is planned before the recording
+// The ops run over the bucket's row count of items, the unused ones
+// skipped (HSD_STEP_SKIP), so on a graph-recording backend (CUDA) the whole
+// sequence is one graph per (U-Net, bucket, latent size): gather to scatter
+// recorded once and replayed for any batch in the bucket (issue 10 item 4). The U-Net is planned before the recording
 // starts (nothing allocates inside a capture).
 #include <stdlib.h>
 #include <string.h>
@@ -78,17 +79,19 @@ static enum hsd_status grow(struct hsd_res_scratch *s, struct hsd_backend *be, s
 }
 
 // The batch's refs (unconditional rows 0..n_uncond-1 in item order, then
-// the conditional rows), uploaded only when they differ from the last
-// batch's: the same slots, generations and order need no transfer.
-static enum hsd_status write_refs(struct hsd_pipeline *p, const int *ids, int n) {
+// the conditional rows; items n..padded-1 unused), uploaded only when they
+// differ from the last batch's: the same slots, generations and order in
+// the same bucket need no transfer.
+static enum hsd_status write_refs(struct hsd_pipeline *p, const int *ids, int n, int padded) {
     struct hsd_res_scratch *s = &p->rstep;
-    int same = s->n_refs == n;
+    int same = s->n_refs == n && s->padded_refs == padded;
     for (int i = 0; i < n && same; i++)
         same = s->ids[i] == ids[i] && s->gens[i] == p->res.slots[ids[i]]->gen;
     if (same) return HSD_OK;
     int n_uncond = 0;
     for (int i = 0; i < n; i++) n_uncond += p->res.slots[ids[i]]->cfg;
     int ru = 0, rc = n_uncond;
+    memset(s->refs_host, 0, (size_t)padded * sizeof *s->refs_host);
     for (int i = 0; i < n; i++) {
         const struct hsd_res_slot *sl = p->res.slots[ids[i]];
         s->refs_host[i] = (struct hsd_step_slot_ref){
@@ -101,8 +104,8 @@ static enum hsd_status write_refs(struct hsd_pipeline *p, const int *ids, int n)
     }
     s->n_refs = 0;  // a failed upload leaves no stale cache
     enum hsd_status st = p->be->ops->upload_f32(
-        p->be, s->refs, (const float *)(const void *)s->refs_host, hsd_step_ref_words(n));
-    if (!st) s->n_refs = n;
+        p->be, s->refs, (const float *)(const void *)s->refs_host, hsd_step_ref_words(padded));
+    if (!st) s->n_refs = n, s->padded_refs = padded;
     return st;
 }
 
@@ -111,26 +114,27 @@ int hsd_pipeline_resident_ok(const struct hsd_pipeline *p, const struct hsd_unet
     return o->step_gather && o->step_scatter && !hsd_unet_get_config(u)->center_input_sample;
 }
 
-// gather .. scatter: the recorded sequence.
-static enum hsd_status ops(struct hsd_pipeline *p, struct hsd_unet *unet, int n, int rows,
-                           int padded, int h, int w, size_t lat, size_t ctx) {
+// gather .. scatter over the bucket's `padded` items (unused ones skipped):
+// the recorded sequence, the same for every batch of the bucket.
+static enum hsd_status ops(struct hsd_pipeline *p, struct hsd_unet *unet, int padded, int h,
+                           int w, size_t lat, size_t ctx) {
     struct hsd_backend *be = p->be;
     const struct hsd_backend_ops *o = be->ops;
     struct hsd_res_scratch *s = &p->rstep;
     enum hsd_status st;
     struct hsd_step_gather_params gp = {s->x, s->hist, s->table, s->t, s->ctx, s->refs,
-                                        n, padded, lat, ctx};
+                                        padded, padded, lat, ctx};
     if ((st = o->step_gather(be, &gp))) return st;
-    struct hsd_step_input_params ip = {s->in, s->x, s->table, n, rows, lat};
+    struct hsd_step_input_params ip = {s->in, s->x, s->table, padded, padded, lat};
     if ((st = o->step_input(be, &ip))) return st;
     const void *y = NULL;
     if ((st = hsd_unet_forward_dev(unet, &y, s->in, s->t, s->ctx, padded, h, w, HSD_TEXT_LEN, 0)))
         return st;
-    struct hsd_cfg_combine_params cp = {s->eps, y, s->table, n, rows, lat};
+    struct hsd_cfg_combine_params cp = {s->eps, y, s->table, padded, padded, lat};
     if ((st = o->cfg_combine(be, &cp))) return st;
-    struct hsd_sampler_step_params sp = {s->x, s->hist, s->eps, s->table, n, lat};
+    struct hsd_sampler_step_params sp = {s->x, s->hist, s->eps, s->table, padded, lat};
     if ((st = o->sampler_step(be, &sp))) return st;
-    struct hsd_step_scatter_params xp = {s->x, s->hist, s->refs, n, lat};
+    struct hsd_step_scatter_params xp = {s->x, s->hist, s->refs, padded, lat};
     return o->step_scatter(be, &xp);
 }
 
@@ -158,25 +162,25 @@ enum hsd_status hsd_pipeline_resident_step(struct hsd_pipeline *p, struct hsd_un
                                 ids[i]);
         n_uncond += sl->cfg;
     }
-    const int rows = n + n_uncond, padded = hsd_pipeline_bucket_rows(p, rows);
-    enum hsd_status st = grow(&p->rstep, be, (size_t)n, (size_t)padded, lat, ctx);
-    if (!st) st = write_refs(p, ids, n);
+    // Every item has a row: a bucket of `padded` rows has room for its items.
+    const int padded = hsd_pipeline_bucket_rows(p, n + n_uncond);
+    enum hsd_status st = grow(&p->rstep, be, (size_t)padded, (size_t)padded, lat, ctx);
+    if (!st) st = write_refs(p, ids, n, padded);
     // Planned before any recording: the U-Net's arena has its address.
     if (!st) st = hsd_unet_plan(unet, padded, h, w, HSD_TEXT_LEN);
     if (st) return st;
-    // The gather's rows bound is the padded call: row indices only.
     int graphed = be->ops->graph_begin != NULL;
     if (graphed) {
         struct hsd_graph_key key = {unet, hsd_unet_arena(unet), padded, h, w, HSD_TEXT_LEN,
-                                    p->rstep.in, n};
+                                    p->rstep.in, 1};
         if ((st = be->ops->graph_begin(be, &key))) return st;
     }
-    st = ops(p, unet, n, rows, padded, h, w, lat, ctx);
+    st = ops(p, unet, padded, h, w, lat, ctx);
     if (graphed) {
         enum hsd_status s2 = be->ops->graph_end(be, st == HSD_OK);
         if (s2 == HSD_ERR_UNSUPPORTED) {
             hsd_clear_error();  // recording failed, nothing ran: run the ops for real
-            st = ops(p, unet, n, rows, padded, h, w, lat, ctx);
+            st = ops(p, unet, padded, h, w, lat, ctx);
         } else if (!st) {
             st = s2;
         }

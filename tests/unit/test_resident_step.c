@@ -168,10 +168,11 @@ static void resident(struct hsd_pipeline *p, const float *emb, size_t ctx, struc
             check_xfer(what, xfer_since(be, &t0), 0, 0, 0, 0);
             steady++;
         } else {
-            // refs: 80 B an item; the first step also zeroes its U-Net inputs
+            // refs: 80 B an item, one item per U-Net row (the unused ones
+            // zero); the first step also zeroes its U-Net inputs
             const uint64_t first = step == 0;
             check_xfer(what, xfer_since(be, &t0), 1 + 3 * first,
-                       (uint64_t)n * 80 + first * (rows * lat * act + rows * 4 + rows * ctx_b),
+                       (uint64_t)rows * 80 + first * (rows * lat * act + rows * 4 + rows * ctx_b),
                        0, 0);
         }
         prev_n = n;
@@ -221,23 +222,105 @@ static void free_run(struct run *r) {
     free(r->cloud);
 }
 
-static struct hsd_pipeline *load(struct hsd_backend *be) {
+static struct hsd_pipeline *load(struct hsd_backend *be, const int *buckets, int n_buckets) {
     char large[600], edge[600];
     snprintf(large, sizeof large, "%s/pipeline/large", HSD_TEST_DATA);
     snprintf(edge, sizeof edge, "%s/pipeline/edge", HSD_TEST_DATA);
     struct hsd_pipeline_config pc = {.model = large, .edge_model = edge, .threads = 2,
-                                     .backend = be};
+                                     .backend = be, .row_buckets = buckets,
+                                     .n_row_buckets = n_buckets};
     struct hsd_pipeline *p = NULL;
     CHECK_OK(hsd_pipeline_load(&p, &pc));
     return p;
 }
+
+#ifdef HSD_TEST_EMU
+// One graph per (U-Net, bucket, size) covers the whole step (issue 10 item
+// 4): with the single bucket 4, three requests (Euler a with CFG for 4
+// calls, DDIM for 2, PNDM for 1) make batches of 4, 3, 2 and 2 real rows,
+// all one key: the first step runs eagerly, the second records, the last
+// two replay the recording with other refs (fewer requests: the others'
+// items skipped). Returns the final latents [3, lat] and the handed-over
+// sampler states.
+#define N_G 3
+static void graph_case(struct hsd_pipeline *p, const float *emb, size_t ctx, float *lat_out,
+                       unsigned char **state, size_t *state_len, size_t lat, int h, int w) {
+    static const struct req g[N_G] = {{HSD_SAMPLER_EULER_A, 4, 4, 5.0f},
+                                      {HSD_SAMPLER_DDIM, 3, 2, 1.0f},
+                                      {HSD_SAMPLER_PNDM, 2, 1, 1.0f}};
+    struct hsd_backend *be = hsd_pipeline_backend(p);
+    struct hsd_sampler smp[N_G];
+    int slot[N_G];
+    for (int i = 0; i < N_G; i++) {
+        struct hsd_gen_request r = {.prompt = "x", .steps = g[i].steps, .sampler = g[i].sampler,
+                                    .width = 8 * w, .height = 8 * h, .seed = 900 + (uint64_t)i,
+                                    .batch_count = 1};
+        CHECK_OK(hsd_pipeline_init_image(p, &r, 0, lat_out + (size_t)i * lat, &smp[i]));
+        const float *e = emb + (size_t)i * 2 * ctx;
+        CHECK_OK(hsd_pipeline_slot_acquire(p, &slot[i], lat_out + (size_t)i * lat, &smp[i],
+                                           e + ctx, g[i].cfg > 1.0f ? e : NULL, g[i].cfg,
+                                           g[i].split, h, w));
+    }
+    for (int step = 0; step < 4; step++) {
+        int ids[N_G], n = 0;
+        for (int i = 0; i < N_G; i++)
+            if (step < g[i].split) ids[n++] = slot[i];
+        struct hsd_backend_xfer t0 = be->xfer;
+        CHECK_OK(hsd_pipeline_resident_step(p, hsd_pipeline_unet(p, 1), ids, n, h, w));
+        if (step == 3)
+            check_xfer("graph case, step 3 (steady state)", xfer_since(be, &t0), 0, 0, 0, 0);
+    }
+    for (int i = 0; i < N_G; i++) {
+        CHECK_OK(hsd_pipeline_slot_handover(p, slot[i], lat_out + (size_t)i * lat, &smp[i]));
+        state_len[i] = hsd_sampler_serialized_size(&smp[i]);
+        state[i] = malloc(state_len[i]);
+        CHECK_OK(hsd_sampler_serialize(&smp[i], state[i], state_len[i]));
+        hsd_sampler_free(&smp[i]);
+    }
+}
+
+static void check_graphs(const float *emb, size_t ctx, size_t lat, int h, int w) {
+    static const int bucket4[] = {4};
+    struct hsd_backend *eager_be = NULL, *graph_be = NULL;
+    CHECK_OK(hsd_backend_emu_create(&eager_be));
+    CHECK_OK(hsd_backend_emu_create(&graph_be));
+    if (!eager_be || !graph_be) return;
+    hsd_backend_emu_graphs(graph_be, 1);
+    struct hsd_pipeline *pe = load(eager_be, bucket4, 1), *pg = load(graph_be, bucket4, 1);
+    float *le = malloc(N_G * lat * sizeof(float)), *lg = malloc(N_G * lat * sizeof(float));
+    unsigned char *se[N_G] = {0}, *sg[N_G] = {0};
+    size_t ne[N_G] = {0}, ng[N_G] = {0};
+    if (pe && pg) {
+        graph_case(pe, emb, ctx, le, se, ne, lat, h, w);
+        graph_case(pg, emb, ctx, lg, sg, ng, lat, h, w);
+        long graphs, captures, replays;
+        hsd_backend_emu_graph_stats(graph_be, &graphs, &captures, &replays);
+        printf("graph case: %ld graph key(s), %ld recording(s), %ld replay(s)\n", graphs,
+               captures, replays);
+        CHECKF(graphs == 1 && captures == 1 && replays == 2,
+               "expected one key (bucket 4, whole step), one recording, two replays");
+        CHECKF(!memcmp(le, lg, N_G * lat * sizeof(float)),
+               "whole-step graph: latents differ from the eager run");
+        for (int i = 0; i < N_G; i++)
+            CHECKF(se[i] && sg[i] && ne[i] == ng[i] && !memcmp(se[i], sg[i], ne[i]),
+                   "whole-step graph: request %d's sampler state differs", i);
+    }
+    for (int i = 0; i < N_G; i++) free(se[i]), free(sg[i]);
+    free(le);
+    free(lg);
+    hsd_pipeline_free(pe);
+    hsd_pipeline_free(pg);
+    hsd_backend_destroy(eager_be);
+    hsd_backend_destroy(graph_be);
+}
+#endif
 
 int main(void) {
     struct hsd_backend *be = NULL;
 #ifdef HSD_TEST_EMU
     CHECK_OK(hsd_backend_emu_create(&be));
 #endif
-    struct hsd_pipeline *cpu_p = load(NULL), *p = load(be);
+    struct hsd_pipeline *cpu_p = load(NULL, NULL, 0), *p = load(be, NULL, 0);
     if (!cpu_p || !p) return hsd_test_finish();
 
     const int h = 8, w = 8;  // 64x64 pixels
@@ -277,6 +360,7 @@ int main(void) {
     per_step(p, emb, ctx, &emu_ref, lat, h, w, 0);
     check_same("emulated resident vs emulated per-step", &got, &emu_ref, lat, 0);
     free_run(&emu_ref);
+    check_graphs(emb, ctx, lat, h, w);
     static const enum hsd_emu_op ops[] = {HSD_EMU_STEP_GATHER, HSD_EMU_STEP_SCATTER};
     for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++)
         CHECKF(hsd_backend_emu_calls(be, ops[k]) > 0, "%s never ran on the emulated kernels",

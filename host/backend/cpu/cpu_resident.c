@@ -11,7 +11,8 @@
 #include "core/status.h"
 
 static enum hsd_status check_ref(const struct hsd_step_slot_ref *r, int i) {
-    if (!r->x || !r->hist || !r->plan || !r->t || !r->cond || !r->counter)
+    if (!r->x) return HSD_OK;  // unused item
+    if (!r->hist || !r->plan || !r->t || !r->cond || !r->counter)
         return hsd_fail(HSD_ERR_INVALID_ARG, "step_gather: item %d's slot has a NULL buffer", i);
     const int32_t c = *(const int32_t *)r->counter;
     if (c < 0 || c >= r->calls)
@@ -33,6 +34,10 @@ enum hsd_status hsd_cpu_step_gather(struct hsd_backend *be, const struct hsd_ste
     const size_t lat = p->lat, nc = p->ctx, hl = (size_t)HSD_STEP_SLOTS * lat;
     for (int i = 0; i < p->n; i++) {
         const struct hsd_step_slot_ref *r = &refs[i];
+        if (!r->x) {
+            table[i] = (struct hsd_step_row){.kind = HSD_STEP_SKIP, .uncond_row = -1};
+            continue;
+        }
         const int32_t c = *(const int32_t *)r->counter;
         struct hsd_step_row row = ((const struct hsd_step_row *)r->plan)[c];
         row.cond_row = r->cond_row;
@@ -68,10 +73,11 @@ enum hsd_status hsd_cpu_step_scatter(struct hsd_backend *be,
     const float *x = p->x, *hist = p->hist;
     const size_t lat = p->lat, hl = (size_t)HSD_STEP_SLOTS * lat;
     for (int i = 0; i < p->n; i++)
-        if (!refs[i].x || !refs[i].hist || !refs[i].counter)
+        if (refs[i].x && (!refs[i].hist || !refs[i].counter))
             return hsd_fail(HSD_ERR_INVALID_ARG, "step_scatter: item %d's slot has a NULL buffer",
                             i);
     for (int i = 0; i < p->n; i++) {
+        if (!refs[i].x) continue;  // unused item
         memcpy(refs[i].x, x + (size_t)i * lat, lat * sizeof(float));
         memcpy(refs[i].hist, hist + (size_t)i * hl, hl * sizeof(float));
         ++*(int32_t *)refs[i].counter;
