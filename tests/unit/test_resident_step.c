@@ -17,13 +17,14 @@
 // path must be bit-identical to the per-step path (same ops, same order:
 // only copies moved), and test_resident_step_emulated (HSD_TEST_EMU) on the
 // emulated CUDA backend, compared with the CPU per-step run within TOL (the
-// fp16 U-Net's error, as test_denoise_cuda_emulated) and with the emulated
-// per-step run bit for bit (the per-step path's transfers round-trip fp16
-// exactly, so moving the state onto the device changes no bit there either).
+// fp16 U-Net's error, as test_denoise_cuda_emulated; the emulated per-step
+// run was also bit-identical to it when this test was written, not checked
+// each run to keep CI short), plus the whole-step graph (check_graphs).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/plan_stats.h"
 #include "pipeline/pipeline.h"
 #include "testutil.h"
 #ifdef HSD_TEST_EMU
@@ -79,9 +80,8 @@ static void init(struct hsd_pipeline *p, struct run *out, size_t lat, int h, int
 }
 
 // The reference: the per-step path, the same batches.
-// finish = 0: the cloud part only.
 static void per_step(struct hsd_pipeline *p, const float *emb, size_t ctx, struct run *out,
-                     size_t lat, int h, int w, int finish) {
+                     size_t lat, int h, int w) {
     init(p, out, lat, h, w);
     for (int step = 0;; step++) {
         struct hsd_denoise_item items[N_REQ];
@@ -100,7 +100,7 @@ static void per_step(struct hsd_pipeline *p, const float *emb, size_t ctx, struc
         struct hsd_sampler *s = &out->samplers[i];
         struct hsd_denoise_item it = {out->latents + (size_t)i * lat, s, cond_of(emb, ctx, i),
                                       uncond_of(emb, ctx, i), k_reqs[i].cfg};
-        while (finish && !hsd_sampler_done(s))
+        while (!hsd_sampler_done(s))
             CHECK_OK(hsd_pipeline_denoise_step(p, hsd_pipeline_unet(p, 1), &it, 1, h, w));
     }
 }
@@ -196,10 +196,10 @@ static void resident(struct hsd_pipeline *p, const float *emb, size_t ctx, struc
     }
 }
 
-// Latents and handed-over sampler states equal bit for bit (final latents
-// too with `finish`).
+#ifndef HSD_TEST_EMU
+// Latents and handed-over sampler states equal bit for bit.
 static void check_same(const char *label, const struct run *got, const struct run *ref,
-                       size_t lat, int finish) {
+                       size_t lat) {
     for (int i = 0; i < N_REQ; i++) {
         CHECKF(!memcmp(got->cloud + (size_t)i * lat, ref->cloud + (size_t)i * lat,
                        lat * sizeof(float)),
@@ -207,11 +207,12 @@ static void check_same(const char *label, const struct run *got, const struct ru
         CHECKF(got->state_len[i] == ref->state_len[i] &&
                    !memcmp(got->state[i], ref->state[i], ref->state_len[i]),
                "%s: request %d's sampler state at hand-over differs", label, i);
-        CHECKF(!finish || !memcmp(got->latents + (size_t)i * lat, ref->latents + (size_t)i * lat,
-                                  lat * sizeof(float)),
+        CHECKF(!memcmp(got->latents + (size_t)i * lat, ref->latents + (size_t)i * lat,
+                       lat * sizeof(float)),
                "%s: request %d's final latent differs", label, i);
     }
 }
+#endif
 
 static void free_run(struct run *r) {
     for (int i = 0; i < N_REQ; i++) {
@@ -279,6 +280,40 @@ static void graph_case(struct hsd_pipeline *p, const float *emb, size_t ctx, flo
     }
 }
 
+// Warm-up (hsd_pipeline_warmup) records the large U-Net's step graph of
+// bucket 4 (rows 1..4 all land there): a request's first step afterwards
+// replays it, and nothing is planned, grown or recorded while serving.
+static void warmed_replay(struct hsd_pipeline *p, const float *emb, size_t ctx, size_t lat, int h,
+                          int w) {
+    struct hsd_backend *be = hsd_pipeline_backend(p);
+    long g0, c0, r0, g1, c1, r1, g2, c2, r2;
+    hsd_backend_emu_graph_stats(be, &g0, &c0, &r0);
+    const int size[2] = {8 * w, 8 * h};
+    CHECK_OK(hsd_pipeline_warmup(p, 4, size, 1, NULL, NULL));
+    hsd_backend_emu_graph_stats(be, &g1, &c1, &r1);
+    CHECKF(g1 == g0 + 1 && c1 == c0 + 1, "warm-up: %ld new keys, %ld recordings (want 1, 1)",
+           g1 - g0, c1 - c0);
+    uint64_t plans[HSD_PLAN_KINDS];
+    for (int k = 0; k < HSD_PLAN_KINDS; k++) plans[k] = hsd_plan_stats_get(k);
+    float *x = malloc(lat * sizeof *x);
+    struct hsd_sampler smp;
+    struct hsd_gen_request r = {.prompt = "x", .steps = 2, .sampler = HSD_SAMPLER_DPMPP_2M,
+                                .width = 8 * w, .height = 8 * h, .seed = 7, .batch_count = 1};
+    int slot = -1;
+    CHECK_OK(hsd_pipeline_init_image(p, &r, 0, x, &smp));
+    CHECK_OK(hsd_pipeline_slot_acquire(p, &slot, x, &smp, emb + ctx, emb, 7.5f, 2, h, w));
+    CHECK_OK(hsd_pipeline_resident_step(p, hsd_pipeline_unet(p, 0), &slot, 1, h, w));
+    CHECK_OK(hsd_pipeline_slot_handover(p, slot, x, &smp));
+    hsd_backend_emu_graph_stats(be, &g2, &c2, &r2);
+    printf("after warm-up: a step made %ld recording(s), %ld replay(s)\n", c2 - c1, r2 - r1);
+    CHECKF(g2 == g1 && c2 == c1 && r2 == r1 + 1, "the warmed step graph was not replayed");
+    for (int k = 0; k < HSD_PLAN_KINDS; k++)
+        CHECKF(hsd_plan_stats_get(k) == plans[k], "after warm-up a step added %s",
+               hsd_plan_kind_name(k));
+    hsd_sampler_free(&smp);
+    free(x);
+}
+
 static void check_graphs(const float *emb, size_t ctx, size_t lat, int h, int w) {
     static const int bucket4[] = {4};
     struct hsd_backend *eager_be = NULL, *graph_be = NULL;
@@ -304,6 +339,7 @@ static void check_graphs(const float *emb, size_t ctx, size_t lat, int h, int w)
         for (int i = 0; i < N_G; i++)
             CHECKF(se[i] && sg[i] && ne[i] == ng[i] && !memcmp(se[i], sg[i], ne[i]),
                    "whole-step graph: request %d's sampler state differs", i);
+        warmed_replay(pg, emb, ctx, lat, h, w);
     }
     for (int i = 0; i < N_G; i++) free(se[i]), free(sg[i]);
     free(le);
@@ -341,7 +377,7 @@ int main(void) {
     ref.cloud = malloc(N_REQ * lat * sizeof(float));
     got.latents = malloc(N_REQ * lat * sizeof(float));
     got.cloud = malloc(N_REQ * lat * sizeof(float));
-    per_step(cpu_p, emb, ctx, &ref, lat, h, w, 1);
+    per_step(cpu_p, emb, ctx, &ref, lat, h, w);
     resident(p, emb, ctx, &got, lat, h, w);
 #ifdef HSD_TEST_EMU
     for (int i = 0; i < N_REQ; i++) {
@@ -352,21 +388,13 @@ int main(void) {
         snprintf(what, sizeof what, "request %d at the end", i);
         CHECK_CLOSE(what, got.latents + (size_t)i * lat, ref.latents + (size_t)i * lat, lat, TOL);
     }
-    // The emulated per-step run: the same bits as the resident one (the
-    // cloud part: the edge finish runs the same code; ~40% of the time).
-    struct run emu_ref = {0};
-    emu_ref.latents = malloc(N_REQ * lat * sizeof(float));
-    emu_ref.cloud = malloc(N_REQ * lat * sizeof(float));
-    per_step(p, emb, ctx, &emu_ref, lat, h, w, 0);
-    check_same("emulated resident vs emulated per-step", &got, &emu_ref, lat, 0);
-    free_run(&emu_ref);
     check_graphs(emb, ctx, lat, h, w);
     static const enum hsd_emu_op ops[] = {HSD_EMU_STEP_GATHER, HSD_EMU_STEP_SCATTER};
     for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++)
         CHECKF(hsd_backend_emu_calls(be, ops[k]) > 0, "%s never ran on the emulated kernels",
                hsd_backend_emu_op_name(ops[k]));
 #else
-    check_same("resident vs per-step", &got, &ref, lat, 1);
+    check_same("resident vs per-step", &got, &ref, lat);
 #endif
     free_run(&ref);
     free_run(&got);
