@@ -19,7 +19,9 @@
 // emulated CUDA backend, compared with the CPU per-step run within TOL (the
 // fp16 U-Net's error, as test_denoise_cuda_emulated; the emulated per-step
 // run was also bit-identical to it when this test was written, not checked
-// each run to keep CI short), plus the whole-step graph (check_graphs).
+// each run to keep CI short), plus the whole-step graph (check_graphs);
+// and test_resident_step_cuda (HSD_TEST_CUDA, label gpu, exits 77 without a
+// GPU): the same on cuda:0, where the steps run as recorded CUDA graphs.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +31,16 @@
 #include "testutil.h"
 #ifdef HSD_TEST_EMU
 #include "emu_backend.h"
+#endif
+#ifdef HSD_TEST_CUDA
+#include "backend_cuda.h"
+#include "device.h"
+#endif
+#if defined(HSD_TEST_EMU) || defined(HSD_TEST_CUDA)
+#define HSD_TEST_FP16 1
 // test_denoise_cuda_emulated's bound and reasoning: the fp16 U-Net's error
-// through 2-3 sampler updates (observed there <= 3.4e-3 of max|ref|).
+// through 2-3 sampler updates (observed there <= 3.4e-3 of max|ref|; on a
+// GPU cuBLASLt's summation order adds rounding of the same order).
 #define TOL 2e-2
 #endif
 
@@ -196,7 +206,7 @@ static void resident(struct hsd_pipeline *p, const float *emb, size_t ctx, struc
     }
 }
 
-#ifndef HSD_TEST_EMU
+#ifndef HSD_TEST_FP16
 // Latents and handed-over sampler states equal bit for bit.
 static void check_same(const char *label, const struct run *got, const struct run *ref,
                        size_t lat) {
@@ -356,6 +366,16 @@ int main(void) {
 #ifdef HSD_TEST_EMU
     CHECK_OK(hsd_backend_emu_create(&be));
 #endif
+#ifdef HSD_TEST_CUDA
+    int n_gpus = 0;
+    if (hsd_cuda_device_count(&n_gpus) || n_gpus == 0) {
+        printf("no GPU: skipped\n");
+        return HSD_TEST_SKIP;
+    }
+    CHECK_OK(hsd_backend_cuda_create(&be, 0));
+    if (!be) return hsd_test_finish();
+    printf("%s\n", be->desc);
+#endif
     struct hsd_pipeline *cpu_p = load(NULL, NULL, 0), *p = load(be, NULL, 0);
     if (!cpu_p || !p) return hsd_test_finish();
 
@@ -379,7 +399,7 @@ int main(void) {
     got.cloud = malloc(N_REQ * lat * sizeof(float));
     per_step(cpu_p, emb, ctx, &ref, lat, h, w);
     resident(p, emb, ctx, &got, lat, h, w);
-#ifdef HSD_TEST_EMU
+#ifdef HSD_TEST_FP16
     for (int i = 0; i < N_REQ; i++) {
         char what[96];
         snprintf(what, sizeof what, "request %d (%s, k=%d, cfg %g) at hand-over", i,
@@ -388,12 +408,15 @@ int main(void) {
         snprintf(what, sizeof what, "request %d at the end", i);
         CHECK_CLOSE(what, got.latents + (size_t)i * lat, ref.latents + (size_t)i * lat, lat, TOL);
     }
+#endif
+#ifdef HSD_TEST_EMU
     check_graphs(emb, ctx, lat, h, w);
     static const enum hsd_emu_op ops[] = {HSD_EMU_STEP_GATHER, HSD_EMU_STEP_SCATTER};
     for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++)
         CHECKF(hsd_backend_emu_calls(be, ops[k]) > 0, "%s never ran on the emulated kernels",
                hsd_backend_emu_op_name(ops[k]));
-#else
+#endif
+#ifndef HSD_TEST_FP16
     check_same("resident vs per-step", &got, &ref, lat);
 #endif
     free_run(&ref);
