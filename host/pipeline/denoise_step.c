@@ -5,11 +5,13 @@
 // loop body: latent_model_input = cat([latents] * 2) scaled, noise_pred =
 // unet(...), CFG, latents = scheduler.step(...).
 //
-// Transfers per step (a later change keeps them on the device): each
-// item's latent and sampler slots (history; Euler a's noise, drawn on the
-// host from the request's torch generator) up, the U-Net input rows down
-// and its output rows up (hsd_unet_forward takes host floats), latents and
-// slots down. On the CPU backend these are copies of host memory.
+// Transfers per step (the resident path, resident_step.c, makes none):
+// each item's latent and sampler slots (history; Euler a's noise, drawn on
+// the host from the request's torch generator) up, the U-Net input rows
+// down and its output rows up (hsd_unet_forward takes host floats),
+// latents and slots down. On the CPU backend these are copies of host
+// memory. Kept for U-Nets the resident path cannot take and as the
+// reference test_resident_step compares it with.
 //
 // Failure leaves every item as it was: the samplers are planned without
 // changing state (hsd_sampler_plan_step), results land in host scratch
