@@ -33,8 +33,11 @@ struct hsd_sched_req {
     int h, w, cfg, clip_skip;
     size_t lat;
     float *latent, *emb;            // emb: [cfg ? 2 : 1, 77, C]: [cond, uncond]
-    struct hsd_sampler sampler;
+    struct hsd_sampler sampler;     // the admission state until hand-over (resident steps
+                                    // run on the device, docs/denoise_step.md)
     int sampler_ready;
+    int slot;                       // resident slot on slot_dev's pipeline, -1: none
+    struct device *slot_dev;
     enum hsd_sched_error err;
     char err_text[256];
     struct hsd_sched_req *prev, *next;
@@ -111,13 +114,37 @@ static void unlink_req(struct hsd_sched *s, struct hsd_sched_req *r) {
     r->prev = r->next = NULL;
 }
 
+static void drop_slot(struct hsd_sched_req *r);
+
 static void free_req(struct hsd_sched_req *r) {
+    drop_slot(r);
     if (r->sampler_ready) hsd_sampler_free(&r->sampler);
     free(r->latent);
     free(r->emb);
     free(r->prompt);
     free(r->negative);
     free(r);
+}
+
+// The request's resident slot, if it holds one, released unread.
+static void drop_slot(struct hsd_sched_req *r) {
+    if (!r->slot_dev) return;
+    hsd_pipeline_slot_release(r->slot_dev->p, r->slot);
+    r->slot = -1;
+    r->slot_dev = NULL;
+}
+
+// Calls made: the admission state's plus the resident slot's.
+static int req_step(const struct hsd_sched_req *r) {
+    return r->sampler.step + (r->slot_dev ? hsd_pipeline_slot_done(r->slot_dev->p, r->slot) : 0);
+}
+
+// A lost device's slots (under the lock): its requests restart their
+// cloud part from the admission state on another device (deterministic:
+// the same result). In-flight requests belong to other devices.
+static void drop_device_slots(struct hsd_sched *s, struct device *d) {
+    for (struct hsd_sched_req *r = s->head; r; r = r->next)
+        if (!r->in_flight && r->slot_dev == d) drop_slot(r);
 }
 
 // Back to QUEUED-with-nothing: an admission whose text encoding failed on
@@ -183,6 +210,7 @@ static void conclude(struct hsd_sched *s, struct hsd_sched_req *r, enum hsd_req_
 static void finalize(struct hsd_sched *s, struct hsd_sched_req *r, enum hsd_req_event e,
                      enum hsd_sched_error err, const char *text, struct done_list *dl) {
     conclude(s, r, e, err, text);
+    drop_slot(r);  // a hand-over released it already; not in flight, so no step uses it
     unlink_req(s, r);
     HSD_ASSERT(dl->n < (int)(sizeof dl->items / sizeof dl->items[0]));
     dl->items[dl->n++] = r;
@@ -447,11 +475,14 @@ static enum hsd_status admit_compute(struct device *d, struct hsd_sched_req **re
 // take turns: a 64 px request waits for at most one call of each other
 // size, not for a 512 px request's whole cloud part — issue 15, finding 5),
 // its requests filled FIFO up to max_batch_rows. Returns the number taken.
-static int pick_batch(struct hsd_sched *s, int dev, struct hsd_sched_req **out, int cap) {
+// A request resident on another device stays there.
+static int pick_batch(struct hsd_sched *s, struct device *d, struct hsd_sched_req **out,
+                      int cap) {
     struct hsd_sched_req *first = NULL;
     uint64_t first_last = 0;
     for (struct hsd_sched_req *r = s->head; r; r = r->next) {
-        if ((r->state != HSD_REQ_ADMITTED && r->state != HSD_REQ_RUNNING) || r->in_flight)
+        if ((r->state != HSD_REQ_ADMITTED && r->state != HSD_REQ_RUNNING) || r->in_flight ||
+            (r->slot_dev && r->slot_dev != d))
             continue;
         uint64_t last = shape_last(s, r->h, r->w);
         if (!first || last < first_last) {
@@ -465,11 +496,12 @@ static int pick_batch(struct hsd_sched *s, int dev, struct hsd_sched_req **out, 
     for (struct hsd_sched_req *r = first; r && n < cap; r = r->next) {
         if ((r->state != HSD_REQ_ADMITTED && r->state != HSD_REQ_RUNNING) || r->in_flight)
             continue;
+        if (r->slot_dev && r->slot_dev != d) continue;
         if (r->h != first->h || r->w != first->w) continue;
         int need = r->cfg ? 2 : 1;
         if (n > 0 && rows + need > s->o.max_batch_rows) break;
         r->in_flight = 1;
-        r->dev = dev;
+        r->dev = (int)(d - s->dev);
         out[n++] = r;
         rows += need;
     }
@@ -485,16 +517,83 @@ static int batch_bucket(int rows) {
 // Leaves at k_max, or at k_min or later while the queue is long
 // (load-adaptive split); always when the sampler has no calls left.
 static int should_hand_over(const struct hsd_sched *s, const struct hsd_sched_req *r) {
-    int step = r->sampler.step;
-    if (hsd_sampler_done(&r->sampler) || step >= r->prm.k_max) return 1;
+    int step = req_step(r);
+    if (step >= hsd_sampler_n_calls(&r->sampler) || step >= r->prm.k_max) return 1;
     return step >= r->prm.k_min && s->n_queued >= s->o.adaptive_threshold;
+}
+
+// One step of `batch` on d, resident (docs/denoise_step.md "Resident
+// state"): a request new to d gets a slot first (its state uploaded once,
+// its steps up to k_max planned); then one resident step. Off the lock; the
+// requests are in flight, so only this thread touches their slots.
+static enum hsd_status run_batch(struct device *d, struct hsd_sched_req **batch, int n, int h,
+                                 int w) {
+    int ids[256];
+    const size_t C = (size_t)HSD_TEXT_LEN * hsd_pipeline_text_width(d->p);
+    for (int i = 0; i < n; i++) {
+        struct hsd_sched_req *r = batch[i];
+        if (!r->slot_dev) {
+            int end = hsd_sampler_n_calls(&r->sampler);
+            if (r->prm.k_max < end) end = r->prm.k_max;
+            enum hsd_status st = hsd_pipeline_slot_acquire(
+                d->p, &r->slot, r->latent, &r->sampler, r->emb, r->cfg ? r->emb + C : NULL,
+                r->prm.gen.guidance_scale, end - r->sampler.step, h, w);
+            if (st) return st;
+            r->slot_dev = d;
+        }
+        ids[i] = r->slot;
+    }
+    return hsd_pipeline_resident_step(d->p, hsd_pipeline_unet(d->p, 0), ids, n, h, w);
+}
+
+// Hand-over of `n` requests that finished their cloud part on d: latent and
+// sampler state downloaded off the lock (they stay in flight meanwhile),
+// then the RESULTs. Called and returns with the lock held; 1 when d was
+// lost on the way (marked unhealthy: the worker stops, the requests
+// restart elsewhere from their admission state).
+static int hand_over(struct hsd_sched *s, struct device *d, struct hsd_sched_req **ho, int n,
+                     struct done_list *dl) {
+    enum hsd_status st[256];
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < n; i++) {
+        struct hsd_sched_req *r = ho[i];
+        st[i] = classify_failure(d, hsd_pipeline_slot_handover(d->p, r->slot, r->latent,
+                                                              &r->sampler));
+        if (st[i]) snprintf(r->err_text, sizeof r->err_text, "%s", hsd_last_error());
+        r->slot = -1;  // released by the hand-over, also on failure
+        r->slot_dev = NULL;
+    }
+    pthread_mutex_lock(&s->mu);
+    int lost = 0;
+    for (int i = 0; i < n; i++) {
+        struct hsd_sched_req *r = ho[i];
+        if (r->replied) {  // cancelled or expired while its state came down
+            retire(s, r);
+            continue;
+        }
+        r->in_flight = 0;
+        if (!st[i]) {
+            finalize(s, r, HSD_REQ_EV_FINISH, HSD_SCHED_OK, NULL, dl);
+        } else if (st[i] == HSD_ERR_DEVICE) {
+            lost = 1;  // stays RUNNING, restarts from its admission state
+        } else {
+            char why[sizeof r->err_text];
+            memcpy(why, r->err_text, sizeof why);
+            finalize(s, r, HSD_REQ_EV_FAIL, HSD_SCHED_E_INTERNAL, why, dl);
+        }
+    }
+    if (lost) {
+        drop_device_slots(s, d);
+        mark_unhealthy(s, d, "hand-over", hsd_last_error(), n);
+    }
+    return lost;
 }
 
 static void *worker(void *arg) {
     struct device *d = arg;
     struct hsd_sched *s = d->s;
     struct hsd_sched_req *batch[256];
-    struct hsd_denoise_item items[256];
+    struct hsd_sched_req *ho[256];  // hand-overs of the last step
     struct done_list dl = {.n = 0};
     const int di = (int)(d - s->dev);
     pthread_mutex_lock(&s->mu);
@@ -551,6 +650,7 @@ static void *worker(void *arg) {
                     undo_admission(batch[i]);
                     batch[i]->in_flight = 0;
                 }
+                drop_device_slots(s, d);
                 mark_unhealthy(s, d, "text encoding", hsd_last_error(), n);
                 break;
             }
@@ -578,7 +678,7 @@ static void *worker(void *arg) {
             continue;
         }
         // 2. One U-Net call for a bucket of active requests.
-        n = pick_batch(s, di, batch, 256);
+        n = pick_batch(s, d, batch, 256);
         if (n == 0) {
             if (s->stopping && s->n_active == 0 && s->n_queued == 0) break;
             struct timespec ts;
@@ -589,14 +689,7 @@ static void *worker(void *arg) {
             continue;
         }
         int rows = 0;
-        for (int i = 0; i < n; i++) {
-            struct hsd_sched_req *r = batch[i];
-            const float *cond = r->emb;
-            const float *uncond = r->cfg ? r->emb + (size_t)HSD_TEXT_LEN * hsd_pipeline_text_width(d->p) : NULL;
-            items[i] = (struct hsd_denoise_item){r->latent, &r->sampler, cond, uncond,
-                                                 r->prm.gen.guidance_scale};
-            rows += r->cfg ? 2 : 1;
-        }
+        for (int i = 0; i < n; i++) rows += batch[i]->cfg ? 2 : 1;
         int h = batch[0]->h, w = batch[0]->w;
         int inject = d->fail_next > 0;
         if (inject) d->fail_next--;
@@ -606,8 +699,7 @@ static void *worker(void *arg) {
         double t = now_ms();
         enum hsd_status st =
             inject ? hsd_fail(HSD_ERR_DEVICE, "%s: injected device failure", d->name)
-                   : classify_failure(d, hsd_pipeline_denoise_step(d->p, hsd_pipeline_unet(d->p, 0),
-                                                                   items, n, h, w));
+                   : classify_failure(d, run_batch(d, batch, n, h, w));
         double dt = now_ms() - t;
         pthread_mutex_lock(&s->mu);
         s->st.busy_ms += dt;
@@ -626,11 +718,12 @@ static void *worker(void *arg) {
             continue;
         }
         if (st) d->failures++;
+        int n_ho = 0;
         if (st == HSD_ERR_DEVICE) {
-            // The device is unusable: its batch goes back, unchanged (the
-            // samplers only advance after a successful U-Net call,
-            // hsd_pipeline_denoise_step), to the healthy devices; this
-            // worker stops.
+            // The device is unusable: its batch goes back to the healthy
+            // devices, and every request resident on it restarts from its
+            // admission state (the host copy never advances before the
+            // hand-over); this worker stops.
             for (int i = 0; i < n; i++) {
                 if (batch[i]->replied) {
                     retire(s, batch[i]);
@@ -639,6 +732,7 @@ static void *worker(void *arg) {
                 batch[i]->in_flight = 0;
                 set_state(batch[i], HSD_REQ_EV_REQUEUE);
             }
+            drop_device_slots(s, d);
             mark_unhealthy(s, d, "U-Net call", hsd_last_error(), n);
             break;
         }
@@ -667,8 +761,9 @@ static void *worker(void *arg) {
             if (r->cancel_requested)
                 finalize(s, r, HSD_REQ_EV_CANCEL, HSD_SCHED_E_CANCELLED, "cancelled", &dl);
             else if (should_hand_over(s, r))
-                finalize(s, r, HSD_REQ_EV_FINISH, HSD_SCHED_OK, NULL, &dl);
+                (r->in_flight = 1, ho[n_ho++] = r);  // downloaded below, off the lock
         }
+        if (n_ho && hand_over(s, d, ho, n_ho, &dl)) break;
         if (dl.n) {
             pthread_mutex_unlock(&s->mu);
             report(s, &dl);
@@ -826,6 +921,7 @@ enum hsd_status hsd_sched_submit(struct hsd_sched *s, const struct hsd_sched_par
     r->prm.gen.prompt = r->prompt;
     r->prm.gen.negative_prompt = r->negative;
     r->client = client;
+    r->slot = -1;
     r->cfg = g.guidance_scale > 1.0f;
     r->clip_skip = g.clip_skip;
     int scale = hsd_pipeline_vae_scale(p);

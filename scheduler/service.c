@@ -397,7 +397,12 @@ static enum hsd_status warm_up(struct hsd_pipeline *const *devices, int n_device
         clock_gettime(CLOCK_MONOTONIC, &t0);
         enum hsd_status s = hsd_pipeline_warmup(devices[i], o->sched.max_batch_rows, sizes, n_sizes,
                                                 warmup_report, name);
+        // An admission encodes up to admit_batch requests' prompts, two each with CFG.
+        double text_ms = 0;
+        if (!s) s = hsd_pipeline_warmup_text(devices[i], 2 * o->sched.admit_batch, &text_ms);
         if (s) return hsd_fail_context(s, "%s: ", name);
+        fprintf(stderr, "hsd serve: warm-up %s: text encoder, 1..%d prompts: %.3f ms\n", name,
+                2 * o->sched.admit_batch, text_ms);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         fprintf(stderr, "hsd serve: warm-up %s done in %.1f ms\n", name,
                 (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);

@@ -2,6 +2,9 @@ hsd_add_test(test_pipeline LABELS oracle TIMEOUT 600 SOURCES unit/test_pipeline.
 # Batch buckets: padding a U-Net call never changes a real row (CPU; the
 # emulated CUDA variant is in cuda.cmake).
 hsd_add_test(test_denoise_buckets LABELS unit TIMEOUT 120 SOURCES unit/test_denoise_buckets.c)
+# Requests resident on the backend: bit-identical to the per-step path, zero
+# transfers in a steady-state step (the emulated CUDA variant is in cuda.cmake).
+hsd_add_test(test_resident_step LABELS unit TIMEOUT 120 SOURCES unit/test_resident_step.c)
 hsd_add_test(test_png LABELS unit TIMEOUT 30 SOURCES unit/test_png.c)
 add_test(NAME test_generate_cli COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/generate_errors.sh
          $<TARGET_FILE:hsd> ${HSD_TEST_DATA})

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "core/assert.h"
+#include "core/plan_stats.h"
 #include "io/weights.h"
 #include "models/clip_text.h"
 #include "models/fwd.h"
@@ -486,8 +487,10 @@ enum hsd_status hsd_clip_text_forward(struct hsd_clip_text *m, float *out, const
         f.a.planning = 1;
         enum hsd_status s = forward(&f, out, ids, n, L, 0);
         if (s) return s;
+        const size_t was = m->arena ? m->arena_cap : 0;  // grown: a new capacity
         if ((s = hsd_fwd_reserve(m->be, &m->arena, &m->arena_cap, f.a.peak, "clip_text")))
             return s;
+        if (m->arena_cap != was) hsd_plan_stats_add(HSD_PLAN_TEXT_ARENA);
         size_t emb = (size_t)n * L * cfg->hidden_size;
         if (emb > m->host_emb_cap) {
             free(m->host_emb);

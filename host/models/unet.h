@@ -73,6 +73,25 @@ enum hsd_status hsd_unet_forward(struct hsd_unet *u, float *out, const float *sa
                                  const float *t, const float *ctx, int n, int h, int w,
                                  int t_ctx);
 
+// The same forward on inputs already in backend memory, NHWC, as the
+// device-resident step gathers them (host/pipeline/resident_step.c):
+//   x    act  [n, h, w, in_channels]
+//   t    fp32 [n]
+//   ctx  act  [n, t_ctx, cross_attention_dim]
+// *y receives the output act [n, h, w, out_channels] in the U-Net's arena,
+// valid until its next forward. No transfer. record = 1: the call records
+// and replays its own graph (keyed by the shape and x); 0: it does not (the
+// caller records a larger graph around it, or runs eagerly).
+// HSD_ERR_UNSUPPORTED for a U-Net with center_input_sample (use
+// hsd_unet_forward).
+enum hsd_status hsd_unet_forward_dev(struct hsd_unet *u, const void **y, const void *x,
+                                     const void *t, const void *ctx, int n, int h, int w,
+                                     int t_ctx, int record);
+
+// The activation arena's address (part of a graph key: graphs recorded on
+// it replay only while it stays).
+const void *hsd_unet_arena(const struct hsd_unet *u);
+
 #define HSD_UNET_MAX_PLANS 64  // shapes whose plans a U-Net keeps (as many as CUDA graphs)
 
 // Plans (n, h, w, t_ctx) without running it: the planning pass (once per
@@ -94,5 +113,8 @@ void hsd_unet_set_probe(struct hsd_unet *u, hsd_unet_probe_fn fn, void *user);
 // is non-zero; another thread sets it (the scheduler, when every request of
 // the call is cancelled or past its deadline). NULL: never stop.
 void hsd_unet_set_abort(struct hsd_unet *u, const atomic_int *flag);
+// HSD_ERR_CANCELLED while that flag is set, else HSD_OK: for callers that
+// record a whole step in one graph and can only stop before it.
+enum hsd_status hsd_unet_check_abort(const struct hsd_unet *u);
 
 #endif

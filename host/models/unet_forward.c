@@ -295,6 +295,39 @@ static enum hsd_status body(struct fwd *f, void **y_out, const void *x, const vo
     return HSD_OK;
 }
 
+// body() inside graph_begin/graph_end when `graphed`: the ops of one bucket
+// are recorded on the first call and replayed after (arena and weights at
+// fixed addresses; `io`: the inputs outside the arena, part of the key).
+// Not while a probe reads intermediates (it synchronizes between ops).
+static enum hsd_status run_body(struct fwd *f, void **y, const void *x, const void *tb,
+                                const void *cx, int n, int h, int w, int t_ctx, const void *io,
+                                int graphed) {
+    struct hsd_backend *be = f->a.be;
+    enum hsd_status s;
+    if (graphed) {
+        // A graph runs whole (replayed in one launch, far shorter than a
+        // CPU call): stop before it or not at all. A stop inside a capture
+        // would look like an op that cannot be recorded and turn graphs off.
+        if (hsd_fwd_aborted(&f->a)) return hsd_fwd_abort_status();
+        f->a.abort = NULL;
+        struct hsd_graph_key key = {f->u, f->a.base, n, h, w, t_ctx, io, 0};
+        if ((s = be->ops->graph_begin(be, &key))) return s;
+    }
+    s = body(f, y, x, tb, cx, n, h, w, t_ctx);
+    if (graphed) {
+        enum hsd_status s2 = be->ops->graph_end(be, s == HSD_OK);
+        if (s2 == HSD_ERR_UNSUPPORTED) {
+            // Recording failed (the backend logged why and records no more):
+            // nothing ran, so run the ops again, for real.
+            hsd_clear_error();
+            s = body(f, y, x, tb, cx, n, h, w, t_ctx);
+        } else if (!s) {
+            s = s2;
+        }
+    }
+    return s;
+}
+
 static enum hsd_status forward(struct fwd *f, float *out, const float *sample, const float *t,
                                const float *ctx, int n, int h, int w, int t_ctx) {
     struct hsd_unet *u = f->u;
@@ -324,32 +357,9 @@ static enum hsd_status forward(struct fwd *f, float *out, const float *sample, c
         if (s) return s;
     }
 
-    // CUDA graphs: the ops of one bucket are recorded on the first call and
-    // replayed after (arena and weights at fixed addresses). Not while a
-    // probe reads intermediates (it synchronizes between ops).
-    int graphed = !f->a.planning && be->ops->graph_begin && !u->probe;
-    if (graphed) {
-        // A graph runs whole (replayed in one launch, seconds less than a
-        // CPU call): stop before it or not at all. A stop inside a capture
-        // would look like an op that cannot be recorded and turn graphs off.
-        if (hsd_fwd_aborted(&f->a)) return hsd_fwd_abort_status();
-        f->a.abort = NULL;
-        struct hsd_graph_key key = {u, f->a.base, n, h, w, t_ctx};
-        if ((s = be->ops->graph_begin(be, &key))) return s;
-    }
     void *y = NULL;
-    s = body(f, &y, x, tb, cx, n, h, w, t_ctx);
-    if (graphed) {
-        enum hsd_status s2 = be->ops->graph_end(be, s == HSD_OK);
-        if (s2 == HSD_ERR_UNSUPPORTED) {
-            // Recording failed (the backend logged why and records no more):
-            // nothing ran, so run the ops again, for real.
-            hsd_clear_error();
-            s = body(f, &y, x, tb, cx, n, h, w, t_ctx);
-        } else if (!s) {
-            s = s2;
-        }
-    }
+    s = run_body(f, &y, x, tb, cx, n, h, w, t_ctx, NULL,
+                 !f->a.planning && be->ops->graph_begin && !u->probe);
     if (s) return s;
     int cout = cfg->out_channels;
     if (f->a.planning) return HSD_OK;
@@ -365,9 +375,7 @@ static enum hsd_status forward(struct fwd *f, float *out, const float *sample, c
     return s;
 }
 
-enum hsd_status hsd_unet_forward(struct hsd_unet *u, float *out, const float *sample,
-                                 const float *t, const float *ctx, int n, int h, int w,
-                                 int t_ctx) {
+static enum hsd_status check_dims(const struct hsd_unet *u, int n, int h, int w, int t_ctx) {
     if (!u->be)
         return hsd_fail(HSD_ERR_INVALID_ARG, "unet: model was opened for inspection only");
     int mult = hsd_unet_size_multiple(u);
@@ -382,11 +390,51 @@ enum hsd_status hsd_unet_forward(struct hsd_unet *u, float *out, const float *sa
     if ((int64_t)n * h * w > (int64_t)1 << 26 || t_ctx > 4096)
         return hsd_fail(HSD_ERR_INVALID_ARG, "unet: input too large (n=%d %dx%d, t_ctx=%d)", n,
                         h, w, t_ctx);
-    enum hsd_status s = hsd_unet_plan(u, n, h, w, t_ctx);
+    return HSD_OK;
+}
+
+enum hsd_status hsd_unet_forward(struct hsd_unet *u, float *out, const float *sample,
+                                 const float *t, const float *ctx, int n, int h, int w,
+                                 int t_ctx) {
+    enum hsd_status s = check_dims(u, n, h, w, t_ctx);
+    if (!s) s = hsd_unet_plan(u, n, h, w, t_ctx);
     if (s) return s;
     struct fwd f = {.a = {.be = u->be, .base = u->arena, .cap = u->arena_cap, .abort = u->abort},
                     .u = u};
     return forward(&f, out, sample, t, ctx, n, h, w, t_ctx);
+}
+
+enum hsd_status hsd_unet_forward_dev(struct hsd_unet *u, const void **y, const void *x,
+                                     const void *t, const void *ctx, int n, int h, int w,
+                                     int t_ctx, int record) {
+    enum hsd_status s = check_dims(u, n, h, w, t_ctx);
+    if (s) return s;
+    if (!x || !t || !ctx || !y)
+        return hsd_fail(HSD_ERR_INVALID_ARG, "unet: forward_dev needs x, t, ctx and y");
+    // diffusers' center_input_sample (2 * sample - 1) is a host step of
+    // hsd_unet_forward; no SD model sets it, so the device path does not
+    // carry it (callers use hsd_unet_forward for such a U-Net).
+    if (u->cfg.center_input_sample)
+        return hsd_fail(HSD_ERR_UNSUPPORTED, "unet: forward_dev: center_input_sample is not "
+                                             "supported on backend inputs");
+    if ((s = hsd_unet_plan(u, n, h, w, t_ctx))) return s;
+    // Inside a caller's whole-step recording (backends with graphs) a stop
+    // between ops would break the capture: that caller checks
+    // hsd_unet_check_abort before it begins.
+    struct fwd f = {.a = {.be = u->be, .base = u->arena, .cap = u->arena_cap,
+                          .abort = u->be->ops->graph_begin ? NULL : u->abort},
+                    .u = u};
+    // The planned layout reserves the host path's input buffers first; keep
+    // them (unused) so body() lands where the plan measured it.
+    struct hsd_backend *be = u->be;
+    (void)act(&f, (size_t)n * h * w * u->cfg.in_channels);
+    (void)act(&f, ((size_t)n * sizeof(float) + be->act_size - 1) / be->act_size);
+    (void)act(&f, (size_t)n * t_ctx * u->cfg.cross_attention_dim);
+    void *out = NULL;
+    s = run_body(&f, &out, x, t, ctx, n, h, w, t_ctx, x,
+                 record && be->ops->graph_begin && !u->probe);
+    if (!s) *y = out;
+    return s;
 }
 
 static struct unet_plan *find_plan(struct hsd_unet *u, int n, int h, int w, int t_ctx) {
@@ -435,3 +483,10 @@ enum hsd_status hsd_unet_plan(struct hsd_unet *u, int n, int h, int w, int t_ctx
 }
 
 double hsd_unet_flops(const struct hsd_unet *u) { return u->plan_flops; }
+
+const void *hsd_unet_arena(const struct hsd_unet *u) { return u->arena; }
+
+enum hsd_status hsd_unet_check_abort(const struct hsd_unet *u) {
+    struct hsd_fwd f = {.abort = u->abort};
+    return hsd_fwd_aborted(&f) ? hsd_fwd_abort_status() : HSD_OK;
+}

@@ -5,11 +5,13 @@
 // loop body: latent_model_input = cat([latents] * 2) scaled, noise_pred =
 // unet(...), CFG, latents = scheduler.step(...).
 //
-// Transfers per step (a later change keeps them on the device): each
-// item's latent and sampler slots (history; Euler a's noise, drawn on the
-// host from the request's torch generator) up, the U-Net input rows down
-// and its output rows up (hsd_unet_forward takes host floats), latents and
-// slots down. On the CPU backend these are copies of host memory.
+// Transfers per step (the resident path, resident_step.c, makes none):
+// each item's latent and sampler slots (history; Euler a's noise, drawn on
+// the host from the request's torch generator) up, the U-Net input rows
+// down and its output rows up (hsd_unet_forward takes host floats),
+// latents and slots down. On the CPU backend these are copies of host
+// memory. Kept for U-Nets the resident path cannot take and as the
+// reference test_resident_step compares it with.
 //
 // Failure leaves every item as it was: the samplers are planned without
 // changing state (hsd_sampler_plan_step), results land in host scratch
@@ -41,12 +43,9 @@ void hsd_step_scratch_free(struct hsd_step_scratch *s, struct hsd_backend *be) {
 // `ctx` context floats per row.
 static enum hsd_status grow(struct hsd_step_scratch *s, struct hsd_backend *be, size_t items,
                             size_t rows, size_t lat, size_t ctx) {
-    if (items <= s->cap_items && rows <= s->cap_rows && lat <= s->cap_lat && ctx <= s->cap_ctx)
-        return HSD_OK;
-    if (items < s->cap_items) items = s->cap_items;
-    if (rows < s->cap_rows) rows = s->cap_rows;
-    if (lat < s->cap_lat) lat = s->cap_lat;
-    if (ctx < s->cap_ctx) ctx = s->cap_ctx;
+    size_t want[HSD_CAPS] = {items, rows, lat, ctx};
+    if (hsd_caps_fit(want, s->cap)) return HSD_OK;
+    items = want[0], rows = want[1], lat = want[2], ctx = want[3];
     hsd_step_scratch_free(s, be);
     const size_t f = sizeof(float), act = be->act_size;
     s->x = be->ops->alloc(be, items * lat * f);
@@ -69,10 +68,7 @@ static enum hsd_status grow(struct hsd_step_scratch *s, struct hsd_backend *be, 
         return hsd_fail(HSD_ERR_NOMEM, "out of memory for a step of %zu items, %zu rows", items,
                         rows);
     }
-    s->cap_items = items;
-    s->cap_rows = rows;
-    s->cap_lat = lat;
-    s->cap_ctx = ctx;
+    memcpy(s->cap, want, sizeof want);
     return HSD_OK;
 }
 

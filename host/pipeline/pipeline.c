@@ -90,6 +90,7 @@ enum hsd_status hsd_pipeline_load(struct hsd_pipeline **out, const struct hsd_pi
     *out = NULL;
     struct hsd_pipeline *p = calloc(1, sizeof *p);
     if (!p) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
+    pthread_mutex_init(&p->res.mu, NULL);
     enum hsd_status s;
     char vae_path[4096];
     const char *vp = c->model;
@@ -153,6 +154,11 @@ void hsd_pipeline_free(struct hsd_pipeline *p) {
     hsd_clip_text_free(p->text);
     hsd_clip_tokenizer_free(p->tok);
     hsd_step_scratch_free(&p->step, p->be);
+    if (p->be) {
+        hsd_res_scratch_free(&p->rstep, p->be);
+        hsd_res_pool_free(&p->res, p->be);
+    }
+    pthread_mutex_destroy(&p->res.mu);
     if (!p->be_borrowed) hsd_backend_destroy(p->be);
     free(p);
 }
@@ -304,7 +310,24 @@ enum hsd_status hsd_pipeline_finish(struct hsd_pipeline *p, struct hsd_unet *une
                                     hsd_progress_fn progress, void *user) {
     if (!unet) unet = p->edge ? p->edge : p->large;
     struct hsd_denoise_item item = {latent, sampler, cond, uncond, guidance_scale};
-    int total = hsd_sampler_n_calls(sampler);
+    int total = hsd_sampler_n_calls(sampler), left = total - sampler->step;
+    if (left > 0 && hsd_pipeline_resident_ok(p, unet)) {
+        // Resident: one upload, the steps on the backend, one download.
+        int id;
+        enum hsd_status s = hsd_pipeline_slot_acquire(p, &id, latent, sampler, cond, uncond,
+                                                      guidance_scale, left, h, w);
+        if (s) return s;
+        const int first = sampler->step;
+        for (int j = 0; j < left && !s; j++) {
+            s = hsd_pipeline_resident_step(p, unet, &id, 1, h, w);
+            if (!s && progress) progress(user, first + j + 1, total);
+        }
+        if (s) {
+            hsd_pipeline_slot_release(p, id);
+            return s;
+        }
+        return hsd_pipeline_slot_handover(p, id, latent, sampler);
+    }
     while (!hsd_sampler_done(sampler)) {
         enum hsd_status s = hsd_pipeline_denoise_step(p, unet, &item, 1, h, w);
         if (s) return s;
@@ -356,6 +379,8 @@ enum hsd_status hsd_pipeline_generate(struct hsd_pipeline *p, const struct hsd_g
     float *latents = malloc((size_t)B * lat * sizeof *latents);
     struct hsd_sampler *samplers = calloc((size_t)B, sizeof *samplers);
     struct hsd_denoise_item *items = calloc((size_t)B, sizeof *items);
+    int ids[64];  // resident slots held, -1: none (batch_count <= 64)
+    for (int i = 0; i < 64; i++) ids[i] = -1;
     float *img = image ? image : malloc((size_t)B * 3 * r->height * r->width * sizeof *img);
     if (!emb || !latents || !samplers || !items || !img) {
         s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
@@ -376,16 +401,30 @@ enum hsd_status hsd_pipeline_generate(struct hsd_pipeline *p, const struct hsd_g
     }
     int calls = hsd_sampler_n_calls(&samplers[0]);
     int split = r->split < 0 || !p->edge ? calls : r->split;
-    for (int step = 0; !hsd_sampler_done(&samplers[0]); step++) {
+    // Resident on the backend for the whole run (docs/denoise_step.md), or
+    // the per-step path where a U-Net cannot take backend inputs.
+    int res = hsd_pipeline_resident_ok(p, p->large) && (!p->edge || hsd_pipeline_resident_ok(p, p->edge));
+    for (int i = 0; i < B && res; i++)
+        if ((s = hsd_pipeline_slot_acquire(p, &ids[i], items[i].latent, &samplers[i], items[i].cond,
+                                           items[i].uncond, r->guidance_scale, calls, h, w)))
+            goto done;
+    for (int step = 0; step < calls; step++) {
         double ts = now_ms();
-        float t_step = hsd_sampler_timestep(&samplers[0]);
+        float t_step = samplers[0].timesteps[step];
         struct hsd_unet *u = step < split ? p->large : p->edge;
-        if ((s = hsd_pipeline_denoise_step(p, u, items, B, h, w))) goto done;
+        s = res ? hsd_pipeline_resident_step(p, u, ids, B, h, w)
+                : hsd_pipeline_denoise_step(p, u, items, B, h, w);
+        if (s) goto done;
         double ms = now_ms() - ts;
         if (timing && timing->step_ms) timing->step_ms[step] = ms;
         HSD_DEBUG("step %d/%d (%s U-Net, t=%g): %.1f ms", step + 1, calls,
                   step < split ? "large" : "edge", (double)t_step, ms);
         if (progress) progress(user, step + 1, calls);
+    }
+    for (int i = 0; i < B && res; i++) {
+        int id = ids[i];
+        ids[i] = -1;  // released by the hand-over, also when it fails
+        if ((s = hsd_pipeline_slot_handover(p, id, items[i].latent, &samplers[i]))) goto done;
     }
     if (latent_out) memcpy(latent_out, latents, (size_t)B * lat * sizeof *latents);
     t0 = now_ms();
@@ -393,6 +432,8 @@ enum hsd_status hsd_pipeline_generate(struct hsd_pipeline *p, const struct hsd_g
     if (timing) timing->decode_ms = now_ms() - t0;
     if (rgb) hsd_pipeline_to_rgb(rgb, img, B, r->height, r->width);
 done:
+    for (int i = 0; i < 64; i++)
+        if (ids[i] >= 0) hsd_pipeline_slot_release(p, ids[i]);
     if (samplers)
         for (int i = 0; i < B; i++) hsd_sampler_free(&samplers[i]);
     free(samplers);

@@ -114,6 +114,37 @@ struct hsd_denoise_item {
 enum hsd_status hsd_pipeline_denoise_step(struct hsd_pipeline *p, struct hsd_unet *unet,
                                           struct hsd_denoise_item *items, int n, int h, int w);
 
+// ---- requests resident on the backend (docs/denoise_step.md "Resident state") ----
+
+// Admission (resident_pool.c): a slot in backend memory for one image
+// holding its latent, sampler history and text embeddings (uploaded once),
+// and its next `calls` steps planned from the sampler's current one
+// (timesteps, coefficients, Euler a's noise drawn from its generator).
+// latent [C, h, w] and the sampler are read, not changed: they stay the
+// admission state a request restarts from when its device fails. cond /
+// uncond [77, C_ctx] (uncond NULL: no CFG). The slot belongs to this
+// pipeline (device) until handover or release.
+enum hsd_status hsd_pipeline_slot_acquire(struct hsd_pipeline *p, int *slot, const float *latent,
+                                          const struct hsd_sampler *sampler, const float *cond,
+                                          const float *uncond, float guidance_scale, int calls,
+                                          int h, int w);
+// One step of every slot in one U-Net call (resident_step.c), the batch
+// ordered as hsd_pipeline_denoise_step's. No host<->backend transfer but
+// the batch's slot refs when its membership changed. A failure leaves the
+// slots' state undefined: release them and restart from the admission state.
+enum hsd_status hsd_pipeline_resident_step(struct hsd_pipeline *p, struct hsd_unet *unet,
+                                           const int *slots, int n, int h, int w);
+// Calls a slot has run, and calls it has planned.
+int hsd_pipeline_slot_done(const struct hsd_pipeline *p, int slot);
+int hsd_pipeline_slot_calls(const struct hsd_pipeline *p, int slot);
+// Hand-over: latent [C, h, w] and the sampler (the admission state passed
+// to acquire) moved on by the calls the slot ran, its history downloaded;
+// the slot is released, also on failure.
+enum hsd_status hsd_pipeline_slot_handover(struct hsd_pipeline *p, int slot, float *latent,
+                                           struct hsd_sampler *sampler);
+// Releases a slot without reading it (cancel, failure). Any thread.
+void hsd_pipeline_slot_release(struct hsd_pipeline *p, int slot);
+
 // Warm-up (warmup.c, docs/denoise_step.md "Warm-up"): plans every U-Net
 // batch a service sending up to max_rows rows per call will run (each
 // bucket, or each row count without buckets) at each image size
@@ -124,6 +155,10 @@ enum hsd_status hsd_pipeline_denoise_step(struct hsd_pipeline *p, struct hsd_une
 typedef void (*hsd_warmup_fn)(void *user, int rows, int width, int height, double ms);
 enum hsd_status hsd_pipeline_warmup(struct hsd_pipeline *p, int max_rows, const int *sizes,
                                     int n_sizes, hsd_warmup_fn report, void *user);
+// The text encoder at every admission batch of 1..max_rows prompts
+// (largest first), so that admissions allocate (its arena) and, on CUDA,
+// plan (cuBLASLt) nothing. *ms (may be NULL) gets the time taken.
+enum hsd_status hsd_pipeline_warmup_text(struct hsd_pipeline *p, int max_rows, double *ms);
 // The large U-Net's native image size (its sample_size x the VAE scale).
 int hsd_pipeline_native_size(const struct hsd_pipeline *p);
 

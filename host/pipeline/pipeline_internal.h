@@ -4,7 +4,22 @@
 #ifndef HSD_PIPELINE_INTERNAL_H
 #define HSD_PIPELINE_INTERNAL_H
 
+#include <pthread.h>
+
+#include "backend/resident_ops.h"
 #include "pipeline/pipeline.h"
+
+// Grow-only capacities of a step's buffers: items, U-Net rows, latent and
+// context elements. 1 when `want` fits `cap`; else 0, and each `want` is
+// raised to `cap` where that is larger (a regrowth never shrinks).
+enum { HSD_CAPS = 4 };
+static inline int hsd_caps_fit(size_t want[HSD_CAPS], const size_t cap[HSD_CAPS]) {
+    int fit = 1;
+    for (int i = 0; i < HSD_CAPS; i++) fit &= want[i] <= cap[i];
+    for (int i = 0; i < HSD_CAPS && !fit; i++)
+        if (want[i] < cap[i]) want[i] = cap[i];
+    return fit;
+}
 
 // The step's buffers, grown on demand and kept (no allocation per step
 // once warm). Backend memory (the step ops' operands, backend/step_ops.h)
@@ -19,10 +34,48 @@ struct hsd_step_scratch {
     struct hsd_torch_rng *rng;       // [items] generators after the step
     float *x_host, *slots_host;      // [items, lat], [items, HSD_STEP_SLOTS, lat]
     float *x_in, *out, *t_in, *ctx_in;  // U-Net call: [rows, lat] x2, [rows], [rows, 77, ctx]
-    size_t cap_items, cap_rows, cap_lat, cap_ctx;
+    size_t cap[HSD_CAPS];    // items, rows, lat, ctx
 };
 
 void hsd_step_scratch_free(struct hsd_step_scratch *s, struct hsd_backend *be);
+
+// One request's resident state (resident_pool.c; backend/resident_ops.h
+// lists the buffers). Kept after release and reused by a later request of
+// the same latent and context size and at most calls_cap calls, so a
+// warmed service allocates nothing at admission.
+struct hsd_res_slot {
+    int used;                // held by a request
+    unsigned gen;            // bumped at each acquire (the step's refs cache)
+    size_t lat, ctx;         // latent and context elements it holds
+    int calls_cap, noise_cap;  // capacity of plan/t, of noise (calls)
+    int calls, done;         // calls planned, calls run
+    int cfg, noise;          // has an uncond context; uses the noise table
+    void *x, *hist, *plan, *t, *noise_buf, *cond, *uncond, *counter;  // backend memory
+};
+
+struct hsd_res_pool {
+    pthread_mutex_t mu;      // acquire/release may come from any thread (the scheduler's sweep)
+    struct hsd_res_slot **slots;
+    int n, cap;
+};
+
+// The resident step's batch buffers (resident_step.c), grown on demand.
+struct hsd_res_scratch {
+    void *x, *hist, *eps, *table, *refs;  // fp32 [items, lat], [items, SLOTS, lat], [items, lat],
+                                          // [items] rows, [items] struct hsd_step_slot_ref
+    void *in, *t, *ctx;      // U-Net inputs: act [rows, lat], fp32 [rows], act [rows, ctx]
+    struct hsd_step_slot_ref *refs_host;  // [items] the refs last uploaded
+    unsigned *gens;          // [items] their slots' generations
+    int *ids;                // [items] their slot ids
+    int n_refs, padded_refs; // items and bucket of the refs last uploaded (0: none)
+    size_t cap[HSD_CAPS];    // items, rows, lat, ctx
+};
+
+// Whether `u` can run resident steps on p's backend (resident_step.c).
+int hsd_pipeline_resident_ok(const struct hsd_pipeline *p, const struct hsd_unet *u);
+
+void hsd_res_pool_free(struct hsd_res_pool *pool, struct hsd_backend *be);
+void hsd_res_scratch_free(struct hsd_res_scratch *s, struct hsd_backend *be);
 
 struct hsd_pipeline {
     struct hsd_backend *be;
@@ -39,6 +92,8 @@ struct hsd_pipeline {
     int buckets[HSD_PIPELINE_MAX_BUCKETS];  // config.row_buckets
     int n_buckets;
     struct hsd_step_scratch step;
+    struct hsd_res_pool res;       // resident requests (resident_pool.c)
+    struct hsd_res_scratch rstep;  // the resident step's buffers (resident_step.c)
 };
 
 // The U-Net batch of a call of `rows` rows: the smallest configured bucket

@@ -288,6 +288,8 @@ static enum hsd_status registry_run(enum hsd_emu_op op, const union hsd_shape_pa
     case HSD_EMU_STEP_INPUT:
     case HSD_EMU_CFG_COMBINE:
     case HSD_EMU_SAMPLER_STEP:
+    case HSD_EMU_STEP_GATHER:
+    case HSD_EMU_STEP_SCATTER:
     case HSD_EMU_OP_COUNT: break;
     }
     return HSD_ERR_INTERNAL;
@@ -491,6 +493,8 @@ static double make_tiny(enum hsd_emu_op op, union hsd_shape_params *p, struct tb
     case HSD_EMU_STEP_INPUT:  // not recorded by any model (see registry_run)
     case HSD_EMU_CFG_COMBINE:
     case HSD_EMU_SAMPLER_STEP:
+    case HSD_EMU_STEP_GATHER:
+    case HSD_EMU_STEP_SCATTER:
     case HSD_EMU_OP_COUNT: break;
     }
     return -1;
@@ -519,6 +523,8 @@ static enum hsd_status run_op(struct hsd_backend *be, enum hsd_emu_op op,
     case HSD_EMU_STEP_INPUT:  // not recorded by any model (see registry_run)
     case HSD_EMU_CFG_COMBINE:
     case HSD_EMU_SAMPLER_STEP:
+    case HSD_EMU_STEP_GATHER:
+    case HSD_EMU_STEP_SCATTER:
     case HSD_EMU_OP_COUNT: break;
     }
     return HSD_ERR_INTERNAL;
