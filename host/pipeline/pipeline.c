@@ -223,15 +223,14 @@ enum hsd_status hsd_pipeline_validate(const struct hsd_pipeline *p, const struct
     if (!r->prompt) return hsd_fail(HSD_ERR_INVALID_ARG, "no prompt given");
     enum hsd_status s = hsd_pipeline_validate_params(p, r);
     if (s) return s;
-    // Tokenizing checks the prompts' UTF-8 (the tokenizer says where it breaks).
-    int32_t ids[HSD_TEXT_LEN];
-    int used;
-    s = hsd_clip_tokenize(p->tok, r->prompt, strlen(r->prompt), ids, HSD_TEXT_LEN,
-                                          &used);
+    if ((unsigned)r->prompt_style >= HSD_PROMPT_STYLE_COUNT)
+        return hsd_fail(HSD_ERR_INVALID_ARG, "unknown prompt style");
+    // Tokenizing checks the prompts' UTF-8 (the tokenizer says where it
+    // breaks) and, in A1111 style, their weights and length.
+    s = hsd_pipeline_check_prompt(p, r->prompt, r->prompt_style, NULL);
     if (s) return hsd_fail_context(s, "prompt: ");
     if (r->negative_prompt) {
-        s = hsd_clip_tokenize(p->tok, r->negative_prompt, strlen(r->negative_prompt), ids,
-                              HSD_TEXT_LEN, &used);
+        s = hsd_pipeline_check_prompt(p, r->negative_prompt, r->prompt_style, NULL);
         if (s) return hsd_fail_context(s, "negative prompt: ");
     }
     return HSD_OK;
@@ -300,10 +299,10 @@ enum hsd_status hsd_pipeline_init_image(struct hsd_pipeline *p, const struct hsd
 
 enum hsd_status hsd_pipeline_finish(struct hsd_pipeline *p, struct hsd_unet *unet, float *latent,
                                     struct hsd_sampler *sampler, const float *cond,
-                                    const float *uncond, float guidance_scale, int h, int w,
-                                    hsd_progress_fn progress, void *user) {
+                                    const float *uncond, int n_ctx, float guidance_scale, int h,
+                                    int w, hsd_progress_fn progress, void *user) {
     if (!unet) unet = p->edge ? p->edge : p->large;
-    struct hsd_denoise_item item = {latent, sampler, cond, uncond, guidance_scale};
+    struct hsd_denoise_item item = {latent, sampler, cond, uncond, guidance_scale, n_ctx};
     int total = hsd_sampler_n_calls(sampler);
     while (!hsd_sampler_done(sampler)) {
         enum hsd_status s = hsd_pipeline_denoise_step(p, unet, &item, 1, h, w);
@@ -350,29 +349,31 @@ enum hsd_status hsd_pipeline_generate(struct hsd_pipeline *p, const struct hsd_g
     if (s) return s;
     int B = r->batch_count, scale = hsd_vae_scale(p->vae);
     int h = r->height / scale, w = r->width / scale;
-    size_t lat = (size_t)p->latent_c * h * w, ctx = (size_t)HSD_TEXT_LEN * p->ctx_dim;
+    size_t lat = (size_t)p->latent_c * h * w;
     int cfg = r->guidance_scale > 1.0f;  // diffusers: do_classifier_free_guidance
-    float *emb = malloc(2 * ctx * sizeof *emb);
+    float *emb = NULL;
     float *latents = malloc((size_t)B * lat * sizeof *latents);
     struct hsd_sampler *samplers = calloc((size_t)B, sizeof *samplers);
     struct hsd_denoise_item *items = calloc((size_t)B, sizeof *items);
     float *img = image ? image : malloc((size_t)B * 3 * r->height * r->width * sizeof *img);
-    if (!emb || !latents || !samplers || !items || !img) {
+    if (!latents || !samplers || !items || !img) {
         s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
         goto done;
     }
     double t0 = now_ms();
     const char *texts[2] = {r->negative_prompt ? r->negative_prompt : "", r->prompt};
     // One text-encoder batch: [negative, positive] (or the positive alone).
-    if ((s = hsd_pipeline_encode_text(p, emb, cfg ? texts : texts + 1, cfg ? 2 : 1,
-                                      r->clip_skip)))
+    int n_ctx;
+    if ((s = hsd_pipeline_encode_prompts(p, &emb, &n_ctx, cfg ? texts : texts + 1, cfg ? 2 : 1,
+                                         r->prompt_style, r->clip_skip)))
         goto done;
+    size_t ctx = (size_t)n_ctx * p->ctx_dim;
     if (timing) timing->text_ms = now_ms() - t0;
     for (int i = 0; i < B; i++) {
         float *x = latents + (size_t)i * lat;
         if ((s = hsd_pipeline_init_image(p, r, i, x, &samplers[i]))) goto done;
         items[i] = (struct hsd_denoise_item){x, &samplers[i], cfg ? emb + ctx : emb,
-                                             cfg ? emb : NULL, r->guidance_scale};
+                                             cfg ? emb : NULL, r->guidance_scale, n_ctx};
     }
     int calls = hsd_sampler_n_calls(&samplers[0]);
     int split = r->split < 0 || !p->edge ? calls : r->split;
