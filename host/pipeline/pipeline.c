@@ -186,6 +186,8 @@ enum hsd_status hsd_pipeline_validate_params(const struct hsd_pipeline *p,
                         HSD_SAMPLER_MAX_STEPS, r->steps);
     if ((unsigned)r->sampler >= HSD_SAMPLER_COUNT)
         return hsd_fail(HSD_ERR_INVALID_ARG, "unknown sampler");
+    if ((unsigned)r->prompt_style >= HSD_PROMPT_STYLE_COUNT)
+        return hsd_fail(HSD_ERR_INVALID_ARG, "unknown prompt style");
     // The model's own schedule decides the call count (a config with
     // unsupported spacing fails here, before compute).
     struct hsd_sampler probe;
@@ -223,8 +225,6 @@ enum hsd_status hsd_pipeline_validate(const struct hsd_pipeline *p, const struct
     if (!r->prompt) return hsd_fail(HSD_ERR_INVALID_ARG, "no prompt given");
     enum hsd_status s = hsd_pipeline_validate_params(p, r);
     if (s) return s;
-    if ((unsigned)r->prompt_style >= HSD_PROMPT_STYLE_COUNT)
-        return hsd_fail(HSD_ERR_INVALID_ARG, "unknown prompt style");
     // Tokenizing checks the prompts' UTF-8 (the tokenizer says where it
     // breaks) and, in A1111 style, their weights and length.
     s = hsd_pipeline_check_prompt(p, r->prompt, r->prompt_style, NULL);

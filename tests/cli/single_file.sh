@@ -70,13 +70,7 @@ if "$pngcmp" "$tmp/a.png" "$tmp/b.png" >/dev/null 2>&1; then bad "control: other
 else ok "control: the edge U-Net alone gives other pixels"; fi
 
 # hsd edge (an SD 1.x single file as its pipeline) against hsd serve --model FILE.
-hex() { od -An -tx1 -N32 /dev/urandom | tr -d ' \n'; }
-printf 'edge-1 %s\n' "$(hex)" > "$tmp/keys"; chmod 600 "$tmp/keys"
-ep="ipc://$tmp/cloud.ipc"
-"$hsd" serve --model "$m/model.safetensors" --bind "$ep" --keys "$tmp/keys" --threads 2 > "$tmp/serve.log" 2>&1 &
-srv_pid=$!
-for _ in $(seq 200); do grep -q ready "$tmp/serve.log" && break; sleep 0.1; done
-if grep -q ready "$tmp/serve.log"; then
+if start_serve "$hsd" "$m/model.safetensors" --threads 2; then
   rm -f "$tmp/a.png" "$tmp/b.png"
   out=$("$hsd" edge --cloud "$ep" --model "$m/edge.safetensors" --key-file "$tmp/keys" \
         --key-id edge-1 --no-fallback --split 2 --steps 4 "${common[@]}" -o "$tmp/a.png" 2>&1)

@@ -198,6 +198,21 @@ static void test_roundtrips(void) {
     r.u.result.emb_t = r.u.result.emb_c = 0;
     r.u.result.sampler_state.n = 0;
     check_roundtrip("RESULT no emb", &r, &d);
+    // A1111 prompts: 77 x chunks context tokens (2 here), at most 8 chunks.
+    r = make_result();
+    r.u.result.emb_t = 2 * 77;
+    r.u.result.emb_c = 8;
+    check_roundtrip("RESULT 154 tokens (A1111)", &r, &d);
+    CHECK(d.u.result.emb_t == 154 && d.u.result.emb_c == 8);
+    void *nb = NULL;
+    size_t nl;
+    r.u.result.n_emb = 1;
+    r.u.result.emb_t = 9 * 77;
+    r.u.result.emb_c = 1;
+    CHECK(hsd_wire_encode_alloc(&nb, &nl, &r) != HSD_OK);
+    r.u.result.emb_t = 78;
+    CHECK(hsd_wire_encode_alloc(&nb, &nl, &r) != HSD_OK);
+    hsd_clear_error();
 
     struct hsd_wire_msg e = {0};
     e.type = HSD_WIRE_ERROR;
@@ -408,7 +423,8 @@ static void test_generate_rules(void) {
     P16("width 4104 (too large)", G_WIDTH, 4104, HSD_WIRE_E_BAD_REQUEST);
     P8("sampler 5", G_SAMPLER, 5, HSD_WIRE_E_BAD_REQUEST);
     P8("sampler 4", G_SAMPLER, 4, HSD_WIRE_E_NONE);
-    P8("unknown gen flag", G_FLAGS, 0x02, HSD_WIRE_E_BAD_REQUEST);
+    P8("unknown gen flag", G_FLAGS, 0x04, HSD_WIRE_E_BAD_REQUEST);
+    P8("A1111 prompt style flag, text prompts", G_FLAGS, 0x03, HSD_WIRE_E_NONE);
     P8("clip skip 24", G_CLIPSKIP, 24, HSD_WIRE_E_BAD_REQUEST);
     P8("priority 8", G_PRIO, 8, HSD_WIRE_E_BAD_REQUEST);
     P16("reserved", G_RESERVED, 1, HSD_WIRE_E_BAD_MESSAGE);
