@@ -72,6 +72,7 @@ static void usage(FILE *f) {
             "                       folder\n"
             "  --threads T          CPU threads (default: every core)\n"
             HSD_CLI_BACKEND_HELP
+            HSD_CLI_PREDICTION_HELP
             "daemon (--http): AUTOMATIC1111's API, so A1111 clients (webuiapi, front ends,\n"
             "plugins) use the edge; every image is made as above (docs/edge-http.md):\n"
             "  --http [ADDR:PORT]   serve HTTP on ADDR:PORT (default 127.0.0.1:7860; port 0:\n"
@@ -190,6 +191,7 @@ int hsd_cmd_edge(int argc, char **argv) {
         {"http", optional_argument, 0, 'X'},        {"queue-limit", required_argument, 0, 'Q'},
         {"max-body", required_argument, 0, 'Y'},    {"max-connections", required_argument, 0, 'Z'},
         {"prompt-style", required_argument, 0, 1000},
+        {"prediction", required_argument, 0, 1001},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     int c, v;
     optind = 1;
@@ -209,6 +211,12 @@ int hsd_cmd_edge(int argc, char **argv) {
             }
             endpoints[n_endpoints++] = optarg;
             break;
+        case 1001: {
+            int pred;
+            if (hsd_cli_parse_prediction("edge", optarg, &pred)) return 2;
+            pc.prediction = (enum hsd_prediction_choice)pred;
+            break;
+        }
         case 'm': pc.model = optarg; break;
         case 'K': key_file = optarg; break;
         case 'I': key_id = optarg; break;

@@ -21,7 +21,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: hsd generate --model M -p PROMPT -o OUT.png [options]\n\n"
             "  --model M            the large model: a diffusers pipeline folder (tokenizer/,\n"
-            "                       text_encoder/, unet/, vae/, scheduler/) or an SD 1.x\n"
+            "                       text_encoder/, unet/, vae/, scheduler/) or an SD 1.x/2.x\n"
             "                       single-file checkpoint (A1111/ComfyUI .safetensors)\n"
             "  -p, --prompt TEXT    the prompt (UTF-8)\n"
             "  -n, --negative-prompt TEXT   (default empty)\n"
@@ -43,6 +43,7 @@ static void usage(FILE *f) {
             "                       vae_tiny/ beside the edge or large model, or a folder\n"
             "  --threads T          CPU threads (default: every core)\n"
             HSD_CLI_BACKEND_HELP
+            HSD_CLI_PREDICTION_HELP
             "  -v                   timing breakdown (text, each U-Net step, decode)\n"
             "  -q                   no progress bar\n");
 }
@@ -75,12 +76,19 @@ int hsd_cmd_generate(int argc, char **argv) {
         {"edge-model", required_argument, 0, 'e'}, {"split", required_argument, 0, 'k'},
         {"vae", required_argument, 0, 'V'},     {"threads", required_argument, 0, 't'}, {"backend", required_argument, 0, 'B'},
         {"verbose", no_argument, 0, 'v'},       {"quiet", no_argument, 0, 'q'},
+        {"prediction", required_argument, 0, 1001},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:p:n:o:vqh", opts, NULL)) != -1) {
         char *end;
         switch (c) {
+        case 1001: {
+            int pred;
+            if (hsd_cli_parse_prediction("generate", optarg, &pred)) return 2;
+            pc.prediction = (enum hsd_prediction_choice)pred;
+            break;
+        }
         case 'm': pc.model = optarg; break;
         case 'P':
             if (hsd_prompt_style_parse(optarg, &r.prompt_style)) {

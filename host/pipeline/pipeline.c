@@ -50,21 +50,36 @@ static enum hsd_status check_unet(const struct hsd_pipeline *p, const struct hsd
     return HSD_OK;
 }
 
-// An SD 1.x single-file checkpoint (A1111/ComfyUI): the parts the file does
-// not hold come from SD 1.x's published pipeline, as diffusers'
-// from_single_file takes them from the family's config folder: the CLIP
-// tokenizer (the vocabulary shipped with hsd, SD 1.5's tokenizer settings)
-// and the scheduler config. Checked before any weights are read.
+// An SD 1.x or 2.x single-file checkpoint (A1111/ComfyUI): the parts the
+// file does not hold come from the family's published pipeline, as
+// diffusers' from_single_file takes them from the family's config folder:
+// the CLIP tokenizer (the vocabulary shipped with hsd with SD 1.5's or SD
+// 2.1's tokenizer settings) and the scheduler config (SD 1.5's; SD 2.x's
+// with the prediction type of hsd_ldm_prediction_v). Checked before any
+// weights are read.
 static enum hsd_status load_single_file_parts(struct hsd_pipeline *p, const char *path,
-                                              int own_vae) {
+                                              int own_vae, enum hsd_prediction_choice force) {
     struct hsd_ldm_info info;
     enum hsd_status s = hsd_ldm_detect(&info, path);
-    if (!s) s = hsd_ldm_require_sd1(&info, path, own_vae);
+    if (!s) s = hsd_ldm_require_pipeline(&info, path, own_vae);
     if (s) return s;
     char vocab[4096];
     if ((s = hsd_clip_default_vocab(vocab, sizeof vocab))) return s;
-    if ((s = hsd_clip_tokenizer_load(&p->tok, vocab))) return s;
+    int sd2 = info.family == HSD_LDM_FAMILY_SD2;
+    s = sd2 ? hsd_clip_tokenizer_load_sd2(&p->tok, vocab) : hsd_clip_tokenizer_load(&p->tok, vocab);
+    if (s) return s;
+    const char *why;
+    int v = hsd_ldm_prediction_v(&info, force == HSD_PREDICTION_EPSILON ? 1
+                                        : force == HSD_PREDICTION_V     ? 2
+                                                                        : 0,
+                                 &why);
+    // stabilityai/stable-diffusion-2-1's scheduler_config.json (DDIM,
+    // v_prediction) and -2-1-base's (PNDM, epsilon) share SD 1.5's betas and
+    // offsets; only the prediction type differs (the sampler is --sampler's).
     hsd_noise_schedule_sd15(&p->sched);
+    p->sched.prediction_type = v ? HSD_PRED_V : HSD_PRED_EPSILON;
+    HSD_DEBUG("%s: %s single file, %s prediction (%s)", path, hsd_ldm_family_name(info.family),
+              v ? "v" : "epsilon", why);
     return HSD_OK;
 }
 
@@ -105,10 +120,13 @@ enum hsd_status hsd_pipeline_load(struct hsd_pipeline **out, const struct hsd_pi
     int single = hsd_is_file(c->model);
     int own_vae = !c->vae || !strcmp(c->vae, "full");
     if (single) {
-        if ((s = load_single_file_parts(p, c->model, own_vae))) goto fail;
+        if ((s = load_single_file_parts(p, c->model, own_vae, c->prediction))) goto fail;
     } else {
         if ((s = hsd_clip_tokenizer_load(&p->tok, c->model))) goto fail;
         if ((s = hsd_noise_schedule_load(&p->sched, c->model))) goto fail;
+        if (c->prediction != HSD_PREDICTION_AUTO)
+            p->sched.prediction_type = c->prediction == HSD_PREDICTION_V ? HSD_PRED_V
+                                                                         : HSD_PRED_EPSILON;
     }
     if ((s = hsd_unet_source_open(&p->src_large, c->model, NULL))) goto fail;
     if (c->edge_model && (s = hsd_unet_source_open(&p->src_edge, c->edge_model, NULL))) goto fail;

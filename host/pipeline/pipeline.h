@@ -41,6 +41,11 @@ struct hsd_pipeline_config {
     // the largest bucket run unpadded.
     const int *row_buckets;
     int n_row_buckets;
+    // The model's prediction type: HSD_PREDICTION_AUTO takes a folder's
+    // scheduler_config.json, or for a single file what io/ldm_detect.h
+    // hsd_ldm_prediction_v decides; EPSILON/V override both (--prediction).
+    enum hsd_prediction_choice { HSD_PREDICTION_AUTO, HSD_PREDICTION_EPSILON,
+                                 HSD_PREDICTION_V } prediction;
 };
 
 #define HSD_PIPELINE_MAX_BUCKETS 16

@@ -93,6 +93,49 @@ else bad "inspect FILE: $out"; fi
 out=$("$hsd" inspect "$m/sdxl.safetensors" 2>&1)
 if grep -q "family:     SDXL" <<<"$out"; then ok "inspect SDXL file names the family"; else bad "inspect SDXL: $out"; fi
 
+# SD 2.x (OpenCLIP text tower, fused in_proj, penultimate layer, v-prediction
+# assumed, SD 2.1 tokenizer): the file == its folder, and the file == diffusers
+# (StableDiffusionPipeline.from_pretrained of the folder, DPM-Solver++ 2M,
+# every 8-bit channel within 1/255, test_pipeline's bound).
+same "SD 2.x: file == folder (dpmpp-2m, cfg)" \
+     "--model $m/sd2.safetensors --steps 4" "--model $m/sd2_folder --steps 4"
+sd2=(-p "a lighthouse at dusk!" -n "blurry" --width 64 --height 64 --seed 11 --threads 2 -q --steps 4)
+if "$hsd" generate --model "$m/sd2.safetensors" "${sd2[@]}" -o "$tmp/s.png" 2>"$tmp/err"; then
+  worst=$(OMP_NUM_THREADS=2 "$py" - "$tmp/s.png" "$m/sd2_folder" <<'PY' 2>"$tmp/py.err"
+import sys
+import numpy as np
+import torch
+from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
+from PIL import Image
+pipe = StableDiffusionPipeline.from_pretrained(sys.argv[2], torch_dtype=torch.float32,
+                                               safety_checker=None)
+pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
+pipe.set_progress_bar_config(disable=True)
+img = pipe("a lighthouse at dusk!", negative_prompt="blurry", width=64, height=64,
+           num_inference_steps=4, guidance_scale=7.5,
+           generator=torch.Generator().manual_seed(11), output_type="np").images[0]
+ref = (img * 255).round().astype(int)
+got = np.asarray(Image.open(sys.argv[1]).convert("RGB")).astype(int)
+print(int(np.abs(got - ref).max()))
+PY
+)
+  if [ -n "$worst" ] && [ "$worst" -le 1 ]; then ok "SD 2.x file == diffusers (v-prediction): within $worst/255"
+  else bad "SD 2.x file vs diffusers: '$worst' $(tail -3 "$tmp/py.err")"; fi
+else
+  bad "SD 2.x generate: $(cat "$tmp/err")"
+fi
+"$hsd" generate --model "$m/sd2.safetensors" --prediction epsilon "${sd2[@]}" -o "$tmp/e.png" 2>/dev/null
+if [ -s "$tmp/e.png" ] && ! "$pngcmp" "$tmp/s.png" "$tmp/e.png" >/dev/null 2>&1; then
+  ok "SD 2.x --prediction epsilon: other pixels than the assumed v"
+else bad "SD 2.x --prediction epsilon changed nothing"; fi
+out=$("$hsd" inspect "$m/sd2.safetensors" 2>&1)
+if grep -q "family:     SD 2.x" <<<"$out" && grep -q "v_prediction prediction (assumed" <<<"$out" &&
+   grep -q "23 layers" <<<"$out"; then ok "inspect SD 2.x file: family, 23 of 24 blocks, v assumed"
+else bad "inspect SD 2.x: $out"; fi
+out=$("$hsd" inspect --prediction epsilon "$m/sd2.safetensors" 2>&1)
+if grep -q "epsilon prediction (as --prediction says)" <<<"$out"; then ok "inspect --prediction epsilon says so"
+else bad "inspect --prediction: $out"; fi
+
 # errors: exit 1, a message naming the cause, no file.
 expect_fail() {  # expect_fail WHAT "message part" generate-args...
   local what=$1 want=$2 out rc; shift 2
@@ -104,7 +147,8 @@ expect_fail() {  # expect_fail WHAT "message part" generate-args...
 expect_fail "U-Net-only file as --model" "no tensor under cond_stage_model.transformer." \
   --model "$m/edge_unet.safetensors"
 expect_fail "file without VAE" "no tensor under first_stage_model." --model "$m/no_vae.safetensors"
-expect_fail "SD 2.x file" "SD 2.x single-file checkpoint" --model "$m/sd2.safetensors"
+expect_fail "SD 2.x file without VAE" "not a complete SD 2.x checkpoint: no tensor under first_stage_model." \
+  --model "$m/sd2_partial.safetensors"
 expect_fail "SDXL file" "SDXL single-file checkpoint" --model "$m/sdxl.safetensors"
 expect_fail "pickled .ckpt" "pickled .ckpt files are not read" --model "$m/model.ckpt"
 HSD_CLIP_BPE_GZ=$tmp/nothing.gz expect_fail "vocabulary not found" "HSD_CLIP_BPE_GZ" \
