@@ -135,6 +135,19 @@ else bad "inspect SD 2.x: $out"; fi
 out=$("$hsd" inspect --prediction epsilon "$m/sd2.safetensors" 2>&1)
 if grep -q "epsilon prediction (as --prediction says)" <<<"$out"; then ok "inspect --prediction epsilon says so"
 else bad "inspect --prediction: $out"; fi
+# hsd edge with the SD 2.x file through hsd serve --model FILE: the same
+# U-Net on both sides, so equal to generate (the v-prediction sampler state
+# and the 128-wide embeddings cross the wire).
+if [ -n "$srv_pid" ]; then kill "$srv_pid" 2>/dev/null; wait "$srv_pid" 2>/dev/null; srv_pid=; fi
+if start_serve "$hsd" "$m/sd2.safetensors" --threads 2; then
+  out=$("$hsd" edge --cloud "$ep" --model "$m/sd2.safetensors" --key-file "$tmp/keys" \
+        --key-id edge-1 --no-fallback --split 2 "${sd2[@]}" -o "$tmp/se.png" 2>&1)
+  if cmp=$("$pngcmp" "$tmp/s.png" "$tmp/se.png" 2>&1); then
+    ok "SD 2.x: edge (file) via serve (file), k=2 == generate: $(tr '\n' ' ' <<<"$cmp")"
+  else bad "SD 2.x edge via serve: $out $cmp"; fi
+else
+  bad "hsd serve --model SD2_FILE did not start: $(cat "$tmp/serve.log")"
+fi
 
 # errors: exit 1, a message naming the cause, no file.
 expect_fail() {  # expect_fail WHAT "message part" generate-args...
