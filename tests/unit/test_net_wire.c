@@ -182,6 +182,14 @@ static void test_roundtrips(void) {
     CHECK(d.u.generate.prompt.n_tokens == 5 && memcmp(ids, k_tokens, sizeof ids) == 0);
     CHECK(strcmp(d.auth.key_id, "edge-01") == 0 && d.auth.timestamp_ms == 1700000000123ull);
     CHECK(d.auth.nonce[15] == 0xab && d.auth.mac[31] == 0xcd);
+    // The A1111 prompt style works on text: with token ids it is refused.
+    g.u.generate.flags |= HSD_WIRE_GEN_A1111;
+    void *tb = NULL;
+    size_t tl;
+    CHECK(hsd_wire_encode_alloc(&tb, &tl, &g) != HSD_OK &&
+          strstr(hsd_last_error(), "A1111 prompt style needs text prompts"));
+    hsd_clear_error();
+    g.u.generate.flags &= (uint8_t)~HSD_WIRE_GEN_A1111;
 
     struct hsd_wire_msg r = make_result();
     check_roundtrip("RESULT", &r, &d);
