@@ -62,6 +62,12 @@ for part in text vae; do
   if [ -s "$tmp/o1" ] && cmp -s "$tmp/o1" "$tmp/o2"; then ok "run-$part FILE == FOLDER (output bytes)"
   else bad "run-$part FILE != FOLDER"; fi
 done
+# SD 2.x's text encoder alone: OpenCLIP renamed, q/k/v split, last block left out.
+rm -f "$tmp/o1" "$tmp/o2"
+"$hsd" run-text --model "$m/sd2.safetensors" --in "$tmp/ids.safetensors" --out "$tmp/o1" --threads 2 2>&1
+"$hsd" run-text --model "$m/sd2_folder" --in "$tmp/ids.safetensors" --out "$tmp/o2" --threads 2 2>&1
+if [ -s "$tmp/o1" ] && cmp -s "$tmp/o1" "$tmp/o2"; then ok "run-text SD2_FILE == SD2_FOLDER (output bytes)"
+else bad "run-text SD2_FILE != SD2_FOLDER"; fi
 
 # The checks above must be able to fail: another model gives other pixels.
 "$hsd" generate --model "$m/folder" --edge-model "$m/edge" --split 0 --steps 3 "${common[@]}" -o "$tmp/a.png" 2>/dev/null
