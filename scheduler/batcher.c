@@ -32,7 +32,8 @@ struct hsd_sched_req {
     double queue_ms, device_ms;
     int h, w, cfg, clip_skip;
     size_t lat;
-    float *latent, *emb;            // emb: [cfg ? 2 : 1, 77, C]: [cond, uncond]
+    float *latent, *emb;            // emb: [cfg ? 2 : 1, n_ctx, C]: [cond, uncond]
+    int n_ctx;                      // context tokens: 77, or 77 x chunks (A1111 prompts)
     struct hsd_sampler sampler;     // the admission state until hand-over (resident steps
                                     // run on the device, docs/denoise_step.md)
     int sampler_ready;
@@ -226,8 +227,8 @@ static void report(struct hsd_sched *s, struct done_list *dl) {
             .k_used = r->sampler_ready ? r->sampler.step : 0, .latent = r->latent,
             .c = hsd_pipeline_latent_channels(s->dev[0].p), .h = r->h, .w = r->w,
             .sampler = r->sampler_ready ? &r->sampler : NULL,
-            .cond = r->emb, .uncond = r->emb && r->cfg ? r->emb + (size_t)HSD_TEXT_LEN * C : NULL,
-            .emb_c = C, .device_ms = r->device_ms, .queue_ms = r->queue_ms};
+            .cond = r->emb, .uncond = r->emb && r->cfg ? r->emb + (size_t)r->n_ctx * C : NULL,
+            .emb_c = C, .n_ctx = r->n_ctx, .device_ms = r->device_ms, .queue_ms = r->queue_ms};
         if (s->o.on_done) s->o.on_done(s->o.user, r->id, r->client, &res);
         free_req(r);
     }
@@ -391,6 +392,16 @@ static void shape_served(struct hsd_sched *s, int h, int w) {
 // request fails alone instead of failing its text-encoder batch.
 static enum hsd_status request_ids(const struct hsd_pipeline *p, struct hsd_sched_req *r) {
     enum hsd_status s = HSD_OK;
+    if (r->prm.gen.prompt_style == HSD_PROMPT_A1111) {
+        // Encoded from the text at admission (A1111 chunks have no fixed
+        // id list); this checks the weights and the chunk limit first.
+        s = hsd_pipeline_check_prompt(p, r->prompt, HSD_PROMPT_A1111, NULL);
+        if (s) return hsd_fail_context(s, "prompt: ");
+        if (r->cfg)
+            s = hsd_pipeline_check_prompt(p, r->negative ? r->negative : "", HSD_PROMPT_A1111,
+                                          NULL);
+        return s ? hsd_fail_context(s, "negative prompt: ") : HSD_OK;
+    }
     if (!r->prm.prompt_is_ids) {
         s = hsd_pipeline_tokenize(p, r->prm.prompt_ids, r->prompt, strlen(r->prompt));
         if (s) return hsd_fail_context(s, "prompt: ");
@@ -420,6 +431,29 @@ static enum hsd_status classify_failure(struct device *d, enum hsd_status st) {
     return st;
 }
 
+// An A1111-style request's embeddings, [cond, uncond] (its own text-encoder
+// call: its chunk count is its own).
+static enum hsd_status admit_a1111(struct hsd_pipeline *p, struct hsd_sched_req *q) {
+    const char *texts[2] = {q->negative ? q->negative : "", q->prompt};
+    float *emb = NULL;
+    int n_ctx = 0;
+    enum hsd_status s = hsd_pipeline_encode_prompts(p, &emb, &n_ctx, q->cfg ? texts : texts + 1,
+                                                    q->cfg ? 2 : 1, HSD_PROMPT_A1111,
+                                                    q->clip_skip);
+    if (s) return s;
+    size_t per = (size_t)n_ctx * hsd_pipeline_text_width(p);
+    q->emb = malloc((q->cfg ? 2 : 1) * per * sizeof *q->emb);
+    if (!q->emb) {
+        free(emb);
+        return hsd_fail(HSD_ERR_NOMEM, "out of memory");
+    }
+    memcpy(q->emb, q->cfg ? emb + per : emb, per * sizeof *emb);
+    if (q->cfg) memcpy(q->emb + per, emb, per * sizeof *emb);
+    q->n_ctx = n_ctx;
+    free(emb);
+    return HSD_OK;
+}
+
 // Encodes the prompts of `reqs` in one text-encoder call and sets up their
 // latents and samplers. Runs without the lock.
 static enum hsd_status admit_compute(struct device *d, struct hsd_sched_req **reqs, int n) {
@@ -427,32 +461,44 @@ static enum hsd_status admit_compute(struct device *d, struct hsd_sched_req **re
     int C = hsd_pipeline_text_width(p);
     size_t per = (size_t)HSD_TEXT_LEN * C;
     int rows = 0;
-    for (int i = 0; i < n; i++) rows += reqs[i]->cfg ? 2 : 1;
-    float *emb = malloc((size_t)rows * per * sizeof *emb);
+    for (int i = 0; i < n; i++)
+        if (reqs[i]->prm.gen.prompt_style != HSD_PROMPT_A1111) rows += reqs[i]->cfg ? 2 : 1;
+    float *emb = malloc((size_t)(rows ? rows : 1) * per * sizeof *emb);
     if (!emb) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
     enum hsd_status s;
     // Row order per request: [negative, positive] as diffusers encodes them.
-    int32_t *ids = malloc((size_t)rows * HSD_TEXT_LEN * sizeof *ids);
+    int32_t *ids = malloc((size_t)(rows ? rows : 1) * HSD_TEXT_LEN * sizeof *ids);
     if (!ids) {
         free(emb);
         return hsd_fail(HSD_ERR_NOMEM, "out of memory");
     }
     for (int i = 0, r = 0; i < n; i++) {
+        if (reqs[i]->prm.gen.prompt_style == HSD_PROMPT_A1111) continue;
         if (reqs[i]->cfg)
             memcpy(ids + (size_t)r++ * HSD_TEXT_LEN, reqs[i]->prm.neg_ids,
                    sizeof reqs[i]->prm.neg_ids);
         memcpy(ids + (size_t)r++ * HSD_TEXT_LEN, reqs[i]->prm.prompt_ids,
                sizeof reqs[i]->prm.prompt_ids);
     }
-    s = hsd_pipeline_encode_ids(p, emb, ids, rows, reqs[0]->clip_skip);
+    s = rows ? hsd_pipeline_encode_ids(p, emb, ids, rows, reqs[0]->clip_skip) : HSD_OK;
     free(ids);
     int r = 0;
     for (int i = 0; i < n && !s; i++) {
         struct hsd_sched_req *q = reqs[i];
-        int k = q->cfg ? 2 : 1;
-        q->emb = malloc((size_t)k * per * sizeof *q->emb);
         q->latent = malloc(q->lat * sizeof *q->latent);
-        if (!q->emb || !q->latent) {
+        if (!q->latent) {
+            s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
+            break;
+        }
+        if (q->prm.gen.prompt_style == HSD_PROMPT_A1111) {
+            if (!(s = admit_a1111(p, q))) s = hsd_pipeline_init_image(p, &q->prm.gen, 0, q->latent, &q->sampler);
+            if (!s) q->sampler_ready = 1;
+            continue;
+        }
+        int k = q->cfg ? 2 : 1;
+        q->n_ctx = HSD_TEXT_LEN;
+        q->emb = malloc((size_t)k * per * sizeof *q->emb);
+        if (!q->emb) {
             s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
             break;
         }
@@ -497,7 +543,8 @@ static int pick_batch(struct hsd_sched *s, struct device *d, struct hsd_sched_re
         if ((r->state != HSD_REQ_ADMITTED && r->state != HSD_REQ_RUNNING) || r->in_flight)
             continue;
         if (r->slot_dev && r->slot_dev != d) continue;
-        if (r->h != first->h || r->w != first->w) continue;
+        // One U-Net call: one latent size and one context length.
+        if (r->h != first->h || r->w != first->w || r->n_ctx != first->n_ctx) continue;
         int need = r->cfg ? 2 : 1;
         if (n > 0 && rows + need > s->o.max_batch_rows) break;
         r->in_flight = 1;
@@ -529,7 +576,21 @@ static int should_hand_over(const struct hsd_sched *s, const struct hsd_sched_re
 static enum hsd_status run_batch(struct device *d, struct hsd_sched_req **batch, int n, int h,
                                  int w) {
     int ids[256];
-    const size_t C = (size_t)HSD_TEXT_LEN * hsd_pipeline_text_width(d->p);
+    struct hsd_unet *unet = hsd_pipeline_unet(d->p, 0);
+    const size_t C = (size_t)batch[0]->n_ctx * hsd_pipeline_text_width(d->p);
+    if (batch[0]->n_ctx != HSD_TEXT_LEN || !hsd_pipeline_resident_ok(d->p, unet)) {
+        // Slots hold 77-token contexts: a longer (A1111) context, or a
+        // U-Net that cannot take backend inputs, steps its host state with
+        // the per-step path (the batch shares one context length).
+        struct hsd_denoise_item items[256];
+        for (int i = 0; i < n; i++) {
+            struct hsd_sched_req *r = batch[i];
+            items[i] = (struct hsd_denoise_item){r->latent, &r->sampler, r->emb,
+                                                 r->cfg ? r->emb + C : NULL,
+                                                 r->prm.gen.guidance_scale, r->n_ctx};
+        }
+        return hsd_pipeline_denoise_step(d->p, unet, items, n, h, w);
+    }
     for (int i = 0; i < n; i++) {
         struct hsd_sched_req *r = batch[i];
         if (!r->slot_dev) {
@@ -543,7 +604,7 @@ static enum hsd_status run_batch(struct device *d, struct hsd_sched_req **batch,
         }
         ids[i] = r->slot;
     }
-    return hsd_pipeline_resident_step(d->p, hsd_pipeline_unet(d->p, 0), ids, n, h, w);
+    return hsd_pipeline_resident_step(d->p, unet, ids, n, h, w);
 }
 
 // Hand-over of `n` requests that finished their cloud part on d: latent and
@@ -557,8 +618,11 @@ static int hand_over(struct hsd_sched *s, struct device *d, struct hsd_sched_req
     pthread_mutex_unlock(&s->mu);
     for (int i = 0; i < n; i++) {
         struct hsd_sched_req *r = ho[i];
-        st[i] = classify_failure(d, hsd_pipeline_slot_handover(d->p, r->slot, r->latent,
-                                                              &r->sampler));
+        // A request stepped on the host (run_batch's per-step path) holds
+        // its state already.
+        st[i] = !r->slot_dev ? HSD_OK
+                             : classify_failure(d, hsd_pipeline_slot_handover(
+                                                       d->p, r->slot, r->latent, &r->sampler));
         if (st[i]) snprintf(r->err_text, sizeof r->err_text, "%s", hsd_last_error());
         r->slot = -1;  // released by the hand-over, also on failure
         r->slot_dev = NULL;

@@ -91,7 +91,7 @@ static void on_done(void *user, uint64_t sched_id, void *client, const struct hs
     float *emb = NULL;
     int n_emb = pd->include_text ? (r->uncond ? 2 : 1) : 0;
     if (!s && n_emb) {
-        size_t per = (size_t)HSD_TEXT_LEN * r->emb_c;
+        size_t per = (size_t)r->n_ctx * r->emb_c;
         emb = malloc((size_t)n_emb * per * sizeof *emb);
         if (!emb) s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
         else {
@@ -112,7 +112,7 @@ static void on_done(void *user, uint64_t sched_id, void *client, const struct hs
         res->sampler_state.p = st_buf;
         res->sampler_state.n = st_len;
         res->n_emb = (uint8_t)n_emb;
-        res->emb_t = n_emb ? HSD_TEXT_LEN : 0;
+        res->emb_t = n_emb ? (uint16_t)r->n_ctx : 0;
         res->emb_c = n_emb ? (uint16_t)r->emb_c : 0;
         res->emb = emb;
         res->device_ms = r->device_ms;
@@ -189,6 +189,7 @@ static void handle_generate(struct service *sv, struct hsd_pipeline *p0,
     prm.gen.seed = g->seed;
     prm.gen.batch_count = 1;
     prm.gen.clip_skip = g->clip_skip;
+    prm.gen.prompt_style = g->flags & HSD_WIRE_GEN_A1111 ? HSD_PROMPT_A1111 : HSD_PROMPT_DIFFUSERS;
     prm.gen.split = -1;
     prm.k_min = g->k_min;
     prm.k_max = g->k_max;

@@ -23,3 +23,9 @@ add_test(NAME test_single_file COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/single_fi
          ${CMAKE_CURRENT_SOURCE_DIR}/oracle)
 set_tests_properties(test_single_file PROPERTIES LABELS "oracle;integration" TIMEOUT 240
                      SKIP_RETURN_CODE 77 ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
+# --prompt-style a1111 end to end: generate vs diffusers (tests/data/prompt),
+# edge through a real serve == generate, errors.
+add_test(NAME test_prompt_a1111_cli COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/prompt_a1111.sh
+         $<TARGET_FILE:hsd> $<TARGET_FILE:test_edge_pngcmp> ${HSD_SF_PYTHON} ${HSD_TEST_DATA})
+set_tests_properties(test_prompt_a1111_cli PROPERTIES LABELS integration TIMEOUT 120
+                     ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")

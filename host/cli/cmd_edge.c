@@ -66,10 +66,13 @@ static void usage(FILE *f) {
             "  --width W, --height H   pixels, multiples of 64 for SD (default 512x512)\n"
             "  --seed S             torch.Generator().manual_seed(S) (default 0)\n"
             "  --clip-skip K        the cloud text encoder's layer L-K (default 0 = last)\n"
+            "  --prompt-style S     diffusers (default, 77 tokens) or a1111 (75-token chunks,\n"
+            "                       (text:1.2) emphasis; the cloud encodes, see hsd generate)\n"
             "  --vae full|tiny|DIR  decoder: EDGE_DIR/vae (default), EDGE_DIR/vae_tiny, or a\n"
             "                       folder\n"
             "  --threads T          CPU threads (default: every core)\n"
             HSD_CLI_BACKEND_HELP
+            HSD_CLI_PREDICTION_HELP
             "daemon (--http): AUTOMATIC1111's API, so A1111 clients (webuiapi, front ends,\n"
             "plugins) use the edge; every image is made as above (docs/edge-http.md):\n"
             "  --http [ADDR:PORT]   serve HTTP on ADDR:PORT (default 127.0.0.1:7860; port 0:\n"
@@ -187,6 +190,8 @@ int hsd_cmd_edge(int argc, char **argv) {
         {"verbose", no_argument, 0, 'v'},           {"quiet", no_argument, 0, 'q'},
         {"http", optional_argument, 0, 'X'},        {"queue-limit", required_argument, 0, 'Q'},
         {"max-body", required_argument, 0, 'Y'},    {"max-connections", required_argument, 0, 'Z'},
+        {"prompt-style", required_argument, 0, 1000},
+        {"prediction", required_argument, 0, 1001},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     int c, v;
     optind = 1;
@@ -206,6 +211,12 @@ int hsd_cmd_edge(int argc, char **argv) {
             }
             endpoints[n_endpoints++] = optarg;
             break;
+        case 1001: {
+            int pred;
+            if (hsd_cli_parse_prediction("edge", optarg, &pred)) return 2;
+            pc.prediction = (enum hsd_prediction_choice)pred;
+            break;
+        }
         case 'm': pc.model = optarg; break;
         case 'K': key_file = optarg; break;
         case 'I': key_id = optarg; break;
@@ -255,6 +266,12 @@ int hsd_cmd_edge(int argc, char **argv) {
         case 'W': if ((r.gen.width = hsd_cli_parse_int("edge", "--width", optarg, 8, 4096)) < 0) return 2; break;
         case 'H': if ((r.gen.height = hsd_cli_parse_int("edge", "--height", optarg, 8, 4096)) < 0) return 2; break;
         case 'c': if ((r.gen.clip_skip = hsd_cli_parse_int("edge", "--clip-skip", optarg, 0, 23)) < 0) return 2; break;
+        case 1000:
+            if (hsd_prompt_style_parse(optarg, &r.gen.prompt_style)) {
+                fprintf(stderr, "hsd edge: %s\n", hsd_last_error());
+                return 2;
+            }
+            break;
         case 't': if ((pc.threads = hsd_cli_parse_int("edge", "--threads", optarg, 1, 1024)) < 0) return 2; break;
         case 'T': if ((co.timeout_ms = hsd_cli_parse_int("edge", "--timeout-ms", optarg, 1, 3600000)) < 0) return 2; break;
         case 'r': if ((co.retries = hsd_cli_parse_int("edge", "--retries", optarg, 0, 100)) < 0) return 2; break;

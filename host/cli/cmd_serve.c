@@ -22,8 +22,9 @@ static void usage(FILE *f) {
             "usage: hsd serve --model M --bind ENDPOINT [--bind ENDPOINT ...]\n"
             "                 (--keys FILE | --no-auth) [options]\n\n"
             "  --model M              the large model: pipeline folder (tokenizer/,\n"
-            "                         text_encoder/, unet/, vae/, scheduler/) or an SD 1.x\n"
+            "                         text_encoder/, unet/, vae/, scheduler/) or an SD 1.x/2.x\n"
             "                         single-file .safetensors checkpoint\n"
+            HSD_CLI_PREDICTION_HELP
             "  --bind ENDPOINT        tcp://HOST:PORT or ipc:///PATH (repeatable)\n"
             "  --keys FILE            client keys: 'key_id hex_secret [rate_per_min=N] [burst=N]\n"
             "                         [max_bytes=N] [max_pixels=N] [max_steps=N]' per line\n"
@@ -65,6 +66,7 @@ int hsd_cmd_serve(int argc, char **argv) {
     int n_binds = 0, threads = 0, buckets[HSD_PIPELINE_MAX_BUCKETS], n_buckets = 0;
     int warmup = -1, sizes[32], n_sizes = 0;  // warmup -1: the backend's default
     int key_limit = -1;                       // -1: half the queue limit
+    int prediction = HSD_PREDICTION_AUTO;
     struct hsd_service_opts o = {.grace_ms = 30000,
                                  .sched = {.max_batch_rows = 16, .queue_limit = 64,
                                            .max_active = 32, .admit_batch = 8,
@@ -80,7 +82,7 @@ int hsd_cmd_serve(int argc, char **argv) {
         {"verbose", no_argument, 0, 'v'},         {"help", no_argument, 0, 'h'},
         {"backend", required_argument, 0, 'X'},   {"buckets", required_argument, 0, 'U'},
         {"warmup", no_argument, 0, 'W'},          {"no-warmup", no_argument, 0, 'w'},
-        {"warmup-sizes", required_argument, 0, 'S'},
+        {"warmup-sizes", required_argument, 0, 'S'}, {"prediction", required_argument, 0, 1001},
         {"key-queue-limit", required_argument, 0, 'K'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
@@ -88,6 +90,9 @@ int hsd_cmd_serve(int argc, char **argv) {
         int *dst = NULL, lo = 1, hi = 1 << 20;
         switch (c) {
         case 'm': model = optarg; continue;
+        case 1001:
+            if (hsd_cli_parse_prediction("serve", optarg, &prediction)) return 2;
+            continue;
         case 'b':
             if (n_binds == 16) {
                 fprintf(stderr, "hsd serve: at most 16 --bind endpoints\n");
@@ -163,7 +168,8 @@ int hsd_cmd_serve(int argc, char **argv) {
     o.warmup_sizes = n_sizes ? sizes : NULL;
     o.n_warmup_sizes = n_sizes;
     struct hsd_pipeline_config pc = {.model = model, .threads = threads,
-                                     .row_buckets = buckets, .n_row_buckets = n_buckets};
+                                     .row_buckets = buckets, .n_row_buckets = n_buckets,
+                                     .prediction = (enum hsd_prediction_choice)prediction};
     struct hsd_pipeline_set set;
     int rc = 0;
     if (hsd_pipeline_set_load(&set, &pc, &spec, cpu_workers)) return hsd_cli_fail("serve");

@@ -14,6 +14,7 @@ struct hsd_weights {
     struct hsd_safetensors *st;
     struct entry *e;
     size_t n;
+    struct hsd_st_tensor *views;  // row slices of fused tensors (OpenCLIP in_proj)
 };
 
 static int cmp_entry(const void *a, const void *b) {
@@ -82,7 +83,69 @@ static const struct {
     [HSD_LDM_UNET] = {HSD_LDM_UNET_PREFIX, "U-Net", hsd_ldm_unet_rename},
     [HSD_LDM_VAE] = {HSD_LDM_VAE_PREFIX, "VAE", hsd_ldm_vae_rename},
     [HSD_LDM_CLIP] = {HSD_LDM_CLIP_PREFIX, "CLIP text encoder", copy_names},
+    [HSD_LDM_OPENCLIP] = {HSD_LDM_OPENCLIP_PREFIX, "OpenCLIP text encoder", NULL},
 };
+
+// Third k of a fused [3C, ...] tensor along its first dimension: rows
+// [k*C, (k+1)*C), contiguous in the file, so a view (no copy). diffusers'
+// convert_open_clip_checkpoint: weight[:C], [C:2C], [2C:].
+static enum hsd_status third(struct hsd_st_tensor *v, const struct hsd_st_tensor *t, int k,
+                             const char *path) {
+    if (t->ndim < 1 || t->ndim > 2 || t->shape[0] % 3 ||
+        (t->ndim == 2 && t->shape[1] * 3 != t->shape[0]))
+        return hsd_fail(HSD_ERR_SHAPE,
+                        "%s: tensor '%s': a fused in_proj must be [3C, C] or [3C], got %d-D "
+                        "with first dimension %lld",
+                        path, t->name, t->ndim, (long long)(t->ndim ? t->shape[0] : 0));
+    *v = *t;
+    v->shape[0] = t->shape[0] / 3;
+    v->numel = t->numel / 3;
+    v->nbytes = t->nbytes / 3;
+    v->data = (const char *)t->data + (size_t)k * v->nbytes;
+    return HSD_OK;
+}
+
+// The OpenCLIP text tower: 1 -> 0, 1 or 3 entries (io/ldm_names.h).
+static enum hsd_status open_openclip(struct hsd_weights *w, const char *path) {
+    const char *prefix = HSD_LDM_OPENCLIP_PREFIX;
+    size_t total = hsd_safetensors_count(w->st), plen = strlen(prefix), n_in = 0;
+    const char **names = calloc(total ? total : 1, sizeof *names);
+    const struct hsd_st_tensor **src = calloc(total ? total : 1, sizeof *src);
+    w->e = calloc(3 * (total ? total : 1), sizeof *w->e);
+    w->views = calloc(3 * (total ? total : 1), sizeof *w->views);
+    enum hsd_status s = HSD_OK;
+    if (!names || !src || !w->e || !w->views) s = hsd_fail(HSD_ERR_NOMEM, "%s: out of memory", path);
+    for (size_t i = 0; i < total && !s; i++) {
+        const struct hsd_st_tensor *t = hsd_safetensors_at(w->st, i);
+        if (strncmp(t->name, prefix, plen)) continue;
+        names[n_in] = t->name + plen;
+        src[n_in++] = t;
+    }
+    if (!s && n_in == 0)
+        s = hsd_fail(HSD_ERR_NOT_FOUND,
+                     "%s: no tensor starts with '%s': the file has no OpenCLIP text encoder",
+                     path, prefix);
+    int blocks = s ? 0 : hsd_ldm_openclip_blocks(names, n_in);
+    size_t n_views = 0;
+    for (size_t i = 0; i < n_in && !s; i++) {
+        char *out[3];
+        int k = 0;
+        if ((s = hsd_ldm_openclip_rename(out, &k, names[i], blocks, path))) break;
+        for (int j = 0; j < k; j++) {
+            struct entry *e = &w->e[w->n++];
+            e->name = out[j];
+            e->t = src[i];
+            if (k == 3 && !s) {
+                s = third(&w->views[n_views], src[i], j, path);
+                e->t = &w->views[n_views++];
+            }
+        }
+    }
+    free(names);
+    free(src);
+    if (!s) s = finish(w, path);
+    return s;
+}
 
 static int ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), k = strlen(suffix);
@@ -98,6 +161,14 @@ enum hsd_status hsd_weights_open_ldm(struct hsd_weights **out, const char *path,
     if (s) {
         free(w);
         return s;
+    }
+    if (part == HSD_LDM_OPENCLIP) {
+        if ((s = open_openclip(w, path))) {
+            hsd_weights_close(w);
+            return s;
+        }
+        *out = w;
+        return HSD_OK;
     }
     const char *prefix = k_parts[part].prefix;
     size_t total = hsd_safetensors_count(w->st), plen = strlen(prefix);
@@ -152,6 +223,7 @@ void hsd_weights_close(struct hsd_weights *w) {
     if (w->e)
         for (size_t i = 0; i < w->n; i++) free(w->e[i].name);
     free(w->e);
+    free(w->views);
     hsd_safetensors_close(w->st);
     free(w);
 }

@@ -26,6 +26,7 @@
 
 #include "core/assert.h"
 #include "core/plan_stats.h"
+#include "io/ldm_detect.h"
 #include "io/weights.h"
 #include "models/clip_text.h"
 #include "models/fwd.h"
@@ -334,12 +335,19 @@ enum hsd_status hsd_clip_text_load_ldm(struct hsd_clip_text **out, const char *p
     *out = NULL;
     struct hsd_weights *w;
     struct hsd_clip_text_config cfg;
-    enum hsd_status s = hsd_weights_open_ldm(&w, path, HSD_LDM_CLIP);
+    struct hsd_ldm_info info;
+    enum hsd_status s = hsd_ldm_detect(&info, path);
     if (s) return s;
+    // SD 2.x: OpenCLIP-H's text tower, renamed and split by io/weights.c.
+    int openclip = info.family == HSD_LDM_FAMILY_SD2;
+    if ((s = hsd_weights_open_ldm(&w, path, openclip ? HSD_LDM_OPENCLIP : HSD_LDM_CLIP))) return s;
     if ((s = hsd_clip_text_config_infer(&cfg, w))) {
         hsd_weights_close(w);
         return s;
     }
+    // OpenCLIP ViT-H uses GELU (diffusers' SD 2.x text_encoder/config.json:
+    // hidden_act "gelu"); the shapes cannot show it.
+    if (openclip) cfg.quick_gelu = 0;
     return build_model(out, &cfg, w, be);
 }
 

@@ -136,6 +136,9 @@ struct hsd_wire_prompt {
 };
 
 #define HSD_WIRE_GEN_TEXT_EMB 0x01u  // GENERATE flags: return text embeddings in RESULT
+#define HSD_WIRE_GEN_A1111 0x02u     // prompts in A1111 style (long, emphasis): text prompts only
+#define HSD_WIRE_GEN_FLAGS (HSD_WIRE_GEN_TEXT_EMB | HSD_WIRE_GEN_A1111)
+#define HSD_WIRE_MAX_TEXT_CHUNKS 8u  // RESULT emb_t: 77 x 1..8 (A1111 prompts)
 
 struct hsd_wire_generate {
     uint64_t seed;
@@ -160,7 +163,8 @@ struct hsd_wire_result {
     const void *latent;  // [c, h, w] f32, finite
     struct hsd_wire_bytes sampler_state;  // opaque (hsd_sampler_serialize), any length
     uint8_t n_emb;  // 0, 1 (cond) or 2 (cond, uncond)
-    uint16_t emb_t, emb_c;  // 77 and 1..4096 when n_emb > 0, else 0 and 0
+    uint16_t emb_t, emb_c;  // 77 x 1..8 (chunks of an A1111 prompt; 77 otherwise) and
+                            // 1..4096 when n_emb > 0, else 0 and 0
     const void *emb;  // [n_emb, emb_t, emb_c] f32, finite: [0] cond, [1] uncond
     double device_ms;  // finite, >= 0
     double queue_ms;  // finite, >= 0

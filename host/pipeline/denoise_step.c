@@ -138,9 +138,16 @@ enum hsd_status hsd_pipeline_denoise_step(struct hsd_pipeline *p, struct hsd_une
     struct hsd_backend *be = p->be;
     const struct hsd_backend_ops *o = be->ops;
     struct hsd_step_scratch *s = &p->step;
-    const size_t lat = (size_t)p->latent_c * h * w, ctx = (size_t)HSD_TEXT_LEN * p->ctx_dim;
+    // Context tokens (77 x prompt chunks): one U-Net call has one length.
+    const int n_ctx = n > 0 && items[0].n_ctx ? items[0].n_ctx : HSD_TEXT_LEN;
+    const size_t lat = (size_t)p->latent_c * h * w, ctx = (size_t)n_ctx * p->ctx_dim;
     int n_uncond = 0;
     for (int i = 0; i < n; i++) {
+        if ((items[i].n_ctx ? items[i].n_ctx : HSD_TEXT_LEN) != n_ctx)
+            return hsd_fail(HSD_ERR_INVALID_ARG,
+                            "denoise step: item %d has %d context tokens, item 0 has %d; one "
+                            "U-Net call takes one context length",
+                            i, items[i].n_ctx, n_ctx);
         n_uncond += items[i].uncond != NULL;
         if (items[i].sampler->n_latent != lat)
             return hsd_fail(HSD_ERR_INVALID_ARG,
@@ -157,7 +164,7 @@ enum hsd_status hsd_pipeline_denoise_step(struct hsd_pipeline *p, struct hsd_une
     if ((st = o->step_input(be, &ip))) return st;
     if ((st = o->download(be, s->x_in, s->in, (size_t)rows * lat))) return st;
     pad_rows(s, rows, padded, lat, ctx);
-    st = hsd_unet_forward(unet, s->out, s->x_in, s->t_in, s->ctx_in, padded, h, w, HSD_TEXT_LEN);
+    st = hsd_unet_forward(unet, s->out, s->x_in, s->t_in, s->ctx_in, padded, h, w, n_ctx);
     if (st) return st;
     if ((st = o->upload(be, s->mo, s->out, (size_t)rows * lat))) return st;
     struct hsd_cfg_combine_params cp = {s->eps, s->mo, s->table, n, rows, lat};

@@ -50,21 +50,36 @@ static enum hsd_status check_unet(const struct hsd_pipeline *p, const struct hsd
     return HSD_OK;
 }
 
-// An SD 1.x single-file checkpoint (A1111/ComfyUI): the parts the file does
-// not hold come from SD 1.x's published pipeline, as diffusers'
-// from_single_file takes them from the family's config folder: the CLIP
-// tokenizer (the vocabulary shipped with hsd, SD 1.5's tokenizer settings)
-// and the scheduler config. Checked before any weights are read.
+// An SD 1.x or 2.x single-file checkpoint (A1111/ComfyUI): the parts the
+// file does not hold come from the family's published pipeline, as
+// diffusers' from_single_file takes them from the family's config folder:
+// the CLIP tokenizer (the vocabulary shipped with hsd with SD 1.5's or SD
+// 2.1's tokenizer settings) and the scheduler config (SD 1.5's; SD 2.x's
+// with the prediction type of hsd_ldm_prediction_v). Checked before any
+// weights are read.
 static enum hsd_status load_single_file_parts(struct hsd_pipeline *p, const char *path,
-                                              int own_vae) {
+                                              int own_vae, enum hsd_prediction_choice force) {
     struct hsd_ldm_info info;
     enum hsd_status s = hsd_ldm_detect(&info, path);
-    if (!s) s = hsd_ldm_require_sd1(&info, path, own_vae);
+    if (!s) s = hsd_ldm_require_pipeline(&info, path, own_vae);
     if (s) return s;
     char vocab[4096];
     if ((s = hsd_clip_default_vocab(vocab, sizeof vocab))) return s;
-    if ((s = hsd_clip_tokenizer_load(&p->tok, vocab))) return s;
+    int sd2 = info.family == HSD_LDM_FAMILY_SD2;
+    s = sd2 ? hsd_clip_tokenizer_load_sd2(&p->tok, vocab) : hsd_clip_tokenizer_load(&p->tok, vocab);
+    if (s) return s;
+    const char *why;
+    int v = hsd_ldm_prediction_v(&info, force == HSD_PREDICTION_EPSILON ? 1
+                                        : force == HSD_PREDICTION_V     ? 2
+                                                                        : 0,
+                                 &why);
+    // stabilityai/stable-diffusion-2-1's scheduler_config.json (DDIM,
+    // v_prediction) and -2-1-base's (PNDM, epsilon) share SD 1.5's betas and
+    // offsets; only the prediction type differs (the sampler is --sampler's).
     hsd_noise_schedule_sd15(&p->sched);
+    p->sched.prediction_type = v ? HSD_PRED_V : HSD_PRED_EPSILON;
+    HSD_DEBUG("%s: %s single file, %s prediction (%s)", path, hsd_ldm_family_name(info.family),
+              v ? "v" : "epsilon", why);
     return HSD_OK;
 }
 
@@ -106,10 +121,13 @@ enum hsd_status hsd_pipeline_load(struct hsd_pipeline **out, const struct hsd_pi
     int single = hsd_is_file(c->model);
     int own_vae = !c->vae || !strcmp(c->vae, "full");
     if (single) {
-        if ((s = load_single_file_parts(p, c->model, own_vae))) goto fail;
+        if ((s = load_single_file_parts(p, c->model, own_vae, c->prediction))) goto fail;
     } else {
         if ((s = hsd_clip_tokenizer_load(&p->tok, c->model))) goto fail;
         if ((s = hsd_noise_schedule_load(&p->sched, c->model))) goto fail;
+        if (c->prediction != HSD_PREDICTION_AUTO)
+            p->sched.prediction_type = c->prediction == HSD_PREDICTION_V ? HSD_PRED_V
+                                                                         : HSD_PRED_EPSILON;
     }
     if ((s = hsd_unet_source_open(&p->src_large, c->model, NULL))) goto fail;
     if (c->edge_model && (s = hsd_unet_source_open(&p->src_edge, c->edge_model, NULL))) goto fail;
@@ -192,6 +210,8 @@ enum hsd_status hsd_pipeline_validate_params(const struct hsd_pipeline *p,
                         HSD_SAMPLER_MAX_STEPS, r->steps);
     if ((unsigned)r->sampler >= HSD_SAMPLER_COUNT)
         return hsd_fail(HSD_ERR_INVALID_ARG, "unknown sampler");
+    if ((unsigned)r->prompt_style >= HSD_PROMPT_STYLE_COUNT)
+        return hsd_fail(HSD_ERR_INVALID_ARG, "unknown prompt style");
     // The model's own schedule decides the call count (a config with
     // unsupported spacing fails here, before compute).
     struct hsd_sampler probe;
@@ -229,15 +249,12 @@ enum hsd_status hsd_pipeline_validate(const struct hsd_pipeline *p, const struct
     if (!r->prompt) return hsd_fail(HSD_ERR_INVALID_ARG, "no prompt given");
     enum hsd_status s = hsd_pipeline_validate_params(p, r);
     if (s) return s;
-    // Tokenizing checks the prompts' UTF-8 (the tokenizer says where it breaks).
-    int32_t ids[HSD_TEXT_LEN];
-    int used;
-    s = hsd_clip_tokenize(p->tok, r->prompt, strlen(r->prompt), ids, HSD_TEXT_LEN,
-                                          &used);
+    // Tokenizing checks the prompts' UTF-8 (the tokenizer says where it
+    // breaks) and, in A1111 style, their weights and length.
+    s = hsd_pipeline_check_prompt(p, r->prompt, r->prompt_style, NULL);
     if (s) return hsd_fail_context(s, "prompt: ");
     if (r->negative_prompt) {
-        s = hsd_clip_tokenize(p->tok, r->negative_prompt, strlen(r->negative_prompt), ids,
-                              HSD_TEXT_LEN, &used);
+        s = hsd_pipeline_check_prompt(p, r->negative_prompt, r->prompt_style, NULL);
         if (s) return hsd_fail_context(s, "negative prompt: ");
     }
     return HSD_OK;
@@ -306,12 +323,13 @@ enum hsd_status hsd_pipeline_init_image(struct hsd_pipeline *p, const struct hsd
 
 enum hsd_status hsd_pipeline_finish(struct hsd_pipeline *p, struct hsd_unet *unet, float *latent,
                                     struct hsd_sampler *sampler, const float *cond,
-                                    const float *uncond, float guidance_scale, int h, int w,
-                                    hsd_progress_fn progress, void *user) {
+                                    const float *uncond, int n_ctx, float guidance_scale, int h,
+                                    int w, hsd_progress_fn progress, void *user) {
     if (!unet) unet = p->edge ? p->edge : p->large;
-    struct hsd_denoise_item item = {latent, sampler, cond, uncond, guidance_scale};
+    struct hsd_denoise_item item = {latent, sampler, cond, uncond, guidance_scale, n_ctx};
     int total = hsd_sampler_n_calls(sampler), left = total - sampler->step;
-    if (left > 0 && hsd_pipeline_resident_ok(p, unet)) {
+    // Slots hold 77-token contexts; longer (A1111) ones take the per-step path.
+    if (left > 0 && hsd_pipeline_resident_ok(p, unet) && (n_ctx == 0 || n_ctx == HSD_TEXT_LEN)) {
         // Resident: one upload, the steps on the backend, one download.
         int id;
         enum hsd_status s = hsd_pipeline_slot_acquire(p, &id, latent, sampler, cond, uncond,
@@ -373,37 +391,41 @@ enum hsd_status hsd_pipeline_generate(struct hsd_pipeline *p, const struct hsd_g
     if (s) return s;
     int B = r->batch_count, scale = hsd_vae_scale(p->vae);
     int h = r->height / scale, w = r->width / scale;
-    size_t lat = (size_t)p->latent_c * h * w, ctx = (size_t)HSD_TEXT_LEN * p->ctx_dim;
+    size_t lat = (size_t)p->latent_c * h * w;
     int cfg = r->guidance_scale > 1.0f;  // diffusers: do_classifier_free_guidance
-    float *emb = malloc(2 * ctx * sizeof *emb);
+    float *emb = NULL;
     float *latents = malloc((size_t)B * lat * sizeof *latents);
     struct hsd_sampler *samplers = calloc((size_t)B, sizeof *samplers);
     struct hsd_denoise_item *items = calloc((size_t)B, sizeof *items);
     int ids[64];  // resident slots held, -1: none (batch_count <= 64)
     for (int i = 0; i < 64; i++) ids[i] = -1;
     float *img = image ? image : malloc((size_t)B * 3 * r->height * r->width * sizeof *img);
-    if (!emb || !latents || !samplers || !items || !img) {
+    if (!latents || !samplers || !items || !img) {
         s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
         goto done;
     }
     double t0 = now_ms();
     const char *texts[2] = {r->negative_prompt ? r->negative_prompt : "", r->prompt};
     // One text-encoder batch: [negative, positive] (or the positive alone).
-    if ((s = hsd_pipeline_encode_text(p, emb, cfg ? texts : texts + 1, cfg ? 2 : 1,
-                                      r->clip_skip)))
+    int n_ctx;
+    if ((s = hsd_pipeline_encode_prompts(p, &emb, &n_ctx, cfg ? texts : texts + 1, cfg ? 2 : 1,
+                                         r->prompt_style, r->clip_skip)))
         goto done;
+    size_t ctx = (size_t)n_ctx * p->ctx_dim;
     if (timing) timing->text_ms = now_ms() - t0;
     for (int i = 0; i < B; i++) {
         float *x = latents + (size_t)i * lat;
         if ((s = hsd_pipeline_init_image(p, r, i, x, &samplers[i]))) goto done;
         items[i] = (struct hsd_denoise_item){x, &samplers[i], cfg ? emb + ctx : emb,
-                                             cfg ? emb : NULL, r->guidance_scale};
+                                             cfg ? emb : NULL, r->guidance_scale, n_ctx};
     }
     int calls = hsd_sampler_n_calls(&samplers[0]);
     int split = r->split < 0 || !p->edge ? calls : r->split;
     // Resident on the backend for the whole run (docs/denoise_step.md), or
     // the per-step path where a U-Net cannot take backend inputs.
-    int res = hsd_pipeline_resident_ok(p, p->large) && (!p->edge || hsd_pipeline_resident_ok(p, p->edge));
+    // Slots hold 77-token contexts: longer (A1111) ones take the per-step path.
+    int res = n_ctx == HSD_TEXT_LEN && hsd_pipeline_resident_ok(p, p->large) &&
+              (!p->edge || hsd_pipeline_resident_ok(p, p->edge));
     for (int i = 0; i < B && res; i++)
         if ((s = hsd_pipeline_slot_acquire(p, &ids[i], items[i].latent, &samplers[i], items[i].cond,
                                            items[i].uncond, r->guidance_scale, calls, h, w)))

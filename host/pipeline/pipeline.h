@@ -17,7 +17,13 @@
 #include "sampling/sampler.h"
 #include "text/clip_tokenizer.h"
 
-#define HSD_TEXT_LEN 77  // CLIP context length of SD 1.x/2.x
+#define HSD_TEXT_LEN 77  // CLIP context length of SD 1.x/2.x: one prompt chunk
+
+// How prompts become text embeddings. DIFFUSERS: diffusers' encode_prompt,
+// truncated at 77 tokens (the default: parity with diffusers). A1111:
+// AUTOMATIC1111's long prompts and emphasis (text/prompt_chunks.h,
+// text/prompt_emphasis.h): 77 x chunks context tokens.
+enum hsd_prompt_style { HSD_PROMPT_DIFFUSERS, HSD_PROMPT_A1111, HSD_PROMPT_STYLE_COUNT };
 
 struct hsd_pipeline_config {
     const char *model;       // large (or only) model: diffusers pipeline root
@@ -35,6 +41,11 @@ struct hsd_pipeline_config {
     // the largest bucket run unpadded.
     const int *row_buckets;
     int n_row_buckets;
+    // The model's prediction type: HSD_PREDICTION_AUTO takes a folder's
+    // scheduler_config.json, or for a single file what io/ldm_detect.h
+    // hsd_ldm_prediction_v decides; EPSILON/V override both (--prediction).
+    enum hsd_prediction_choice { HSD_PREDICTION_AUTO, HSD_PREDICTION_EPSILON,
+                                 HSD_PREDICTION_V } prediction;
 };
 
 #define HSD_PIPELINE_MAX_BUCKETS 16
@@ -53,6 +64,7 @@ struct hsd_gen_request {
     uint64_t seed;                // image i uses torch.Generator().manual_seed(seed + i)
     int batch_count;              // images, 1..64
     int clip_skip;                // 0 = last layer
+    enum hsd_prompt_style prompt_style;
 };
 
 struct hsd_gen_timing {
@@ -99,13 +111,29 @@ enum hsd_status hsd_pipeline_encode_text(struct hsd_pipeline *p, float *out,
                                          const char *const *prompts, int n_prompts,
                                          int clip_skip);
 
+// The request's prompts in its style: *out malloc'd [n_prompts, *n_ctx, C]
+// (one or two prompts: [negative, positive] or the positive alone), n_ctx =
+// 77 (diffusers) or 77 x the most chunks of the prompts (A1111: the shorter
+// padded with the empty prompt's chunk, as A1111 pads cond and uncond).
+enum hsd_status hsd_pipeline_encode_prompts(struct hsd_pipeline *p, float **out, int *n_ctx,
+                                            const char *const *prompts, int n_prompts,
+                                            enum hsd_prompt_style style, int clip_skip);
+// Checks that `text` tokenizes in `style` (UTF-8, A1111 weights, at most
+// HSD_PROMPT_MAX_CHUNKS chunks); *n_chunks (may be NULL) gets its chunks.
+enum hsd_status hsd_pipeline_check_prompt(const struct hsd_pipeline *p, const char *text,
+                                          enum hsd_prompt_style style, int *n_chunks);
+const char *hsd_prompt_style_name(enum hsd_prompt_style s);
+enum hsd_status hsd_prompt_style_parse(const char *name, enum hsd_prompt_style *out);
+
 // One request's denoising state.
 struct hsd_denoise_item {
     float *latent;            // [C, h, w] in/out
     struct hsd_sampler *sampler;
-    const float *cond;        // [77, C_ctx]
-    const float *uncond;      // [77, C_ctx] or NULL when guidance is off
+    const float *cond;        // [n_ctx, C_ctx]
+    const float *uncond;      // [n_ctx, C_ctx] or NULL when guidance is off
     float guidance_scale;
+    int n_ctx;                // context tokens: 77 x prompt chunks; 0 means 77. Items of
+                              // one step share it (one U-Net call).
 };
 
 // One step for every item (each at its own sampler step), in one U-Net
@@ -115,6 +143,9 @@ enum hsd_status hsd_pipeline_denoise_step(struct hsd_pipeline *p, struct hsd_une
                                           struct hsd_denoise_item *items, int n, int h, int w);
 
 // ---- requests resident on the backend (docs/denoise_step.md "Resident state") ----
+
+// Whether `u` can run resident steps on p's backend (resident_step.c).
+int hsd_pipeline_resident_ok(const struct hsd_pipeline *p, const struct hsd_unet *u);
 
 // Admission (resident_pool.c): a slot in backend memory for one image
 // holding its latent, sampler history and text embeddings (uploaded once),
@@ -175,11 +206,12 @@ enum hsd_status hsd_pipeline_init_image(struct hsd_pipeline *p, const struct hsd
 
 // Runs the sampler's remaining steps on `unet` (NULL: the edge U-Net if the
 // pipeline has one, else the large one) for one image: what an edge worker
-// does with a cloud RESULT. cond/uncond [77, C_ctx] (uncond NULL = no CFG).
+// does with a cloud RESULT. cond/uncond [n_ctx, C_ctx] (uncond NULL = no
+// CFG; n_ctx 0 = 77).
 enum hsd_status hsd_pipeline_finish(struct hsd_pipeline *p, struct hsd_unet *unet, float *latent,
                                     struct hsd_sampler *sampler, const float *cond,
-                                    const float *uncond, float guidance_scale, int h, int w,
-                                    hsd_progress_fn progress, void *user);
+                                    const float *uncond, int n_ctx, float guidance_scale, int h,
+                                    int w, hsd_progress_fn progress, void *user);
 
 // Latent size for a request's pixel size, and the model's latent channels.
 int hsd_pipeline_vae_scale(const struct hsd_pipeline *p);

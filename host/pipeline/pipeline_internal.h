@@ -71,9 +71,6 @@ struct hsd_res_scratch {
     size_t cap[HSD_CAPS];    // items, rows, lat, ctx
 };
 
-// Whether `u` can run resident steps on p's backend (resident_step.c).
-int hsd_pipeline_resident_ok(const struct hsd_pipeline *p, const struct hsd_unet *u);
-
 void hsd_res_pool_free(struct hsd_res_pool *pool, struct hsd_backend *be);
 void hsd_res_scratch_free(struct hsd_res_scratch *s, struct hsd_backend *be);
 

@@ -27,3 +27,6 @@ PYTHON=${PYTHON:-$root/.venv/bin/python}
 # Scheduler configs as diffusers saves them, with diffusers' timesteps
 # (tests/data/sampling/saved_configs/).
 "$PYTHON" "$here/make_scheduler_configs.py" --out "$root/tests/data/sampling/saved_configs"
+# A1111 long prompts and emphasis (tests/data/prompt/), reference written
+# from A1111's documented rules, on the tiny pipeline above.
+"$PYTHON" "$here/make_prompt_cases.py" --out "$root/tests/data/prompt"

@@ -88,6 +88,9 @@ cases = {
         k=25,
         sampler=4, cfg_scale=0.5),
     "empty prompts": hc.GenerateRequest(prompt="", steps=1, k=0, sampler="ddim"),
+    "A1111 prompt style": hc.GenerateRequest(prompt="(a lighthouse:1.2) " * 40,
+                                             negative_prompt="[blurry]", steps=4, k=2,
+                                             prompt_style="a1111"),
 }
 for name, req in cases.items():
     rid = hc.random_request_id()
@@ -101,7 +104,8 @@ for name, req in cases.items():
     cfg32 = struct.unpack("<f", struct.pack("<f", req.cfg_scale))[0]
     want = {"seed": str(req.seed), "width": req.width, "height": req.height, "steps": req.steps,
             "k_min": k_min, "k_max": k_max, "sampler": int(hc.Sampler.parse(req.sampler)),
-            "flags": 1 if req.return_embeddings else 0, "cfg_scale": cfg32,
+            "flags": (1 if req.return_embeddings else 0) |
+                     (2 if req.prompt_style == "a1111" else 0), "cfg_scale": cfg32,
             "deadline_ms": req.deadline_ms, "clip_skip": req.clip_skip,
             "priority": req.priority, "model": req.model,
             "prompt": req.prompt if isinstance(req.prompt, str) else list(req.prompt),
@@ -184,6 +188,8 @@ bad_requests = {
     "negative token id": R(prompt=[-1], k=1),
     "prompt None": R(prompt=None, k=1),
     "return_embeddings not bool": R(prompt="a", k=1, return_embeddings=1),
+    "prompt style unknown": R(prompt="a", k=1, prompt_style="comfy"),
+    "a1111 with token ids": R(prompt=[49406, 49407], k=1, prompt_style="a1111"),
 }
 for name, r in bad_requests.items():
     try:
