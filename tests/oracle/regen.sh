@@ -14,6 +14,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 PYTHON=${PYTHON:-$root/.venv/bin/python}
 "$PYTHON" "$here/make_unet_cases.py" --out "$root/tests/data/unet" "$@"
+# diffusers' parameter counts of the SDXL-family U-Net presets.
+"$PYTHON" "$here/make_unet_preset_params.py" --out "$root/tests/data/presets/unet_params.json"
 # CLIP text encoder goldens (tests/data/text/), from transformers.
 "$PYTHON" "$here/make_text_cases.py" --out "$root/tests/data/text" "$@"
 # VAE goldens (tests/data/vae/: AutoencoderKL and AutoencoderTiny), from diffusers.
