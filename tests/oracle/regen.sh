@@ -26,6 +26,8 @@ PYTHON=${PYTHON:-$root/.venv/bin/python}
 "$PYTHON" "$here/make_tokenizer_cases.py" --out "$root/tests/data/tokenizer"
 # Whole pipelines and Hybrid SD splits (tests/data/pipeline/), from diffusers.
 "$PYTHON" "$here/make_pipeline_cases.py" --out "$root/tests/data/pipeline"
+# Tiny SDXL pipelines and Hybrid SDXL splits (tests/data/pipeline_sdxl/), from diffusers.
+(cd "$here" && "$PYTHON" make_sdxl_pipeline_cases.py --out "$root/tests/data/pipeline_sdxl")
 # Scheduler configs as diffusers saves them, with diffusers' timesteps
 # (tests/data/sampling/saved_configs/).
 "$PYTHON" "$here/make_scheduler_configs.py" --out "$root/tests/data/sampling/saved_configs"
