@@ -254,28 +254,6 @@ static enum hsd_status build_all(struct build *b) {
     return HSD_OK;
 }
 
-// Picks the weights file of a text_encoder folder: model.safetensors, then
-// the fp16 variant diffusers saves with variant="fp16".
-static enum hsd_status find_weights(char *out, size_t cap, const char *dir) {
-    static const char *const names[] = {"model.safetensors", "model.fp16.safetensors"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        if (hsd_path_too_long(snprintf(out, cap, "%s/%s", dir, names[i]), cap))
-            return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", dir);
-        if (hsd_is_file(out)) return HSD_OK;
-    }
-    char idx[4200];
-    if (!hsd_path_too_long(snprintf(idx, sizeof idx, "%s/model.safetensors.index.json", dir), sizeof idx) &&
-        hsd_is_file(idx))
-        return hsd_fail(HSD_ERR_UNSUPPORTED,
-                        "%s: sharded weights (%s) are not supported; merge them into one "
-                        "model.safetensors",
-                        dir, idx);
-    return hsd_fail(HSD_ERR_NOT_FOUND,
-                    "%s: no model.safetensors in the text_encoder folder (only .safetensors "
-                    "weights are read; convert pytorch_model.bin first)",
-                    dir);
-}
-
 static enum hsd_status build_model(struct hsd_clip_text **out, const struct hsd_clip_text_config *cfg,
                                    struct hsd_weights *w, struct hsd_backend *be);
 
@@ -299,7 +277,7 @@ enum hsd_status hsd_clip_text_load(struct hsd_clip_text **out, const char *path,
         return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", dir);
     if (!hsd_is_file(cfg_path))
         return hsd_fail(HSD_ERR_NOT_FOUND, "%s: no config.json in the text_encoder folder", dir);
-    enum hsd_status s = find_weights(w_path, sizeof w_path, dir);
+    enum hsd_status s = hsd_weights_find_file(w_path, sizeof w_path, dir, "model");
     if (s) return s;
 
     struct hsd_clip_text_config cfg;

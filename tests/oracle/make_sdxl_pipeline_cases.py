@@ -16,6 +16,8 @@ AutoencoderTiny, and writes
   <out>/large/       model_index.json, tokenizer/, tokenizer_2/, text_encoder/,
                      text_encoder_2/, unet/, vae/, scheduler/, vae_tiny/
   <out>/edge/unet/   the edge U-Net
+  <out>/edge_sharded/unet/  the same weights as diffusers saves them with
+                     variant="fp16" and max_shard_size (an index + shards)
   <out>/cases.json   the requests
   <out>/goldens.safetensors
       per case `<name>.noise` (initial N(0,1) noise per image), `.latent`
@@ -161,6 +163,10 @@ def build(out):
         json.dump(dict(SDXL_SCHEDULER, _diffusers_version="0.19.0.dev0"), f, indent=2)
     taesd.half().save_pretrained(os.path.join(large_dir, "vae_tiny"), safe_serialization=True)
     edge.half().save_pretrained(os.path.join(out, "edge", "unet"), safe_serialization=True)
+    # The same edge U-Net as large repos store theirs: fp16 variant, sharded
+    # (diffusion_pytorch_model.safetensors.index.fp16.json + shards).
+    edge.save_pretrained(os.path.join(out, "edge_sharded", "unet"), safe_serialization=True,
+                         variant="fp16", max_shard_size="60KB")
     pipe.to(torch.float32)
     for m in (edge, taesd):
         m.float()

@@ -222,6 +222,14 @@ int main(int argc, char **argv) {
     json_t *cases = json_object_get(root, "cases");
     CHECK(json_array_size(cases) >= (sdxl ? 7u : 9u));
     for (size_t i = 0; g && i < json_array_size(cases); i++) check_case(json_array_get(cases, i), g);
+    if (sdxl) {
+        // The edge U-Net as diffusers shards it (variant fp16, an index
+        // and three shards): the hybrid cases again, same goldens.
+        snprintf(g_edge, sizeof g_edge, "%s/%s/edge_sharded/unet", HSD_TEST_DATA, set);
+        for (size_t i = 0; g && i < json_array_size(cases); i++)
+            if (json_object_get(json_array_get(cases, i), "split"))
+                check_case(json_array_get(cases, i), g);
+    }
     check_same_unet_split();
     check_validation();
     hsd_safetensors_close(g);

@@ -215,6 +215,28 @@ static void check_presets(void) {
         hsd_unet_free(u);
     }
     json_decref(oracle);
+    // The SDXL family as `hsd inspect` names it, on the diffusers goldens
+    // (tests/oracle/make_unet_cases.py) and the sharded edge U-Net.
+    static const struct {
+        const char *dir, *variant;
+    } xl[] = {{"unet/sdxl_ssd1b_like", "SSD-1B-like SDXL"},
+              {"unet/sdxl_koala_like", "KOALA-like SDXL"},
+              {"pipeline_sdxl/edge_sharded/unet", "KOALA-like SDXL"}};
+    for (size_t i = 0; i < sizeof xl / sizeof xl[0]; i++) {
+        char dir[600];
+        snprintf(dir, sizeof dir, "%s/%s", HSD_TEST_DATA, xl[i].dir);
+        struct hsd_unet_source s2;
+        struct hsd_unet *u = NULL;
+        CHECK_OK(hsd_unet_source_open(&s2, dir, NULL));
+        CHECK_OK(hsd_unet_create(&u, &s2, NULL));
+        struct hsd_unet_summary sm = {0};
+        if (u) hsd_unet_get_summary(u, &sm);
+        printf("%-34s variant %s, %lld params\n", xl[i].dir, sm.variant, (long long)sm.params);
+        CHECKF(!strcmp(sm.variant, xl[i].variant), "%s: variant %s, want %s", xl[i].dir,
+               sm.variant, xl[i].variant);
+        hsd_unet_free(u);
+        hsd_unet_source_close(&s2);
+    }
     struct hsd_unet_source src;
     CHECK(hsd_unet_source_preset(&src, "sd99") == HSD_ERR_NOT_FOUND);
 }
