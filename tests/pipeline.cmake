@@ -1,4 +1,8 @@
 hsd_add_test(test_pipeline LABELS oracle TIMEOUT 600 SOURCES unit/test_pipeline.c)
+# The same checks on the tiny SDXL pipelines (tests/oracle/make_sdxl_pipeline_cases.py).
+add_test(NAME test_pipeline_sdxl COMMAND test_pipeline pipeline_sdxl)
+set_tests_properties(test_pipeline_sdxl PROPERTIES LABELS oracle TIMEOUT 300
+                     ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
 # Batch buckets: padding a U-Net call never changes a real row (CPU; the
 # emulated CUDA variant is in cuda.cmake).
 hsd_add_test(test_denoise_buckets LABELS unit TIMEOUT 120 SOURCES unit/test_denoise_buckets.c)

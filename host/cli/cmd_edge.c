@@ -344,6 +344,11 @@ int hsd_cmd_edge(int argc, char **argv) {
     if (backend && hsd_backend_open_one(backend, pc.threads, &be)) goto fail;
     pc.backend = be;
     if (hsd_pipeline_load(&p, &pc)) goto fail;
+    if (hsd_pipeline_is_sdxl(p)) {
+        hsd_fail(HSD_ERR_UNSUPPORTED, "%s: an SDXL model; hsd edge runs SD 1.x/2.x only for now "
+                 "(use hsd generate)", pc.model);
+        goto fail;
+    }
     t_load = hsd_cli_now_s() - t_load;
     co.endpoints = endpoints;
     co.n_endpoints = n_endpoints;

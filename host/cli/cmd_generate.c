@@ -24,7 +24,8 @@ static void usage(FILE *f) {
             "                       text_encoder/, unet/, vae/, scheduler/) or an SD 1.x/2.x\n"
             "                       single-file checkpoint (A1111/ComfyUI .safetensors)\n"
             "  -p, --prompt TEXT    the prompt (UTF-8)\n"
-            "  -n, --negative-prompt TEXT   (default empty)\n"
+            "  -n, --negative-prompt TEXT   (default empty; SDXL without -n: zero negative\n"
+            "                       embeddings, diffusers' force_zeros_for_empty_prompt)\n"
             "  -o, --out FILE.png   output; with --batch-count > 1: FILE-1.png, FILE-2.png, ...\n"
             "  --steps N            denoising steps, 1..1000 (default 25)\n"
             "  --sampler NAME       dpmpp-2m (default), ddim, euler, euler-a, pndm\n"
@@ -35,6 +36,8 @@ static void usage(FILE *f) {
             "  --clip-skip K        use the text encoder's layer L-K (default 0 = last)\n"
             "  --prompt-style S     diffusers (default: 77 tokens, truncated, as diffusers) or\n"
             "                       a1111 (AUTOMATIC1111: 75-token chunks, (text:1.2) emphasis)\n"
+            "  --original-size WxH  SDXL micro-conditioning (default: --width x --height)\n"
+            "  --crop TOP,LEFT      SDXL crop top-left conditioning (default 0,0)\n"
             "  --edge-model E       small U-Net for steps k..N-1: pipeline root, unet folder or\n"
             "                       single-file checkpoint (model.diffusion_model.* is read)\n"
             "  --split K            U-Net calls 0..K-1 on the large U-Net, the rest on the edge\n"
@@ -75,6 +78,7 @@ int hsd_cmd_generate(int argc, char **argv) {
         {"prompt-style", required_argument, 0, 'P'},
         {"edge-model", required_argument, 0, 'e'}, {"split", required_argument, 0, 'k'},
         {"vae", required_argument, 0, 'V'},     {"threads", required_argument, 0, 't'}, {"backend", required_argument, 0, 'B'},
+        {"original-size", required_argument, 0, 'O'}, {"crop", required_argument, 0, 'C'},
         {"verbose", no_argument, 0, 'v'},       {"quiet", no_argument, 0, 'q'},
         {"prediction", required_argument, 0, 1001},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
@@ -129,6 +133,22 @@ int hsd_cmd_generate(int argc, char **argv) {
         case 'c': if ((r.clip_skip = hsd_cli_parse_int("generate", "--clip-skip", optarg, 0, 64)) < 0) return 2; break;
         case 'k': if ((r.split = hsd_cli_parse_int("generate", "--split", optarg, 0, 1000)) < 0) return 2; break;
         case 't': if ((pc.threads = hsd_cli_parse_int("generate", "--threads", optarg, 1, 1024)) < 0) return 2; break;
+        case 'O':
+        case 'C': {
+            // WxH / TOP,LEFT: two integers in [0, 65536], one separator.
+            int a, b, n = -1;
+            const char *fmt = c == 'O' ? "%d x %d%n" : "%d , %d%n";
+            if (sscanf(optarg, fmt, &a, &b, &n) != 2 || optarg[n] || a < 0 || b < 0 ||
+                a > 65536 || b > 65536 || (c == 'O' && (!a || !b))) {
+                fprintf(stderr, "hsd generate: %s expects %s, got '%s'\n",
+                        c == 'O' ? "--original-size" : "--crop",
+                        c == 'O' ? "WIDTHxHEIGHT" : "TOP,LEFT", optarg);
+                return 2;
+            }
+            if (c == 'O') r.original_width = a, r.original_height = b;
+            else r.crop_top = a, r.crop_left = b;
+            break;
+        }
         case 'v': verbose = 1; hsd_log_set_level(HSD_LOG_INFO); break;
         case 'q': quiet = 1; break;
         case 'h': usage(stdout); return 0;

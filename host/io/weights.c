@@ -1,9 +1,12 @@
 #include "io/weights.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/file.h"
 #include "io/ldm_names.h"
+#include "io/weights_index.h"
 
 struct entry {
     char *name;                      // diffusers name (owned)
@@ -15,6 +18,11 @@ struct hsd_weights {
     struct entry *e;
     size_t n;
     struct hsd_st_tensor *views;  // row slices of fused tensors (OpenCLIP in_proj)
+    // A sharded checkpoint: every shard file (st is NULL) and the index's
+    // path, which messages name.
+    struct hsd_safetensors **shards;
+    size_t n_shards;
+    char *index_path;
 };
 
 static int cmp_entry(const void *a, const void *b) {
@@ -31,8 +39,27 @@ static enum hsd_status finish(struct hsd_weights *w, const char *path) {
     return HSD_OK;
 }
 
+enum hsd_status hsd_weights_find_file(char *out, size_t cap, const char *dir, const char *base) {
+    static const char *const forms[] = {"%s/%s.safetensors", "%s/%s.fp16.safetensors",
+                                        "%s/%s.safetensors.index.json",
+                                        "%s/%s.safetensors.index.fp16.json"};
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        if (hsd_path_too_long(snprintf(out, cap, forms[i], dir, base), cap))
+            return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", dir);
+        if (hsd_is_file(out)) return HSD_OK;
+    }
+    return hsd_fail(HSD_ERR_NOT_FOUND,
+                    "%s: no %s.safetensors (nor its .fp16 or sharded .index.json forms; only "
+                    ".safetensors weights are read, convert .bin files first)",
+                    dir, base);
+}
+
+static int ends_with(const char *s, const char *suffix);
+static enum hsd_status open_sharded(struct hsd_weights **out, const char *index_path);
+
 enum hsd_status hsd_weights_open_diffusers(struct hsd_weights **out, const char *path) {
     *out = NULL;
+    if (ends_with(path, ".json")) return open_sharded(out, path);
     struct hsd_weights *w = calloc(1, sizeof *w);
     if (!w) return hsd_fail(HSD_ERR_NOMEM, "%s: out of memory", path);
     enum hsd_status s = hsd_safetensors_open(&w->st, path);
@@ -225,10 +252,78 @@ void hsd_weights_close(struct hsd_weights *w) {
     free(w->e);
     free(w->views);
     hsd_safetensors_close(w->st);
+    for (size_t i = 0; i < w->n_shards; i++) hsd_safetensors_close(w->shards[i]);
+    free(w->shards);
+    free(w->index_path);
     free(w);
 }
 
-const char *hsd_weights_path(const struct hsd_weights *w) { return hsd_safetensors_path(w->st); }
+const char *hsd_weights_path(const struct hsd_weights *w) {
+    return w->index_path ? w->index_path : hsd_safetensors_path(w->st);
+}
+
+// Every shard the index names, opened; each shard holds exactly the
+// tensors the index gives it (a tensor missing from its shard, or a shard
+// tensor the index does not list, fails naming both).
+static enum hsd_status load_shards(struct hsd_weights *w, const struct hsd_weights_index *idx,
+                                   const char *dir) {
+    if (!(w->shards = calloc(idx->n_files, sizeof *w->shards)) ||
+        !(w->e = calloc(idx->n, sizeof *w->e)))
+        return hsd_fail(HSD_ERR_NOMEM, "%s: out of memory", w->index_path);
+    size_t total = 0;
+    for (size_t f = 0; f < idx->n_files; f++) {
+        char path[4400];
+        if (hsd_path_too_long(snprintf(path, sizeof path, "%s/%s", dir, idx->files[f]),
+                              sizeof path))
+            return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", dir);
+        enum hsd_status s = hsd_safetensors_open(&w->shards[f], path);
+        if (s) return hsd_fail_context(s, "%s: shard: ", w->index_path);
+        w->n_shards++;
+        total += hsd_safetensors_count(w->shards[f]);
+    }
+    for (size_t i = 0; i < idx->n; i++) {
+        struct hsd_safetensors *st = w->shards[idx->file_of[i]];
+        const struct hsd_st_tensor *t = hsd_safetensors_find(st, idx->names[i]);
+        if (!t)
+            return hsd_fail(HSD_ERR_NOT_FOUND,
+                            "%s: tensor '%s' is missing from shard %s, where the index puts it",
+                            w->index_path, idx->names[i], hsd_safetensors_path(st));
+        if (!(w->e[w->n].name = strdup(idx->names[i])))
+            return hsd_fail(HSD_ERR_NOMEM, "%s: out of memory", w->index_path);
+        w->e[w->n++].t = t;
+    }
+    if (total != idx->n)
+        return hsd_fail(HSD_ERR_FORMAT,
+                        "%s: the shards hold %zu tensors, the index lists %zu; index and "
+                        "shards disagree",
+                        w->index_path, total, idx->n);
+    return HSD_OK;
+}
+
+static enum hsd_status open_sharded(struct hsd_weights **out, const char *index_path) {
+    struct hsd_weights *w = calloc(1, sizeof *w);
+    if (!w || !(w->index_path = strdup(index_path))) {
+        free(w);
+        return hsd_fail(HSD_ERR_NOMEM, "%s: out of memory", index_path);
+    }
+    char dir[4200];
+    const char *slash = strrchr(index_path, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - index_path) : 1,
+             slash ? index_path : ".");
+    struct hsd_weights_index idx;
+    enum hsd_status s = hsd_weights_index_load(&idx, index_path);
+    if (!s) {
+        s = load_shards(w, &idx, dir);
+        hsd_weights_index_free(&idx);
+    }
+    if (!s) s = finish(w, index_path);
+    if (s) {
+        hsd_weights_close(w);
+        return s;
+    }
+    *out = w;
+    return HSD_OK;
+}
 size_t hsd_weights_count(const struct hsd_weights *w) { return w->n; }
 const char *hsd_weights_name_at(const struct hsd_weights *w, size_t i) { return w->e[i].name; }
 const struct hsd_st_tensor *hsd_weights_at(const struct hsd_weights *w, size_t i) {

@@ -11,8 +11,16 @@
 
 struct hsd_weights;
 
-// Every tensor of a diffusers safetensors file, names unchanged.
+// Every tensor of a diffusers safetensors file, names unchanged; `path`
+// ending in ".json" is a sharded checkpoint's index (io/weights_index.h):
+// every shard it names, as one map.
 enum hsd_status hsd_weights_open_diffusers(struct hsd_weights **out, const char *path);
+// The weights of a diffusers component folder, as from_pretrained looks for
+// them: <base>.safetensors, the fp16 variant <base>.fp16.safetensors, then
+// the sharded forms <base>.safetensors.index.json and
+// <base>.safetensors.index.fp16.json (base: "diffusion_pytorch_model" or
+// "model"). Writes the path to out; HSD_ERR_NOT_FOUND names the folder.
+enum hsd_status hsd_weights_find_file(char *out, size_t cap, const char *dir, const char *base);
 // The U-Net of a CompVis/LDM single-file checkpoint: tensors under
 // "model.diffusion_model." renamed to diffusers names; other keys (VAE,
 // text encoder, EMA copies) are ignored.

@@ -92,6 +92,34 @@ enum hsd_status hsd_unet_forward_dev(struct hsd_unet *u, const void **y, const v
 // it replay only while it stays).
 const void *hsd_unet_arena(const struct hsd_unet *u);
 
+// SDXL's added conditioning (diffusers added_cond_kwargs), for U-Nets with
+// addition_embed_type "text_time": per sample the pooled text embedding
+// and the micro-conditioning time ids (original size, crop top-left,
+// target size: 6 for SDXL-base). text_embeds_dim + n_time_ids *
+// addition_time_embed_dim must equal projection_class_embeddings_input_dim.
+struct hsd_unet_added_cond {
+    const float *text_embeds;  // [n, text_embeds_dim]
+    const float *time_ids;     // [n, n_time_ids]
+    int text_embeds_dim, n_time_ids;
+};
+
+// SDXL-base's time ids: original (h, w), crop top-left (top, left),
+// target (h, w) (diffusers StableDiffusionXLPipeline._get_add_time_ids).
+#define HSD_SDXL_N_TIME_IDS 6
+
+// The pooled text width a text_time U-Net takes with HSD_SDXL_N_TIME_IDS
+// time ids (projection_class_embeddings_input_dim - 6 *
+// addition_time_embed_dim: 1280 for SDXL); 0 without addition embedding
+// or when the config leaves no room for the pooled embedding.
+int hsd_unet_text_embeds_dim(const struct hsd_unet_config *cfg);
+
+// hsd_unet_forward with the added conditioning: required (non-NULL) for a
+// text_time U-Net, NULL for every other one.
+enum hsd_status hsd_unet_forward_cond(struct hsd_unet *u, float *out, const float *sample,
+                                      const float *t, const float *ctx,
+                                      const struct hsd_unet_added_cond *add, int n, int h, int w,
+                                      int t_ctx);
+
 #define HSD_UNET_MAX_PLANS 64  // shapes whose plans a U-Net keeps (as many as CUDA graphs)
 
 // Plans (n, h, w, t_ctx) without running it: the planning pass (once per

@@ -16,6 +16,11 @@
 struct fwd {
     struct hsd_fwd a;  // arena, backend, planning flag, flop count
     struct hsd_unet *u;
+    // text_time inputs in the arena: pooled text [n, text_dim] (act) and
+    // time ids [n, n_ids] (fp32); buffers sized for [n, proj_in] so that
+    // planning (sizes unknown) lays out the arena as the real pass does.
+    const void *add_te, *add_ti;
+    int add_text_dim, add_n_ids;
 };
 
 static void *act(struct fwd *f, size_t count) { return hsd_fwd_act(&f->a, count); }
@@ -150,6 +155,33 @@ static enum hsd_status transformer(struct fwd *f, void *out, const void *x, cons
     return HSD_OK;
 }
 
+// SDXL's aug_emb (diffusers UNet2DConditionModel.forward, "text_time"):
+// add_time_proj(time_ids.flatten()) reshaped to [n, n_ids * dim],
+// concatenated after text_embeds, add_embedding (linear_1, SiLU,
+// linear_2), added to the time embedding *temb (the add fused into
+// linear_2 as its residual). *temb then points at the sum.
+static enum hsd_status add_embedding(struct fwd *f, void **temb, int n) {
+    struct hsd_unet *u = f->u;
+    const struct hsd_unet_config *cfg = &u->cfg;
+    enum hsd_status s;
+    int pin = cfg->projection_class_embeddings_input_dim, ad = cfg->addition_time_embed_dim;
+    void *tp = act(f, (size_t)n * pin), *cat = act(f, (size_t)n * pin);
+    void *a1 = act(f, (size_t)n * u->temb_dim), *e = act(f, (size_t)n * u->temb_dim);
+    struct hsd_timestep_embedding_params tp_p = {tp, f->add_ti, n * f->add_n_ids, ad,
+                                                 cfg->flip_sin_to_cos, cfg->freq_shift, 10000.0f};
+    RUN(f, timestep_embedding, &tp_p);
+    struct hsd_concat_params cp = {cat, f->add_te, tp, n, f->add_text_dim, f->add_n_ids * ad};
+    RUN(f, concat_channels, &cp);
+    if ((s = linear(f, a1, cat, u->add_l1_w, u->add_l1_b, NULL, n, pin, u->temb_dim))) return s;
+    struct hsd_eltwise_params sp = {a1, a1, NULL, (size_t)n * u->temb_dim};
+    RUN(f, silu, &sp);
+    if ((s = linear(f, e, a1, u->add_l2_w, u->add_l2_b, *temb, n, u->temb_dim, u->temb_dim)))
+        return s;
+    probe(f, "emb", e, n, 1, 1, u->temb_dim);
+    *temb = e;
+    return HSD_OK;
+}
+
 // Everything between the uploads and the download: the part a backend may
 // record once per bucket and replay (graph_begin/graph_end). *y receives the
 // output [n, h, w, out_channels] in the arena.
@@ -179,6 +211,7 @@ static enum hsd_status body(struct fwd *f, void **y_out, const void *x, const vo
                         u->temb_dim)))
             return s;
         probe(f, "time_emb", t2, n, 1, 1, u->temb_dim);
+        if (u->add_l1_w && (s = add_embedding(f, &t2, n))) return s;
         struct hsd_eltwise_params sp2 = {temb_silu, t2, NULL, (size_t)n * u->temb_dim};
         RUN(f, silu, &sp2);
         f->a.used = mark;
@@ -329,7 +362,8 @@ static enum hsd_status run_body(struct fwd *f, void **y, const void *x, const vo
 }
 
 static enum hsd_status forward(struct fwd *f, float *out, const float *sample, const float *t,
-                               const float *ctx, int n, int h, int w, int t_ctx) {
+                               const float *ctx, const struct hsd_unet_added_cond *add, int n,
+                               int h, int w, int t_ctx) {
     struct hsd_unet *u = f->u;
     struct hsd_backend *be = f->a.be;
     const struct hsd_unet_config *cfg = &u->cfg;
@@ -341,6 +375,16 @@ static enum hsd_status forward(struct fwd *f, float *out, const float *sample, c
     // Timesteps stay fp32 on every backend (timestep_embedding's contract).
     void *tb = act(f, ((size_t)n * sizeof(float) + be->act_size - 1) / be->act_size);
     void *cx = act(f, (size_t)n * t_ctx * cfg->cross_attention_dim);
+    void *te = NULL, *ti = NULL;
+    if (cfg->add_text_time) {
+        size_t pin = (size_t)n * cfg->projection_class_embeddings_input_dim;
+        te = act(f, pin);
+        ti = act(f, (pin * sizeof(float) + be->act_size - 1) / be->act_size);
+        f->add_te = te;
+        f->add_ti = ti;
+        f->add_text_dim = add ? add->text_embeds_dim : 0;
+        f->add_n_ids = add ? add->n_time_ids : 0;
+    }
     if (!f->a.planning) {
         size_t hw = (size_t)h * w;
         float *tmp = u->host_io;
@@ -354,6 +398,8 @@ static enum hsd_status forward(struct fwd *f, float *out, const float *sample, c
         s = be->ops->upload(be, x, tmp, (size_t)n * hw * cin);
         if (!s) s = be->ops->upload_f32(be, tb, t, (size_t)n);
         if (!s) s = be->ops->upload(be, cx, ctx, (size_t)n * t_ctx * cfg->cross_attention_dim);
+        if (!s && te) s = be->ops->upload(be, te, add->text_embeds, (size_t)n * f->add_text_dim);
+        if (!s && ti) s = be->ops->upload_f32(be, ti, add->time_ids, (size_t)n * f->add_n_ids);
         if (s) return s;
     }
 
@@ -373,6 +419,36 @@ static enum hsd_status forward(struct fwd *f, float *out, const float *sample, c
                     out[((size_t)b * cout + k) * hw + p] = tmp[((size_t)b * hw + p) * cout + k];
     }
     return s;
+}
+
+// The added conditioning fits the config (hsd_unet_added_cond), and keeps
+// the split between text and time ids of the first call (a recorded graph
+// holds it).
+static enum hsd_status check_added(struct hsd_unet *u, const struct hsd_unet_added_cond *add) {
+    const struct hsd_unet_config *cfg = &u->cfg;
+    if (!cfg->add_text_time) {
+        if (!add) return HSD_OK;
+        return hsd_fail(HSD_ERR_INVALID_ARG,
+                        "unet: text_embeds/time_ids given, but the config has no "
+                        "addition_embed_type");
+    }
+    if (!add || !add->text_embeds || !add->time_ids)
+        return hsd_fail(HSD_ERR_INVALID_ARG,
+                        "unet: config addition_embed_type \"text_time\" (SDXL) needs text_embeds "
+                        "and time_ids");
+    int ad = cfg->addition_time_embed_dim, pin = cfg->projection_class_embeddings_input_dim;
+    if (add->text_embeds_dim < 1 || add->n_time_ids < 1 || add->n_time_ids > pin / ad ||
+        add->text_embeds_dim + add->n_time_ids * ad != pin)
+        return hsd_fail(HSD_ERR_INVALID_ARG,
+                        "unet: text_embeds width %d + %d time ids x addition_time_embed_dim %d "
+                        "!= projection_class_embeddings_input_dim %d",
+                        add->text_embeds_dim, add->n_time_ids, ad, pin);
+    if (u->add_text_dim && u->add_text_dim != add->text_embeds_dim)
+        return hsd_fail(HSD_ERR_INVALID_ARG,
+                        "unet: text_embeds width %d differs from the %d of earlier calls",
+                        add->text_embeds_dim, u->add_text_dim);
+    u->add_text_dim = add->text_embeds_dim;
+    return HSD_OK;
 }
 
 static enum hsd_status check_dims(const struct hsd_unet *u, int n, int h, int w, int t_ctx) {
@@ -396,12 +472,20 @@ static enum hsd_status check_dims(const struct hsd_unet *u, int n, int h, int w,
 enum hsd_status hsd_unet_forward(struct hsd_unet *u, float *out, const float *sample,
                                  const float *t, const float *ctx, int n, int h, int w,
                                  int t_ctx) {
+    return hsd_unet_forward_cond(u, out, sample, t, ctx, NULL, n, h, w, t_ctx);
+}
+
+enum hsd_status hsd_unet_forward_cond(struct hsd_unet *u, float *out, const float *sample,
+                                      const float *t, const float *ctx,
+                                      const struct hsd_unet_added_cond *add, int n, int h, int w,
+                                      int t_ctx) {
     enum hsd_status s = check_dims(u, n, h, w, t_ctx);
+    if (!s) s = check_added(u, add);
     if (!s) s = hsd_unet_plan(u, n, h, w, t_ctx);
     if (s) return s;
     struct fwd f = {.a = {.be = u->be, .base = u->arena, .cap = u->arena_cap, .abort = u->abort},
                     .u = u};
-    return forward(&f, out, sample, t, ctx, n, h, w, t_ctx);
+    return forward(&f, out, sample, t, ctx, add, n, h, w, t_ctx);
 }
 
 enum hsd_status hsd_unet_forward_dev(struct hsd_unet *u, const void **y, const void *x,
@@ -417,6 +501,12 @@ enum hsd_status hsd_unet_forward_dev(struct hsd_unet *u, const void **y, const v
     if (u->cfg.center_input_sample)
         return hsd_fail(HSD_ERR_UNSUPPORTED, "unet: forward_dev: center_input_sample is not "
                                              "supported on backend inputs");
+    // SDXL's added conditioning (text_embeds, time_ids) has no backend-input
+    // form yet: such U-Nets take hsd_unet_forward_cond.
+    if (u->cfg.add_text_time)
+        return hsd_fail(HSD_ERR_UNSUPPORTED, "unet: forward_dev: addition_embed_type "
+                                             "\"text_time\" (SDXL) is not supported on backend "
+                                             "inputs");
     if ((s = hsd_unet_plan(u, n, h, w, t_ctx))) return s;
     // Inside a caller's whole-step recording (backends with graphs) a stop
     // between ops would break the capture: that caller checks
@@ -453,7 +543,7 @@ enum hsd_status hsd_unet_plan(struct hsd_unet *u, int n, int h, int w, int t_ctx
         // A planning pass runs no op and reads no host data (forward's
         // uploads and downloads are skipped while planning).
         struct fwd f = {.a = {.be = u->be, .planning = 1}, .u = u};
-        enum hsd_status s = forward(&f, NULL, NULL, NULL, NULL, n, h, w, t_ctx);
+        enum hsd_status s = forward(&f, NULL, NULL, NULL, NULL, NULL, n, h, w, t_ctx);
         if (s) return s;
         hsd_plan_stats_add(HSD_PLAN_UNET);
         if (u->n_plans < HSD_UNET_MAX_PLANS) {

@@ -53,6 +53,7 @@ struct hsd_unet {
     int temb_dim;
     void *conv_in_w, *conv_in_b;
     void *time_l1_w, *time_l1_b, *time_l2_w, *time_l2_b;
+    void *add_l1_w, *add_l1_b, *add_l2_w, *add_l2_b;  // SDXL add_embedding, or NULL
     struct unet_level down[HSD_UNET_MAX_BLOCKS], up[HSD_UNET_MAX_BLOCKS];
     int has_mid;
     struct hsd_resnet2d *mid_resnets;         // n_mid_attn + 1
@@ -79,6 +80,8 @@ struct hsd_unet {
     double plan_flops;               // of the latest forward
     float *host_io;                  // NCHW<->NHWC staging, sized with the arena
     size_t host_io_cap;
+
+    int add_text_dim;                // text_embeds width of the first text_time call
 
     hsd_unet_probe_fn probe;
     void *probe_user;

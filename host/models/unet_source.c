@@ -13,36 +13,16 @@
 static enum hsd_status infer(struct hsd_unet_config *cfg, const struct hsd_weights *w,
                              int sd2);
 
-// Picks the weights file of a unet folder: the fp32 name first, then the
-// fp16 variant diffusers writes with variant="fp16".
+// Picks the weights file of a unet folder (io/weights.h: fp32, fp16
+// variant, sharded).
 static enum hsd_status find_unet_files(struct hsd_unet_source *src, const char *dir) {
     if (hsd_path_too_long(snprintf(src->config_path, sizeof src->config_path, "%s/config.json", dir),
                  sizeof src->config_path))
         return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", dir);
     if (!hsd_is_file(src->config_path))
         return hsd_fail(HSD_ERR_NOT_FOUND, "%s: no config.json in the unet folder", dir);
-    static const char *const names[] = {"diffusion_pytorch_model.safetensors",
-                                        "diffusion_pytorch_model.fp16.safetensors"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        if (hsd_path_too_long(snprintf(src->weights_path, sizeof src->weights_path, "%s/%s", dir,
-                              names[i]),
-                     sizeof src->weights_path))
-            return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", dir);
-        if (hsd_is_file(src->weights_path)) return HSD_OK;
-    }
-    char idx[4200];
-    if (!hsd_path_too_long(snprintf(idx, sizeof idx, "%s/diffusion_pytorch_model.safetensors.index.json",
-                           dir),
-                  sizeof idx) &&
-        hsd_is_file(idx))
-        return hsd_fail(HSD_ERR_UNSUPPORTED,
-                        "%s: sharded weights (%s) are not supported; merge them into one "
-                        "diffusion_pytorch_model.safetensors",
-                        dir, idx);
-    return hsd_fail(HSD_ERR_NOT_FOUND,
-                    "%s: no diffusion_pytorch_model.safetensors (only .safetensors weights are "
-                    "read; convert .bin files first)",
-                    dir);
+    return hsd_weights_find_file(src->weights_path, sizeof src->weights_path, dir,
+                                 "diffusion_pytorch_model");
 }
 
 enum hsd_status hsd_unet_source_open(struct hsd_unet_source *src, const char *path,

@@ -37,6 +37,8 @@ static enum hsd_status find_tiny_vae(char *out, size_t cap, const struct hsd_pip
 static enum hsd_status check_unet(const struct hsd_pipeline *p, const struct hsd_unet *u,
                                   const char *which, const char *path) {
     const struct hsd_unet_config *c = hsd_unet_get_config(u);
+    enum hsd_status s = hsd_pipeline_sdxl_check_unet(p, u, which, path);
+    if (s) return s;
     if (c->cross_attention_dim != p->ctx_dim)
         return hsd_fail(HSD_ERR_SHAPE,
                         "%s U-Net %s: cross_attention_dim %d does not match the text encoder's "
@@ -141,6 +143,7 @@ enum hsd_status hsd_pipeline_load(struct hsd_pipeline **out, const struct hsd_pi
                : hsd_clip_text_load(&p->text, c->model, p->be);
     if (s) goto fail;
     p->ctx_dim = hsd_clip_text_get_config(p->text)->hidden_size;
+    if (!single && (s = hsd_pipeline_sdxl_load(p, c->model))) goto fail;
     s = single && vp == c->model ? hsd_vae_load_ldm(&p->vae, vp, p->be)
                                  : hsd_vae_load(&p->vae, vp, p->be);
     if (s) goto fail;
@@ -171,6 +174,8 @@ void hsd_pipeline_free(struct hsd_pipeline *p) {
     hsd_vae_free(p->vae);
     hsd_clip_text_free(p->text);
     hsd_clip_tokenizer_free(p->tok);
+    hsd_clip_text_free(p->text2);
+    hsd_clip_tokenizer_free(p->tok2);
     hsd_step_scratch_free(&p->step, p->be);
     if (p->be) {
         hsd_res_scratch_free(&p->rstep, p->be);
@@ -242,6 +247,16 @@ enum hsd_status hsd_pipeline_validate_params(const struct hsd_pipeline *p,
         return hsd_fail(HSD_ERR_INVALID_ARG, "guidance scale must be in [0, 100]");
     if (r->clip_skip < 0 || r->clip_skip >= hsd_clip_text_get_config(p->text)->num_hidden_layers)
         return hsd_fail(HSD_ERR_INVALID_ARG, "clip skip %d out of range", r->clip_skip);
+    // SDXL reads hidden_states[-(clip_skip + 2)] of both encoders.
+    for (int i = 0; p->text2 && i < 2; i++)
+        if (r->clip_skip + 1 >= hsd_clip_text_get_config(i ? p->text2 : p->text)->num_hidden_layers)
+            return hsd_fail(HSD_ERR_INVALID_ARG, "clip skip %d out of range for SDXL's text "
+                            "encoder %d", r->clip_skip, i + 1);
+    const int sizes[4] = {r->original_width, r->original_height, r->crop_top, r->crop_left};
+    for (int i = 0; i < 4; i++)
+        if (sizes[i] < 0 || sizes[i] > 65536)
+            return hsd_fail(HSD_ERR_INVALID_ARG,
+                            "original size and crop must be in [0, 65536], got %d", sizes[i]);
     return HSD_OK;
 }
 
@@ -260,9 +275,21 @@ enum hsd_status hsd_pipeline_validate(const struct hsd_pipeline *p, const struct
     return HSD_OK;
 }
 
+// SDXL's conditioning (pooled embeddings, time ids) does not travel in
+// hsd serve / hsd edge yet; the SD 1.x stages refuse an SDXL pipeline.
+static enum hsd_status not_sdxl(const struct hsd_pipeline *p, const char *what) {
+    if (!p->text2) return HSD_OK;
+    return hsd_fail(HSD_ERR_UNSUPPORTED,
+                    "%s: SDXL models run in hsd generate only (hsd serve / hsd edge do not "
+                    "carry SDXL's pooled embeddings and time ids yet)",
+                    what);
+}
+
 enum hsd_status hsd_pipeline_encode_text(struct hsd_pipeline *p, float *out,
                                          const char *const *prompts, int n_prompts,
                                          int clip_skip) {
+    enum hsd_status st = not_sdxl(p, "encode_text");
+    if (st) return st;
     int32_t *ids = malloc((size_t)n_prompts * HSD_TEXT_LEN * sizeof *ids);
     if (!ids) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
     enum hsd_status s = HSD_OK;
@@ -325,6 +352,8 @@ enum hsd_status hsd_pipeline_finish(struct hsd_pipeline *p, struct hsd_unet *une
                                     struct hsd_sampler *sampler, const float *cond,
                                     const float *uncond, int n_ctx, float guidance_scale, int h,
                                     int w, hsd_progress_fn progress, void *user) {
+    enum hsd_status st = not_sdxl(p, "finish");
+    if (st) return st;
     if (!unet) unet = p->edge ? p->edge : p->large;
     struct hsd_denoise_item item = {latent, sampler, cond, uncond, guidance_scale, n_ctx};
     int total = hsd_sampler_n_calls(sampler), left = total - sampler->step;
@@ -380,7 +409,35 @@ enum hsd_status hsd_pipeline_check_ids(const struct hsd_pipeline *p, const int32
 
 enum hsd_status hsd_pipeline_encode_ids(struct hsd_pipeline *p, float *out, const int32_t *ids,
                                         int n, int clip_skip) {
+    enum hsd_status st = not_sdxl(p, "encode_ids");
+    if (st) return st;
     return hsd_clip_text_forward(p->text, out, ids, n, HSD_TEXT_LEN, clip_skip);
+}
+
+// SDXL's encode_prompt for one request: emb holds one pass (or two,
+// negative first) of hsd_pipeline_cond_floats(): context, pooled embedding,
+// time ids. Without a negative prompt and with force_zeros_for_empty_prompt
+// the negative embeddings are zeros; otherwise the negative prompt ("" if
+// none) is encoded from hidden_states[-2] whatever clip_skip says, as
+// diffusers does. Both passes get the same time ids (no negative sizes).
+static enum hsd_status encode_sdxl(struct hsd_pipeline *p, const struct hsd_gen_request *r,
+                                   int cfg, float *emb) {
+    const size_t ctx = (size_t)HSD_TEXT_LEN * p->ctx_dim, pd = (size_t)p->pooled_dim;
+    const size_t per = hsd_pipeline_cond_floats(p);
+    float *pos = emb + (cfg ? per : 0);
+    enum hsd_status s = hsd_pipeline_encode_text_sdxl(p, pos, pos + ctx, &r->prompt, 1,
+                                                      r->clip_skip);
+    if (s) return s;
+    hsd_pipeline_time_ids(r, pos + ctx + pd);
+    if (!cfg) return HSD_OK;
+    if (!r->negative_prompt && p->force_zeros) {
+        memset(emb, 0, (ctx + pd) * sizeof *emb);
+    } else {
+        const char *neg = r->negative_prompt ? r->negative_prompt : "";
+        if ((s = hsd_pipeline_encode_text_sdxl(p, emb, emb + ctx, &neg, 1, 0))) return s;
+    }
+    hsd_pipeline_time_ids(r, emb + ctx + pd);
+    return HSD_OK;
 }
 
 enum hsd_status hsd_pipeline_generate(struct hsd_pipeline *p, const struct hsd_gen_request *r,
@@ -407,11 +464,24 @@ enum hsd_status hsd_pipeline_generate(struct hsd_pipeline *p, const struct hsd_g
     double t0 = now_ms();
     const char *texts[2] = {r->negative_prompt ? r->negative_prompt : "", r->prompt};
     // One text-encoder batch: [negative, positive] (or the positive alone).
-    int n_ctx;
-    if ((s = hsd_pipeline_encode_prompts(p, &emb, &n_ctx, cfg ? texts : texts + 1, cfg ? 2 : 1,
-                                         r->prompt_style, r->clip_skip)))
-        goto done;
-    size_t ctx = (size_t)n_ctx * p->ctx_dim;
+    int n_ctx = HSD_TEXT_LEN;
+    size_t ctx;
+    if (p->text2) {
+        // One pass's conditioning: context, SDXL's pooled embedding, time ids.
+        ctx = hsd_pipeline_cond_floats(p);
+        if (r->prompt_style == HSD_PROMPT_A1111)
+            s = hsd_fail(HSD_ERR_UNSUPPORTED, "--prompt-style a1111: not supported for SDXL "
+                                              "models yet");
+        else if (!(emb = malloc((size_t)(cfg ? 2 : 1) * ctx * sizeof *emb)))
+            s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
+        else
+            s = encode_sdxl(p, r, cfg, emb);
+    } else {
+        s = hsd_pipeline_encode_prompts(p, &emb, &n_ctx, cfg ? texts : texts + 1, cfg ? 2 : 1,
+                                        r->prompt_style, r->clip_skip);
+        ctx = (size_t)n_ctx * p->ctx_dim;
+    }
+    if (s) goto done;
     if (timing) timing->text_ms = now_ms() - t0;
     for (int i = 0; i < B; i++) {
         float *x = latents + (size_t)i * lat;

@@ -65,6 +65,11 @@ struct hsd_gen_request {
     int batch_count;              // images, 1..64
     int clip_skip;                // 0 = last layer
     enum hsd_prompt_style prompt_style;
+    // SDXL's micro-conditioning (diffusers _get_add_time_ids); 0 = the
+    // default: original size = the target size (height, width), crop
+    // top-left (0, 0). Ignored by SD 1.x/2.x models.
+    int original_width, original_height;
+    int crop_top, crop_left;
 };
 
 struct hsd_gen_timing {
@@ -135,6 +140,9 @@ struct hsd_denoise_item {
     int n_ctx;                // context tokens: 77 x prompt chunks; 0 means 77. Items of
                               // one step share it (one U-Net call).
 };
+// For SDXL, cond and uncond each hold hsd_pipeline_cond_floats() floats:
+// the [77, C_ctx] context, then the pooled text embedding [pooled_dim] and
+// the time ids [HSD_SDXL_N_TIME_IDS] (diffusers' added_cond_kwargs).
 
 // One step for every item (each at its own sampler step), in one U-Net
 // call: the batch holds [uncond rows..., cond rows...] like diffusers'
@@ -228,6 +236,24 @@ int32_t hsd_pipeline_pad_id(const struct hsd_pipeline *p);
 // holds only this list's offending id and position.
 enum hsd_status hsd_pipeline_check_ids(const struct hsd_pipeline *p, const int32_t *ids, int n,
                                        const char *what);
+
+// ---- SDXL (pipeline_sdxl.c; diffusers StableDiffusionXLPipeline) ----
+
+// 1 when the model has SDXL's second text encoder (text_encoder_2/).
+int hsd_pipeline_is_sdxl(const struct hsd_pipeline *p);
+// Width of the pooled text embedding (text_encoder_2's projection_dim).
+int hsd_pipeline_pooled_dim(const struct hsd_pipeline *p);
+// Floats of one pass's conditioning (hsd_denoise_item.cond): 77 * C_ctx,
+// plus pooled_dim + HSD_SDXL_N_TIME_IDS for SDXL.
+size_t hsd_pipeline_cond_floats(const struct hsd_pipeline *p);
+// encode_prompt: out [n, 77, C1 + C2] = both encoders' hidden_states[-(clip_skip
+// + 2)] side by side, pooled [n, pooled_dim] = text_encoder_2's text_embeds.
+enum hsd_status hsd_pipeline_encode_text_sdxl(struct hsd_pipeline *p, float *out, float *pooled,
+                                              const char *const *prompts, int n_prompts,
+                                              int clip_skip);
+// add_time_ids of a request: original size, crop top-left, target size,
+// each (h, w) / (top, left).
+void hsd_pipeline_time_ids(const struct hsd_gen_request *r, float ids[6]);
 
 // Text embeddings from token ids [n, 77] (a GENERATE may carry ids).
 enum hsd_status hsd_pipeline_encode_ids(struct hsd_pipeline *p, float *out, const int32_t *ids,

@@ -10,9 +10,9 @@
 #include "pipeline/pipeline.h"
 
 // Grow-only capacities of a step's buffers: items, U-Net rows, latent and
-// context elements. 1 when `want` fits `cap`; else 0, and each `want` is
+// context elements, SDXL's pooled width (0 where a scratch has none). 1 when `want` fits `cap`; else 0, and each `want` is
 // raised to `cap` where that is larger (a regrowth never shrinks).
-enum { HSD_CAPS = 4 };
+enum { HSD_CAPS = 5 };
 static inline int hsd_caps_fit(size_t want[HSD_CAPS], const size_t cap[HSD_CAPS]) {
     int fit = 1;
     for (int i = 0; i < HSD_CAPS; i++) fit &= want[i] <= cap[i];
@@ -34,7 +34,8 @@ struct hsd_step_scratch {
     struct hsd_torch_rng *rng;       // [items] generators after the step
     float *x_host, *slots_host;      // [items, lat], [items, HSD_STEP_SLOTS, lat]
     float *x_in, *out, *t_in, *ctx_in;  // U-Net call: [rows, lat] x2, [rows], [rows, 77, ctx]
-    size_t cap[HSD_CAPS];    // items, rows, lat, ctx
+    float *te_in, *ids_in;   // SDXL: [rows, pooled_dim], [rows, 6]
+    size_t cap[HSD_CAPS];    // items, rows, lat, ctx, pooled
 };
 
 void hsd_step_scratch_free(struct hsd_step_scratch *s, struct hsd_backend *be);
@@ -83,6 +84,11 @@ struct hsd_pipeline {
     struct hsd_unet_source src_large, src_edge;
     struct hsd_unet *large, *edge;
     struct hsd_vae *vae;
+    // SDXL (pipeline_sdxl.c): tokenizer_2/ and text_encoder_2/, else NULL.
+    struct hsd_clip_tokenizer *tok2;
+    struct hsd_clip_text *text2;
+    int pooled_dim;          // text_encoder_2's projection_dim (0: not SDXL)
+    int force_zeros;         // model_index.json force_zeros_for_empty_prompt
     int ctx_dim;             // text encoder width = U-Net cross-attention width
     int latent_c;            // U-Net in/out channels = VAE latent channels
     int size_multiple;       // pixels: VAE scale * U-Net 2^(levels-1), both U-Nets
@@ -96,5 +102,16 @@ struct hsd_pipeline {
 // The U-Net batch of a call of `rows` rows: the smallest configured bucket
 // that holds them, or `rows` above the largest (hsd_pipeline_config.row_buckets).
 int hsd_pipeline_bucket_rows(const struct hsd_pipeline *p, int rows);
+
+// pipeline_sdxl.c: loads tokenizer_2/ and text_encoder_2/ when `root` has
+// them (sets tok2, text2, pooled_dim, force_zeros; ctx_dim must already be
+// the first encoder's width and becomes the sum).
+enum hsd_status hsd_pipeline_sdxl_load(struct hsd_pipeline *p, const char *root);
+// A U-Net fits the text encoders' conditioning: SDXL's text_time U-Net
+// with an SDXL pipeline (pooled width + 6 time ids = its add_embedding
+// input), none with SD 1.x/2.x. Fails naming the config field.
+enum hsd_status hsd_pipeline_sdxl_check_unet(const struct hsd_pipeline *p,
+                                             const struct hsd_unet *u, const char *which,
+                                             const char *path);
 
 #endif

@@ -111,7 +111,9 @@ static enum hsd_status write_refs(struct hsd_pipeline *p, const int *ids, int n,
 
 int hsd_pipeline_resident_ok(const struct hsd_pipeline *p, const struct hsd_unet *u) {
     const struct hsd_backend_ops *o = p->be->ops;
-    return o->step_gather && o->step_scatter && !hsd_unet_get_config(u)->center_input_sample;
+    const struct hsd_unet_config *cfg = hsd_unet_get_config(u);
+    // SDXL's added conditioning has no resident form yet (hsd_unet_forward_dev).
+    return o->step_gather && o->step_scatter && !cfg->center_input_sample && !cfg->add_text_time;
 }
 
 // gather .. scatter over the bucket's `padded` items (unused ones skipped):
