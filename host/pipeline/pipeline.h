@@ -195,8 +195,9 @@ typedef void (*hsd_warmup_fn)(void *user, int rows, int width, int height, doubl
 enum hsd_status hsd_pipeline_warmup(struct hsd_pipeline *p, int max_rows, const int *sizes,
                                     int n_sizes, hsd_warmup_fn report, void *user);
 // The text encoder at every admission batch of 1..max_rows prompts
-// (largest first), so that admissions allocate (its arena) and, on CUDA,
-// plan (cuBLASLt) nothing. *ms (may be NULL) gets the time taken.
+// (largest first; on the CPU, whose GEMMs need no plans, the largest
+// alone), so that admissions allocate (its arena) and, on CUDA, plan
+// (cuBLASLt) nothing. *ms (may be NULL) gets the time taken.
 enum hsd_status hsd_pipeline_warmup_text(struct hsd_pipeline *p, int max_rows, double *ms);
 // The large U-Net's native image size (its sample_size x the VAE scale).
 int hsd_pipeline_native_size(const struct hsd_pipeline *p);

@@ -77,8 +77,12 @@ enum hsd_status hsd_pipeline_warmup_text(struct hsd_pipeline *p, int max_rows, d
     enum hsd_status s = HSD_OK;
     if (!ids || !out) s = hsd_fail(HSD_ERR_NOMEM, "text warm-up: out of memory");
     for (int i = 0; !s && i < max_rows * HSD_TEXT_LEN; i++) ids[i] = hsd_pipeline_pad_id(p);
-    // Largest first: the arena is allocated once, at its final size.
-    for (int n = max_rows; n >= 1 && !s; n--)
+    // Largest first: the arena is allocated once, at its final size. Where
+    // GEMMs are planned per shape (cuBLASLt: a graph-recording backend)
+    // every batch size runs; elsewhere (CPU) the largest alone sizes the
+    // arena, and a smaller batch only re-runs the host-side planning pass.
+    const int every = hsd_pipeline_backend(p)->ops->graph_begin != NULL;
+    for (int n = max_rows; n >= (every ? 1 : max_rows) && !s; n--)
         s = hsd_pipeline_encode_ids(p, out, ids, n, 0);
     free(ids);
     free(out);
