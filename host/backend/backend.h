@@ -20,6 +20,7 @@
 #include <stddef.h>
 
 #include "backend/step_ops.h"
+#include "core/dtype.h"
 #include "core/status.h"
 
 #ifdef __cplusplus
@@ -157,6 +158,20 @@ struct hsd_timestep_embedding_params {
     float max_period;      // 10000
 };
 
+// A GEMM weight as its file holds it (weight_view): a linear weight
+// [n_out, k] or a conv weight in PyTorch's [co, ci, kh, kw] layout (not
+// re-laid), F32, F16 or BF16, little-endian, possibly unaligned. Unless
+// `copy` is set, `data` must stay valid while the returned buffer lives
+// (the model keeps its weights file mapped, models/loader.h).
+struct hsd_weight_view_params {
+    const void *data;      // [n_out, k] or [co, ci, kh, kw]
+    enum hsd_dtype dtype;
+    int rows;              // n_out or co
+    int k;                 // k or ci*kh*kw
+    int taps;              // kh*kw of a conv weight (1: linear or 1x1)
+    int copy;              // 1: the backend keeps a copy (data is freed after the call)
+};
+
 struct hsd_backend;
 
 // What identifies one recorded op sequence (graph_begin): the model object,
@@ -214,6 +229,15 @@ struct hsd_backend_ops {
     // Optional: device memory this backend holds and the device's total,
     // bytes (STATUS). A snapshot; may be read from another thread.
     void (*memory)(const struct hsd_backend *be, size_t *used, size_t *total);
+
+    // Optional (NULL: the loader converts every weight to fp32, re-lays
+    // conv weights and uploads them): a weight buffer for conv2d/linear made
+    // from the file's bytes as they are, kept in the file's precision and
+    // layout, borrowed where the backend can read them in place, and
+    // converted while the GEMM packs it (the CPU backend, cpu_weights.c).
+    // The buffer is freed with `free`; it is only valid as the `weight` of
+    // conv2d (taps = kh*kw) and linear. NULL on failure (hsd_fail set).
+    void *(*weight_view)(struct hsd_backend *be, const struct hsd_weight_view_params *p);
 
     enum hsd_status (*conv2d)(struct hsd_backend *be, const struct hsd_conv2d_params *p);
     enum hsd_status (*linear)(struct hsd_backend *be, const struct hsd_linear_params *p);

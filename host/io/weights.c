@@ -14,6 +14,7 @@ struct hsd_weights {
     struct hsd_safetensors *st;
     struct entry *e;
     size_t n;
+    int refs;  // hsd_weights_retain; 0 means one (a fresh object)
 };
 
 static int cmp_entry(const void *a, const void *b) {
@@ -147,8 +148,19 @@ enum hsd_status hsd_weights_open_ldm_unet(struct hsd_weights **out, const char *
     return hsd_weights_open_ldm(out, path, HSD_LDM_UNET);
 }
 
+struct hsd_weights *hsd_weights_retain(const struct hsd_weights *w) {
+    // The count is bookkeeping, not part of the weights a const holder sees.
+    struct hsd_weights *m = (struct hsd_weights *)w;
+    m->refs++;
+    return m;
+}
+
 void hsd_weights_close(struct hsd_weights *w) {
     if (!w) return;
+    if (w->refs > 0) {
+        w->refs--;
+        return;
+    }
     if (w->e)
         for (size_t i = 0; i < w->n; i++) free(w->e[i].name);
     free(w->e);

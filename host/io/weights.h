@@ -24,7 +24,12 @@ enum hsd_status hsd_weights_open_ldm_unet(struct hsd_weights **out, const char *
 enum hsd_ldm_part { HSD_LDM_UNET, HSD_LDM_VAE, HSD_LDM_CLIP };
 enum hsd_status hsd_weights_open_ldm(struct hsd_weights **out, const char *path,
                                      enum hsd_ldm_part part);
+// Drops one reference; the file is unmapped with the last one.
 void hsd_weights_close(struct hsd_weights *w);
+// Takes another reference (a model whose backend reads weights in place
+// from the mapping keeps the file open, models/loader.h). Not thread-safe:
+// open, retain and close a weights object on one thread at a time.
+struct hsd_weights *hsd_weights_retain(const struct hsd_weights *w);
 
 const char *hsd_weights_path(const struct hsd_weights *w);
 size_t hsd_weights_count(const struct hsd_weights *w);

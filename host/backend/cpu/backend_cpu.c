@@ -59,7 +59,10 @@ int hsd_cpu_gemm_prefill(float *restrict out, const float *restrict bias,
 
 static void cpu_destroy(struct hsd_backend *be) {
     struct hsd_cpu *cpu = be->impl;
-    if (cpu) free(cpu->scratch);
+    if (cpu) {
+        free(cpu->scratch);
+        hsd_cpu_weights_destroy(cpu);
+    }
     free(cpu);
     free(be);
 }
@@ -70,7 +73,11 @@ static void *cpu_alloc(struct hsd_backend *be, size_t bytes) {
     return p;
 }
 
-static void cpu_free(struct hsd_backend *be, void *p) { free(p); }
+static void cpu_free(struct hsd_backend *be, void *p) {
+    // A weight_view buffer may be borrowed from a file mapping: the
+    // registry frees what it owns.
+    if (p && !hsd_cpu_weight_release(be, p)) free(p);
+}
 
 static enum hsd_status cpu_upload(struct hsd_backend *be, void *dst, const float *src,
                                   size_t count) {
@@ -108,6 +115,7 @@ static const struct hsd_backend_ops k_cpu_ops = {
     .upload_f32 = cpu_upload_f32,
     .download_f32 = cpu_download_f32,
     .synchronize = cpu_synchronize,
+    .weight_view = hsd_cpu_weight_view,
     .conv2d = hsd_cpu_conv2d,
     .linear = hsd_cpu_linear,
     .group_norm = hsd_cpu_group_norm,
@@ -142,6 +150,12 @@ enum hsd_status hsd_backend_cpu_create(struct hsd_backend **out, int threads) {
         free(be);
         free(cpu);
         return hsd_fail(HSD_ERR_NOMEM, "cpu backend: out of memory");
+    }
+    enum hsd_status s = hsd_cpu_weights_init(cpu);
+    if (s) {
+        free(be);
+        free(cpu);
+        return s;
     }
     if (threads <= 0) threads = omp_get_num_procs();
     // The OpenMP build of OpenBLAS sizes its own parallel regions from this;
