@@ -230,6 +230,13 @@ struct hsd_backend_ops {
     // bytes (STATUS). A snapshot; may be read from another thread.
     void (*memory)(const struct hsd_backend *be, size_t *used, size_t *total);
 
+    // Optional (NULL: nothing happens): the bytes [p, p + bytes) of a buffer
+    // from alloc hold nothing needed any more, so the backend may give their
+    // memory back (CPU: madvise MADV_DONTNEED; the pages read as zeros and
+    // are faulted in again when next written). Models call it on their
+    // activation arena after a forward, so one model's arena does not stay
+    // resident while the next model runs (issue 14: peak RSS).
+    void (*discard)(struct hsd_backend *be, void *p, size_t bytes);
     // Optional (NULL: the loader converts every weight to fp32, re-lays
     // conv weights and uploads them): a weight buffer for conv2d/linear made
     // from the file's bytes as they are, kept in the file's precision and

@@ -168,6 +168,10 @@ void hsd_weights_close(struct hsd_weights *w) {
     free(w);
 }
 
+void hsd_weights_drop(const struct hsd_weights *w, const struct hsd_st_tensor *t) {
+    hsd_safetensors_drop(w->st, t);
+}
+
 const char *hsd_weights_path(const struct hsd_weights *w) { return hsd_safetensors_path(w->st); }
 size_t hsd_weights_count(const struct hsd_weights *w) { return w->n; }
 const char *hsd_weights_name_at(const struct hsd_weights *w, size_t i) { return w->e[i].name; }

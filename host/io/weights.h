@@ -40,6 +40,9 @@ const struct hsd_st_tensor *hsd_weights_at(const struct hsd_weights *w, size_t i
 const struct hsd_st_tensor *hsd_weights_find(const struct hsd_weights *w, const char *name);
 // Index for hsd_weights_at, or -1 when absent.
 long hsd_weights_find_index(const struct hsd_weights *w, const char *name);
+// hsd_safetensors_drop on the file behind w: t's bytes were converted or
+// copied and need not stay resident.
+void hsd_weights_drop(const struct hsd_weights *w, const struct hsd_st_tensor *t);
 // Whether any name starts with `prefix`.
 int hsd_weights_has_prefix(const struct hsd_weights *w, const char *prefix);
 

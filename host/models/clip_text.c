@@ -135,6 +135,7 @@ static enum hsd_status fetch(struct build *b, const char *name, int ndim, const 
             return hsd_fail(HSD_ERR_NOMEM, "%s: out of memory converting '%s'", b->path, full);
     }
     hsd_convert_to_f32(b->tmp, t->data, t->dtype, count);
+    hsd_weights_drop(b->m->w, t);  // converted: the file's copy need not stay resident
     *host = b->tmp;
     return HSD_OK;
 }

@@ -185,6 +185,7 @@ static enum hsd_status fetch(struct hsd_loader *ld, const char *name, int ndim, 
     // (backend.h, HSD_WEIGHTS_RECEIVE): the file's bytes are not touched.
     if (ld->be->weight_mode == HSD_WEIGHTS_RECEIVE) return HSD_OK;
     hsd_convert_to_f32(ld->tmp, t->data, t->dtype, count);
+    hsd_weights_drop(ld->w, t);  // converted: the file's copy need not stay resident
     *host = ld->tmp;
     if (conv && ndim == 4 && (t->shape[2] != 1 || t->shape[3] != 1)) {
         int64_t co = t->shape[0], ci = t->shape[1], kk = t->shape[2] * t->shape[3];
@@ -273,6 +274,7 @@ enum hsd_status hsd_loader_get_stacked(struct hsd_loader *ld, void **dst, int n,
         }
         const size_t bytes = (size_t)rows[i] * (size_t)k * es;
         memcpy(at, t ? t->data : (const void *)host, bytes);
+        if (t) hsd_weights_drop(ld->w, t);  // copied: see fetch
         at += bytes;
     }
     if (!s && pack && view) {

@@ -380,7 +380,12 @@ enum hsd_status hsd_unet_forward(struct hsd_unet *u, float *out, const float *sa
     enum hsd_status s = hsd_unet_plan(u, n, h, w, t_ctx);
     if (s) return s;
     struct fwd f = {.a = {.be = u->be, .base = u->arena, .cap = u->arena_cap}, .u = u};
-    return forward(&f, out, sample, t, ctx, n, h, w, t_ctx);
+    s = forward(&f, out, sample, t, ctx, n, h, w, t_ctx);
+    // The output is on the host now: the arena's pages need not stay
+    // resident while the VAE or another model runs (a CPU refills 377 MB,
+    // SD1.5 batch 2, in well under 1% of a step).
+    hsd_fwd_discard(u->be, u->arena, u->arena_cap);
+    return s;
 }
 
 static struct unet_plan *find_plan(struct hsd_unet *u, int n, int h, int w, int t_ctx) {

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "backend/cpu/cpu_internal.h"
 #include "core/status.h"
@@ -103,6 +105,15 @@ static enum hsd_status cpu_download_f32(struct hsd_backend *be, float *dst, cons
     return cpu_download(be, dst, src, count);  // fp32 both sides
 }
 
+static void cpu_discard(struct hsd_backend *be, void *p, size_t bytes) {
+    // Whole pages inside the range only: the rest of a page at either end
+    // may belong to another allocation.
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1);
+    uintptr_t hi = ((uintptr_t)p + bytes) & ~(page - 1);
+    if (p && hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 static enum hsd_status cpu_synchronize(struct hsd_backend *be) { return HSD_OK; }
 
 static const struct hsd_backend_ops k_cpu_ops = {
@@ -115,6 +126,7 @@ static const struct hsd_backend_ops k_cpu_ops = {
     .upload_f32 = cpu_upload_f32,
     .download_f32 = cpu_download_f32,
     .synchronize = cpu_synchronize,
+    .discard = cpu_discard,
     .weight_view = hsd_cpu_weight_view,
     .conv2d = hsd_cpu_conv2d,
     .linear = hsd_cpu_linear,
