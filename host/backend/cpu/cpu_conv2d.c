@@ -11,7 +11,8 @@
 //     then one GEMM per chunk writes NHWC output directly.
 //   Chunk sizing: see k_col_target_bytes.
 //   Weights kept in file precision/layout (cpu_weights.c) go through
-//   hsd_cpu_gemm_view, which converts them once per call for every chunk.
+//   hsd_cpu_gemm_view: a weight of up to 32 MB as fp32 converts once per
+//   call and serves every chunk; a larger one converts per chunk, in blocks.
 //   SD1.5 64x64 latent, batch 2, 2 SPR cores (bench_cpu_ops): 3x3 convs at
 //   220-277 GFLOP/s = 66-83% of the 333 GFLOP/s FMA peak (run-to-run noise
 //   of this shared VM), 80-95% of sgemm 2048^3 in the same run; im2col and

@@ -5,14 +5,20 @@
 // [co, ci, kh, kw] to the [co, kh, kw, ci] order of the NHWC reduction) just
 // before the sgemm that packs it. fp16 and bf16 widen to fp32 exactly, so
 // the GEMM sees the same numbers as with weights converted at load: results
-// are bitwise those of the fp32 path, with half the weight memory and no
-// conversion at load (issue 14).
+// are bitwise those of the fp32 path while a weight converts as one block
+// (only the summation order may change beyond), with half the weight memory
+// and no conversion at load (issue 14).
 //
 // Versions of the conversion (fp16 -> fp32, the common file type):
 //   scalar: core/dtype.c hsd_f16_to_f32 per element (any CPU).
 //   f16c: 8 lanes per vcvtph2ps, chosen at run time (AVX2-era x86 has it).
-// Cost (SD1.5 U-Net, batch 2, 2 EPYC cores): see bench/RESULTS.md "CPU
-// weights in file precision".
+// Cost: BK-SDM-Tiny, batch 1, 32x32, 2 busy EPYC cores: 2.5 s converting
+// against 85 s of GEMM over the same forwards; user+sys CPU time of the
+// whole run 6.83 s against 7.55 s with weights converted at load
+// (bench/RESULTS.md "CPU edge").
+// Rejected: 1 MB blocks when the GEMM has few rows (to convert into cache
+// right before the sgemm reads it): 6.81 s, no measurable gain on that
+// machine, and more weights would lose bitwise equality with the fp32 path.
 //
 // A registry maps each buffer handed out to what it holds; conv2d and linear
 // look their `weight` up there (a plain fp32 buffer, as the tests and the
