@@ -23,6 +23,7 @@ their config.json is the unpruned one and from_pretrained rejects the shapes.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -44,6 +45,8 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=64)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--bf16", action="store_true",
+                    help="under torch.autocast('cpu', bfloat16) (CPUs with avx512_bf16/AMX)")
     ap.add_argument("--in", dest="io", help="io.safetensors with sample/timestep/encoder_hidden_states")
     args = ap.parse_args()
     if bool(args.model) == bool(args.preset):
@@ -82,7 +85,9 @@ def main() -> None:
                  "time_ids": torch.tensor([[8.0 * h, 8.0 * w, 0, 0, 8.0 * h, 8.0 * w]] * n)}
 
     times = []
-    with torch.inference_mode():
+    amp = (torch.autocast("cpu", dtype=torch.bfloat16) if args.bf16
+           else contextlib.nullcontext())
+    with torch.inference_mode(), amp:
         for i in range(args.repeats + 1):
             t0 = time.perf_counter()
             model(sample, timestep, encoder_hidden_states=ehs, added_cond_kwargs=added)
@@ -90,7 +95,7 @@ def main() -> None:
                 times.append((time.perf_counter() - t0) * 1e3)
 
     print(json.dumps({
-        "impl": "diffusers",
+        "impl": "diffusers" + ("-bf16" if args.bf16 else ""),
         "model": os.path.basename(os.path.normpath(args.model)),
         "batch": n, "h": h, "w": w,
         "threads": args.threads,

@@ -2,6 +2,7 @@
 # references, and the op benchmark (an executable, not a test: run it by hand,
 # `build/tests/bench_cpu_ops`, it prints GFLOP/s and % of the FMA peak).
 hsd_add_test(test_cpu_ops LABELS unit TIMEOUT 120 SOURCES unit/test_cpu_ops.c)
+hsd_add_test(test_cpu_weight_view LABELS unit TIMEOUT 60 SOURCES unit/test_cpu_weight_view.c)
 # The step ops (scale_model_input, CFG, sampler step) against the samplers.
 hsd_add_test(test_step_ops LABELS unit TIMEOUT 60 SOURCES unit/test_step_ops.c unit/step_cases.c)
 

@@ -23,6 +23,7 @@
 
 #include "backend/resident_ops.h"
 #include "backend/step_ops.h"
+#include "core/dtype.h"
 #include "core/status.h"
 
 #ifdef __cplusplus
@@ -160,6 +161,20 @@ struct hsd_timestep_embedding_params {
     float max_period;      // 10000
 };
 
+// A GEMM weight as its file holds it (weight_view): a linear weight
+// [n_out, k] or a conv weight in PyTorch's [co, ci, kh, kw] layout (not
+// re-laid), F32, F16 or BF16, little-endian, possibly unaligned. Unless
+// `copy` is set, `data` must stay valid while the returned buffer lives
+// (the model keeps its weights file mapped, models/loader.h).
+struct hsd_weight_view_params {
+    const void *data;      // [n_out, k] or [co, ci, kh, kw]
+    enum hsd_dtype dtype;
+    int rows;              // n_out or co
+    int k;                 // k or ci*kh*kw
+    int taps;              // kh*kw of a conv weight (1: linear or 1x1)
+    int copy;              // 1: the backend keeps a copy (data is freed after the call)
+};
+
 struct hsd_backend;
 
 // What identifies one recorded op sequence (graph_begin): the model object,
@@ -222,6 +237,22 @@ struct hsd_backend_ops {
     // Optional: device memory this backend holds and the device's total,
     // bytes (STATUS). A snapshot; may be read from another thread.
     void (*memory)(const struct hsd_backend *be, size_t *used, size_t *total);
+
+    // Optional (NULL: nothing happens): the bytes [p, p + bytes) of a buffer
+    // from alloc hold nothing needed any more, so the backend may give their
+    // memory back (CPU: madvise MADV_DONTNEED; the pages read as zeros and
+    // are faulted in again when next written). Models call it on their
+    // activation arena after a forward, so one model's arena does not stay
+    // resident while the next model runs (issue 14: peak RSS).
+    void (*discard)(struct hsd_backend *be, void *p, size_t bytes);
+    // Optional (NULL: the loader converts every weight to fp32, re-lays
+    // conv weights and uploads them): a weight buffer for conv2d/linear made
+    // from the file's bytes as they are, kept in the file's precision and
+    // layout, borrowed where the backend can read them in place, and
+    // converted while the GEMM packs it (the CPU backend, cpu_weights.c).
+    // The buffer is freed with `free`; it is only valid as the `weight` of
+    // conv2d (taps = kh*kw) and linear. NULL on failure (hsd_fail set).
+    void *(*weight_view)(struct hsd_backend *be, const struct hsd_weight_view_params *p);
 
     enum hsd_status (*conv2d)(struct hsd_backend *be, const struct hsd_conv2d_params *p);
     enum hsd_status (*linear)(struct hsd_backend *be, const struct hsd_linear_params *p);

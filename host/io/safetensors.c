@@ -397,6 +397,18 @@ out:
     return s;
 }
 
+void hsd_safetensors_drop(const struct hsd_safetensors *st, const struct hsd_st_tensor *t) {
+    if (!st->map || !t->nbytes) return;  // a caller's buffer is not ours to drop
+    const char *d = t->data, *m = st->map;
+    if (d < m || d + t->nbytes > m + st->map_len) return;  // another file's (a sharded checkpoint)
+    // Whole pages of the tensor only; a page it shares with a neighbour that
+    // is still read in place is simply faulted in again from the page cache.
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)t->data + page - 1) & ~(page - 1);
+    uintptr_t hi = ((uintptr_t)t->data + t->nbytes) & ~(page - 1);
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 void hsd_safetensors_close(struct hsd_safetensors *st) {
     if (!st) return;
     for (size_t i = 0; i < st->n; i++) free((char *)st->tensors[i].name);

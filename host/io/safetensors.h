@@ -43,6 +43,11 @@ enum hsd_status hsd_safetensors_open(struct hsd_safetensors **out, const char *p
 enum hsd_status hsd_safetensors_parse(struct hsd_safetensors **out, const void *buf,
                                       size_t len, const char *label);
 void hsd_safetensors_close(struct hsd_safetensors *st);
+// Tells the kernel the mapped bytes of `t` were copied or converted and
+// are not needed resident (madvise MADV_DONTNEED on its whole pages): they
+// stop counting to RSS, and are read again from the file if touched. No-op
+// for a parsed caller's buffer.
+void hsd_safetensors_drop(const struct hsd_safetensors *st, const struct hsd_st_tensor *t);
 
 const char *hsd_safetensors_path(const struct hsd_safetensors *st);
 size_t hsd_safetensors_count(const struct hsd_safetensors *st);

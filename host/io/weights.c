@@ -23,6 +23,7 @@ struct hsd_weights {
     struct hsd_safetensors **shards;
     size_t n_shards;
     char *index_path;
+    int refs;  // hsd_weights_retain; 0 means one (a fresh object)
 };
 
 static int cmp_entry(const void *a, const void *b) {
@@ -245,8 +246,19 @@ enum hsd_status hsd_weights_open_ldm_unet(struct hsd_weights **out, const char *
     return hsd_weights_open_ldm(out, path, HSD_LDM_UNET);
 }
 
+struct hsd_weights *hsd_weights_retain(const struct hsd_weights *w) {
+    // The count is bookkeeping, not part of the weights a const holder sees.
+    struct hsd_weights *m = (struct hsd_weights *)w;
+    m->refs++;
+    return m;
+}
+
 void hsd_weights_close(struct hsd_weights *w) {
     if (!w) return;
+    if (w->refs > 0) {
+        w->refs--;
+        return;
+    }
     if (w->e)
         for (size_t i = 0; i < w->n; i++) free(w->e[i].name);
     free(w->e);
@@ -256,6 +268,11 @@ void hsd_weights_close(struct hsd_weights *w) {
     free(w->shards);
     free(w->index_path);
     free(w);
+}
+
+void hsd_weights_drop(const struct hsd_weights *w, const struct hsd_st_tensor *t) {
+    if (w->st) hsd_safetensors_drop(w->st, t);
+    for (size_t f = 0; f < w->n_shards; f++) hsd_safetensors_drop(w->shards[f], t);  // the owner drops
 }
 
 const char *hsd_weights_path(const struct hsd_weights *w) {

@@ -35,7 +35,12 @@ enum hsd_status hsd_weights_open_ldm_unet(struct hsd_weights **out, const char *
 enum hsd_ldm_part { HSD_LDM_UNET, HSD_LDM_VAE, HSD_LDM_CLIP, HSD_LDM_OPENCLIP };
 enum hsd_status hsd_weights_open_ldm(struct hsd_weights **out, const char *path,
                                      enum hsd_ldm_part part);
+// Drops one reference; the file is unmapped with the last one.
 void hsd_weights_close(struct hsd_weights *w);
+// Takes another reference (a model whose backend reads weights in place
+// from the mapping keeps the file open, models/loader.h). Not thread-safe:
+// open, retain and close a weights object on one thread at a time.
+struct hsd_weights *hsd_weights_retain(const struct hsd_weights *w);
 
 const char *hsd_weights_path(const struct hsd_weights *w);
 size_t hsd_weights_count(const struct hsd_weights *w);
@@ -46,6 +51,9 @@ const struct hsd_st_tensor *hsd_weights_at(const struct hsd_weights *w, size_t i
 const struct hsd_st_tensor *hsd_weights_find(const struct hsd_weights *w, const char *name);
 // Index for hsd_weights_at, or -1 when absent.
 long hsd_weights_find_index(const struct hsd_weights *w, const char *name);
+// hsd_safetensors_drop on the file behind w: t's bytes were converted or
+// copied and need not stay resident.
+void hsd_weights_drop(const struct hsd_weights *w, const struct hsd_st_tensor *t);
 // Whether any name starts with `prefix`.
 int hsd_weights_has_prefix(const struct hsd_weights *w, const char *prefix);
 

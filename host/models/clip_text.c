@@ -139,6 +139,7 @@ static enum hsd_status fetch(struct build *b, const char *name, int ndim, const 
             return hsd_fail(HSD_ERR_NOMEM, "%s: out of memory converting '%s'", b->path, full);
     }
     hsd_convert_to_f32(b->tmp, t->data, t->dtype, count);
+    hsd_weights_drop(b->m->w, t);  // converted: the file's copy need not stay resident
     *host = b->tmp;
     return HSD_OK;
 }
@@ -155,6 +156,24 @@ static enum hsd_status get(struct build *b, void **dst, int ndim, const int64_t 
     va_end(ap);
     const struct hsd_st_tensor *t;
     const float *host;
+    struct hsd_backend *be = b->m->be;
+    if (ndim == 2 && be->ops->weight_view) {
+        // A linear weight stays in the file's precision, read in place (the
+        // model keeps its file mapped for the token embedding anyway).
+        enum hsd_status s = fetch(b, name, ndim, dims, &t, NULL);
+        if (s) return s;
+        struct hsd_weight_view_params vp = {.data = t->data, .dtype = t->dtype,
+                                            .rows = (int)dims[0], .k = (int)dims[1], .taps = 1};
+        void *p = be->ops->weight_view(be, &vp);
+        if (!p) return hsd_fail_context(HSD_ERR_NOMEM, "%s: tensor '%s%s': ", b->path, b->prefix,
+                                        name);
+        if ((s = hsd_bufs_add(&b->m->bufs, p))) {
+            be->ops->free(be, p);
+            return s;
+        }
+        *dst = p;
+        return HSD_OK;
+    }
     enum hsd_status s = fetch(b, name, ndim, dims, &t, &host);
     if (s) return s;
     s = upload(b->m, dst, host, (size_t)t->numel);

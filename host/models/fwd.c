@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "core/assert.h"
+#include "core/log.h"
 
 enum { ARENA_ALIGN = 256 };
 
@@ -24,6 +25,7 @@ enum hsd_status hsd_fwd_reserve(struct hsd_backend *be, void **arena, size_t *ca
     if (*arena) be->ops->free(be, *arena);
     *arena = be->ops->alloc(be, peak ? peak : ARENA_ALIGN);
     *cap = *arena ? peak : 0;
+    HSD_DEBUG("%s: activation arena %.1f MB", model, (double)peak / (1 << 20));
     if (!*arena)
         return hsd_fail_context(HSD_ERR_NOMEM, "%s: activation arena of %zu MB: ", model,
                                 peak >> 20);

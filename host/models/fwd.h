@@ -57,6 +57,12 @@ enum hsd_status hsd_fwd_abort_status(void);
 enum hsd_status hsd_fwd_reserve(struct hsd_backend *be, void **arena, size_t *cap, size_t peak,
                                 const char *model);
 
+// Gives the arena's memory back to the backend between forwards
+// (backend.h discard), where the backend can.
+static inline void hsd_fwd_discard(struct hsd_backend *be, void *arena, size_t cap) {
+    if (be->ops->discard && arena) be->ops->discard(be, arena, cap);
+}
+
 // Op wrappers that count flops while planning.
 // k x k conv, stride `stride`, padding k / 2 (every 3x3 and 1x1 conv of SD).
 enum hsd_status hsd_fwd_conv(struct hsd_fwd *f, void *out, const void *in, const void *w,

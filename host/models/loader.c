@@ -13,6 +13,21 @@ void hsd_bufs_free(struct hsd_bufs *b, struct hsd_backend *be) {
     free(b->p);
     b->p = NULL;
     b->n = b->cap = 0;
+    for (size_t i = 0; i < b->n_files; i++) hsd_weights_close(b->files[i]);
+    free(b->files);
+    b->files = NULL;
+    b->n_files = 0;
+}
+
+// Keeps the weights file `w` open while b's buffers live (once per file).
+static enum hsd_status bufs_keep_file(struct hsd_bufs *b, const struct hsd_weights *w) {
+    for (size_t i = 0; i < b->n_files; i++)
+        if (b->files[i] == w) return HSD_OK;
+    struct hsd_weights **nf = realloc(b->files, (b->n_files + 1) * sizeof *nf);
+    if (!nf) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
+    b->files = nf;
+    b->files[b->n_files++] = hsd_weights_retain(w);
+    return HSD_OK;
 }
 
 enum hsd_status hsd_bufs_add(struct hsd_bufs *b, void *p) {
@@ -113,8 +128,10 @@ int hsd_loader_has(const struct hsd_loader *ld, const char *name) {
     return ld->w && hsd_weights_find(ld->w, name) != NULL;
 }
 
-enum hsd_status hsd_loader_fetch(struct hsd_loader *ld, const char *name, int ndim,
-                                 int64_t *dims, int conv, const float **host) {
+// hsd_loader_fetch; with `view` (and file weights on a backend), the
+// tensor is checked and marked used but not converted: *view is set instead.
+static enum hsd_status fetch(struct hsd_loader *ld, const char *name, int ndim, int64_t *dims,
+                             int conv, const float **host, const struct hsd_st_tensor **view) {
     *host = NULL;
     if (!ld->w) {
         // Random weights with exactly the shapes the config implies.
@@ -156,6 +173,10 @@ enum hsd_status hsd_loader_fetch(struct hsd_loader *ld, const char *name, int nd
     else if (t->dtype != ld->dtype) ld->mixed_dtypes = 1;
     ld->params += t->numel;
     if (!ld->be) return HSD_OK;
+    if (view) {
+        *view = t;
+        return HSD_OK;
+    }
     size_t count = (size_t)t->numel;
     enum hsd_status s = grow_tmp(ld, count, name);
     if (s) return s;
@@ -164,6 +185,7 @@ enum hsd_status hsd_loader_fetch(struct hsd_loader *ld, const char *name, int nd
     // (backend.h, HSD_WEIGHTS_RECEIVE): the file's bytes are not touched.
     if (ld->be->weight_mode == HSD_WEIGHTS_RECEIVE) return HSD_OK;
     hsd_convert_to_f32(ld->tmp, t->data, t->dtype, count);
+    hsd_weights_drop(ld->w, t);  // converted: the file's copy need not stay resident
     *host = ld->tmp;
     if (conv && ndim == 4 && (t->shape[2] != 1 || t->shape[3] != 1)) {
         int64_t co = t->shape[0], ci = t->shape[1], kk = t->shape[2] * t->shape[3];
@@ -176,13 +198,113 @@ enum hsd_status hsd_loader_fetch(struct hsd_loader *ld, const char *name, int nd
     return HSD_OK;
 }
 
+enum hsd_status hsd_loader_fetch(struct hsd_loader *ld, const char *name, int ndim,
+                                 int64_t *dims, int conv, const float **host) {
+    return fetch(ld, name, ndim, dims, conv, host, NULL);
+}
+
+// A GEMM weight as the file holds it, through the backend's weight_view.
+static enum hsd_status view_weight(struct hsd_loader *ld, void **dst,
+                                   const struct hsd_st_tensor *t, const char *name) {
+    struct hsd_backend *be = ld->be;
+    int64_t k = 1;
+    for (int i = 1; i < t->ndim; i++) k *= t->shape[i];
+    const int taps = t->ndim == 4 ? (int)(t->shape[2] * t->shape[3]) : 1;
+    if (t->shape[0] > INT32_MAX || k > INT32_MAX)
+        return hsd_fail(HSD_ERR_UNSUPPORTED, "%s: tensor '%s': too large for one GEMM", ld->path,
+                        name);
+    enum hsd_status s = bufs_keep_file(ld->bufs, ld->w);
+    if (s) return s;
+    struct hsd_weight_view_params vp = {.data = t->data, .dtype = t->dtype,
+                                        .rows = (int)t->shape[0], .k = (int)k, .taps = taps};
+    void *p = be->ops->weight_view(be, &vp);
+    if (!p) return hsd_fail_context(HSD_ERR_NOMEM, "%s: tensor '%s': ", ld->path, name);
+    if ((s = hsd_bufs_add(ld->bufs, p))) {
+        be->ops->free(be, p);
+        return s;
+    }
+    *dst = p;
+    return HSD_OK;
+}
+
+// Which backend path a stack of tensors takes: 1 when they can stay in
+// their (common) file dtype.
+static int stack_viewable(const struct hsd_loader *ld, int n, const char *const *names) {
+    if (!ld->w || !ld->be || !ld->be->ops->weight_view ||
+        ld->be->weight_mode != HSD_WEIGHTS_NORMAL)
+        return 0;
+    const struct hsd_st_tensor *t0 = hsd_weights_find(ld->w, names[0]);
+    for (int i = 1; i < n && t0; i++) {
+        const struct hsd_st_tensor *t = hsd_weights_find(ld->w, names[i]);
+        if (!t || t->dtype != t0->dtype) return 0;
+    }
+    return t0 != NULL;
+}
+
+enum hsd_status hsd_loader_get_stacked(struct hsd_loader *ld, void **dst, int n,
+                                       const char *const *names, const int64_t *rows,
+                                       int64_t k) {
+    *dst = NULL;
+    const int view = stack_viewable(ld, n, names);
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) total += rows[i];
+    if (total > INT32_MAX || k > INT32_MAX)
+        return hsd_fail(HSD_ERR_UNSUPPORTED, "%s: '%s' and the rest: too large for one GEMM",
+                        ld->path, names[0]);
+    unsigned char *pack = NULL, *at = NULL;
+    size_t es = sizeof(float);
+    enum hsd_status s = HSD_OK;
+    enum hsd_dtype dtype = HSD_F32;
+    for (int i = 0; i < n && !s; i++) {
+        const struct hsd_st_tensor *ft = ld->w ? hsd_weights_find(ld->w, names[i]) : NULL;
+        const int ndim = ft && ft->ndim == 4 ? 4 : 2;
+        int64_t dims[4] = {rows[i], k, 1, 1};
+        const float *host = NULL;
+        const struct hsd_st_tensor *t = NULL;
+        if ((s = fetch(ld, names[i], ndim, dims, 0, &host, view ? &t : NULL))) break;
+        if (!host && !t) continue;  // no backend: shapes only
+        if (!pack) {
+            dtype = t ? t->dtype : HSD_F32;
+            es = hsd_dtype_size(dtype);
+            if (!(pack = at = malloc((size_t)total * (size_t)k * es))) {
+                s = hsd_fail(HSD_ERR_NOMEM, "%s: out of memory packing '%s'", ld->path,
+                             names[i]);
+                break;
+            }
+        }
+        const size_t bytes = (size_t)rows[i] * (size_t)k * es;
+        memcpy(at, t ? t->data : (const void *)host, bytes);
+        if (t) hsd_weights_drop(ld->w, t);  // copied: see fetch
+        at += bytes;
+    }
+    if (!s && pack && view) {
+        struct hsd_weight_view_params vp = {.data = pack, .dtype = dtype, .rows = (int)total,
+                                            .k = (int)k, .taps = 1, .copy = 1};
+        struct hsd_backend *be = ld->be;
+        void *p = be->ops->weight_view(be, &vp);
+        if (!p) s = hsd_fail_context(HSD_ERR_NOMEM, "%s: '%s' and the rest: ", ld->path, names[0]);
+        else if ((s = hsd_bufs_add(ld->bufs, p))) be->ops->free(be, p);
+        else *dst = p;
+    } else if (!s && pack) {
+        s = hsd_loader_upload(ld, dst, (const float *)pack, (size_t)total * (size_t)k);
+    }
+    free(pack);
+    return s;
+}
+
 enum hsd_status hsd_loader_vget(struct hsd_loader *ld, void **dst, int ndim, int64_t *dims,
                                 int conv, const char *fmt, va_list ap) {
     char name[256];
     vsnprintf(name, sizeof name, fmt, ap);
     const float *host;
-    enum hsd_status s = hsd_loader_fetch(ld, name, ndim, dims, conv, &host);
+    const struct hsd_st_tensor *t = NULL;
+    // GEMM weights from a file stay in its precision where the backend can
+    // read them so (loader.h).
+    const int viewable = ld->w && ld->be && ld->be->ops->weight_view &&
+                         ld->be->weight_mode == HSD_WEIGHTS_NORMAL && (ndim == 2 || ndim == 4);
+    enum hsd_status s = fetch(ld, name, ndim, dims, conv, &host, viewable ? &t : NULL);
     *dst = NULL;
+    if (!s && t) return view_weight(ld, dst, t, name);
     if (s || !host) return s;
     size_t count = 1;
     for (int i = 0; i < ndim; i++) count *= (size_t)dims[i];

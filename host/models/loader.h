@@ -25,10 +25,14 @@
 #define HSD_ANY (-1)  // a dim the file decides
 #define HSD_DIMS(...) ((int64_t[]){__VA_ARGS__})
 
-// The backend buffers a model owns (its weights), freed with the model.
+// The backend buffers a model owns (its weights), freed with the model,
+// and the weights files those buffers read in place (backend.h
+// weight_view), closed with it.
 struct hsd_bufs {
     void **p;
     size_t n, cap;
+    struct hsd_weights **files;
+    size_t n_files;
 };
 // Keeps p (a backend buffer) to be freed with the others.
 enum hsd_status hsd_bufs_add(struct hsd_bufs *b, void *p);
@@ -62,13 +66,25 @@ void hsd_loader_release(struct hsd_loader *ld);
 enum hsd_status hsd_loader_fetch(struct hsd_loader *ld, const char *name, int ndim,
                                  int64_t *dims, int conv, const float **host);
 // fetch + upload into *dst (left NULL without a backend). The name is
-// printf-formatted.
+// printf-formatted. A weight of rank 2 (linear [n_out, k]) or 4 (conv
+// [co, ci, kh, kw]) is a GEMM weight: where the backend has weight_view
+// (the CPU backend), it stays in the file's precision and layout, read in
+// place from the mapping, which the model then keeps open (ld->bufs).
 enum hsd_status hsd_loader_get(struct hsd_loader *ld, void **dst, int ndim, int64_t *dims,
                                int conv, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 enum hsd_status hsd_loader_vget(struct hsd_loader *ld, void **dst, int ndim, int64_t *dims,
                                 int conv, const char *fmt, va_list ap)
     __attribute__((format(printf, 6, 0)));
+// Several GEMM weights stacked along their rows into one [sum rows, k]
+// weight (q, k, v projections multiplied by one GEMM): names[i] is a
+// [rows[i], k] tensor, or [rows[i], k, 1, 1] (a 1x1 conv from an LDM
+// conversion holds the same numbers). Kept in the file's precision where
+// the backend has weight_view and the parts share a dtype (a copy: the
+// parts are not adjacent in the file); *dst left NULL without a backend.
+enum hsd_status hsd_loader_get_stacked(struct hsd_loader *ld, void **dst, int n,
+                                       const char *const *names, const int64_t *rows,
+                                       int64_t k);
 // Uploads host floats into a new backend buffer kept in ld->bufs.
 enum hsd_status hsd_loader_upload(struct hsd_loader *ld, void **dst, const float *src,
                                   size_t count);

@@ -88,6 +88,11 @@ enum hsd_status hsd_unet_forward_dev(struct hsd_unet *u, const void **y, const v
                                      const void *t, const void *ctx, int n, int h, int w,
                                      int t_ctx, int record);
 
+// Gives the activation arena's pages back to the backend (backend.h
+// discard, a CPU's madvise) once its outputs are read: the resident path
+// calls it before the VAE decodes, hsd_unet_forward after every call.
+void hsd_unet_discard_arena(struct hsd_unet *u);
+
 // The activation arena's address (part of a graph key: graphs recorded on
 // it replay only while it stays).
 const void *hsd_unet_arena(const struct hsd_unet *u);

@@ -22,11 +22,6 @@ struct build {
     struct hsd_loader ld;
 };
 
-static enum hsd_status fetch(struct build *b, const char *name, int ndim, int64_t *dims,
-                             int conv, const float **host) {
-    return hsd_loader_fetch(&b->ld, name, ndim, dims, conv, host);
-}
-
 static enum hsd_status get(struct build *b, void **dst, int ndim, int64_t *dims, int conv,
                            const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 static enum hsd_status get(struct build *b, void **dst, int ndim, int64_t *dims, int conv,
@@ -36,10 +31,6 @@ static enum hsd_status get(struct build *b, void **dst, int ndim, int64_t *dims,
     enum hsd_status s = hsd_loader_vget(&b->ld, dst, ndim, dims, conv, fmt, ap);
     va_end(ap);
     return s;
-}
-
-static enum hsd_status upload(struct build *b, void **dst, const float *src, size_t count) {
-    return hsd_loader_upload(&b->ld, dst, src, count);
 }
 
 // diffusers ResnetBlock2D with its time embedding projection; pruned files
@@ -75,37 +66,22 @@ static enum hsd_status build_attention(struct build *b, struct unet_attention *a
     a->heads = (int)(inner / a->head_dim);
     if (a->heads != heads_cfg) u->summary.n_attn_pruned++;
     int64_t kd = self ? dim : ctx_dim;
-    size_t nq = (size_t)inner * (size_t)dim, nk = (size_t)inner * (size_t)kd;
-    // q, k, v are packed into one host buffer, then uploaded as [q; k; v]
-    // (self) or q and [k; v] (cross) so one GEMM makes each group.
-    float *pack = NULL;
-    if (u->be && !(pack = malloc((nq + 2 * nk) * sizeof(float))))
-        return hsd_fail(HSD_ERR_NOMEM, "out of memory packing %s", pre);
-    static const char *const parts[3] = {"to_q", "to_k", "to_v"};
-    float *dst = pack;
-    for (int i = 0; i < 3; i++) {
-        int64_t dims[2] = {inner, i == 0 ? dim : kd};
-        const float *host;
-        snprintf(name, sizeof name, "%s.%s.weight", pre, parts[i]);
-        if ((s = fetch(b, name, 2, dims, 0, &host))) {
-            free(pack);
-            return s;
-        }
-        size_t cnt = i == 0 ? nq : nk;
-        if (host) memcpy(dst, host, cnt * sizeof(float));
-        dst += cnt;
-    }
+    // q, k, v are stacked as [q; k; v] (self) or q and [k; v] (cross) so
+    // one GEMM makes each group.
+    char nk[256], nv[256];
+    snprintf(nk, sizeof nk, "%s.to_k.weight", pre);
+    snprintf(nv, sizeof nv, "%s.to_v.weight", pre);
+    const int64_t rows[3] = {inner, inner, inner};
     a->qkv_w = a->q_w = a->kv_w = NULL;
-    s = HSD_OK;
-    if (u->be) {
-        if (self) {
-            s = upload(b, &a->qkv_w, pack, nq + 2 * nk);
-        } else {
-            s = upload(b, &a->q_w, pack, nq);
-            if (!s) s = upload(b, &a->kv_w, pack + nq, 2 * nk);
-        }
+    if (self) {
+        s = hsd_loader_get_stacked(&b->ld, &a->qkv_w, 3, (const char *const[]){name, nk, nv}, rows,
+                                   dim);
+    } else {
+        s = hsd_loader_get_stacked(&b->ld, &a->q_w, 1, (const char *const[]){name}, rows, dim);
+        if (!s)
+            s = hsd_loader_get_stacked(&b->ld, &a->kv_w, 2, (const char *const[]){nk, nv}, rows,
+                                       kd);
     }
-    free(pack);
     if (s) return s;
     if ((s = get(b, &a->out_w, 2, D(dim, inner), 0, "%s.to_out.0.weight", pre))) return s;
     return get(b, &a->out_b, 1, D(dim), 0, "%s.to_out.0.bias", pre);

@@ -268,7 +268,10 @@ static enum hsd_status run(struct hsd_vae *v, int encode, float *out, const floa
     }
     f.a.base = v->arena;
     f.a.cap = v->arena_cap;
-    return pass(&f, encode, out, in, n, h, w);
+    enum hsd_status s = pass(&f, encode, out, in, n, h, w);
+    // The result is on the host: give the arena's pages back (fwd.h).
+    hsd_fwd_discard(v->be, v->arena, v->arena_cap);
+    return s;
 }
 
 enum hsd_status hsd_vae_decode(struct hsd_vae *v, float *image, const float *latent, int n,

@@ -148,14 +148,6 @@ static const char *attn_name(const struct hsd_loader *ld, char *buf, size_t cap,
     return buf;
 }
 
-static enum hsd_status fetch_linear(struct hsd_loader *ld, const char *name, int c_out, int c_in,
-                                    const float **host) {
-    const struct hsd_st_tensor *t = ld->w ? hsd_weights_find(ld->w, name) : NULL;
-    if (t && t->ndim == 4)
-        return hsd_loader_fetch(ld, name, 4, HSD_DIMS(c_out, c_in, 1, 1), 0, host);
-    return hsd_loader_fetch(ld, name, 2, HSD_DIMS(c_out, c_in), 0, host);
-}
-
 static enum hsd_status build_attn(struct hsd_loader *ld, struct vae_attn *a, const char *pre,
                                   int c) {
     enum hsd_status s;
@@ -165,33 +157,30 @@ static enum hsd_status build_attn(struct hsd_loader *ld, struct vae_attn *a, con
         return s;
     if ((s = hsd_loader_get(ld, &a->norm_b, 1, HSD_DIMS(c), 0, "%s.group_norm.bias", pre)))
         return s;
-    // q, k, v packed as [q; k; v] rows (weights) and [q | k | v] (biases).
-    size_t cc = (size_t)c * c;
-    float *w = ld->be ? malloc((3 * cc + 3 * (size_t)c) * sizeof *w) : NULL;
-    if (ld->be && !w) return hsd_fail(HSD_ERR_NOMEM, "out of memory packing %s", pre);
-    float *b = w ? w + 3 * cc : NULL;
+    // q, k, v stacked as [q; k; v] rows (weights) and [q | k | v] (biases).
     static const char *const parts[3] = {"to_q", "to_k", "to_v"};
+    char wn[3][300];
+    for (int i = 0; i < 3; i++) attn_name(ld, wn[i], sizeof wn[i], pre, parts[i], "weight");
+    a->qkv_w = a->qkv_b = NULL;
+    if ((s = hsd_loader_get_stacked(ld, &a->qkv_w, 3, (const char *const[]){wn[0], wn[1], wn[2]},
+                                    (const int64_t[]){c, c, c}, c)))
+        return s;
+    float *b = ld->be ? malloc(3 * (size_t)c * sizeof *b) : NULL;
+    if (ld->be && !b) return hsd_fail(HSD_ERR_NOMEM, "out of memory packing %s", pre);
     for (int i = 0; i < 3 && !s; i++) {
         const float *host;
-        s = fetch_linear(ld, attn_name(ld, name, sizeof name, pre, parts[i], "weight"), c, c,
-                         &host);
-        if (!s && host) memcpy(w + i * cc, host, cc * sizeof *w);
-        if (!s)
-            s = hsd_loader_fetch(ld, attn_name(ld, name, sizeof name, pre, parts[i], "bias"), 1,
-                                 HSD_DIMS(c), 0, &host);
+        s = hsd_loader_fetch(ld, attn_name(ld, name, sizeof name, pre, parts[i], "bias"), 1,
+                             HSD_DIMS(c), 0, &host);
         if (!s && host) memcpy(b + (size_t)i * c, host, (size_t)c * sizeof *b);
     }
-    a->qkv_w = a->qkv_b = NULL;
-    if (!s && w) s = hsd_loader_upload(ld, &a->qkv_w, w, 3 * cc);
-    if (!s && w) s = hsd_loader_upload(ld, &a->qkv_b, b, 3 * (size_t)c);
-    free(w);
+    if (!s && b) s = hsd_loader_upload(ld, &a->qkv_b, b, 3 * (size_t)c);
+    free(b);
     if (s) return s;
-    const float *host;
-    if ((s = fetch_linear(ld, attn_name(ld, name, sizeof name, pre, "to_out.0", "weight"), c, c,
-                          &host)))
-        return s;
     a->out_w = NULL;
-    if (host && (s = hsd_loader_upload(ld, &a->out_w, host, cc))) return s;
+    attn_name(ld, name, sizeof name, pre, "to_out.0", "weight");
+    if ((s = hsd_loader_get_stacked(ld, &a->out_w, 1, (const char *const[]){name},
+                                    (const int64_t[]){c}, c)))
+        return s;
     return hsd_loader_get(ld, &a->out_b, 1, HSD_DIMS(c), 0, "%s",
                           attn_name(ld, name, sizeof name, pre, "to_out.0", "bias"));
 }

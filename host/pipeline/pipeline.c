@@ -312,6 +312,11 @@ enum hsd_status hsd_pipeline_decode(struct hsd_pipeline *p, float *image, const 
     // the VAE has one; SD 1.x/2.x have none).
     float sf = hsd_vae_scaling_factor(p->vae), sh = hsd_vae_shift_factor(p->vae);
     for (size_t i = 0; i < count; i++) z[i] = latent[i] / sf + sh;
+    // The U-Nets' activations are dead now (the resident path keeps its
+    // last output in the arena until here): their pages go back before the
+    // VAE's arena fills (peak RSS, issue 14).
+    if (p->large) hsd_unet_discard_arena(p->large);
+    if (p->edge) hsd_unet_discard_arena(p->edge);
     enum hsd_status s = hsd_vae_decode(p->vae, image, z, n, h, w);
     free(z);
     return s;

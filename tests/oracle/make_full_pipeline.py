@@ -5,10 +5,14 @@
 Writes OUTDIR/large (a StableDiffusionPipeline folder with the published SD
 1.5 configs: CLIP ViT-L/14 text encoder, SD VAE, SD 1.5 U-Net, PNDM
 scheduler config, and the real CLIP vocabulary built from
-bpe_simple_vocab_16e6.txt.gz) and OUTDIR/edge/unet (BK-SDM-Tiny config),
-weights random (default init, seeded) and stored fp16 — about 2.7 GB. Used
-by bench/pipeline_breakdown.sh for CPU timing; weights are random, so images
-are noise-like and no golden is written.
+bpe_simple_vocab_16e6.txt.gz, plus a TAESD — diffusers' default
+AutoencoderTiny config — as large/vae_tiny) and OUTDIR/edge (BK-SDM-Tiny
+U-Net in edge/unet; the other parts linked to large's, so edge is a whole
+pipeline as an edge worker holds one), weights random (default init,
+seeded) and stored fp16 — about 2.7 GB. Parts already written are kept, so
+a rerun only adds what is missing. Used by bench/cpu_vs_peers.sh for CPU
+timing; weights are random, so images are noise-like and no golden is
+written.
 """
 
 import argparse
@@ -19,7 +23,7 @@ import sys
 import torch
 
 import diffusers
-from diffusers import AutoencoderKL, UNet2DConditionModel
+from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -48,16 +52,33 @@ def main():
     diffusers.utils.logging.set_verbosity_error()
     torch.manual_seed(1505)
     large = os.path.join(a.outdir, "large")
-    CLIPTextModel(CLIPTextConfig(**SD15_TEXT)).half().save_pretrained(
-        os.path.join(large, "text_encoder"), safe_serialization=True)
-    AutoencoderKL(**SD_VAE).half().save_pretrained(os.path.join(large, "vae"))
-    UNet2DConditionModel(**SD15_UNET_CONFIG).half().save_pretrained(os.path.join(large, "unet"))
-    UNet2DConditionModel(**BKSDM_TINY_UNET_CONFIG).half().save_pretrained(
-        os.path.join(a.outdir, "edge", "unet"))
-    build_full_tokenizer(os.path.join(large, "tokenizer"))
+    edge = os.path.join(a.outdir, "edge")
+
+    def missing(path):
+        return not os.path.isdir(path)
+
+    if missing(os.path.join(large, "text_encoder")):
+        CLIPTextModel(CLIPTextConfig(**SD15_TEXT)).half().save_pretrained(
+            os.path.join(large, "text_encoder"), safe_serialization=True)
+    if missing(os.path.join(large, "vae")):
+        AutoencoderKL(**SD_VAE).half().save_pretrained(os.path.join(large, "vae"))
+    if missing(os.path.join(large, "unet")):
+        UNet2DConditionModel(**SD15_UNET_CONFIG).half().save_pretrained(
+            os.path.join(large, "unet"))
+    if missing(os.path.join(edge, "unet")):
+        UNet2DConditionModel(**BKSDM_TINY_UNET_CONFIG).half().save_pretrained(
+            os.path.join(edge, "unet"))
+    if missing(os.path.join(large, "vae_tiny")):
+        # AutoencoderTiny's defaults are TAESD's (madebyollin/taesd).
+        AutoencoderTiny().half().save_pretrained(os.path.join(large, "vae_tiny"))
+    if missing(os.path.join(large, "tokenizer")):
+        build_full_tokenizer(os.path.join(large, "tokenizer"))
     os.makedirs(os.path.join(large, "scheduler"), exist_ok=True)
     with open(os.path.join(large, "scheduler", "scheduler_config.json"), "w") as f:
         json.dump(SD15_SCHEDULER, f, indent=2)
+    for part in ("tokenizer", "text_encoder", "scheduler", "vae", "vae_tiny"):
+        if not os.path.lexists(os.path.join(edge, part)):
+            os.symlink(os.path.join("..", "large", part), os.path.join(edge, part))
     print(f"wrote {a.outdir}/large and {a.outdir}/edge")
 
 

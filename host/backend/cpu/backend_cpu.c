@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "backend/cpu/cpu_internal.h"
 #include "core/status.h"
@@ -59,7 +61,10 @@ int hsd_cpu_gemm_prefill(float *restrict out, const float *restrict bias,
 
 static void cpu_destroy(struct hsd_backend *be) {
     struct hsd_cpu *cpu = be->impl;
-    if (cpu) free(cpu->scratch);
+    if (cpu) {
+        free(cpu->scratch);
+        hsd_cpu_weights_destroy(cpu);
+    }
     free(cpu);
     free(be);
 }
@@ -70,7 +75,11 @@ static void *cpu_alloc(struct hsd_backend *be, size_t bytes) {
     return p;
 }
 
-static void cpu_free(struct hsd_backend *be, void *p) { free(p); }
+static void cpu_free(struct hsd_backend *be, void *p) {
+    // A weight_view buffer may be borrowed from a file mapping: the
+    // registry frees what it owns.
+    if (p && !hsd_cpu_weight_release(be, p)) free(p);
+}
 
 static enum hsd_status cpu_upload(struct hsd_backend *be, void *dst, const float *src,
                                   size_t count) {
@@ -102,6 +111,15 @@ static enum hsd_status cpu_download_f32(struct hsd_backend *be, float *dst, cons
     return cpu_download(be, dst, src, count);  // fp32 both sides
 }
 
+static void cpu_discard(struct hsd_backend *be, void *p, size_t bytes) {
+    // Whole pages inside the range only: the rest of a page at either end
+    // may belong to another allocation.
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1);
+    uintptr_t hi = ((uintptr_t)p + bytes) & ~(page - 1);
+    if (p && hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 static enum hsd_status cpu_synchronize(struct hsd_backend *be) { return HSD_OK; }
 
 static const struct hsd_backend_ops k_cpu_ops = {
@@ -114,6 +132,8 @@ static const struct hsd_backend_ops k_cpu_ops = {
     .upload_f32 = cpu_upload_f32,
     .download_f32 = cpu_download_f32,
     .synchronize = cpu_synchronize,
+    .discard = cpu_discard,
+    .weight_view = hsd_cpu_weight_view,
     .conv2d = hsd_cpu_conv2d,
     .linear = hsd_cpu_linear,
     .group_norm = hsd_cpu_group_norm,
@@ -150,6 +170,12 @@ enum hsd_status hsd_backend_cpu_create(struct hsd_backend **out, int threads) {
         free(be);
         free(cpu);
         return hsd_fail(HSD_ERR_NOMEM, "cpu backend: out of memory");
+    }
+    enum hsd_status s = hsd_cpu_weights_init(cpu);
+    if (s) {
+        free(be);
+        free(cpu);
+        return s;
     }
     if (threads <= 0) threads = omp_get_num_procs();
     // The OpenMP build of OpenBLAS sizes its own parallel regions from this;

@@ -10,6 +10,9 @@
 //     column buffer whose row order equals the weight's [kh, kw, ci] order,
 //     then one GEMM per chunk writes NHWC output directly.
 //   Chunk sizing: see k_col_target_bytes.
+//   Weights kept in file precision/layout (cpu_weights.c) go through
+//   hsd_cpu_gemm_view: a weight of up to 32 MB as fp32 converts once per
+//   call and serves every chunk; a larger one converts per chunk, in blocks.
 //   SD1.5 64x64 latent, batch 2, 2 SPR cores (bench_cpu_ops): 3x3 convs at
 //   220-277 GFLOP/s = 66-83% of the 333 GFLOP/s FMA peak (run-to-run noise
 //   of this shared VM), 80-95% of sgemm 2048^3 in the same run; im2col and
@@ -106,9 +109,19 @@ enum hsd_status hsd_cpu_conv2d(struct hsd_backend *be, const struct hsd_conv2d_p
     const float *weight = p->weight;     // [co, kh, kw, ci]
     const float *residual = p->residual; // [n, ho, wo, co] or NULL
 
+    // A weight kept in its file's precision and layout (cpu_weights.c).
+    struct hsd_cpu_weight wv;
+    const int view = hsd_cpu_weight_find(be, weight, &wv);
+    if (view && (wv.rows != p->co || wv.k != (int)K || wv.taps != p->kh * p->kw))
+        return hsd_fail(HSD_ERR_INVALID_ARG,
+                        "conv2d: weight is [%d, %d] with %d taps, the call wants [%d, %zu] with "
+                        "%dx%d taps",
+                        wv.rows, wv.k, wv.taps, p->co, K, p->kh, p->kw);
+
     if (p->kh == 1 && p->kw == 1 && p->stride == 1 && hp == p->h && wp == p->w) {
         // The NHWC input already is the [rows, ci] column matrix.
         int acc = hsd_cpu_gemm_prefill(out, p->bias, residual, rows, co, be->threads);
+        if (view) return hsd_cpu_gemm_view(be, &wv, out, p->co, in, (int)rows, acc ? 1.0f : 0.0f);
         hsd_cpu_blas_threads(be);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, p->co, p->ci, 1.0f, in,
                     p->ci, weight, p->ci, acc ? 1.0f : 0.0f, out, p->co);
@@ -126,6 +139,12 @@ enum hsd_status hsd_cpu_conv2d(struct hsd_backend *be, const struct hsd_conv2d_p
         float *o = out + r0 * co;
         int acc = hsd_cpu_gemm_prefill(o, p->bias, residual ? residual + r0 * co : NULL, r1 - r0,
                                        co, be->threads);
+        if (view) {
+            enum hsd_status s =
+                hsd_cpu_gemm_view(be, &wv, o, p->co, col, (int)(r1 - r0), acc ? 1.0f : 0.0f);
+            if (s) return s;
+            continue;
+        }
         hsd_cpu_blas_threads(be);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), p->co, (int)K, 1.0f,
                     col, (int)K, weight, (int)K, acc ? 1.0f : 0.0f, o, p->co);

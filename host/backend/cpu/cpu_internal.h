@@ -28,10 +28,42 @@
 // (im2col columns, attention score tiles), grown on demand, so the step loop
 // does not malloc once shapes have been seen (docs/architecture.md §4 "Memory"). A
 // backend is driven by one thread at a time, like a stream.
+struct hsd_cpu_weights;  // cpu_weights.c
 struct hsd_cpu {
     float *scratch;
     size_t scratch_bytes;
+    // Weights in file precision (cpu_weights.c): the registry, and the
+    // fp32 block converted last (which weight, which rows), reused while
+    // the same weight is multiplied again (a conv's pixel chunks).
+    struct hsd_cpu_weights *weights;
+    float *wconv;
+    size_t wconv_bytes;
+    const void *wconv_key;
+    int wconv_r0, wconv_nr;
 };
+
+// One buffer made by weight_view (backend.h): `data` is the handle given
+// out, borrowed from the file mapping or `owned` (an aligned copy).
+struct hsd_cpu_weight {
+    const void *data;     // [rows, k]; k in [ci, taps] order when taps > 1
+    void *owned;          // NULL when borrowed
+    enum hsd_dtype dtype;
+    int rows, k, taps, refs;
+};
+enum hsd_status hsd_cpu_weights_init(struct hsd_cpu *cpu);
+void hsd_cpu_weights_destroy(struct hsd_cpu *cpu);
+void *hsd_cpu_weight_view(struct hsd_backend *be, const struct hsd_weight_view_params *p);
+// Whether `h` is a weight_view buffer (then *out describes it): 0 for a
+// plain fp32 buffer in the backend's layout.
+int hsd_cpu_weight_find(struct hsd_backend *be, const void *h, struct hsd_cpu_weight *out);
+// Drops one reference to a weight_view buffer; 0 when `h` is not one.
+int hsd_cpu_weight_release(struct hsd_backend *be, void *h);
+// Whether the sgemm can read w's bytes as they are (fp32, not re-laid).
+int hsd_cpu_weight_direct(const struct hsd_cpu_weight *w);
+// out[m, :rows] (ldo) = a[m, k] w^T + beta out, converting w to fp32 in
+// blocks of output channels (cpu_weights.c).
+enum hsd_status hsd_cpu_gemm_view(struct hsd_backend *be, const struct hsd_cpu_weight *w,
+                                  float *out, int ldo, const float *a, int m, float beta);
 
 // Returns a 64-byte aligned scratch block of at least `bytes`, valid until
 // the next call; NULL (with hsd_fail set) when allocation fails.

@@ -1,7 +1,8 @@
 // linear: torch.nn.functional.linear (out = in W^T + b), plus an optional
 // fused residual add (diffusers attention/FF blocks add their input back).
 // One cblas_sgemm over all m rows, called outside any OpenMP region so
-// OpenBLAS spreads it over every thread.
+// OpenBLAS spreads it over every thread. A weight kept in its file's
+// precision (cpu_weights.c) is converted in blocks of output rows instead.
 //
 // Test: ctest -R cpu_ops. Time: bench_cpu_ops (linear 8192x320 -> 320).
 #include <cblas.h>
@@ -23,6 +24,14 @@ enum hsd_status hsd_cpu_linear(struct hsd_backend *be, const struct hsd_linear_p
     // the same one pass over C that beta 0 would spend zeroing it.
     int acc = hsd_cpu_gemm_prefill(out, p->bias, p->residual, (size_t)p->m, (size_t)p->n_out,
                                    be->threads);
+    struct hsd_cpu_weight wv;
+    if (hsd_cpu_weight_find(be, p->weight, &wv)) {
+        if (wv.rows != p->n_out || wv.k != p->k || wv.taps != 1)
+            return hsd_fail(HSD_ERR_INVALID_ARG,
+                            "linear: weight is [%d, %d] (taps %d), the call wants [%d, %d]",
+                            wv.rows, wv.k, wv.taps, p->n_out, p->k);
+        return hsd_cpu_gemm_view(be, &wv, out, p->n_out, p->in, p->m, acc ? 1.0f : 0.0f);
+    }
     hsd_cpu_blas_threads(be);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p->m, p->n_out, p->k, 1.0f,
                 p->in, p->k,       // [m, k]
