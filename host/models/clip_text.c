@@ -185,8 +185,52 @@ static enum hsd_status get(struct build *b, void **dst, int ndim, const int64_t 
 
 // transformers CLIPAttention: q_proj, k_proj, v_proj (with biases) packed
 // into one [3C, C] weight and [3C] bias.
+// [q; k; v] weights stacked in their file dtype, kept so by the backend
+// (weight_view, a copy): *ok = 0 where it cannot (no weight_view, or the
+// three differ in dtype), and nothing was fetched.
+static enum hsd_status stack_qkv_view(struct build *b, struct clip_layer *ly, const char *pre,
+                                      int *ok) {
+    struct hsd_backend *be = b->m->be;
+    const int64_t C = b->m->cfg.hidden_size;
+    static const char *const parts[3] = {"q_proj", "k_proj", "v_proj"};
+    char names[3][200], full[640];
+    const struct hsd_st_tensor *t[3];
+    *ok = 0;
+    for (int i = 0; i < 3; i++) {
+        snprintf(names[i], sizeof names[i], "%s.self_attn.%s.weight", pre, parts[i]);
+        snprintf(full, sizeof full, "%s%s", b->prefix, names[i]);
+        t[i] = hsd_weights_find(b->m->w, full);
+        if (!be->ops->weight_view || !t[i] || t[i]->dtype != t[0]->dtype) return HSD_OK;
+    }
+    const size_t bytes = (size_t)C * (size_t)C * hsd_dtype_size(t[0]->dtype);
+    unsigned char *pack = malloc(3 * bytes);
+    if (!pack) return hsd_fail(HSD_ERR_NOMEM, "out of memory packing %s", pre);
+    enum hsd_status s = HSD_OK;
+    for (int i = 0; i < 3 && !s; i++) {
+        const struct hsd_st_tensor *ti;
+        if ((s = fetch(b, names[i], 2, D(C, C), &ti, NULL))) break;
+        memcpy(pack + (size_t)i * bytes, ti->data, bytes);
+        hsd_weights_drop(b->m->w, ti);
+    }
+    if (!s) {
+        struct hsd_weight_view_params vp = {.data = pack, .dtype = t[0]->dtype,
+                                            .rows = (int)(3 * C), .k = (int)C, .taps = 1,
+                                            .copy = 1};
+        void *p = be->ops->weight_view(be, &vp);
+        if (!p) s = hsd_fail_context(HSD_ERR_NOMEM, "%s: %s q/k/v: ", b->path, pre);
+        else if ((s = hsd_bufs_add(&b->m->bufs, p))) be->ops->free(be, p);
+        else ly->qkv_w = p;
+    }
+    free(pack);
+    *ok = !s;
+    return s;
+}
+
 static enum hsd_status build_qkv(struct build *b, struct clip_layer *ly, const char *pre) {
     const int64_t C = b->m->cfg.hidden_size;
+    int viewed;
+    enum hsd_status sv = stack_qkv_view(b, ly, pre, &viewed);
+    if (sv) return sv;
     size_t nw = (size_t)C * (size_t)C;
     float *pack = malloc((3 * nw + 3 * (size_t)C) * sizeof(float));
     if (!pack) return hsd_fail(HSD_ERR_NOMEM, "out of memory packing %s", pre);
@@ -197,13 +241,15 @@ static enum hsd_status build_qkv(struct build *b, struct clip_layer *ly, const c
         char name[200];
         const float *host;
         snprintf(name, sizeof name, "%s.self_attn.%s.weight", pre, parts[i]);
-        if ((s = fetch(b, name, 2, D(C, C), NULL, &host))) break;
-        memcpy(pack + (size_t)i * nw, host, nw * sizeof(float));
+        if (!viewed) {
+            if ((s = fetch(b, name, 2, D(C, C), NULL, &host))) break;
+            memcpy(pack + (size_t)i * nw, host, nw * sizeof(float));
+        }
         snprintf(name, sizeof name, "%s.self_attn.%s.bias", pre, parts[i]);
         if ((s = fetch(b, name, 1, D(C), NULL, &host))) break;
         memcpy(bias + (size_t)i * C, host, (size_t)C * sizeof(float));
     }
-    if (!s) s = upload(b->m, &ly->qkv_w, pack, 3 * nw);
+    if (!s && !viewed) s = upload(b->m, &ly->qkv_w, pack, 3 * nw);
     if (!s) s = upload(b->m, &ly->qkv_b, bias, 3 * (size_t)C);
     free(pack);
     return s;
