@@ -417,7 +417,7 @@ static void *worker(void *arg) {
             const float *cond = r->emb;
             const float *uncond = r->cfg ? r->emb + (size_t)HSD_TEXT_LEN * hsd_pipeline_text_width(d->p) : NULL;
             items[i] = (struct hsd_denoise_item){r->latent, &r->sampler, cond, uncond,
-                                                 r->prm.gen.guidance_scale};
+                                                 r->prm.gen.guidance_scale, NULL};
             rows += r->cfg ? 2 : 1;
         }
         int h = batch[0]->h, w = batch[0]->w;

@@ -19,7 +19,7 @@ secs=${1:-60}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=$root/build-fuzz
 targets=(fuzz_safetensors fuzz_unet_config fuzz_sampler_state fuzz_tokenizer fuzz_wire fuzz_edge_result
-         fuzz_a1111_request fuzz_ldm_names)
+         fuzz_a1111_request fuzz_ldm_names fuzz_lora_keys)
 
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_C_COMPILER=clang-14 \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHSD_FUZZ=ON -DHSD_CUDA=OFF >/dev/null

@@ -20,3 +20,7 @@ add_test(NAME test_single_file COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/single_fi
          ${CMAKE_CURRENT_SOURCE_DIR}/oracle)
 set_tests_properties(test_single_file PROPERTIES LABELS "oracle;integration" TIMEOUT 240
                      SKIP_RETURN_CODE 77 ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
+# LoRA (issue 12): diffusers load_lora_weights goldens in both file formats,
+# per-row LoRA sets in one U-Net call, a LoRA that does not fit refused.
+hsd_add_test(test_lora LABELS oracle TIMEOUT 300 SOURCES unit/test_lora.c)
+hsd_add_test(test_lora_unit LABELS unit TIMEOUT 60 SOURCES unit/test_lora_unit.c)

@@ -12,6 +12,7 @@
 #include "backend/open/backend_open.h"
 #include "cli/cli.h"
 #include "cli/cli_backend.h"
+#include "cli/cli_lora.h"
 #include "cli/cli_progress.h"
 #include "core/log.h"
 #include "io/png.h"
@@ -39,6 +40,8 @@ static void usage(FILE *f) {
             "                       one (required with --edge-model; calls = steps, PNDM: +1)\n"
             "  --vae full|tiny|DIR  decoder: the model's vae/ (default), a TAESD found as\n"
             "                       vae_tiny/ beside the edge or large model, or a folder\n"
+            "  --lora FILE[:SCALE]  a LoRA (kohya/A1111 or diffusers/PEFT .safetensors) on the\n"
+            "                       U-Net(s) and text encoder at SCALE (default 1); repeatable\n"
             "  --threads T          CPU threads (default: every core)\n"
             HSD_CLI_BACKEND_HELP
             "  -v                   timing breakdown (text, each U-Net step, decode)\n"
@@ -62,6 +65,7 @@ int hsd_cmd_generate(int argc, char **argv) {
                                 .batch_count = 1};
     const char *out = NULL;
     int verbose = 0, quiet = 0;
+    struct hsd_cli_loras loras = {0};
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},   {"prompt", required_argument, 0, 'p'},
         {"negative-prompt", required_argument, 0, 'n'}, {"out", required_argument, 0, 'o'},
@@ -72,6 +76,7 @@ int hsd_cmd_generate(int argc, char **argv) {
         {"edge-model", required_argument, 0, 'e'}, {"split", required_argument, 0, 'k'},
         {"vae", required_argument, 0, 'V'},     {"threads", required_argument, 0, 't'}, {"backend", required_argument, 0, 'B'},
         {"verbose", no_argument, 0, 'v'},       {"quiet", no_argument, 0, 'q'},
+        {"lora", required_argument, 0, 'L'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     int c;
     optind = 1;
@@ -114,6 +119,7 @@ int hsd_cmd_generate(int argc, char **argv) {
         case 't': if ((pc.threads = hsd_cli_parse_int("generate", "--threads", optarg, 1, 1024)) < 0) return 2; break;
         case 'v': verbose = 1; hsd_log_set_level(HSD_LOG_INFO); break;
         case 'q': quiet = 1; break;
+        case 'L': if (hsd_cli_lora_file("generate", &loras, optarg)) return 2; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -153,6 +159,9 @@ int hsd_cmd_generate(int argc, char **argv) {
     double t_load = hsd_cli_now_s();
     if (backend && hsd_backend_open_one(backend, pc.threads, &be)) return hsd_cli_fail("generate");
     pc.backend = be;
+    pc.loras = loras.spec;
+    pc.n_loras = loras.n;
+    r.lora_scales = loras.n ? loras.scale : NULL;
     if (hsd_pipeline_load(&p, &pc)) {
         hsd_backend_destroy(be);
         return hsd_cli_fail("generate");

@@ -67,7 +67,7 @@ enum hsd_status hsd_edge_reference_result(struct hsd_wire_msg *m, void **storage
                       hsd_sampler_n_calls(&s));
         goto done;
     }
-    struct hsd_denoise_item item = {latent, &s, cond, uncond, r.guidance_scale};
+    struct hsd_denoise_item item = {latent, &s, cond, uncond, r.guidance_scale, NULL};
     for (int i = 0; i < k && !st; i++)
         st = hsd_pipeline_denoise_step(cloud, hsd_pipeline_unet(cloud, 0), &item, 1, h, w);
     if (st) goto done;

@@ -89,4 +89,14 @@ typedef void (*hsd_unet_probe_fn)(void *user, const char *name, const void *buf,
                                   int w, int c);
 void hsd_unet_set_probe(struct hsd_unet *u, hsd_unet_probe_fn fn, void *user);
 
+// LoRA (models/lora.h): attaches f's U-Net layers (every one must fit
+// this U-Net, else nothing is attached and the error says which did not);
+// *adapter gets its index. Attached adapters stay off until selected:
+// scale[b * adapters + a] for the next forwards' rows b < rows (0 = off).
+struct hsd_lora_file;
+enum hsd_status hsd_unet_lora_attach(struct hsd_unet *u, const struct hsd_lora_file *f,
+                                     const char *model, int *adapter);
+enum hsd_status hsd_unet_lora_select(struct hsd_unet *u, const float *scale, int rows);
+int hsd_unet_lora_adapters(const struct hsd_unet *u);
+
 #endif

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/assert.h"
+#include "models/lora.h"
 #include "models/unet_internal.h"
 
 #define D HSD_DIMS
@@ -348,6 +349,7 @@ void hsd_unet_free(struct hsd_unet *u) {
     free(u->mid_resnets);
     free_transformers(u->mid_attns, u->n_mid_attn);
     if (u->arena) u->be->ops->free(u->be, u->arena);
+    hsd_lora_set_free(u->lora);
     free(u->host_io);
     free(u);
 }

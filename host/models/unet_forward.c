@@ -11,11 +11,13 @@
 
 #include "core/assert.h"
 #include "core/plan_stats.h"
+#include "models/lora.h"
 #include "models/unet_internal.h"
 
 struct fwd {
     struct hsd_fwd a;  // arena, backend, planning flag, flop count
     struct hsd_unet *u;
+    int n;             // batch rows: a linear's m is n * tokens
 };
 
 static void *act(struct fwd *f, size_t count) { return hsd_fwd_act(&f->a, count); }
@@ -33,9 +35,13 @@ static enum hsd_status conv(struct fwd *f, void *out, const void *in, const void
     return hsd_fwd_conv(&f->a, out, in, w, bias, res, n, h, wd, ci, co, k, stride);
 }
 
+// Every linear, then the LoRA side products of the rows that chose one
+// (models/lora.h; nothing when no adapter targets w).
 static enum hsd_status linear(struct fwd *f, void *out, const void *in, const void *w,
                               const void *bias, const void *res, int m, int k, int n_out) {
-    return hsd_fwd_linear(&f->a, out, in, w, bias, res, m, k, n_out);
+    enum hsd_status s = hsd_fwd_linear(&f->a, out, in, w, bias, res, m, k, n_out);
+    if (s || !f->u->lora) return s;
+    return hsd_lora_apply(&f->a, f->u->lora, w, out, n_out, in, f->n, m / f->n);
 }
 
 static enum hsd_status gnorm(struct fwd *f, void *out, const void *in, const void *g,
@@ -379,7 +385,7 @@ enum hsd_status hsd_unet_forward(struct hsd_unet *u, float *out, const float *sa
                         h, w, t_ctx);
     enum hsd_status s = hsd_unet_plan(u, n, h, w, t_ctx);
     if (s) return s;
-    struct fwd f = {.a = {.be = u->be, .base = u->arena, .cap = u->arena_cap}, .u = u};
+    struct fwd f = {.a = {.be = u->be, .base = u->arena, .cap = u->arena_cap}, .u = u, .n = n};
     return forward(&f, out, sample, t, ctx, n, h, w, t_ctx);
 }
 
@@ -398,7 +404,7 @@ enum hsd_status hsd_unet_plan(struct hsd_unet *u, int n, int h, int w, int t_ctx
     if (!pl) {
         // A planning pass runs no op and reads no host data (forward's
         // uploads and downloads are skipped while planning).
-        struct fwd f = {.a = {.be = u->be, .planning = 1}, .u = u};
+        struct fwd f = {.a = {.be = u->be, .planning = 1}, .u = u, .n = n};
         enum hsd_status s = forward(&f, NULL, NULL, NULL, NULL, n, h, w, t_ctx);
         if (s) return s;
         hsd_plan_stats_add(HSD_PLAN_UNET);

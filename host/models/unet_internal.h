@@ -82,6 +82,8 @@ struct hsd_unet {
 
     hsd_unet_probe_fn probe;
     void *probe_user;
+
+    struct hsd_lora_set *lora;       // attached LoRA adapters (models/lora.h), or NULL
 };
 
 #endif

@@ -136,6 +136,7 @@ enum hsd_status hsd_pipeline_load(struct hsd_pipeline **out, const struct hsd_pi
         if (m2 > mult) mult = m2;
     }
     p->size_multiple = mult * hsd_vae_scale(p->vae);
+    if ((s = hsd_pipeline_lora_load(p, c))) goto fail;
     *out = p;
     return HSD_OK;
 fail:
@@ -145,6 +146,7 @@ fail:
 
 void hsd_pipeline_free(struct hsd_pipeline *p) {
     if (!p) return;
+    hsd_pipeline_lora_free(p);
     hsd_unet_free(p->large);
     hsd_unet_free(p->edge);
     hsd_unet_source_close(&p->src_large);
@@ -216,6 +218,10 @@ enum hsd_status hsd_pipeline_validate_params(const struct hsd_pipeline *p,
         return hsd_fail(HSD_ERR_INVALID_ARG, "guidance scale must be in [0, 100]");
     if (r->clip_skip < 0 || r->clip_skip >= hsd_clip_text_get_config(p->text)->num_hidden_layers)
         return hsd_fail(HSD_ERR_INVALID_ARG, "clip skip %d out of range", r->clip_skip);
+    for (int i = 0; r->lora_scales && i < p->n_loras; i++)
+        if (!(fabsf(r->lora_scales[i]) <= 16.0f))
+            return hsd_fail(HSD_ERR_INVALID_ARG, "LoRA '%s': scale must be in [-16, 16]",
+                            p->lora_names[i]);
     return HSD_OK;
 }
 
@@ -303,7 +309,7 @@ enum hsd_status hsd_pipeline_finish(struct hsd_pipeline *p, struct hsd_unet *une
                                     const float *uncond, float guidance_scale, int h, int w,
                                     hsd_progress_fn progress, void *user) {
     if (!unet) unet = p->edge ? p->edge : p->large;
-    struct hsd_denoise_item item = {latent, sampler, cond, uncond, guidance_scale};
+    struct hsd_denoise_item item = {latent, sampler, cond, uncond, guidance_scale, NULL};
     int total = hsd_sampler_n_calls(sampler);
     while (!hsd_sampler_done(sampler)) {
         enum hsd_status s = hsd_pipeline_denoise_step(p, unet, &item, 1, h, w);
@@ -364,15 +370,16 @@ enum hsd_status hsd_pipeline_generate(struct hsd_pipeline *p, const struct hsd_g
     double t0 = now_ms();
     const char *texts[2] = {r->negative_prompt ? r->negative_prompt : "", r->prompt};
     // One text-encoder batch: [negative, positive] (or the positive alone).
-    if ((s = hsd_pipeline_encode_text(p, emb, cfg ? texts : texts + 1, cfg ? 2 : 1,
-                                      r->clip_skip)))
+    if ((s = hsd_pipeline_encode_text_lora(p, emb, cfg ? texts : texts + 1, cfg ? 2 : 1,
+                                           r->clip_skip, r->lora_scales)))
         goto done;
     if (timing) timing->text_ms = now_ms() - t0;
     for (int i = 0; i < B; i++) {
         float *x = latents + (size_t)i * lat;
         if ((s = hsd_pipeline_init_image(p, r, i, x, &samplers[i]))) goto done;
         items[i] = (struct hsd_denoise_item){x, &samplers[i], cfg ? emb + ctx : emb,
-                                             cfg ? emb : NULL, r->guidance_scale};
+                                             cfg ? emb : NULL, r->guidance_scale,
+                                             r->lora_scales};
     }
     int calls = hsd_sampler_n_calls(&samplers[0]);
     int split = r->split < 0 || !p->edge ? calls : r->split;

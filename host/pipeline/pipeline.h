@@ -19,6 +19,17 @@
 
 #define HSD_TEXT_LEN 77  // CLIP context length of SD 1.x/2.x
 
+// A LoRA to load with the models (--lora): applied per request, unfused
+// (models/lora.h). Its U-Net layers go to every U-Net of the pipeline
+// (large and edge: each must fit, else the load fails saying which layer
+// did not) and its text-encoder layers to the text encoder.
+struct hsd_lora_spec {
+    const char *name;  // how requests choose it (GENERATE, --lora NAME=FILE)
+    const char *path;  // a .safetensors LoRA in kohya or diffusers/PEFT format
+};
+
+#define HSD_PIPELINE_MAX_LORAS 32
+
 struct hsd_pipeline_config {
     const char *model;       // large (or only) model: diffusers pipeline root
     const char *edge_model;  // small U-Net for steps k..N-1 (root or unet folder); NULL: none
@@ -35,6 +46,8 @@ struct hsd_pipeline_config {
     // the largest bucket run unpadded.
     const int *row_buckets;
     int n_row_buckets;
+    const struct hsd_lora_spec *loras;  // [n_loras], loaded in this order
+    int n_loras;                        // 0..HSD_PIPELINE_MAX_LORAS
 };
 
 #define HSD_PIPELINE_MAX_BUCKETS 16
@@ -53,6 +66,7 @@ struct hsd_gen_request {
     uint64_t seed;                // image i uses torch.Generator().manual_seed(seed + i)
     int batch_count;              // images, 1..64
     int clip_skip;                // 0 = last layer
+    const float *lora_scales;     // [n_loras of the pipeline] (0 = off), or NULL: no LoRA
 };
 
 struct hsd_gen_timing {
@@ -106,6 +120,7 @@ struct hsd_denoise_item {
     const float *cond;        // [77, C_ctx]
     const float *uncond;      // [77, C_ctx] or NULL when guidance is off
     float guidance_scale;
+    const float *lora_scales; // [hsd_pipeline_lora_count] (0 = off), or NULL: no LoRA
 };
 
 // One step for every item (each at its own sampler step), in one U-Net
@@ -161,6 +176,17 @@ int32_t hsd_pipeline_pad_id(const struct hsd_pipeline *p);
 // holds only this list's offending id and position.
 enum hsd_status hsd_pipeline_check_ids(const struct hsd_pipeline *p, const int32_t *ids, int n,
                                        const char *what);
+
+// ---- LoRA (pipeline_lora.c) ----
+// How many LoRAs were loaded, and the index of the one named `name` (-1: none).
+int hsd_pipeline_lora_count(const struct hsd_pipeline *p);
+int hsd_pipeline_lora_index(const struct hsd_pipeline *p, const char *name);
+const char *hsd_pipeline_lora_name(const struct hsd_pipeline *p, int i);
+// hsd_pipeline_encode_text with the text-encoder LoRAs of `scales`
+// ([hsd_pipeline_lora_count], NULL: none) on every prompt.
+enum hsd_status hsd_pipeline_encode_text_lora(struct hsd_pipeline *p, float *out,
+                                              const char *const *prompts, int n_prompts,
+                                              int clip_skip, const float *scales);
 
 // Text embeddings from token ids [n, 77] (a GENERATE may carry ids).
 enum hsd_status hsd_pipeline_encode_ids(struct hsd_pipeline *p, float *out, const int32_t *ids,

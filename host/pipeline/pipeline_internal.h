@@ -39,7 +39,22 @@ struct hsd_pipeline {
     int buckets[HSD_PIPELINE_MAX_BUCKETS];  // config.row_buckets
     int n_buckets;
     struct hsd_step_scratch step;
+    struct hsd_lora_file *loras[HSD_PIPELINE_MAX_LORAS];  // config.loras, opened
+    char lora_names[HSD_PIPELINE_MAX_LORAS][64];
+    int n_loras;
+    float *lora_rows;        // [rows, n_loras] scales of one U-Net / text-encoder call
+    size_t lora_rows_cap;
 };
+
+// Loads config.loras onto the loaded models (pipeline_lora.c).
+enum hsd_status hsd_pipeline_lora_load(struct hsd_pipeline *p,
+                                       const struct hsd_pipeline_config *c);
+void hsd_pipeline_lora_free(struct hsd_pipeline *p);
+// Selects, for `unet`'s next call of `padded` rows, each item's scales on
+// its rows (rows[i].cond_row / uncond_row); padding rows choose none.
+enum hsd_status hsd_pipeline_lora_rows(struct hsd_pipeline *p, struct hsd_unet *unet,
+                                       const struct hsd_denoise_item *items,
+                                       const struct hsd_step_row *rows, int n, int padded);
 
 // The U-Net batch of a call of `rows` rows: the smallest configured bucket
 // that holds them, or `rows` above the largest (hsd_pipeline_config.row_buckets).

@@ -24,6 +24,9 @@ PYTHON=${PYTHON:-$root/.venv/bin/python}
 "$PYTHON" "$here/make_tokenizer_cases.py" --out "$root/tests/data/tokenizer"
 # Whole pipelines and Hybrid SD splits (tests/data/pipeline/), from diffusers.
 "$PYTHON" "$here/make_pipeline_cases.py" --out "$root/tests/data/pipeline"
+# Random LoRAs (kohya and diffusers/PEFT files) on that pipeline, with
+# diffusers' load_lora_weights images (tests/data/lora/).
+"$PYTHON" "$here/make_lora_cases.py" --out "$root/tests/data/lora"
 # Scheduler configs as diffusers saves them, with diffusers' timesteps
 # (tests/data/sampling/saved_configs/).
 "$PYTHON" "$here/make_scheduler_configs.py" --out "$root/tests/data/sampling/saved_configs"

@@ -127,6 +127,7 @@ static const struct hsd_backend_ops k_cpu_ops = {
     .step_input = hsd_cpu_step_input,
     .cfg_combine = hsd_cpu_cfg_combine,
     .sampler_step = hsd_cpu_sampler_step,
+    .lora = hsd_cpu_lora,
 };
 
 void hsd_cpu_blas_threads(const struct hsd_backend *be) {
