@@ -258,14 +258,25 @@ static enum hsd_status admit_compute(struct device *d, struct hsd_sched_req **re
         free(emb);
         return hsd_fail(HSD_ERR_NOMEM, "out of memory");
     }
+    // Each row's text-encoder LoRAs: its request's (models/lora.h, per row).
+    const float **lora = malloc((size_t)rows * sizeof *lora);
+    if (!lora) {
+        free(emb);
+        free(ids);
+        return hsd_fail(HSD_ERR_NOMEM, "out of memory");
+    }
     for (int i = 0, r = 0; i < n; i++) {
-        if (reqs[i]->cfg)
+        if (reqs[i]->cfg) {
+            lora[r] = reqs[i]->prm.gen.lora_scales;
             memcpy(ids + (size_t)r++ * HSD_TEXT_LEN, reqs[i]->prm.neg_ids,
                    sizeof reqs[i]->prm.neg_ids);
+        }
+        lora[r] = reqs[i]->prm.gen.lora_scales;
         memcpy(ids + (size_t)r++ * HSD_TEXT_LEN, reqs[i]->prm.prompt_ids,
                sizeof reqs[i]->prm.prompt_ids);
     }
-    s = hsd_pipeline_encode_ids(p, emb, ids, rows, reqs[0]->clip_skip);
+    s = hsd_pipeline_encode_ids_lora(p, emb, ids, rows, reqs[0]->clip_skip, lora);
+    free(lora);
     free(ids);
     int r = 0;
     for (int i = 0; i < n && !s; i++) {
@@ -417,7 +428,8 @@ static void *worker(void *arg) {
             const float *cond = r->emb;
             const float *uncond = r->cfg ? r->emb + (size_t)HSD_TEXT_LEN * hsd_pipeline_text_width(d->p) : NULL;
             items[i] = (struct hsd_denoise_item){r->latent, &r->sampler, cond, uncond,
-                                                 r->prm.gen.guidance_scale, NULL};
+                                                 r->prm.gen.guidance_scale,
+                                                 r->prm.gen.lora_scales};
             rows += r->cfg ? 2 : 1;
         }
         int h = batch[0]->h, w = batch[0]->w;
@@ -557,6 +569,7 @@ enum hsd_status hsd_sched_submit(struct hsd_sched *s, const struct hsd_sched_par
     g.split = -1;
     if (prm->prompt_is_ids) g.prompt = NULL;
     if (prm->neg_is_ids) g.negative_prompt = NULL;
+    g.lora_scales = prm->has_lora ? prm->lora_scales : NULL;
     if (!prm->prompt_is_ids && !g.prompt) return hsd_fail(HSD_ERR_INVALID_ARG, "no prompt given");
     // Validation against the models (sizes, steps, sampler) before anything
     // is queued: a bad request fails alone, at once. The prompts are
@@ -580,6 +593,7 @@ enum hsd_status hsd_sched_submit(struct hsd_sched *s, const struct hsd_sched_par
     r->prm.gen = g;
     r->prm.gen.prompt = r->prompt;
     r->prm.gen.negative_prompt = r->negative;
+    r->prm.gen.lora_scales = prm->has_lora ? r->prm.lora_scales : NULL;
     r->client = client;
     r->cfg = g.guidance_scale > 1.0f;
     r->clip_skip = g.clip_skip;

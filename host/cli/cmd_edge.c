@@ -13,6 +13,7 @@
 
 #include "backend/open/backend_open.h"
 #include "cli/cli.h"
+#include "cli/cli_lora.h"
 #include "cli/cli_backend.h"
 #include "cli/cli_progress.h"
 #include "core/log.h"
@@ -68,6 +69,9 @@ static void usage(FILE *f) {
             "  --clip-skip K        the cloud text encoder's layer L-K (default 0 = last)\n"
             "  --vae full|tiny|DIR  decoder: EDGE_DIR/vae (default), EDGE_DIR/vae_tiny, or a\n"
             "                       folder\n"
+            "  --lora NAME=FILE[:SCALE]  a LoRA the cloud registered as NAME (hsd serve --lora):\n"
+            "                       asked for in GENERATE and applied to the edge's own U-Net\n"
+            "                       and text encoder too (refused if it does not fit them)\n"
             "  --threads T          CPU threads (default: every core)\n"
             HSD_CLI_BACKEND_HELP
             "daemon (--http): AUTOMATIC1111's API, so A1111 clients (webuiapi, front ends,\n"
@@ -169,6 +173,8 @@ int hsd_cmd_edge(int argc, char **argv) {
     struct hsd_edge_client_opts co = {.timeout_ms = 60000, .retries = 4};
     const char *out = NULL, *key_file = NULL, *key_id = NULL, *split_arg = NULL;
     int verbose = 0, quiet = 0, no_fallback = 0, have_split = 0, have_range = 0, http = 0;
+    struct hsd_cli_loras loras = {0};
+    const char *lora_names[HSD_PIPELINE_MAX_LORAS];
     char http_addr[64] = "127.0.0.1";
     struct hsd_edge_http_config hc = {.port = 7860};
     static const struct option opts[] = {
@@ -187,6 +193,7 @@ int hsd_cmd_edge(int argc, char **argv) {
         {"verbose", no_argument, 0, 'v'},           {"quiet", no_argument, 0, 'q'},
         {"http", optional_argument, 0, 'X'},        {"queue-limit", required_argument, 0, 'Q'},
         {"max-body", required_argument, 0, 'Y'},    {"max-connections", required_argument, 0, 'Z'},
+        {"lora", required_argument, 0, 'L'},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     int c, v;
     optind = 1;
@@ -285,6 +292,7 @@ int hsd_cmd_edge(int argc, char **argv) {
         case 'Z': if ((hc.max_connections = hsd_cli_parse_int("edge", "--max-connections", optarg, 1, 10000)) < 0) return 2; break;
         case 'v': verbose = 1; hsd_log_set_level(HSD_LOG_INFO); break;
         case 'q': quiet = 1; break;
+        case 'L': if (hsd_cli_lora_named("edge", &loras, optarg, 1)) return 2; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -296,6 +304,18 @@ int hsd_cmd_edge(int argc, char **argv) {
         return 2;
     }
     if (hsd_cli_check_backend("edge", backend, 0)) return 2;
+    if (http && loras.n) {
+        fprintf(stderr, "hsd edge: --lora is for one image; the --http daemon takes none yet\n");
+        return 2;
+    }
+    // The LoRAs go into the edge pipeline (its U-Net and text encoder) under
+    // the names the cloud registered them with.
+    pc.loras = loras.spec;
+    pc.n_loras = loras.n;
+    for (int i = 0; i < loras.n; i++) lora_names[i] = loras.spec[i].name;
+    r.lora_names = lora_names;
+    r.n_loras = loras.n;
+    r.gen.lora_scales = loras.n ? loras.scale : NULL;
     if (have_split == have_range) {
         fprintf(stderr, "hsd edge: give exactly one of --split K and --split-range KMIN:KMAX "
                         "(the U-Net calls the cloud runs)\n");

@@ -36,7 +36,8 @@ static enum hsd_status steps_and_decode(struct hsd_pipeline *p, float *latent,
     const struct hsd_gen_request *g = &r->gen;
     struct hsd_unet *unet = hsd_pipeline_unet(p, 1);
     if (!unet) unet = hsd_pipeline_unet(p, 0);
-    struct hsd_denoise_item item = {latent, sampler, cond, uncond, g->guidance_scale, NULL};
+    struct hsd_denoise_item item = {latent, sampler, cond, uncond, g->guidance_scale,
+                                    g->lora_scales};
     int from = sampler->step, total = hsd_sampler_n_calls(sampler);
     enum hsd_status s = HSD_OK;
     double t0 = now_ms();

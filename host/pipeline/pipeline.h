@@ -187,6 +187,11 @@ const char *hsd_pipeline_lora_name(const struct hsd_pipeline *p, int i);
 enum hsd_status hsd_pipeline_encode_text_lora(struct hsd_pipeline *p, float *out,
                                               const char *const *prompts, int n_prompts,
                                               int clip_skip, const float *scales);
+// hsd_pipeline_encode_ids with row r's text-encoder LoRAs from row_scales[r]
+// ([hsd_pipeline_lora_count] or NULL; row_scales NULL: no LoRA anywhere).
+enum hsd_status hsd_pipeline_encode_ids_lora(struct hsd_pipeline *p, float *out,
+                                             const int32_t *ids, int n, int clip_skip,
+                                             const float *const *row_scales);
 
 // Text embeddings from token ids [n, 77] (a GENERATE may carry ids).
 enum hsd_status hsd_pipeline_encode_ids(struct hsd_pipeline *p, float *out, const int32_t *ids,

@@ -95,16 +95,31 @@ enum hsd_status hsd_pipeline_lora_rows(struct hsd_pipeline *p, struct hsd_unet *
     return hsd_unet_lora_select(unet, p->lora_rows, padded);
 }
 
+// Selects row r's text-encoder LoRAs (row_scales[r], NULL: none); 1 if any.
+static enum hsd_status select_text(struct hsd_pipeline *p, const float *const *row_scales,
+                                   int n) {
+    if (!p->n_loras || !row_scales) return HSD_OK;
+    enum hsd_status s = grow(p, n);
+    for (int r = 0; r < n && !s; r++) set_row(p, r, row_scales[r]);
+    return s ? s : hsd_clip_text_lora_select(p->text, p->lora_rows, n);
+}
+
 enum hsd_status hsd_pipeline_encode_text_lora(struct hsd_pipeline *p, float *out,
                                               const char *const *prompts, int n_prompts,
                                               int clip_skip, const float *scales) {
-    enum hsd_status s = HSD_OK;
-    if (p->n_loras && scales) {
-        if ((s = grow(p, n_prompts))) return s;
-        for (int r = 0; r < n_prompts; r++) set_row(p, r, scales);
-        if ((s = hsd_clip_text_lora_select(p->text, p->lora_rows, n_prompts))) return s;
-    }
-    s = hsd_pipeline_encode_text(p, out, prompts, n_prompts, clip_skip);
+    const float *rows[2] = {scales, scales};
+    enum hsd_status s = n_prompts <= 2 ? select_text(p, rows, n_prompts)
+                                       : hsd_fail(HSD_ERR_INVALID_ARG, "at most 2 prompts");
+    if (!s) s = hsd_pipeline_encode_text(p, out, prompts, n_prompts, clip_skip);
+    hsd_clip_text_lora_select(p->text, NULL, 0);
+    return s;
+}
+
+enum hsd_status hsd_pipeline_encode_ids_lora(struct hsd_pipeline *p, float *out,
+                                             const int32_t *ids, int n, int clip_skip,
+                                             const float *const *row_scales) {
+    enum hsd_status s = select_text(p, row_scales, n);
+    if (!s) s = hsd_pipeline_encode_ids(p, out, ids, n, clip_skip);
     hsd_clip_text_lora_select(p->text, NULL, 0);
     return s;
 }

@@ -88,6 +88,8 @@ cases = {
         k=25,
         sampler=4, cfg_scale=0.5),
     "empty prompts": hc.GenerateRequest(prompt="", steps=1, k=0, sampler="ddim"),
+    "LoRAs (list and dict)": hc.GenerateRequest(prompt="a cat", k=2, steps=4,
+                                                loras={"kohya": 0.8, "ä-style": -1.5}),
 }
 for name, req in cases.items():
     rid = hc.random_request_id()
@@ -101,7 +103,11 @@ for name, req in cases.items():
     cfg32 = struct.unpack("<f", struct.pack("<f", req.cfg_scale))[0]
     want = {"seed": str(req.seed), "width": req.width, "height": req.height, "steps": req.steps,
             "k_min": k_min, "k_max": k_max, "sampler": int(hc.Sampler.parse(req.sampler)),
-            "flags": 1 if req.return_embeddings else 0, "cfg_scale": cfg32,
+            "flags": (1 if req.return_embeddings else 0) | (2 if req.loras else 0),
+            "cfg_scale": cfg32,
+            "loras": [[n, struct.unpack("<f", struct.pack("<f", v))[0]]
+                      for n, v in (req.loras.items() if isinstance(req.loras, dict)
+                                   else req.loras)],
             "deadline_ms": req.deadline_ms, "clip_skip": req.clip_skip,
             "priority": req.priority, "model": req.model,
             "prompt": req.prompt if isinstance(req.prompt, str) else list(req.prompt),
@@ -184,6 +190,12 @@ bad_requests = {
     "negative token id": R(prompt=[-1], k=1),
     "prompt None": R(prompt=None, k=1),
     "return_embeddings not bool": R(prompt="a", k=1, return_embeddings=1),
+    "9 LoRAs": R(prompt="a", k=1, loras=[(f"l{i}", 1.0) for i in range(9)]),
+    "LoRA listed twice": R(prompt="a", k=1, loras=[("a", 1.0), ("a", 0.5)]),
+    "LoRA scale 17": R(prompt="a", k=1, loras={"a": 17.0}),
+    "LoRA name 64 bytes": R(prompt="a", k=1, loras={"x" * 64: 1.0}),
+    "empty LoRA name": R(prompt="a", k=1, loras={"": 1.0}),
+    "LoRA not a pair": R(prompt="a", k=1, loras=["a"]),
 }
 for name, r in bad_requests.items():
     try:

@@ -42,6 +42,10 @@ MAX_CLIP_SKIP = 23
 MAX_PRIORITY = 7
 TEXT_LEN = 77
 GEN_TEXT_EMB = 0x01
+GEN_LORAS = 0x02
+MAX_LORAS = 8
+MAX_LORA_NAME = 63
+MAX_LORA_SCALE = 16.0
 
 _HEADER = struct.Struct("<4sHHHHIQII")
 _GEN_FIXED = struct.Struct("<QHHHHHBBfIBBH")
@@ -218,6 +222,9 @@ class GenerateRequest:
     priority: int = 0
     model: str = ""
     return_embeddings: bool = True
+    # LoRAs the service registered (hsd serve --lora NAME=FILE): (name, scale)
+    # pairs, or a {name: scale} dict; empty: none (and nothing extra is sent).
+    loras: Union[Sequence[tuple], dict] = ()
 
     def split(self) -> tuple:
         """(k_min, k_max), checked."""
@@ -259,14 +266,41 @@ class GenerateRequest:
         if not isinstance(self.return_embeddings, bool):
             raise InvalidRequest("return_embeddings must be True or False")
         model = _utf8("model", self.model, MAX_NAME)
+        loras = _loras(self.loras)
+        flags = (GEN_TEXT_EMB if self.return_embeddings else 0) | (GEN_LORAS if loras else 0)
         out = bytearray(_GEN_FIXED.pack(self.seed, self.width, self.height, self.steps, k_min,
-                                        k_max, sampler, GEN_TEXT_EMB if self.return_embeddings
-                                        else 0, cfg, self.deadline_ms, self.clip_skip,
-                                        self.priority, 0))
+                                        k_max, sampler, flags, cfg, self.deadline_ms,
+                                        self.clip_skip, self.priority, 0))
         out += struct.pack("<H", len(model)) + model
         out += _prompt("prompt", self.prompt)
         out += _prompt("negative_prompt", self.negative_prompt)
+        if loras:
+            out += struct.pack("<B", len(loras))
+            for name, scale in loras:
+                out += struct.pack("<B", len(name)) + name + struct.pack("<f", scale)
         return bytes(out)
+
+
+def _loras(loras) -> list:
+    """[(utf-8 name, f32 scale)] of a GENERATE's LoRA list (§5.1), checked."""
+    items = list(loras.items()) if isinstance(loras, dict) else list(loras)
+    if len(items) > MAX_LORAS:
+        raise InvalidRequest(f"{len(items)} LoRAs: at most {MAX_LORAS}")
+    out, seen = [], set()
+    for item in items:
+        try:
+            name, scale = item
+        except (TypeError, ValueError):
+            raise InvalidRequest(f"a LoRA is a (name, scale) pair, got {item!r}")
+        b = _utf8("LoRA name", name, MAX_LORA_NAME)
+        if not b or b in seen:
+            raise InvalidRequest(f"LoRA name {name!r}: empty or listed twice")
+        seen.add(b)
+        f = _f32("LoRA scale", scale)
+        if not -MAX_LORA_SCALE <= f <= MAX_LORA_SCALE:
+            raise InvalidRequest(f"LoRA scale {scale} outside -{MAX_LORA_SCALE:g}..{MAX_LORA_SCALE:g}")
+        out.append((b, f))
+    return out
 
 
 def encode_generate(req: GenerateRequest, request_id: int, with_auth: bool) -> bytearray:
