@@ -595,7 +595,7 @@ enum hsd_status hsd_sched_submit(struct hsd_sched *s, const struct hsd_sched_par
     r->prm.gen.negative_prompt = r->negative;
     r->prm.gen.lora_scales = prm->has_lora ? r->prm.lora_scales : NULL;
     r->client = client;
-    r->cfg = g.guidance_scale > 1.0f;
+    r->cfg = hsd_pipeline_cfg(p, g.guidance_scale);  // LCM U-Nets: guidance is an input
     r->clip_skip = g.clip_skip;
     int scale = hsd_pipeline_vae_scale(p);
     r->h = g.height / scale;

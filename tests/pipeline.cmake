@@ -24,3 +24,6 @@ set_tests_properties(test_single_file PROPERTIES LABELS "oracle;integration" TIM
 # per-row LoRA sets in one U-Net call, a LoRA that does not fit refused.
 hsd_add_test(test_lora LABELS oracle TIMEOUT 300 SOURCES unit/test_lora.c)
 hsd_add_test(test_lora_unit LABELS unit TIMEOUT 60 SOURCES unit/test_lora_unit.c)
+# LCM (issue 12): LCMScheduler + LCM-shaped U-Nets (guidance embedding), 4 and
+# 8 steps, the 4 + 4 hybrid split, LCM-LoRA, against diffusers goldens.
+hsd_add_test(test_lcm LABELS oracle TIMEOUT 300 SOURCES unit/test_lcm.c)

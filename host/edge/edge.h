@@ -94,6 +94,7 @@ struct hsd_edge_expect {
     int latent_c;  // the edge U-Net's (= its VAE's) latent channels
     int emb_c;  // the edge U-Net's cross-attention width (= its text encoder's)
     int vae_scale;  // pixels per latent cell (8)
+    int embedded_guidance;  // LCM U-Net: guidance is its input, RESULTs carry no uncond
     const struct hsd_noise_schedule *sched;  // NULL: not compared; else the
         // cloud's prediction type and training timesteps must match it
 };

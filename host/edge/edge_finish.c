@@ -92,7 +92,7 @@ enum hsd_status hsd_edge_generate_local(struct hsd_pipeline *p, const struct hsd
     const int scale = hsd_pipeline_vae_scale(p), h = g.height / scale, w = g.width / scale;
     const size_t lat = (size_t)hsd_pipeline_latent_channels(p) * h * w;
     const size_t ctx = (size_t)HSD_TEXT_LEN * hsd_pipeline_text_width(p);
-    const int cfg = g.guidance_scale > 1.0f;  // diffusers: do_classifier_free_guidance
+    const int cfg = hsd_pipeline_cfg(p, g.guidance_scale);  // do_classifier_free_guidance
     float *emb = malloc(2 * ctx * sizeof *emb), *latent = malloc(lat * sizeof *latent);
     struct hsd_sampler sampler = {0};
     struct hsd_edge_timing tm = {0};
@@ -104,7 +104,8 @@ enum hsd_status hsd_edge_generate_local(struct hsd_pipeline *p, const struct hsd
     // batch [negative, prompt] (or the prompt alone), then its initial latent.
     const char *texts[2] = {g.negative_prompt ? g.negative_prompt : "", g.prompt};
     double t0 = now_ms();
-    if ((s = hsd_pipeline_encode_text(p, emb, cfg ? texts : texts + 1, cfg ? 2 : 1, g.clip_skip)))
+    if ((s = hsd_pipeline_encode_text_lora(p, emb, cfg ? texts : texts + 1, cfg ? 2 : 1,
+                                             g.clip_skip, g.lora_scales)))
         goto done;
     double text_ms = now_ms() - t0;
     if ((s = hsd_pipeline_init_image(p, &g, 0, latent, &sampler))) goto done;

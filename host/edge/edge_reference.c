@@ -57,7 +57,7 @@ enum hsd_status hsd_edge_reference_result(struct hsd_wire_msg *m, void **storage
     int scale = hsd_pipeline_vae_scale(cloud), C = hsd_pipeline_latent_channels(cloud);
     int h = g->height / scale, w = g->width / scale, E = hsd_pipeline_text_width(cloud);
     size_t lat = (size_t)C * h * w, ctx = (size_t)HSD_TEXT_LEN * E;
-    int cfg = r.guidance_scale > 1.0f;  // diffusers' do_classifier_free_guidance
+    int cfg = hsd_pipeline_cfg(cloud, r.guidance_scale);  // do_classifier_free_guidance
     int want_emb = (g->flags & HSD_WIRE_GEN_TEXT_EMB) != 0;
     int k = g->k_max;
     float *emb = malloc(2 * ctx * sizeof *emb), *latent = malloc(lat * sizeof *latent);

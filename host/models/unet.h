@@ -99,4 +99,12 @@ enum hsd_status hsd_unet_lora_attach(struct hsd_unet *u, const struct hsd_lora_f
 enum hsd_status hsd_unet_lora_select(struct hsd_unet *u, const float *scale, int rows);
 int hsd_unet_lora_adapters(const struct hsd_unet *u);
 
+// LCM-distilled U-Nets (config time_cond_proj_dim): guidance is an input,
+// not classifier-free guidance. hsd_unet_guidance_embedded says whether
+// this U-Net takes it; set_guidance gives the next forwards' rows their w
+// = guidance_scale - 1 (diffusers LatentConsistencyModelPipeline); rows
+// past `rows` (or w NULL) get w = 0. A no-op for other U-Nets.
+int hsd_unet_guidance_embedded(const struct hsd_unet *u);
+enum hsd_status hsd_unet_set_guidance(struct hsd_unet *u, const float *w, int rows);
+
 #endif

@@ -186,6 +186,10 @@ static enum hsd_status build_all(struct build *b) {
         return s;
     if ((s = get(b, &u->time_l2_b, 1, D(u->temb_dim), 0, "time_embedding.linear_2.bias")))
         return s;
+    if (u->cfg.time_cond_proj_dim &&
+        (s = get(b, &u->time_cond_w, 2, D(c0, u->cfg.time_cond_proj_dim), 0,
+                 "time_embedding.cond_proj.weight")))
+        return s;
 
     // Skip-connection channel stack, as UNet2DConditionModel.forward pushes it.
     int skips[1 + HSD_UNET_MAX_BLOCKS * 66], n_skips = 0;
@@ -350,6 +354,7 @@ void hsd_unet_free(struct hsd_unet *u) {
     free_transformers(u->mid_attns, u->n_mid_attn);
     if (u->arena) u->be->ops->free(u->be, u->arena);
     hsd_lora_set_free(u->lora);
+    free(u->guidance_emb);
     free(u->host_io);
     free(u);
 }

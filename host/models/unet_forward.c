@@ -18,6 +18,7 @@ struct fwd {
     struct hsd_fwd a;  // arena, backend, planning flag, flop count
     struct hsd_unet *u;
     int n;             // batch rows: a linear's m is n * tokens
+    const void *wc;    // LCM: guidance-scale embeddings [n, time_cond_proj_dim], or NULL
 };
 
 static void *act(struct fwd *f, size_t count) { return hsd_fwd_act(&f->a, count); }
@@ -177,6 +178,15 @@ static enum hsd_status body(struct fwd *f, void **y_out, const void *x, const vo
         struct hsd_timestep_embedding_params tp = {te, tb, n, c0, cfg->flip_sin_to_cos,
                                                    cfg->freq_shift, 10000.0f};
         RUN(f, timestep_embedding, &tp);
+        if (u->time_cond_w) {
+            // TimestepEmbedding: sample = sample + self.cond_proj(condition)
+            // (LCM's guidance-scale embedding; no bias).
+            void *tc = act(f, (size_t)n * c0);
+            if ((s = linear(f, tc, f->wc, u->time_cond_w, NULL, te, n, cfg->time_cond_proj_dim,
+                            c0)))
+                return s;
+            te = tc;
+        }
         if ((s = linear(f, t1, te, u->time_l1_w, u->time_l1_b, NULL, n, c0, u->temb_dim)))
             return s;
         struct hsd_eltwise_params sp = {t1, t1, NULL, (size_t)n * u->temb_dim};
@@ -314,6 +324,15 @@ static enum hsd_status forward(struct fwd *f, float *out, const float *sample, c
     // Timesteps stay fp32 on every backend (timestep_embedding's contract).
     void *tb = act(f, ((size_t)n * sizeof(float) + be->act_size - 1) / be->act_size);
     void *cx = act(f, (size_t)n * t_ctx * cfg->cross_attention_dim);
+    const int tcd = cfg->time_cond_proj_dim;
+    void *wc = tcd ? act(f, (size_t)n * tcd) : NULL;
+    f->wc = wc;
+    if (!f->a.planning && wc) {
+        // Rows without a selected guidance (hsd_unet_set_guidance) get w = 0.
+        float *emb = u->host_io;
+        for (int b = 0; b < n; b++) hsd_unet_guidance_row(u, emb + (size_t)b * tcd, b);
+        if ((s = be->ops->upload(be, wc, emb, (size_t)n * tcd))) return s;
+    }
     if (!f->a.planning) {
         size_t hw = (size_t)h * w;
         float *tmp = u->host_io;
@@ -424,6 +443,7 @@ enum hsd_status hsd_unet_plan(struct hsd_unet *u, int n, int h, int w, int t_ctx
     size_t io = (size_t)n * h * w *
                 (u->cfg.in_channels > u->cfg.out_channels ? u->cfg.in_channels
                                                           : u->cfg.out_channels);
+    if ((size_t)n * u->cfg.time_cond_proj_dim > io) io = (size_t)n * u->cfg.time_cond_proj_dim;
     if (io > u->host_io_cap) {
         free(u->host_io);
         u->host_io = malloc(io * sizeof(float));

@@ -65,7 +65,7 @@ extern "C" {
 #define HSD_WIRE_MAX_CLIP_SKIP 23u
 #define HSD_WIRE_MAX_PRIORITY 7u
 #define HSD_WIRE_MAX_DEVICES 32u
-#define HSD_WIRE_SAMPLER_COUNT 5u  // = HSD_SAMPLER_COUNT (checked in wire.c)
+#define HSD_WIRE_SAMPLER_COUNT 6u  // = HSD_SAMPLER_COUNT (checked in wire.c)
 #define HSD_WIRE_MAX_LORAS 8u  // LoRAs one GENERATE may choose
 #define HSD_WIRE_MAX_LORA_NAME 63u  // bytes of a LoRA's name
 #define HSD_WIRE_MAX_LORA_SCALE 16.0f

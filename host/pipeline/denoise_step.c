@@ -162,6 +162,7 @@ enum hsd_status hsd_pipeline_denoise_step(struct hsd_pipeline *p, struct hsd_une
     if ((st = o->download(be, s->x_in, s->in, (size_t)rows * lat))) return st;
     pad_rows(s, rows, padded, lat, ctx);
     if ((st = hsd_pipeline_lora_rows(p, unet, items, s->rows, n, padded))) return st;
+    if ((st = hsd_pipeline_guidance_rows(p, unet, items, s->rows, n, padded))) return st;
     st = hsd_unet_forward(unet, s->out, s->x_in, s->t_in, s->ctx_in, padded, h, w, HSD_TEXT_LEN);
     if (st) return st;
     if ((st = o->upload(be, s->mo, s->out, (size_t)rows * lat))) return st;

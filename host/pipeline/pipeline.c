@@ -147,6 +147,7 @@ fail:
 void hsd_pipeline_free(struct hsd_pipeline *p) {
     if (!p) return;
     hsd_pipeline_lora_free(p);
+    free(p->guidance_w);
     hsd_unet_free(p->large);
     hsd_unet_free(p->edge);
     hsd_unet_source_close(&p->src_large);
@@ -357,7 +358,7 @@ enum hsd_status hsd_pipeline_generate(struct hsd_pipeline *p, const struct hsd_g
     int B = r->batch_count, scale = hsd_vae_scale(p->vae);
     int h = r->height / scale, w = r->width / scale;
     size_t lat = (size_t)p->latent_c * h * w, ctx = (size_t)HSD_TEXT_LEN * p->ctx_dim;
-    int cfg = r->guidance_scale > 1.0f;  // diffusers: do_classifier_free_guidance
+    int cfg = hsd_pipeline_cfg(p, r->guidance_scale);  // diffusers: do_classifier_free_guidance
     float *emb = malloc(2 * ctx * sizeof *emb);
     float *latents = malloc((size_t)B * lat * sizeof *latents);
     struct hsd_sampler *samplers = calloc((size_t)B, sizeof *samplers);

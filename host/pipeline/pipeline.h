@@ -85,6 +85,13 @@ struct hsd_pipeline;
 enum hsd_status hsd_pipeline_load(struct hsd_pipeline **out, const struct hsd_pipeline_config *cfg);
 void hsd_pipeline_free(struct hsd_pipeline *p);
 
+// Whether a request with this guidance scale runs classifier-free guidance
+// (an unconditional row): diffusers' guidance_scale > 1, except with an
+// LCM-distilled large U-Net, which takes the scale as an input instead
+// (LatentConsistencyModelPipeline; pipeline_lcm.c).
+int hsd_pipeline_cfg(const struct hsd_pipeline *p, float guidance_scale);
+int hsd_pipeline_guidance_embedded(const struct hsd_pipeline *p);
+
 // U-Net calls the request's sampler makes for its steps (0 if invalid).
 int hsd_pipeline_n_calls(const struct hsd_gen_request *r);
 

@@ -44,6 +44,8 @@ struct hsd_pipeline {
     int n_loras;
     float *lora_rows;        // [rows, n_loras] scales of one U-Net / text-encoder call
     size_t lora_rows_cap;
+    float *guidance_w;       // [rows] LCM U-Nets' w of one call (pipeline_lcm.c)
+    size_t guidance_cap;
 };
 
 // Loads config.loras onto the loaded models (pipeline_lora.c).
@@ -59,5 +61,11 @@ enum hsd_status hsd_pipeline_lora_rows(struct hsd_pipeline *p, struct hsd_unet *
 // The U-Net batch of a call of `rows` rows: the smallest configured bucket
 // that holds them, or `rows` above the largest (hsd_pipeline_config.row_buckets).
 int hsd_pipeline_bucket_rows(const struct hsd_pipeline *p, int rows);
+
+// LCM U-Nets: each row's w = guidance_scale - 1 for `unet`'s next call
+// (pipeline_lcm.c); a no-op for U-Nets without time_cond_proj_dim.
+enum hsd_status hsd_pipeline_guidance_rows(struct hsd_pipeline *p, struct hsd_unet *unet,
+                                           const struct hsd_denoise_item *items,
+                                           const struct hsd_step_row *rows, int n, int padded);
 
 #endif

@@ -171,7 +171,7 @@ bad_requests = {
     "seed 2^64": R(prompt="a", k=1, seed=2**64),
     "seed as float": R(prompt="a", k=1, seed=1.0),
     "unknown sampler name": R(prompt="a", k=1, sampler="heun"),
-    "sampler id 5": R(prompt="a", k=1, sampler=5),
+    "sampler id 6": R(prompt="a", k=1, sampler=6),
     "cfg NaN": R(prompt="a", k=1, cfg_scale=float("nan")),
     "cfg inf": R(prompt="a", k=1, cfg_scale=float("inf")),
     "cfg > 100": R(prompt="a", k=1, cfg_scale=100.5),

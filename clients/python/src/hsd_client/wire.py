@@ -94,6 +94,7 @@ class Sampler(enum.IntEnum):
     EULER = 2
     EULER_A = 3
     PNDM = 4
+    LCM = 5
 
     @classmethod
     def parse(cls, v: Union[str, int, "Sampler"]) -> "Sampler":
