@@ -3,7 +3,8 @@
 # - hsd edge --lora NAME=FILE:SCALE names the LoRA in GENERATE, the cloud
 #   runs its k steps with it, the edge finishes with the same LoRA on its
 #   own U-Net: the pixels (and IDAT bytes) of hsd generate --lora
-#   FILE:SCALE with the same U-Net (one LoRA; two at once, one negative);
+#   FILE:SCALE with the same U-Net (one LoRA; two at once, one negative;
+#   LCM-LoRA: the lcm sampler with CFG 1.5);
 # - control: the same request without the LoRA gives other pixels;
 # - an edge U-Net the LoRA does not fit (the BK-SDM-shaped edge model) is
 #   refused before any request, naming the layer; a LoRA name the service
@@ -50,6 +51,9 @@ same "kohya 0.8, k=3 of 6" "--split 3 --steps 6 --lora kohya=$kohya:0.8" "--step
 same "kohya 0.5 + peft -0.7, euler, k=2 of 5" \
      "--split 2 --steps 5 --sampler euler --lora kohya=$kohya:0.5 --lora peft=$peft:-0.7" \
      "--steps 5 --sampler euler --lora $kohya:0.5 --lora $peft:-0.7"
+same "LCM-LoRA: kohya 0.8, lcm, cfg 1.5, k=2 of 4" \
+     "--split 2 --steps 4 --sampler lcm --cfg 1.5 --lora kohya=$kohya:0.8" \
+     "--steps 4 --sampler lcm --cfg 1.5 --lora $kohya:0.8"
 same "DIFF control: no LoRA on the edge request" "--split 3 --steps 6" "--steps 6 --lora $kohya:0.8"
 
 out=$("$hsd" edge "${cloud[@]}" --model "$edge" "${common[@]}" --split 2 --steps 4 \
