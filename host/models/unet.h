@@ -98,6 +98,10 @@ enum hsd_status hsd_unet_lora_attach(struct hsd_unet *u, const struct hsd_lora_f
                                      const char *model, int *adapter);
 enum hsd_status hsd_unet_lora_select(struct hsd_unet *u, const float *scale, int rows);
 int hsd_unet_lora_adapters(const struct hsd_unet *u);
+// A LoRA of rank `rank` with random weights on every layer of u that LoRA
+// targets (benchmarks: hsd bench unet --loras).
+enum hsd_status hsd_unet_lora_random(struct hsd_lora_file **out, const struct hsd_unet *u,
+                                     int rank, uint64_t seed);
 
 // LCM-distilled U-Nets (config time_cond_proj_dim): guidance is an input,
 // not classifier-free guidance. hsd_unet_guidance_embedded says whether

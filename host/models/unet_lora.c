@@ -4,8 +4,11 @@
 // of every Transformer2DModel, the modules kohya's and PEFT's SD LoRAs
 // train (diffusers' default target_modules: to_q, to_k, to_v, to_out.0,
 // plus the feed-forward and projections kohya adds).
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "models/lora.h"
 #include "models/unet_internal.h"
@@ -111,3 +114,45 @@ enum hsd_status hsd_unet_lora_select(struct hsd_unet *u, const float *scale, int
 }
 
 int hsd_unet_lora_adapters(const struct hsd_unet *u) { return hsd_lora_set_adapters(u->lora); }
+
+enum hsd_status hsd_unet_lora_random(struct hsd_lora_file **out, const struct hsd_unet *u,
+                                     int rank, uint64_t seed) {
+    *out = NULL;
+    struct targets ts = {0};
+    enum hsd_status s = collect(&ts, u);
+    struct hsd_lora_file *f = s ? NULL : calloc(1, sizeof *f);
+    if (f) f->layers = calloc((size_t)ts.n + 1, sizeof *f->layers);
+    if (!s && (!f || !f->layers)) s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
+    // splitmix64: values in [-1, 1) / sqrt(k) for down, / 4 for up.
+    for (int i = 0; !s && i < ts.n; i++) {
+        const struct hsd_lora_target *t = &ts.t[i];
+        struct hsd_lora_layer *ly = &f->layers[f->n_layers++];
+        *ly = (struct hsd_lora_layer){.part = HSD_LORA_UNET, .r = rank, .k = t->k,
+                                      .n_out = t->n_out, .alpha = (float)rank};
+        memcpy(ly->layer, t->layer, sizeof ly->layer);
+        ly->down = malloc((size_t)rank * t->k * sizeof(float));
+        ly->up = malloc((size_t)t->n_out * rank * sizeof(float));
+        if (!ly->down || !ly->up) {
+            s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
+            break;
+        }
+        const size_t nd = (size_t)rank * t->k, nu = (size_t)t->n_out * rank;
+        for (size_t j = 0; j < nd + nu; j++) {
+            uint64_t z = (seed += 0x9e3779b97f4a7c15ull);
+            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+            z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+            float v = (float)((z ^ (z >> 31)) >> 40) / (float)(1 << 23) - 1.0f;
+            if (j < nd) ly->down[j] = v / sqrtf((float)t->k);
+            else ly->up[j - nd] = v / 4.0f;
+        }
+        f->n_part[HSD_LORA_UNET]++;
+    }
+    free(ts.t);
+    if (s) {
+        hsd_lora_file_free(f);
+        return s;
+    }
+    snprintf(f->path, sizeof f->path, "random rank-%d LoRA", rank);
+    *out = f;
+    return HSD_OK;
+}
