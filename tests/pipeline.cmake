@@ -27,3 +27,5 @@ hsd_add_test(test_lora_unit LABELS unit TIMEOUT 60 SOURCES unit/test_lora_unit.c
 # LCM (issue 12): LCMScheduler + LCM-shaped U-Nets (guidance embedding), 4 and
 # 8 steps, the 4 + 4 hybrid split, LCM-LoRA, against diffusers goldens.
 hsd_add_test(test_lcm LABELS oracle TIMEOUT 300 SOURCES unit/test_lcm.c)
+# More than two U-Nets in one schedule (issue 12 item 6).
+hsd_add_test(test_stages LABELS unit TIMEOUT 120 SOURCES unit/test_stages.c)

@@ -135,6 +135,7 @@ enum hsd_status hsd_pipeline_load(struct hsd_pipeline **out, const struct hsd_pi
         int m2 = hsd_unet_size_multiple(p->edge);
         if (m2 > mult) mult = m2;
     }
+    if ((s = hsd_pipeline_stages_load(p, c, &mult))) goto fail;
     p->size_multiple = mult * hsd_vae_scale(p->vae);
     if ((s = hsd_pipeline_lora_load(p, c))) goto fail;
     *out = p;
@@ -147,6 +148,7 @@ fail:
 void hsd_pipeline_free(struct hsd_pipeline *p) {
     if (!p) return;
     hsd_pipeline_lora_free(p);
+    hsd_pipeline_stages_free(p);
     free(p->guidance_w);
     hsd_unet_free(p->large);
     hsd_unet_free(p->edge);
@@ -201,6 +203,7 @@ enum hsd_status hsd_pipeline_validate_params(const struct hsd_pipeline *p,
     if (r->split > calls)
         return hsd_fail(HSD_ERR_INVALID_ARG, "split k = %d must be in [0, %d] (U-Net calls of %d %s steps)",
                         r->split, calls, r->steps, hsd_sampler_name(r->sampler));
+    if ((s = hsd_pipeline_stages_validate(p, r, calls))) return s;
     if (!p->edge && r->split >= 0 && r->split < calls)
         return hsd_fail(HSD_ERR_INVALID_ARG,
                         "split k = %d needs an edge model (--edge-model) for steps k..N-1",
@@ -383,16 +386,16 @@ enum hsd_status hsd_pipeline_generate(struct hsd_pipeline *p, const struct hsd_g
                                              r->lora_scales};
     }
     int calls = hsd_sampler_n_calls(&samplers[0]);
-    int split = r->split < 0 || !p->edge ? calls : r->split;
     for (int step = 0; !hsd_sampler_done(&samplers[0]); step++) {
         double ts = now_ms();
         float t_step = hsd_sampler_timestep(&samplers[0]);
-        struct hsd_unet *u = step < split ? p->large : p->edge;
+        int stage;
+        struct hsd_unet *u = hsd_pipeline_stage_unet(p, r, step, calls, &stage);
         if ((s = hsd_pipeline_denoise_step(p, u, items, B, h, w))) goto done;
         double ms = now_ms() - ts;
         if (timing && timing->step_ms) timing->step_ms[step] = ms;
-        HSD_DEBUG("step %d/%d (%s U-Net, t=%g): %.1f ms", step + 1, calls,
-                  step < split ? "large" : "edge", (double)t_step, ms);
+        HSD_DEBUG("step %d/%d (U-Net %d, t=%g): %.1f ms", step + 1, calls, stage + 1,
+                  (double)t_step, ms);
         if (progress) progress(user, step + 1, calls);
     }
     if (latent_out) memcpy(latent_out, latents, (size_t)B * lat * sizeof *latents);

@@ -48,7 +48,15 @@ struct hsd_pipeline_config {
     int n_row_buckets;
     const struct hsd_lora_spec *loras;  // [n_loras], loaded in this order
     int n_loras;                        // 0..HSD_PIPELINE_MAX_LORAS
+    // More than two U-Nets in one schedule (the paper's code allows a list):
+    // U-Nets after edge_model, in the order they take over (root, unet
+    // folder or single file each); needs edge_model. Requests then give
+    // hsd_gen_request.splits.
+    const char *const *more_models;
+    int n_more_models;                  // 0..HSD_PIPELINE_MAX_UNETS - 2
 };
+
+#define HSD_PIPELINE_MAX_UNETS 8
 
 #define HSD_PIPELINE_MAX_BUCKETS 16
 #define HSD_PIPELINE_MAX_ROWS 1024
@@ -67,6 +75,11 @@ struct hsd_gen_request {
     int batch_count;              // images, 1..64
     int clip_skip;                // 0 = last layer
     const float *lora_scales;     // [n_loras of the pipeline] (0 = off), or NULL: no LoRA
+    // With more_models: where each U-Net after the large one takes over,
+    // ascending U-Net call indices, one per U-Net after the large one
+    // (splits[0] is the edge model's k); overrides `split`. NULL: `split`.
+    const int *splits;
+    int n_splits;
 };
 
 struct hsd_gen_timing {

@@ -32,6 +32,9 @@ struct hsd_pipeline {
     struct hsd_noise_schedule sched;
     struct hsd_unet_source src_large, src_edge;
     struct hsd_unet *large, *edge;
+    struct hsd_unet_source src_more[HSD_PIPELINE_MAX_UNETS - 2];
+    struct hsd_unet *more[HSD_PIPELINE_MAX_UNETS - 2];  // U-Nets after the edge one
+    int n_more;
     struct hsd_vae *vae;
     int ctx_dim;             // text encoder width = U-Net cross-attention width
     int latent_c;            // U-Net in/out channels = VAE latent channels
@@ -47,6 +50,16 @@ struct hsd_pipeline {
     float *guidance_w;       // [rows] LCM U-Nets' w of one call (pipeline_lcm.c)
     size_t guidance_cap;
 };
+
+// More than two U-Nets (pipeline_stages.c): loads config.more_models,
+// frees them, checks a request's splits and picks the U-Net of call `step`.
+enum hsd_status hsd_pipeline_stages_load(struct hsd_pipeline *p,
+                                         const struct hsd_pipeline_config *c, int *mult);
+void hsd_pipeline_stages_free(struct hsd_pipeline *p);
+enum hsd_status hsd_pipeline_stages_validate(const struct hsd_pipeline *p,
+                                             const struct hsd_gen_request *r, int calls);
+struct hsd_unet *hsd_pipeline_stage_unet(struct hsd_pipeline *p, const struct hsd_gen_request *r,
+                                         int step, int calls, int *stage);
 
 // Loads config.loras onto the loaded models (pipeline_lora.c).
 enum hsd_status hsd_pipeline_lora_load(struct hsd_pipeline *p,

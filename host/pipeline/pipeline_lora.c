@@ -35,6 +35,7 @@ static enum hsd_status attach(struct hsd_pipeline *p, const struct hsd_lora_file
     int a;
     enum hsd_status s = hsd_unet_lora_attach(p->large, f, "U-Net", &a);
     if (!s && p->edge) s = hsd_unet_lora_attach(p->edge, f, "edge U-Net", &a);
+    for (int k = 0; !s && k < p->n_more; k++) s = hsd_unet_lora_attach(p->more[k], f, "U-Net", &a);
     if (!s) s = hsd_clip_text_lora_attach(p->text, f, HSD_LORA_TE1, &a);
     if (!s && f->n_part[HSD_LORA_TE2])
         s = hsd_fail(HSD_ERR_SHAPE,
