@@ -64,7 +64,7 @@ static enum hsd_status parse_kohya(struct hsd_lora_key *k, const char *key, cons
                          "tensors are not supported)");
     if (spell(k->layer, rest, (size_t)(dot - rest))) return bad(key, "bad layer name");
     strip_text_model(k);
-    return HSD_OK;
+    return k->layer[0] ? HSD_OK : bad(key, "empty layer name");
 }
 
 // diffusers / PEFT: [<part>.]<module>.<role>
@@ -110,7 +110,7 @@ static enum hsd_status parse_diffusers(struct hsd_lora_key *k, const char *key,
         }
         if (spell(k->layer, mod, m)) return bad(key, "bad layer name");
         strip_text_model(k);
-        return HSD_OK;
+        return k->layer[0] ? HSD_OK : bad(key, "empty layer name");
     }
     return bad(key, "not a LoRA tensor in the kohya or diffusers/PEFT formats (lora_A/lora_B, "
                     "lora.down/lora.up, lora_down/lora_up, alpha)");
