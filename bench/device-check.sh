@@ -20,7 +20,8 @@
 #   serve    hsd bench serve --backend cuda:0 on the SD 1.5 pipeline: images/s
 #            at saturation and cloud device-ms per image, hybrid k=10 of 25 vs
 #            cloud-only (--compare-cost), then p99 time to RESULT at 70% of
-#            that load
+#            that load; buckets 1..32 warmed first (whole-step graphs), the
+#            plans the run itself made printed (all zero expected)
 #   e2e      hsd serve --backend cuda:0 + hsd edge (CPU) on loopback -> PNG,
 #            the same with hsd serve --backend cpu, mean |pixel difference|
 #   kernels  bench_kernels (every kernel version vs cuDNN/cuBLAS) and PyTorch
@@ -461,15 +462,19 @@ if [ -n "${enabled[serve]:-}" ] && slot serve; then
     sstart=$(date +%s)
     if ((gpu)); then
       size=${HSD_SERVE_SIZE:-512} n=${HSD_SERVE_REQUESTS:-32} mb=32 sb=(--backend "$spec")
+      # The saturation run: the resident step with one recorded graph per
+      # bucket (issue 10), recorded by the warm-up; its plans_during_run
+      # must stay all zero. (The 70% run keeps the unwarmed behaviour.)
+      wu=(--buckets 1,2,4,8,16,32 --warmup)
       if (( T < 60 )) && [ -z "${HSD_SERVE_SIZE:-}" ]; then size=256 n=16; echo "(short slot: 256x256, 16 requests)"; fi
     else
-      size=64 n=8 mb=16 sb=(); has_backend bench serve && sb=(--backend cpu)
+      size=64 n=8 mb=16 sb=() wu=(); has_backend bench serve && sb=(--backend cpu)
     fi
     sv=(bench serve --model "$pipe" --requests "$n" --steps 25 --k-mix 10:1 --size "$size" --max-batch "$mb" "${sb[@]}")
     sl() { local l=$(( T - ($(date +%s) - sstart) )); (( l < 5 )) && l=5; echo $l; }
     # Line-buffered, so a run stopped by its timeout keeps the phases it finished.
     lb=(); command -v stdbuf >/dev/null 2>&1 && lb=(stdbuf -oL)
-    timeout "$(( $(sl) * 2 / 3 ))" "${lb[@]}" "$hsd" "${sv[@]}" --compare-cost > "$WORK/serve_sat.txt" 2>"$WORK/serve_sat.err"
+    timeout "$(( $(sl) * 2 / 3 ))" "${lb[@]}" "$hsd" "${sv[@]}" "${wu[@]}" --compare-cost > "$WORK/serve_sat.txt" 2>"$WORK/serve_sat.err"
     rc=$?
     grep -vE '^\{' "$WORK/serve_sat.txt"
     jtag saturation < "$WORK/serve_sat.txt" >> "$OUT/gpu.jsonl"

@@ -136,6 +136,7 @@ static enum hsd_status upload(struct hsd_backend *be, void *dst, const float *sr
     if ((s = record(c, dst, count * elem))) return s;
     if (be->weight_mode == HSD_WEIGHTS_RECEIVE || !count) return HSD_OK;
     if (!src) return hsd_fail(HSD_ERR_INVALID_ARG, "upload: NULL source");
+    hsd_xfer_up(&be->xfer, count * elem);
     size_t per = c->stage_cap / elem;
     for (size_t done = 0; done < count;) {
         size_t n = count - done < per ? count - done : per;
@@ -178,6 +179,7 @@ static enum hsd_status download(struct hsd_backend *be, float *dst, const void *
     enum hsd_status s = enter(c);
     if (s) return s;
     if ((s = stage_drain(c))) return s;
+    if (count) hsd_xfer_down(&be->xfer, count * elem);
     size_t per = c->stage_cap / elem;
     for (size_t done = 0; done < count;) {
         size_t n = count - done < per ? count - done : per;
@@ -220,7 +222,7 @@ static enum hsd_status cu_synchronize(struct hsd_backend *be) {
 
 static int key_eq(const struct hsd_graph_key *a, const struct hsd_graph_key *b) {
     return a->model == b->model && a->arena == b->arena && a->n == b->n && a->h == b->h &&
-           a->w == b->w && a->t_ctx == b->t_ctx;
+           a->w == b->w && a->t_ctx == b->t_ctx && a->io == b->io && a->whole_step == b->whole_step;
 }
 
 static struct cuda_graph *graph_slot(struct cuda_impl *c, const struct hsd_graph_key *key) {
@@ -332,6 +334,8 @@ CUDA_OP(timestep_embedding, hsd_timestep_embedding_params)
 CUDA_OP(step_input, hsd_step_input_params)
 CUDA_OP(cfg_combine, hsd_cfg_combine_params)
 CUDA_OP(sampler_step, hsd_sampler_step_params)
+CUDA_OP(step_gather, hsd_step_gather_params)
+CUDA_OP(step_scatter, hsd_step_scatter_params)
 #undef CUDA_OP
 
 static struct cuda_conv_shape *conv_shape(struct cuda_impl *c, const struct hsd_conv2d_params *p) {
@@ -493,6 +497,8 @@ static const struct hsd_backend_ops k_cuda_ops = {
     .step_input = cu_step_input,
     .cfg_combine = cu_cfg_combine,
     .sampler_step = cu_sampler_step,
+    .step_gather = cu_step_gather,
+    .step_scatter = cu_step_scatter,
 };
 
 static int env_flag(const char *name, int dflt) {

@@ -17,6 +17,7 @@
 #include "groupnorm.cuh"
 #include "layernorm.cuh"
 #include "sampler_step.cuh"
+#include "step_gather.cuh"
 #include "tanh_clamp.cuh"
 #include "timestep_embedding.cuh"
 #include "upsample.cuh"
@@ -136,6 +137,16 @@ const hsd_cuda_sampler_step_entry k_sampler_step[] = {
     {{"hsd_sampler_step_v1_direct", P | R, 80, kEmulated,
       "thread per (item, element), backend/step_math.h per kind, fp32, no FMA"},
      hsd_sampler_step_v1_direct},
+};
+const hsd_cuda_step_gather_entry k_step_gather[] = {
+    {{"hsd_step_gather_v1_direct", P | R, 80, kEmulated,
+      "grid (blocks, items): slot -> batch latent, history (+ noise), step row, t, fp16 context"},
+     hsd_step_gather_v1_direct},
+};
+const hsd_cuda_step_scatter_entry k_step_scatter[] = {
+    {{"hsd_step_scatter_v1_direct", P | R, 80, kEmulated,
+      "grid (blocks, items): batch -> slot latent and history, call counter + 1"},
+     hsd_step_scatter_v1_direct},
 };
 
 template <typename E, int N>

@@ -1,14 +1,23 @@
 // Step-level continuous batching over a pool of devices (docs/architecture.md §6).
 //
-// Requests wait in a bounded queue (priority, then FIFO). A device worker
-// admits a few at a time (their prompts encoded in one text-encoder call,
-// latents and sampler states made as hsd_pipeline_init_image does), then
-// repeatedly takes the active requests of one shape bucket, each at its own
-// step, and runs ONE U-Net call for all of them (CFG pairs in the same
-// batch) through hsd_pipeline_denoise_step. Requests join and leave between
-// steps; a request leaves at its split k, and the scheduler hands its latent,
-// sampler state and text embeddings to the on_done callback, which the
-// service turns into a RESULT. Every request ends in exactly one on_done.
+// Requests wait in a bounded queue (priority, then the tenant admitted
+// least recently, then FIFO; each tenant may hold at most
+// tenant_queue_limit of the queue). A device worker admits a few at a time
+// (their prompts encoded in one text-encoder call, latents and sampler
+// states made as hsd_pipeline_init_image does), then repeatedly takes the
+// active requests of one latent size — the size served least recently, so
+// sizes take turns — each at its own step, and runs ONE U-Net call for all
+// of them (CFG pairs in the same batch) through hsd_pipeline_denoise_step.
+// Requests join and leave between steps; a request leaves at its split k,
+// and the scheduler hands its latent, sampler state and text embeddings to
+// the on_done callback, which the service turns into a RESULT. Every
+// request ends in exactly one on_done.
+//
+// Cancellations and deadlines are watched by a reaper thread every 20 ms,
+// also for requests inside a running U-Net call: such a request is answered
+// at once (CANCELLED or EXPIRED) and its row's output is dropped when the
+// call ends; a call all of whose requests were answered stops before its
+// next backend op (HSD_ERR_CANCELLED from the forward pass).
 #ifndef HSD_SCHED_BATCHER_H
 #define HSD_SCHED_BATCHER_H
 
@@ -28,6 +37,9 @@ enum hsd_sched_error {
     HSD_SCHED_E_SHUTDOWN,      // the service stopped before finishing it
 };
 
+// Room for a tenant name (the service uses the request's key id).
+#define HSD_SCHED_TENANT_SIZE 32
+
 struct hsd_sched_params {
     struct hsd_gen_request gen;   // prompt strings are copied at submit
     int prompt_is_ids, neg_is_ids; // 1: that side's ids below instead of its gen text
@@ -39,6 +51,7 @@ struct hsd_sched_params {
     // off; used when has_lora (gen.lora_scales is pointed here at submit).
     int has_lora;
     float lora_scales[HSD_PIPELINE_MAX_LORAS];
+    char tenant[HSD_SCHED_TENANT_SIZE];  // who sent it ("" is a tenant too): quotas, fairness
 };
 
 struct hsd_sched_result {
@@ -49,8 +62,9 @@ struct hsd_sched_result {
     const float *latent;          // [c, h, w]
     int c, h, w;
     const struct hsd_sampler *sampler;
-    const float *cond, *uncond;   // [77, emb_c]; uncond NULL without CFG
+    const float *cond, *uncond;   // [n_ctx, emb_c]; uncond NULL without CFG
     int emb_c;
+    int n_ctx;                    // context tokens: 77, or 77 x chunks (A1111 prompts)
     double device_ms;             // this request's share of its batches' time
     double queue_ms;              // submit -> admission
 };
@@ -69,6 +83,7 @@ struct hsd_sched_opts {
     int max_active;               // admitted requests held at once
     int admit_batch;              // prompts encoded per text-encoder call
     int adaptive_threshold;       // queue depth from which [k_min, k_max] requests leave at k_min
+    int tenant_queue_limit;       // QUEUED requests of one tenant beyond this: busy (0: no quota)
     hsd_sched_done_fn on_done;
     void *user;
 };
@@ -81,6 +96,8 @@ extern const double hsd_sched_result_le_s[HSD_SCHED_RESULT_BUCKETS - 1];
 struct hsd_sched_stats {
     int queued, active, devices, healthy_devices;
     uint64_t submitted, done, failed, cancelled, expired, busy_refusals;
+    uint64_t tenant_refusals;              // of busy_refusals: a tenant over its queue quota
+    uint64_t aborted_calls;                // U-Net calls stopped: all their requests answered
     uint64_t batches, image_steps;         // U-Net calls, and rows x calls / rows per image
     uint64_t batch_hist[8];                // rows: 1, 2, 3-4, 5-8, 9-16, 17-32, 33-64, >64
     double device_ms_total, device_ms_done;  // all batches; summed over DONE requests
@@ -104,6 +121,7 @@ struct hsd_sched_device_stats {
     uint64_t batches;             // U-Net calls that succeeded
     uint64_t image_steps;         // requests x those calls
     uint64_t failures;            // text-encoder or U-Net calls that failed
+    uint64_t aborted_calls;       // U-Net calls stopped: every request answered during them
     double busy_ms;               // wall time in compute (text encoding and U-Net)
     size_t mem_used, mem_total;   // device memory, bytes (0, 0: the backend does not say)
     char error[256];              // why it was marked unhealthy ("" while healthy)

@@ -85,6 +85,14 @@ char *hsd_service_metrics_text(const struct hsd_sched_stats *st,
          (unsigned long long)st->done, (unsigned long long)st->failed,
          (unsigned long long)st->cancelled, (unsigned long long)st->expired,
          (unsigned long long)st->busy_refusals);
+    EMIT("# HELP hsd_key_quota_refusals_total BUSY answers because the key already had its "
+         "share of the queue waiting.\n# TYPE hsd_key_quota_refusals_total counter\n"
+         "hsd_key_quota_refusals_total %llu\n",
+         (unsigned long long)st->tenant_refusals);
+    EMIT("# HELP hsd_aborted_calls_total U-Net calls stopped early: every request in them was "
+         "cancelled or expired.\n# TYPE hsd_aborted_calls_total counter\n"
+         "hsd_aborted_calls_total %llu\n",
+         (unsigned long long)st->aborted_calls);
     static const char *const le[8] = {"1", "2", "4", "8", "16", "32", "64", "+Inf"};
     EMIT("# HELP hsd_batch_rows U-Net batch sizes (rows; a CFG request is 2).\n"
          "# TYPE hsd_batch_rows histogram\n");

@@ -91,7 +91,7 @@ static void on_done(void *user, uint64_t sched_id, void *client, const struct hs
     float *emb = NULL;
     int n_emb = pd->include_text ? (r->uncond ? 2 : 1) : 0;
     if (!s && n_emb) {
-        size_t per = (size_t)HSD_TEXT_LEN * r->emb_c;
+        size_t per = (size_t)r->n_ctx * r->emb_c;
         emb = malloc((size_t)n_emb * per * sizeof *emb);
         if (!emb) s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
         else {
@@ -112,7 +112,7 @@ static void on_done(void *user, uint64_t sched_id, void *client, const struct hs
         res->sampler_state.p = st_buf;
         res->sampler_state.n = st_len;
         res->n_emb = (uint8_t)n_emb;
-        res->emb_t = n_emb ? HSD_TEXT_LEN : 0;
+        res->emb_t = n_emb ? (uint16_t)r->n_ctx : 0;
         res->emb_c = n_emb ? (uint16_t)r->emb_c : 0;
         res->emb = emb;
         res->device_ms = r->device_ms;
@@ -207,11 +207,13 @@ static void handle_generate(struct service *sv, struct hsd_pipeline *p0,
     prm.gen.seed = g->seed;
     prm.gen.batch_count = 1;
     prm.gen.clip_skip = g->clip_skip;
+    prm.gen.prompt_style = g->flags & HSD_WIRE_GEN_A1111 ? HSD_PROMPT_A1111 : HSD_PROMPT_DIFFUSERS;
     prm.gen.split = -1;
     prm.k_min = g->k_min;
     prm.k_max = g->k_max;
     prm.deadline_ms = g->deadline_ms;
     prm.priority = g->priority;
+    snprintf(prm.tenant, sizeof prm.tenant, "%s", key_id);  // quotas and turns per key
     enum hsd_status s = lora_scales(p0, g, &prm);
     if (!s) s = prompt_side(p0, &g->prompt, 0, &prm.prompt_is_ids, prm.prompt_ids, &prompt);
     if (!s) s = prompt_side(p0, &g->negative, 1, &prm.neg_is_ids, prm.neg_ids, &neg);
@@ -414,7 +416,12 @@ static enum hsd_status warm_up(struct hsd_pipeline *const *devices, int n_device
         clock_gettime(CLOCK_MONOTONIC, &t0);
         enum hsd_status s = hsd_pipeline_warmup(devices[i], o->sched.max_batch_rows, sizes, n_sizes,
                                                 warmup_report, name);
+        // An admission encodes up to admit_batch requests' prompts, two each with CFG.
+        double text_ms = 0;
+        if (!s) s = hsd_pipeline_warmup_text(devices[i], 2 * o->sched.admit_batch, &text_ms);
         if (s) return hsd_fail_context(s, "%s: ", name);
+        fprintf(stderr, "hsd serve: warm-up %s: text encoder, 1..%d prompts: %.3f ms\n", name,
+                2 * o->sched.admit_batch, text_ms);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         fprintf(stderr, "hsd serve: warm-up %s done in %.1f ms\n", name,
                 (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);

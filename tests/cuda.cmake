@@ -105,6 +105,12 @@ if(HSD_HAVE_CUDA AND HSD_CUDA_EMULATION)
   hsd_add_test(test_denoise_buckets_emulated LABELS unit TIMEOUT 300
                SOURCES unit/test_denoise_buckets.c unit/emu_backend.c LIBS hsd_cuda_emu)
   target_compile_definitions(test_denoise_buckets_emulated PRIVATE HSD_TEST_EMU=1)
+  # The same requests resident on the emulated backend (gather/scatter
+  # kernels, no transfer in a steady-state step) against the CPU backend.
+  # ~60 s of CPU; 600: a loaded 2-core CI machine ran it in 272 s of wall time.
+  hsd_add_test(test_resident_step_emulated LABELS unit TIMEOUT 600
+               SOURCES unit/test_resident_step.c unit/emu_backend.c LIBS hsd_cuda_emu)
+  target_compile_definitions(test_resident_step_emulated PRIVATE HSD_TEST_EMU=1)
   # The real models' op shapes (tests/unit/test_cuda_model_shapes.c): every
   # model preset at full size on a shape-recording backend, each shape asked
   # of the registry in the emulation's dry-run mode (none may be refused),

@@ -22,10 +22,13 @@ if(HSD_FUZZ)
   hsd_add_fuzzer(fuzz_edge_result edge_result)
   hsd_add_fuzzer(fuzz_a1111_request a1111_request)
   hsd_add_fuzzer(fuzz_ldm_names ldm_names)
+  hsd_add_fuzzer(fuzz_prompt_emphasis prompt_emphasis)
+  hsd_add_fuzzer(fuzz_weights_index weights_index)
   hsd_add_fuzzer(fuzz_lora_keys lora_keys)
   # The tokenizer harness needs OpenAI's vocab (same cache variable as
   # tests/text.cmake, which is included after this file).
   set(HSD_CLIP_BPE_GZ "${CMAKE_SOURCE_DIR}/host/text/data/clip_bpe_simple_vocab_16e6.txt.gz"
       CACHE FILEPATH "OpenAI's bpe_simple_vocab_16e6.txt.gz (tokenizer test and fuzzer)")
   target_compile_definitions(fuzz_tokenizer PRIVATE HSD_CLIP_BPE_GZ="${HSD_CLIP_BPE_GZ}")
+  target_compile_definitions(fuzz_prompt_emphasis PRIVATE HSD_CLIP_BPE_GZ="${HSD_CLIP_BPE_GZ}")
 endif()

@@ -13,3 +13,11 @@ if(HSD_HAVE_CUDA)
                SOURCES unit/test_backend_cuda.c unit/model_cases.c
                LIBS hsd_backends hsd_cuda)
 endif()
+
+# Requests resident on cuda:0 (tests/unit/test_resident_step.c): against the
+# CPU backend, zero transfers in a steady-state step, whole-step graphs.
+if(HSD_HAVE_CUDA)
+  hsd_add_test(test_resident_step_cuda LABELS gpu TIMEOUT 300
+               SOURCES unit/test_resident_step.c LIBS hsd_cuda)
+  target_compile_definitions(test_resident_step_cuda PRIVATE HSD_TEST_CUDA=1)
+endif()

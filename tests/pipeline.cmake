@@ -1,7 +1,14 @@
 hsd_add_test(test_pipeline LABELS oracle TIMEOUT 600 SOURCES unit/test_pipeline.c)
+# The same checks on the tiny SDXL pipelines (tests/oracle/make_sdxl_pipeline_cases.py).
+add_test(NAME test_pipeline_sdxl COMMAND test_pipeline pipeline_sdxl)
+set_tests_properties(test_pipeline_sdxl PROPERTIES LABELS oracle TIMEOUT 300
+                     ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
 # Batch buckets: padding a U-Net call never changes a real row (CPU; the
 # emulated CUDA variant is in cuda.cmake).
 hsd_add_test(test_denoise_buckets LABELS unit TIMEOUT 120 SOURCES unit/test_denoise_buckets.c)
+# Requests resident on the backend: bit-identical to the per-step path, zero
+# transfers in a steady-state step (the emulated CUDA variant is in cuda.cmake).
+hsd_add_test(test_resident_step LABELS unit TIMEOUT 120 SOURCES unit/test_resident_step.c)
 hsd_add_test(test_png LABELS unit TIMEOUT 30 SOURCES unit/test_png.c)
 add_test(NAME test_generate_cli COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/generate_errors.sh
          $<TARGET_FILE:hsd> ${HSD_TEST_DATA})
@@ -29,3 +36,9 @@ hsd_add_test(test_lora_unit LABELS unit TIMEOUT 60 SOURCES unit/test_lora_unit.c
 hsd_add_test(test_lcm LABELS oracle TIMEOUT 300 SOURCES unit/test_lcm.c)
 # More than two U-Nets in one schedule (issue 12 item 6).
 hsd_add_test(test_stages LABELS unit TIMEOUT 120 SOURCES unit/test_stages.c)
+# --prompt-style a1111 end to end: generate vs diffusers (tests/data/prompt),
+# edge through a real serve == generate, errors.
+add_test(NAME test_prompt_a1111_cli COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/prompt_a1111.sh
+         $<TARGET_FILE:hsd> $<TARGET_FILE:test_edge_pngcmp> ${HSD_SF_PYTHON} ${HSD_TEST_DATA})
+set_tests_properties(test_prompt_a1111_cli PROPERTIES LABELS integration TIMEOUT 120
+                     ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")

@@ -57,3 +57,10 @@ add_test(NAME test_serve_soak_long
          $<TARGET_FILE:hsd> ${HSD_TEST_DATA} 10000)
 set_tests_properties(test_serve_soak_long PROPERTIES LABELS slow TIMEOUT 900
                      SKIP_RETURN_CODE 77 ENVIRONMENT "${HSD_PY_ENV}")
+# Issue 15, finding 5 through the service: a key over its queue share gets
+# BUSY, another key is still accepted and admitted ahead of the backlog.
+add_test(NAME test_pyclient_fair
+         COMMAND ${HSD_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/pyclient/test_fair.py
+         $<TARGET_FILE:hsd> ${HSD_TEST_DATA})
+set_tests_properties(test_pyclient_fair PROPERTIES LABELS integration TIMEOUT 180
+                     SKIP_RETURN_CODE 77 ENVIRONMENT "${HSD_PY_ENV}")

@@ -19,6 +19,9 @@
 
 #include <stddef.h>
 
+#include <stdint.h>
+
+#include "backend/resident_ops.h"
 #include "backend/step_ops.h"
 #include "core/status.h"
 
@@ -181,6 +184,11 @@ struct hsd_graph_key {
     const void *model;
     const void *arena;
     int n, h, w, t_ctx;
+    // What else the recorded ops read or write outside the arena: NULL for
+    // hsd_unet_forward (its inputs live in the arena); the input buffers
+    // for hsd_unet_forward_dev and the whole-step graph.
+    const void *io;
+    int whole_step;  // 1: the resident step's graph (host/pipeline/resident_step.c)
 };
 
 enum hsd_backend_kind { HSD_BACKEND_CPU, HSD_BACKEND_CUDA };
@@ -256,7 +264,30 @@ struct hsd_backend_ops {
                                     const struct hsd_sampler_step_params *p);
     // Optional (NULL: the backend serves no LoRA; attaching one fails).
     enum hsd_status (*lora)(struct hsd_backend *be, const struct hsd_lora_params *p);
+    // The resident step's gather and scatter (backend/resident_ops.h).
+    enum hsd_status (*step_gather)(struct hsd_backend *be, const struct hsd_step_gather_params *p);
+    enum hsd_status (*step_scatter)(struct hsd_backend *be,
+                                    const struct hsd_step_scatter_params *p);
 };
+
+// Host <-> backend transfers, counted by every backend's upload, upload_f32,
+// download and download_f32 (a CPU "transfer" is a copy of host memory):
+// what lets a test assert that a steady-state step crosses PCIe zero times
+// (docs/denoise_step.md "Transfers"). Calls and bytes of backend memory
+// written or read (fp16 elements: 2 bytes each) since creation; written by
+// the thread that owns the backend.
+struct hsd_backend_xfer {
+    uint64_t uploads, upload_bytes;
+    uint64_t downloads, download_bytes;
+};
+static inline void hsd_xfer_up(struct hsd_backend_xfer *x, size_t bytes) {
+    x->uploads++;
+    x->upload_bytes += bytes;
+}
+static inline void hsd_xfer_down(struct hsd_backend_xfer *x, size_t bytes) {
+    x->downloads++;
+    x->download_bytes += bytes;
+}
 
 struct hsd_backend {
     const struct hsd_backend_ops *ops;
@@ -266,6 +297,7 @@ struct hsd_backend {
     int device;        // GPU ordinal (CUDA) or -1
     char desc[128];    // for logs, STATUS and metrics: "cpu (8 threads)", "cuda:0 NVIDIA H100 ..."
     enum hsd_weight_mode weight_mode;
+    struct hsd_backend_xfer xfer;  // transfers so far (hsd_xfer_up/down)
     void *impl;        // backend-private state
 };
 

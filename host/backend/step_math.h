@@ -38,6 +38,9 @@
 #define HSD_DIV(a, b) ((a) / (b))
 #endif
 
+// A row the ops skip, by design (not an error on any backend).
+HSD_STEP_FN int hsd_step_row_skip(const struct hsd_step_row *r) { return r->kind == HSD_STEP_SKIP; }
+
 // A row the ops can run: a known kind, U-Net rows inside [0, rows) (uncond
 // -1 allowed), PNDM bookkeeping that names slots 0..3. The CPU backend
 // rejects a table with a bad row; a kernel skips the row (its outputs stay

@@ -49,6 +49,10 @@ extern "C" {
 #endif
 
 enum hsd_step_kind {
+    // No item: every op leaves this row's outputs as they are (the resident
+    // step's unused items, backend/resident_ops.h: one graph per bucket
+    // whatever the number of requests in it).
+    HSD_STEP_SKIP = -1,
     HSD_STEP_DDIM,      // diffusers DDIMScheduler.step, eta 0
     HSD_STEP_EULER,     // EulerDiscreteScheduler.step, s_churn 0
     HSD_STEP_EULER_A,   // EulerAncestralDiscreteScheduler.step (noise in slot 0)

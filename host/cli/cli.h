@@ -31,5 +31,12 @@ int hsd_cli_parse_int_list(const char *cmd, const char *flag, const char *arg, i
 // --warmup-sizes "512,768x512": up to 16 (width, height) pairs into out[32];
 // returns how many, or -1 after a usage error.
 int hsd_cli_parse_sizes(const char *cmd, const char *arg, int *out);
+// --prediction v|epsilon -> *out (enum hsd_prediction_choice of
+// pipeline/pipeline.h); -1 after a usage error.
+int hsd_cli_parse_prediction(const char *cmd, const char *v, int *out);
+#define HSD_CLI_PREDICTION_HELP                                                            \
+    "  --prediction v|epsilon   the model's prediction type (default: a folder's\n"       \
+    "                       scheduler config; a single file: epsilon for SD 1.x, v for\n" \
+    "                       SD 2.x unless the file has a v_pred key; hsd inspect says)\n"
 
 #endif

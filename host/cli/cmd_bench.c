@@ -100,7 +100,7 @@ static int bench_unet(int argc, char **argv) {
     if (preset) model = preset;
     struct hsd_backend *be = NULL;
     struct hsd_unet *u = NULL;
-    float *x = NULL, *t = NULL, *ctx = NULL, *out = NULL;
+    float *x = NULL, *t = NULL, *ctx = NULL, *out = NULL, *te = NULL, *ids = NULL;
     double *ms = NULL;
     int rc = 1;
     if (hsd_backend_open_one(backend, threads, &be) || hsd_unet_create(&u, &src, be)) goto fail;
@@ -119,11 +119,36 @@ static int bench_unet(int argc, char **argv) {
     fill(x, nx, 1);
     fill(ctx, nc, 2);
     for (int i = 0; i < n; i++) t[i] = (float)(999 - 40 * i % 1000);
-    if (hsd_unet_forward(u, out, x, t, ctx, n, h, w, L)) goto fail;  // warm-up + planning
+    // SDXL-family: a pooled embedding and the time ids of an unscaled,
+    // uncropped image of the latent's size times 8.
+    int td = hsd_unet_text_embeds_dim(cfg);
+    struct hsd_unet_added_cond add = {.text_embeds_dim = td, .n_time_ids = HSD_SDXL_N_TIME_IDS};
+    if (cfg->add_text_time) {
+        if (!td) {
+            hsd_fail(HSD_ERR_UNSUPPORTED, "%s: no room for a pooled embedding beside 6 time ids",
+                     model);
+            goto fail;
+        }
+        te = malloc((size_t)n * td * sizeof *te);
+        ids = malloc((size_t)n * HSD_SDXL_N_TIME_IDS * sizeof *ids);
+        if (!te || !ids) {
+            hsd_fail(HSD_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        fill(te, (size_t)n * td, 3);
+        for (int i = 0; i < n; i++) {
+            const float v[HSD_SDXL_N_TIME_IDS] = {8.0f * h, 8.0f * w, 0, 0, 8.0f * h, 8.0f * w};
+            memcpy(ids + (size_t)i * HSD_SDXL_N_TIME_IDS, v, sizeof v);
+        }
+        add.text_embeds = te;
+        add.time_ids = ids;
+    }
+    const struct hsd_unet_added_cond *addp = cfg->add_text_time ? &add : NULL;
+    if (hsd_unet_forward_cond(u, out, x, t, ctx, addp, n, h, w, L)) goto fail;  // warm-up + planning
     int tty = isatty(STDERR_FILENO);
     for (int r = 0; r < repeats; r++) {
         double t0 = now_ms();
-        if (hsd_unet_forward(u, out, x, t, ctx, n, h, w, L)) goto fail;
+        if (hsd_unet_forward_cond(u, out, x, t, ctx, addp, n, h, w, L)) goto fail;
         ms[r] = now_ms() - t0;
         // Progress on a terminal only; logs and pipes get the result lines.
         if (tty) fprintf(stderr, "\rbench unet: run %d/%d %.1f ms", r + 1, repeats, ms[r]);
@@ -159,6 +184,8 @@ done:
     free(t);
     free(ctx);
     free(out);
+    free(te);
+    free(ids);
     hsd_unet_free(u);
     hsd_lora_file_free(lora);
     hsd_backend_destroy(be);

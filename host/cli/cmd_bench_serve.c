@@ -307,7 +307,9 @@ int hsd_cmd_bench_serve(int argc, char **argv) {
         .warmup = warmup, .warmup_sizes = warm_size, .n_warmup_sizes = 1};
     pthread_t st;
     pthread_create(&st, NULL, serve, NULL);
-    for (int i = 0; i < 100 && !sched; i++) usleep(50 * 1000);
+    // The service is up after its warm-up: every bucket recorded (and, on a
+    // GPU, its convs timed) can take far longer than a cold start.
+    for (int i = 0; i < (warmup ? 2400 : 100) && !sched; i++) usleep(50 * 1000);
     int rc = 1;
     if (!sched) goto out;
     usleep(200 * 1000);

@@ -68,6 +68,8 @@ static void usage(FILE *f) {
             "  --width W, --height H   pixels, multiples of 64 for SD (default 512x512)\n"
             "  --seed S             torch.Generator().manual_seed(S) (default 0)\n"
             "  --clip-skip K        the cloud text encoder's layer L-K (default 0 = last)\n"
+            "  --prompt-style S     diffusers (default, 77 tokens) or a1111 (75-token chunks,\n"
+            "                       (text:1.2) emphasis; the cloud encodes, see hsd generate)\n"
             "  --vae full|tiny|DIR  decoder: EDGE_DIR/vae (default), EDGE_DIR/vae_tiny, or a\n"
             "                       folder\n"
             "  --lora NAME=FILE[:SCALE]  a LoRA the cloud registered as NAME (hsd serve --lora):\n"
@@ -75,6 +77,7 @@ static void usage(FILE *f) {
             "                       and text encoder too (refused if it does not fit them)\n"
             "  --threads T          CPU threads (default: every core)\n"
             HSD_CLI_BACKEND_HELP
+            HSD_CLI_PREDICTION_HELP
             "daemon (--http): AUTOMATIC1111's API, so A1111 clients (webuiapi, front ends,\n"
             "plugins) use the edge; every image is made as above (docs/edge-http.md):\n"
             "  --http [ADDR:PORT]   serve HTTP on ADDR:PORT (default 127.0.0.1:7860; port 0:\n"
@@ -195,6 +198,8 @@ int hsd_cmd_edge(int argc, char **argv) {
         {"http", optional_argument, 0, 'X'},        {"queue-limit", required_argument, 0, 'Q'},
         {"max-body", required_argument, 0, 'Y'},    {"max-connections", required_argument, 0, 'Z'},
         {"lora", required_argument, 0, 'L'},
+        {"prompt-style", required_argument, 0, 1000},
+        {"prediction", required_argument, 0, 1001},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     int c, v;
     optind = 1;
@@ -214,6 +219,12 @@ int hsd_cmd_edge(int argc, char **argv) {
             }
             endpoints[n_endpoints++] = optarg;
             break;
+        case 1001: {
+            int pred;
+            if (hsd_cli_parse_prediction("edge", optarg, &pred)) return 2;
+            pc.prediction = (enum hsd_prediction_choice)pred;
+            break;
+        }
         case 'm': pc.model = optarg; break;
         case 'K': key_file = optarg; break;
         case 'I': key_id = optarg; break;
@@ -263,6 +274,12 @@ int hsd_cmd_edge(int argc, char **argv) {
         case 'W': if ((r.gen.width = hsd_cli_parse_int("edge", "--width", optarg, 8, 4096)) < 0) return 2; break;
         case 'H': if ((r.gen.height = hsd_cli_parse_int("edge", "--height", optarg, 8, 4096)) < 0) return 2; break;
         case 'c': if ((r.gen.clip_skip = hsd_cli_parse_int("edge", "--clip-skip", optarg, 0, 23)) < 0) return 2; break;
+        case 1000:
+            if (hsd_prompt_style_parse(optarg, &r.gen.prompt_style)) {
+                fprintf(stderr, "hsd edge: %s\n", hsd_last_error());
+                return 2;
+            }
+            break;
         case 't': if ((pc.threads = hsd_cli_parse_int("edge", "--threads", optarg, 1, 1024)) < 0) return 2; break;
         case 'T': if ((co.timeout_ms = hsd_cli_parse_int("edge", "--timeout-ms", optarg, 1, 3600000)) < 0) return 2; break;
         case 'r': if ((co.retries = hsd_cli_parse_int("edge", "--retries", optarg, 0, 100)) < 0) return 2; break;
@@ -348,6 +365,11 @@ int hsd_cmd_edge(int argc, char **argv) {
     if (backend && hsd_backend_open_one(backend, pc.threads, &be)) goto fail;
     pc.backend = be;
     if (hsd_pipeline_load(&p, &pc)) goto fail;
+    if (hsd_pipeline_is_sdxl(p)) {
+        hsd_fail(HSD_ERR_UNSUPPORTED, "%s: an SDXL model; hsd edge runs SD 1.x/2.x only for now "
+                 "(use hsd generate)", pc.model);
+        goto fail;
+    }
     t_load = hsd_cli_now_s() - t_load;
     co.endpoints = endpoints;
     co.n_endpoints = n_endpoints;

@@ -22,10 +22,11 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: hsd generate --model M -p PROMPT -o OUT.png [options]\n\n"
             "  --model M            the large model: a diffusers pipeline folder (tokenizer/,\n"
-            "                       text_encoder/, unet/, vae/, scheduler/) or an SD 1.x\n"
+            "                       text_encoder/, unet/, vae/, scheduler/) or an SD 1.x/2.x\n"
             "                       single-file checkpoint (A1111/ComfyUI .safetensors)\n"
             "  -p, --prompt TEXT    the prompt (UTF-8)\n"
-            "  -n, --negative-prompt TEXT   (default empty)\n"
+            "  -n, --negative-prompt TEXT   (default empty; SDXL without -n: zero negative\n"
+            "                       embeddings, diffusers' force_zeros_for_empty_prompt)\n"
             "  -o, --out FILE.png   output; with --batch-count > 1: FILE-1.png, FILE-2.png, ...\n"
             "  --steps N            denoising steps, 1..1000 (default 25)\n"
             "  --sampler NAME       dpmpp-2m (default), ddim, euler, euler-a, pndm, lcm (LCM U-Nets\n"
@@ -35,6 +36,10 @@ static void usage(FILE *f) {
             "  --seed S             image i uses torch.Generator().manual_seed(S + i) (default 0)\n"
             "  --batch-count B      images, 1..64 (default 1)\n"
             "  --clip-skip K        use the text encoder's layer L-K (default 0 = last)\n"
+            "  --prompt-style S     diffusers (default: 77 tokens, truncated, as diffusers) or\n"
+            "                       a1111 (AUTOMATIC1111: 75-token chunks, (text:1.2) emphasis)\n"
+            "  --original-size WxH  SDXL micro-conditioning (default: --width x --height)\n"
+            "  --crop TOP,LEFT      SDXL crop top-left conditioning (default 0,0)\n"
             "  --edge-model E       small U-Net for steps k..N-1: pipeline root, unet folder or\n"
             "                       single-file checkpoint (model.diffusion_model.* is read)\n"
             "  --split K            U-Net calls 0..K-1 on the large U-Net, the rest on the edge\n"
@@ -48,6 +53,7 @@ static void usage(FILE *f) {
             "                       U-Net(s) and text encoder at SCALE (default 1); repeatable\n"
             "  --threads T          CPU threads (default: every core)\n"
             HSD_CLI_BACKEND_HELP
+            HSD_CLI_PREDICTION_HELP
             "  -v                   timing breakdown (text, each U-Net step, decode)\n"
             "  -q                   no progress bar\n");
 }
@@ -79,17 +85,32 @@ int hsd_cmd_generate(int argc, char **argv) {
         {"cfg", required_argument, 0, 'g'},     {"width", required_argument, 0, 'W'},
         {"height", required_argument, 0, 'H'},  {"seed", required_argument, 0, 's'},
         {"batch-count", required_argument, 0, 'b'}, {"clip-skip", required_argument, 0, 'c'},
+        {"prompt-style", required_argument, 0, 'P'},
         {"edge-model", required_argument, 0, 'e'}, {"split", required_argument, 0, 'k'},
         {"vae", required_argument, 0, 'V'},     {"threads", required_argument, 0, 't'}, {"backend", required_argument, 0, 'B'},
+        {"original-size", required_argument, 0, 'O'}, {"crop", required_argument, 0, 'C'},
         {"verbose", no_argument, 0, 'v'},       {"quiet", no_argument, 0, 'q'},
         {"lora", required_argument, 0, 'L'},
+        {"prediction", required_argument, 0, 1001},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:p:n:o:vqh", opts, NULL)) != -1) {
         char *end;
         switch (c) {
+        case 1001: {
+            int pred;
+            if (hsd_cli_parse_prediction("generate", optarg, &pred)) return 2;
+            pc.prediction = (enum hsd_prediction_choice)pred;
+            break;
+        }
         case 'm': pc.model = optarg; break;
+        case 'P':
+            if (hsd_prompt_style_parse(optarg, &r.prompt_style)) {
+                fprintf(stderr, "hsd generate: %s\n", hsd_last_error());
+                return 2;
+            }
+            break;
         case 'p': r.prompt = optarg; break;
         case 'n': r.negative_prompt = optarg; break;
         case 'o': out = optarg; break;
@@ -136,6 +157,22 @@ int hsd_cmd_generate(int argc, char **argv) {
             r.split = splits[0];
             break;
         case 't': if ((pc.threads = hsd_cli_parse_int("generate", "--threads", optarg, 1, 1024)) < 0) return 2; break;
+        case 'O':
+        case 'C': {
+            // WxH / TOP,LEFT: two integers in [0, 65536], one separator.
+            int a, b, n = -1;
+            const char *fmt = c == 'O' ? "%d x %d%n" : "%d , %d%n";
+            if (sscanf(optarg, fmt, &a, &b, &n) != 2 || optarg[n] || a < 0 || b < 0 ||
+                a > 65536 || b > 65536 || (c == 'O' && (!a || !b))) {
+                fprintf(stderr, "hsd generate: %s expects %s, got '%s'\n",
+                        c == 'O' ? "--original-size" : "--crop",
+                        c == 'O' ? "WIDTHxHEIGHT" : "TOP,LEFT", optarg);
+                return 2;
+            }
+            if (c == 'O') r.original_width = a, r.original_height = b;
+            else r.crop_top = a, r.crop_left = b;
+            break;
+        }
         case 'v': verbose = 1; hsd_log_set_level(HSD_LOG_INFO); break;
         case 'q': quiet = 1; break;
         case 'L': if (hsd_cli_lora_file("generate", &loras, optarg)) return 2; break;
@@ -217,14 +254,15 @@ int hsd_cmd_generate(int argc, char **argv) {
     if (hsd_pipeline_generate(p, &r, rgb, NULL, NULL, &tm, hsd_cli_on_progress, &pr)) goto fail;
     for (int i = 0; i < r.batch_count; i++) {
         // Parameters as a text chunk: a readable line and the same as JSON.
-        json_t *j = json_pack("{s:s, s:s, s:i, s:s, s:f, s:i, s:i, s:I, s:s, s:s?, s:i, s:s, s:i}",
+        json_t *j = json_pack("{s:s, s:s, s:i, s:s, s:f, s:i, s:i, s:I, s:s, s:s?, s:i, s:s, s:i, s:s}",
                               "prompt", r.prompt, "negative_prompt",
                               r.negative_prompt ? r.negative_prompt : "", "steps", r.steps,
                               "sampler", hsd_sampler_name(r.sampler), "cfg",
                               (double)r.guidance_scale, "width", r.width, "height", r.height,
                               "seed", (json_int_t)(r.seed + (uint64_t)i), "model", pc.model,
                               "edge_model", pc.edge_model, "split", r.split, "vae",
-                              pc.vae ? pc.vae : "full", "clip_skip", r.clip_skip);
+                              pc.vae ? pc.vae : "full", "clip_skip", r.clip_skip,
+                              "prompt_style", hsd_prompt_style_name(r.prompt_style));
         char *js = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
         json_decref(j);
         struct hsd_png_text text[2] = {{"Software", "hybridsd"}, {"hsd-parameters", js ? js : "{}"}};

@@ -10,56 +10,77 @@
 #include "io/ldm_detect.h"
 #include "models/clip_text.h"
 #include "models/unet.h"
+#include "pipeline/pipeline.h"
 #include "text/clip_tokenizer.h"
 
 // The parts of a single file and the assumptions `hsd generate --model FILE`
-// makes; 0 on success (the U-Net report follows).
-static int report_single_file(const char *path) {
+// makes (pipeline/pipeline.c load_single_file_parts); 0 on success (the
+// U-Net report follows). force: --prediction (0 none, 1 epsilon, 2 v).
+static int report_single_file(const char *path, int force) {
     struct hsd_ldm_info info;
     if (hsd_ldm_detect(&info, path)) return hsd_cli_fail("inspect");
     printf("family:     %s\n", hsd_ldm_family_name(info.family));
     printf("parts:      U-Net %ld tensors (model.diffusion_model.), VAE %ld (first_stage_model.), "
            "text encoder %ld, other %ld\n",
            info.n_unet, info.n_vae, info.n_text, info.n_other);
-    if (hsd_ldm_require_sd1(&info, path, 1)) {
+    if (hsd_ldm_require_pipeline(&info, path, 1)) {
         printf("pipeline:   not loadable as a whole pipeline: %s\n", hsd_last_error());
         printf("            (its U-Net alone still loads: run-unet, or --edge-model beside a matching model)\n");
         return 0;
     }
+    int sd2 = info.family == HSD_LDM_FAMILY_SD2;
     struct hsd_weights *w;
     struct hsd_clip_text_config tc;
-    if (hsd_weights_open_ldm(&w, path, HSD_LDM_CLIP)) return hsd_cli_fail("inspect");
+    if (hsd_weights_open_ldm(&w, path, sd2 ? HSD_LDM_OPENCLIP : HSD_LDM_CLIP))
+        return hsd_cli_fail("inspect");
     enum hsd_status st = hsd_clip_text_config_infer(&tc, w);
     hsd_weights_close(w);
     if (st) return hsd_cli_fail("inspect");
-    printf("text:       CLIPTextModel from shapes: vocab %d, width %d, %d layers, mlp %d, %d "
-           "positions; assumed: %d heads (64 wide), quick_gelu (OpenAI CLIP ViT-L/14)\n",
-           tc.vocab_size, tc.hidden_size, tc.num_hidden_layers, tc.intermediate_size,
-           tc.max_position_embeddings, tc.num_attention_heads);
+    if (sd2)
+        printf("text:       CLIPTextModel from OpenCLIP shapes: vocab %d, width %d, %d layers (the "
+               "file's last block left out: penultimate layer, as SD 2.x), mlp %d, %d positions; "
+               "assumed: %d heads (64 wide), gelu (OpenCLIP ViT-H/14)\n",
+               tc.vocab_size, tc.hidden_size, tc.num_hidden_layers, tc.intermediate_size,
+               tc.max_position_embeddings, tc.num_attention_heads);
+    else
+        printf("text:       CLIPTextModel from shapes: vocab %d, width %d, %d layers, mlp %d, %d "
+               "positions; assumed: %d heads (64 wide), quick_gelu (OpenAI CLIP ViT-L/14)\n",
+               tc.vocab_size, tc.hidden_size, tc.num_hidden_layers, tc.intermediate_size,
+               tc.max_position_embeddings, tc.num_attention_heads);
     printf("vae:        AutoencoderKL from shapes; assumed: 32 norm groups, scaling factor "
-           "0.18215 (SD 1.x)\n");
+           "0.18215 (SD 1.x/2.x)\n");
     char vocab[4096];
     if (hsd_clip_default_vocab(vocab, sizeof vocab)) printf("tokenizer:  %s\n", hsd_last_error());
-    else printf("tokenizer:  shipped CLIP vocabulary %s, SD 1.5 settings (assumed)\n", vocab);
-    printf("scheduler:  SD 1.5's PNDMScheduler config, epsilon prediction (assumed: not "
-           "visible in the weights)\n");
+    else
+        printf("tokenizer:  shipped CLIP vocabulary %s, %s settings (assumed)\n", vocab,
+               sd2 ? "SD 2.1's (pad \"!\")" : "SD 1.5's");
+    const char *why;
+    int v = hsd_ldm_prediction_v(&info, force, &why);
+    printf("scheduler:  %s's scheduler config (betas 0.00085..0.012 scaled_linear, offset 1), "
+           "%s prediction (%s)\n",
+           sd2 ? "SD 2.1" : "SD 1.5", v ? "v_prediction" : "epsilon", why);
     return 0;
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: hsd inspect [--config config.json] MODEL\n\n"
+    fprintf(f, "usage: hsd inspect [--config config.json] [--prediction v|epsilon] MODEL\n\n"
                "  MODEL is a diffusers folder (with unet/ or the unet folder itself) or a\n"
                "  single-file CompVis/LDM .safetensors checkpoint.\n");
 }
 
 int hsd_cmd_inspect(int argc, char **argv) {
     const char *config = NULL;
+    int pred = HSD_PREDICTION_AUTO;
     static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                         {"prediction", required_argument, 0, 'p'},
                                          {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         if (c == 'c') config = optarg;
+        else if (c == 'p') {
+            if (hsd_cli_parse_prediction("inspect", optarg, &pred)) return 2;
+        }
         else if (c == 'h') { usage(stdout); return 0; }
         else { usage(stderr); return 2; }
     }
@@ -82,7 +103,8 @@ int hsd_cmd_inspect(int argc, char **argv) {
     printf("format:     %s\n", src.single_file ? "single-file CompVis/LDM checkpoint"
                                                 : "diffusers folder");
     printf("weights:    %s\n", src.weights_path);
-    if (src.single_file && report_single_file(path)) {
+    int force = pred == HSD_PREDICTION_EPSILON ? 1 : pred == HSD_PREDICTION_V ? 2 : 0;
+    if (src.single_file && report_single_file(path, force)) {
         hsd_unet_free(u);
         hsd_unet_source_close(&src);
         return 1;

@@ -20,7 +20,8 @@ static void usage(FILE *f) {
             "  --model    diffusers folder (with unet/ or the unet folder itself) or a\n"
             "             single-file CompVis/LDM .safetensors checkpoint\n"
             "  --in       holds sample [n,C,h,w] F32 (NCHW), timestep [n] F32 or I64 (or a\n"
-            "             scalar, used for every sample), encoder_hidden_states [n,L,C] F32\n"
+            "             scalar, used for every sample), encoder_hidden_states [n,L,C] F32,\n"
+            "             and for SDXL-family U-Nets text_embeds [n,P] and time_ids [n,6] F32\n"
             "  --out      written with sample [n,C_out,h,w] F32 (atomically)\n"
             "  --config   config.json to use instead of the model's (or the inferred one)\n"
             "  --threads  CPU threads (default: every core)\n"
@@ -110,7 +111,8 @@ int hsd_cmd_run_unet(int argc, char **argv) {
     struct hsd_unet_source src = {0};
     struct hsd_backend *be = NULL;
     struct hsd_unet *u = NULL;
-    float *sample = NULL, *ctx = NULL, *t = NULL, *out = NULL;
+    float *sample = NULL, *ctx = NULL, *t = NULL, *out = NULL, *te = NULL, *ids = NULL;
+    struct hsd_unet_added_cond add = {0};
     const struct hsd_st_tensor *ts, *tc;
     struct hsd_st_writer *w = NULL;
 
@@ -136,6 +138,17 @@ int hsd_cmd_run_unet(int argc, char **argv) {
                  cfg->cross_attention_dim);
         goto fail;
     }
+    if (cfg->add_text_time) {
+        // diffusers' added_cond_kwargs, as tests/oracle's io.safetensors hold them.
+        const struct hsd_st_tensor *tte, *tid;
+        if (read_tensor(st, "text_embeds", 2, &tte, &te)) goto fail;
+        if (read_tensor(st, "time_ids", 2, &tid, &ids)) goto fail;
+        if (tte->shape[0] != n || tid->shape[0] != n) {
+            hsd_fail(HSD_ERR_SHAPE, "%s: text_embeds/time_ids must have batch %d", in, n);
+            goto fail;
+        }
+        add = (struct hsd_unet_added_cond){te, ids, (int)tte->shape[1], (int)tid->shape[1]};
+    }
     if (hsd_backend_open_one(backend, threads, &be)) goto fail;
     struct timespec t0, t1, t2;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -146,7 +159,9 @@ int hsd_cmd_run_unet(int argc, char **argv) {
         hsd_fail(HSD_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    if (hsd_unet_forward(u, out, sample, t, ctx, n, h, wd, (int)tc->shape[1])) goto fail;
+    if (hsd_unet_forward_cond(u, out, sample, t, ctx, cfg->add_text_time ? &add : NULL, n, h, wd,
+                              (int)tc->shape[1]))
+        goto fail;
     clock_gettime(CLOCK_MONOTONIC, &t2);
     HSD_INFO("run-unet: load %.1f ms, forward %.1f ms (n=%d %dx%d)",
              (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6,
@@ -165,6 +180,8 @@ done:
     free(t);
     free(sample);
     free(ctx);
+    free(te);
+    free(ids);
     hsd_unet_free(u);
     hsd_backend_destroy(be);
     hsd_unet_source_close(&src);

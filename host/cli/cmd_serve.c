@@ -23,8 +23,9 @@ static void usage(FILE *f) {
             "usage: hsd serve --model M --bind ENDPOINT [--bind ENDPOINT ...]\n"
             "                 (--keys FILE | --no-auth) [options]\n\n"
             "  --model M              the large model: pipeline folder (tokenizer/,\n"
-            "                         text_encoder/, unet/, vae/, scheduler/) or an SD 1.x\n"
+            "                         text_encoder/, unet/, vae/, scheduler/) or an SD 1.x/2.x\n"
             "                         single-file .safetensors checkpoint\n"
+            HSD_CLI_PREDICTION_HELP
             "  --bind ENDPOINT        tcp://HOST:PORT or ipc:///PATH (repeatable)\n"
             "  --keys FILE            client keys: 'key_id hex_secret [rate_per_min=N] [burst=N]\n"
             "                         [max_bytes=N] [max_pixels=N] [max_steps=N]' per line\n"
@@ -40,6 +41,8 @@ static void usage(FILE *f) {
             "  --warmup-sizes LIST    image sizes to warm, WxH or S (square), e.g. 512,768x512\n"
             "                         (default: the model's native size)\n"
             "  --queue-limit N        waiting requests before BUSY (default 64)\n"
+            "  --key-queue-limit N    waiting requests of one key before that key gets BUSY\n"
+            "                         (default: half of --queue-limit; 0: no per-key share)\n"
             "  --max-active N         requests being denoised at once (default 32)\n"
             "  --admit-batch N        prompts encoded per text-encoder call (default 8)\n"
             "  --adaptive-threshold N queue depth from which requests with a k range are handed\n"
@@ -67,6 +70,8 @@ int hsd_cmd_serve(int argc, char **argv) {
     int n_binds = 0, threads = 0, buckets[HSD_PIPELINE_MAX_BUCKETS], n_buckets = 0;
     int warmup = -1, sizes[32], n_sizes = 0;  // warmup -1: the backend's default
     struct hsd_cli_loras loras = {0};
+    int key_limit = -1;                       // -1: half the queue limit
+    int prediction = HSD_PREDICTION_AUTO;
     struct hsd_service_opts o = {.grace_ms = 30000,
                                  .sched = {.max_batch_rows = 16, .queue_limit = 64,
                                            .max_active = 32, .admit_batch = 8,
@@ -82,7 +87,8 @@ int hsd_cmd_serve(int argc, char **argv) {
         {"verbose", no_argument, 0, 'v'},         {"help", no_argument, 0, 'h'},
         {"backend", required_argument, 0, 'X'},   {"buckets", required_argument, 0, 'U'},
         {"warmup", no_argument, 0, 'W'},          {"no-warmup", no_argument, 0, 'w'},
-        {"warmup-sizes", required_argument, 0, 'S'}, {"lora", required_argument, 0, 'L'},
+        {"warmup-sizes", required_argument, 0, 'S'}, {"prediction", required_argument, 0, 1001},
+        {"key-queue-limit", required_argument, 0, 'K'}, {"lora", required_argument, 0, 'L'},
         {0, 0, 0, 0}};
     int c;
     optind = 1;
@@ -92,6 +98,9 @@ int hsd_cmd_serve(int argc, char **argv) {
         case 'm': model = optarg; continue;
         case 'L':
             if (hsd_cli_lora_named("serve", &loras, optarg, 0)) return 2;
+            continue;
+        case 1001:
+            if (hsd_cli_parse_prediction("serve", optarg, &prediction)) return 2;
             continue;
         case 'b':
             if (n_binds == 16) {
@@ -117,6 +126,7 @@ int hsd_cmd_serve(int argc, char **argv) {
         case 'B': dst = &o.sched.max_batch_rows; hi = 256; break;
         case 'Q': dst = &o.sched.queue_limit; break;
         case 'A': dst = &o.sched.max_active; hi = 4096; break;
+        case 'K': dst = &key_limit; lo = 0; break;
         case 'a': dst = &o.sched.admit_batch; hi = 64; break;
         case 'T': dst = &o.sched.adaptive_threshold; lo = 0; break;
         case 'P': dst = &o.metrics_port; hi = 65535; break;
@@ -133,6 +143,10 @@ int hsd_cmd_serve(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    // One key may fill half the queue by default (issue 15, finding 5): a
+    // flooding key leaves the other half to everyone else.
+    o.sched.tenant_queue_limit =
+        key_limit >= 0 ? key_limit : (o.sched.queue_limit + 1) / 2;
     // The devices, checked before any model is read.
     struct hsd_backend_spec spec;
     if (hsd_backend_spec_parse(backend ? backend : "cpu", &spec)) {
@@ -164,10 +178,18 @@ int hsd_cmd_serve(int argc, char **argv) {
     o.n_warmup_sizes = n_sizes;
     struct hsd_pipeline_config pc = {.model = model, .threads = threads,
                                      .row_buckets = buckets, .n_row_buckets = n_buckets,
-                                     .loras = loras.spec, .n_loras = loras.n};
+                                     .loras = loras.spec, .n_loras = loras.n,
+                                     .prediction = (enum hsd_prediction_choice)prediction};
     struct hsd_pipeline_set set;
     int rc = 0;
     if (hsd_pipeline_set_load(&set, &pc, &spec, cpu_workers)) return hsd_cli_fail("serve");
+    if (set.n && hsd_pipeline_is_sdxl(set.pipes[0])) {
+        // The protocol does not carry SDXL's pooled embeddings and time ids yet.
+        fprintf(stderr, "hsd serve: %s is an SDXL model (text_encoder_2/); hsd serve and hsd "
+                        "edge run SD 1.x/2.x only for now, use hsd generate\n", model);
+        hsd_pipeline_set_free(&set);
+        return 1;
+    }
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);

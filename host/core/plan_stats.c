@@ -15,6 +15,7 @@ uint64_t hsd_plan_stats_get(enum hsd_plan_kind k) {
 
 const char *hsd_plan_kind_name(enum hsd_plan_kind k) {
     static const char *const names[HSD_PLAN_KINDS] = {"unet_plan", "arena_growth",
-                                                      "graph_capture", "conv_tune", "gemm_plan"};
+                                                      "graph_capture", "conv_tune", "gemm_plan",
+                                                      "text_arena"};
     return (unsigned)k < HSD_PLAN_KINDS ? names[k] : "unknown";
 }

@@ -15,6 +15,7 @@ enum hsd_plan_kind {
     HSD_PLAN_GRAPH_CAPTURE,  // a CUDA graph recorded
     HSD_PLAN_CONV_TUNE,      // a conv shape timed (cuDNN vs hsd)
     HSD_PLAN_GEMM_PLAN,      // a cuBLASLt plan made
+    HSD_PLAN_TEXT_ARENA,     // the text encoder's activation arena reallocated larger
     HSD_PLAN_KINDS
 };
 

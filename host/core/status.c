@@ -19,6 +19,7 @@ static const char *const k_names[HSD_STATUS_COUNT] = {
     [HSD_ERR_NO_DEVICE] = "no device",
     [HSD_ERR_DEVICE] = "device error",
     [HSD_ERR_INTERNAL] = "internal error",
+    [HSD_ERR_CANCELLED] = "cancelled",
 };
 
 const char *hsd_status_str(enum hsd_status s) {

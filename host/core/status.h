@@ -23,6 +23,7 @@ enum hsd_status {
     HSD_ERR_NO_DEVICE,    // no GPU (or the requested one is absent)
     HSD_ERR_DEVICE,       // a device runtime call failed
     HSD_ERR_INTERNAL,     // should not happen; report a bug
+    HSD_ERR_CANCELLED,    // stopped on request (every request of a batch cancelled)
     HSD_STATUS_COUNT
 };
 

@@ -71,6 +71,7 @@ enum hsd_status hsd_a1111_init(struct hsd_a1111 *a, const struct hsd_edge_http_c
     snprintf(s->vae, sizeof s->vae, "%s", start_vae);
     snprintf(a->loaded_vae, sizeof a->loaded_vae, "%s", start_vae);
     s->clip_skip = cfg->base.gen.clip_skip;
+    s->prompt_style = (int)cfg->base.gen.prompt_style;
     s->k_min = cfg->base.k_min;
     s->k_max = cfg->base.k_max;
     enum hsd_status st = hsd_http_queue_start(&a->queue, cfg->queue_limit > 0 ? cfg->queue_limit : 8);

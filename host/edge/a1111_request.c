@@ -323,7 +323,8 @@ int hsd_a1111_parse_txt2img(struct hsd_a1111_txt2img *out, const char *body, siz
     out->r.gen = (struct hsd_gen_request){
         .prompt = p, .negative_prompt = n, .guidance_scale = (float)g, .steps = (int)steps,
         .split = -1, .sampler = k_samplers[si].kind, .width = (int)width, .height = (int)height,
-        .seed = seed < 0 ? 0 : (uint64_t)seed, .batch_count = 1, .clip_skip = eff.clip_skip};
+        .seed = seed < 0 ? 0 : (uint64_t)seed, .batch_count = 1, .clip_skip = eff.clip_skip,
+        .prompt_style = (enum hsd_prompt_style)eff.prompt_style};
     out->r.k_min = eff.k_min;
     out->r.k_max = eff.k_max;
     out->seed_random = seed < 0;

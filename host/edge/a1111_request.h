@@ -30,6 +30,8 @@ struct hsd_a1111_settings {
     int n_vaes;
     int clip_skip;  // ours (0 = last layer); A1111's CLIP_stop_at_last_layers - 1
     int k_min, k_max;  // cloud U-Net calls (hsd_split: "K" or "KMIN:KMAX")
+    int prompt_style;  // enum hsd_prompt_style: the daemon's --prompt-style (a1111: the
+                       // emphasis and long prompts A1111 clients write)
 };
 
 // One txt2img request, parsed. Strings are owned (free with

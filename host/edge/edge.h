@@ -106,9 +106,10 @@ struct hsd_edge_handover {
     int c, h, w;  // latent shape
     float *latent;  // [c, h, w]: x_k
     struct hsd_sampler sampler;  // step == k_used
-    float *cond;  // [77, emb_c]
-    float *uncond;  // [77, emb_c], NULL when CFG is off (guidance_scale <= 1)
+    float *cond;  // [n_ctx, emb_c]
+    float *uncond;  // [n_ctx, emb_c], NULL when CFG is off (guidance_scale <= 1)
     int emb_c;
+    int n_ctx;  // context tokens: 77, or 77 x chunks for --prompt-style a1111
     double device_ms, queue_ms;  // as the cloud reported them
 };
 
@@ -117,7 +118,8 @@ struct hsd_edge_handover {
 // latent [latent_c, height/scale, width/scale]; the sampler state
 // deserializes (hsd_sampler_deserialize) and agrees (kind, n_steps, step ==
 // k_used, n_latent = c*h*w, schedule); embeddings present, 77 tokens of
-// emb_c, two (cond, uncond) when guidance_scale > 1, at least one otherwise.
+// emb_c (77 x 1..8 chunks in A1111 prompt style), two (cond, uncond) when
+// guidance_scale > 1, at least one otherwise.
 // Any mismatch: HSD_ERR_FORMAT with a message naming the field, what came
 // and what was expected. On success *out owns its buffers.
 enum hsd_status hsd_edge_verify_result(struct hsd_edge_handover *out,

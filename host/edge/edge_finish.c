@@ -27,16 +27,17 @@ static int interrupted(const struct hsd_edge_request *r) {
 
 // The sampler's remaining steps on the edge U-Net (the pipeline's only
 // one when it holds no separate edge U-Net), then decode + 8-bit RGB.
-// latent [c, h, w]; cond/uncond [77, emb_c] (uncond NULL: no CFG).
+// latent [c, h, w]; cond/uncond [n_ctx, emb_c] (uncond NULL: no CFG).
 static enum hsd_status steps_and_decode(struct hsd_pipeline *p, float *latent,
                                         struct hsd_sampler *sampler, const float *cond,
-                                        const float *uncond, const struct hsd_edge_request *r,
+                                        const float *uncond, int n_ctx,
+                                        const struct hsd_edge_request *r,
                                         int h, int w, uint8_t *rgb, struct hsd_edge_timing *tm,
                                         hsd_progress_fn progress, void *user) {
     const struct hsd_gen_request *g = &r->gen;
     struct hsd_unet *unet = hsd_pipeline_unet(p, 1);
     if (!unet) unet = hsd_pipeline_unet(p, 0);
-    struct hsd_denoise_item item = {latent, sampler, cond, uncond, g->guidance_scale,
+    struct hsd_denoise_item item = {latent, sampler, cond, uncond, g->guidance_scale, n_ctx,
                                     g->lora_scales};
     int from = sampler->step, total = hsd_sampler_n_calls(sampler);
     enum hsd_status s = HSD_OK;
@@ -75,7 +76,7 @@ enum hsd_status hsd_edge_finish(struct hsd_pipeline *p, struct hsd_edge_handover
     struct hsd_edge_timing tm = {0};
     // uncond is NULL exactly when CFG is off (verify kept only cond then),
     // as hsd_pipeline_generate's items.
-    enum hsd_status s = steps_and_decode(p, h->latent, &h->sampler, h->cond, h->uncond, r, h->h,
+    enum hsd_status s = steps_and_decode(p, h->latent, &h->sampler, h->cond, h->uncond, h->n_ctx, r, h->h,
                                          h->w, rgb, &tm, progress, user);
     if (t) *t = tm;
     return s;
@@ -91,12 +92,11 @@ enum hsd_status hsd_edge_generate_local(struct hsd_pipeline *p, const struct hsd
     if (s) return s;
     const int scale = hsd_pipeline_vae_scale(p), h = g.height / scale, w = g.width / scale;
     const size_t lat = (size_t)hsd_pipeline_latent_channels(p) * h * w;
-    const size_t ctx = (size_t)HSD_TEXT_LEN * hsd_pipeline_text_width(p);
     const int cfg = hsd_pipeline_cfg(p, g.guidance_scale);  // do_classifier_free_guidance
-    float *emb = malloc(2 * ctx * sizeof *emb), *latent = malloc(lat * sizeof *latent);
+    float *emb = NULL, *latent = malloc(lat * sizeof *latent);
     struct hsd_sampler sampler = {0};
     struct hsd_edge_timing tm = {0};
-    if (!emb || !latent) {
+    if (!latent) {
         s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -104,13 +104,16 @@ enum hsd_status hsd_edge_generate_local(struct hsd_pipeline *p, const struct hsd
     // batch [negative, prompt] (or the prompt alone), then its initial latent.
     const char *texts[2] = {g.negative_prompt ? g.negative_prompt : "", g.prompt};
     double t0 = now_ms();
-    if ((s = hsd_pipeline_encode_text_lora(p, emb, cfg ? texts : texts + 1, cfg ? 2 : 1,
-                                             g.clip_skip, g.lora_scales)))
+    int n_ctx;
+    if ((s = hsd_pipeline_encode_prompts_lora(p, &emb, &n_ctx, cfg ? texts : texts + 1,
+                                              cfg ? 2 : 1, g.prompt_style, g.clip_skip,
+                                              g.lora_scales)))
         goto done;
     double text_ms = now_ms() - t0;
+    const size_t ctx = (size_t)n_ctx * hsd_pipeline_text_width(p);
     if ((s = hsd_pipeline_init_image(p, &g, 0, latent, &sampler))) goto done;
-    s = steps_and_decode(p, latent, &sampler, cfg ? emb + ctx : emb, cfg ? emb : NULL, r, h, w,
-                         rgb, &tm, progress, user);
+    s = steps_and_decode(p, latent, &sampler, cfg ? emb + ctx : emb, cfg ? emb : NULL, n_ctx, r,
+                         h, w, rgb, &tm, progress, user);
     tm.text_ms = text_ms;
     if (!s && t) *t = tm;
 done:

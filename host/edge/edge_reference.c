@@ -39,7 +39,10 @@ enum hsd_status hsd_edge_reference_result(struct hsd_wire_msg *m, void **storage
                                 .guidance_scale = g->cfg_scale, .steps = g->steps, .split = -1,
                                 .sampler = (enum hsd_sampler_kind)g->sampler, .width = g->width,
                                 .height = g->height, .seed = g->seed, .batch_count = 1,
-                                .clip_skip = g->clip_skip};
+                                .clip_skip = g->clip_skip,
+                                .prompt_style = g->flags & HSD_WIRE_GEN_A1111
+                                                    ? HSD_PROMPT_A1111
+                                                    : HSD_PROMPT_DIFFUSERS};
     // The request's LoRAs by name, as hsd serve maps them (service.c).
     float lora[HSD_PIPELINE_MAX_LORAS] = {0};
     for (unsigned i = 0; i < g->n_loras; i++) {
@@ -56,15 +59,15 @@ enum hsd_status hsd_edge_reference_result(struct hsd_wire_msg *m, void **storage
     }
     int scale = hsd_pipeline_vae_scale(cloud), C = hsd_pipeline_latent_channels(cloud);
     int h = g->height / scale, w = g->width / scale, E = hsd_pipeline_text_width(cloud);
-    size_t lat = (size_t)C * h * w, ctx = (size_t)HSD_TEXT_LEN * E;
+    size_t lat = (size_t)C * h * w, ctx = 0;
     int cfg = hsd_pipeline_cfg(cloud, r.guidance_scale);  // do_classifier_free_guidance
     int want_emb = (g->flags & HSD_WIRE_GEN_TEXT_EMB) != 0;
     int k = g->k_max;
-    float *emb = malloc(2 * ctx * sizeof *emb), *latent = malloc(lat * sizeof *latent);
+    float *emb = NULL, *latent = malloc(lat * sizeof *latent);
     struct hsd_sampler s = {0};
     uint8_t *store = NULL;
     enum hsd_status st = HSD_OK;
-    if (!prompt || !neg || !emb || !latent) {
+    if (!prompt || !neg || !latent) {
         st = hsd_fail(HSD_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -72,9 +75,12 @@ enum hsd_status hsd_edge_reference_result(struct hsd_wire_msg *m, void **storage
     // Text: one encoder batch [negative, prompt] (or the prompt alone), as
     // hsd_pipeline_generate encodes it.
     const char *texts[2] = {neg, prompt};
-    if ((st = hsd_pipeline_encode_text_lora(cloud, emb, cfg ? texts : texts + 1, cfg ? 2 : 1,
-                                            r.clip_skip, r.lora_scales)))
+    int n_ctx = 0;
+    if ((st = hsd_pipeline_encode_prompts_lora(cloud, &emb, &n_ctx, cfg ? texts : texts + 1,
+                                               cfg ? 2 : 1, r.prompt_style, r.clip_skip,
+                                               r.lora_scales)))
         goto done;
+    ctx = (size_t)n_ctx * E;
     const float *cond = cfg ? emb + ctx : emb, *uncond = cfg ? emb : NULL;
     if ((st = hsd_pipeline_init_image(cloud, &r, 0, latent, &s))) goto done;
     if (k > hsd_sampler_n_calls(&s)) {
@@ -82,7 +88,8 @@ enum hsd_status hsd_edge_reference_result(struct hsd_wire_msg *m, void **storage
                       hsd_sampler_n_calls(&s));
         goto done;
     }
-    struct hsd_denoise_item item = {latent, &s, cond, uncond, r.guidance_scale, r.lora_scales};
+    struct hsd_denoise_item item = {latent, &s, cond, uncond, r.guidance_scale, n_ctx,
+                                    r.lora_scales};
     for (int i = 0; i < k && !st; i++)
         st = hsd_pipeline_denoise_step(cloud, hsd_pipeline_unet(cloud, 0), &item, 1, h, w);
     if (st) goto done;
@@ -115,7 +122,7 @@ enum hsd_status hsd_edge_reference_result(struct hsd_wire_msg *m, void **storage
     o->latent = q;
     o->sampler_state = (struct hsd_wire_bytes){q + 4 * lat, state};
     o->n_emb = (uint8_t)n_emb;
-    o->emb_t = n_emb ? HSD_TEXT_LEN : 0;
+    o->emb_t = n_emb ? (uint16_t)n_ctx : 0;
     o->emb_c = n_emb ? (uint16_t)E : 0;
     o->emb = n_emb ? e : NULL;
     *storage = store;

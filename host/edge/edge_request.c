@@ -84,6 +84,7 @@ void hsd_edge_build_generate(struct hsd_wire_msg *m, const struct hsd_edge_reque
     // The edge finishes with the cloud's embeddings, as the in-process
     // hybrid finishes with the large model's.
     w->flags = HSD_WIRE_GEN_TEXT_EMB;
+    if (r->gen.prompt_style == HSD_PROMPT_A1111) w->flags |= HSD_WIRE_GEN_A1111;
     w->cfg_scale = g->guidance_scale;
     w->deadline_ms = deadline_ms;
     w->clip_skip = (uint8_t)g->clip_skip;

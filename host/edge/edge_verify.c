@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "edge/edge.h"
+#include "text/prompt_chunks.h"
 
 static enum hsd_status bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static enum hsd_status bad(const char *fmt, ...) {
@@ -69,8 +70,13 @@ enum hsd_status hsd_edge_verify_result(struct hsd_edge_handover *out,
     if (cfg && res->n_emb != 2)
         return bad("%u text embedding(s); guidance scale %g needs 2 (cond, uncond)", res->n_emb,
                    (double)g->guidance_scale);
-    if (res->emb_t != HSD_TEXT_LEN)
-        return bad("text embeddings of %u tokens, expected %d", res->emb_t, HSD_TEXT_LEN);
+    // A1111 prompts are 77 tokens per 75-token chunk (text/prompt_chunks.h).
+    if (g->prompt_style == HSD_PROMPT_A1111
+            ? res->emb_t % HSD_TEXT_LEN || !res->emb_t ||
+                  res->emb_t > HSD_PROMPT_MAX_CHUNKS * HSD_TEXT_LEN
+            : res->emb_t != HSD_TEXT_LEN)
+        return bad("text embeddings of %u tokens, expected %s", res->emb_t,
+                   g->prompt_style == HSD_PROMPT_A1111 ? "77 x 1..8 chunks" : "77");
     if (res->emb_c != e->emb_c)
         return bad("text embeddings %u wide, the edge U-Net attends to %d (the cloud's text "
                    "encoder does not fit this edge model)",
@@ -113,7 +119,7 @@ enum hsd_status hsd_edge_verify_result(struct hsd_edge_handover *out,
         return bad("sampler state %s", why);
     }
 
-    size_t ctx = (size_t)HSD_TEXT_LEN * res->emb_c;
+    size_t ctx = (size_t)res->emb_t * res->emb_c;
     out->latent = malloc(n_latent * sizeof(float));
     out->cond = malloc((cfg ? 2 : 1) * ctx * sizeof(float));
     if (!out->latent || !out->cond) {
@@ -129,6 +135,7 @@ enum hsd_status hsd_edge_verify_result(struct hsd_edge_handover *out,
         hsd_wire_read_f32(out->uncond, (const uint8_t *)res->emb + ctx * sizeof(float), ctx);
     }
     out->sampler = s;
+    out->n_ctx = res->emb_t;
     out->k_used = res->k_used;
     out->c = res->c;
     out->h = res->h;

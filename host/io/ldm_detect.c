@@ -5,7 +5,7 @@
 #include "io/ldm_names.h"
 #include "io/safetensors.h"
 
-#define SD2_TEXT_PREFIX "cond_stage_model.model."
+#define SD2_TEXT_PREFIX HSD_LDM_OPENCLIP_PREFIX
 #define SDXL_TEXT_PREFIX "conditioner.embedders."
 
 static int has_prefix(const char *s, const char *p) { return !strncmp(s, p, strlen(p)); }
@@ -34,6 +34,7 @@ enum hsd_status hsd_ldm_detect(struct hsd_ldm_info *info, const char *path) {
         else if (has_prefix(n, SD2_TEXT_PREFIX)) sd2++;
         else if (has_prefix(n, SDXL_TEXT_PREFIX)) sdxl++;
         else info->n_other++;
+        if (!strcmp(n, "v_pred")) info->v_pred_key = 1;
     }
     hsd_safetensors_close(st);
     // SDXL's embedders are the decisive marker (its U-Net sits under the
@@ -56,21 +57,42 @@ const char *hsd_ldm_family_name(enum hsd_ldm_family f) {
     return "none (no text encoder)";
 }
 
-enum hsd_status hsd_ldm_require_sd1(const struct hsd_ldm_info *info, const char *path,
-                                    int need_vae) {
-    if (info->family == HSD_LDM_FAMILY_SD2 || info->family == HSD_LDM_FAMILY_SDXL)
+enum hsd_status hsd_ldm_require_pipeline(const struct hsd_ldm_info *info, const char *path,
+                                         int need_vae) {
+    if (info->family == HSD_LDM_FAMILY_SDXL)
         return hsd_fail(HSD_ERR_UNSUPPORTED,
-                        "%s: an %s single-file checkpoint (text encoder under '%s'); only SD 1.x "
-                        "single files are supported yet: convert it to a diffusers folder",
-                        path, hsd_ldm_family_name(info->family),
-                        info->family == HSD_LDM_FAMILY_SD2 ? SD2_TEXT_PREFIX : SDXL_TEXT_PREFIX);
+                        "%s: an SDXL single-file checkpoint (text encoders under '%s'); only SD "
+                        "1.x and 2.x single files are supported yet: convert it to a diffusers "
+                        "folder",
+                        path, SDXL_TEXT_PREFIX);
+    const char *text = info->family == HSD_LDM_FAMILY_SD2
+                           ? SD2_TEXT_PREFIX " (the OpenCLIP text encoder)"
+                           : HSD_LDM_CLIP_PREFIX " (the CLIP text encoder)";
     const char *missing = !info->n_unet   ? HSD_LDM_UNET_PREFIX " (the U-Net)"
-                          : !info->n_text ? HSD_LDM_CLIP_PREFIX " (the CLIP text encoder)"
+                          : !info->n_text ? text
                           : !info->n_vae && need_vae ? HSD_LDM_VAE_PREFIX " (the VAE; or pass --vae DIR)"
                                           : NULL;
     if (missing)
         return hsd_fail(HSD_ERR_NOT_FOUND,
-                        "%s: not a complete SD 1.x checkpoint: no tensor under %s",
-                        path, missing);
+                        "%s: not a complete %s checkpoint: no tensor under %s", path,
+                        info->family == HSD_LDM_FAMILY_SD2 ? "SD 2.x" : "SD 1.x", missing);
     return HSD_OK;
+}
+
+int hsd_ldm_prediction_v(const struct hsd_ldm_info *info, int force, const char **why) {
+    if (force) {
+        *why = "as --prediction says";
+        return force == 2;
+    }
+    if (info->v_pred_key) {
+        *why = "the file has a 'v_pred' key";
+        return 1;
+    }
+    if (info->family == HSD_LDM_FAMILY_SD2) {
+        *why = "assumed: SD 2.1 768-v, diffusers' default for SD 2.x files; not visible in the "
+               "weights: pass --prediction epsilon for a 2.x-base file";
+        return 1;
+    }
+    *why = "assumed: SD 1.x; not visible in the weights";
+    return 0;
 }

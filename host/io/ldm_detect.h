@@ -1,7 +1,7 @@
 // What a single-file CompVis/LDM checkpoint holds, from its key names alone
 // (no weights read): which parts (U-Net, VAE, text encoders) and which model
-// family, so hsd can load an SD 1.x file as a whole pipeline, refuse SD 2.x
-// and SDXL files by name, and `hsd inspect` can report it. The family
+// family, so hsd can load an SD 1.x or 2.x file as a whole pipeline, refuse
+// SDXL files by name, and `hsd inspect` can report it. The family
 // markers are the text encoders' prefixes, as diffusers'
 // single_file_utils infer_diffusers_model_type tells them apart:
 //   SD 1.x  cond_stage_model.transformer.*   (transformers CLIPTextModel, CLIP-L)
@@ -22,16 +22,28 @@ enum hsd_ldm_family {
 struct hsd_ldm_info {
     enum hsd_ldm_family family;
     long n_unet, n_vae, n_text, n_other;  // tensors per part
+    int v_pred_key;  // a tensor named "v_pred": the file says it is v-prediction
+                     // (the marker kohya's tools and ComfyUI write and read)
 };
 
 // Fails for a path that is not a .safetensors file (pickled .ckpt/.pt/.bin
 // are refused: unpickling runs code) or not a valid safetensors file.
 enum hsd_status hsd_ldm_detect(struct hsd_ldm_info *info, const char *path);
 const char *hsd_ldm_family_name(enum hsd_ldm_family f);
-// OK for a file with all three SD 1.x parts; otherwise a message saying what
-// is missing (the prefix) or that the family is not supported yet. The VAE
-// may be missing when need_vae is 0 (another VAE was given).
-enum hsd_status hsd_ldm_require_sd1(const struct hsd_ldm_info *info, const char *path,
-                                    int need_vae);
+// OK for a file with all three parts of SD 1.x or SD 2.x; otherwise a
+// message saying what is missing (the prefix) or that the family is not
+// supported yet. The VAE may be missing when need_vae is 0 (another VAE was
+// given).
+enum hsd_status hsd_ldm_require_pipeline(const struct hsd_ldm_info *info, const char *path,
+                                         int need_vae);
+
+// The prediction type a single file runs with (SD 2.x 768-v files cannot be
+// told from 512-base ones by their weights). force: 0 none, 1 epsilon, 2 v
+// (--prediction). Otherwise a "v_pred" key means v; otherwise SD 2.x is
+// v-prediction, as diffusers' from_single_file assumes (its default config
+// for SD 2.x files is stabilityai/stable-diffusion-2-1, v_prediction), and
+// SD 1.x epsilon. Returns 1 for v, 0 for epsilon; *why says how it was
+// decided ("assumed: ...", "--prediction", "the file's v_pred key").
+int hsd_ldm_prediction_v(const struct hsd_ldm_info *info, int force, const char **why);
 
 #endif

@@ -22,6 +22,8 @@
 // The other parts of an SD 1.x single file (io/ldm_detect.h).
 #define HSD_LDM_VAE_PREFIX "first_stage_model."
 #define HSD_LDM_CLIP_PREFIX "cond_stage_model.transformer."
+// SD 2.x's OpenCLIP ViT-H text tower (io/ldm_openclip_names.c).
+#define HSD_LDM_OPENCLIP_PREFIX "cond_stage_model.model."
 
 // names[i] are LDM names without the prefix; on success out[i] are malloc'd
 // diffusers names (caller frees each). `label` names the file in messages.
@@ -32,5 +34,26 @@ enum hsd_status hsd_ldm_unet_rename(char **out, const char *const *names, size_t
 // (io/ldm_vae_names.c); same contract as hsd_ldm_unet_rename.
 enum hsd_status hsd_ldm_vae_rename(char **out, const char *const *names, size_t n,
                                    const char *label);
+
+// One OpenCLIP text-tower key (without HSD_LDM_OPENCLIP_PREFIX) -> its
+// transformers CLIPTextModel names, as diffusers' single_file_utils
+// convert_open_clip_checkpoint renames them:
+//   token_embedding.weight -> text_model.embeddings.token_embedding.weight
+//   positional_embedding   -> text_model.embeddings.position_embedding.weight
+//   ln_final.*             -> text_model.final_layer_norm.*
+//   transformer.resblocks.N.{ln_1,ln_2,attn.out_proj,mlp.c_fc,mlp.c_proj}.*
+//     -> text_model.encoder.layers.N.{layer_norm1,layer_norm2,
+//        self_attn.out_proj,mlp.fc1,mlp.fc2}.*
+//   transformer.resblocks.N.attn.in_proj_{weight,bias} -> *n_out = 3 names,
+//     self_attn.{q,k,v}_proj.{weight,bias}: the fused tensor's row thirds
+// *n_out = 0 for what the text encoder does not hold: text_projection,
+// logit_scale, attn_mask, and resblock n_blocks - 1, the last one (SD 2.x
+// conditions on the penultimate layer; diffusers' SD 2.x text_encoder has 23
+// of OpenCLIP-H's 24 blocks and its converter drops block 23). out[i] are
+// malloc'd (caller frees). Anything else fails naming the key.
+enum hsd_status hsd_ldm_openclip_rename(char *out[3], int *n_out, const char *name,
+                                        int n_blocks, const char *label);
+// Resblocks in a list of OpenCLIP keys: the largest index + 1 (0: none).
+int hsd_ldm_openclip_blocks(const char *const *names, size_t n);
 
 #endif

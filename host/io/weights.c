@@ -1,9 +1,12 @@
 #include "io/weights.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/file.h"
 #include "io/ldm_names.h"
+#include "io/weights_index.h"
 
 struct entry {
     char *name;                      // diffusers name (owned)
@@ -14,6 +17,12 @@ struct hsd_weights {
     struct hsd_safetensors *st;
     struct entry *e;
     size_t n;
+    struct hsd_st_tensor *views;  // row slices of fused tensors (OpenCLIP in_proj)
+    // A sharded checkpoint: every shard file (st is NULL) and the index's
+    // path, which messages name.
+    struct hsd_safetensors **shards;
+    size_t n_shards;
+    char *index_path;
 };
 
 static int cmp_entry(const void *a, const void *b) {
@@ -30,8 +39,27 @@ static enum hsd_status finish(struct hsd_weights *w, const char *path) {
     return HSD_OK;
 }
 
+enum hsd_status hsd_weights_find_file(char *out, size_t cap, const char *dir, const char *base) {
+    static const char *const forms[] = {"%s/%s.safetensors", "%s/%s.fp16.safetensors",
+                                        "%s/%s.safetensors.index.json",
+                                        "%s/%s.safetensors.index.fp16.json"};
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        if (hsd_path_too_long(snprintf(out, cap, forms[i], dir, base), cap))
+            return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", dir);
+        if (hsd_is_file(out)) return HSD_OK;
+    }
+    return hsd_fail(HSD_ERR_NOT_FOUND,
+                    "%s: no %s.safetensors (nor its .fp16 or sharded .index.json forms; only "
+                    ".safetensors weights are read, convert .bin files first)",
+                    dir, base);
+}
+
+static int ends_with(const char *s, const char *suffix);
+static enum hsd_status open_sharded(struct hsd_weights **out, const char *index_path);
+
 enum hsd_status hsd_weights_open_diffusers(struct hsd_weights **out, const char *path) {
     *out = NULL;
+    if (ends_with(path, ".json")) return open_sharded(out, path);
     struct hsd_weights *w = calloc(1, sizeof *w);
     if (!w) return hsd_fail(HSD_ERR_NOMEM, "%s: out of memory", path);
     enum hsd_status s = hsd_safetensors_open(&w->st, path);
@@ -82,7 +110,69 @@ static const struct {
     [HSD_LDM_UNET] = {HSD_LDM_UNET_PREFIX, "U-Net", hsd_ldm_unet_rename},
     [HSD_LDM_VAE] = {HSD_LDM_VAE_PREFIX, "VAE", hsd_ldm_vae_rename},
     [HSD_LDM_CLIP] = {HSD_LDM_CLIP_PREFIX, "CLIP text encoder", copy_names},
+    [HSD_LDM_OPENCLIP] = {HSD_LDM_OPENCLIP_PREFIX, "OpenCLIP text encoder", NULL},
 };
+
+// Third k of a fused [3C, ...] tensor along its first dimension: rows
+// [k*C, (k+1)*C), contiguous in the file, so a view (no copy). diffusers'
+// convert_open_clip_checkpoint: weight[:C], [C:2C], [2C:].
+static enum hsd_status third(struct hsd_st_tensor *v, const struct hsd_st_tensor *t, int k,
+                             const char *path) {
+    if (t->ndim < 1 || t->ndim > 2 || t->shape[0] % 3 ||
+        (t->ndim == 2 && t->shape[1] * 3 != t->shape[0]))
+        return hsd_fail(HSD_ERR_SHAPE,
+                        "%s: tensor '%s': a fused in_proj must be [3C, C] or [3C], got %d-D "
+                        "with first dimension %lld",
+                        path, t->name, t->ndim, (long long)(t->ndim ? t->shape[0] : 0));
+    *v = *t;
+    v->shape[0] = t->shape[0] / 3;
+    v->numel = t->numel / 3;
+    v->nbytes = t->nbytes / 3;
+    v->data = (const char *)t->data + (size_t)k * v->nbytes;
+    return HSD_OK;
+}
+
+// The OpenCLIP text tower: 1 -> 0, 1 or 3 entries (io/ldm_names.h).
+static enum hsd_status open_openclip(struct hsd_weights *w, const char *path) {
+    const char *prefix = HSD_LDM_OPENCLIP_PREFIX;
+    size_t total = hsd_safetensors_count(w->st), plen = strlen(prefix), n_in = 0;
+    const char **names = calloc(total ? total : 1, sizeof *names);
+    const struct hsd_st_tensor **src = calloc(total ? total : 1, sizeof *src);
+    w->e = calloc(3 * (total ? total : 1), sizeof *w->e);
+    w->views = calloc(3 * (total ? total : 1), sizeof *w->views);
+    enum hsd_status s = HSD_OK;
+    if (!names || !src || !w->e || !w->views) s = hsd_fail(HSD_ERR_NOMEM, "%s: out of memory", path);
+    for (size_t i = 0; i < total && !s; i++) {
+        const struct hsd_st_tensor *t = hsd_safetensors_at(w->st, i);
+        if (strncmp(t->name, prefix, plen)) continue;
+        names[n_in] = t->name + plen;
+        src[n_in++] = t;
+    }
+    if (!s && n_in == 0)
+        s = hsd_fail(HSD_ERR_NOT_FOUND,
+                     "%s: no tensor starts with '%s': the file has no OpenCLIP text encoder",
+                     path, prefix);
+    int blocks = s ? 0 : hsd_ldm_openclip_blocks(names, n_in);
+    size_t n_views = 0;
+    for (size_t i = 0; i < n_in && !s; i++) {
+        char *out[3];
+        int k = 0;
+        if ((s = hsd_ldm_openclip_rename(out, &k, names[i], blocks, path))) break;
+        for (int j = 0; j < k; j++) {
+            struct entry *e = &w->e[w->n++];
+            e->name = out[j];
+            e->t = src[i];
+            if (k == 3 && !s) {
+                s = third(&w->views[n_views], src[i], j, path);
+                e->t = &w->views[n_views++];
+            }
+        }
+    }
+    free(names);
+    free(src);
+    if (!s) s = finish(w, path);
+    return s;
+}
 
 static int ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), k = strlen(suffix);
@@ -98,6 +188,14 @@ enum hsd_status hsd_weights_open_ldm(struct hsd_weights **out, const char *path,
     if (s) {
         free(w);
         return s;
+    }
+    if (part == HSD_LDM_OPENCLIP) {
+        if ((s = open_openclip(w, path))) {
+            hsd_weights_close(w);
+            return s;
+        }
+        *out = w;
+        return HSD_OK;
     }
     const char *prefix = k_parts[part].prefix;
     size_t total = hsd_safetensors_count(w->st), plen = strlen(prefix);
@@ -152,11 +250,80 @@ void hsd_weights_close(struct hsd_weights *w) {
     if (w->e)
         for (size_t i = 0; i < w->n; i++) free(w->e[i].name);
     free(w->e);
+    free(w->views);
     hsd_safetensors_close(w->st);
+    for (size_t i = 0; i < w->n_shards; i++) hsd_safetensors_close(w->shards[i]);
+    free(w->shards);
+    free(w->index_path);
     free(w);
 }
 
-const char *hsd_weights_path(const struct hsd_weights *w) { return hsd_safetensors_path(w->st); }
+const char *hsd_weights_path(const struct hsd_weights *w) {
+    return w->index_path ? w->index_path : hsd_safetensors_path(w->st);
+}
+
+// Every shard the index names, opened; each shard holds exactly the
+// tensors the index gives it (a tensor missing from its shard, or a shard
+// tensor the index does not list, fails naming both).
+static enum hsd_status load_shards(struct hsd_weights *w, const struct hsd_weights_index *idx,
+                                   const char *dir) {
+    if (!(w->shards = calloc(idx->n_files, sizeof *w->shards)) ||
+        !(w->e = calloc(idx->n, sizeof *w->e)))
+        return hsd_fail(HSD_ERR_NOMEM, "%s: out of memory", w->index_path);
+    size_t total = 0;
+    for (size_t f = 0; f < idx->n_files; f++) {
+        char path[4400];
+        if (hsd_path_too_long(snprintf(path, sizeof path, "%s/%s", dir, idx->files[f]),
+                              sizeof path))
+            return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", dir);
+        enum hsd_status s = hsd_safetensors_open(&w->shards[f], path);
+        if (s) return hsd_fail_context(s, "%s: shard: ", w->index_path);
+        w->n_shards++;
+        total += hsd_safetensors_count(w->shards[f]);
+    }
+    for (size_t i = 0; i < idx->n; i++) {
+        struct hsd_safetensors *st = w->shards[idx->file_of[i]];
+        const struct hsd_st_tensor *t = hsd_safetensors_find(st, idx->names[i]);
+        if (!t)
+            return hsd_fail(HSD_ERR_NOT_FOUND,
+                            "%s: tensor '%s' is missing from shard %s, where the index puts it",
+                            w->index_path, idx->names[i], hsd_safetensors_path(st));
+        if (!(w->e[w->n].name = strdup(idx->names[i])))
+            return hsd_fail(HSD_ERR_NOMEM, "%s: out of memory", w->index_path);
+        w->e[w->n++].t = t;
+    }
+    if (total != idx->n)
+        return hsd_fail(HSD_ERR_FORMAT,
+                        "%s: the shards hold %zu tensors, the index lists %zu; index and "
+                        "shards disagree",
+                        w->index_path, total, idx->n);
+    return HSD_OK;
+}
+
+static enum hsd_status open_sharded(struct hsd_weights **out, const char *index_path) {
+    struct hsd_weights *w = calloc(1, sizeof *w);
+    if (!w || !(w->index_path = strdup(index_path))) {
+        free(w);
+        return hsd_fail(HSD_ERR_NOMEM, "%s: out of memory", index_path);
+    }
+    char dir[4200];
+    const char *slash = strrchr(index_path, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - index_path) : 1,
+             slash ? index_path : ".");
+    struct hsd_weights_index idx;
+    enum hsd_status s = hsd_weights_index_load(&idx, index_path);
+    if (!s) {
+        s = load_shards(w, &idx, dir);
+        hsd_weights_index_free(&idx);
+    }
+    if (!s) s = finish(w, index_path);
+    if (s) {
+        hsd_weights_close(w);
+        return s;
+    }
+    *out = w;
+    return HSD_OK;
+}
 size_t hsd_weights_count(const struct hsd_weights *w) { return w->n; }
 const char *hsd_weights_name_at(const struct hsd_weights *w, size_t i) { return w->e[i].name; }
 const struct hsd_st_tensor *hsd_weights_at(const struct hsd_weights *w, size_t i) {

@@ -11,17 +11,28 @@
 
 struct hsd_weights;
 
-// Every tensor of a diffusers safetensors file, names unchanged.
+// Every tensor of a diffusers safetensors file, names unchanged; `path`
+// ending in ".json" is a sharded checkpoint's index (io/weights_index.h):
+// every shard it names, as one map.
 enum hsd_status hsd_weights_open_diffusers(struct hsd_weights **out, const char *path);
+// The weights of a diffusers component folder, as from_pretrained looks for
+// them: <base>.safetensors, the fp16 variant <base>.fp16.safetensors, then
+// the sharded forms <base>.safetensors.index.json and
+// <base>.safetensors.index.fp16.json (base: "diffusion_pytorch_model" or
+// "model"). Writes the path to out; HSD_ERR_NOT_FOUND names the folder.
+enum hsd_status hsd_weights_find_file(char *out, size_t cap, const char *dir, const char *base);
 // The U-Net of a CompVis/LDM single-file checkpoint: tensors under
 // "model.diffusion_model." renamed to diffusers names; other keys (VAE,
 // text encoder, EMA copies) are ignored.
 enum hsd_status hsd_weights_open_ldm_unet(struct hsd_weights **out, const char *path);
-// One part of an SD 1.x single file, renamed to diffusers names: the U-Net
-// (model.diffusion_model.*), the VAE (first_stage_model.*) or the CLIP text
-// encoder (cond_stage_model.transformer.*, transformers' names kept). Fails
-// naming the prefix when the file has no tensor under it.
-enum hsd_ldm_part { HSD_LDM_UNET, HSD_LDM_VAE, HSD_LDM_CLIP };
+// One part of an SD 1.x/2.x single file, renamed to diffusers names: the
+// U-Net (model.diffusion_model.*), the VAE (first_stage_model.*), the CLIP
+// text encoder (cond_stage_model.transformer.*, transformers' names kept)
+// or SD 2.x's OpenCLIP text tower (cond_stage_model.model.*, renamed to
+// transformers' CLIPTextModel names, its fused attn.in_proj split into
+// q/k/v views and its last block left out: io/ldm_names.h). Fails naming
+// the prefix when the file has no tensor under it.
+enum hsd_ldm_part { HSD_LDM_UNET, HSD_LDM_VAE, HSD_LDM_CLIP, HSD_LDM_OPENCLIP };
 enum hsd_status hsd_weights_open_ldm(struct hsd_weights **out, const char *path,
                                      enum hsd_ldm_part part);
 void hsd_weights_close(struct hsd_weights *w);

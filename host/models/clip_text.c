@@ -25,6 +25,8 @@
 #include <string.h>
 
 #include "core/assert.h"
+#include "core/plan_stats.h"
+#include "io/ldm_detect.h"
 #include "io/weights.h"
 #include "models/clip_text.h"
 #include "models/fwd.h"
@@ -50,6 +52,7 @@ struct hsd_clip_text {
     float *pos;                           // [P, C] host fp32
     struct clip_layer *layers;
     void *fln_g, *fln_b;                  // [C]
+    void *proj_w;                         // [projection_dim, C] (WithProjection) or NULL
 
     struct hsd_bufs bufs;                 // every weight buffer, freed with the model
     struct hsd_lora_set *lora;            // attached LoRA adapters (models/lora.h) or NULL
@@ -59,6 +62,7 @@ struct hsd_clip_text {
     int plan_n, plan_L;
     float *host_emb;                      // [n*L, C] gather staging
     size_t host_emb_cap;
+    float *host_pool;                     // [n, C] eos rows
 
     hsd_clip_text_probe_fn probe;
     void *probe_user;
@@ -223,6 +227,15 @@ static enum hsd_status build_all(struct build *b) {
     }
     if ((s = get(b, &m->fln_g, 1, D(C), "final_layer_norm.weight"))) return s;
     if ((s = get(b, &m->fln_b, 1, D(C), "final_layer_norm.bias"))) return s;
+    if (cfg->with_projection) {
+        // CLIPTextModelWithProjection.text_projection (no bias) sits beside
+        // text_model, not under its prefix.
+        const char *pre = b->prefix;
+        b->prefix = "";
+        s = get(b, &m->proj_w, 2, D(cfg->projection_dim, C), "text_projection.weight");
+        b->prefix = pre;
+        if (s) return s;
+    }
 
     // Tensors CLIPTextModel does not compute with but checkpoints carry:
     // the position_ids buffer (transformers 4.x) and CLIPTextModelWith-
@@ -243,28 +256,6 @@ static enum hsd_status build_all(struct build *b) {
                         "(first: '%s'); config and weights disagree",
                         b->path, unused, first);
     return HSD_OK;
-}
-
-// Picks the weights file of a text_encoder folder: model.safetensors, then
-// the fp16 variant diffusers saves with variant="fp16".
-static enum hsd_status find_weights(char *out, size_t cap, const char *dir) {
-    static const char *const names[] = {"model.safetensors", "model.fp16.safetensors"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        if (hsd_path_too_long(snprintf(out, cap, "%s/%s", dir, names[i]), cap))
-            return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", dir);
-        if (hsd_is_file(out)) return HSD_OK;
-    }
-    char idx[4200];
-    if (!hsd_path_too_long(snprintf(idx, sizeof idx, "%s/model.safetensors.index.json", dir), sizeof idx) &&
-        hsd_is_file(idx))
-        return hsd_fail(HSD_ERR_UNSUPPORTED,
-                        "%s: sharded weights (%s) are not supported; merge them into one "
-                        "model.safetensors",
-                        dir, idx);
-    return hsd_fail(HSD_ERR_NOT_FOUND,
-                    "%s: no model.safetensors in the text_encoder folder (only .safetensors "
-                    "weights are read; convert pytorch_model.bin first)",
-                    dir);
 }
 
 static enum hsd_status build_model(struct hsd_clip_text **out, const struct hsd_clip_text_config *cfg,
@@ -290,7 +281,7 @@ enum hsd_status hsd_clip_text_load(struct hsd_clip_text **out, const char *path,
         return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", dir);
     if (!hsd_is_file(cfg_path))
         return hsd_fail(HSD_ERR_NOT_FOUND, "%s: no config.json in the text_encoder folder", dir);
-    enum hsd_status s = find_weights(w_path, sizeof w_path, dir);
+    enum hsd_status s = hsd_weights_find_file(w_path, sizeof w_path, dir, "model");
     if (s) return s;
 
     struct hsd_clip_text_config cfg;
@@ -335,12 +326,19 @@ enum hsd_status hsd_clip_text_load_ldm(struct hsd_clip_text **out, const char *p
     *out = NULL;
     struct hsd_weights *w;
     struct hsd_clip_text_config cfg;
-    enum hsd_status s = hsd_weights_open_ldm(&w, path, HSD_LDM_CLIP);
+    struct hsd_ldm_info info;
+    enum hsd_status s = hsd_ldm_detect(&info, path);
     if (s) return s;
+    // SD 2.x: OpenCLIP-H's text tower, renamed and split by io/weights.c.
+    int openclip = info.family == HSD_LDM_FAMILY_SD2;
+    if ((s = hsd_weights_open_ldm(&w, path, openclip ? HSD_LDM_OPENCLIP : HSD_LDM_CLIP))) return s;
     if ((s = hsd_clip_text_config_infer(&cfg, w))) {
         hsd_weights_close(w);
         return s;
     }
+    // OpenCLIP ViT-H uses GELU (diffusers' SD 2.x text_encoder/config.json:
+    // hidden_act "gelu"); the shapes cannot show it.
+    if (openclip) cfg.quick_gelu = 0;
     return build_model(out, &cfg, w, be);
 }
 
@@ -350,6 +348,7 @@ void hsd_clip_text_free(struct hsd_clip_text *m) {
     hsd_bufs_free(&m->bufs, m->be);
     if (m->arena) m->be->ops->free(m->be, m->arena);
     free(m->host_emb);
+    free(m->host_pool);
     free(m->layers);
     free(m->pos);
     hsd_weights_close(m->w);
@@ -405,8 +404,57 @@ static void probe(struct fwd *f, int i, const void *buf, int n, int L) {
     f->m->probe(f->m->probe_user, name, buf, n, L, f->m->cfg.hidden_size);
 }
 
-static enum hsd_status forward(struct fwd *f, float *out, const int32_t *ids, int n, int L,
-                               int clip_skip) {
+// What one forward produces (each NULL when not wanted): SD 1.x/2.x's
+// final-normed hidden_states[n_run], SDXL's raw hidden_states[hidden_at]
+// and pooled output; n_run layers run.
+struct clip_outputs {
+    float *last;      // [n, L, C]
+    float *hidden;    // [n, L, C]
+    int hidden_at;    // 0 = embeddings
+    float *pooled;    // [n, projection_dim or C]; needs n_run = num layers
+    int n_run;
+};
+
+// Downloads [n, L, C] of `buf` to `out` (outside planning).
+static enum hsd_status take(struct fwd *f, float *out, const void *buf, size_t count) {
+    if (f->a.planning || !out) return HSD_OK;
+    return f->a.be->ops->download(f->a.be, out, buf, count);
+}
+
+// transformers CLIPTextTransformer's pooler_output: the final-normed row at
+// the eos position (argmax of the ids for eos_token_id 2, else the first
+// eos_token_id), then CLIPTextModelWithProjection's text_projection.
+static enum hsd_status pool(struct fwd *f, float *pooled, const void *normed, const int32_t *ids,
+                            int n, int L) {
+    struct hsd_clip_text *m = f->m;
+    struct hsd_backend *be = f->a.be;
+    const int C = m->cfg.hidden_size, P = hsd_clip_text_pooled_dim(m);
+    void *rows = act(f, (size_t)n * C), *proj = act(f, (size_t)n * P);
+    if (f->a.planning) return HSD_OK;
+    enum hsd_status s = be->ops->download(be, m->host_emb, normed, (size_t)n * L * C);
+    if (s) return s;
+    float *sel = m->host_pool;
+    for (int b = 0; b < n; b++) {
+        const int32_t *r = ids + (size_t)b * L;
+        int at = 0;
+        for (int t = 1; t < L; t++) {
+            if (m->cfg.eos_token_id == 2 ? r[t] > r[at] : r[at] != m->cfg.eos_token_id &&
+                                                              r[t] == m->cfg.eos_token_id)
+                at = t;
+        }
+        memcpy(sel + (size_t)b * C, m->host_emb + ((size_t)b * L + at) * C, C * sizeof(float));
+    }
+    if (!m->proj_w) {
+        memcpy(pooled, sel, (size_t)n * C * sizeof(float));
+        return HSD_OK;
+    }
+    if ((s = be->ops->upload(be, rows, sel, (size_t)n * C))) return s;
+    if ((s = linear(f, proj, rows, m->proj_w, NULL, NULL, n, C, P))) return s;
+    return be->ops->download(be, pooled, proj, (size_t)n * P);
+}
+
+static enum hsd_status forward(struct fwd *f, const struct clip_outputs *o, const int32_t *ids,
+                               int n, int L) {
     struct hsd_clip_text *m = f->m;
     struct hsd_backend *be = f->a.be;
     const struct hsd_clip_text_config *cfg = &m->cfg;
@@ -431,10 +479,11 @@ static enum hsd_status forward(struct fwd *f, float *out, const int32_t *ids, in
         if ((s = be->ops->upload(be, x, m->host_emb, (size_t)rows * C))) return s;
     }
     probe(f, 0, x, n, L);
+    if (o->hidden && o->hidden_at == 0 && (s = take(f, o->hidden, x, (size_t)rows * C))) return s;
 
     // diffusers encode_prompt(clip_skip = k) reads hidden_states[-(k + 1)]:
     // the later layers never influence it, so they are not run.
-    const int n_run = cfg->num_hidden_layers - clip_skip;
+    const int n_run = o->n_run;
     for (int l = 0; l < n_run; l++) {
         const struct clip_layer *ly = &m->layers[l];
         // CLIPEncoderLayer: x = x + out_proj(attn(layer_norm1(x)))
@@ -458,16 +507,46 @@ static enum hsd_status forward(struct fwd *f, float *out, const int32_t *ids, in
         else RUN(f, gelu, &ep);
         if ((s = linear(f, x, ff, ly->fc2_w, ly->fc2_b, y, rows, I, C))) return s;
         probe(f, l + 1, x, n, L);
+        if (o->hidden && o->hidden_at == l + 1 && (s = take(f, o->hidden, x, (size_t)rows * C)))
+            return s;
     }
     // final_layer_norm (also on a clip_skip output, as diffusers applies it).
     if ((s = lnorm(f, nrm, x, m->fln_g, m->fln_b, rows))) return s;
-    if (f->a.planning) return HSD_OK;
-    return be->ops->download(be, out, nrm, (size_t)rows * C);
+    if ((s = take(f, o->last, nrm, (size_t)rows * C))) return s;
+    return o->pooled || f->a.planning ? pool(f, o->pooled, nrm, ids, n, L) : HSD_OK;
 }
+
+int hsd_clip_text_pooled_dim(const struct hsd_clip_text *m) {
+    return m->proj_w ? m->cfg.projection_dim : m->cfg.hidden_size;
+}
+
+static enum hsd_status run(struct hsd_clip_text *m, const struct clip_outputs *o,
+                           const int32_t *ids, int n, int L, int clip_skip);
 
 enum hsd_status hsd_clip_text_forward(struct hsd_clip_text *m, float *out, const int32_t *ids,
                                       int n, int L, int clip_skip) {
     if (!m || !out || !ids) return hsd_fail(HSD_ERR_INVALID_ARG, "clip_text: NULL argument");
+    struct clip_outputs o = {.last = out, .n_run = m->cfg.num_hidden_layers - clip_skip};
+    return run(m, &o, ids, n, L, clip_skip);
+}
+
+enum hsd_status hsd_clip_text_forward_sdxl(struct hsd_clip_text *m, float *hidden,
+                                           float *pooled, const int32_t *ids, int n, int L,
+                                           int clip_skip) {
+    if (!m || !hidden || !ids) return hsd_fail(HSD_ERR_INVALID_ARG, "clip_text: NULL argument");
+    // hidden_states has num_layers + 1 entries; [-(k + 2)] is index N - 1 - k.
+    int at = m->cfg.num_hidden_layers - 1 - clip_skip;
+    if (clip_skip < 0 || at < 0)
+        return hsd_fail(HSD_ERR_INVALID_ARG,
+                        "clip_text: clip_skip %d leaves no layer before the penultimate of %d",
+                        clip_skip, m->cfg.num_hidden_layers);
+    struct clip_outputs o = {.hidden = hidden, .hidden_at = at, .pooled = pooled,
+                             .n_run = pooled ? m->cfg.num_hidden_layers : at};
+    return run(m, &o, ids, n, L, 0);
+}
+
+static enum hsd_status run(struct hsd_clip_text *m, const struct clip_outputs *o,
+                           const int32_t *ids, int n, int L, int clip_skip) {
     const struct hsd_clip_text_config *cfg = &m->cfg;
     if (n < 1 || n > 4096 || L < 1 || L > cfg->max_position_embeddings)
         return hsd_fail(HSD_ERR_INVALID_ARG,
@@ -489,11 +568,15 @@ enum hsd_status hsd_clip_text_forward(struct hsd_clip_text *m, float *out, const
         }
     struct fwd f = {.a = {.be = m->be}, .m = m, .n = n};
     if (!m->arena || m->plan_n != n || m->plan_L != L) {
+        // Plans every layer and the pooling, so that each output fits.
         f.a.planning = 1;
-        enum hsd_status s = forward(&f, out, ids, n, L, 0);
+        struct clip_outputs all = {.n_run = cfg->num_hidden_layers};
+        enum hsd_status s = forward(&f, &all, ids, n, L);
         if (s) return s;
+        const size_t was = m->arena ? m->arena_cap : 0;  // grown: a new capacity
         if ((s = hsd_fwd_reserve(m->be, &m->arena, &m->arena_cap, f.a.peak, "clip_text")))
             return s;
+        if (m->arena_cap != was) hsd_plan_stats_add(HSD_PLAN_TEXT_ARENA);
         size_t emb = (size_t)n * L * cfg->hidden_size;
         if (emb > m->host_emb_cap) {
             free(m->host_emb);
@@ -501,13 +584,17 @@ enum hsd_status hsd_clip_text_forward(struct hsd_clip_text *m, float *out, const
             m->host_emb_cap = m->host_emb ? emb : 0;
             if (!m->host_emb) return hsd_fail(HSD_ERR_NOMEM, "clip_text: out of memory");
         }
+        free(m->host_pool);
+        m->host_pool = malloc((size_t)n * cfg->hidden_size * sizeof(float));
+        if (!m->host_pool) return hsd_fail(HSD_ERR_NOMEM, "clip_text: out of memory");
         m->plan_n = n;
         m->plan_L = L;
         f = (struct fwd){.a = {.be = m->be}, .m = m, .n = n};
     }
     f.a.base = m->arena;
     f.a.cap = m->arena_cap;
-    return forward(&f, out, ids, n, L, clip_skip);
+    (void)clip_skip;  // checked above; o->n_run / hidden_at carry it
+    return forward(&f, o, ids, n, L);
 }
 
 // ---- LoRA ------------------------------------------------------------------

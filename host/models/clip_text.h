@@ -16,6 +16,13 @@ struct hsd_clip_text_config {
     int max_position_embeddings;
     int quick_gelu;        // hidden_act "quick_gelu" (SD 1.x) vs "gelu" (SD 2.x)
     float layer_norm_eps;
+    // CLIPTextModelWithProjection (SDXL's text_encoder_2): text_projection
+    // [projection_dim, hidden] maps the pooled output to text_embeds.
+    int with_projection, projection_dim;
+    // Where the pooled output is read: eos_token_id 2 (configs older than
+    // transformers PR #24773, every SD/SDXL one) means the argmax of the ids,
+    // else the first position of eos_token_id (modeling_clip.py).
+    int eos_token_id;
 };
 
 struct hsd_clip_text;
@@ -43,6 +50,18 @@ const struct hsd_clip_text_config *hsd_clip_text_get_config(const struct hsd_cli
 // work. Activation memory is planned once per (n, L) and reused.
 enum hsd_status hsd_clip_text_forward(struct hsd_clip_text *m, float *out, const int32_t *ids,
                                       int n, int L, int clip_skip);
+
+// What SDXL takes from each encoder (diffusers StableDiffusionXLPipeline.
+// encode_prompt): hidden [n, L, hidden] = hidden_states[-(clip_skip + 2)]
+// (no final layer norm; clip_skip 0 = the penultimate layer), and pooled
+// (may be NULL) [n, projection_dim] = text_embeds of a WithProjection model
+// (text_projection of the final-normed eos row), or [n, hidden] =
+// pooler_output of a plain one. Needs clip_skip + 1 < num_layers.
+enum hsd_status hsd_clip_text_forward_sdxl(struct hsd_clip_text *m, float *hidden,
+                                           float *pooled, const int32_t *ids, int n, int L,
+                                           int clip_skip);
+// Width of the pooled output above (projection_dim or hidden_size).
+int hsd_clip_text_pooled_dim(const struct hsd_clip_text *m);
 
 // Parses text_encoder/config.json bytes (need not be NUL-terminated) with
 // transformers CLIPTextConfig's defaults; `label` names the file in

@@ -1,7 +1,7 @@
 // text_encoder/config.json -> struct hsd_clip_text_config, with the
 // defaults of transformers CLIPTextConfig (configuration_clip.py, 5.x).
-// Keys that do not change CLIPTextModel's last_hidden_state (dropouts,
-// initializer ranges, token ids, projection_dim) are ignored; values this
+// Keys that do not change the outputs (dropouts, initializer ranges, bos
+// and pad ids) are ignored; values this
 // implementation cannot run fail with HSD_ERR_UNSUPPORTED naming the key.
 #include <jansson.h>
 #include <math.h>
@@ -28,6 +28,8 @@ static enum hsd_status parse_root(struct hsd_clip_text_config *cfg, json_t *root
                                   const char *label) {
     enum hsd_status s;
     // transformers CLIPTextConfig defaults.
+    cfg->projection_dim = 512;
+    cfg->eos_token_id = 49407;
     cfg->vocab_size = 49408;
     cfg->hidden_size = 512;
     cfg->intermediate_size = 2048;
@@ -55,9 +57,10 @@ static enum hsd_status parse_root(struct hsd_clip_text_config *cfg, json_t *root
             json_t *e = json_array_get(arch, i);
             if (!json_is_string(e)) return hsd_cfg_bad(label, "architectures", "names must be strings");
             const char *a = json_string_value(e);
-            // WithProjection (SDXL's text_encoder_2) shares the encoder; only
-            // its text_projection, which SD's conditioning does not use, differs.
-            if (strcmp(a, "CLIPTextModel") && strcmp(a, "CLIPTextModelWithProjection"))
+            // WithProjection (SDXL's text_encoder_2) shares the encoder and
+            // adds text_projection (its pooled text_embeds).
+            if (!strcmp(a, "CLIPTextModelWithProjection")) cfg->with_projection = 1;
+            else if (strcmp(a, "CLIPTextModel"))
                 return hsd_fail(HSD_ERR_UNSUPPORTED,
                                 "%s: config key 'architectures': \"%.100s\" is not supported "
                                 "(CLIPTextModel or CLIPTextModelWithProjection)",
@@ -77,6 +80,13 @@ static enum hsd_status parse_root(struct hsd_clip_text_config *cfg, json_t *root
     if ((s = hsd_cfg_int(root, label, "max_position_embeddings", 1, MAX_POSITIONS,
                      &cfg->max_position_embeddings)))
         return s;
+    if ((s = hsd_cfg_int(root, label, "projection_dim", 1, MAX_WIDTH, &cfg->projection_dim)))
+        return s;
+    json_t *eos = json_object_get(root, "eos_token_id");
+    if (eos && json_is_array(eos))
+        return hsd_fail(HSD_ERR_UNSUPPORTED,
+                        "%s: config key 'eos_token_id': a list is not supported (one id)", label);
+    if ((s = hsd_cfg_int(root, label, "eos_token_id", 0, MAX_VOCAB, &cfg->eos_token_id))) return s;
     // transformers CLIPTextConfig.validate_architecture raises for this too.
     if (cfg->hidden_size % cfg->num_attention_heads)
         return hsd_fail(HSD_ERR_FORMAT,
@@ -172,5 +182,7 @@ enum hsd_status hsd_clip_text_config_infer(struct hsd_clip_text_config *cfg,
     cfg->max_position_embeddings = (int)pos->shape[0];
     cfg->quick_gelu = 1;
     cfg->layer_norm_eps = 1e-5f;
+    cfg->projection_dim = 768;   // openai/clip-vit-large-patch14's (no projection loaded)
+    cfg->eos_token_id = 2;       // its config.json, as SD 1.x ships it
     return HSD_OK;
 }

@@ -65,3 +65,8 @@ enum hsd_status hsd_fwd_gnorm(struct hsd_fwd *f, void *out, const void *in, cons
     HSD_FWD_RUN(f, group_norm, &p);
     return HSD_OK;
 }
+
+enum hsd_status hsd_fwd_abort_status(void) {
+    return hsd_fail(HSD_ERR_CANCELLED, "forward pass stopped: every request of the batch was "
+                                       "cancelled or ran out of time");
+}

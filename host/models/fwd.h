@@ -10,6 +10,7 @@
 #ifndef HSD_MODELS_FWD_H
 #define HSD_MODELS_FWD_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "backend/backend.h"
@@ -21,6 +22,10 @@ struct hsd_fwd {
     char *base;         // the arena (not planning)
     size_t used, peak, cap;
     double flops;       // counted while planning (multiply-add = 2)
+    // Set (non-zero) by another thread to stop this forward before its next
+    // op: the scheduler's way to drop a call every request of which was
+    // cancelled or ran out of time (issue 15, finding 5). NULL: never.
+    const atomic_int *abort;
 };
 
 // `count` activation elements from the arena (256-byte aligned).
@@ -31,14 +36,22 @@ static inline const void *hsd_fwd_off(const struct hsd_fwd *f, const void *p, si
     return (const char *)p + elems * f->be->act_size;
 }
 
-// Runs backend op `op` outside planning; returns its failure.
+// Runs backend op `op` outside planning; returns its failure, or
+// HSD_ERR_CANCELLED once *abort is set (checked before every op: one op is
+// at most a few hundred ms on a CPU at the largest allowed size).
 #define HSD_FWD_RUN(f, op, params)                                         \
     do {                                                                   \
         if (!(f)->planning) {                                              \
+            if (hsd_fwd_aborted(f)) return hsd_fwd_abort_status();         \
             enum hsd_status s_ = (f)->be->ops->op((f)->be, (params));      \
             if (s_) return s_;                                             \
         }                                                                  \
     } while (0)
+
+static inline int hsd_fwd_aborted(const struct hsd_fwd *f) {
+    return f->abort && atomic_load_explicit(f->abort, memory_order_relaxed);
+}
+enum hsd_status hsd_fwd_abort_status(void);
 
 // Grows *arena (backend memory) to `peak` bytes after a planning pass.
 enum hsd_status hsd_fwd_reserve(struct hsd_backend *be, void **arena, size_t *cap, size_t peak,

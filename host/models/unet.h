@@ -6,6 +6,7 @@
 #ifndef HSD_MODELS_UNET_H
 #define HSD_MODELS_UNET_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "backend/backend.h"
@@ -72,6 +73,53 @@ enum hsd_status hsd_unet_forward(struct hsd_unet *u, float *out, const float *sa
                                  const float *t, const float *ctx, int n, int h, int w,
                                  int t_ctx);
 
+// The same forward on inputs already in backend memory, NHWC, as the
+// device-resident step gathers them (host/pipeline/resident_step.c):
+//   x    act  [n, h, w, in_channels]
+//   t    fp32 [n]
+//   ctx  act  [n, t_ctx, cross_attention_dim]
+// *y receives the output act [n, h, w, out_channels] in the U-Net's arena,
+// valid until its next forward. No transfer. record = 1: the call records
+// and replays its own graph (keyed by the shape and x); 0: it does not (the
+// caller records a larger graph around it, or runs eagerly).
+// HSD_ERR_UNSUPPORTED for a U-Net with center_input_sample (use
+// hsd_unet_forward).
+enum hsd_status hsd_unet_forward_dev(struct hsd_unet *u, const void **y, const void *x,
+                                     const void *t, const void *ctx, int n, int h, int w,
+                                     int t_ctx, int record);
+
+// The activation arena's address (part of a graph key: graphs recorded on
+// it replay only while it stays).
+const void *hsd_unet_arena(const struct hsd_unet *u);
+
+// SDXL's added conditioning (diffusers added_cond_kwargs), for U-Nets with
+// addition_embed_type "text_time": per sample the pooled text embedding
+// and the micro-conditioning time ids (original size, crop top-left,
+// target size: 6 for SDXL-base). text_embeds_dim + n_time_ids *
+// addition_time_embed_dim must equal projection_class_embeddings_input_dim.
+struct hsd_unet_added_cond {
+    const float *text_embeds;  // [n, text_embeds_dim]
+    const float *time_ids;     // [n, n_time_ids]
+    int text_embeds_dim, n_time_ids;
+};
+
+// SDXL-base's time ids: original (h, w), crop top-left (top, left),
+// target (h, w) (diffusers StableDiffusionXLPipeline._get_add_time_ids).
+#define HSD_SDXL_N_TIME_IDS 6
+
+// The pooled text width a text_time U-Net takes with HSD_SDXL_N_TIME_IDS
+// time ids (projection_class_embeddings_input_dim - 6 *
+// addition_time_embed_dim: 1280 for SDXL); 0 without addition embedding
+// or when the config leaves no room for the pooled embedding.
+int hsd_unet_text_embeds_dim(const struct hsd_unet_config *cfg);
+
+// hsd_unet_forward with the added conditioning: required (non-NULL) for a
+// text_time U-Net, NULL for every other one.
+enum hsd_status hsd_unet_forward_cond(struct hsd_unet *u, float *out, const float *sample,
+                                      const float *t, const float *ctx,
+                                      const struct hsd_unet_added_cond *add, int n, int h, int w,
+                                      int t_ctx);
+
 #define HSD_UNET_MAX_PLANS 64  // shapes whose plans a U-Net keeps (as many as CUDA graphs)
 
 // Plans (n, h, w, t_ctx) without running it: the planning pass (once per
@@ -110,5 +158,12 @@ enum hsd_status hsd_unet_lora_random(struct hsd_lora_file **out, const struct hs
 // past `rows` (or w NULL) get w = 0. A no-op for other U-Nets.
 int hsd_unet_guidance_embedded(const struct hsd_unet *u);
 enum hsd_status hsd_unet_set_guidance(struct hsd_unet *u, const float *w, int rows);
+// Forward passes stop before their next op (HSD_ERR_CANCELLED) while *flag
+// is non-zero; another thread sets it (the scheduler, when every request of
+// the call is cancelled or past its deadline). NULL: never stop.
+void hsd_unet_set_abort(struct hsd_unet *u, const atomic_int *flag);
+// HSD_ERR_CANCELLED while that flag is set, else HSD_OK: for callers that
+// record a whole step in one graph and can only stop before it.
+enum hsd_status hsd_unet_check_abort(const struct hsd_unet *u);
 
 #endif

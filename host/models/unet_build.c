@@ -160,6 +160,19 @@ static enum hsd_status build_transformer(struct build *b, struct unet_transforme
     return HSD_OK;
 }
 
+// SDXL's add_embedding = TimestepEmbedding(projection_class_embeddings_
+// input_dim, time_embed_dim) (diffusers _set_add_embedding, "text_time");
+// add_time_proj has no weights.
+static enum hsd_status build_add_embedding(struct build *b) {
+    struct hsd_unet *u = b->u;
+    int in = u->cfg.projection_class_embeddings_input_dim, t = u->temb_dim;
+    enum hsd_status s;
+    if ((s = get(b, &u->add_l1_w, 2, D(t, in), 0, "add_embedding.linear_1.weight"))) return s;
+    if ((s = get(b, &u->add_l1_b, 1, D(t), 0, "add_embedding.linear_1.bias"))) return s;
+    if ((s = get(b, &u->add_l2_w, 2, D(t, t), 0, "add_embedding.linear_2.weight"))) return s;
+    return get(b, &u->add_l2_b, 1, D(t), 0, "add_embedding.linear_2.bias");
+}
+
 static enum hsd_status build_all(struct build *b) {
     struct hsd_unet *u = b->u;
     const struct hsd_unet_config *cfg = &u->cfg;
@@ -190,6 +203,7 @@ static enum hsd_status build_all(struct build *b) {
         (s = get(b, &u->time_cond_w, 2, D(c0, u->cfg.time_cond_proj_dim), 0,
                  "time_embedding.cond_proj.weight")))
         return s;
+    if (cfg->add_text_time && (s = build_add_embedding(b))) return s;
 
     // Skip-connection channel stack, as UNet2DConditionModel.forward pushes it.
     int skips[1 + HSD_UNET_MAX_BLOCKS * 66], n_skips = 0;
@@ -211,7 +225,7 @@ static enum hsd_status build_all(struct build *b) {
             if (attn) {
                 snprintf(pre, sizeof pre, "down_blocks.%d.attentions.%d", i, l);
                 if ((s = build_transformer(b, &L->attns[l], pre, c, cfg->heads[i],
-                                           cfg->transformer_layers[i])))
+                                           hsd_unet_depth_down(cfg, i, l))))
                     return s;
             }
             skips[n_skips++] = c;
@@ -236,7 +250,7 @@ static enum hsd_status build_all(struct build *b) {
         if (!u->mid_resnets || !u->mid_attns) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
         if ((s = build_resnet(b, &u->mid_resnets[0], "mid_block.resnets.0", c, c))) return s;
         if ((s = build_transformer(b, &u->mid_attns[0], "mid_block.attentions.0", c,
-                                   cfg->heads[nb - 1], cfg->transformer_layers[nb - 1])))
+                                   cfg->heads[nb - 1], hsd_unet_depth_mid(cfg))))
             return s;
         if ((s = build_resnet(b, &u->mid_resnets[1], "mid_block.resnets.1", c, c))) return s;
     }
@@ -261,7 +275,7 @@ static enum hsd_status build_all(struct build *b) {
             if (attn) {
                 snprintf(pre, sizeof pre, "up_blocks.%d.attentions.%d", i, l);
                 if ((s = build_transformer(b, &L->attns[l], pre, c, cfg->heads[lvl],
-                                           cfg->transformer_layers[lvl])))
+                                           hsd_unet_depth_up(cfg, i, l))))
                     return s;
             }
         }
@@ -288,6 +302,22 @@ static enum hsd_status build_all(struct build *b) {
     return hsd_loader_check_all_used(&b->ld, "the U-Net the config describes");
 }
 
+// SDXL-family U-Nets (text_time conditioning). SDXL-base: three levels,
+// two layers each, depths 1/2/10 (diffusers' config of
+// stabilityai/stable-diffusion-xl-base-1.0). Depths set per layer are
+// SSD-1B's form (segmind/SSD-1B); fewer layers or shallower stacks than
+// SDXL-base are KOALA's kind of pruning (KOALA, arXiv 2312.04005).
+static const char *sdxl_family(const struct hsd_unet_config *c) {
+    int base = c->n_blocks == 3 && c->has_mid_block && c->down[0] == HSD_UNET_BLOCK_PLAIN;
+    for (int i = 0; base && i < 3; i++)
+        base = c->layers_per_block[i] == 2 && c->transformer_layers[i] == (int[]){1, 2, 10}[i];
+    for (int i = 0; i < c->n_blocks; i++)
+        if (c->tl_down[i][0] || c->tl_up[i][0]) return "SSD-1B-like SDXL";
+    if (base) return "SDXL-base";
+    if (c->n_blocks == 3 && c->down[0] == HSD_UNET_BLOCK_PLAIN) return "KOALA-like SDXL";
+    return "custom SDXL";
+}
+
 static void classify(struct hsd_unet *u) {
     const struct hsd_unet_config *c = &u->cfg;
     struct hsd_unet_summary *s = &u->summary;
@@ -297,7 +327,9 @@ static void classify(struct hsd_unet *u) {
                                                 (size_t)c->n_blocks * sizeof(int));
     int lpb = c->layers_per_block[0];
     const char *base;
-    if (c->n_blocks == 4 && c->has_mid_block && lpb == 2)
+    if (c->add_text_time)
+        base = sdxl_family(c);
+    else if (c->n_blocks == 4 && c->has_mid_block && lpb == 2)
         base = c->cross_attention_dim == 1024 || c->use_linear_projection ? "SD2.x" : "SD1.x";
     else if (c->n_blocks == 4 && c->has_mid_block && lpb == 1)
         base = "BK-SDM-Base";
@@ -309,7 +341,9 @@ static void classify(struct hsd_unet *u) {
         base = "custom";
     snprintf(s->variant, sizeof s->variant, "%s%s%s%s", s->pruned ? "pruned " : "", base,
              !strcmp(base, "SD2.x") && c->sample_size == 64 ? "-base" : "",
-             widths_sd || !strcmp(base, "custom") ? "" : "-shaped (narrow widths)");
+             widths_sd || !strcmp(base, "custom") || c->add_text_time
+                 ? ""
+                 : "-shaped (narrow widths)");
 }
 
 enum hsd_status hsd_unet_create(struct hsd_unet **out, const struct hsd_unet_source *src,
@@ -371,3 +405,5 @@ void hsd_unet_set_probe(struct hsd_unet *u, hsd_unet_probe_fn fn, void *user) {
     u->probe = fn;
     u->probe_user = user;
 }
+
+void hsd_unet_set_abort(struct hsd_unet *u, const atomic_int *flag) { u->abort = flag; }

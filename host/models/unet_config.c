@@ -1,6 +1,7 @@
 // config.json -> struct hsd_unet_config, following the defaults and the
 // argument handling of diffusers UNet2DConditionModel.__init__.
 #include "models/unet_config.h"
+#include "models/unet.h"
 #include "io/file.h"
 
 #include <jansson.h>
@@ -14,7 +15,7 @@
 
 // Upper bounds that keep arithmetic on widths far from overflow; real SD
 // models are orders of magnitude below them.
-enum { MAX_CHANNELS = 1 << 16, MAX_LAYERS = 64, MAX_HEADS = 4096 };
+enum { MAX_CHANNELS = 1 << 16, MAX_LAYERS = HSD_UNET_MAX_LAYERS, MAX_HEADS = 4096 };
 
 static enum hsd_status unsupported(const char *label, const char *key, const char *what) {
     return hsd_fail(HSD_ERR_UNSUPPORTED, "%s: config key '%s': %s is not supported", label, key,
@@ -75,6 +76,137 @@ static enum hsd_status require_false(json_t *root, const char *label, const char
         return HSD_OK;
     }
     return unsupported(label, key, "a value other than false/null");
+}
+
+// One depth value: an integer in [1, MAX_LAYERS].
+static enum hsd_status depth_value(json_t *e, const char *label, const char *key, int i, int j,
+                                   int *out) {
+    json_int_t x = json_is_integer(e) ? json_integer_value(e) : 0;
+    if (!json_is_integer(e) || x < 1 || x > MAX_LAYERS)
+        return hsd_fail(HSD_ERR_FORMAT,
+                        "%s: config key '%s'[%d]%s: expected an integer in [1, %d]", label, key,
+                        i, j >= 0 ? "[...]" : "", MAX_LAYERS);
+    *out = (int)x;
+    return HSD_OK;
+}
+
+// Entry i of transformer_layers_per_block (down, layers = its
+// layers_per_block) or reverse_transformer_layers_per_block (up, layers =
+// layers_per_block + 1): an int for the whole block, or diffusers'
+// asymmetrical form, a list with one depth per layer (the blocks index it
+// by layer: CrossAttnDownBlock2D/CrossAttnUpBlock2D in unet_2d_blocks.py).
+static enum hsd_status depth_entry(json_t *e, const char *label, const char *key, int i,
+                                   int layers, int *block, int *per_layer) {
+    if (!json_is_array(e)) return depth_value(e, label, key, i, -1, block);
+    if ((int)json_array_size(e) != layers)
+        return hsd_fail(HSD_ERR_FORMAT,
+                        "%s: config key '%s'[%d]: list has %zu depths, expected one per layer "
+                        "of the block (%d)",
+                        label, key, i, json_array_size(e), layers);
+    for (int j = 0; j < layers; j++) {
+        enum hsd_status s = depth_value(json_array_get(e, (size_t)j), label, key, i, j,
+                                        &per_layer[j]);
+        if (s) return s;
+    }
+    *block = per_layer[0];
+    return HSD_OK;
+}
+
+// transformer_layers_per_block and reverse_transformer_layers_per_block as
+// UNet2DConditionModel.__init__ reads them (an int, a list per block, or
+// lists per layer; the reverse list is then required, as diffusers'
+// _check_config demands).
+static enum hsd_status parse_depths(json_t *root, const char *label, struct hsd_unet_config *cfg) {
+    int n = cfg->n_blocks, nested = 0;
+    json_t *v = json_object_get(root, "transformer_layers_per_block");
+    if (v && !json_is_null(v) && !json_is_array(v))
+        return get_int_or_list(root, label, "transformer_layers_per_block", n, 1, MAX_LAYERS,
+                               cfg->transformer_layers);
+    if (v && json_is_array(v)) {
+        if ((int)json_array_size(v) != n)
+            return hsd_fail(HSD_ERR_FORMAT,
+                            "%s: config key 'transformer_layers_per_block': list has %zu "
+                            "entries, expected one per block (%d)",
+                            label, json_array_size(v), n);
+        for (int i = 0; i < n; i++) {
+            json_t *e = json_array_get(v, (size_t)i);
+            nested |= json_is_array(e);
+            enum hsd_status s = depth_entry(e, label, "transformer_layers_per_block", i,
+                                            cfg->layers_per_block[i], &cfg->transformer_layers[i],
+                                            cfg->tl_down[i]);
+            if (s) return s;
+        }
+        // UNetMidBlock2DCrossAttn(num_layers=1) takes entry [-1]; a list there
+        // is indexed by its one layer.
+        cfg->tl_mid = cfg->tl_down[n - 1][0];
+    }
+    json_t *r = json_object_get(root, "reverse_transformer_layers_per_block");
+    if (!r || json_is_null(r)) {
+        if (nested)
+            return hsd_cfg_bad(label, "reverse_transformer_layers_per_block",
+                               "required when transformer_layers_per_block holds lists "
+                               "(diffusers: asymmetrical UNet)");
+        return HSD_OK;
+    }
+    if (!json_is_array(r) || (int)json_array_size(r) != n)
+        return hsd_cfg_bad(label, "reverse_transformer_layers_per_block",
+                           "expected a list with one entry per block");
+    for (int i = 0; i < n; i++) {
+        int block = 0;
+        enum hsd_status s = depth_entry(json_array_get(r, (size_t)i), label,
+                                        "reverse_transformer_layers_per_block", i,
+                                        cfg->layers_per_block[n - 1 - i] + 1, &block, cfg->tl_up[i]);
+        if (s) return s;
+        if (!cfg->tl_up[i][0])
+            for (int j = 0; j <= cfg->layers_per_block[n - 1 - i]; j++) cfg->tl_up[i][j] = block;
+    }
+    return HSD_OK;
+}
+
+int hsd_unet_depth_down(const struct hsd_unet_config *cfg, int i, int l) {
+    return cfg->tl_down[i][l] ? cfg->tl_down[i][l] : cfg->transformer_layers[i];
+}
+
+int hsd_unet_depth_up(const struct hsd_unet_config *cfg, int i, int l) {
+    return cfg->tl_up[i][l] ? cfg->tl_up[i][l] : cfg->transformer_layers[cfg->n_blocks - 1 - i];
+}
+
+int hsd_unet_depth_mid(const struct hsd_unet_config *cfg) {
+    return cfg->tl_mid ? cfg->tl_mid : cfg->transformer_layers[cfg->n_blocks - 1];
+}
+
+// addition_embed_type: none, or SDXL's "text_time" with its two sizes.
+static enum hsd_status parse_addition(json_t *root, const char *label,
+                                      struct hsd_unet_config *cfg) {
+    json_t *v = json_object_get(root, "addition_embed_type");
+    // Without one, diffusers builds nothing from the two size keys.
+    if (!v || json_is_null(v)) return HSD_OK;
+    if (!json_is_string(v) || strcmp(json_string_value(v), "text_time")) {
+        char what[160];
+        snprintf(what, sizeof what, "value %s%.100s%s (supported: \"text_time\", null)",
+                 json_is_string(v) ? "\"" : "", json_is_string(v) ? json_string_value(v) : "?",
+                 json_is_string(v) ? "\"" : "");
+        return unsupported(label, "addition_embed_type", what);
+    }
+    cfg->add_text_time = 1;
+    enum hsd_status s;
+    static const char *const keys[2] = {"addition_time_embed_dim",
+                                        "projection_class_embeddings_input_dim"};
+    int *dst[2] = {&cfg->addition_time_embed_dim, &cfg->projection_class_embeddings_input_dim};
+    for (int i = 0; i < 2; i++) {
+        json_t *k = json_object_get(root, keys[i]);
+        if (!k || json_is_null(k))
+            return hsd_cfg_bad(label, keys[i], "required with addition_embed_type \"text_time\"");
+        if ((s = hsd_cfg_int(root, label, keys[i], 1, MAX_CHANNELS, dst[i]))) return s;
+    }
+    return HSD_OK;
+}
+
+int hsd_unet_text_embeds_dim(const struct hsd_unet_config *cfg) {
+    if (!cfg->add_text_time) return 0;
+    int d = cfg->projection_class_embeddings_input_dim -
+            HSD_SDXL_N_TIME_IDS * cfg->addition_time_embed_dim;
+    return d > 0 ? d : 0;
 }
 
 static enum hsd_status parse_blocks(json_t *root, const char *label, const char *key, int up,
@@ -154,9 +286,7 @@ static enum hsd_status parse_root(struct hsd_unet_config *cfg, json_t *root, con
     if ((s = get_int_or_list(root, label, "layers_per_block", n, 1, MAX_LAYERS,
                              cfg->layers_per_block)))
         return s;
-    if ((s = get_int_or_list(root, label, "transformer_layers_per_block", n, 1, MAX_LAYERS,
-                             cfg->transformer_layers)))
-        return s;
+    if ((s = parse_depths(root, label, cfg))) return s;
     if ((s = get_int_or_list(root, label, "attention_head_dim", n, 1, MAX_HEADS, cfg->heads)))
         return s;
     json_t *nah = json_object_get(root, "num_attention_heads");
@@ -193,7 +323,7 @@ static enum hsd_status parse_root(struct hsd_unet_config *cfg, json_t *root, con
     if ((s = require_str(root, label, "resnet_time_scale_shift", "default"))) return s;
     if ((s = require_str(root, label, "time_embedding_type", "positional"))) return s;
     if ((s = require_str(root, label, "class_embed_type", NULL))) return s;
-    if ((s = require_str(root, label, "addition_embed_type", NULL))) return s;
+    if ((s = parse_addition(root, label, cfg))) return s;
     if ((s = require_str(root, label, "encoder_hid_dim_type", NULL))) return s;
     if ((s = require_str(root, label, "time_embedding_act_fn", NULL))) return s;
     if ((s = require_str(root, label, "timestep_post_act", NULL))) return s;
@@ -204,9 +334,7 @@ static enum hsd_status parse_root(struct hsd_unet_config *cfg, json_t *root, con
     if ((s = require_false(root, label, "class_embeddings_concat"))) return s;
     if ((s = require_false(root, label, "cross_attention_norm"))) return s;
     static const char *const must_be_null[] = {
-        "num_class_embeds", "encoder_hid_dim",
-        "projection_class_embeddings_input_dim", "addition_time_embed_dim",
-        "reverse_transformer_layers_per_block", "time_embedding_dim",
+        "num_class_embeds", "encoder_hid_dim", "time_embedding_dim",
         "resnet_out_scale_factor",
     };
     for (size_t i = 0; i < HSD_ARRAY_LEN(must_be_null); i++) {
@@ -280,6 +408,28 @@ static json_t *int_list(const int *v, int n) {
     return a;
 }
 
+static int has_layer_depths(const struct hsd_unet_config *cfg) {
+    for (int i = 0; i < cfg->n_blocks; i++)
+        if (cfg->tl_down[i][0] || cfg->tl_up[i][0]) return 1;
+    return 0;
+}
+
+// transformer_layers_per_block (up = 0) or its reverse (up = 1) as lists
+// per layer, the asymmetrical form diffusers reads.
+static json_t *depth_lists(const struct hsd_unet_config *cfg, int up) {
+    json_t *a = json_array();
+    for (int i = 0; i < cfg->n_blocks; i++) {
+        json_t *b = json_array();
+        int layers = up ? cfg->layers_per_block[cfg->n_blocks - 1 - i] + 1
+                        : cfg->layers_per_block[i];
+        for (int l = 0; l < layers; l++)
+            json_array_append_new(b, json_integer(up ? hsd_unet_depth_up(cfg, i, l)
+                                                     : hsd_unet_depth_down(cfg, i, l)));
+        json_array_append_new(a, b);
+    }
+    return a;
+}
+
 char *hsd_unet_config_to_json(const struct hsd_unet_config *cfg) {
     json_t *o = json_object();
     int n = cfg->n_blocks;
@@ -316,6 +466,17 @@ char *hsd_unet_config_to_json(const struct hsd_unet_config *cfg) {
     json_object_set_new(o, "time_cond_proj_dim", cfg->time_cond_proj_dim
                                                      ? json_integer(cfg->time_cond_proj_dim)
                                                      : json_null());
+    if (cfg->add_text_time) {
+        json_object_set_new(o, "addition_embed_type", json_string("text_time"));
+        json_object_set_new(o, "addition_time_embed_dim",
+                            json_integer(cfg->addition_time_embed_dim));
+        json_object_set_new(o, "projection_class_embeddings_input_dim",
+                            json_integer(cfg->projection_class_embeddings_input_dim));
+    }
+    if (has_layer_depths(cfg)) {
+        json_object_set_new(o, "transformer_layers_per_block", depth_lists(cfg, 0));
+        json_object_set_new(o, "reverse_transformer_layers_per_block", depth_lists(cfg, 1));
+    }
     char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(7));
     json_decref(o);
     return s;

@@ -9,6 +9,7 @@
 #include "core/status.h"
 
 #define HSD_UNET_MAX_BLOCKS 8
+#define HSD_UNET_MAX_LAYERS 64  // layers_per_block bound
 
 enum hsd_unet_block_kind {
     HSD_UNET_BLOCK_PLAIN,       // DownBlock2D / UpBlock2D
@@ -37,7 +38,30 @@ struct hsd_unet_config {
     // LCM-distilled U-Nets: width of the guidance-scale embedding added to
     // the timestep embedding (TimestepEmbedding.cond_proj); 0: none.
     int time_cond_proj_dim;
+
+    // SDXL's added conditioning (addition_embed_type "text_time", diffusers
+    // UNet2DConditionModel._set_add_embedding): time ids embedded by
+    // Timesteps(addition_time_embed_dim), concatenated after the pooled text
+    // embedding, through TimestepEmbedding(projection_class_embeddings_
+    // input_dim, time_embed_dim), added to the time embedding.
+    int add_text_time;
+    int addition_time_embed_dim;
+    int projection_class_embeddings_input_dim;
+
+    // Per-layer transformer depths where transformer_layers_per_block (or
+    // reverse_transformer_layers_per_block) gives lists of lists (SSD-1B,
+    // diffusers' "asymmetrical UNet"); 0 means "the block's
+    // transformer_layers[]" (down i and mid: [i] / [n-1]; up i: [n-1-i]).
+    int tl_down[HSD_UNET_MAX_BLOCKS][HSD_UNET_MAX_LAYERS];
+    int tl_up[HSD_UNET_MAX_BLOCKS][HSD_UNET_MAX_LAYERS + 1];
+    int tl_mid;
 };
+
+// Transformer blocks of down block i's layer l, up block i's (up order)
+// layer l, and the mid block, following diffusers' defaults above.
+int hsd_unet_depth_down(const struct hsd_unet_config *cfg, int i, int l);
+int hsd_unet_depth_up(const struct hsd_unet_config *cfg, int i, int l);
+int hsd_unet_depth_mid(const struct hsd_unet_config *cfg);
 
 // Parses config.json bytes (need not be NUL-terminated). Unknown keys are
 // ignored (pruned models add their own); known keys with values this

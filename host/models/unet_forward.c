@@ -19,6 +19,11 @@ struct fwd {
     struct hsd_unet *u;
     int n;             // batch rows: a linear's m is n * tokens
     const void *wc;    // LCM: guidance-scale embeddings [n, time_cond_proj_dim], or NULL
+    // text_time inputs in the arena: pooled text [n, text_dim] (act) and
+    // time ids [n, n_ids] (fp32); buffers sized for [n, proj_in] so that
+    // planning (sizes unknown) lays out the arena as the real pass does.
+    const void *add_te, *add_ti;
+    int add_text_dim, add_n_ids;
 };
 
 static void *act(struct fwd *f, size_t count) { return hsd_fwd_act(&f->a, count); }
@@ -157,6 +162,33 @@ static enum hsd_status transformer(struct fwd *f, void *out, const void *x, cons
     return HSD_OK;
 }
 
+// SDXL's aug_emb (diffusers UNet2DConditionModel.forward, "text_time"):
+// add_time_proj(time_ids.flatten()) reshaped to [n, n_ids * dim],
+// concatenated after text_embeds, add_embedding (linear_1, SiLU,
+// linear_2), added to the time embedding *temb (the add fused into
+// linear_2 as its residual). *temb then points at the sum.
+static enum hsd_status add_embedding(struct fwd *f, void **temb, int n) {
+    struct hsd_unet *u = f->u;
+    const struct hsd_unet_config *cfg = &u->cfg;
+    enum hsd_status s;
+    int pin = cfg->projection_class_embeddings_input_dim, ad = cfg->addition_time_embed_dim;
+    void *tp = act(f, (size_t)n * pin), *cat = act(f, (size_t)n * pin);
+    void *a1 = act(f, (size_t)n * u->temb_dim), *e = act(f, (size_t)n * u->temb_dim);
+    struct hsd_timestep_embedding_params tp_p = {tp, f->add_ti, n * f->add_n_ids, ad,
+                                                 cfg->flip_sin_to_cos, cfg->freq_shift, 10000.0f};
+    RUN(f, timestep_embedding, &tp_p);
+    struct hsd_concat_params cp = {cat, f->add_te, tp, n, f->add_text_dim, f->add_n_ids * ad};
+    RUN(f, concat_channels, &cp);
+    if ((s = linear(f, a1, cat, u->add_l1_w, u->add_l1_b, NULL, n, pin, u->temb_dim))) return s;
+    struct hsd_eltwise_params sp = {a1, a1, NULL, (size_t)n * u->temb_dim};
+    RUN(f, silu, &sp);
+    if ((s = linear(f, e, a1, u->add_l2_w, u->add_l2_b, *temb, n, u->temb_dim, u->temb_dim)))
+        return s;
+    probe(f, "emb", e, n, 1, 1, u->temb_dim);
+    *temb = e;
+    return HSD_OK;
+}
+
 // Everything between the uploads and the download: the part a backend may
 // record once per bucket and replay (graph_begin/graph_end). *y receives the
 // output [n, h, w, out_channels] in the arena.
@@ -195,6 +227,7 @@ static enum hsd_status body(struct fwd *f, void **y_out, const void *x, const vo
                         u->temb_dim)))
             return s;
         probe(f, "time_emb", t2, n, 1, 1, u->temb_dim);
+        if (u->add_l1_w && (s = add_embedding(f, &t2, n))) return s;
         struct hsd_eltwise_params sp2 = {temb_silu, t2, NULL, (size_t)n * u->temb_dim};
         RUN(f, silu, &sp2);
         f->a.used = mark;
@@ -311,8 +344,42 @@ static enum hsd_status body(struct fwd *f, void **y_out, const void *x, const vo
     return HSD_OK;
 }
 
+// body() inside graph_begin/graph_end when `graphed`: the ops of one bucket
+// are recorded on the first call and replayed after (arena and weights at
+// fixed addresses; `io`: the inputs outside the arena, part of the key).
+// Not while a probe reads intermediates (it synchronizes between ops).
+static enum hsd_status run_body(struct fwd *f, void **y, const void *x, const void *tb,
+                                const void *cx, int n, int h, int w, int t_ctx, const void *io,
+                                int graphed) {
+    struct hsd_backend *be = f->a.be;
+    enum hsd_status s;
+    if (graphed) {
+        // A graph runs whole (replayed in one launch, far shorter than a
+        // CPU call): stop before it or not at all. A stop inside a capture
+        // would look like an op that cannot be recorded and turn graphs off.
+        if (hsd_fwd_aborted(&f->a)) return hsd_fwd_abort_status();
+        f->a.abort = NULL;
+        struct hsd_graph_key key = {f->u, f->a.base, n, h, w, t_ctx, io, 0};
+        if ((s = be->ops->graph_begin(be, &key))) return s;
+    }
+    s = body(f, y, x, tb, cx, n, h, w, t_ctx);
+    if (graphed) {
+        enum hsd_status s2 = be->ops->graph_end(be, s == HSD_OK);
+        if (s2 == HSD_ERR_UNSUPPORTED) {
+            // Recording failed (the backend logged why and records no more):
+            // nothing ran, so run the ops again, for real.
+            hsd_clear_error();
+            s = body(f, y, x, tb, cx, n, h, w, t_ctx);
+        } else if (!s) {
+            s = s2;
+        }
+    }
+    return s;
+}
+
 static enum hsd_status forward(struct fwd *f, float *out, const float *sample, const float *t,
-                               const float *ctx, int n, int h, int w, int t_ctx) {
+                               const float *ctx, const struct hsd_unet_added_cond *add, int n,
+                               int h, int w, int t_ctx) {
     struct hsd_unet *u = f->u;
     struct hsd_backend *be = f->a.be;
     const struct hsd_unet_config *cfg = &u->cfg;
@@ -333,6 +400,16 @@ static enum hsd_status forward(struct fwd *f, float *out, const float *sample, c
         for (int b = 0; b < n; b++) hsd_unet_guidance_row(u, emb + (size_t)b * tcd, b);
         if ((s = be->ops->upload(be, wc, emb, (size_t)n * tcd))) return s;
     }
+    void *te = NULL, *ti = NULL;
+    if (cfg->add_text_time) {
+        size_t pin = (size_t)n * cfg->projection_class_embeddings_input_dim;
+        te = act(f, pin);
+        ti = act(f, (pin * sizeof(float) + be->act_size - 1) / be->act_size);
+        f->add_te = te;
+        f->add_ti = ti;
+        f->add_text_dim = add ? add->text_embeds_dim : 0;
+        f->add_n_ids = add ? add->n_time_ids : 0;
+    }
     if (!f->a.planning) {
         size_t hw = (size_t)h * w;
         float *tmp = u->host_io;
@@ -346,30 +423,14 @@ static enum hsd_status forward(struct fwd *f, float *out, const float *sample, c
         s = be->ops->upload(be, x, tmp, (size_t)n * hw * cin);
         if (!s) s = be->ops->upload_f32(be, tb, t, (size_t)n);
         if (!s) s = be->ops->upload(be, cx, ctx, (size_t)n * t_ctx * cfg->cross_attention_dim);
+        if (!s && te) s = be->ops->upload(be, te, add->text_embeds, (size_t)n * f->add_text_dim);
+        if (!s && ti) s = be->ops->upload_f32(be, ti, add->time_ids, (size_t)n * f->add_n_ids);
         if (s) return s;
     }
 
-    // CUDA graphs: the ops of one bucket are recorded on the first call and
-    // replayed after (arena and weights at fixed addresses). Not while a
-    // probe reads intermediates (it synchronizes between ops).
-    int graphed = !f->a.planning && be->ops->graph_begin && !u->probe;
-    if (graphed) {
-        struct hsd_graph_key key = {u, f->a.base, n, h, w, t_ctx};
-        if ((s = be->ops->graph_begin(be, &key))) return s;
-    }
     void *y = NULL;
-    s = body(f, &y, x, tb, cx, n, h, w, t_ctx);
-    if (graphed) {
-        enum hsd_status s2 = be->ops->graph_end(be, s == HSD_OK);
-        if (s2 == HSD_ERR_UNSUPPORTED) {
-            // Recording failed (the backend logged why and records no more):
-            // nothing ran, so run the ops again, for real.
-            hsd_clear_error();
-            s = body(f, &y, x, tb, cx, n, h, w, t_ctx);
-        } else if (!s) {
-            s = s2;
-        }
-    }
+    s = run_body(f, &y, x, tb, cx, n, h, w, t_ctx, NULL,
+                 !f->a.planning && be->ops->graph_begin && !u->probe);
     if (s) return s;
     int cout = cfg->out_channels;
     if (f->a.planning) return HSD_OK;
@@ -385,9 +446,37 @@ static enum hsd_status forward(struct fwd *f, float *out, const float *sample, c
     return s;
 }
 
-enum hsd_status hsd_unet_forward(struct hsd_unet *u, float *out, const float *sample,
-                                 const float *t, const float *ctx, int n, int h, int w,
-                                 int t_ctx) {
+// The added conditioning fits the config (hsd_unet_added_cond), and keeps
+// the split between text and time ids of the first call (a recorded graph
+// holds it).
+static enum hsd_status check_added(struct hsd_unet *u, const struct hsd_unet_added_cond *add) {
+    const struct hsd_unet_config *cfg = &u->cfg;
+    if (!cfg->add_text_time) {
+        if (!add) return HSD_OK;
+        return hsd_fail(HSD_ERR_INVALID_ARG,
+                        "unet: text_embeds/time_ids given, but the config has no "
+                        "addition_embed_type");
+    }
+    if (!add || !add->text_embeds || !add->time_ids)
+        return hsd_fail(HSD_ERR_INVALID_ARG,
+                        "unet: config addition_embed_type \"text_time\" (SDXL) needs text_embeds "
+                        "and time_ids");
+    int ad = cfg->addition_time_embed_dim, pin = cfg->projection_class_embeddings_input_dim;
+    if (add->text_embeds_dim < 1 || add->n_time_ids < 1 || add->n_time_ids > pin / ad ||
+        add->text_embeds_dim + add->n_time_ids * ad != pin)
+        return hsd_fail(HSD_ERR_INVALID_ARG,
+                        "unet: text_embeds width %d + %d time ids x addition_time_embed_dim %d "
+                        "!= projection_class_embeddings_input_dim %d",
+                        add->text_embeds_dim, add->n_time_ids, ad, pin);
+    if (u->add_text_dim && u->add_text_dim != add->text_embeds_dim)
+        return hsd_fail(HSD_ERR_INVALID_ARG,
+                        "unet: text_embeds width %d differs from the %d of earlier calls",
+                        add->text_embeds_dim, u->add_text_dim);
+    u->add_text_dim = add->text_embeds_dim;
+    return HSD_OK;
+}
+
+static enum hsd_status check_dims(const struct hsd_unet *u, int n, int h, int w, int t_ctx) {
     if (!u->be)
         return hsd_fail(HSD_ERR_INVALID_ARG, "unet: model was opened for inspection only");
     int mult = hsd_unet_size_multiple(u);
@@ -402,11 +491,73 @@ enum hsd_status hsd_unet_forward(struct hsd_unet *u, float *out, const float *sa
     if ((int64_t)n * h * w > (int64_t)1 << 26 || t_ctx > 4096)
         return hsd_fail(HSD_ERR_INVALID_ARG, "unet: input too large (n=%d %dx%d, t_ctx=%d)", n,
                         h, w, t_ctx);
-    enum hsd_status s = hsd_unet_plan(u, n, h, w, t_ctx);
-    if (s) return s;
-    struct fwd f = {.a = {.be = u->be, .base = u->arena, .cap = u->arena_cap}, .u = u, .n = n};
-    return forward(&f, out, sample, t, ctx, n, h, w, t_ctx);
+    return HSD_OK;
 }
+
+enum hsd_status hsd_unet_forward(struct hsd_unet *u, float *out, const float *sample,
+                                 const float *t, const float *ctx, int n, int h, int w,
+                                 int t_ctx) {
+    return hsd_unet_forward_cond(u, out, sample, t, ctx, NULL, n, h, w, t_ctx);
+}
+
+enum hsd_status hsd_unet_forward_cond(struct hsd_unet *u, float *out, const float *sample,
+                                      const float *t, const float *ctx,
+                                      const struct hsd_unet_added_cond *add, int n, int h, int w,
+                                      int t_ctx) {
+    enum hsd_status s = check_dims(u, n, h, w, t_ctx);
+    if (!s) s = check_added(u, add);
+    if (!s) s = hsd_unet_plan(u, n, h, w, t_ctx);
+    if (s) return s;
+    struct fwd f = {.a = {.be = u->be, .base = u->arena, .cap = u->arena_cap, .abort = u->abort},
+                    .u = u,
+                    .n = n};
+    return forward(&f, out, sample, t, ctx, add, n, h, w, t_ctx);
+}
+
+enum hsd_status hsd_unet_forward_dev(struct hsd_unet *u, const void **y, const void *x,
+                                     const void *t, const void *ctx, int n, int h, int w,
+                                     int t_ctx, int record) {
+    enum hsd_status s = check_dims(u, n, h, w, t_ctx);
+    if (s) return s;
+    if (!x || !t || !ctx || !y)
+        return hsd_fail(HSD_ERR_INVALID_ARG, "unet: forward_dev needs x, t, ctx and y");
+    // diffusers' center_input_sample (2 * sample - 1) is a host step of
+    // hsd_unet_forward; no SD model sets it, so the device path does not
+    // carry it (callers use hsd_unet_forward for such a U-Net).
+    if (u->cfg.center_input_sample)
+        return hsd_fail(HSD_ERR_UNSUPPORTED, "unet: forward_dev: center_input_sample is not "
+                                             "supported on backend inputs");
+    // SDXL's added conditioning (text_embeds, time_ids) has no backend-input
+    // form yet: such U-Nets take hsd_unet_forward_cond.
+    if (u->cfg.add_text_time)
+        return hsd_fail(HSD_ERR_UNSUPPORTED, "unet: forward_dev: addition_embed_type "
+                                             "\"text_time\" (SDXL) is not supported on backend "
+                                             "inputs");
+    // Nor has an LCM U-Net's guidance embedding (hsd_unet_set_guidance):
+    // such U-Nets take hsd_unet_forward.
+    if (u->cfg.time_cond_proj_dim)
+        return hsd_fail(HSD_ERR_UNSUPPORTED, "unet: forward_dev: time_cond_proj_dim (LCM "
+                                             "guidance embedding) is not supported on backend "
+                                             "inputs");
+    if ((s = hsd_unet_plan(u, n, h, w, t_ctx))) return s;
+    // Inside a caller's whole-step recording (backends with graphs) a stop
+    // between ops would break the capture: that caller checks
+    // hsd_unet_check_abort before it begins.
+    struct fwd f = {.a = {.be = u->be, .base = u->arena, .cap = u->arena_cap,
+                          .abort = u->be->ops->graph_begin ? NULL : u->abort},
+                    .u = u,
+                    .n = n};
+    // The planned layout reserves the host path's input buffers first; keep
+    // them (unused) so body() lands where the plan measured it.
+    struct hsd_backend *be = u->be;
+    (void)act(&f, (size_t)n * h * w * u->cfg.in_channels);
+    (void)act(&f, ((size_t)n * sizeof(float) + be->act_size - 1) / be->act_size);
+    (void)act(&f, (size_t)n * t_ctx * u->cfg.cross_attention_dim);
+    void *out = NULL;
+    s = run_body(&f, &out, x, t, ctx, n, h, w, t_ctx, x,
+                 record && be->ops->graph_begin && !u->probe);
+    if (!s) *y = out;
+    return s;}
 
 static struct unet_plan *find_plan(struct hsd_unet *u, int n, int h, int w, int t_ctx) {
     for (int i = 0; i < u->n_plans; i++) {
@@ -424,8 +575,7 @@ enum hsd_status hsd_unet_plan(struct hsd_unet *u, int n, int h, int w, int t_ctx
         // A planning pass runs no op and reads no host data (forward's
         // uploads and downloads are skipped while planning).
         struct fwd f = {.a = {.be = u->be, .planning = 1}, .u = u, .n = n};
-        enum hsd_status s = forward(&f, NULL, NULL, NULL, NULL, n, h, w, t_ctx);
-        if (s) return s;
+        enum hsd_status s = forward(&f, NULL, NULL, NULL, NULL, NULL, n, h, w, t_ctx);        if (s) return s;
         hsd_plan_stats_add(HSD_PLAN_UNET);
         if (u->n_plans < HSD_UNET_MAX_PLANS) {
             pl = &u->plans[u->n_plans++];
@@ -455,3 +605,10 @@ enum hsd_status hsd_unet_plan(struct hsd_unet *u, int n, int h, int w, int t_ctx
 }
 
 double hsd_unet_flops(const struct hsd_unet *u) { return u->plan_flops; }
+
+const void *hsd_unet_arena(const struct hsd_unet *u) { return u->arena; }
+
+enum hsd_status hsd_unet_check_abort(const struct hsd_unet *u) {
+    struct hsd_fwd f = {.abort = u->abort};
+    return hsd_fwd_aborted(&f) ? hsd_fwd_abort_status() : HSD_OK;
+}

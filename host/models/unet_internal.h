@@ -54,6 +54,7 @@ struct hsd_unet {
     void *conv_in_w, *conv_in_b;
     void *time_l1_w, *time_l1_b, *time_l2_w, *time_l2_b;
     void *time_cond_w;               // [c0, time_cond_proj_dim] (LCM) or NULL
+    void *add_l1_w, *add_l1_b, *add_l2_w, *add_l2_b;  // SDXL add_embedding, or NULL
     struct unet_level down[HSD_UNET_MAX_BLOCKS], up[HSD_UNET_MAX_BLOCKS];
     int has_mid;
     struct hsd_resnet2d *mid_resnets;         // n_mid_attn + 1
@@ -81,6 +82,8 @@ struct hsd_unet {
     float *host_io;                  // NCHW<->NHWC staging, sized with the arena
     size_t host_io_cap;
 
+    int add_text_dim;                // text_embeds width of the first text_time call
+
     hsd_unet_probe_fn probe;
     void *probe_user;
 
@@ -89,6 +92,7 @@ struct hsd_unet {
     // (hsd_unet_set_guidance), host [rows, time_cond_proj_dim].
     float *guidance_emb;
     int guidance_rows, guidance_cap;
+    const atomic_int *abort;  // hsd_unet_set_abort; NULL: never
 };
 
 // Row `row`'s guidance embedding [time_cond_proj_dim] (w = 0 past the

@@ -7,37 +7,22 @@
 
 #include "models/unet.h"
 #include "io/file.h"
+#include "io/ldm_detect.h"
 
-// Picks the weights file of a unet folder: the fp32 name first, then the
-// fp16 variant diffusers writes with variant="fp16".
+// Config from the shapes; sd2: the file is SD 2.x's (64-wide heads).
+static enum hsd_status infer(struct hsd_unet_config *cfg, const struct hsd_weights *w,
+                             int sd2);
+
+// Picks the weights file of a unet folder (io/weights.h: fp32, fp16
+// variant, sharded).
 static enum hsd_status find_unet_files(struct hsd_unet_source *src, const char *dir) {
     if (hsd_path_too_long(snprintf(src->config_path, sizeof src->config_path, "%s/config.json", dir),
                  sizeof src->config_path))
         return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", dir);
     if (!hsd_is_file(src->config_path))
         return hsd_fail(HSD_ERR_NOT_FOUND, "%s: no config.json in the unet folder", dir);
-    static const char *const names[] = {"diffusion_pytorch_model.safetensors",
-                                        "diffusion_pytorch_model.fp16.safetensors"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        if (hsd_path_too_long(snprintf(src->weights_path, sizeof src->weights_path, "%s/%s", dir,
-                              names[i]),
-                     sizeof src->weights_path))
-            return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", dir);
-        if (hsd_is_file(src->weights_path)) return HSD_OK;
-    }
-    char idx[4200];
-    if (!hsd_path_too_long(snprintf(idx, sizeof idx, "%s/diffusion_pytorch_model.safetensors.index.json",
-                           dir),
-                  sizeof idx) &&
-        hsd_is_file(idx))
-        return hsd_fail(HSD_ERR_UNSUPPORTED,
-                        "%s: sharded weights (%s) are not supported; merge them into one "
-                        "diffusion_pytorch_model.safetensors",
-                        dir, idx);
-    return hsd_fail(HSD_ERR_NOT_FOUND,
-                    "%s: no diffusion_pytorch_model.safetensors (only .safetensors weights are "
-                    "read; convert .bin files first)",
-                    dir);
+    return hsd_weights_find_file(src->weights_path, sizeof src->weights_path, dir,
+                                 "diffusion_pytorch_model");
 }
 
 enum hsd_status hsd_unet_source_open(struct hsd_unet_source *src, const char *path,
@@ -76,7 +61,9 @@ enum hsd_status hsd_unet_source_open(struct hsd_unet_source *src, const char *pa
         memcpy(src->config_path, config_override, strlen(config_override) + 1);
         s = hsd_unet_config_load(&src->cfg, config_override);
     } else {
-        s = hsd_unet_config_infer(&src->cfg, src->weights);
+        struct hsd_ldm_info info;
+        s = hsd_ldm_detect(&info, path);
+        if (!s) s = infer(&src->cfg, src->weights, info.family == HSD_LDM_FAMILY_SD2);
     }
     if (s) {
         hsd_weights_close(src->weights);
@@ -103,7 +90,8 @@ static int count_indexed(const struct hsd_weights *w, const char *pre) {
     }
 }
 
-enum hsd_status hsd_unet_config_infer(struct hsd_unet_config *cfg, const struct hsd_weights *w) {
+static enum hsd_status infer(struct hsd_unet_config *cfg, const struct hsd_weights *w,
+                             int sd2) {
     const char *path = hsd_weights_path(w);
     memset(cfg, 0, sizeof *cfg);
     const struct hsd_st_tensor *t = hsd_weights_find(w, "conv_in.weight");
@@ -177,17 +165,23 @@ enum hsd_status hsd_unet_config_infer(struct hsd_unet_config *cfg, const struct 
     cfg->use_linear_projection = linear;
     // Head counts are not visible in shapes. The original LDM configs fix
     // them: SD 1.x (context 768) has num_heads = 8 per block; SD 2.x
-    // (context 1024) has num_head_channels = 64.
+    // (context 1024, or a file with SD 2.x's text tower) has
+    // num_head_channels = 64.
+    if (ctx_dim == 1024) sd2 = 1;
     for (int i = 0; i < nb; i++) {
-        if (ctx_dim == 1024 && cfg->block_out_channels[i] % 64 == 0)
+        if (sd2 && cfg->block_out_channels[i] % 64 == 0)
             cfg->heads[i] = cfg->block_out_channels[i] / 64;
         else
             cfg->heads[i] = 8;
     }
-    if (ctx_dim != 768 && ctx_dim != 1024)
+    if (ctx_dim != 768 && !sd2)
         return hsd_fail(HSD_ERR_UNSUPPORTED,
                         "%s: cannot infer attention heads for cross_attention_dim %d (only SD "
                         "1.x = 768 and SD 2.x = 1024 are known); pass a config.json with --config",
                         path, ctx_dim);
     return hsd_unet_config_validate(cfg, path);
+}
+
+enum hsd_status hsd_unet_config_infer(struct hsd_unet_config *cfg, const struct hsd_weights *w) {
+    return infer(cfg, w, 0);
 }

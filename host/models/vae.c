@@ -12,6 +12,7 @@
 
 #include "models/vae_internal.h"
 #include "io/file.h"
+#include "io/weights.h"
 
 // ---- config.json helpers --------------------------------------------------
 
@@ -45,19 +46,7 @@ static enum hsd_status find_files(const char *path, char *cfg, size_t cfg_cap, c
         return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", dir);
     if (!hsd_is_file(cfg))
         return hsd_fail(HSD_ERR_NOT_FOUND, "%s: no config.json in the vae folder", dir);
-    // The fp32 name first, then the fp16 variant save_pretrained writes
-    // with variant="fp16".
-    static const char *const names[] = {"diffusion_pytorch_model.safetensors",
-                                        "diffusion_pytorch_model.fp16.safetensors"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        if (hsd_path_too_long(snprintf(weights, weights_cap, "%s/%s", dir, names[i]), weights_cap))
-            return hsd_fail(HSD_ERR_INVALID_ARG, "%s: path too long", dir);
-        if (hsd_is_file(weights)) return HSD_OK;
-    }
-    return hsd_fail(HSD_ERR_NOT_FOUND,
-                    "%s: no diffusion_pytorch_model.safetensors (only .safetensors weights are "
-                    "read; convert .bin files first)",
-                    dir);
+    return hsd_weights_find_file(weights, weights_cap, dir, "diffusion_pytorch_model");
 }
 
 // config.json from a file (len == 0: `src` is its path) or from memory,

@@ -71,7 +71,8 @@ extern "C" {
 #define HSD_WIRE_MAX_LORA_SCALE 16.0f
 // The largest request a client can send: a GENERATE with the longest model
 // name, two prompts of HSD_WIRE_MAX_PROMPT_BYTES each (token prompts are
-// shorter: 77 ids = 308 bytes) and the longest LoRA list, signed. 33,732
+// shorter: 77 ids = 308 bytes) and the longest LoRA list, signed (the
+// A1111 prompt style is a flag only: the prompt limit is the same). 33,732
 // bytes; the service's receive limit (docs/protocol.md §1; wire_msg.c
 // checks it against the layout).
 #define HSD_WIRE_MAX_REQUEST \
@@ -140,8 +141,10 @@ struct hsd_wire_prompt {
 };
 
 #define HSD_WIRE_GEN_TEXT_EMB 0x01u  // GENERATE flags: return text embeddings in RESULT
-#define HSD_WIRE_GEN_LORAS 0x02u  // GENERATE flags: a LoRA list follows the negative prompt
-#define HSD_WIRE_GEN_FLAGS_KNOWN (HSD_WIRE_GEN_TEXT_EMB | HSD_WIRE_GEN_LORAS)
+#define HSD_WIRE_GEN_A1111 0x02u     // prompts in A1111 style (long, emphasis): text prompts only
+#define HSD_WIRE_GEN_LORAS 0x04u     // a LoRA list follows the negative prompt
+#define HSD_WIRE_GEN_FLAGS (HSD_WIRE_GEN_TEXT_EMB | HSD_WIRE_GEN_A1111 | HSD_WIRE_GEN_LORAS)
+#define HSD_WIRE_MAX_TEXT_CHUNKS 8u  // RESULT emb_t: 77 x 1..8 (A1111 prompts)
 
 struct hsd_wire_lora {
     struct hsd_wire_str name;  // 1..63 bytes: a name the service registered (--lora NAME=FILE)
@@ -173,7 +176,8 @@ struct hsd_wire_result {
     const void *latent;  // [c, h, w] f32, finite
     struct hsd_wire_bytes sampler_state;  // opaque (hsd_sampler_serialize), any length
     uint8_t n_emb;  // 0, 1 (cond) or 2 (cond, uncond)
-    uint16_t emb_t, emb_c;  // 77 and 1..4096 when n_emb > 0, else 0 and 0
+    uint16_t emb_t, emb_c;  // 77 x 1..8 (chunks of an A1111 prompt; 77 otherwise) and
+                            // 1..4096 when n_emb > 0, else 0 and 0
     const void *emb;  // [n_emb, emb_t, emb_c] f32, finite: [0] cond, [1] uncond
     double device_ms;  // finite, >= 0
     double queue_ms;  // finite, >= 0

@@ -132,7 +132,7 @@ static enum hsd_status parse_generate(struct hsd_wire_generate *g, struct wire_c
     if ((s = parse_prompt(&g->negative, c, r, "negative prompt")) != HSD_OK) return s;
     g->n_loras = 0;
     if (!(g->flags & HSD_WIRE_GEN_LORAS)) return HSD_OK;
-    // Optional LoRA list (gen_flags bit 1): older clients never send it.
+    // Optional LoRA list (gen_flags bit 2): older clients never send it.
     NEED(r, 1, c, "LoRA count");
     uint8_t n = rd_u8(r);
     if (n < 1 || n > HSD_WIRE_MAX_LORAS)
@@ -216,9 +216,14 @@ static enum hsd_status check_generate(const struct hsd_wire_generate *g, struct 
     if (g->sampler >= HSD_WIRE_SAMPLER_COUNT)
         return wire_bad(c, HSD_WIRE_E_BAD_REQUEST, "sampler id %u unknown (0..%u)", g->sampler,
                         HSD_WIRE_SAMPLER_COUNT - 1);
-    if (g->flags & ~HSD_WIRE_GEN_FLAGS_KNOWN)
+    if (g->flags & ~HSD_WIRE_GEN_FLAGS)
         return wire_bad(c, HSD_WIRE_E_BAD_REQUEST, "unknown GENERATE flags 0x%02x",
-                        g->flags & ~HSD_WIRE_GEN_FLAGS_KNOWN);
+                        g->flags & ~HSD_WIRE_GEN_FLAGS);
+    // Emphasis and chunking work on text; token ids are one diffusers chunk.
+    if ((g->flags & HSD_WIRE_GEN_A1111) && (g->prompt.kind == HSD_WIRE_PROMPT_TOKENS ||
+                                            g->negative.kind == HSD_WIRE_PROMPT_TOKENS))
+        return wire_bad(c, HSD_WIRE_E_BAD_REQUEST,
+                        "A1111 prompt style needs text prompts, not token ids");
     if (!isfinite(g->cfg_scale) || g->cfg_scale < 0.0f || g->cfg_scale > HSD_WIRE_MAX_CFG)
         return wire_bad(c, HSD_WIRE_E_BAD_REQUEST, "cfg scale %g outside 0..%g",
                         (double)g->cfg_scale, (double)HSD_WIRE_MAX_CFG);
@@ -349,10 +354,13 @@ static enum hsd_status check_result(const struct hsd_wire_result *o, struct wire
         return wire_bad(c, HSD_WIRE_E_BAD_REQUEST, "no text embeddings but their shape is %ux%u",
                         o->emb_t, o->emb_c);
     if (o->n_emb > 0 &&
-        (o->emb_t != HSD_WIRE_TEXT_LEN || o->emb_c < 1 || o->emb_c > HSD_WIRE_MAX_EMB_C))
+        (!o->emb_t || o->emb_t % HSD_WIRE_TEXT_LEN ||
+         o->emb_t > HSD_WIRE_MAX_TEXT_CHUNKS * HSD_WIRE_TEXT_LEN || o->emb_c < 1 ||
+         o->emb_c > HSD_WIRE_MAX_EMB_C))
         return wire_bad(c, HSD_WIRE_E_BAD_REQUEST,
-                        "text embeddings [%u, %u, %u]: need [n, %u, 1..%u]", o->n_emb, o->emb_t,
-                        o->emb_c, HSD_WIRE_TEXT_LEN, HSD_WIRE_MAX_EMB_C);
+                        "text embeddings [%u, %u, %u]: need [n, %u x 1..%u, 1..%u]", o->n_emb,
+                        o->emb_t, o->emb_c, HSD_WIRE_TEXT_LEN, HSD_WIRE_MAX_TEXT_CHUNKS,
+                        HSD_WIRE_MAX_EMB_C);
     if (!isfinite(o->device_ms) || o->device_ms < 0 || !isfinite(o->queue_ms) || o->queue_ms < 0)
         return wire_bad(c, HSD_WIRE_E_BAD_REQUEST,
                         "device_ms %g / queue_ms %g must be finite and >= 0", o->device_ms,

@@ -37,6 +37,8 @@ static enum hsd_status find_tiny_vae(char *out, size_t cap, const struct hsd_pip
 static enum hsd_status check_unet(const struct hsd_pipeline *p, const struct hsd_unet *u,
                                   const char *which, const char *path) {
     const struct hsd_unet_config *c = hsd_unet_get_config(u);
+    enum hsd_status s = hsd_pipeline_sdxl_check_unet(p, u, which, path);
+    if (s) return s;
     if (c->cross_attention_dim != p->ctx_dim)
         return hsd_fail(HSD_ERR_SHAPE,
                         "%s U-Net %s: cross_attention_dim %d does not match the text encoder's "
@@ -50,21 +52,36 @@ static enum hsd_status check_unet(const struct hsd_pipeline *p, const struct hsd
     return HSD_OK;
 }
 
-// An SD 1.x single-file checkpoint (A1111/ComfyUI): the parts the file does
-// not hold come from SD 1.x's published pipeline, as diffusers'
-// from_single_file takes them from the family's config folder: the CLIP
-// tokenizer (the vocabulary shipped with hsd, SD 1.5's tokenizer settings)
-// and the scheduler config. Checked before any weights are read.
+// An SD 1.x or 2.x single-file checkpoint (A1111/ComfyUI): the parts the
+// file does not hold come from the family's published pipeline, as
+// diffusers' from_single_file takes them from the family's config folder:
+// the CLIP tokenizer (the vocabulary shipped with hsd with SD 1.5's or SD
+// 2.1's tokenizer settings) and the scheduler config (SD 1.5's; SD 2.x's
+// with the prediction type of hsd_ldm_prediction_v). Checked before any
+// weights are read.
 static enum hsd_status load_single_file_parts(struct hsd_pipeline *p, const char *path,
-                                              int own_vae) {
+                                              int own_vae, enum hsd_prediction_choice force) {
     struct hsd_ldm_info info;
     enum hsd_status s = hsd_ldm_detect(&info, path);
-    if (!s) s = hsd_ldm_require_sd1(&info, path, own_vae);
+    if (!s) s = hsd_ldm_require_pipeline(&info, path, own_vae);
     if (s) return s;
     char vocab[4096];
     if ((s = hsd_clip_default_vocab(vocab, sizeof vocab))) return s;
-    if ((s = hsd_clip_tokenizer_load(&p->tok, vocab))) return s;
+    int sd2 = info.family == HSD_LDM_FAMILY_SD2;
+    s = sd2 ? hsd_clip_tokenizer_load_sd2(&p->tok, vocab) : hsd_clip_tokenizer_load(&p->tok, vocab);
+    if (s) return s;
+    const char *why;
+    int v = hsd_ldm_prediction_v(&info, force == HSD_PREDICTION_EPSILON ? 1
+                                        : force == HSD_PREDICTION_V     ? 2
+                                                                        : 0,
+                                 &why);
+    // stabilityai/stable-diffusion-2-1's scheduler_config.json (DDIM,
+    // v_prediction) and -2-1-base's (PNDM, epsilon) share SD 1.5's betas and
+    // offsets; only the prediction type differs (the sampler is --sampler's).
     hsd_noise_schedule_sd15(&p->sched);
+    p->sched.prediction_type = v ? HSD_PRED_V : HSD_PRED_EPSILON;
+    HSD_DEBUG("%s: %s single file, %s prediction (%s)", path, hsd_ldm_family_name(info.family),
+              v ? "v" : "epsilon", why);
     return HSD_OK;
 }
 
@@ -90,6 +107,7 @@ enum hsd_status hsd_pipeline_load(struct hsd_pipeline **out, const struct hsd_pi
     *out = NULL;
     struct hsd_pipeline *p = calloc(1, sizeof *p);
     if (!p) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
+    pthread_mutex_init(&p->res.mu, NULL);
     enum hsd_status s;
     char vae_path[4096];
     const char *vp = c->model;
@@ -105,10 +123,13 @@ enum hsd_status hsd_pipeline_load(struct hsd_pipeline **out, const struct hsd_pi
     int single = hsd_is_file(c->model);
     int own_vae = !c->vae || !strcmp(c->vae, "full");
     if (single) {
-        if ((s = load_single_file_parts(p, c->model, own_vae))) goto fail;
+        if ((s = load_single_file_parts(p, c->model, own_vae, c->prediction))) goto fail;
     } else {
         if ((s = hsd_clip_tokenizer_load(&p->tok, c->model))) goto fail;
         if ((s = hsd_noise_schedule_load(&p->sched, c->model))) goto fail;
+        if (c->prediction != HSD_PREDICTION_AUTO)
+            p->sched.prediction_type = c->prediction == HSD_PREDICTION_V ? HSD_PRED_V
+                                                                         : HSD_PRED_EPSILON;
     }
     if ((s = hsd_unet_source_open(&p->src_large, c->model, NULL))) goto fail;
     if (c->edge_model && (s = hsd_unet_source_open(&p->src_edge, c->edge_model, NULL))) goto fail;
@@ -122,6 +143,7 @@ enum hsd_status hsd_pipeline_load(struct hsd_pipeline **out, const struct hsd_pi
                : hsd_clip_text_load(&p->text, c->model, p->be);
     if (s) goto fail;
     p->ctx_dim = hsd_clip_text_get_config(p->text)->hidden_size;
+    if (!single && (s = hsd_pipeline_sdxl_load(p, c->model))) goto fail;
     s = single && vp == c->model ? hsd_vae_load_ldm(&p->vae, vp, p->be)
                                  : hsd_vae_load(&p->vae, vp, p->be);
     if (s) goto fail;
@@ -157,7 +179,14 @@ void hsd_pipeline_free(struct hsd_pipeline *p) {
     hsd_vae_free(p->vae);
     hsd_clip_text_free(p->text);
     hsd_clip_tokenizer_free(p->tok);
+    hsd_clip_text_free(p->text2);
+    hsd_clip_tokenizer_free(p->tok2);
     hsd_step_scratch_free(&p->step, p->be);
+    if (p->be) {
+        hsd_res_scratch_free(&p->rstep, p->be);
+        hsd_res_pool_free(&p->res, p->be);
+    }
+    pthread_mutex_destroy(&p->res.mu);
     if (!p->be_borrowed) hsd_backend_destroy(p->be);
     free(p);
 }
@@ -191,6 +220,8 @@ enum hsd_status hsd_pipeline_validate_params(const struct hsd_pipeline *p,
                         HSD_SAMPLER_MAX_STEPS, r->steps);
     if ((unsigned)r->sampler >= HSD_SAMPLER_COUNT)
         return hsd_fail(HSD_ERR_INVALID_ARG, "unknown sampler");
+    if ((unsigned)r->prompt_style >= HSD_PROMPT_STYLE_COUNT)
+        return hsd_fail(HSD_ERR_INVALID_ARG, "unknown prompt style");
     // The model's own schedule decides the call count (a config with
     // unsupported spacing fails here, before compute).
     struct hsd_sampler probe;
@@ -226,6 +257,16 @@ enum hsd_status hsd_pipeline_validate_params(const struct hsd_pipeline *p,
         if (!(fabsf(r->lora_scales[i]) <= 16.0f))
             return hsd_fail(HSD_ERR_INVALID_ARG, "LoRA '%s': scale must be in [-16, 16]",
                             p->lora_names[i]);
+    // SDXL reads hidden_states[-(clip_skip + 2)] of both encoders.
+    for (int i = 0; p->text2 && i < 2; i++)
+        if (r->clip_skip + 1 >= hsd_clip_text_get_config(i ? p->text2 : p->text)->num_hidden_layers)
+            return hsd_fail(HSD_ERR_INVALID_ARG, "clip skip %d out of range for SDXL's text "
+                            "encoder %d", r->clip_skip, i + 1);
+    const int sizes[4] = {r->original_width, r->original_height, r->crop_top, r->crop_left};
+    for (int i = 0; i < 4; i++)
+        if (sizes[i] < 0 || sizes[i] > 65536)
+            return hsd_fail(HSD_ERR_INVALID_ARG,
+                            "original size and crop must be in [0, 65536], got %d", sizes[i]);
     return HSD_OK;
 }
 
@@ -233,23 +274,32 @@ enum hsd_status hsd_pipeline_validate(const struct hsd_pipeline *p, const struct
     if (!r->prompt) return hsd_fail(HSD_ERR_INVALID_ARG, "no prompt given");
     enum hsd_status s = hsd_pipeline_validate_params(p, r);
     if (s) return s;
-    // Tokenizing checks the prompts' UTF-8 (the tokenizer says where it breaks).
-    int32_t ids[HSD_TEXT_LEN];
-    int used;
-    s = hsd_clip_tokenize(p->tok, r->prompt, strlen(r->prompt), ids, HSD_TEXT_LEN,
-                                          &used);
+    // Tokenizing checks the prompts' UTF-8 (the tokenizer says where it
+    // breaks) and, in A1111 style, their weights and length.
+    s = hsd_pipeline_check_prompt(p, r->prompt, r->prompt_style, NULL);
     if (s) return hsd_fail_context(s, "prompt: ");
     if (r->negative_prompt) {
-        s = hsd_clip_tokenize(p->tok, r->negative_prompt, strlen(r->negative_prompt), ids,
-                              HSD_TEXT_LEN, &used);
+        s = hsd_pipeline_check_prompt(p, r->negative_prompt, r->prompt_style, NULL);
         if (s) return hsd_fail_context(s, "negative prompt: ");
     }
     return HSD_OK;
 }
 
+// SDXL's conditioning (pooled embeddings, time ids) does not travel in
+// hsd serve / hsd edge yet; the SD 1.x stages refuse an SDXL pipeline.
+static enum hsd_status not_sdxl(const struct hsd_pipeline *p, const char *what) {
+    if (!p->text2) return HSD_OK;
+    return hsd_fail(HSD_ERR_UNSUPPORTED,
+                    "%s: SDXL models run in hsd generate only (hsd serve / hsd edge do not "
+                    "carry SDXL's pooled embeddings and time ids yet)",
+                    what);
+}
+
 enum hsd_status hsd_pipeline_encode_text(struct hsd_pipeline *p, float *out,
                                          const char *const *prompts, int n_prompts,
                                          int clip_skip) {
+    enum hsd_status st = not_sdxl(p, "encode_text");
+    if (st) return st;
     int32_t *ids = malloc((size_t)n_prompts * HSD_TEXT_LEN * sizeof *ids);
     if (!ids) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
     enum hsd_status s = HSD_OK;
@@ -310,11 +360,33 @@ enum hsd_status hsd_pipeline_init_image(struct hsd_pipeline *p, const struct hsd
 
 enum hsd_status hsd_pipeline_finish(struct hsd_pipeline *p, struct hsd_unet *unet, float *latent,
                                     struct hsd_sampler *sampler, const float *cond,
-                                    const float *uncond, float guidance_scale, int h, int w,
-                                    hsd_progress_fn progress, void *user) {
+                                    const float *uncond, int n_ctx, float guidance_scale, int h,
+                                    int w, hsd_progress_fn progress, void *user) {
+    enum hsd_status st = not_sdxl(p, "finish");
+    if (st) return st;
     if (!unet) unet = p->edge ? p->edge : p->large;
-    struct hsd_denoise_item item = {latent, sampler, cond, uncond, guidance_scale, NULL};
-    int total = hsd_sampler_n_calls(sampler);
+    struct hsd_denoise_item item = {latent, sampler, cond, uncond, guidance_scale, n_ctx, NULL};
+    int total = hsd_sampler_n_calls(sampler), left = total - sampler->step;
+    // Slots hold 77-token contexts; longer (A1111) ones, LCM and LCM U-Nets
+    // take the per-step path (hsd_pipeline_resident_request_ok).
+    if (left > 0 && hsd_pipeline_resident_ok(p, unet) &&
+        hsd_pipeline_resident_request_ok(p, sampler->kind, n_ctx, NULL)) {
+        // Resident: one upload, the steps on the backend, one download.
+        int id;
+        enum hsd_status s = hsd_pipeline_slot_acquire(p, &id, latent, sampler, cond, uncond,
+                                                      guidance_scale, left, h, w);
+        if (s) return s;
+        const int first = sampler->step;
+        for (int j = 0; j < left && !s; j++) {
+            s = hsd_pipeline_resident_step(p, unet, &id, 1, h, w);
+            if (!s && progress) progress(user, first + j + 1, total);
+        }
+        if (s) {
+            hsd_pipeline_slot_release(p, id);
+            return s;
+        }
+        return hsd_pipeline_slot_handover(p, id, latent, sampler);
+    }
     while (!hsd_sampler_done(sampler)) {
         enum hsd_status s = hsd_pipeline_denoise_step(p, unet, &item, 1, h, w);
         if (s) return s;
@@ -349,7 +421,35 @@ enum hsd_status hsd_pipeline_check_ids(const struct hsd_pipeline *p, const int32
 
 enum hsd_status hsd_pipeline_encode_ids(struct hsd_pipeline *p, float *out, const int32_t *ids,
                                         int n, int clip_skip) {
+    enum hsd_status st = not_sdxl(p, "encode_ids");
+    if (st) return st;
     return hsd_clip_text_forward(p->text, out, ids, n, HSD_TEXT_LEN, clip_skip);
+}
+
+// SDXL's encode_prompt for one request: emb holds one pass (or two,
+// negative first) of hsd_pipeline_cond_floats(): context, pooled embedding,
+// time ids. Without a negative prompt and with force_zeros_for_empty_prompt
+// the negative embeddings are zeros; otherwise the negative prompt ("" if
+// none) is encoded from hidden_states[-2] whatever clip_skip says, as
+// diffusers does. Both passes get the same time ids (no negative sizes).
+static enum hsd_status encode_sdxl(struct hsd_pipeline *p, const struct hsd_gen_request *r,
+                                   int cfg, float *emb) {
+    const size_t ctx = (size_t)HSD_TEXT_LEN * p->ctx_dim, pd = (size_t)p->pooled_dim;
+    const size_t per = hsd_pipeline_cond_floats(p);
+    float *pos = emb + (cfg ? per : 0);
+    enum hsd_status s = hsd_pipeline_encode_text_sdxl(p, pos, pos + ctx, &r->prompt, 1,
+                                                      r->clip_skip);
+    if (s) return s;
+    hsd_pipeline_time_ids(r, pos + ctx + pd);
+    if (!cfg) return HSD_OK;
+    if (!r->negative_prompt && p->force_zeros) {
+        memset(emb, 0, (ctx + pd) * sizeof *emb);
+    } else {
+        const char *neg = r->negative_prompt ? r->negative_prompt : "";
+        if ((s = hsd_pipeline_encode_text_sdxl(p, emb, emb + ctx, &neg, 1, 0))) return s;
+    }
+    hsd_pipeline_time_ids(r, emb + ctx + pd);
+    return HSD_OK;
 }
 
 enum hsd_status hsd_pipeline_generate(struct hsd_pipeline *p, const struct hsd_gen_request *r,
@@ -360,43 +460,83 @@ enum hsd_status hsd_pipeline_generate(struct hsd_pipeline *p, const struct hsd_g
     if (s) return s;
     int B = r->batch_count, scale = hsd_vae_scale(p->vae);
     int h = r->height / scale, w = r->width / scale;
-    size_t lat = (size_t)p->latent_c * h * w, ctx = (size_t)HSD_TEXT_LEN * p->ctx_dim;
+    size_t lat = (size_t)p->latent_c * h * w;
     int cfg = hsd_pipeline_cfg(p, r->guidance_scale);  // diffusers: do_classifier_free_guidance
-    float *emb = malloc(2 * ctx * sizeof *emb);
+    float *emb = NULL;
     float *latents = malloc((size_t)B * lat * sizeof *latents);
     struct hsd_sampler *samplers = calloc((size_t)B, sizeof *samplers);
     struct hsd_denoise_item *items = calloc((size_t)B, sizeof *items);
+    int ids[64];  // resident slots held, -1: none (batch_count <= 64)
+    for (int i = 0; i < 64; i++) ids[i] = -1;
     float *img = image ? image : malloc((size_t)B * 3 * r->height * r->width * sizeof *img);
-    if (!emb || !latents || !samplers || !items || !img) {
+    if (!latents || !samplers || !items || !img) {
         s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
         goto done;
     }
     double t0 = now_ms();
     const char *texts[2] = {r->negative_prompt ? r->negative_prompt : "", r->prompt};
     // One text-encoder batch: [negative, positive] (or the positive alone).
-    if ((s = hsd_pipeline_encode_text_lora(p, emb, cfg ? texts : texts + 1, cfg ? 2 : 1,
-                                           r->clip_skip, r->lora_scales)))
-        goto done;
+    int n_ctx = HSD_TEXT_LEN;
+    size_t ctx;
+    int any_lora = !hsd_pipeline_resident_request_ok(p, HSD_SAMPLER_DDIM, HSD_TEXT_LEN,
+                                                     r->lora_scales);
+    if (p->text2) {
+        // One pass's conditioning: context, SDXL's pooled embedding, time ids.
+        ctx = hsd_pipeline_cond_floats(p);
+        if (r->prompt_style == HSD_PROMPT_A1111)
+            s = hsd_fail(HSD_ERR_UNSUPPORTED, "--prompt-style a1111: not supported for SDXL "
+                                              "models yet");
+        else if (any_lora)
+            s = hsd_fail(HSD_ERR_UNSUPPORTED, "LoRA: not supported for SDXL models yet");
+        else if (!(emb = malloc((size_t)(cfg ? 2 : 1) * ctx * sizeof *emb)))
+            s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
+        else
+            s = encode_sdxl(p, r, cfg, emb);
+    } else {
+        s = hsd_pipeline_encode_prompts_lora(p, &emb, &n_ctx, cfg ? texts : texts + 1,
+                                             cfg ? 2 : 1, r->prompt_style, r->clip_skip,
+                                             r->lora_scales);
+        ctx = (size_t)n_ctx * p->ctx_dim;
+    }
+    if (s) goto done;
     if (timing) timing->text_ms = now_ms() - t0;
     for (int i = 0; i < B; i++) {
         float *x = latents + (size_t)i * lat;
         if ((s = hsd_pipeline_init_image(p, r, i, x, &samplers[i]))) goto done;
         items[i] = (struct hsd_denoise_item){x, &samplers[i], cfg ? emb + ctx : emb,
-                                             cfg ? emb : NULL, r->guidance_scale,
+                                             cfg ? emb : NULL, r->guidance_scale, n_ctx,
                                              r->lora_scales};
     }
     int calls = hsd_sampler_n_calls(&samplers[0]);
-    for (int step = 0; !hsd_sampler_done(&samplers[0]); step++) {
+    // Resident on the backend for the whole run (docs/denoise_step.md), or
+    // the per-step path where a U-Net cannot take backend inputs or the
+    // request cannot be resident (A1111 contexts, LCM, LoRAs).
+    int res = hsd_pipeline_resident_request_ok(p, r->sampler, n_ctx, r->lora_scales) &&
+              hsd_pipeline_resident_ok(p, p->large) &&
+              (!p->edge || hsd_pipeline_resident_ok(p, p->edge));
+    for (int k = 0; k < p->n_more && res; k++) res = hsd_pipeline_resident_ok(p, p->more[k]);
+    for (int i = 0; i < B && res; i++)
+        if ((s = hsd_pipeline_slot_acquire(p, &ids[i], items[i].latent, &samplers[i], items[i].cond,
+                                           items[i].uncond, r->guidance_scale, calls, h, w)))
+            goto done;
+    for (int step = 0; step < calls; step++) {
         double ts = now_ms();
-        float t_step = hsd_sampler_timestep(&samplers[0]);
+        float t_step = samplers[0].timesteps[step];
         int stage;
         struct hsd_unet *u = hsd_pipeline_stage_unet(p, r, step, calls, &stage);
-        if ((s = hsd_pipeline_denoise_step(p, u, items, B, h, w))) goto done;
+        s = res ? hsd_pipeline_resident_step(p, u, ids, B, h, w)
+                : hsd_pipeline_denoise_step(p, u, items, B, h, w);
+        if (s) goto done;
         double ms = now_ms() - ts;
         if (timing && timing->step_ms) timing->step_ms[step] = ms;
         HSD_DEBUG("step %d/%d (U-Net %d, t=%g): %.1f ms", step + 1, calls, stage + 1,
                   (double)t_step, ms);
         if (progress) progress(user, step + 1, calls);
+    }
+    for (int i = 0; i < B && res; i++) {
+        int id = ids[i];
+        ids[i] = -1;  // released by the hand-over, also when it fails
+        if ((s = hsd_pipeline_slot_handover(p, id, items[i].latent, &samplers[i]))) goto done;
     }
     if (latent_out) memcpy(latent_out, latents, (size_t)B * lat * sizeof *latents);
     t0 = now_ms();
@@ -404,6 +544,8 @@ enum hsd_status hsd_pipeline_generate(struct hsd_pipeline *p, const struct hsd_g
     if (timing) timing->decode_ms = now_ms() - t0;
     if (rgb) hsd_pipeline_to_rgb(rgb, img, B, r->height, r->width);
 done:
+    for (int i = 0; i < 64; i++)
+        if (ids[i] >= 0) hsd_pipeline_slot_release(p, ids[i]);
     if (samplers)
         for (int i = 0; i < B; i++) hsd_sampler_free(&samplers[i]);
     free(samplers);

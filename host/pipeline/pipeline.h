@@ -17,7 +17,13 @@
 #include "sampling/sampler.h"
 #include "text/clip_tokenizer.h"
 
-#define HSD_TEXT_LEN 77  // CLIP context length of SD 1.x/2.x
+#define HSD_TEXT_LEN 77  // CLIP context length of SD 1.x/2.x: one prompt chunk
+
+// How prompts become text embeddings. DIFFUSERS: diffusers' encode_prompt,
+// truncated at 77 tokens (the default: parity with diffusers). A1111:
+// AUTOMATIC1111's long prompts and emphasis (text/prompt_chunks.h,
+// text/prompt_emphasis.h): 77 x chunks context tokens.
+enum hsd_prompt_style { HSD_PROMPT_DIFFUSERS, HSD_PROMPT_A1111, HSD_PROMPT_STYLE_COUNT };
 
 // A LoRA to load with the models (--lora): applied per request, unfused
 // (models/lora.h). Its U-Net layers go to every U-Net of the pipeline
@@ -46,6 +52,11 @@ struct hsd_pipeline_config {
     // the largest bucket run unpadded.
     const int *row_buckets;
     int n_row_buckets;
+    // The model's prediction type: HSD_PREDICTION_AUTO takes a folder's
+    // scheduler_config.json, or for a single file what io/ldm_detect.h
+    // hsd_ldm_prediction_v decides; EPSILON/V override both (--prediction).
+    enum hsd_prediction_choice { HSD_PREDICTION_AUTO, HSD_PREDICTION_EPSILON,
+                                 HSD_PREDICTION_V } prediction;
     const struct hsd_lora_spec *loras;  // [n_loras], loaded in this order
     int n_loras;                        // 0..HSD_PIPELINE_MAX_LORAS
     // More than two U-Nets in one schedule (the paper's code allows a list):
@@ -74,6 +85,12 @@ struct hsd_gen_request {
     uint64_t seed;                // image i uses torch.Generator().manual_seed(seed + i)
     int batch_count;              // images, 1..64
     int clip_skip;                // 0 = last layer
+    enum hsd_prompt_style prompt_style;
+    // SDXL's micro-conditioning (diffusers _get_add_time_ids); 0 = the
+    // default: original size = the target size (height, width), crop
+    // top-left (0, 0). Ignored by SD 1.x/2.x models.
+    int original_width, original_height;
+    int crop_top, crop_left;
     const float *lora_scales;     // [n_loras of the pipeline] (0 = off), or NULL: no LoRA
     // With more_models: where each U-Net after the large one takes over,
     // ascending U-Net call indices, one per U-Net after the large one
@@ -133,21 +150,80 @@ enum hsd_status hsd_pipeline_encode_text(struct hsd_pipeline *p, float *out,
                                          const char *const *prompts, int n_prompts,
                                          int clip_skip);
 
+// The request's prompts in its style: *out malloc'd [n_prompts, *n_ctx, C]
+// (one or two prompts: [negative, positive] or the positive alone), n_ctx =
+// 77 (diffusers) or 77 x the most chunks of the prompts (A1111: the shorter
+// padded with the empty prompt's chunk, as A1111 pads cond and uncond).
+enum hsd_status hsd_pipeline_encode_prompts(struct hsd_pipeline *p, float **out, int *n_ctx,
+                                            const char *const *prompts, int n_prompts,
+                                            enum hsd_prompt_style style, int clip_skip);
+// Checks that `text` tokenizes in `style` (UTF-8, A1111 weights, at most
+// HSD_PROMPT_MAX_CHUNKS chunks); *n_chunks (may be NULL) gets its chunks.
+enum hsd_status hsd_pipeline_check_prompt(const struct hsd_pipeline *p, const char *text,
+                                          enum hsd_prompt_style style, int *n_chunks);
+const char *hsd_prompt_style_name(enum hsd_prompt_style s);
+enum hsd_status hsd_prompt_style_parse(const char *name, enum hsd_prompt_style *out);
+
 // One request's denoising state.
 struct hsd_denoise_item {
     float *latent;            // [C, h, w] in/out
     struct hsd_sampler *sampler;
-    const float *cond;        // [77, C_ctx]
-    const float *uncond;      // [77, C_ctx] or NULL when guidance is off
+    const float *cond;        // [n_ctx, C_ctx]
+    const float *uncond;      // [n_ctx, C_ctx] or NULL when guidance is off
     float guidance_scale;
+    int n_ctx;                // context tokens: 77 x prompt chunks; 0 means 77. Items of
+                              // one step share it (one U-Net call).
     const float *lora_scales; // [hsd_pipeline_lora_count] (0 = off), or NULL: no LoRA
 };
+// For SDXL, cond and uncond each hold hsd_pipeline_cond_floats() floats:
+// the [77, C_ctx] context, then the pooled text embedding [pooled_dim] and
+// the time ids [HSD_SDXL_N_TIME_IDS] (diffusers' added_cond_kwargs).
 
 // One step for every item (each at its own sampler step), in one U-Net
 // call: the batch holds [uncond rows..., cond rows...] like diffusers'
 // torch.cat([latents] * 2).
 enum hsd_status hsd_pipeline_denoise_step(struct hsd_pipeline *p, struct hsd_unet *unet,
                                           struct hsd_denoise_item *items, int n, int h, int w);
+
+// ---- requests resident on the backend (docs/denoise_step.md "Resident state") ----
+
+// Whether `u` can run resident steps on p's backend (resident_step.c).
+int hsd_pipeline_resident_ok(const struct hsd_pipeline *p, const struct hsd_unet *u);
+// Whether a request can: a 77-token context (n_ctx 0 or 77), a sampler
+// whose randomness the admission plan holds (not lcm, which re-noises
+// every step), no LoRA (lora_scales NULL or all 0). Others take
+// hsd_pipeline_denoise_step.
+int hsd_pipeline_resident_request_ok(const struct hsd_pipeline *p, enum hsd_sampler_kind kind,
+                                     int n_ctx, const float *lora_scales);
+
+// Admission (resident_pool.c): a slot in backend memory for one image
+// holding its latent, sampler history and text embeddings (uploaded once),
+// and its next `calls` steps planned from the sampler's current one
+// (timesteps, coefficients, Euler a's noise drawn from its generator).
+// latent [C, h, w] and the sampler are read, not changed: they stay the
+// admission state a request restarts from when its device fails. cond /
+// uncond [77, C_ctx] (uncond NULL: no CFG). The slot belongs to this
+// pipeline (device) until handover or release.
+enum hsd_status hsd_pipeline_slot_acquire(struct hsd_pipeline *p, int *slot, const float *latent,
+                                          const struct hsd_sampler *sampler, const float *cond,
+                                          const float *uncond, float guidance_scale, int calls,
+                                          int h, int w);
+// One step of every slot in one U-Net call (resident_step.c), the batch
+// ordered as hsd_pipeline_denoise_step's. No host<->backend transfer but
+// the batch's slot refs when its membership changed. A failure leaves the
+// slots' state undefined: release them and restart from the admission state.
+enum hsd_status hsd_pipeline_resident_step(struct hsd_pipeline *p, struct hsd_unet *unet,
+                                           const int *slots, int n, int h, int w);
+// Calls a slot has run, and calls it has planned.
+int hsd_pipeline_slot_done(const struct hsd_pipeline *p, int slot);
+int hsd_pipeline_slot_calls(const struct hsd_pipeline *p, int slot);
+// Hand-over: latent [C, h, w] and the sampler (the admission state passed
+// to acquire) moved on by the calls the slot ran, its history downloaded;
+// the slot is released, also on failure.
+enum hsd_status hsd_pipeline_slot_handover(struct hsd_pipeline *p, int slot, float *latent,
+                                           struct hsd_sampler *sampler);
+// Releases a slot without reading it (cancel, failure). Any thread.
+void hsd_pipeline_slot_release(struct hsd_pipeline *p, int slot);
 
 // Warm-up (warmup.c, docs/denoise_step.md "Warm-up"): plans every U-Net
 // batch a service sending up to max_rows rows per call will run (each
@@ -159,6 +235,11 @@ enum hsd_status hsd_pipeline_denoise_step(struct hsd_pipeline *p, struct hsd_une
 typedef void (*hsd_warmup_fn)(void *user, int rows, int width, int height, double ms);
 enum hsd_status hsd_pipeline_warmup(struct hsd_pipeline *p, int max_rows, const int *sizes,
                                     int n_sizes, hsd_warmup_fn report, void *user);
+// The text encoder at every admission batch of 1..max_rows prompts
+// (largest first; on the CPU, whose GEMMs need no plans, the largest
+// alone), so that admissions allocate (its arena) and, on CUDA, plan
+// (cuBLASLt) nothing. *ms (may be NULL) gets the time taken.
+enum hsd_status hsd_pipeline_warmup_text(struct hsd_pipeline *p, int max_rows, double *ms);
 // The large U-Net's native image size (its sample_size x the VAE scale).
 int hsd_pipeline_native_size(const struct hsd_pipeline *p);
 
@@ -175,11 +256,12 @@ enum hsd_status hsd_pipeline_init_image(struct hsd_pipeline *p, const struct hsd
 
 // Runs the sampler's remaining steps on `unet` (NULL: the edge U-Net if the
 // pipeline has one, else the large one) for one image: what an edge worker
-// does with a cloud RESULT. cond/uncond [77, C_ctx] (uncond NULL = no CFG).
+// does with a cloud RESULT. cond/uncond [n_ctx, C_ctx] (uncond NULL = no
+// CFG; n_ctx 0 = 77).
 enum hsd_status hsd_pipeline_finish(struct hsd_pipeline *p, struct hsd_unet *unet, float *latent,
                                     struct hsd_sampler *sampler, const float *cond,
-                                    const float *uncond, float guidance_scale, int h, int w,
-                                    hsd_progress_fn progress, void *user);
+                                    const float *uncond, int n_ctx, float guidance_scale, int h,
+                                    int w, hsd_progress_fn progress, void *user);
 
 // Latent size for a request's pixel size, and the model's latent channels.
 int hsd_pipeline_vae_scale(const struct hsd_pipeline *p);
@@ -207,11 +289,34 @@ const char *hsd_pipeline_lora_name(const struct hsd_pipeline *p, int i);
 enum hsd_status hsd_pipeline_encode_text_lora(struct hsd_pipeline *p, float *out,
                                               const char *const *prompts, int n_prompts,
                                               int clip_skip, const float *scales);
+// hsd_pipeline_encode_prompts with the text-encoder LoRAs of `scales`
+// ([hsd_pipeline_lora_count], NULL: none) on every prompt and chunk.
+enum hsd_status hsd_pipeline_encode_prompts_lora(struct hsd_pipeline *p, float **out, int *n_ctx,
+                                                 const char *const *prompts, int n_prompts,
+                                                 enum hsd_prompt_style style, int clip_skip,
+                                                 const float *scales);
 // hsd_pipeline_encode_ids with row r's text-encoder LoRAs from row_scales[r]
 // ([hsd_pipeline_lora_count] or NULL; row_scales NULL: no LoRA anywhere).
 enum hsd_status hsd_pipeline_encode_ids_lora(struct hsd_pipeline *p, float *out,
                                              const int32_t *ids, int n, int clip_skip,
                                              const float *const *row_scales);
+// ---- SDXL (pipeline_sdxl.c; diffusers StableDiffusionXLPipeline) ----
+
+// 1 when the model has SDXL's second text encoder (text_encoder_2/).
+int hsd_pipeline_is_sdxl(const struct hsd_pipeline *p);
+// Width of the pooled text embedding (text_encoder_2's projection_dim).
+int hsd_pipeline_pooled_dim(const struct hsd_pipeline *p);
+// Floats of one pass's conditioning (hsd_denoise_item.cond): 77 * C_ctx,
+// plus pooled_dim + HSD_SDXL_N_TIME_IDS for SDXL.
+size_t hsd_pipeline_cond_floats(const struct hsd_pipeline *p);
+// encode_prompt: out [n, 77, C1 + C2] = both encoders' hidden_states[-(clip_skip
+// + 2)] side by side, pooled [n, pooled_dim] = text_encoder_2's text_embeds.
+enum hsd_status hsd_pipeline_encode_text_sdxl(struct hsd_pipeline *p, float *out, float *pooled,
+                                              const char *const *prompts, int n_prompts,
+                                              int clip_skip);
+// add_time_ids of a request: original size, crop top-left, target size,
+// each (h, w) / (top, left).
+void hsd_pipeline_time_ids(const struct hsd_gen_request *r, float ids[6]);
 
 // Text embeddings from token ids [n, 77] (a GENERATE may carry ids).
 enum hsd_status hsd_pipeline_encode_ids(struct hsd_pipeline *p, float *out, const int32_t *ids,

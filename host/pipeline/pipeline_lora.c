@@ -8,6 +8,7 @@
 
 #include "models/lora.h"
 #include "pipeline/pipeline_internal.h"
+#include "text/prompt_chunks.h"
 
 void hsd_pipeline_lora_free(struct hsd_pipeline *p) {
     for (int i = 0; i < p->n_loras; i++) hsd_lora_file_free(p->loras[i]);
@@ -112,6 +113,27 @@ enum hsd_status hsd_pipeline_encode_text_lora(struct hsd_pipeline *p, float *out
     enum hsd_status s = n_prompts <= 2 ? select_text(p, rows, n_prompts)
                                        : hsd_fail(HSD_ERR_INVALID_ARG, "at most 2 prompts");
     if (!s) s = hsd_pipeline_encode_text(p, out, prompts, n_prompts, clip_skip);
+    hsd_clip_text_lora_select(p->text, NULL, 0);
+    return s;
+}
+
+enum hsd_status hsd_pipeline_encode_prompts_lora(struct hsd_pipeline *p, float **out, int *n_ctx,
+                                                 const char *const *prompts, int n_prompts,
+                                                 enum hsd_prompt_style style, int clip_skip,
+                                                 const float *scales) {
+    *out = NULL;
+    *n_ctx = 0;
+    enum hsd_status s = HSD_OK;
+    if (p->n_loras && scales) {
+        // Every row the encoder may run (an A1111 prompt: one per chunk)
+        // gets the request's scales; rows past a call's count go unused.
+        int rows = 2 * HSD_PROMPT_MAX_CHUNKS;
+        if (!(s = grow(p, rows))) {
+            for (int r = 0; r < rows; r++) set_row(p, r, scales);
+            s = hsd_clip_text_lora_select(p->text, p->lora_rows, rows);
+        }
+    }
+    if (!s) s = hsd_pipeline_encode_prompts(p, out, n_ctx, prompts, n_prompts, style, clip_skip);
     hsd_clip_text_lora_select(p->text, NULL, 0);
     return s;
 }

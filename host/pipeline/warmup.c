@@ -29,6 +29,67 @@ static int cmp_shape(const void *a, const void *b) {
     return (sx < sy) - (sx > sy);
 }
 
+// The U-Net alone on zero inputs, twice (its own graph recorded).
+static enum hsd_status warm_unet(struct hsd_pipeline *p, int rows, int h, int w) {
+    size_t lat = (size_t)rows * p->latent_c * h * w;
+    float *x = calloc(lat, sizeof *x), *out = calloc(lat, sizeof *out);
+    float *t = calloc((size_t)rows, sizeof *t);
+    float *c = calloc((size_t)rows * HSD_TEXT_LEN * p->ctx_dim, sizeof *c);
+    enum hsd_status s = HSD_OK;
+    if (!x || !out || !t || !c) s = hsd_fail(HSD_ERR_NOMEM, "warm-up: out of memory");
+    for (int k = 0; k < 2 && !s; k++)
+        s = hsd_unet_forward(p->large, out, x, t, c, rows, h, w, HSD_TEXT_LEN);
+    free(x);
+    free(out);
+    free(t);
+    free(c);
+    return s;
+}
+
+// The whole resident step of a `rows`-row bucket, twice: `rows` requests
+// without guidance (zero latents and contexts, DDIM for two calls) fill it;
+// their slots go back to the pool for real requests.
+static enum hsd_status warm_step(struct hsd_pipeline *p, int rows, int h, int w) {
+    size_t lat = (size_t)p->latent_c * h * w;
+    float *x = calloc(lat, sizeof *x);
+    float *c = calloc((size_t)HSD_TEXT_LEN * p->ctx_dim, sizeof *c);
+    int *ids = malloc((size_t)rows * sizeof *ids), n = 0;
+    struct hsd_sampler smp = {0};
+    enum hsd_status s = HSD_OK;
+    if (!x || !c || !ids) s = hsd_fail(HSD_ERR_NOMEM, "warm-up: out of memory");
+    if (!s) s = hsd_sampler_init(&smp, HSD_SAMPLER_DDIM, &p->sched, 2, lat, NULL);
+    for (; n < rows && !s; n++)
+        if ((s = hsd_pipeline_slot_acquire(p, &ids[n], x, &smp, c, NULL, 1.0f, 2, h, w))) break;
+    for (int k = 0; k < 2 && !s; k++) s = hsd_pipeline_resident_step(p, p->large, ids, n, h, w);
+    for (int i = 0; i < n; i++) hsd_pipeline_slot_release(p, ids[i]);
+    hsd_sampler_free(&smp);
+    free(x);
+    free(c);
+    free(ids);
+    return s;
+}
+
+enum hsd_status hsd_pipeline_warmup_text(struct hsd_pipeline *p, int max_rows, double *ms) {
+    double t0 = now_ms();
+    if (max_rows < 1) max_rows = 1;
+    int32_t *ids = malloc((size_t)max_rows * HSD_TEXT_LEN * sizeof *ids);
+    float *out = malloc((size_t)max_rows * HSD_TEXT_LEN * p->ctx_dim * sizeof *out);
+    enum hsd_status s = HSD_OK;
+    if (!ids || !out) s = hsd_fail(HSD_ERR_NOMEM, "text warm-up: out of memory");
+    for (int i = 0; !s && i < max_rows * HSD_TEXT_LEN; i++) ids[i] = hsd_pipeline_pad_id(p);
+    // Largest first: the arena is allocated once, at its final size. Where
+    // GEMMs are planned per shape (cuBLASLt: a graph-recording backend)
+    // every batch size runs; elsewhere (CPU) the largest alone sizes the
+    // arena, and a smaller batch only re-runs the host-side planning pass.
+    const int every = hsd_pipeline_backend(p)->ops->graph_begin != NULL;
+    for (int n = max_rows; n >= (every ? 1 : max_rows) && !s; n--)
+        s = hsd_pipeline_encode_ids(p, out, ids, n, 0);
+    free(ids);
+    free(out);
+    if (ms) *ms = now_ms() - t0;
+    return s ? hsd_fail_context(s, "text warm-up: ") : HSD_OK;
+}
+
 enum hsd_status hsd_pipeline_warmup(struct hsd_pipeline *p, int max_rows, const int *sizes,
                                     int n_sizes, hsd_warmup_fn report, void *user) {
     int scale = hsd_pipeline_vae_scale(p), m = p->size_multiple;
@@ -69,27 +130,19 @@ enum hsd_status hsd_pipeline_warmup(struct hsd_pipeline *p, int max_rows, const 
         sh[i].ms += now_ms() - t0;
     }
     // 2. On a backend that records graphs: a first (eager) call makes its
-    // GEMM plans and conv choices, the second records the graph. The CPU
-    // backend keeps nothing else per shape.
+    // GEMM plans and conv choices, the second records the graph: of the
+    // whole resident step (resident_step.c), what serving replays, or of
+    // the U-Net alone where the step cannot be resident. The CPU backend
+    // keeps nothing else per shape.
     const struct hsd_backend *be = hsd_pipeline_backend(p);
     if (!s && be && be->ops->graph_begin && n) {
-        int cin = p->latent_c, ctx = p->ctx_dim;
-        size_t lat = (size_t)sh[0].rows * cin * (sh[0].height / scale) * (sh[0].width / scale);
-        float *x = calloc(lat, sizeof *x), *out = calloc(lat, sizeof *out);
-        float *t = calloc((size_t)sh[0].rows, sizeof *t);
-        float *c = calloc((size_t)sh[0].rows * HSD_TEXT_LEN * ctx, sizeof *c);
-        if (!x || !out || !t || !c) s = hsd_fail(HSD_ERR_NOMEM, "warm-up: out of memory");
+        int res = hsd_pipeline_resident_ok(p, p->large);
         for (int i = 0; i < n && !s; i++) {
             double t0 = now_ms();
-            for (int k = 0; k < 2 && !s; k++)
-                s = hsd_unet_forward(p->large, out, x, t, c, sh[i].rows, sh[i].height / scale,
-                                     sh[i].width / scale, HSD_TEXT_LEN);
+            s = res ? warm_step(p, sh[i].rows, sh[i].height / scale, sh[i].width / scale)
+                    : warm_unet(p, sh[i].rows, sh[i].height / scale, sh[i].width / scale);
             sh[i].ms += now_ms() - t0;
         }
-        free(x);
-        free(out);
-        free(t);
-        free(c);
     }
     for (int i = 0; i < n && !s && report; i++)
         report(user, sh[i].rows, sh[i].width, sh[i].height, sh[i].ms);

@@ -150,6 +150,8 @@ struct clip_config {
 enum hsd_status clip_config_defaults(struct clip_config *c);
 // SD 1.x's tokenizer_config.json + special_tokens_map.json (the .gz form).
 enum hsd_status clip_config_sd15(struct clip_config *c);
+// SD 2.x's (pad "!").
+enum hsd_status clip_config_sd2(struct clip_config *c);
 // Reads tokenizer_config.json and special_tokens_map.json of a folder
 // (either may be absent) on top of the defaults.
 enum hsd_status clip_config_read(struct clip_config *c, const char *dir);

@@ -114,6 +114,16 @@ enum hsd_status clip_config_sd15(struct clip_config *c) {
     return s;
 }
 
+enum hsd_status clip_config_sd2(struct clip_config *c) {
+    // stabilityai/stable-diffusion-2-1 tokenizer/: SD 1.x's, but the pad
+    // token is the plain string "!" (id 0), which transformers then also
+    // splits out of prompts as a special token. tests/oracle/tiny_tokenizer.py
+    // sd2_config_files().
+    enum hsd_status s = clip_config_sd15(c);
+    if (!s) s = spec_set(&c->named[CLIP_PAD], "!", 0, 0, 1);
+    return s;
+}
+
 void clip_config_free(struct clip_config *c) {
     for (int i = 0; i < CLIP_NAMED_COUNT; i++) spec_free(&c->named[i]);
     for (int i = 0; i < c->n_decoder; i++) spec_free(&c->decoder[i]);

@@ -57,7 +57,17 @@ static enum hsd_status locate(const char *path, char **dir) {
                     "bpe_simple_vocab_16e6.txt.gz)", path);
 }
 
+static enum hsd_status load(struct hsd_clip_tokenizer **out, const char *path, int sd2);
+
 enum hsd_status hsd_clip_tokenizer_load(struct hsd_clip_tokenizer **out, const char *path) {
+    return load(out, path, 0);
+}
+
+enum hsd_status hsd_clip_tokenizer_load_sd2(struct hsd_clip_tokenizer **out, const char *gz) {
+    return load(out, gz, 1);
+}
+
+static enum hsd_status load(struct hsd_clip_tokenizer **out, const char *path, int sd2) {
     *out = NULL;
     if (!path || !*path)
         return hsd_fail(HSD_ERR_INVALID_ARG, "clip tokenizer: no path given (pass a diffusers "
@@ -72,7 +82,7 @@ enum hsd_status hsd_clip_tokenizer_load(struct hsd_clip_tokenizer **out, const c
     if (!st) st = dir ? clip_load_folder(t, dir) : clip_load_gz(t, path);
     if (!st) st = clip_vocab_index(&t->vocab);
     if (!st) clip_byte_ids(t);
-    if (!st) st = dir ? clip_config_read(&cfg, dir) : clip_config_sd15(&cfg);
+    if (!st) st = dir ? clip_config_read(&cfg, dir) : sd2 ? clip_config_sd2(&cfg) : clip_config_sd15(&cfg);
     if (!st) st = clip_config_apply(t, &cfg);
     if (!st) st = clip_pretok_init(&t->pretok);
     if (!st) {

@@ -22,6 +22,9 @@ struct hsd_clip_tokenizer;
 // Padding follows tokenizer_config.json / special_tokens_map.json (SD 1.x
 // pads with EOS "<|endoftext|>", SD 2.x with "!"); the .gz form pads with EOS.
 enum hsd_status hsd_clip_tokenizer_load(struct hsd_clip_tokenizer **out, const char *path);
+// The .gz vocabulary with SD 2.x's settings (stabilityai/stable-diffusion-2-1
+// tokenizer/: pads with "!", id 0), for SD 2.x single files.
+enum hsd_status hsd_clip_tokenizer_load_sd2(struct hsd_clip_tokenizer **out, const char *gz);
 void hsd_clip_tokenizer_free(struct hsd_clip_tokenizer *t);
 // Path of the CLIP vocabulary shipped with hsd (host/text/data), for models
 // without a tokenizer folder: $HSD_CLIP_BPE_GZ, else the installed copy,

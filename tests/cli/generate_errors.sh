@@ -29,6 +29,13 @@ expect_fail "missing tokenizer" "tokenizer" --model "$data/unet/sd15_narrow" -p 
 expect_fail "mismatched pair" "cannot work together" "${base[@]}" --edge-model "$data/unet/bksdm_tiny" --split 2
 expect_fail "unwritable output" "cannot write" --model "$large" -p "a" --width 64 --height 64 -o "$tmp/no/such/dir/x.png"
 expect_fail "no model" "no such" --model "$tmp/nothing" -p "a" --width 64 --height 64 -o "$tmp/x.png"
+# SDXL: micro-conditioning flags and pairs across families.
+xl=$data/pipeline_sdxl
+xbase=(--model "$xl/large" -p "a cat" --width 32 --height 32 --steps 2 -o "$tmp/x.png")
+expect_fail "crop without left" "--crop expects TOP,LEFT" "${xbase[@]}" --crop 16
+expect_fail "original size 0" "--original-size expects" "${xbase[@]}" --original-size 0x1024
+expect_fail "SDXL + SD 1.x edge" "addition_embed_type" "${xbase[@]}" --edge-model "$edge" --split 1
+expect_fail "SD 1.x + SDXL edge" "addition_embed_type" "${base[@]}" --edge-model "$xl/edge/unet" --split 1
 # Missing scheduler config: a copy of the model without scheduler/.
 mkdir -p "$tmp/m" && cp -r "$large"/. "$tmp/m/" && rm -rf "$tmp/m/scheduler"
 out=$("$hsd" generate --model "$tmp/m" -p a --width 64 --height 64 -o "$tmp/m.png" 2>&1); rc=$?

@@ -10,3 +10,17 @@ trap cleanup EXIT
 pass=0; fail=0
 ok() { pass=$((pass+1)); echo "ok   $*"; }
 bad() { fail=$((fail+1)); echo "FAIL $*"; }
+# start_serve HSD MODEL [serve options...]: a loopback (ipc) `hsd serve` in
+# the background ($srv_pid, stopped on exit) with one client key, edge-1, in
+# $tmp/keys, at $ep; its output in $tmp/serve.log. Returns 0 once it is ready
+# (within 20 s), 1 otherwise.
+start_serve() {
+  local bin=$1 mdl=$2; shift 2
+  printf 'edge-1 %s\n' "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" > "$tmp/keys"
+  chmod 600 "$tmp/keys"
+  ep="ipc://$tmp/cloud.ipc"
+  "$bin" serve --model "$mdl" --bind "$ep" --keys "$tmp/keys" "$@" > "$tmp/serve.log" 2>&1 &
+  srv_pid=$!
+  for _ in $(seq 200); do grep -q ready "$tmp/serve.log" && return 0; sleep 0.1; done
+  return 1
+}

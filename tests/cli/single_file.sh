@@ -62,6 +62,12 @@ for part in text vae; do
   if [ -s "$tmp/o1" ] && cmp -s "$tmp/o1" "$tmp/o2"; then ok "run-$part FILE == FOLDER (output bytes)"
   else bad "run-$part FILE != FOLDER"; fi
 done
+# SD 2.x's text encoder alone: OpenCLIP renamed, q/k/v split, last block left out.
+rm -f "$tmp/o1" "$tmp/o2"
+"$hsd" run-text --model "$m/sd2.safetensors" --in "$tmp/ids.safetensors" --out "$tmp/o1" --threads 2 2>&1
+"$hsd" run-text --model "$m/sd2_folder" --in "$tmp/ids.safetensors" --out "$tmp/o2" --threads 2 2>&1
+if [ -s "$tmp/o1" ] && cmp -s "$tmp/o1" "$tmp/o2"; then ok "run-text SD2_FILE == SD2_FOLDER (output bytes)"
+else bad "run-text SD2_FILE != SD2_FOLDER"; fi
 
 # The checks above must be able to fail: another model gives other pixels.
 "$hsd" generate --model "$m/folder" --edge-model "$m/edge" --split 0 --steps 3 "${common[@]}" -o "$tmp/a.png" 2>/dev/null
@@ -70,13 +76,7 @@ if "$pngcmp" "$tmp/a.png" "$tmp/b.png" >/dev/null 2>&1; then bad "control: other
 else ok "control: the edge U-Net alone gives other pixels"; fi
 
 # hsd edge (an SD 1.x single file as its pipeline) against hsd serve --model FILE.
-hex() { od -An -tx1 -N32 /dev/urandom | tr -d ' \n'; }
-printf 'edge-1 %s\n' "$(hex)" > "$tmp/keys"; chmod 600 "$tmp/keys"
-ep="ipc://$tmp/cloud.ipc"
-"$hsd" serve --model "$m/model.safetensors" --bind "$ep" --keys "$tmp/keys" --threads 2 > "$tmp/serve.log" 2>&1 &
-srv_pid=$!
-for _ in $(seq 200); do grep -q ready "$tmp/serve.log" && break; sleep 0.1; done
-if grep -q ready "$tmp/serve.log"; then
+if start_serve "$hsd" "$m/model.safetensors" --threads 2; then
   rm -f "$tmp/a.png" "$tmp/b.png"
   out=$("$hsd" edge --cloud "$ep" --model "$m/edge.safetensors" --key-file "$tmp/keys" \
         --key-id edge-1 --no-fallback --split 2 --steps 4 "${common[@]}" -o "$tmp/a.png" 2>&1)
@@ -99,6 +99,62 @@ else bad "inspect FILE: $out"; fi
 out=$("$hsd" inspect "$m/sdxl.safetensors" 2>&1)
 if grep -q "family:     SDXL" <<<"$out"; then ok "inspect SDXL file names the family"; else bad "inspect SDXL: $out"; fi
 
+# SD 2.x (OpenCLIP text tower, fused in_proj, penultimate layer, v-prediction
+# assumed, SD 2.1 tokenizer): the file == its folder, and the file == diffusers
+# (StableDiffusionPipeline.from_pretrained of the folder, DPM-Solver++ 2M,
+# every 8-bit channel within 1/255, test_pipeline's bound).
+same "SD 2.x: file == folder (dpmpp-2m, cfg)" \
+     "--model $m/sd2.safetensors --steps 4" "--model $m/sd2_folder --steps 4"
+sd2=(-p "a lighthouse at dusk!" -n "blurry" --width 64 --height 64 --seed 11 --threads 2 -q --steps 4)
+if "$hsd" generate --model "$m/sd2.safetensors" "${sd2[@]}" -o "$tmp/s.png" 2>"$tmp/err"; then
+  worst=$(OMP_NUM_THREADS=2 "$py" - "$tmp/s.png" "$m/sd2_folder" <<'PY' 2>"$tmp/py.err"
+import sys
+import numpy as np
+import torch
+from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
+from PIL import Image
+pipe = StableDiffusionPipeline.from_pretrained(sys.argv[2], torch_dtype=torch.float32,
+                                               safety_checker=None)
+pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
+pipe.set_progress_bar_config(disable=True)
+img = pipe("a lighthouse at dusk!", negative_prompt="blurry", width=64, height=64,
+           num_inference_steps=4, guidance_scale=7.5,
+           generator=torch.Generator().manual_seed(11), output_type="np").images[0]
+ref = (img * 255).round().astype(int)
+got = np.asarray(Image.open(sys.argv[1]).convert("RGB")).astype(int)
+print(int(np.abs(got - ref).max()))
+PY
+)
+  if [ -n "$worst" ] && [ "$worst" -le 1 ]; then ok "SD 2.x file == diffusers (v-prediction): within $worst/255"
+  else bad "SD 2.x file vs diffusers: '$worst' $(tail -3 "$tmp/py.err")"; fi
+else
+  bad "SD 2.x generate: $(cat "$tmp/err")"
+fi
+"$hsd" generate --model "$m/sd2.safetensors" --prediction epsilon "${sd2[@]}" -o "$tmp/e.png" 2>/dev/null
+if [ -s "$tmp/e.png" ] && ! "$pngcmp" "$tmp/s.png" "$tmp/e.png" >/dev/null 2>&1; then
+  ok "SD 2.x --prediction epsilon: other pixels than the assumed v"
+else bad "SD 2.x --prediction epsilon changed nothing"; fi
+out=$("$hsd" inspect "$m/sd2.safetensors" 2>&1)
+if grep -q "family:     SD 2.x" <<<"$out" && grep -q "v_prediction prediction (assumed" <<<"$out" &&
+   grep -q "23 layers" <<<"$out"; then ok "inspect SD 2.x file: family, 23 of 24 blocks, v assumed"
+else bad "inspect SD 2.x: $out"; fi
+out=$("$hsd" inspect --prediction epsilon "$m/sd2.safetensors" 2>&1)
+if grep -q "epsilon prediction (as --prediction says)" <<<"$out"; then ok "inspect --prediction epsilon says so"
+else bad "inspect --prediction: $out"; fi
+# hsd edge with the SD 2.x file through hsd serve --model FILE: the same
+# U-Net on both sides, so equal to generate (the v-prediction sampler state
+# and the 128-wide embeddings cross the wire).
+if [ -n "$srv_pid" ]; then kill "$srv_pid" 2>/dev/null; wait "$srv_pid" 2>/dev/null; srv_pid=; fi
+if start_serve "$hsd" "$m/sd2.safetensors" --threads 2; then
+  out=$("$hsd" edge --cloud "$ep" --model "$m/sd2.safetensors" --key-file "$tmp/keys" \
+        --key-id edge-1 --no-fallback --split 2 "${sd2[@]}" -o "$tmp/se.png" 2>&1)
+  if cmp=$("$pngcmp" "$tmp/s.png" "$tmp/se.png" 2>&1); then
+    ok "SD 2.x: edge (file) via serve (file), k=2 == generate: $(tr '\n' ' ' <<<"$cmp")"
+  else bad "SD 2.x edge via serve: $out $cmp"; fi
+else
+  bad "hsd serve --model SD2_FILE did not start: $(cat "$tmp/serve.log")"
+fi
+
 # errors: exit 1, a message naming the cause, no file.
 expect_fail() {  # expect_fail WHAT "message part" generate-args...
   local what=$1 want=$2 out rc; shift 2
@@ -110,7 +166,8 @@ expect_fail() {  # expect_fail WHAT "message part" generate-args...
 expect_fail "U-Net-only file as --model" "no tensor under cond_stage_model.transformer." \
   --model "$m/edge_unet.safetensors"
 expect_fail "file without VAE" "no tensor under first_stage_model." --model "$m/no_vae.safetensors"
-expect_fail "SD 2.x file" "SD 2.x single-file checkpoint" --model "$m/sd2.safetensors"
+expect_fail "SD 2.x file without VAE" "not a complete SD 2.x checkpoint: no tensor under first_stage_model." \
+  --model "$m/sd2_partial.safetensors"
 expect_fail "SDXL file" "SDXL single-file checkpoint" --model "$m/sdxl.safetensors"
 expect_fail "pickled .ckpt" "pickled .ckpt files are not read" --model "$m/model.ckpt"
 HSD_CLIP_BPE_GZ=$tmp/nothing.gz expect_fail "vocabulary not found" "HSD_CLIP_BPE_GZ" \

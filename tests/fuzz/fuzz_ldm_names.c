@@ -1,9 +1,11 @@
 // libFuzzer target for the single-file name mappings (docs/conventions.md
 // "Tests": a fuzz target for every parser of untrusted bytes): a
 // checkpoint's key names come from the file, and io/ldm_names.c /
-// io/ldm_vae_names.c parse indices and members out of them. The input is a
-// list of names, one per line; both mappings must either fail cleanly or
-// return one malloc'd name per input name.
+// io/ldm_vae_names.c parse indices and members out of them, and
+// io/ldm_openclip_names.c (SD 2.x's text tower) maps each to 0, 1 or 3
+// names. The input is a list of names, one per line; the U-Net and VAE
+// mappings must either fail cleanly or return one malloc'd name per input
+// name; the OpenCLIP one 0, 1 or 3 non-NULL names or a clean failure.
 //
 // Run: scripts/fuzz.sh [SECONDS]   (seed corpus: tests/fuzz/corpus/ldm_names)
 #include <stddef.h>
@@ -39,6 +41,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (size_t i = 0; i < n; i++) {
             if (!out[i]) abort();  // success means every name was mapped
             free(out[i]);
+        }
+    }
+    int blocks = hsd_ldm_openclip_blocks(names, n);
+    for (size_t i = 0; i < n; i++) {
+        char *o[3];
+        int k = -1;
+        if (hsd_ldm_openclip_rename(o, &k, names[i], blocks, "fuzz") != HSD_OK) {
+            if (k != 0 || o[0] || o[1] || o[2]) abort();
+            continue;
+        }
+        if (k != 0 && k != 1 && k != 3) abort();
+        for (int j = 0; j < 3; j++) {
+            if ((j < k) != (o[j] != NULL)) abort();
+            free(o[j]);
         }
     }
     free(buf);

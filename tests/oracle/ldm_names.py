@@ -190,3 +190,50 @@ def diffusers_to_ldm_clip(state_dict: dict) -> dict:
     saved from those; transformers >= 5.6 flattened the module)."""
     return {LDM_CLIP_PREFIX + (k if k.startswith("text_model.") else "text_model." + k): t
             for k, t in state_dict.items()}
+
+
+LDM_OPENCLIP_PREFIX = "cond_stage_model.model."
+_OPENCLIP_TOP = {
+    "embeddings.token_embedding.weight": "token_embedding.weight",
+    "embeddings.position_embedding.weight": "positional_embedding",
+    "final_layer_norm.weight": "ln_final.weight",
+    "final_layer_norm.bias": "ln_final.bias",
+}
+_OPENCLIP_LAYER = {
+    "layer_norm1": "ln_1", "layer_norm2": "ln_2", "self_attn.out_proj": "attn.out_proj",
+    "mlp.fc1": "mlp.c_fc", "mlp.fc2": "mlp.c_proj",
+}
+
+
+def diffusers_to_ldm_openclip(state_dict: dict, extra_block: dict, text_projection) -> dict:
+    """transformers CLIPTextModel (SD 2.x's 23-layer penultimate encoder) ->
+    an SD 2.x single file's OpenCLIP text tower: the inverse of diffusers'
+    convert_open_clip_checkpoint (q/k/v fused into attn.in_proj_*), plus the
+    block the converter drops (extra_block: OpenCLIP names below
+    transformer.resblocks.<L>.) and text_projection, as real files hold them."""
+    import torch
+    sd = {k.removeprefix("text_model."): v for k, v in state_dict.items()}
+    out, n_layers = {}, 0
+    for k, v in sd.items():
+        if k in _OPENCLIP_TOP:
+            out[_OPENCLIP_TOP[k]] = v
+            continue
+        parts = k.split(".")  # encoder.layers.N.<module...>.<weight|bias>
+        if parts[:2] != ["encoder", "layers"]:
+            raise KeyError(k)
+        n, rest = int(parts[2]), ".".join(parts[3:])
+        n_layers = max(n_layers, n + 1)
+        pre = f"transformer.resblocks.{n}."
+        if rest.startswith("self_attn.q_proj."):
+            kind = rest.rsplit(".", 1)[1]
+            qkv = [sd[f"encoder.layers.{n}.self_attn.{p}_proj.{kind}"] for p in "qkv"]
+            out[pre + "attn.in_proj_" + kind] = torch.cat(qkv)
+        elif rest.startswith(("self_attn.k_proj.", "self_attn.v_proj.")):
+            continue
+        else:
+            mod, kind = rest.rsplit(".", 1)
+            out[pre + _OPENCLIP_LAYER[mod] + "." + kind] = v
+    for k, v in extra_block.items():
+        out[f"transformer.resblocks.{n_layers}.{k}"] = v
+    out["text_projection"] = text_projection
+    return {LDM_OPENCLIP_PREFIX + k: v.contiguous() for k, v in out.items()}

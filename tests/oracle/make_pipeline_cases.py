@@ -172,9 +172,9 @@ def build(out):
     return pipe, edge, taesd
 
 
-def run_case(pipe, edge, taesd, c):
+def run_case(pipe, edge, taesd, c, sched_config=SD15_SCHEDULER):
     large = pipe.unet
-    pipe.scheduler = SAMPLERS[c["sampler"]].from_config(SD15_SCHEDULER)
+    pipe.scheduler = SAMPLERS[c["sampler"]].from_config(sched_config)
     gens = [torch.Generator().manual_seed(c["seed"] + i) for i in range(c["batch"])]
     h, w = c["height"] // 8, c["width"] // 8
     noise = torch.cat([torch.randn((1, 4, h, w), generator=torch.Generator().manual_seed(
@@ -189,21 +189,44 @@ def run_case(pipe, edge, taesd, c):
 
     if k == 0:
         pipe.unet = edge
+    extra = {}
+    if "original_size" in c:  # SDXL micro-conditioning, (height, width) and (top, left)
+        extra["original_size"] = tuple(c["original_size"])
+        extra["crops_coords_top_left"] = tuple(c["crop"])
     try:
         with torch.no_grad():
             latents = pipe(prompt=c["prompt"], negative_prompt=c["negative"],
                            num_inference_steps=c["steps"], guidance_scale=c["cfg"],
                            height=c["height"], width=c["width"], generator=gens,
                            num_images_per_prompt=c["batch"], output_type="latent",
-                           callback_on_step_end=swap if k is not None else None).images
+                           callback_on_step_end=swap if k is not None else None,
+                           **extra).images
     finally:
         pipe.unet = large
+    # (SDXL's decode is the same in fp32: no upcasting, no latents_mean.)
     vae = taesd if c.get("vae") == "tiny" else pipe.vae
     with torch.no_grad():
         image = vae.decode(latents / vae.config.scaling_factor).sample
     npimg = pipe.image_processor.postprocess(image, output_type="np")
     rgb = (npimg * 255).round().astype("uint8")  # numpy_to_pil's conversion
     return noise, latents, image, torch.from_numpy(rgb)
+
+
+def write_goldens(out, pipe, edge, taesd, cases, sched_config, script):
+    """Runs every case; writes <out>/goldens.safetensors and <out>/cases.json."""
+    tensors = {}
+    for c in cases:
+        noise, latents, image, rgb = run_case(pipe, edge, taesd, c, sched_config)
+        n = c["name"]
+        tensors[f"{n}.noise"] = noise.contiguous()
+        tensors[f"{n}.latent"] = latents.contiguous()
+        tensors[f"{n}.image"] = image.contiguous()
+        tensors[f"{n}.rgb"] = rgb.contiguous()
+        print(f"{n}: latent max|x| {latents.abs().max():.3f}, image range "
+              f"[{image.min():.3f}, {image.max():.3f}]")
+    save_file(tensors, os.path.join(out, "goldens.safetensors"), metadata={"hsd_oracle": script})
+    with open(os.path.join(out, "cases.json"), "w") as f:
+        json.dump({"scheduler_config": sched_config, "cases": cases}, f, indent=1)
 
 
 def main():
@@ -214,20 +237,7 @@ def main():
     diffusers.utils.logging.set_verbosity_error()
     os.makedirs(args.out, exist_ok=True)
     pipe, edge, taesd = build(args.out)
-    tensors = {}
-    for c in CASES:
-        noise, latents, image, rgb = run_case(pipe, edge, taesd, c)
-        n = c["name"]
-        tensors[f"{n}.noise"] = noise.contiguous()
-        tensors[f"{n}.latent"] = latents.contiguous()
-        tensors[f"{n}.image"] = image.contiguous()
-        tensors[f"{n}.rgb"] = rgb.contiguous()
-        print(f"{n}: latent max|x| {latents.abs().max():.3f}, image range "
-              f"[{image.min():.3f}, {image.max():.3f}]")
-    save_file(tensors, os.path.join(args.out, "goldens.safetensors"),
-              metadata={"hsd_oracle": "make_pipeline_cases.py"})
-    with open(os.path.join(args.out, "cases.json"), "w") as f:
-        json.dump({"scheduler_config": SD15_SCHEDULER, "cases": CASES}, f, indent=1)
+    write_goldens(args.out, pipe, edge, taesd, CASES, SD15_SCHEDULER, "make_pipeline_cases.py")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 import transformers
-from transformers import CLIPTextConfig, CLIPTextModel
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -48,7 +48,8 @@ TINY_VOCAB = 1014
 
 def build_tiny_clip_text(out_dir, vocab_size=TINY_VOCAB, hidden=32, layers=3, heads=4,
                          intermediate=37, hidden_act="quick_gelu", layer_norm_eps=1e-5,
-                         max_positions=SEQ_LEN, seed=0, dtype=torch.float32):
+                         max_positions=SEQ_LEN, seed=0, dtype=torch.float32,
+                         projection_dim=None, eos_token_id=None):
     """Write a random-weight CLIPTextModel to `out_dir` (a text_encoder/ folder).
 
     Every parameter is drawn here from one seeded generator, in sorted name
@@ -65,9 +66,12 @@ def build_tiny_clip_text(out_dir, vocab_size=TINY_VOCAB, hidden=32, layers=3, he
         vocab_size=vocab_size, hidden_size=hidden, intermediate_size=intermediate,
         num_hidden_layers=layers, num_attention_heads=heads,
         max_position_embeddings=max_positions, hidden_act=hidden_act,
-        layer_norm_eps=layer_norm_eps, projection_dim=hidden,
-        bos_token_id=vocab_size - 2, eos_token_id=vocab_size - 1, pad_token_id=vocab_size - 1)
-    model = CLIPTextModel(cfg).eval()
+        layer_norm_eps=layer_norm_eps, projection_dim=projection_dim or hidden,
+        bos_token_id=vocab_size - 2,
+        eos_token_id=vocab_size - 1 if eos_token_id is None else eos_token_id,
+        pad_token_id=vocab_size - 1)
+    # SDXL's text_encoder_2 is a CLIPTextModelWithProjection.
+    model = (CLIPTextModelWithProjection if projection_dim else CLIPTextModel)(cfg).eval()
     gen = torch.Generator().manual_seed(seed)
     params = dict(model.named_parameters())
     with torch.no_grad():
@@ -130,6 +134,24 @@ CASES = [
 ]
 
 
+# SDXL (diffusers StableDiffusionXLPipeline.encode_prompt): both encoders
+# give hidden_states[-2] (`penultimate`; `sdxl_skip.1` is clip_skip 1,
+# hidden_states[-3]); the pooled output is `pooler_output` (CLIPTextModel)
+# or `text_embeds` (WithProjection). eos_token_id 2 is what SDXL's configs
+# say (pre-#24773: the pooled row is the argmax of the ids).
+SDXL_TEXT_CASES = [
+    # text_encoder (CLIP ViT-L's kind): quick_gelu, fp16.
+    dict(name="sdxl_te1", seed=7101, hidden=16, layers=3, heads=2, intermediate=24,
+         hidden_act="quick_gelu", layer_norm_eps=1e-5, dtype=torch.float16, eos_token_id=2,
+         sdxl=True),
+    # text_encoder_2 (OpenCLIP bigG's kind): gelu, WithProjection to 16.
+    dict(name="sdxl_te2", seed=7102, hidden=24, layers=3, heads=3, intermediate=40,
+         hidden_act="gelu", layer_norm_eps=1e-5, dtype=torch.float16, eos_token_id=2,
+         projection_dim=16, sdxl=True),
+]
+CASES += SDXL_TEXT_CASES
+
+
 def rewrite_prefixed(te_dir, max_positions):
     """Rename the weights to transformers 4.x names and check 5.x still loads them."""
     path = os.path.join(te_dir, "model.safetensors")
@@ -151,12 +173,14 @@ def make_case(case, out_root):
     model = build_tiny_clip_text(
         te_dir, vocab_size=TINY_VOCAB, hidden=case["hidden"], layers=case["layers"],
         heads=case["heads"], intermediate=case["intermediate"], hidden_act=case["hidden_act"],
-        layer_norm_eps=case["layer_norm_eps"], seed=case["seed"], dtype=case["dtype"])
+        layer_norm_eps=case["layer_norm_eps"], seed=case["seed"], dtype=case["dtype"],
+        projection_dim=case.get("projection_dim"), eos_token_id=case.get("eos_token_id"))
     if case.get("prefixed"):
         rewrite_prefixed(te_dir, SEQ_LEN)
     # The reference runs the model as transformers loads it from the folder
     # (proves the file is what we think), in fp32.
-    loaded = CLIPTextModel.from_pretrained(te_dir, dtype=torch.float32).eval()
+    cls = CLIPTextModelWithProjection if case.get("projection_dim") else CLIPTextModel
+    loaded = cls.from_pretrained(te_dir, dtype=torch.float32).eval()
     for k, v in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v.float()), f"{name}: {k} differs on reload"
     model = loaded
@@ -168,13 +192,26 @@ def make_case(case, out_root):
         hs = out.hidden_states
         assert len(hs) == case["layers"] + 1
         # hidden_states[0] is the embedding output.
-        assert torch.equal(hs[0], model.embeddings(input_ids=ids))
+        assert torch.equal(hs[0], getattr(model, "text_model", model).embeddings(input_ids=ids))
         # diffusers encode_prompt: prompt_embeds[-1] is the hidden_states
         # tuple; [-(clip_skip + 1)] of it, then text_model.final_layer_norm
         # (CLIPTextModel in transformers 5 holds final_layer_norm itself).
         assert out[-1] is hs
         fln = getattr(model, "text_model", model).final_layer_norm
+        if case.get("sdxl"):
+            # tokenizer_2 pads with "!" (id 0): the pooled row must still be
+            # found (argmax), so pad row 1 with 0 as SDXL's second ids do.
+            if case.get("projection_dim"):
+                ids[1, 60:] = 0
+                ids[1, 59] = TINY_VOCAB - 1
+                out = model(ids, output_hidden_states=True)
+                hs = out.hidden_states
         io = {"input_ids": ids, "last_hidden_state": out.last_hidden_state.contiguous()}
+        if case.get("sdxl"):
+            io["penultimate"] = hs[-2].clone()
+            io["sdxl_skip.1"] = hs[-3].clone()
+            pooled = out.text_embeds if case.get("projection_dim") else out.pooler_output
+            io["pooled"] = pooled.contiguous()
         assert torch.equal(fln(hs[-1]), out.last_hidden_state)
         for i, h in enumerate(hs):
             io[f"hidden.{i}"] = h.contiguous()

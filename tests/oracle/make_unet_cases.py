@@ -179,6 +179,69 @@ CASES = [
     ),
 ]
 
+# SDXL family (diffusers' SDXL-base unet/config.json shrunk): the first
+# level without attention, 64-wide heads (8 here, constant per level),
+# linear projections, per-block transformer depths and the "text_time"
+# added conditioning (pooled text embedding + 6 Fourier-embedded time ids,
+# addition_time_embed_dim 4 here for 256). Context 24 stands for
+# 768 + 1280 = 2048, the pooled width 16 for 1280. Widths are smaller than
+# the SD 1.x cases' (and 4 norm groups) to keep each case ~200 KB.
+SDXL_DOWN = ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"]
+SDXL_UP = ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"]
+SDXL_POOLED = 16
+
+
+def sdxl_config(**kw) -> dict:
+    """A tiny SDXL-shaped config; kw sets widths, depths, heads, mid block."""
+    return dict(sample_size=16, down_block_types=SDXL_DOWN, up_block_types=SDXL_UP,
+                cross_attention_dim=24, norm_num_groups=4, use_linear_projection=True,
+                addition_embed_type="text_time", addition_time_embed_dim=4,
+                projection_class_embeddings_input_dim=SDXL_POOLED + 6 * 4, **kw)
+
+
+SDXL_CASES = [
+    dict(
+        # SDXL-base structure: 2 layers per block, depths 1/2/3 (10 in SDXL),
+        # non-square latent, each sample with its own time ids. fp16.
+        name="sdxl_tiny",
+        seed=4100,
+        config=sdxl_config(block_out_channels=[8, 8, 16], layers_per_block=2,
+                           attention_head_dim=[1, 1, 2], transformer_layers_per_block=[1, 2, 3]),
+        weights_dtype=torch.float16,
+        batch=2, h=16, w=24,
+        timestep=torch.tensor([999, 261], dtype=torch.int64),
+        time_ids=torch.tensor([[1024.0, 1024, 0, 0, 1024, 1024], [768, 1344, 64, 32, 832, 1216]]),
+    ),
+    dict(
+        # SSD-1B's form (segmind/SSD-1B): depths per layer, lists of lists,
+        # with the reverse list for the up blocks. fp16.
+        name="sdxl_ssd1b_like",
+        seed=4200,
+        config=sdxl_config(block_out_channels=[8, 8, 16], layers_per_block=2,
+                           attention_head_dim=[1, 1, 2],
+                           transformer_layers_per_block=[1, [2, 1], [3, 1]],
+                           reverse_transformer_layers_per_block=[[1, 3, 2], [2, 1, 1], 1]),
+        weights_dtype=torch.float16,
+        batch=1, h=16, w=16,
+        timestep=torch.tensor([500.5], dtype=torch.float32),
+        time_ids=torch.tensor([[512.0, 512, 0, 0, 512, 512]]),
+    ),
+    dict(
+        # KOALA-700M's pruning (arXiv 2312.04005): one layer per block,
+        # shallower stacks, no mid block. bf16.
+        name="sdxl_koala_like",
+        seed=4300,
+        config=sdxl_config(block_out_channels=[8, 16, 16], layers_per_block=1,
+                           attention_head_dim=[1, 2, 2], transformer_layers_per_block=[1, 1, 2],
+                           mid_block_type=None),
+        weights_dtype=torch.bfloat16,
+        batch=2, h=8, w=16,
+        timestep=torch.tensor([10, 10], dtype=torch.int64),
+        time_ids=torch.tensor([[64.0, 128, 0, 0, 64, 128]] * 2),
+    ),
+]
+CASES += SDXL_CASES
+
 # ---------------------------------------------------------------------------
 # Pruning plan for the "pruned" case. Everything not listed keeps its width.
 # ResnetBlock2D: inner width (conv1 out = norm2 = time_emb_proj out = conv2 in);
@@ -349,7 +412,7 @@ def apply_pruning(model, gen: torch.Generator) -> dict:
     return table
 
 
-def run_with_intermediates(model, sample, timestep, ehs) -> dict:
+def run_with_intermediates(model, sample, timestep, ehs, added=None) -> dict:
     """Forward pass; returns `out` plus the per-block tensors (see README)."""
     cap = {}
 
@@ -375,10 +438,16 @@ def run_with_intermediates(model, sample, timestep, ehs) -> dict:
         cap["conv_out_in"] = inp[0].detach().float().contiguous().clone()
 
     hooks.append(model.conv_out.register_forward_pre_hook(conv_out_in))
+    if added is not None:
+        hooks.append(model.add_embedding.register_forward_hook(keep("aug_emb")))
     with torch.no_grad():
-        cap["out"] = model(sample, timestep, encoder_hidden_states=ehs).sample.contiguous().clone()
+        cap["out"] = model(sample, timestep, encoder_hidden_states=ehs,
+                           added_cond_kwargs=added).sample.contiguous().clone()
     for h in hooks:
         h.remove()
+    if added is not None:
+        # emb = time_embedding(t) + add_embedding(...), what the ResNets get.
+        cap["emb"] = (cap["time_emb"] + cap["aug_emb"]).contiguous()
     return cap
 
 
@@ -446,9 +515,11 @@ def make_case(case: dict, out_root: str) -> dict:
     # The LDM naming is proved on every case (mid block absent, linear
     # projections, 2 transformer layers, pruned shapes); the file is written
     # for sd15_narrow only.
-    ldm = diffusers_to_ldm_unet(state_dict, case["config"]["layers_per_block"])
-    ldm.update(ldm_extras())
-    check_ldm_roundtrip(ldm, state_dict, model.config)
+    # (SDXL names, label_emb.*, are single-file work not done yet.)
+    if "time_ids" not in case:
+        ldm = diffusers_to_ldm_unet(state_dict, case["config"]["layers_per_block"])
+        ldm.update(ldm_extras())
+        check_ldm_roundtrip(ldm, state_dict, model.config)
     if case.get("ldm_single_file"):
         save_file(ldm, os.path.join(case_dir, "model.safetensors"), metadata={"format": "pt"})
 
@@ -467,10 +538,16 @@ def make_case(case: dict, out_root: str) -> dict:
     timestep = case["timestep"]
     assert timestep.shape == (n,)
 
-    cap = run_with_intermediates(model, sample, timestep, ehs)
+    added = None
+    if "time_ids" in case:
+        added = {"text_embeds": torch.randn(n, SDXL_POOLED, generator=g_in),
+                 "time_ids": case["time_ids"]}
+    cap = run_with_intermediates(model, sample, timestep, ehs, added)
     assert cap["out"].shape == (n, model.config.out_channels, h, w)
     assert torch.isfinite(cap["out"]).all()
     io = {"sample": sample, "timestep": timestep, "encoder_hidden_states": ehs}
+    if added is not None:
+        io.update(added)
     io.update(cap)
     meta = {
         "case": name,

@@ -14,6 +14,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 PYTHON=${PYTHON:-$root/.venv/bin/python}
 "$PYTHON" "$here/make_unet_cases.py" --out "$root/tests/data/unet" "$@"
+# diffusers' parameter counts of the SDXL-family U-Net presets.
+"$PYTHON" "$here/make_unet_preset_params.py" --out "$root/tests/data/presets/unet_params.json"
 # CLIP text encoder goldens (tests/data/text/), from transformers.
 "$PYTHON" "$here/make_text_cases.py" --out "$root/tests/data/text" "$@"
 # VAE goldens (tests/data/vae/: AutoencoderKL and AutoencoderTiny), from diffusers.
@@ -24,6 +26,8 @@ PYTHON=${PYTHON:-$root/.venv/bin/python}
 "$PYTHON" "$here/make_tokenizer_cases.py" --out "$root/tests/data/tokenizer"
 # Whole pipelines and Hybrid SD splits (tests/data/pipeline/), from diffusers.
 "$PYTHON" "$here/make_pipeline_cases.py" --out "$root/tests/data/pipeline"
+# Tiny SDXL pipelines and Hybrid SDXL splits (tests/data/pipeline_sdxl/), from diffusers.
+(cd "$here" && "$PYTHON" make_sdxl_pipeline_cases.py --out "$root/tests/data/pipeline_sdxl")
 # Random LoRAs (kohya and diffusers/PEFT files) on that pipeline, with
 # diffusers' load_lora_weights images (tests/data/lora/).
 "$PYTHON" "$here/make_lora_cases.py" --out "$root/tests/data/lora"
@@ -33,3 +37,6 @@ PYTHON=${PYTHON:-$root/.venv/bin/python}
 # Scheduler configs as diffusers saves them, with diffusers' timesteps
 # (tests/data/sampling/saved_configs/).
 "$PYTHON" "$here/make_scheduler_configs.py" --out "$root/tests/data/sampling/saved_configs"
+# A1111 long prompts and emphasis (tests/data/prompt/), reference written
+# from A1111's documented rules, on the tiny pipeline above.
+"$PYTHON" "$here/make_prompt_cases.py" --out "$root/tests/data/prompt"

@@ -90,6 +90,12 @@ cases = {
     "empty prompts": hc.GenerateRequest(prompt="", steps=1, k=0, sampler="ddim"),
     "LoRAs (list and dict)": hc.GenerateRequest(prompt="a cat", k=2, steps=4,
                                                 loras={"kohya": 0.8, "ä-style": -1.5}),
+    "A1111 prompt style": hc.GenerateRequest(prompt="(a lighthouse:1.2) " * 40,
+                                             negative_prompt="[blurry]", steps=4, k=2,
+                                             prompt_style="a1111"),
+    "A1111 prompt style with LoRAs": hc.GenerateRequest(prompt="(a lighthouse:1.2) " * 2, k=2,
+                                                        steps=4, prompt_style="a1111",
+                                                        loras=[("kohya", 0.5)]),
 }
 for name, req in cases.items():
     rid = hc.random_request_id()
@@ -103,7 +109,8 @@ for name, req in cases.items():
     cfg32 = struct.unpack("<f", struct.pack("<f", req.cfg_scale))[0]
     want = {"seed": str(req.seed), "width": req.width, "height": req.height, "steps": req.steps,
             "k_min": k_min, "k_max": k_max, "sampler": int(hc.Sampler.parse(req.sampler)),
-            "flags": (1 if req.return_embeddings else 0) | (2 if req.loras else 0),
+            "flags": (1 if req.return_embeddings else 0) |
+                     (2 if req.prompt_style == "a1111" else 0) | (4 if req.loras else 0),
             "cfg_scale": cfg32,
             "loras": [[n, struct.unpack("<f", struct.pack("<f", v))[0]]
                       for n, v in (req.loras.items() if isinstance(req.loras, dict)
@@ -196,6 +203,8 @@ bad_requests = {
     "LoRA name 64 bytes": R(prompt="a", k=1, loras={"x" * 64: 1.0}),
     "empty LoRA name": R(prompt="a", k=1, loras={"": 1.0}),
     "LoRA not a pair": R(prompt="a", k=1, loras=["a"]),
+    "prompt style unknown": R(prompt="a", k=1, prompt_style="comfy"),
+    "a1111 with token ids": R(prompt=[49406, 49407], k=1, prompt_style="a1111"),
 }
 for name, r in bad_requests.items():
     try:

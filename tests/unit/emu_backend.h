@@ -20,7 +20,8 @@
 //   fp32, an fp32 GEMM (OpenBLAS cblas_sgemm), + bias + residual in fp32,
 //   rounded once to fp16. residual may be `out` itself. The GPU's summation
 //   order and split-k differ: only the semantics are modelled.
-// - graph_begin/graph_end: NULL (ops run as they are called); synchronize:
+// - graph_begin/graph_end: NULL (ops run as they are called) unless
+//   hsd_backend_emu_graphs turned them on (below); synchronize:
 //   nothing to wait for, the emulation runs each launch to completion
 //   before returning.
 // The emulation keeps process-global state (cuda/emulate.cuh): one thread
@@ -56,6 +57,8 @@ enum hsd_emu_op {
     HSD_EMU_STEP_INPUT,
     HSD_EMU_CFG_COMBINE,
     HSD_EMU_SAMPLER_STEP,
+    HSD_EMU_STEP_GATHER,
+    HSD_EMU_STEP_SCATTER,
     HSD_EMU_OP_COUNT
 };
 const char *hsd_backend_emu_op_name(enum hsd_emu_op op);
@@ -65,5 +68,17 @@ const char *hsd_backend_emu_op_name(enum hsd_emu_op op);
 // behind on a call that then succeeded).
 long hsd_backend_emu_calls(const struct hsd_backend *be, enum hsd_emu_op op);
 long hsd_backend_emu_fallbacks(const struct hsd_backend *be, enum hsd_emu_op op);
+
+// Graphs (off by default, as the existing tests expect): graph_begin /
+// graph_end with cuda/backend_cuda.c's modes per key: the first call runs
+// eagerly, the second records the ops (params by value, nothing runs) and
+// graph_end runs the recording, later calls run only the recording. So a
+// replay computes with the recorded arguments: anything a step changes on
+// the host between replays is lost, as on the GPU. Transfers and
+// allocations between graph_begin and graph_end fail, as on the GPU.
+void hsd_backend_emu_graphs(struct hsd_backend *be, int on);
+// Keys seen, recordings made, replays run.
+void hsd_backend_emu_graph_stats(const struct hsd_backend *be, long *graphs, long *captures,
+                                 long *replays);
 
 #endif

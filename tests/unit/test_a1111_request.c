@@ -141,8 +141,25 @@ static void options(void) {
           !strcmp(s.vae, "full"));
 }
 
+// The daemon's --prompt-style reaches every request (A1111 clients write
+// A1111 emphasis); the default stays diffusers'.
+static void prompt_style(void) {
+    char msg[512];
+    struct hsd_a1111_txt2img t;
+    CHECK(parse(&t, "{\"prompt\": \"(a:1.2)\"}", msg, sizeof msg) == 0);
+    CHECK(t.r.gen.prompt_style == HSD_PROMPT_DIFFUSERS);
+    hsd_a1111_txt2img_free(&t);
+    struct hsd_a1111_settings s = k_base;
+    s.prompt_style = HSD_PROMPT_A1111;
+    const char *body = "{\"prompt\": \"(a:1.2)\"}";
+    CHECK(hsd_a1111_parse_txt2img(&t, body, strlen(body), &s, msg, sizeof msg) == 0);
+    CHECK(t.r.gen.prompt_style == HSD_PROMPT_A1111);
+    hsd_a1111_txt2img_free(&t);
+}
+
 int main(void) {
     defaults();
+    prompt_style();
     samplers();
     fields();
     refusals();

@@ -63,6 +63,37 @@ static float *read_golden(const struct hsd_safetensors *io, const char *name, si
     return x;
 }
 
+// SDXL's outputs (hsd_clip_text_forward_sdxl): hidden_states[-2] and [-3]
+// (clip_skip 1) without the final norm, and the pooled output
+// (text_embeds through text_projection for the WithProjection case, at the
+// argmax of the ids: row 0 holds the eos id mid-sequence, row 1 of
+// text_encoder_2 pads with id 0 as tokenizer_2 does).
+static void check_sdxl(const char *name, struct hsd_clip_text *m,
+                       const struct hsd_safetensors *io, const int32_t *ids, int n, int L) {
+    const int C = hsd_clip_text_get_config(m)->hidden_size, P = hsd_clip_text_pooled_dim(m);
+    const size_t count = (size_t)n * L * C;
+    float *hid = malloc(count * sizeof *hid), *pooled = malloc((size_t)n * P * sizeof *pooled);
+    char what[160];
+    static const char *const gold[2] = {"penultimate", "sdxl_skip.1"};
+    for (int k = 0; k < 2; k++) {
+        CHECK_OK(hsd_clip_text_forward_sdxl(m, hid, k ? NULL : pooled, ids, n, L, k));
+        float *want = read_golden(io, gold[k], count);
+        if (want) {
+            snprintf(what, sizeof what, "%s %s", name, gold[k]);
+            CHECK_CLOSE(what, hid, want, count, TOL);
+        }
+        free(want);
+    }
+    float *want = read_golden(io, "pooled", (size_t)n * P);
+    if (want) {
+        snprintf(what, sizeof what, "%s pooled (%d wide)", name, P);
+        CHECK_CLOSE(what, pooled, want, (size_t)n * P, TOL);
+    }
+    free(want);
+    free(hid);
+    free(pooled);
+}
+
 static void check_case(const char *name, struct hsd_backend *be) {
     char dir[512], path[600];
     snprintf(dir, sizeof dir, "%s/text/%s", HSD_TEST_DATA, name);
@@ -149,6 +180,8 @@ static void check_case(const char *name, struct hsd_backend *be) {
         snprintf(what, sizeof what, "%s n=1 (sample 1)", name);
         CHECK_CLOSE(what, out2, ref + (size_t)L * C, (size_t)L * C, TOL);
     }
+
+    if (hsd_safetensors_find(io, "pooled")) check_sdxl(name, m, io, ids, n, L);
 
     // The text_encoder folder itself: same weights, same bits.
     struct hsd_clip_text *m2 = NULL;
@@ -316,7 +349,8 @@ int main(void) {
     struct hsd_backend *be = NULL;
     CHECK_OK(hsd_backend_cpu_create(&be, 0));
     if (!be) return hsd_test_finish();
-    static const char *const cases[] = {"quick_gelu", "gelu_eps", "fp16", "prefixed"};
+    static const char *const cases[] = {"quick_gelu", "gelu_eps", "fp16",
+                                        "prefixed",   "sdxl_te1", "sdxl_te2"};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_case(cases[i], be);
     test_bad_inputs(be);
     test_config_errors();

@@ -69,6 +69,42 @@ static void test_scheduler_non_finite(void) {
     CHECKF(strstr(hsd_last_error(), "beta_start") != NULL, "names the key: %s", hsd_last_error());
 }
 
+// SDXL-base's scheduler config: every sampler built from it gives the
+// timesteps and sigmas it gives for tests/data/sampling's sd15_leading
+// config, which test_samplers matches bit for bit to diffusers (and
+// make_scheduler_configs.py asserts diffusers gives both configs the same).
+static int same_as_sd15_leading(const struct hsd_noise_schedule *sdxl, enum hsd_sampler_kind kind,
+                                const char *file) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/sampling/samplers.json", HSD_TEST_DATA);
+    json_t *doc = json_load_file(path, 0, NULL);
+    json_t *cfg = json_object_get(json_object_get(doc, "configs"), "sd15_leading");
+    CHECKF(cfg != NULL, "%s: no sd15_leading config", path);
+    char *text = cfg ? json_dumps(cfg, 0) : NULL;
+    struct hsd_noise_schedule lead;
+    int ok = text && hsd_noise_schedule_parse(&lead, text, strlen(text), "sd15_leading") == HSD_OK;
+    static const int steps[] = {1, 2, 3, 7, 10, 25, 50, 100};
+    for (size_t i = 0; ok && i < sizeof steps / sizeof steps[0]; i++) {
+        struct hsd_torch_rng r1, r2;
+        hsd_torch_rng_seed(&r1, 0);
+        hsd_torch_rng_seed(&r2, 0);
+        struct hsd_sampler a, b;
+        CHECK_OK(hsd_sampler_init(&a, kind, sdxl, steps[i], 16, &r1));
+        CHECK_OK(hsd_sampler_init(&b, kind, &lead, steps[i], 16, &r2));
+        int same = a.n_timesteps == b.n_timesteps;
+        for (int k = 0; same && k < a.n_timesteps; k++) same = a.timesteps[k] == b.timesteps[k];
+        for (int k = 0; same && k <= a.n_timesteps; k++)
+            same = !memcmp(&a.sigmas[k], &b.sigmas[k], sizeof a.sigmas[k]);  // bits
+        CHECKF(same, "%s, N=%d: schedule differs from sd15_leading's", file, steps[i]);
+        ok = same;
+        hsd_sampler_free(&a);
+        hsd_sampler_free(&b);
+    }
+    free(text);
+    json_decref(doc);
+    return ok;
+}
+
 // Every saved config loads; the mapped sampler's timesteps equal diffusers'.
 static void test_saved_configs(void) {
     const char *dir = HSD_TEST_DATA "/sampling/saved_configs";
@@ -78,7 +114,7 @@ static void test_saved_configs(void) {
     json_t *man = json_load_file(path, 0, &err);
     CHECKF(man && json_is_array(man), "%s: %s", path, err.text);
     if (!man) return;
-    int files = 0, compared = 0;
+    int files = 0, compared = 0, sdxl_same = 0;
     size_t i;
     json_t *e;
     json_array_foreach(man, i, e) {
@@ -91,6 +127,7 @@ static void test_saved_configs(void) {
         if (!sampler) continue;  // LCMScheduler: no hsd sampler yet; parsing is the check
         enum hsd_sampler_kind kind;
         CHECK_OK(hsd_sampler_parse(sampler, &kind));
+        if (strstr(file, ".sdxl.")) sdxl_same += same_as_sd15_leading(&sched, kind, file);
         const char *n_str;
         json_t *ts;
         json_object_foreach(json_object_get(e, "timesteps"), n_str, ts) {
@@ -108,9 +145,10 @@ static void test_saved_configs(void) {
             compared++;
         }
     }
-    printf("saved scheduler configs: %d files loaded, %d timestep tables compared\n", files,
-           compared);
-    CHECK(files >= 12 && compared >= 20);
+    printf("saved scheduler configs: %d files loaded, %d timestep tables compared; SDXL's "
+           "schedules equal to sd15_leading's (sigmas included) for %d samplers\n",
+           files, compared, sdxl_same);
+    CHECK(files >= 18 && compared >= 30 && sdxl_same == 5);
     json_decref(man);
 }
 

@@ -67,6 +67,13 @@ static const struct att_case k_cases[] = {
     // Small ones on the SD head dims and the 16-byte path (emulated in CI).
     {"self", 1, 2, 40, 150, 150, 0},
     {"cross", 1, 2, 80, 130, 77, 0},
+    // A1111 long prompts (--prompt-style a1111): 77 x chunks keys, at SD
+    // size on a GPU and small enough for the emulation.
+    {"cross", 2, 8, 40, 4096, 231, 0},
+    {"cross", 2, 8, 160, 256, 154, 0},
+    {"cross", 1, 2, 80, 130, 154, 0},
+    {"cross", 1, 2, 40, 150, 231, 0},
+    {"cross", 1, 2, 160, 64, 616, 0},
     {"self", 1, 1, 160, 100, 100, 0},
     {"packed", 1, 2, 40, 200, 200, 0},
     {"self", 1, 2, 64, 16384, 16384, 0},

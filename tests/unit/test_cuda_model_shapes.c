@@ -4,7 +4,7 @@
 // 1. Catalogue: every model preset at full size on the shape-recording
 //    test double (shape_backend.h: no memory, no compute): the U-Net
 //    presets of host/models/unet_presets.c (SD 1.5, SD 2-base, BK-SDM
-//    base/small/tiny) at batch 2 and 32 at 64x64 latents and batch 1 at
+//    base/small/tiny, SDXL-base, KOALA-1B/700M) at batch 2 and 32 at 64x64 latents and batch 1 at
 //    96x96; the SD VAE (also SDXL's: same widths) decoding 64x64, 128x128
 //    (1024x1024 images: attention t = 16384) and encoding 512x512; TAESD;
 //    CLIP ViT-L/14 (SD 1.x) and OpenCLIP ViT-H/14 (SD 2.x) text encoders on
@@ -195,8 +195,15 @@ static void run_unets(struct hsd_backend *sb) {
             float *x = calloc(io, sizeof *x), *out = calloc((size_t)n * cfg->out_channels * h * w, sizeof *out);
             float *t = calloc((size_t)n, sizeof *t);
             float *ctx = calloc((size_t)n * 77 * cfg->cross_attention_dim, sizeof *ctx);
-            CHECK(x && out && t && ctx);
-            if (x && out && t && ctx) CHECK_OK(hsd_unet_forward(u, out, x, t, ctx, n, h, w, 77));
+            // SDXL-family presets: pooled text + 6 time ids (zeros: shapes only).
+            int td = hsd_unet_text_embeds_dim(cfg);
+            float *te = calloc((size_t)n * (td + HSD_SDXL_N_TIME_IDS), sizeof *te);
+            struct hsd_unet_added_cond add = {te, te + (size_t)n * td, td, HSD_SDXL_N_TIME_IDS};
+            CHECK(x && out && t && ctx && te);
+            if (x && out && t && ctx && te)
+                CHECK_OK(hsd_unet_forward_cond(u, out, x, t, ctx, cfg->add_text_time ? &add : NULL,
+                                               n, h, w, 77));
+            free(te);
             free(x);
             free(out);
             free(t);
@@ -288,6 +295,8 @@ static enum hsd_status registry_run(enum hsd_emu_op op, const union hsd_shape_pa
     case HSD_EMU_STEP_INPUT:
     case HSD_EMU_CFG_COMBINE:
     case HSD_EMU_SAMPLER_STEP:
+    case HSD_EMU_STEP_GATHER:
+    case HSD_EMU_STEP_SCATTER:
     case HSD_EMU_OP_COUNT: break;
     }
     return HSD_ERR_INTERNAL;
@@ -491,6 +500,8 @@ static double make_tiny(enum hsd_emu_op op, union hsd_shape_params *p, struct tb
     case HSD_EMU_STEP_INPUT:  // not recorded by any model (see registry_run)
     case HSD_EMU_CFG_COMBINE:
     case HSD_EMU_SAMPLER_STEP:
+    case HSD_EMU_STEP_GATHER:
+    case HSD_EMU_STEP_SCATTER:
     case HSD_EMU_OP_COUNT: break;
     }
     return -1;
@@ -519,6 +530,8 @@ static enum hsd_status run_op(struct hsd_backend *be, enum hsd_emu_op op,
     case HSD_EMU_STEP_INPUT:  // not recorded by any model (see registry_run)
     case HSD_EMU_CFG_COMBINE:
     case HSD_EMU_SAMPLER_STEP:
+    case HSD_EMU_STEP_GATHER:
+    case HSD_EMU_STEP_SCATTER:
     case HSD_EMU_OP_COUNT: break;
     }
     return HSD_ERR_INTERNAL;

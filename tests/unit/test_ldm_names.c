@@ -5,10 +5,15 @@
 // up_blocks.0.upsamplers.0.conv, output_blocks.5.2.conv is
 // up_blocks.1.upsamplers.0.conv). The whole mapping is also proven
 // end to end by test_unet_oracle (folder vs single file, bitwise).
+// SD 2.x's OpenCLIP text tower: expected names from diffusers'
+// DIFFUSERS_TO_LDM_MAPPING["openclip"] and convert_open_clip_checkpoint
+// (end to end: test_single_file); the family and v_pred detection and the
+// prediction-type decision of io/ldm_detect.h.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/ldm_detect.h"
 #include "io/ldm_names.h"
 #include "testutil.h"
 
@@ -97,8 +102,89 @@ static void check_vae(void) {
     }
 }
 
+static void check_openclip(void) {
+    static const char *const map[][4] = {  // OpenCLIP key, then its names (24 blocks)
+        {"token_embedding.weight", "text_model.embeddings.token_embedding.weight"},
+        {"positional_embedding", "text_model.embeddings.position_embedding.weight"},
+        {"ln_final.bias", "text_model.final_layer_norm.bias"},
+        {"transformer.resblocks.0.ln_1.weight", "text_model.encoder.layers.0.layer_norm1.weight"},
+        {"transformer.resblocks.22.mlp.c_proj.bias", "text_model.encoder.layers.22.mlp.fc2.bias"},
+        {"transformer.resblocks.7.attn.out_proj.weight",
+         "text_model.encoder.layers.7.self_attn.out_proj.weight"},
+        {"transformer.resblocks.3.attn.in_proj_weight",
+         "text_model.encoder.layers.3.self_attn.q_proj.weight",
+         "text_model.encoder.layers.3.self_attn.k_proj.weight",
+         "text_model.encoder.layers.3.self_attn.v_proj.weight"},
+        {"transformer.resblocks.3.attn.in_proj_bias",
+         "text_model.encoder.layers.3.self_attn.q_proj.bias",
+         "text_model.encoder.layers.3.self_attn.k_proj.bias",
+         "text_model.encoder.layers.3.self_attn.v_proj.bias"},
+        {"transformer.resblocks.23.ln_1.weight"},  // the last block: not run (penultimate)
+        {"text_projection"},
+        {"logit_scale"},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+        char *o[3];
+        int k = -1, want = 0;
+        while (want < 3 && map[i][want + 1]) want++;
+        CHECK_OK(hsd_ldm_openclip_rename(o, &k, map[i][0], 24, "sd2"));
+        int ok = k == want;
+        for (int j = 0; j < k; j++) {
+            ok = ok && j < want && !strcmp(o[j], map[i][j + 1]);
+            free(o[j]);
+        }
+        CHECKF(ok, "%s -> %d names, want %d", map[i][0], k, want);
+    }
+    const char *bad[] = {"transformer.resblocks.1.attn.bogus", "transformer.resblocks.01.ln_1.weight",
+                         "transformer.resblocks.x.ln_1.weight", "visual.proj"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *o[3];
+        int k = -1;
+        enum hsd_status s = hsd_ldm_openclip_rename(o, &k, bad[i], 24, "sd2");
+        CHECKF(s == HSD_ERR_FORMAT && k == 0 && strstr(hsd_last_error(), "OpenCLIP"), "%s: %s",
+               bad[i], hsd_last_error());
+    }
+    const char *names[] = {"ln_final.weight", "transformer.resblocks.0.ln_1.weight",
+                           "transformer.resblocks.11.ln_2.bias"};
+    CHECK(hsd_ldm_openclip_blocks(names, 3) == 12);
+}
+
+// A two-tensor file: an SD 2.x text key and the "v_pred" marker.
+static void check_detect(void) {
+    char path[] = "/tmp/hsd_test_ldm_XXXXXX.safetensors";
+    int fd = mkstemps(path, 12);
+    CHECK(fd >= 0);
+    if (fd < 0) return;
+    FILE *f = fdopen(fd, "wb");
+    char header[] = "{\"cond_stage_model.model.ln_final.weight\":{\"dtype\":\"F32\",\"shape\":[1],"
+                    "\"data_offsets\":[0,4]},\"v_pred\":{\"dtype\":\"F32\",\"shape\":[],"
+                    "\"data_offsets\":[4,8]}}";
+    uint64_t hl = (strlen(header) + 7) / 8 * 8;
+    float data[2] = {1, 0};
+    fwrite(&hl, 8, 1, f);  // little-endian hosts only, as safetensors itself
+    fprintf(f, "%-*s", (int)hl, header);
+    fwrite(data, sizeof data, 1, f);
+    fclose(f);
+    struct hsd_ldm_info info;
+    CHECK_OK(hsd_ldm_detect(&info, path));
+    CHECK(info.family == HSD_LDM_FAMILY_SD2 && info.v_pred_key == 1);
+    const char *why;
+    CHECK(hsd_ldm_prediction_v(&info, 0, &why) == 1 && strstr(why, "v_pred"));
+    CHECK(hsd_ldm_prediction_v(&info, 1, &why) == 0 && strstr(why, "--prediction"));
+    info.v_pred_key = 0;
+    CHECK(hsd_ldm_prediction_v(&info, 0, &why) == 1 && strstr(why, "assumed"));
+    CHECK(hsd_ldm_prediction_v(&info, 2, &why) == 1);
+    info.family = HSD_LDM_FAMILY_SD1;
+    CHECK(hsd_ldm_prediction_v(&info, 0, &why) == 0 && strstr(why, "assumed"));
+    CHECK(hsd_ldm_require_pipeline(&info, path, 1) == HSD_ERR_NOT_FOUND);
+    hsd_clear_error();
+    remove(path);
+}
+
 int main(void) {
     check_vae();
+    check_openclip();
+    check_detect();
     size_t n = sizeof k_sd1 / sizeof k_sd1[0];
     char *out[64];
     CHECK_OK(hsd_ldm_unet_rename(out, k_sd1, n, "sd1-skeleton"));

@@ -143,12 +143,12 @@ static void check_mixed_batch(struct hsd_pipeline *p) {
     struct hsd_denoise_item all[3], one;
     for (int i = 0; i < N; i++)
         all[i] = (struct hsd_denoise_item){x[0][i], &s[0][i], emb[i] + ctx, emb[i], 5.0f,
-                                           scales[i]};
+                                           0, scales[i]};
     for (int k = 0; k < 2; k++) {
         CHECK_OK(hsd_pipeline_denoise_step(p, hsd_pipeline_unet(p, 0), all, N, h, w));
         for (int i = 0; i < N; i++) {
             one = (struct hsd_denoise_item){x[1][i], &s[1][i], emb[i] + ctx, emb[i], 5.0f,
-                                            scales[i]};
+                                            0, scales[i]};
             CHECK_OK(hsd_pipeline_denoise_step(p, hsd_pipeline_unet(p, 0), &one, 1, h, w));
         }
     }

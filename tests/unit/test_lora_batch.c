@@ -6,7 +6,10 @@
 // remaining difference is the LoRA op's runs of rows (a request's rows sit
 // next to other requests' in a batch), bounded like test_service's
 // batching (1e-5 x max|ref|; a request given another's LoRA set is off by
-// O(1), see test_lora's control). Also GENERATE's LoRA list on the wire:
+// O(1), see test_lora's control). Then a request without LoRA that holds a
+// resident slot is joined by the LoRA requests: the shared calls take the
+// per-step path (docs/denoise_step.md) and it still ends as alone. Also
+// GENERATE's LoRA list on the wire:
 // encode -> decode keeps it, an old client's GENERATE (no list) decodes
 // with none, and bad lists are refused with BAD_REQUEST.
 #include <pthread.h>
@@ -35,25 +38,36 @@ static void on_done(void *user, uint64_t id, void *client, const struct hsd_sche
 }
 
 // Runs requests [from, to) together; returns the U-Net batches it took.
-static uint64_t run(struct hsd_pipeline *p, int from, int to) {
+// steps1: request 1's steps; stagger: request 1 goes first, the others
+// once it has stepped (so it holds a resident slot when a LoRA request
+// joins its batch, which then steps on the per-step path).
+static uint64_t run_ex(struct hsd_pipeline *p, int from, int to, int steps1, int stagger) {
     struct hsd_sched_opts o = {.max_batch_rows = 8, .queue_limit = 8, .max_active = 8,
                                .admit_batch = 8, .adaptive_threshold = 1000, .on_done = on_done};
     struct hsd_sched *s = NULL;
     CHECK_OK(hsd_sched_create(&s, &o));
     if (!s) return 0;
     CHECK_OK(hsd_sched_add_device(s, p, "cpu:0"));
-    for (int i = from; i < to; i++) {
+    for (int k = from; k < to; k++) {
+        int i = !stagger ? k : k == from ? 1 : k - from <= 1 ? from : k;
+        int steps = i == 1 ? steps1 : STEPS;
         struct hsd_sched_params prm = {
-            .gen = {.prompt = "a red bicycle", .guidance_scale = 5.0f, .steps = STEPS,
+            .gen = {.prompt = "a red bicycle", .guidance_scale = 5.0f, .steps = steps,
                     .sampler = HSD_SAMPLER_DPMPP_2M, .width = 64, .height = 64,
                     .seed = (uint64_t)i, .batch_count = 1, .split = -1},
-            .k_min = STEPS, .k_max = STEPS, .has_lora = 1};
+            .k_min = steps, .k_max = steps, .has_lora = 1};
         memcpy(prm.lora_scales, g_scales[i], sizeof g_scales[i]);
         uint64_t id;
         int busy;
         uint32_t retry;
         g_done[i] = 0;
         CHECK_OK(hsd_sched_submit(s, &prm, (void *)(intptr_t)i, &id, &busy, &retry));
+        for (int t = 0; stagger && k == from && t < 20000; t++) {
+            struct hsd_sched_stats st;
+            hsd_sched_get_stats(s, &st);
+            if (st.batches >= 1) break;
+            usleep(500);
+        }
     }
     for (int t = 0; t < 1200; t++) {
         int done = 0;
@@ -68,6 +82,10 @@ static uint64_t run(struct hsd_pipeline *p, int from, int to) {
     hsd_sched_destroy(s);
     for (int i = from; i < to; i++) CHECKF(g_done[i] == 1, "request %d did not finish", i);
     return st.batches;
+}
+
+static uint64_t run(struct hsd_pipeline *p, int from, int to) {
+    return run_ex(p, from, to, STEPS, 0);
 }
 
 static void check_batcher(struct hsd_pipeline *p) {
@@ -90,6 +108,24 @@ static void check_batcher(struct hsd_pipeline *p) {
         CHECK_CLOSE(what, g_lat[i], alone[i], 256, 1e-5);
     }
     CHECK(hsd_compare(alone[0], alone[1], 256).max_abs_err > 1e-2);
+
+    // Request 1 (no LoRA: resident slots where the backend has them) runs
+    // 24 steps and is stepping when 0 and 2 (LoRAs) join: the shared
+    // batches take the per-step path, request 1's state comes back from its
+    // slot first. Every request still ends as alone.
+    enum { LONG = 24 };
+    uint64_t b1 = run_ex(p, 1, 2, LONG, 0);
+    CHECKF(b1 == LONG, "request 1 alone took %llu batches", (unsigned long long)b1);
+    static float long1[4 * 8 * 8];
+    memcpy(long1, g_lat[1], sizeof long1);
+    b = run_ex(p, 0, N, LONG, 1);
+    printf("request 1 resident, then LoRA requests joining: %llu U-Net batches for %d calls\n",
+           (unsigned long long)b, LONG + 2 * STEPS);
+    CHECKF(b < LONG + 2 * STEPS, "the late requests did not share calls (%llu batches)",
+           (unsigned long long)b);
+    CHECK_CLOSE("request 1 joined by LoRA requests vs alone", g_lat[1], long1, 256, 1e-5);
+    CHECK_CLOSE("request 0 joining a resident request vs alone", g_lat[0], alone[0], 256, 1e-5);
+    CHECK_CLOSE("request 2 joining a resident request vs alone", g_lat[2], alone[2], 256, 1e-5);
 }
 
 static enum hsd_status roundtrip(struct hsd_wire_msg *out, const struct hsd_wire_msg *m,

@@ -86,15 +86,17 @@ int main(int argc, char **argv) {
     // linear, the cuBLASLt model) at least once. `add` is in the table but
     // no model calls it (residuals are fused into conv2d/linear): it is
     // checked alone by test_cuda_eltwise_emulated. The step ops
-    // (step_input, cfg_combine, sampler_step) are no model's: they are
-    // test_cuda_step_emulated's and test_denoise_cuda_emulated's.
+    // (step_input, cfg_combine, sampler_step, step_gather, step_scatter)
+    // are no model's: they are test_cuda_step_emulated's,
+    // test_denoise_cuda_emulated's and test_resident_step_emulated's.
     printf("op calls on the emulated backend (fallbacks = production refused the shape, the "
            "registry ran a fallback or the reference version):\n");
     for (int op = 0; op < HSD_EMU_OP_COUNT; op++) {
         long calls = hsd_backend_emu_calls(g_emu, op), fb = hsd_backend_emu_fallbacks(g_emu, op);
         printf("  %-20s %6ld calls, %ld fallbacks\n", hsd_backend_emu_op_name(op), calls, fb);
         const int model_op = op != HSD_EMU_ADD && op != HSD_EMU_STEP_INPUT &&
-                             op != HSD_EMU_CFG_COMBINE && op != HSD_EMU_SAMPLER_STEP;
+                             op != HSD_EMU_CFG_COMBINE && op != HSD_EMU_SAMPLER_STEP &&
+                             op != HSD_EMU_STEP_GATHER && op != HSD_EMU_STEP_SCATTER;
         if (!g_only && model_op) CHECKF(calls > 0, "op %s never ran: a case that runs it is missing",
                             hsd_backend_emu_op_name(op));
     }

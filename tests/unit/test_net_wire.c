@@ -182,6 +182,14 @@ static void test_roundtrips(void) {
     CHECK(d.u.generate.prompt.n_tokens == 5 && memcmp(ids, k_tokens, sizeof ids) == 0);
     CHECK(strcmp(d.auth.key_id, "edge-01") == 0 && d.auth.timestamp_ms == 1700000000123ull);
     CHECK(d.auth.nonce[15] == 0xab && d.auth.mac[31] == 0xcd);
+    // The A1111 prompt style works on text: with token ids it is refused.
+    g.u.generate.flags |= HSD_WIRE_GEN_A1111;
+    void *tb = NULL;
+    size_t tl;
+    CHECK(hsd_wire_encode_alloc(&tb, &tl, &g) != HSD_OK &&
+          strstr(hsd_last_error(), "A1111 prompt style needs text prompts"));
+    hsd_clear_error();
+    g.u.generate.flags &= (uint8_t)~HSD_WIRE_GEN_A1111;
 
     struct hsd_wire_msg r = make_result();
     check_roundtrip("RESULT", &r, &d);
@@ -198,6 +206,21 @@ static void test_roundtrips(void) {
     r.u.result.emb_t = r.u.result.emb_c = 0;
     r.u.result.sampler_state.n = 0;
     check_roundtrip("RESULT no emb", &r, &d);
+    // A1111 prompts: 77 x chunks context tokens (2 here), at most 8 chunks.
+    r = make_result();
+    r.u.result.emb_t = 2 * 77;
+    r.u.result.emb_c = 8;
+    check_roundtrip("RESULT 154 tokens (A1111)", &r, &d);
+    CHECK(d.u.result.emb_t == 154 && d.u.result.emb_c == 8);
+    void *nb = NULL;
+    size_t nl;
+    r.u.result.n_emb = 1;
+    r.u.result.emb_t = 9 * 77;
+    r.u.result.emb_c = 1;
+    CHECK(hsd_wire_encode_alloc(&nb, &nl, &r) != HSD_OK);
+    r.u.result.emb_t = 78;
+    CHECK(hsd_wire_encode_alloc(&nb, &nl, &r) != HSD_OK);
+    hsd_clear_error();
 
     struct hsd_wire_msg e = {0};
     e.type = HSD_WIRE_ERROR;
@@ -408,8 +431,9 @@ static void test_generate_rules(void) {
     P16("width 4104 (too large)", G_WIDTH, 4104, HSD_WIRE_E_BAD_REQUEST);
     P8("sampler 6", G_SAMPLER, 6, HSD_WIRE_E_BAD_REQUEST);
     P8("sampler 5 (lcm)", G_SAMPLER, 5, HSD_WIRE_E_NONE);
-    P8("unknown gen flag", G_FLAGS, 0x04, HSD_WIRE_E_BAD_REQUEST);
-    P8("LoRA flag without the list", G_FLAGS, 0x02, HSD_WIRE_E_BAD_MESSAGE);
+    P8("unknown gen flag", G_FLAGS, 0x08, HSD_WIRE_E_BAD_REQUEST);
+    P8("LoRA flag without the list", G_FLAGS, 0x04, HSD_WIRE_E_BAD_MESSAGE);
+    P8("A1111 prompt style flag, text prompts", G_FLAGS, 0x03, HSD_WIRE_E_NONE);
     P8("clip skip 24", G_CLIPSKIP, 24, HSD_WIRE_E_BAD_REQUEST);
     P8("priority 8", G_PRIO, 8, HSD_WIRE_E_BAD_REQUEST);
     P16("reserved", G_RESERVED, 1, HSD_WIRE_E_BAD_MESSAGE);

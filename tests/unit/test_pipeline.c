@@ -45,6 +45,12 @@ static void request_from_json(struct hsd_gen_request *r, json_t *c) {
     r->height = (int)json_integer_value(json_object_get(c, "height"));
     r->seed = (uint64_t)json_integer_value(json_object_get(c, "seed"));
     r->batch_count = (int)json_integer_value(json_object_get(c, "batch"));
+    // SDXL micro-conditioning: (height, width) and (top, left), as diffusers.
+    json_t *os = json_object_get(c, "original_size"), *crop = json_object_get(c, "crop");
+    r->original_height = (int)json_integer_value(json_array_get(os, 0));
+    r->original_width = (int)json_integer_value(json_array_get(os, 1));
+    r->crop_top = (int)json_integer_value(json_array_get(crop, 0));
+    r->crop_left = (int)json_integer_value(json_array_get(crop, 1));
 }
 
 static float *golden(const struct hsd_safetensors *g, const char *name, const char *part,
@@ -172,33 +178,58 @@ static void check_validation(void) {
     r = ok, r.split = 5;
     CHECK(hsd_pipeline_validate(p, &r) == HSD_ERR_INVALID_ARG);
     hsd_pipeline_free(p);
-    // A model pair that cannot work together: the edge U-Net's cross
-    // attention width (40) differs from the text encoder's (32).
-    char bad[600];
-    snprintf(bad, sizeof bad, "%s/unet/bksdm_tiny", HSD_TEST_DATA);
-    struct hsd_pipeline_config c = {.model = g_large, .edge_model = bad};
-    struct hsd_pipeline *q = NULL;
-    enum hsd_status s = hsd_pipeline_load(&q, &c);
-    printf("mismatched pair -> %s: %s\n", hsd_status_str(s), hsd_last_error());
-    CHECKF(s == HSD_ERR_SHAPE && strstr(hsd_last_error(), "cross_attention_dim"),
-           "mismatched pair: %s", hsd_last_error());
-    hsd_pipeline_free(q);
+    // Model pairs that cannot work together fail at load, naming the field:
+    // SD 1.x: the edge U-Net's cross attention width (40) differs from the
+    // text encoder's (32). SDXL: an SD 1.x edge U-Net (no text_time
+    // conditioning) with the SDXL pipeline, and an SDXL edge U-Net with the
+    // SD 1.x one.
+    static const struct {
+        const char *large, *edge, *field;
+    } bad[] = {{"pipeline/large", "unet/bksdm_tiny", "cross_attention_dim"},
+               {"pipeline_sdxl/large", "pipeline/edge", "addition_embed_type"},
+               {"pipeline/large", "pipeline_sdxl/edge/unet", "addition_embed_type"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char l[600], e[600];
+        snprintf(l, sizeof l, "%s/%s", HSD_TEST_DATA, bad[i].large);
+        snprintf(e, sizeof e, "%s/%s", HSD_TEST_DATA, bad[i].edge);
+        struct hsd_pipeline_config c = {.model = l, .edge_model = e};
+        struct hsd_pipeline *q = NULL;
+        enum hsd_status s = hsd_pipeline_load(&q, &c);
+        printf("mismatched pair %s + %s -> %s: %s\n", bad[i].large, bad[i].edge,
+               hsd_status_str(s), hsd_last_error());
+        CHECKF(s == HSD_ERR_SHAPE && strstr(hsd_last_error(), bad[i].field),
+               "mismatched pair: %s", hsd_last_error());
+        hsd_pipeline_free(q);
+    }
 }
 
-int main(void) {
-    snprintf(g_large, sizeof g_large, "%s/pipeline/large", HSD_TEST_DATA);
-    snprintf(g_edge, sizeof g_edge, "%s/pipeline/edge", HSD_TEST_DATA);
+// argv[1]: the golden folder under tests/data, "pipeline" (SD 1.x, made by
+// make_pipeline_cases.py; the default) or "pipeline_sdxl" (SDXL, made by
+// make_sdxl_pipeline_cases.py, edge U-Net under edge/unet).
+int main(int argc, char **argv) {
+    const char *set = argc > 1 ? argv[1] : "pipeline";
+    int sdxl = !strcmp(set, "pipeline_sdxl");
+    snprintf(g_large, sizeof g_large, "%s/%s/large", HSD_TEST_DATA, set);
+    snprintf(g_edge, sizeof g_edge, "%s/%s/edge%s", HSD_TEST_DATA, set, sdxl ? "/unet" : "");
     char path[700];
-    snprintf(path, sizeof path, "%s/pipeline/cases.json", HSD_TEST_DATA);
+    snprintf(path, sizeof path, "%s/%s/cases.json", HSD_TEST_DATA, set);
     json_error_t err;
     json_t *root = json_load_file(path, 0, &err);
     CHECKF(root != NULL, "cannot read %s", path);
-    snprintf(path, sizeof path, "%s/pipeline/goldens.safetensors", HSD_TEST_DATA);
+    snprintf(path, sizeof path, "%s/%s/goldens.safetensors", HSD_TEST_DATA, set);
     struct hsd_safetensors *g = NULL;
     CHECK_OK(hsd_safetensors_open(&g, path));
     json_t *cases = json_object_get(root, "cases");
-    CHECK(json_array_size(cases) >= 9);
+    CHECK(json_array_size(cases) >= (sdxl ? 7u : 9u));
     for (size_t i = 0; g && i < json_array_size(cases); i++) check_case(json_array_get(cases, i), g);
+    if (sdxl) {
+        // The edge U-Net as diffusers shards it (variant fp16, an index
+        // and three shards): the hybrid cases again, same goldens.
+        snprintf(g_edge, sizeof g_edge, "%s/%s/edge_sharded/unet", HSD_TEST_DATA, set);
+        for (size_t i = 0; g && i < json_array_size(cases); i++)
+            if (json_object_get(json_array_get(cases, i), "split"))
+                check_case(json_array_get(cases, i), g);
+    }
     check_same_unet_split();
     check_validation();
     hsd_safetensors_close(g);

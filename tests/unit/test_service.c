@@ -67,6 +67,7 @@ struct gen {
 struct gen_extra {
     const int32_t *tokens;  // non-NULL: the prompt as token ids
     uint32_t n_tokens;
+    int a1111;              // HSD_WIRE_GEN_A1111: A1111 prompt style
 };
 
 // Encodes and signs a GENERATE (key "edge1" unless key is given).
@@ -81,7 +82,7 @@ static void *make_generate_ex(const struct gen *g, const struct gen_extra *x, ui
     w->k_min = (uint16_t)g->k_min;
     w->k_max = (uint16_t)g->k_max;
     w->sampler = (uint8_t)g->sampler;
-    w->flags = HSD_WIRE_GEN_TEXT_EMB;
+    w->flags = HSD_WIRE_GEN_TEXT_EMB | (x && x->a1111 ? HSD_WIRE_GEN_A1111 : 0);
     w->cfg_scale = g->cfg;
     w->deadline_ms = g->deadline_ms;
     w->prompt.kind = HSD_WIRE_PROMPT_TEXT;
@@ -143,7 +144,7 @@ static float *reference_latent(const struct gen *g, int k) {
     const char *texts[2] = {"", g->prompt};
     CHECK_OK(hsd_pipeline_encode_text(p, emb, texts, 2, 0));
     CHECK_OK(hsd_pipeline_init_image(p, &r, 0, x, &s));
-    struct hsd_denoise_item it = {x, &s, emb + per, emb, g->cfg, NULL};
+    struct hsd_denoise_item it = {x, &s, emb + per, emb, g->cfg, 0, NULL};
     for (int i = 0; i < k; i++) CHECK_OK(hsd_pipeline_denoise_step(p, hsd_pipeline_unet(p, 0), &it, 1, h, h));
     hsd_sampler_free(&s);
     free(emb);
@@ -188,6 +189,7 @@ struct client_job {
     char err_text[HSD_WIRE_MAX_ERROR_TEXT + 1];
     float *latent;
     size_t n_latent;
+    unsigned emb_t;  // RESULT's context tokens
 };
 
 static void *client_thread(void *arg) {
@@ -229,6 +231,7 @@ static void *client_thread(void *arg) {
             j->n_latent = (size_t)m.u.result.c * m.u.result.h * m.u.result.w;
             j->latent = malloc(j->n_latent * sizeof(float));
             hsd_wire_read_f32(j->latent, m.u.result.latent, j->n_latent);
+            j->emb_t = m.u.result.emb_t;
         }
         if (m.request_id != j->rid) j->got_type = -2;  // someone else's reply
         hsd_net_msg_release(&r);
@@ -369,7 +372,7 @@ static void test_bad_ids_fail_alone(void) {
                                             HSD_SAMPLER_DDIM, 0},
                                       .rid = 9100 + (uint64_t)i, .cancel_after_ms = -1};
         if (i == 0) {
-            jobs[i].x = (struct gen_extra){bad, 3};
+            jobs[i].x = (struct gen_extra){bad, 3, 0};
             jobs[i].key = "edge2";
         }
     }
@@ -389,6 +392,38 @@ static void test_bad_ids_fail_alone(void) {
         CHECKF(!strstr(jobs[i].err_text, "1000000"), "batch-mate %d sees edge2's ids", i);
     }
     printf("  its %d batch-mates from edge1: %d RESULT\n", N - 1, ok);
+    for (int i = 0; i < N; i++) free(jobs[i].latent);
+}
+
+// --prompt-style a1111 over the wire: a 3-chunk prompt gets a RESULT with
+// 231-token embeddings while plain batch-mates keep 77 (one U-Net call
+// takes one context length: the batcher keeps them apart); a malformed
+// weight fails that request alone with BAD_REQUEST.
+static void test_a1111_prompts(void) {
+    enum { N = 4 };
+    static char longp[1200];
+    for (int i = 0; i < 160; i++) strcat(longp, i % 10 ? "a " : "(the red:1.3) ");
+    struct client_job jobs[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++)
+        jobs[i] = (struct client_job){.g = {"batch mate", 3, 2, 2, 64, 7.5f, (uint64_t)i,
+                                            HSD_SAMPLER_DDIM, 0},
+                                      .rid = 9300 + (uint64_t)i, .cancel_after_ms = -1};
+    jobs[0].g.prompt = longp;
+    jobs[0].x.a1111 = 1;
+    jobs[1].g.prompt = "(a:1.2.3)";
+    jobs[1].x.a1111 = 1;
+    for (int i = 0; i < N; i++) pthread_create(&th[i], NULL, client_thread, &jobs[i]);
+    for (int i = 0; i < N; i++) pthread_join(th[i], NULL);
+    printf("a1111 long prompt -> type %d, %u context tokens; malformed -> %s \"%s\"\n",
+           jobs[0].got_type, jobs[0].emb_t, hsd_wire_error_name((uint16_t)jobs[1].err_code),
+           jobs[1].err_text);
+    CHECK(jobs[0].got_type == HSD_WIRE_RESULT && jobs[0].emb_t == 3 * HSD_TEXT_LEN);
+    CHECK(jobs[1].got_type == HSD_WIRE_ERROR && jobs[1].err_code == HSD_WIRE_E_BAD_REQUEST &&
+          strstr(jobs[1].err_text, "malformed weight"));
+    for (int i = 2; i < N; i++)
+        CHECKF(jobs[i].got_type == HSD_WIRE_RESULT && jobs[i].emb_t == HSD_TEXT_LEN,
+               "batch-mate %d: type %d, %u context tokens", i, jobs[i].got_type, jobs[i].emb_t);
     for (int i = 0; i < N; i++) free(jobs[i].latent);
 }
 
@@ -507,6 +542,7 @@ int main(void) {
     test_batch_invariance();
     test_hostile_messages();
     test_bad_ids_fail_alone();
+    test_a1111_prompts();
     test_many_clients();
     stop_service(t);
     test_busy_cancel_deadline();

@@ -98,6 +98,22 @@ static void class_embed(json_t *c) {
     json_object_set_new(c, "class_embed_type", json_string("timestep"));
 }
 
+static void add_text(json_t *c) { json_object_set_new(c, "addition_embed_type", json_string("text")); }
+static void add_text_time_nodims(json_t *c) {
+    json_object_set_new(c, "addition_embed_type", json_string("text_time"));
+}
+// SDXL's added embedding in the config, but an SD 1.x file without it.
+static void add_text_time(json_t *c) {
+    add_text_time_nodims(c);
+    json_object_set_new(c, "addition_time_embed_dim", json_integer(4));
+    json_object_set_new(c, "projection_class_embeddings_input_dim", json_integer(40));
+}
+// Depths per layer without the reverse list diffusers requires with them.
+static void nested_depths(json_t *c) {
+    json_t *d = json_loads("[1, [1, 1], 1, 1]", 0, NULL);
+    json_object_set_new(c, "transformer_layers_per_block", d);
+}
+
 static void check_inference(void) {
     // Config inference from a single file (no config.json): every field
     // visible in shapes must match the folder's config. Head counts are not
@@ -151,7 +167,10 @@ static void check_pruned_summary(void) {
 // Presets build with the published parameter counts of the real models
 // (diffusers' num_parameters() of each unet: SD 1.5 859,520,964; SD 2-base
 // 865,910,724; BK-SDM-Base 579,384,964; BK-SDM-Small 482,346,884;
-// BK-SDM-Tiny 323,384,964).
+// BK-SDM-Tiny 323,384,964). SDXL family: diffusers' count of the same
+// config (tests/data/presets/unet_params.json from
+// tests/oracle/make_unet_preset_params.py; SDXL-base 2,567,463,684 is also
+// the published size, KOALA-700M/1B the paper's 782M/1.16B).
 static void check_presets(void) {
     static const struct {
         const char *name;
@@ -159,22 +178,64 @@ static void check_presets(void) {
         const char *variant;
     } k[] = {{"sd15", 859520964LL, "SD1.x"},          {"sd2-base", 865910724LL, "SD2.x-base"},
              {"bksdm-base", 579384964LL, "BK-SDM-Base"}, {"bksdm-small", 482346884LL, "BK-SDM-Small"},
-             {"bksdm-tiny", 323384964LL, "BK-SDM-Tiny"}};
+             {"bksdm-tiny", 323384964LL, "BK-SDM-Tiny"}, {"sdxl-base", 0, "SDXL-base"},
+             {"koala-1b", 0, "KOALA-like SDXL"}, {"koala-700m", 0, "KOALA-like SDXL"}};
+    char path[600];
+    snprintf(path, sizeof path, "%s/presets/unet_params.json", HSD_TEST_DATA);
+    json_t *oracle = json_load_file(path, 0, NULL);
+    CHECKF(oracle != NULL, "cannot read %s (tests/oracle/make_unet_preset_params.py)", path);
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
         struct hsd_unet_source src;
         CHECK_OK(hsd_unet_source_preset(&src, k[i].name));
+        long long want = k[i].params;
+        json_t *o = json_object_get(oracle, k[i].name);
+        if (!want && o) {
+            // diffusers' count for diffusers' config, and that config parsed
+            // by hsd must be the preset's.
+            want = (long long)json_integer_value(json_object_get(o, "params"));
+            char *text = json_dumps(json_object_get(o, "config"), 0);
+            struct hsd_unet_config cfg;
+            CHECK_OK(hsd_unet_config_parse(&cfg, text, strlen(text), k[i].name));
+            CHECKF(!memcmp(&cfg, &src.cfg, sizeof cfg), "%s: preset config differs from %s",
+                   k[i].name, path);
+            free(text);
+        }
+        CHECKF(want > 0, "%s: no expected parameter count", k[i].name);
         struct hsd_unet *u = NULL;
         CHECK_OK(hsd_unet_create(&u, &src, NULL));
         if (!u) continue;
         struct hsd_unet_summary s;
         hsd_unet_get_summary(u, &s);
-        printf("preset %-12s %lld params, variant %s\n", k[i].name, (long long)s.params,
-               s.variant);
-        CHECKF(s.params == k[i].params, "%s: %lld params, want %lld", k[i].name,
-               (long long)s.params, k[i].params);
+        printf("preset %-12s %lld params (want %lld), variant %s\n", k[i].name,
+               (long long)s.params, want, s.variant);
+        CHECKF(s.params == want, "%s: %lld params, want %lld", k[i].name, (long long)s.params,
+               want);
         CHECKF(!strcmp(s.variant, k[i].variant), "%s: variant %s, want %s", k[i].name,
                s.variant, k[i].variant);
         hsd_unet_free(u);
+    }
+    json_decref(oracle);
+    // The SDXL family as `hsd inspect` names it, on the diffusers goldens
+    // (tests/oracle/make_unet_cases.py) and the sharded edge U-Net.
+    static const struct {
+        const char *dir, *variant;
+    } xl[] = {{"unet/sdxl_ssd1b_like", "SSD-1B-like SDXL"},
+              {"unet/sdxl_koala_like", "KOALA-like SDXL"},
+              {"pipeline_sdxl/edge_sharded/unet", "KOALA-like SDXL"}};
+    for (size_t i = 0; i < sizeof xl / sizeof xl[0]; i++) {
+        char dir[600];
+        snprintf(dir, sizeof dir, "%s/%s", HSD_TEST_DATA, xl[i].dir);
+        struct hsd_unet_source s2;
+        struct hsd_unet *u = NULL;
+        CHECK_OK(hsd_unet_source_open(&s2, dir, NULL));
+        CHECK_OK(hsd_unet_create(&u, &s2, NULL));
+        struct hsd_unet_summary sm = {0};
+        if (u) hsd_unet_get_summary(u, &sm);
+        printf("%-34s variant %s, %lld params\n", xl[i].dir, sm.variant, (long long)sm.params);
+        CHECKF(!strcmp(sm.variant, xl[i].variant), "%s: variant %s, want %s", xl[i].dir,
+               sm.variant, xl[i].variant);
+        hsd_unet_free(u);
+        hsd_unet_source_close(&s2);
     }
     struct hsd_unet_source src;
     CHECK(hsd_unet_source_preset(&src, "sd99") == HSD_ERR_NOT_FOUND);
@@ -219,6 +280,28 @@ int main(void) {
     snprintf(d, sizeof d, "%s/classemb", g_tmp);
     make_model(d, class_embed, NULL);
     expect_fail("unsupported config feature", d, HSD_ERR_UNSUPPORTED, "class_embed_type", NULL);
+
+    // SDXL config errors: each names the key (or the tensor) at fault.
+    static const struct {
+        const char *dir, *what;
+        config_edit edit;
+        enum hsd_status want;
+        const char *word1, *word2;
+    } sdxl[] = {
+        {"addtext", "addition_embed_type text", add_text, HSD_ERR_UNSUPPORTED,
+         "addition_embed_type", "\"text\""},
+        {"addnodims", "text_time without sizes", add_text_time_nodims, HSD_ERR_FORMAT,
+         "addition_time_embed_dim", "required"},
+        {"addtt", "text_time, SD 1.x weights", add_text_time, HSD_ERR_NOT_FOUND,
+         "add_embedding.linear_1.weight", NULL},
+        {"nested", "depth lists, no reverse", nested_depths, HSD_ERR_FORMAT,
+         "reverse_transformer_layers_per_block", "required"},
+    };
+    for (size_t i = 0; i < sizeof sdxl / sizeof sdxl[0]; i++) {
+        snprintf(d, sizeof d, "%s/%s", g_tmp, sdxl[i].dir);
+        make_model(d, sdxl[i].edit, NULL);
+        expect_fail(sdxl[i].what, d, sdxl[i].want, sdxl[i].word1, sdxl[i].word2);
+    }
 
     snprintf(d, sizeof d, "%s/i64", g_tmp);
     make_model(d, NULL, int_weight);

@@ -1,7 +1,8 @@
 // U-Net parity with diffusers: every case under tests/data/unet (made by
 // tests/oracle/make_unet_cases.py) is loaded from its diffusers folder, run
-// on the oracle's inputs, and its output and per-block intermediates are
-// compared with diffusers' fp32 CPU results.
+// on the oracle's inputs (SDXL cases: with text_embeds and time_ids), and
+// its output and per-block intermediates (SDXL: also "emb", time plus
+// added embedding) are compared with diffusers' fp32 CPU results.
 //
 // Tolerance: max |err| <= 1e-4 * max |ref| per tensor (docs/architecture.md §7). Both
 // sides are fp32; they differ only in summation order (OpenBLAS vs oneDNN/
@@ -78,7 +79,25 @@ static float *run_case(const char *label, const char *model_path, const char *co
         int n = (int)ts->shape[0], h = (int)ts->shape[2], w = (int)ts->shape[3];
         *count = (size_t)n * src.cfg.out_channels * h * w;
         out = malloc(*count * sizeof *out);
-        CHECK_OK(hsd_unet_forward(u, out, x, t, ctx, n, h, w, (int)tc->shape[1]));
+        // SDXL cases carry the added conditioning (text_embeds, time_ids).
+        float *te = NULL, *ids = NULL;
+        struct hsd_unet_added_cond add = {0};
+        if (hsd_safetensors_find(io, "time_ids")) {
+            const struct hsd_st_tensor *tt2, *ti;
+            te = hsd_test_read_input(io, "text_embeds", &tt2);
+            ids = hsd_test_read_input(io, "time_ids", &ti);
+            add = (struct hsd_unet_added_cond){te, ids, (int)tt2->shape[1], (int)ti->shape[1]};
+        }
+        if (ids) {
+            // Without its added conditioning an SDXL U-Net refuses to run.
+            enum hsd_status s2 = hsd_unet_forward(u, out, x, t, ctx, n, h, w, (int)tc->shape[1]);
+            CHECKF(s2 == HSD_ERR_INVALID_ARG && strstr(hsd_last_error(), "text_time"),
+                   "%s: forward without text_embeds/time_ids: %s", label, hsd_last_error());
+        }
+        CHECK_OK(hsd_unet_forward_cond(u, out, x, t, ctx, ids ? &add : NULL, n, h, w,
+                                       (int)tc->shape[1]));
+        free(te);
+        free(ids);
         if (check_probes) CHECKF(pc.n_checked >= 4, "%s: only %d intermediates compared", label,
                                  pc.n_checked);
         free(x);
@@ -140,8 +159,9 @@ int main(void) {
         if (e->d_name[0] != '.') snprintf(names[n++], sizeof names[0], "%s", e->d_name);
     closedir(d);
     // The five architectures the foundation issue names must all be there.
-    static const char *const required[] = {"sd15_narrow", "bksdm_tiny", "sd2_style", "pruned",
-                                           "nonsquare_b3"};
+    static const char *const required[] = {"sd15_narrow", "bksdm_tiny",      "sd2_style",
+                                           "pruned",      "nonsquare_b3",    "sdxl_tiny",
+                                           "sdxl_ssd1b_like", "sdxl_koala_like"};
     for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
         int found = 0;
         for (int j = 0; j < n; j++) found |= !strcmp(names[j], required[i]);

@@ -75,14 +75,20 @@ static void cpu_free(struct hsd_backend *be, void *p) { free(p); }
 static enum hsd_status cpu_upload(struct hsd_backend *be, void *dst, const float *src,
                                   size_t count) {
     if (count && (!dst || !src)) return hsd_fail(HSD_ERR_INVALID_ARG, "upload: NULL buffer");
-    if (count) memcpy(dst, src, count * sizeof(float));
+    if (count) {
+        memcpy(dst, src, count * sizeof(float));
+        hsd_xfer_up(&be->xfer, count * sizeof(float));
+    }
     return HSD_OK;
 }
 
 static enum hsd_status cpu_download(struct hsd_backend *be, float *dst, const void *src,
                                     size_t count) {
     if (count && (!dst || !src)) return hsd_fail(HSD_ERR_INVALID_ARG, "download: NULL buffer");
-    if (count) memcpy(dst, src, count * sizeof(float));
+    if (count) {
+        memcpy(dst, src, count * sizeof(float));
+        hsd_xfer_down(&be->xfer, count * sizeof(float));
+    }
     return HSD_OK;
 }
 
@@ -128,6 +134,8 @@ static const struct hsd_backend_ops k_cpu_ops = {
     .cfg_combine = hsd_cpu_cfg_combine,
     .sampler_step = hsd_cpu_sampler_step,
     .lora = hsd_cpu_lora,
+    .step_gather = hsd_cpu_step_gather,
+    .step_scatter = hsd_cpu_step_scatter,
 };
 
 void hsd_cpu_blas_threads(const struct hsd_backend *be) {

@@ -77,6 +77,10 @@ enum hsd_status hsd_cpu_step_input(struct hsd_backend *be, const struct hsd_step
 enum hsd_status hsd_cpu_cfg_combine(struct hsd_backend *be, const struct hsd_cfg_combine_params *p);
 enum hsd_status hsd_cpu_sampler_step(struct hsd_backend *be,
                                      const struct hsd_sampler_step_params *p);
+// The resident step's gather and scatter (cpu_resident.c, backend/resident_ops.h).
+enum hsd_status hsd_cpu_step_gather(struct hsd_backend *be, const struct hsd_step_gather_params *p);
+enum hsd_status hsd_cpu_step_scatter(struct hsd_backend *be,
+                                     const struct hsd_step_scatter_params *p);
 
 // fmaf where the target has FMA (C99 FP_FAST_FMAF, set by -mfma/-march),
 // else a multiply and an add. The build is ISO C (-std=c11), where gcc does

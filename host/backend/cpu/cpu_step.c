@@ -12,11 +12,12 @@
 // Below this many elements a parallel region costs more than it saves.
 #define PAR_MIN ((size_t)65536)
 
-// Every row of a host-memory table, before anything is written.
+// Every row of a host-memory table, before anything is written (a SKIP
+// row is sound: the loops below pass it by).
 static enum hsd_status check_table(const char *who, const struct hsd_step_row *t, int n,
                                    int rows) {
     for (int i = 0; i < n; i++) {
-        if (!hsd_step_row_ok(&t[i], rows))
+        if (!hsd_step_row_skip(&t[i]) && !hsd_step_row_ok(&t[i], rows))
             return hsd_fail(HSD_ERR_INVALID_ARG,
                             "%s: table row %d invalid (kind %d, rows %d/%d of %d, pndm %d/%d/%d)",
                             who, i, (int)t[i].kind, (int)t[i].cond_row, (int)t[i].uncond_row,
@@ -36,6 +37,7 @@ enum hsd_status hsd_cpu_step_input(struct hsd_backend *be, const struct hsd_step
     const size_t count = p->count, total = (size_t)p->n * count;
 #pragma omp parallel for num_threads(be->threads) schedule(static) if (total > PAR_MIN)
     for (int i = 0; i < p->n; i++) {
+        if (hsd_step_row_skip(&t[i])) continue;
         const float *xi = x + (size_t)i * count;
         float *c = in + (size_t)t[i].cond_row * count;
         float *u = t[i].uncond_row >= 0 ? in + (size_t)t[i].uncond_row * count : NULL;
@@ -58,6 +60,7 @@ enum hsd_status hsd_cpu_cfg_combine(struct hsd_backend *be, const struct hsd_cfg
     const size_t count = p->count, total = (size_t)p->n * count;
 #pragma omp parallel for num_threads(be->threads) schedule(static) if (total > PAR_MIN)
     for (int i = 0; i < p->n; i++) {
+        if (hsd_step_row_skip(&t[i])) continue;
         const float *c = mo + (size_t)t[i].cond_row * count;
         float *o = eps + (size_t)i * count;
         if (t[i].uncond_row < 0) {
@@ -83,6 +86,7 @@ enum hsd_status hsd_cpu_sampler_step(struct hsd_backend *be,
     const size_t count = p->count, total = (size_t)p->n * count;
 #pragma omp parallel for num_threads(be->threads) schedule(static) if (total > PAR_MIN)
     for (int i = 0; i < p->n; i++) {
+        if (hsd_step_row_skip(&t[i])) continue;
         float *xi = x + (size_t)i * count, *si = slots + (size_t)i * HSD_STEP_SLOTS * count;
         const float *ei = eps + (size_t)i * count;
         for (size_t e = 0; e < count; e++) hsd_step_element(&t[i], &xi[e], ei[e], si, e, count);

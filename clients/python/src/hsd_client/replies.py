@@ -16,6 +16,7 @@ import numpy as np
 
 from .errors import ProtocolError
 from .wire import (ErrorCode, Frame, MsgType, decode_frame, error_name, MAX_STEPS, TEXT_LEN,
+                   MAX_TEXT_CHUNKS,
                    Sampler)
 
 MAX_RETRY_MS = 3_600_000
@@ -168,9 +169,10 @@ def _result(f: Frame) -> Result:
         raise _bad(f"{n_emb} text embeddings, 0..2 allowed")
     if n_emb == 0 and (emb_t or emb_c):
         raise _bad(f"no text embeddings but their shape is {emb_t}x{emb_c}")
-    if n_emb and (emb_t != TEXT_LEN or not 1 <= emb_c <= MAX_EMB_C):
-        raise _bad(f"text embeddings [{n_emb}, {emb_t}, {emb_c}]: need [n, {TEXT_LEN}, "
-                   f"1..{MAX_EMB_C}]")
+    if n_emb and (not emb_t or emb_t % TEXT_LEN or emb_t > MAX_TEXT_CHUNKS * TEXT_LEN
+                  or not 1 <= emb_c <= MAX_EMB_C):
+        raise _bad(f"text embeddings [{n_emb}, {emb_t}, {emb_c}]: need [n, {TEXT_LEN} x "
+                   f"1..{MAX_TEXT_CHUNKS}, 1..{MAX_EMB_C}]")
     for name, v in (("device_ms", device_ms), ("queue_ms", queue_ms)):
         if not (np.isfinite(v) and v >= 0):
             raise _bad(f"{name} {v} must be finite and >= 0")

@@ -42,7 +42,9 @@ MAX_CLIP_SKIP = 23
 MAX_PRIORITY = 7
 TEXT_LEN = 77
 GEN_TEXT_EMB = 0x01
-GEN_LORAS = 0x02
+GEN_A1111 = 0x02  # prompts in AUTOMATIC1111 style: 75-token chunks, (text:1.2) emphasis
+GEN_LORAS = 0x04  # a LoRA list follows the negative prompt
+MAX_TEXT_CHUNKS = 8  # RESULT embeddings: TEXT_LEN x 1..8 tokens
 MAX_LORAS = 8
 MAX_LORA_NAME = 63
 MAX_LORA_SCALE = 16.0
@@ -223,6 +225,7 @@ class GenerateRequest:
     priority: int = 0
     model: str = ""
     return_embeddings: bool = True
+    prompt_style: str = "diffusers"  # or "a1111" (text prompts only)
     # LoRAs the service registered (hsd serve --lora NAME=FILE): (name, scale)
     # pairs, or a {name: scale} dict; empty: none (and nothing extra is sent).
     loras: Union[Sequence[tuple], dict] = ()
@@ -266,9 +269,15 @@ class GenerateRequest:
         _check_int("priority", self.priority, 0, MAX_PRIORITY)
         if not isinstance(self.return_embeddings, bool):
             raise InvalidRequest("return_embeddings must be True or False")
+        if self.prompt_style not in ("diffusers", "a1111"):
+            raise InvalidRequest(f"prompt_style {self.prompt_style!r}: diffusers or a1111")
+        a1111 = self.prompt_style == "a1111"
+        if a1111 and not (isinstance(self.prompt, str) and isinstance(self.negative_prompt, str)):
+            raise InvalidRequest("prompt_style a1111 needs text prompts, not token ids")
         model = _utf8("model", self.model, MAX_NAME)
         loras = _loras(self.loras)
-        flags = (GEN_TEXT_EMB if self.return_embeddings else 0) | (GEN_LORAS if loras else 0)
+        flags = ((GEN_TEXT_EMB if self.return_embeddings else 0) | (GEN_A1111 if a1111 else 0) |
+                 (GEN_LORAS if loras else 0))
         out = bytearray(_GEN_FIXED.pack(self.seed, self.width, self.height, self.steps, k_min,
                                         k_max, sampler, flags, cfg, self.deadline_ms,
                                         self.clip_skip, self.priority, 0))
