@@ -432,14 +432,14 @@ static enum hsd_status classify_failure(struct device *d, enum hsd_status st) {
 }
 
 // An A1111-style request's embeddings, [cond, uncond] (its own text-encoder
-// call: its chunk count is its own).
+// call: its chunk count is its own), with its text-encoder LoRAs.
 static enum hsd_status admit_a1111(struct hsd_pipeline *p, struct hsd_sched_req *q) {
     const char *texts[2] = {q->negative ? q->negative : "", q->prompt};
     float *emb = NULL;
     int n_ctx = 0;
-    enum hsd_status s = hsd_pipeline_encode_prompts(p, &emb, &n_ctx, q->cfg ? texts : texts + 1,
-                                                    q->cfg ? 2 : 1, HSD_PROMPT_A1111,
-                                                    q->clip_skip);
+    enum hsd_status s = hsd_pipeline_encode_prompts_lora(
+        p, &emb, &n_ctx, q->cfg ? texts : texts + 1, q->cfg ? 2 : 1, HSD_PROMPT_A1111,
+        q->clip_skip, q->prm.gen.lora_scales);
     if (s) return s;
     size_t per = (size_t)n_ctx * hsd_pipeline_text_width(p);
     q->emb = malloc((q->cfg ? 2 : 1) * per * sizeof *q->emb);
@@ -472,15 +472,27 @@ static enum hsd_status admit_compute(struct device *d, struct hsd_sched_req **re
         free(emb);
         return hsd_fail(HSD_ERR_NOMEM, "out of memory");
     }
+    // Each row's text-encoder LoRAs: its request's (models/lora.h, per row).
+    const float **lora = malloc((size_t)(rows ? rows : 1) * sizeof *lora);
+    if (!lora) {
+        free(emb);
+        free(ids);
+        return hsd_fail(HSD_ERR_NOMEM, "out of memory");
+    }
     for (int i = 0, r = 0; i < n; i++) {
         if (reqs[i]->prm.gen.prompt_style == HSD_PROMPT_A1111) continue;
-        if (reqs[i]->cfg)
+        if (reqs[i]->cfg) {
+            lora[r] = reqs[i]->prm.gen.lora_scales;
             memcpy(ids + (size_t)r++ * HSD_TEXT_LEN, reqs[i]->prm.neg_ids,
                    sizeof reqs[i]->prm.neg_ids);
+        }
+        lora[r] = reqs[i]->prm.gen.lora_scales;
         memcpy(ids + (size_t)r++ * HSD_TEXT_LEN, reqs[i]->prm.prompt_ids,
                sizeof reqs[i]->prm.prompt_ids);
     }
-    s = rows ? hsd_pipeline_encode_ids(p, emb, ids, rows, reqs[0]->clip_skip) : HSD_OK;
+    s = rows ? hsd_pipeline_encode_ids_lora(p, emb, ids, rows, reqs[0]->clip_skip, lora)
+             : HSD_OK;
+    free(lora);
     free(ids);
     int r = 0;
     for (int i = 0; i < n && !s; i++) {
@@ -578,16 +590,38 @@ static enum hsd_status run_batch(struct device *d, struct hsd_sched_req **batch,
     int ids[256];
     struct hsd_unet *unet = hsd_pipeline_unet(d->p, 0);
     const size_t C = (size_t)batch[0]->n_ctx * hsd_pipeline_text_width(d->p);
-    if (batch[0]->n_ctx != HSD_TEXT_LEN || !hsd_pipeline_resident_ok(d->p, unet)) {
-        // Slots hold 77-token contexts: a longer (A1111) context, or a
-        // U-Net that cannot take backend inputs, steps its host state with
-        // the per-step path (the batch shares one context length).
+    int per_step = !hsd_pipeline_resident_ok(d->p, unet);
+    for (int i = 0; i < n && !per_step; i++)
+        per_step = !hsd_pipeline_resident_request_ok(d->p, batch[i]->prm.gen.sampler,
+                                                      batch[i]->n_ctx,
+                                                      batch[i]->prm.gen.lora_scales);
+    if (per_step) {
+        // Slots hold 77-token contexts and no LoRA, and plan no LCM noise:
+        // a longer (A1111) context, a request with LoRAs or the lcm
+        // sampler, or a U-Net that cannot take backend inputs (LCM's
+        // guidance embedding) makes the whole batch step its host state
+        // with the per-step path (the batch shares one context length).
+        // A request resident from an earlier batch brings its state back
+        // first (it may take a slot again in a later batch).
+        for (int i = 0; i < n; i++) {
+            struct hsd_sched_req *r = batch[i];
+            if (!r->slot_dev) continue;
+            enum hsd_status st =
+                hsd_pipeline_slot_handover(r->slot_dev->p, r->slot, r->latent, &r->sampler);
+            r->slot = -1;  // released by the hand-over, also on failure
+            r->slot_dev = NULL;
+            if (st) return st;
+        }
         struct hsd_denoise_item items[256];
         for (int i = 0; i < n; i++) {
             struct hsd_sched_req *r = batch[i];
-            items[i] = (struct hsd_denoise_item){r->latent, &r->sampler, r->emb,
+            items[i] = (struct hsd_denoise_item){r->latent,
+                                                 &r->sampler,
+                                                 r->emb,
                                                  r->cfg ? r->emb + C : NULL,
-                                                 r->prm.gen.guidance_scale, r->n_ctx};
+                                                 r->prm.gen.guidance_scale,
+                                                 r->n_ctx,
+                                                 r->prm.gen.lora_scales};
         }
         return hsd_pipeline_denoise_step(d->p, unet, items, n, h, w);
     }
@@ -961,6 +995,7 @@ enum hsd_status hsd_sched_submit(struct hsd_sched *s, const struct hsd_sched_par
     g.split = -1;
     if (prm->prompt_is_ids) g.prompt = NULL;
     if (prm->neg_is_ids) g.negative_prompt = NULL;
+    g.lora_scales = prm->has_lora ? prm->lora_scales : NULL;
     if (!prm->prompt_is_ids && !g.prompt) return hsd_fail(HSD_ERR_INVALID_ARG, "no prompt given");
     // Validation against the models (sizes, steps, sampler) before anything
     // is queued: a bad request fails alone, at once. The prompts are
@@ -984,9 +1019,10 @@ enum hsd_status hsd_sched_submit(struct hsd_sched *s, const struct hsd_sched_par
     r->prm.gen = g;
     r->prm.gen.prompt = r->prompt;
     r->prm.gen.negative_prompt = r->negative;
+    r->prm.gen.lora_scales = prm->has_lora ? r->prm.lora_scales : NULL;
     r->client = client;
     r->slot = -1;
-    r->cfg = g.guidance_scale > 1.0f;
+    r->cfg = hsd_pipeline_cfg(p, g.guidance_scale);  // LCM U-Nets: guidance is an input
     r->clip_skip = g.clip_skip;
     int scale = hsd_pipeline_vae_scale(p);
     r->h = g.height / scale;

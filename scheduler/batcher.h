@@ -47,6 +47,10 @@ struct hsd_sched_params {
     int k_min, k_max;             // U-Net calls on the cloud; k_min == k_max: fixed
     uint32_t deadline_ms;         // from submit; 0 = none
     int priority;                 // higher first
+    // LoRA scales by the pipeline's LoRA index (hsd_pipeline_lora_index), 0 =
+    // off; used when has_lora (gen.lora_scales is pointed here at submit).
+    int has_lora;
+    float lora_scales[HSD_PIPELINE_MAX_LORAS];
     char tenant[HSD_SCHED_TENANT_SIZE];  // who sent it ("" is a tenant too): quotas, fairness
 };
 

@@ -155,6 +155,24 @@ static enum hsd_status prompt_side(const struct hsd_pipeline *p, const struct hs
     return *text ? HSD_OK : hsd_fail(HSD_ERR_NOMEM, "out of memory");
 }
 
+// The request's LoRAs by name -> scales by the pipeline's LoRA index
+// (hsd serve --lora NAME=FILE registered them at start).
+static enum hsd_status lora_scales(struct hsd_pipeline *p, const struct hsd_wire_generate *g,
+                                   struct hsd_sched_params *prm) {
+    for (unsigned i = 0; i < g->n_loras; i++) {
+        char name[HSD_WIRE_MAX_LORA_NAME + 1];
+        snprintf(name, sizeof name, "%.*s", (int)g->loras[i].name.n, g->loras[i].name.p);
+        int k = hsd_pipeline_lora_index(p, name);
+        if (k < 0)
+            return hsd_fail(HSD_ERR_INVALID_ARG,
+                            "unknown LoRA '%s': this service has %d (hsd serve --lora NAME=FILE)",
+                            name, hsd_pipeline_lora_count(p));
+        prm->lora_scales[k] = g->loras[i].scale;
+        prm->has_lora = 1;
+    }
+    return HSD_OK;
+}
+
 static void handle_generate(struct service *sv, struct hsd_pipeline *p0,
                             const struct hsd_wire_msg *m, const char *key_id,
                             const struct hsd_net_route *route) {
@@ -196,8 +214,8 @@ static void handle_generate(struct service *sv, struct hsd_pipeline *p0,
     prm.deadline_ms = g->deadline_ms;
     prm.priority = g->priority;
     snprintf(prm.tenant, sizeof prm.tenant, "%s", key_id);  // quotas and turns per key
-    enum hsd_status s =
-        prompt_side(p0, &g->prompt, 0, &prm.prompt_is_ids, prm.prompt_ids, &prompt);
+    enum hsd_status s = lora_scales(p0, g, &prm);
+    if (!s) s = prompt_side(p0, &g->prompt, 0, &prm.prompt_is_ids, prm.prompt_ids, &prompt);
     if (!s) s = prompt_side(p0, &g->negative, 1, &prm.neg_is_ids, prm.neg_ids, &neg);
     prm.gen.prompt = prompt;
     prm.gen.negative_prompt = neg;

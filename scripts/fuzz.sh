@@ -20,7 +20,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=$root/build-fuzz
 targets=(fuzz_safetensors fuzz_unet_config fuzz_sampler_state fuzz_tokenizer fuzz_wire fuzz_edge_result
          fuzz_a1111_request fuzz_ldm_names fuzz_prompt_emphasis
-         fuzz_weights_index)
+         fuzz_weights_index fuzz_lora_keys)
 
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_C_COMPILER=clang-14 \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHSD_FUZZ=ON -DHSD_CUDA=OFF >/dev/null

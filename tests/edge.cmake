@@ -32,3 +32,13 @@ foreach(part api page)
                        ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
 endforeach()
 hsd_add_test(test_a1111_request LABELS unit TIMEOUT 30 SOURCES unit/test_a1111_request.c)
+# LoRAs per request through hsd serve + hsd edge vs hsd generate --lora (issue 12).
+add_test(NAME test_lora_serve COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/lora_serve.sh
+         $<TARGET_FILE:hsd> $<TARGET_FILE:test_edge_pngcmp> ${HSD_TEST_DATA})
+set_tests_properties(test_lora_serve PROPERTIES LABELS integration TIMEOUT 120
+                     ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
+# The LCM hybrid split (4 + 4) through hsd serve + hsd edge (issue 12).
+add_test(NAME test_lcm_serve COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/lcm_serve.sh
+         $<TARGET_FILE:hsd> $<TARGET_FILE:test_edge_pngcmp> ${HSD_TEST_DATA})
+set_tests_properties(test_lcm_serve PROPERTIES LABELS integration TIMEOUT 120
+                     ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")

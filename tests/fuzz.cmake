@@ -24,6 +24,7 @@ if(HSD_FUZZ)
   hsd_add_fuzzer(fuzz_ldm_names ldm_names)
   hsd_add_fuzzer(fuzz_prompt_emphasis prompt_emphasis)
   hsd_add_fuzzer(fuzz_weights_index weights_index)
+  hsd_add_fuzzer(fuzz_lora_keys lora_keys)
   # The tokenizer harness needs OpenAI's vocab (same cache variable as
   # tests/text.cmake, which is included after this file).
   set(HSD_CLIP_BPE_GZ "${CMAKE_SOURCE_DIR}/host/text/data/clip_bpe_simple_vocab_16e6.txt.gz"

@@ -27,6 +27,15 @@ add_test(NAME test_single_file COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/single_fi
          ${CMAKE_CURRENT_SOURCE_DIR}/oracle)
 set_tests_properties(test_single_file PROPERTIES LABELS "oracle;integration" TIMEOUT 240
                      SKIP_RETURN_CODE 77 ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
+# LoRA (issue 12): diffusers load_lora_weights goldens in both file formats,
+# per-row LoRA sets in one U-Net call, a LoRA that does not fit refused.
+hsd_add_test(test_lora LABELS oracle TIMEOUT 300 SOURCES unit/test_lora.c)
+hsd_add_test(test_lora_unit LABELS unit TIMEOUT 60 SOURCES unit/test_lora_unit.c)
+# LCM (issue 12): LCMScheduler + LCM-shaped U-Nets (guidance embedding), 4 and
+# 8 steps, the 4 + 4 hybrid split, LCM-LoRA, against diffusers goldens.
+hsd_add_test(test_lcm LABELS oracle TIMEOUT 300 SOURCES unit/test_lcm.c)
+# More than two U-Nets in one schedule (issue 12 item 6).
+hsd_add_test(test_stages LABELS unit TIMEOUT 120 SOURCES unit/test_stages.c)
 # --prompt-style a1111 end to end: generate vs diffusers (tests/data/prompt),
 # edge through a real serve == generate, errors.
 add_test(NAME test_prompt_a1111_cli COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/prompt_a1111.sh

@@ -60,6 +60,8 @@ add_test(NAME test_serve_warmup COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/serve_wa
          $<TARGET_FILE:hsd> ${HSD_TEST_DATA})
 set_tests_properties(test_serve_warmup PROPERTIES LABELS integration TIMEOUT 120
                      ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
+# LoRA sets chosen per request, batched together (issue 12); GENERATE's LoRA list.
+hsd_add_test(test_lora_batch LABELS unit TIMEOUT 120 SOURCES unit/test_lora_batch.c LIBS hsd_sched)
 # Issue 15, finding 5: sizes and keys take turns; per-key queue share;
 # deadlines and cancellations answered inside a running U-Net call.
 hsd_add_test(test_sched_fair LABELS unit TIMEOUT 300 SOURCES unit/test_sched_fair.c

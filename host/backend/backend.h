@@ -175,6 +175,22 @@ struct hsd_weight_view_params {
     int copy;              // 1: the backend keeps a copy (data is freed after the call)
 };
 
+// A LoRA side product (models/lora.h), unfused and chosen per sample: for
+// every sample b with s = scale[b * scale_ld] * mult != 0,
+//   out[b, t, 0:n_out] += s * (in[b, t, :] down^T) up^T
+// (diffusers/PEFT LoraLayer: base(x) + lora_B(lora_A(x)) * scaling); rows
+// whose s is 0 are left untouched.
+struct hsd_lora_params {
+    void *out;             // [n, tokens, ldo]: columns [0, n_out) updated
+    const void *in;        // [n, tokens, k]
+    const void *down;      // [r, k]      (lora_A / lora_down)
+    const void *up;        // [n_out, r]  (lora_B / lora_up)
+    void *tmp;             // [n, tokens, r] scratch
+    const float *scale;    // host memory, [n] with stride scale_ld
+    int n, tokens, k, r, n_out, ldo, scale_ld;
+    float mult;            // alpha / r
+};
+
 struct hsd_backend;
 
 // What identifies one recorded op sequence (graph_begin): the model object,
@@ -277,6 +293,8 @@ struct hsd_backend_ops {
     enum hsd_status (*cfg_combine)(struct hsd_backend *be, const struct hsd_cfg_combine_params *p);
     enum hsd_status (*sampler_step)(struct hsd_backend *be,
                                     const struct hsd_sampler_step_params *p);
+    // Optional (NULL: the backend serves no LoRA; attaching one fails).
+    enum hsd_status (*lora)(struct hsd_backend *be, const struct hsd_lora_params *p);
     // The resident step's gather and scatter (backend/resident_ops.h).
     enum hsd_status (*step_gather)(struct hsd_backend *be, const struct hsd_step_gather_params *p);
     enum hsd_status (*step_scatter)(struct hsd_backend *be,

@@ -161,6 +161,23 @@ HSD_STEP_FN float hsd_step_dpmpp_2m(const struct hsd_step_row *r, float xs, floa
     return xn;
 }
 
+// scheduling_lcm.py LCMScheduler.step: predicted_original_sample (epsilon:
+// (sample - beta_prod_t.sqrt() * model_output) / alpha_prod_t.sqrt(); v:
+// alpha_prod_t.sqrt() * sample - beta_prod_t.sqrt() * model_output),
+// denoised = c_out * x0 + c_skip * sample, then (not the last step)
+// alpha_prod_t_prev.sqrt() * denoised + beta_prod_t_prev.sqrt() * noise.
+HSD_STEP_FN float hsd_step_lcm(const struct hsd_step_row *r, float xs, float mo, float noise) {
+    float x0;
+    if (r->flags & HSD_STEP_V_PRED) {
+        x0 = HSD_SUB(HSD_MUL(r->k.lcm.sa, xs), HSD_MUL(r->k.lcm.sb, mo));
+    } else {
+        x0 = HSD_DIV(HSD_SUB(xs, HSD_MUL(r->k.lcm.sb, mo)), r->k.lcm.sa);
+    }
+    const float denoised = HSD_ADD(HSD_MUL(r->k.lcm.c_out, x0), HSD_MUL(r->k.lcm.c_skip, xs));
+    if (!(r->flags & HSD_STEP_NOISE)) return denoised;
+    return HSD_ADD(HSD_MUL(r->k.lcm.sp, denoised), HSD_MUL(r->k.lcm.sbp, noise));
+}
+
 // One element e of one item: x[e] advanced with the guided model output
 // mo; slots is the item's [HSD_STEP_SLOTS, stride] block (untouched, may
 // be NULL, for DDIM and Euler).
@@ -182,6 +199,9 @@ HSD_STEP_FN void hsd_step_element(const struct hsd_step_row *r, float *x, float 
         break;
     case HSD_STEP_DPMPP_2M:
         *x = hsd_step_dpmpp_2m(r, xs, mo, slots + e);
+        break;
+    case HSD_STEP_LCM:
+        *x = hsd_step_lcm(r, xs, mo, (r->flags & HSD_STEP_NOISE) ? slots[e] : 0.0f);
         break;
     default:
         break;  // hsd_step_row_ok rejects it first

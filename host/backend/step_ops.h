@@ -14,7 +14,7 @@
 //   definition for every backend (backend/step_math.h), so the CPU backend
 //   is bit-identical to the host samplers and a device kernel that keeps
 //   IEEE single rounding (no FMA contraction) is bit-identical to the CPU.
-// - Ancestral noise (Euler a) is drawn on the host from the request's
+// - Ancestral noise (Euler a, LCM's re-noising) is drawn on the host from the request's
 //   torch-compatible generator, as diffusers' randn_tensor on a CPU
 //   generator does, and travels in the item's slot 0: the device never
 //   generates random numbers, so every backend reproduces torch's stream.
@@ -27,8 +27,9 @@
 //          update is not done in the U-Net's fp16).
 // - slots  fp32 [n, HSD_STEP_SLOTS, count]: each item's sampler history
 //          (DPM-Solver++: slot 0 = previous x0; PNDM: ets in slots 0..3,
-//          cur_sample in slot 1 between its calls 0 and 1; Euler a: slot 0
-//          = this step's noise), the layout of struct hsd_sampler's buf.
+//          cur_sample in slot 1 between its calls 0 and 1; Euler a and
+//          LCM: slot 0 = this step's noise), the layout of struct
+//          hsd_sampler's buf.
 // - model_out act [rows, count] (the backend's element type, the U-Net's
 //          output rows), in  act [rows, count] (the U-Net's input rows).
 // - eps    fp32 [n, count]: the guided model output of each item.
@@ -57,6 +58,7 @@ enum hsd_step_kind {
     HSD_STEP_EULER_A,   // EulerAncestralDiscreteScheduler.step (noise in slot 0)
     HSD_STEP_PNDM,      // PNDMScheduler.step_plms
     HSD_STEP_DPMPP_2M,  // DPMSolverMultistepScheduler.step, dpmsolver++ order 2 midpoint
+    HSD_STEP_LCM,       // LCMScheduler.step (noise in slot 0 unless the last step)
     HSD_STEP_KIND_COUNT
 };
 
@@ -65,6 +67,7 @@ enum hsd_step_flags {
     HSD_STEP_CLIP = 1 << 1,         // DDIM clip_sample (to +-ddim.range)
     HSD_STEP_FIRST_ORDER = 1 << 2,  // DPM-Solver++: first-order update this step
     HSD_STEP_SCALE_INPUT = 1 << 3,  // step_input divides by input_div (Euler family)
+    HSD_STEP_NOISE = 1 << 4,        // LCM: re-noise with slot 0 (every step but the last)
 };
 
 #define HSD_STEP_SLOTS 4  // history slots per item (PNDM's four ets)
@@ -100,6 +103,11 @@ struct hsd_step_row {
             float sample_coeff, diff, denom;  // _get_prev_sample
             float sa, sb;                     // v-prediction
         } pndm;
+        struct {
+            float sa, sb;        // alpha_prod_t ** 0.5, beta_prod_t ** 0.5
+            float c_skip, c_out; // get_scalings_for_boundary_condition_discrete
+            float sp, sbp;       // alpha_prod_t_prev ** 0.5, beta_prod_t_prev ** 0.5
+        } lcm;
         struct {
             float alpha, sigma;  // alpha_s0, sigma_s0 (convert_model_output)
             float a, b;          // sigma_t / sigma_s0, alpha_t * (exp(-h) - 1)

@@ -24,6 +24,10 @@ int hsd_cli_parse_int(const char *cmd, const char *flag, const char *v, int lo, 
 // --buckets "1,2,4,8": up to HSD_PIPELINE_MAX_BUCKETS row counts into out;
 // returns how many, or -1 after a usage error.
 int hsd_cli_parse_buckets(const char *cmd, const char *arg, int *out);
+// "10,20": 1..max_n comma-separated integers in [lo, hi] into out; returns
+// the count, or -1 after printing a usage error.
+int hsd_cli_parse_int_list(const char *cmd, const char *flag, const char *arg, int *out,
+                           int max_n, int lo, int hi);
 // --warmup-sizes "512,768x512": up to 16 (width, height) pairs into out[32];
 // returns how many, or -1 after a usage error.
 int hsd_cli_parse_sizes(const char *cmd, const char *arg, int *out);

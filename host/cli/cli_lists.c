@@ -5,24 +5,29 @@
 #include "cli/cli.h"
 #include "pipeline/pipeline.h"
 
-// "1,2,4,8": up to HSD_PIPELINE_MAX_BUCKETS sizes; the pipeline checks
-// their order and range at load.
-int hsd_cli_parse_buckets(const char *cmd, const char *arg, int *out) {
+int hsd_cli_parse_int_list(const char *cmd, const char *flag, const char *arg, int *out,
+                           int max_n, int lo, int hi) {
     int n = 0;
     for (const char *p = arg; *p;) {
         char *end;
         long v = strtol(p, &end, 10);
-        if (end == p || (*end && *end != ',') || v < 1 || v > HSD_PIPELINE_MAX_ROWS ||
-            n == HSD_PIPELINE_MAX_BUCKETS) {
-            fprintf(stderr,
-                    "hsd %s: --buckets %s: expected up to %d comma-separated sizes in [1, %d]\n",
-                    cmd, arg, HSD_PIPELINE_MAX_BUCKETS, HSD_PIPELINE_MAX_ROWS);
+        if (end == p || (*end && *end != ',') || v < lo || v > hi || n == max_n) {
+            fprintf(stderr, "hsd %s: %s %s: expected up to %d comma-separated integers in "
+                            "[%d, %d]\n", cmd, flag, arg, max_n, lo, hi);
             return -1;
         }
         out[n++] = (int)v;
         p = *end ? end + 1 : end;
     }
-    return n;
+    if (n == 0) fprintf(stderr, "hsd %s: %s: expected at least one integer\n", cmd, flag);
+    return n ? n : -1;
+}
+
+// "1,2,4,8": up to HSD_PIPELINE_MAX_BUCKETS sizes; the pipeline checks
+// their order and range at load.
+int hsd_cli_parse_buckets(const char *cmd, const char *arg, int *out) {
+    return hsd_cli_parse_int_list(cmd, "--buckets", arg, out, HSD_PIPELINE_MAX_BUCKETS, 1,
+                                  HSD_PIPELINE_MAX_ROWS);
 }
 
 // "512,768x512": up to 16 sizes, each WxH or S (square).

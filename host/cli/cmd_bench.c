@@ -10,6 +10,8 @@
 
 #include "backend/open/backend_open.h"
 #include "cli/cli.h"
+#include "cli/cmd_bench_lora.h"
+#include "models/lora.h"
 #include "cli/cli_backend.h"
 #include "models/unet.h"
 
@@ -17,11 +19,14 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: hsd bench unet (--model DIR|FILE | --preset NAME) [--batch N] [--height H]\n"
             "                      [--width W] [--ctx-len L] [--threads T] [--repeats R]\n"
-            "                      [--config FILE] [--backend B]\n\n"
+            "                      [--config FILE] [--backend B] [--loras K [--lora-rank R]]\n\n"
             "  --preset   a named configuration with random weights, no file needed:\n"
             "             %s\n"
             "  H, W are latent sizes (default 64x64 = 512x512 images); L defaults to 77.\n"
             "  One warm-up run, then the median of R (default 5) timed forwards.\n"
+            "  --loras K  K random rank-R (default 16) LoRAs applied unfused, row b using\n"
+            "             LoRA b %% K; also prints what merging one (fused) costs per switch;\n"
+            "             --lora-off: attached but chosen by no row\n"
             HSD_CLI_BACKEND_HELP,
             hsd_unet_preset_names());
 }
@@ -47,13 +52,17 @@ static void fill(float *x, size_t n, unsigned seed) {
 
 static int bench_unet(int argc, char **argv) {
     const char *model = NULL, *config = NULL, *preset = NULL, *backend = NULL;
-    int n = 2, h = 64, w = 64, L = 77, threads = 0, repeats = 5;
+    int n = 2, h = 64, w = 64, L = 77, threads = 0, repeats = 5, loras = 0, rank = 16;
+    struct hsd_lora_file *lora = NULL;
+    int lora_off = 0;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"batch", required_argument, 0, 'b'},
         {"height", required_argument, 0, 'H'}, {"width", required_argument, 0, 'W'},
         {"ctx-len", required_argument, 0, 'L'}, {"threads", required_argument, 0, 't'},
         {"repeats", required_argument, 0, 'r'}, {"config", required_argument, 0, 'c'},
         {"preset", required_argument, 0, 'p'}, {"help", no_argument, 0, 'h'}, {"backend", required_argument, 0, 'B'},
+        {"loras", required_argument, 0, 'K'}, {"lora-rank", required_argument, 0, 'R'},
+        {"lora-off", no_argument, 0, 'O'},
         {0, 0, 0, 0}};
     int c;
     optind = 1;
@@ -70,6 +79,9 @@ static int bench_unet(int argc, char **argv) {
         case 'L': dst = &L; break;
         case 't': dst = &threads; hi = 1024; break;
         case 'r': dst = &repeats; hi = 1000; break;
+        case 'K': dst = &loras; lo = 0; hi = 32; break;
+        case 'O': lora_off = 1; continue;
+        case 'R': dst = &rank; hi = 1024; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -92,6 +104,7 @@ static int bench_unet(int argc, char **argv) {
     double *ms = NULL;
     int rc = 1;
     if (hsd_backend_open_one(backend, threads, &be) || hsd_unet_create(&u, &src, be)) goto fail;
+    if (hsd_bench_lora_attach(u, loras, rank, lora_off ? 0 : n, &lora)) goto fail;
     const struct hsd_unet_config *cfg = &src.cfg;
     size_t nx = (size_t)n * cfg->in_channels * h * w, nc = (size_t)n * L * cfg->cross_attention_dim;
     x = malloc(nx * sizeof *x);
@@ -151,10 +164,15 @@ static int bench_unet(int argc, char **argv) {
            model, s.variant, s.params / 1e6, be->desc, n, h, w, med, ms[0], gflop,
            gflop / (med / 1e3), n / (med / 1e3), be->kind == HSD_BACKEND_CUDA ? "" : " (CPU)");
     if (peak_mb > 0) printf("device memory: %.1f MB at most (weights, arena, workspaces)\n", peak_mb);
-    printf("{\"impl\":\"hsd\",\"backend\":\"%s\",\"model\":\"%s\",\"variant\":\"%s\",\"batch\":%d,"
+    if (lora)
+        printf("LoRA: %d distinct rank-%d adapters over %d layers, %s (unfused); "
+               "merging one into the weights (fused) takes %.1f ms per switch\n",
+               loras, rank, lora->n_layers, lora_off ? "chosen by no row" : "row b uses adapter b mod K",
+               hsd_bench_lora_merge_ms(lora));
+    printf("{\"impl\":\"hsd\",\"backend\":\"%s\",\"model\":\"%s\",\"variant\":\"%s\",\"loras\":%d,\"batch\":%d,"
            "\"h\":%d,\"w\":%d,\"threads\":%d,\"repeats\":%d,\"ms\":%.3f,\"ms_min\":%.3f,"
            "\"gflop\":%.3f,\"gflops\":%.2f,\"images_steps_per_s\":%.3f,\"peak_mem_mb\":%.1f}\n",
-           be->desc, model, s.variant, n, h, w, be->threads, repeats, med, ms[0], gflop,
+           be->desc, model, s.variant, loras, n, h, w, be->threads, repeats, med, ms[0], gflop,
            gflop / (med / 1e3), n / (med / 1e3), peak_mb);
     rc = 0;
     goto done;
@@ -169,6 +187,7 @@ done:
     free(te);
     free(ids);
     hsd_unet_free(u);
+    hsd_lora_file_free(lora);
     hsd_backend_destroy(be);
     hsd_unet_source_close(&src);
     return rc;

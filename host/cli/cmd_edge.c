@@ -13,6 +13,7 @@
 
 #include "backend/open/backend_open.h"
 #include "cli/cli.h"
+#include "cli/cli_lora.h"
 #include "cli/cli_backend.h"
 #include "cli/cli_progress.h"
 #include "core/log.h"
@@ -61,7 +62,8 @@ static void usage(FILE *f) {
             "  -n, --negative-prompt TEXT   (default empty)\n"
             "  -o, --out FILE.png   output (written atomically; nothing is written on failure)\n"
             "  --steps N            denoising steps, 1..1000 (default 25)\n"
-            "  --sampler NAME       dpmpp-2m (default), ddim, euler, euler-a, pndm\n"
+            "  --sampler NAME       dpmpp-2m (default), ddim, euler, euler-a, pndm, lcm (LCM U-Nets\n"
+            "                       take --cfg as their guidance input, no CFG; LCM-LoRA: 1-2)\n"
             "  --cfg S              classifier-free guidance scale (default 7.5; <= 1 disables)\n"
             "  --width W, --height H   pixels, multiples of 64 for SD (default 512x512)\n"
             "  --seed S             torch.Generator().manual_seed(S) (default 0)\n"
@@ -70,6 +72,9 @@ static void usage(FILE *f) {
             "                       (text:1.2) emphasis; the cloud encodes, see hsd generate)\n"
             "  --vae full|tiny|DIR  decoder: EDGE_DIR/vae (default), EDGE_DIR/vae_tiny, or a\n"
             "                       folder\n"
+            "  --lora NAME=FILE[:SCALE]  a LoRA the cloud registered as NAME (hsd serve --lora):\n"
+            "                       asked for in GENERATE and applied to the edge's own U-Net\n"
+            "                       and text encoder too (refused if it does not fit them)\n"
             "  --threads T          CPU threads (default: every core)\n"
             HSD_CLI_BACKEND_HELP
             HSD_CLI_PREDICTION_HELP
@@ -172,6 +177,8 @@ int hsd_cmd_edge(int argc, char **argv) {
     struct hsd_edge_client_opts co = {.timeout_ms = 60000, .retries = 4};
     const char *out = NULL, *key_file = NULL, *key_id = NULL, *split_arg = NULL;
     int verbose = 0, quiet = 0, no_fallback = 0, have_split = 0, have_range = 0, http = 0;
+    struct hsd_cli_loras loras = {0};
+    const char *lora_names[HSD_PIPELINE_MAX_LORAS];
     char http_addr[64] = "127.0.0.1";
     struct hsd_edge_http_config hc = {.port = 7860};
     static const struct option opts[] = {
@@ -190,6 +197,7 @@ int hsd_cmd_edge(int argc, char **argv) {
         {"verbose", no_argument, 0, 'v'},           {"quiet", no_argument, 0, 'q'},
         {"http", optional_argument, 0, 'X'},        {"queue-limit", required_argument, 0, 'Q'},
         {"max-body", required_argument, 0, 'Y'},    {"max-connections", required_argument, 0, 'Z'},
+        {"lora", required_argument, 0, 'L'},
         {"prompt-style", required_argument, 0, 1000},
         {"prediction", required_argument, 0, 1001},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
@@ -302,6 +310,7 @@ int hsd_cmd_edge(int argc, char **argv) {
         case 'Z': if ((hc.max_connections = hsd_cli_parse_int("edge", "--max-connections", optarg, 1, 10000)) < 0) return 2; break;
         case 'v': verbose = 1; hsd_log_set_level(HSD_LOG_INFO); break;
         case 'q': quiet = 1; break;
+        case 'L': if (hsd_cli_lora_named("edge", &loras, optarg, 1)) return 2; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -313,6 +322,18 @@ int hsd_cmd_edge(int argc, char **argv) {
         return 2;
     }
     if (hsd_cli_check_backend("edge", backend, 0)) return 2;
+    if (http && loras.n) {
+        fprintf(stderr, "hsd edge: --lora is for one image; the --http daemon takes none yet\n");
+        return 2;
+    }
+    // The LoRAs go into the edge pipeline (its U-Net and text encoder) under
+    // the names the cloud registered them with.
+    pc.loras = loras.spec;
+    pc.n_loras = loras.n;
+    for (int i = 0; i < loras.n; i++) lora_names[i] = loras.spec[i].name;
+    r.lora_names = lora_names;
+    r.n_loras = loras.n;
+    r.gen.lora_scales = loras.n ? loras.scale : NULL;
     if (have_split == have_range) {
         fprintf(stderr, "hsd edge: give exactly one of --split K and --split-range KMIN:KMAX "
                         "(the U-Net calls the cloud runs)\n");

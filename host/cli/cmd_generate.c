@@ -12,6 +12,7 @@
 #include "backend/open/backend_open.h"
 #include "cli/cli.h"
 #include "cli/cli_backend.h"
+#include "cli/cli_lora.h"
 #include "cli/cli_progress.h"
 #include "core/log.h"
 #include "io/png.h"
@@ -28,7 +29,8 @@ static void usage(FILE *f) {
             "                       embeddings, diffusers' force_zeros_for_empty_prompt)\n"
             "  -o, --out FILE.png   output; with --batch-count > 1: FILE-1.png, FILE-2.png, ...\n"
             "  --steps N            denoising steps, 1..1000 (default 25)\n"
-            "  --sampler NAME       dpmpp-2m (default), ddim, euler, euler-a, pndm\n"
+            "  --sampler NAME       dpmpp-2m (default), ddim, euler, euler-a, pndm, lcm (LCM U-Nets\n"
+            "                       take --cfg as their guidance input, no CFG; LCM-LoRA: 1-2)\n"
             "  --cfg S              classifier-free guidance scale (default 7.5; <= 1 disables)\n"
             "  --width W, --height H   pixels, multiples of 64 for SD (default 512x512)\n"
             "  --seed S             image i uses torch.Generator().manual_seed(S + i) (default 0)\n"
@@ -42,8 +44,13 @@ static void usage(FILE *f) {
             "                       single-file checkpoint (model.diffusion_model.* is read)\n"
             "  --split K            U-Net calls 0..K-1 on the large U-Net, the rest on the edge\n"
             "                       one (required with --edge-model; calls = steps, PNDM: +1)\n"
+            "                       More U-Nets: --edge-model repeated and --split K1,K2,...\n"
+            "                       (U-Net i+1 takes over at call Ki), e.g. three models with\n"
+            "                       --split 10,20\n"
             "  --vae full|tiny|DIR  decoder: the model's vae/ (default), a TAESD found as\n"
             "                       vae_tiny/ beside the edge or large model, or a folder\n"
+            "  --lora FILE[:SCALE]  a LoRA (kohya/A1111 or diffusers/PEFT .safetensors) on the\n"
+            "                       U-Net(s) and text encoder at SCALE (default 1); repeatable\n"
             "  --threads T          CPU threads (default: every core)\n"
             HSD_CLI_BACKEND_HELP
             HSD_CLI_PREDICTION_HELP
@@ -68,6 +75,9 @@ int hsd_cmd_generate(int argc, char **argv) {
                                 .batch_count = 1};
     const char *out = NULL;
     int verbose = 0, quiet = 0;
+    struct hsd_cli_loras loras = {0};
+    const char *more[HSD_PIPELINE_MAX_UNETS];
+    int n_edge = 0, splits[HSD_PIPELINE_MAX_UNETS], n_splits = 0;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},   {"prompt", required_argument, 0, 'p'},
         {"negative-prompt", required_argument, 0, 'n'}, {"out", required_argument, 0, 'o'},
@@ -80,6 +90,7 @@ int hsd_cmd_generate(int argc, char **argv) {
         {"vae", required_argument, 0, 'V'},     {"threads", required_argument, 0, 't'}, {"backend", required_argument, 0, 'B'},
         {"original-size", required_argument, 0, 'O'}, {"crop", required_argument, 0, 'C'},
         {"verbose", no_argument, 0, 'v'},       {"quiet", no_argument, 0, 'q'},
+        {"lora", required_argument, 0, 'L'},
         {"prediction", required_argument, 0, 1001},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     int c;
@@ -103,7 +114,15 @@ int hsd_cmd_generate(int argc, char **argv) {
         case 'p': r.prompt = optarg; break;
         case 'n': r.negative_prompt = optarg; break;
         case 'o': out = optarg; break;
-        case 'e': pc.edge_model = optarg; break;
+        case 'e':
+            if (n_edge == HSD_PIPELINE_MAX_UNETS - 1) {
+                fprintf(stderr, "hsd generate: at most %d U-Nets in one schedule\n",
+                        HSD_PIPELINE_MAX_UNETS);
+                return 2;
+            }
+            if (n_edge++) more[pc.n_more_models++] = optarg;
+            else pc.edge_model = optarg;
+            break;
         case 'V': pc.vae = optarg; break;
         case 'B': backend = optarg; break;
         case 'a':
@@ -131,7 +150,12 @@ int hsd_cmd_generate(int argc, char **argv) {
         case 'H': if ((r.height = hsd_cli_parse_int("generate", "--height", optarg, 8, 4096)) < 0) return 2; break;
         case 'b': if ((r.batch_count = hsd_cli_parse_int("generate", "--batch-count", optarg, 1, 64)) < 0) return 2; break;
         case 'c': if ((r.clip_skip = hsd_cli_parse_int("generate", "--clip-skip", optarg, 0, 64)) < 0) return 2; break;
-        case 'k': if ((r.split = hsd_cli_parse_int("generate", "--split", optarg, 0, 1000)) < 0) return 2; break;
+        case 'k':
+            if ((n_splits = hsd_cli_parse_int_list("generate", "--split", optarg, splits,
+                                                   HSD_PIPELINE_MAX_UNETS - 1, 0, 1000)) < 0)
+                return 2;
+            r.split = splits[0];
+            break;
         case 't': if ((pc.threads = hsd_cli_parse_int("generate", "--threads", optarg, 1, 1024)) < 0) return 2; break;
         case 'O':
         case 'C': {
@@ -151,6 +175,7 @@ int hsd_cmd_generate(int argc, char **argv) {
         }
         case 'v': verbose = 1; hsd_log_set_level(HSD_LOG_INFO); break;
         case 'q': quiet = 1; break;
+        case 'L': if (hsd_cli_lora_file("generate", &loras, optarg)) return 2; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -161,6 +186,16 @@ int hsd_cmd_generate(int argc, char **argv) {
         return 2;
     }
     if (hsd_cli_check_backend("generate", backend, 0)) return 2;
+    pc.more_models = more;
+    if (n_splits > 1 && n_splits != n_edge) {
+        fprintf(stderr, "hsd generate: %d --edge-model need %d --split points, got %d\n",
+                n_edge, n_edge, n_splits);
+        return 2;
+    }
+    if (n_splits > 1) {
+        r.splits = splits;
+        r.n_splits = n_splits;
+    }
     if (pc.edge_model && r.split < 0) {
         fprintf(stderr, "hsd generate: --edge-model needs --split K (steps on the large U-Net)\n");
         return 2;
@@ -190,6 +225,9 @@ int hsd_cmd_generate(int argc, char **argv) {
     double t_load = hsd_cli_now_s();
     if (backend && hsd_backend_open_one(backend, pc.threads, &be)) return hsd_cli_fail("generate");
     pc.backend = be;
+    pc.loras = loras.spec;
+    pc.n_loras = loras.n;
+    r.lora_scales = loras.n ? loras.scale : NULL;
     if (hsd_pipeline_load(&p, &pc)) {
         hsd_backend_destroy(be);
         return hsd_cli_fail("generate");
@@ -240,9 +278,17 @@ int hsd_cmd_generate(int argc, char **argv) {
         for (int i = 0; i < calls; i++) sum += step_ms[i];
         fprintf(stderr, "timing: load %.1f ms, text %.1f ms, %d U-Net calls %.1f ms, decode %.1f ms\n",
                 t_load * 1e3, tm.text_ms, calls, sum, tm.decode_ms);
-        for (int i = 0; i < calls; i++)
+        for (int i = 0; i < calls; i++) {
+            int stage = 0;  // U-Nets whose split point is <= i
+            while (stage < (n_splits > 1 ? n_splits : 1) &&
+                   i >= (n_splits > 1 ? splits[stage] : k))
+                stage++;
+            static const char *const names[2] = {"large", "edge"};
+            char other[16];
+            snprintf(other, sizeof other, "#%d", stage + 1);
             fprintf(stderr, "  step %2d (%s U-Net): %.1f ms\n", i + 1,
-                    i < k ? "large" : "edge", step_ms[i]);
+                    stage < 2 ? names[stage] : other, step_ms[i]);
+        }
     }
     rc = 0;
     goto done;

@@ -7,6 +7,7 @@
 
 #include "backend/open/backend_open.h"
 #include "cli/cli.h"
+#include "cli/cli_lora.h"
 #include "core/log.h"
 #include "service.h"
 
@@ -56,6 +57,9 @@ static void usage(FILE *f) {
             "  --metrics-port P       Prometheus metrics at http://0.0.0.0:P/metrics (default off)\n"
             "  --grace-ms T           on SIGINT/SIGTERM, time to finish in-flight work (default\n"
             "                         30000); what is left then gets an explicit ERROR\n"
+            "  --lora NAME=FILE       a LoRA (kohya or diffusers/PEFT .safetensors) requests may\n"
+            "                         choose by NAME with a scale (GENERATE's LoRA list);\n"
+            "                         applied per request, unfused (repeatable, up to 32)\n"
             "  --threads T            CPU threads per worker (default: every core)\n"
             "  -v                     log each request\n");
 }
@@ -65,6 +69,7 @@ int hsd_cmd_serve(int argc, char **argv) {
     const char *backend = NULL, *devices_arg = NULL;
     int n_binds = 0, threads = 0, buckets[HSD_PIPELINE_MAX_BUCKETS], n_buckets = 0;
     int warmup = -1, sizes[32], n_sizes = 0;  // warmup -1: the backend's default
+    struct hsd_cli_loras loras = {0};
     int key_limit = -1;                       // -1: half the queue limit
     int prediction = HSD_PREDICTION_AUTO;
     struct hsd_service_opts o = {.grace_ms = 30000,
@@ -83,13 +88,17 @@ int hsd_cmd_serve(int argc, char **argv) {
         {"backend", required_argument, 0, 'X'},   {"buckets", required_argument, 0, 'U'},
         {"warmup", no_argument, 0, 'W'},          {"no-warmup", no_argument, 0, 'w'},
         {"warmup-sizes", required_argument, 0, 'S'}, {"prediction", required_argument, 0, 1001},
-        {"key-queue-limit", required_argument, 0, 'K'}, {0, 0, 0, 0}};
+        {"key-queue-limit", required_argument, 0, 'K'}, {"lora", required_argument, 0, 'L'},
+        {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:b:k:vh", opts, NULL)) != -1) {
         int *dst = NULL, lo = 1, hi = 1 << 20;
         switch (c) {
         case 'm': model = optarg; continue;
+        case 'L':
+            if (hsd_cli_lora_named("serve", &loras, optarg, 0)) return 2;
+            continue;
         case 1001:
             if (hsd_cli_parse_prediction("serve", optarg, &prediction)) return 2;
             continue;
@@ -169,6 +178,7 @@ int hsd_cmd_serve(int argc, char **argv) {
     o.n_warmup_sizes = n_sizes;
     struct hsd_pipeline_config pc = {.model = model, .threads = threads,
                                      .row_buckets = buckets, .n_row_buckets = n_buckets,
+                                     .loras = loras.spec, .n_loras = loras.n,
                                      .prediction = (enum hsd_prediction_choice)prediction};
     struct hsd_pipeline_set set;
     int rc = 0;

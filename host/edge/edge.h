@@ -58,6 +58,13 @@ struct hsd_edge_request {
     // interrupt returns that partial image); hsd_edge_timing.interrupted
     // says so. The cloud part is not interrupted (its RESULT is awaited).
     const atomic_int *interrupt;
+    // LoRAs: gen.lora_scales[i] (0 = off) of the edge pipeline's LoRA i,
+    // which the cloud knows as lora_names[i] (hsd serve --lora NAME=FILE):
+    // GENERATE lists the non-zero ones by name, and the edge finishes with
+    // the same LoRAs on its own U-Net (its pipeline refused to load them if
+    // they did not fit it).
+    const char *const *lora_names;  // [n_loras], or NULL
+    int n_loras;
 };
 
 // Checks the request against the wire's ranges and, when p is not NULL,
@@ -87,6 +94,7 @@ struct hsd_edge_expect {
     int latent_c;  // the edge U-Net's (= its VAE's) latent channels
     int emb_c;  // the edge U-Net's cross-attention width (= its text encoder's)
     int vae_scale;  // pixels per latent cell (8)
+    int embedded_guidance;  // LCM U-Net: guidance is its input, RESULTs carry no uncond
     const struct hsd_noise_schedule *sched;  // NULL: not compared; else the
         // cloud's prediction type and training timesteps must match it
 };

@@ -37,7 +37,8 @@ static enum hsd_status steps_and_decode(struct hsd_pipeline *p, float *latent,
     const struct hsd_gen_request *g = &r->gen;
     struct hsd_unet *unet = hsd_pipeline_unet(p, 1);
     if (!unet) unet = hsd_pipeline_unet(p, 0);
-    struct hsd_denoise_item item = {latent, sampler, cond, uncond, g->guidance_scale, n_ctx};
+    struct hsd_denoise_item item = {latent, sampler, cond, uncond, g->guidance_scale, n_ctx,
+                                    g->lora_scales};
     int from = sampler->step, total = hsd_sampler_n_calls(sampler);
     enum hsd_status s = HSD_OK;
     double t0 = now_ms();
@@ -91,7 +92,7 @@ enum hsd_status hsd_edge_generate_local(struct hsd_pipeline *p, const struct hsd
     if (s) return s;
     const int scale = hsd_pipeline_vae_scale(p), h = g.height / scale, w = g.width / scale;
     const size_t lat = (size_t)hsd_pipeline_latent_channels(p) * h * w;
-    const int cfg = g.guidance_scale > 1.0f;  // diffusers: do_classifier_free_guidance
+    const int cfg = hsd_pipeline_cfg(p, g.guidance_scale);  // do_classifier_free_guidance
     float *emb = NULL, *latent = malloc(lat * sizeof *latent);
     struct hsd_sampler sampler = {0};
     struct hsd_edge_timing tm = {0};
@@ -104,8 +105,9 @@ enum hsd_status hsd_edge_generate_local(struct hsd_pipeline *p, const struct hsd
     const char *texts[2] = {g.negative_prompt ? g.negative_prompt : "", g.prompt};
     double t0 = now_ms();
     int n_ctx;
-    if ((s = hsd_pipeline_encode_prompts(p, &emb, &n_ctx, cfg ? texts : texts + 1, cfg ? 2 : 1,
-                                         g.prompt_style, g.clip_skip)))
+    if ((s = hsd_pipeline_encode_prompts_lora(p, &emb, &n_ctx, cfg ? texts : texts + 1,
+                                              cfg ? 2 : 1, g.prompt_style, g.clip_skip,
+                                              g.lora_scales)))
         goto done;
     double text_ms = now_ms() - t0;
     const size_t ctx = (size_t)n_ctx * hsd_pipeline_text_width(p);

@@ -3,6 +3,7 @@
 // hsd_pipeline_generate up to U-Net call k, stage for stage. Tests build
 // RESULTs with it; `hsd serve` running a request alone must produce the
 // same latent, sampler state and embeddings, bit for bit.
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,10 +43,24 @@ enum hsd_status hsd_edge_reference_result(struct hsd_wire_msg *m, void **storage
                                 .prompt_style = g->flags & HSD_WIRE_GEN_A1111
                                                     ? HSD_PROMPT_A1111
                                                     : HSD_PROMPT_DIFFUSERS};
+    // The request's LoRAs by name, as hsd serve maps them (service.c).
+    float lora[HSD_PIPELINE_MAX_LORAS] = {0};
+    for (unsigned i = 0; i < g->n_loras; i++) {
+        char name[HSD_WIRE_MAX_LORA_NAME + 1];
+        snprintf(name, sizeof name, "%.*s", (int)g->loras[i].name.n, g->loras[i].name.p);
+        int li = hsd_pipeline_lora_index(cloud, name);
+        if (li < 0) {
+            free(prompt);
+            free(neg);
+            return hsd_fail(HSD_ERR_INVALID_ARG, "reference cloud: unknown LoRA '%s'", name);
+        }
+        lora[li] = g->loras[i].scale;
+        r.lora_scales = lora;
+    }
     int scale = hsd_pipeline_vae_scale(cloud), C = hsd_pipeline_latent_channels(cloud);
     int h = g->height / scale, w = g->width / scale, E = hsd_pipeline_text_width(cloud);
     size_t lat = (size_t)C * h * w, ctx = 0;
-    int cfg = r.guidance_scale > 1.0f;  // diffusers' do_classifier_free_guidance
+    int cfg = hsd_pipeline_cfg(cloud, r.guidance_scale);  // do_classifier_free_guidance
     int want_emb = (g->flags & HSD_WIRE_GEN_TEXT_EMB) != 0;
     int k = g->k_max;
     float *emb = NULL, *latent = malloc(lat * sizeof *latent);
@@ -61,8 +76,9 @@ enum hsd_status hsd_edge_reference_result(struct hsd_wire_msg *m, void **storage
     // hsd_pipeline_generate encodes it.
     const char *texts[2] = {neg, prompt};
     int n_ctx = 0;
-    if ((st = hsd_pipeline_encode_prompts(cloud, &emb, &n_ctx, cfg ? texts : texts + 1,
-                                          cfg ? 2 : 1, r.prompt_style, r.clip_skip)))
+    if ((st = hsd_pipeline_encode_prompts_lora(cloud, &emb, &n_ctx, cfg ? texts : texts + 1,
+                                               cfg ? 2 : 1, r.prompt_style, r.clip_skip,
+                                               r.lora_scales)))
         goto done;
     ctx = (size_t)n_ctx * E;
     const float *cond = cfg ? emb + ctx : emb, *uncond = cfg ? emb : NULL;
@@ -72,7 +88,8 @@ enum hsd_status hsd_edge_reference_result(struct hsd_wire_msg *m, void **storage
                       hsd_sampler_n_calls(&s));
         goto done;
     }
-    struct hsd_denoise_item item = {latent, &s, cond, uncond, r.guidance_scale, n_ctx};
+    struct hsd_denoise_item item = {latent, &s, cond, uncond, r.guidance_scale, n_ctx,
+                                    r.lora_scales};
     for (int i = 0; i < k && !st; i++)
         st = hsd_pipeline_denoise_step(cloud, hsd_pipeline_unet(cloud, 0), &item, 1, h, w);
     if (st) goto done;

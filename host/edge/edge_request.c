@@ -96,6 +96,12 @@ void hsd_edge_build_generate(struct hsd_wire_msg *m, const struct hsd_edge_reque
     const char *neg = g->negative_prompt ? g->negative_prompt : "";
     w->negative.kind = HSD_WIRE_PROMPT_TEXT;
     w->negative.text = (struct hsd_wire_str){neg, strlen(neg)};
+    for (int i = 0; g->lora_scales && r->lora_names && i < r->n_loras; i++) {
+        if (g->lora_scales[i] == 0.0f || w->n_loras == HSD_WIRE_MAX_LORAS) continue;
+        const char *name = r->lora_names[i];
+        w->loras[w->n_loras++] = (struct hsd_wire_lora){{name, strlen(name)}, g->lora_scales[i]};
+        w->flags |= HSD_WIRE_GEN_LORAS;
+    }
 }
 
 enum hsd_status hsd_edge_encode(void **buf, size_t *len, const struct hsd_wire_msg *m,

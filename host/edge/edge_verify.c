@@ -22,6 +22,7 @@ void hsd_edge_expect_from(struct hsd_edge_expect *e, const struct hsd_pipeline *
     e->emb_c = hsd_pipeline_text_width(p);
     e->vae_scale = hsd_pipeline_vae_scale(p);
     e->sched = hsd_pipeline_schedule(p);
+    e->embedded_guidance = hsd_pipeline_guidance_embedded(p);
 }
 
 void hsd_edge_handover_free(struct hsd_edge_handover *h) {
@@ -63,7 +64,8 @@ enum hsd_status hsd_edge_verify_result(struct hsd_edge_handover *out,
         return bad("latent [%u, %u, %u], the edge model needs [%d, %d, %d] for %dx%d pixels",
                    res->c, res->h, res->w, e->latent_c, h, w, g->width, g->height);
     // Embeddings: always asked for; CFG needs the unconditional row too.
-    int cfg = g->guidance_scale > 1.0f;  // diffusers' do_classifier_free_guidance
+    // (LCM U-Nets take the scale as an input: no uncond row; pipeline_lcm.c.)
+    int cfg = g->guidance_scale > 1.0f && !e->embedded_guidance;
     if (res->n_emb == 0) return bad("no text embeddings (the request asked for them)");
     if (cfg && res->n_emb != 2)
         return bad("%u text embedding(s); guidance scale %g needs 2 (cond, uncond)", res->n_emb,

@@ -30,6 +30,7 @@
 #include "io/weights.h"
 #include "models/clip_text.h"
 #include "models/fwd.h"
+#include "models/lora.h"
 #include "models/loader.h"
 #include "io/file.h"
 
@@ -54,6 +55,7 @@ struct hsd_clip_text {
     void *proj_w;                         // [projection_dim, C] (WithProjection) or NULL
 
     struct hsd_bufs bufs;                 // every weight buffer, freed with the model
+    struct hsd_lora_set *lora;            // attached LoRA adapters (models/lora.h) or NULL
 
     void *arena;                          // activations for one (n, L)
     size_t arena_cap;
@@ -407,6 +409,7 @@ enum hsd_status hsd_clip_text_load_ldm(struct hsd_clip_text **out, const char *p
 
 void hsd_clip_text_free(struct hsd_clip_text *m) {
     if (!m) return;
+    hsd_lora_set_free(m->lora);
     hsd_bufs_free(&m->bufs, m->be);
     if (m->arena) m->be->ops->free(m->be, m->arena);
     free(m->host_emb);
@@ -433,6 +436,7 @@ void hsd_clip_text_set_probe(struct hsd_clip_text *m, hsd_clip_text_probe_fn fn,
 struct fwd {
     struct hsd_fwd a;
     struct hsd_clip_text *m;
+    int n;  // sequences: a linear's m is n * L
 };
 
 static void *act(struct fwd *f, size_t count) { return hsd_fwd_act(&f->a, count); }
@@ -443,7 +447,9 @@ static enum hsd_status linear(struct fwd *f, void *out, const void *in, const vo
                               const void *bias, const void *res, int m, int k, int n_out) {
     struct hsd_linear_params p = {out, in, w, bias, res, m, k, n_out};
     RUN(f, linear, &p);
-    return HSD_OK;
+    // The LoRA side products of the sequences that chose one (models/lora.h).
+    if (!f->m->lora) return HSD_OK;
+    return hsd_lora_apply(&f->a, f->m->lora, w, out, n_out, in, f->n, m / f->n);
 }
 
 static enum hsd_status lnorm(struct fwd *f, void *out, const void *in, const void *g,
@@ -625,7 +631,7 @@ static enum hsd_status run(struct hsd_clip_text *m, const struct clip_outputs *o
                                 "[0, %d)",
                                 (int)id, b, t, cfg->vocab_size);
         }
-    struct fwd f = {.a = {.be = m->be}, .m = m};
+    struct fwd f = {.a = {.be = m->be}, .m = m, .n = n};
     if (!m->arena || m->plan_n != n || m->plan_L != L) {
         // Plans every layer and the pooling, so that each output fits.
         f.a.planning = 1;
@@ -648,10 +654,51 @@ static enum hsd_status run(struct hsd_clip_text *m, const struct clip_outputs *o
         if (!m->host_pool) return hsd_fail(HSD_ERR_NOMEM, "clip_text: out of memory");
         m->plan_n = n;
         m->plan_L = L;
-        f = (struct fwd){.a = {.be = m->be}, .m = m};
+        f = (struct fwd){.a = {.be = m->be}, .m = m, .n = n};
     }
     f.a.base = m->arena;
     f.a.cap = m->arena_cap;
     (void)clip_skip;  // checked above; o->n_run / hidden_at carry it
     return forward(&f, o, ids, n, L);
+}
+
+// ---- LoRA ------------------------------------------------------------------
+
+// The layers LoRA targets in a CLIP text encoder, named as transformers
+// names them below text_model. (models/lora_keys.h strips that prefix):
+// q/k/v (packed into one GEMM at load), out_proj, fc1, fc2 of every layer.
+enum hsd_status hsd_clip_text_lora_attach(struct hsd_clip_text *m, const struct hsd_lora_file *f,
+                                          enum hsd_lora_part part, int *adapter) {
+    const int C = m->cfg.hidden_size, I = m->cfg.intermediate_size;
+    const int nl = m->cfg.num_hidden_layers;
+    struct hsd_lora_target *t = calloc((size_t)nl * 6, sizeof *t);
+    if (!t) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
+    static const char *const names[6] = {"self_attn.q_proj", "self_attn.k_proj",
+                                         "self_attn.v_proj", "self_attn.out_proj", "mlp.fc1",
+                                         "mlp.fc2"};
+    for (int l = 0; l < nl; l++) {
+        const struct clip_layer *ly = &m->layers[l];
+        const void *w[6] = {ly->qkv_w, ly->qkv_w, ly->qkv_w, ly->out_w, ly->fc1_w, ly->fc2_w};
+        const int col[6] = {0, C, 2 * C, 0, 0, 0}, n_out[6] = {C, C, C, C, I, C};
+        const int k[6] = {C, C, C, C, C, I};
+        for (int j = 0; j < 6; j++) {
+            struct hsd_lora_target *x = &t[l * 6 + j];
+            char path[96];
+            snprintf(path, sizeof path, "encoder.layers.%d.%s", l, names[j]);
+            *x = (struct hsd_lora_target){.weight = w[j], .col = col[j], .n_out = n_out[j],
+                                          .k = k[j]};
+            hsd_lora_layer_name(x->layer, path);
+        }
+    }
+    enum hsd_status s = hsd_lora_attach(&m->lora, m->be, t, nl * 6, f, part,
+                                        part == HSD_LORA_TE2 ? "second text encoder"
+                                                             : "text encoder",
+                                        adapter);
+    free(t);
+    if (!s) m->plan_n = 0;  // plan again: the side products take arena scratch
+    return s;
+}
+
+enum hsd_status hsd_clip_text_lora_select(struct hsd_clip_text *m, const float *scale, int rows) {
+    return hsd_lora_select(m->lora, scale, rows);
 }

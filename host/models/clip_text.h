@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "backend/backend.h"
+#include "models/lora_keys.h"
 #include "core/status.h"
 
 struct hsd_clip_text_config {
@@ -85,5 +86,13 @@ enum hsd_status hsd_clip_text_config_infer(struct hsd_clip_text_config *cfg,
 typedef void (*hsd_clip_text_probe_fn)(void *user, const char *name, const void *buf, int n,
                                        int L, int c);
 void hsd_clip_text_set_probe(struct hsd_clip_text *m, hsd_clip_text_probe_fn fn, void *user);
+
+// LoRA (models/lora.h): attaches f's layers of `part` (HSD_LORA_TE1 or
+// TE2); every one must fit, else nothing is attached. Adapters stay off
+// until selected: scale[b * adapters + a] for rows (sequences) b < rows.
+struct hsd_lora_file;
+enum hsd_status hsd_clip_text_lora_attach(struct hsd_clip_text *m, const struct hsd_lora_file *f,
+                                          enum hsd_lora_part part, int *adapter);
+enum hsd_status hsd_clip_text_lora_select(struct hsd_clip_text *m, const float *scale, int rows);
 
 #endif

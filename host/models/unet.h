@@ -142,6 +142,27 @@ typedef void (*hsd_unet_probe_fn)(void *user, const char *name, const void *buf,
                                   int w, int c);
 void hsd_unet_set_probe(struct hsd_unet *u, hsd_unet_probe_fn fn, void *user);
 
+// LoRA (models/lora.h): attaches f's U-Net layers (every one must fit
+// this U-Net, else nothing is attached and the error says which did not);
+// *adapter gets its index. Attached adapters stay off until selected:
+// scale[b * adapters + a] for the next forwards' rows b < rows (0 = off).
+struct hsd_lora_file;
+enum hsd_status hsd_unet_lora_attach(struct hsd_unet *u, const struct hsd_lora_file *f,
+                                     const char *model, int *adapter);
+enum hsd_status hsd_unet_lora_select(struct hsd_unet *u, const float *scale, int rows);
+int hsd_unet_lora_adapters(const struct hsd_unet *u);
+// A LoRA of rank `rank` with random weights on every layer of u that LoRA
+// targets (benchmarks: hsd bench unet --loras).
+enum hsd_status hsd_unet_lora_random(struct hsd_lora_file **out, const struct hsd_unet *u,
+                                     int rank, uint64_t seed);
+
+// LCM-distilled U-Nets (config time_cond_proj_dim): guidance is an input,
+// not classifier-free guidance. hsd_unet_guidance_embedded says whether
+// this U-Net takes it; set_guidance gives the next forwards' rows their w
+// = guidance_scale - 1 (diffusers LatentConsistencyModelPipeline); rows
+// past `rows` (or w NULL) get w = 0. A no-op for other U-Nets.
+int hsd_unet_guidance_embedded(const struct hsd_unet *u);
+enum hsd_status hsd_unet_set_guidance(struct hsd_unet *u, const float *w, int rows);
 // Forward passes stop before their next op (HSD_ERR_CANCELLED) while *flag
 // is non-zero; another thread sets it (the scheduler, when every request of
 // the call is cancelled or past its deadline). NULL: never stop.

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/assert.h"
+#include "models/lora.h"
 #include "models/unet_internal.h"
 
 #define D HSD_DIMS
@@ -173,6 +174,10 @@ static enum hsd_status build_all(struct build *b) {
                  "time_embedding.linear_2.weight")))
         return s;
     if ((s = get(b, &u->time_l2_b, 1, D(u->temb_dim), 0, "time_embedding.linear_2.bias")))
+        return s;
+    if (u->cfg.time_cond_proj_dim &&
+        (s = get(b, &u->time_cond_w, 2, D(c0, u->cfg.time_cond_proj_dim), 0,
+                 "time_embedding.cond_proj.weight")))
         return s;
     if (cfg->add_text_time && (s = build_add_embedding(b))) return s;
 
@@ -358,6 +363,8 @@ void hsd_unet_free(struct hsd_unet *u) {
     free(u->mid_resnets);
     free_transformers(u->mid_attns, u->n_mid_attn);
     if (u->arena) u->be->ops->free(u->be, u->arena);
+    hsd_lora_set_free(u->lora);
+    free(u->guidance_emb);
     free(u->host_io);
     free(u);
 }

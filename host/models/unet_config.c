@@ -334,8 +334,7 @@ static enum hsd_status parse_root(struct hsd_unet_config *cfg, json_t *root, con
     if ((s = require_false(root, label, "class_embeddings_concat"))) return s;
     if ((s = require_false(root, label, "cross_attention_norm"))) return s;
     static const char *const must_be_null[] = {
-        "num_class_embeds", "encoder_hid_dim", "time_cond_proj_dim",
-        "time_embedding_dim",
+        "num_class_embeds", "encoder_hid_dim", "time_embedding_dim",
         "resnet_out_scale_factor",
     };
     for (size_t i = 0; i < HSD_ARRAY_LEN(must_be_null); i++) {
@@ -347,6 +346,10 @@ static enum hsd_status parse_root(struct hsd_unet_config *cfg, json_t *root, con
             return unsupported(label, must_be_null[i], "a non-null value");
         }
     }
+    // LCM U-Nets (diffusers TimestepEmbedding cond_proj): null = none.
+    cfg->time_cond_proj_dim = 0;
+    if ((s = hsd_cfg_int(root, label, "time_cond_proj_dim", 1, 4096, &cfg->time_cond_proj_dim)))
+        return s;
     int k = 3;
     if ((s = hsd_cfg_int(root, label, "conv_in_kernel", 1, 15, &k))) return s;
     if (k != 3) return unsupported(label, "conv_in_kernel", "a kernel other than 3");
@@ -460,6 +463,9 @@ char *hsd_unet_config_to_json(const struct hsd_unet_config *cfg) {
     json_object_set_new(o, "center_input_sample", json_boolean(cfg->center_input_sample));
     json_object_set_new(o, "mid_block_scale_factor", json_real(cfg->mid_block_scale_factor));
     json_object_set_new(o, "downsample_padding", json_integer(cfg->downsample_padding));
+    json_object_set_new(o, "time_cond_proj_dim", cfg->time_cond_proj_dim
+                                                     ? json_integer(cfg->time_cond_proj_dim)
+                                                     : json_null());
     if (cfg->add_text_time) {
         json_object_set_new(o, "addition_embed_type", json_string("text_time"));
         json_object_set_new(o, "addition_time_embed_dim",

@@ -35,6 +35,9 @@ struct hsd_unet_config {
     int center_input_sample;
     float mid_block_scale_factor;
     int downsample_padding;
+    // LCM-distilled U-Nets: width of the guidance-scale embedding added to
+    // the timestep embedding (TimestepEmbedding.cond_proj); 0: none.
+    int time_cond_proj_dim;
 
     // SDXL's added conditioning (addition_embed_type "text_time", diffusers
     // UNet2DConditionModel._set_add_embedding): time ids embedded by

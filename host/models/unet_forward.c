@@ -11,11 +11,14 @@
 
 #include "core/assert.h"
 #include "core/plan_stats.h"
+#include "models/lora.h"
 #include "models/unet_internal.h"
 
 struct fwd {
     struct hsd_fwd a;  // arena, backend, planning flag, flop count
     struct hsd_unet *u;
+    int n;             // batch rows: a linear's m is n * tokens
+    const void *wc;    // LCM: guidance-scale embeddings [n, time_cond_proj_dim], or NULL
     // text_time inputs in the arena: pooled text [n, text_dim] (act) and
     // time ids [n, n_ids] (fp32); buffers sized for [n, proj_in] so that
     // planning (sizes unknown) lays out the arena as the real pass does.
@@ -38,9 +41,13 @@ static enum hsd_status conv(struct fwd *f, void *out, const void *in, const void
     return hsd_fwd_conv(&f->a, out, in, w, bias, res, n, h, wd, ci, co, k, stride);
 }
 
+// Every linear, then the LoRA side products of the rows that chose one
+// (models/lora.h; nothing when no adapter targets w).
 static enum hsd_status linear(struct fwd *f, void *out, const void *in, const void *w,
                               const void *bias, const void *res, int m, int k, int n_out) {
-    return hsd_fwd_linear(&f->a, out, in, w, bias, res, m, k, n_out);
+    enum hsd_status s = hsd_fwd_linear(&f->a, out, in, w, bias, res, m, k, n_out);
+    if (s || !f->u->lora) return s;
+    return hsd_lora_apply(&f->a, f->u->lora, w, out, n_out, in, f->n, m / f->n);
 }
 
 static enum hsd_status gnorm(struct fwd *f, void *out, const void *in, const void *g,
@@ -203,6 +210,15 @@ static enum hsd_status body(struct fwd *f, void **y_out, const void *x, const vo
         struct hsd_timestep_embedding_params tp = {te, tb, n, c0, cfg->flip_sin_to_cos,
                                                    cfg->freq_shift, 10000.0f};
         RUN(f, timestep_embedding, &tp);
+        if (u->time_cond_w) {
+            // TimestepEmbedding: sample = sample + self.cond_proj(condition)
+            // (LCM's guidance-scale embedding; no bias).
+            void *tc = act(f, (size_t)n * c0);
+            if ((s = linear(f, tc, f->wc, u->time_cond_w, NULL, te, n, cfg->time_cond_proj_dim,
+                            c0)))
+                return s;
+            te = tc;
+        }
         if ((s = linear(f, t1, te, u->time_l1_w, u->time_l1_b, NULL, n, c0, u->temb_dim)))
             return s;
         struct hsd_eltwise_params sp = {t1, t1, NULL, (size_t)n * u->temb_dim};
@@ -375,6 +391,15 @@ static enum hsd_status forward(struct fwd *f, float *out, const float *sample, c
     // Timesteps stay fp32 on every backend (timestep_embedding's contract).
     void *tb = act(f, ((size_t)n * sizeof(float) + be->act_size - 1) / be->act_size);
     void *cx = act(f, (size_t)n * t_ctx * cfg->cross_attention_dim);
+    const int tcd = cfg->time_cond_proj_dim;
+    void *wc = tcd ? act(f, (size_t)n * tcd) : NULL;
+    f->wc = wc;
+    if (!f->a.planning && wc) {
+        // Rows without a selected guidance (hsd_unet_set_guidance) get w = 0.
+        float *emb = u->host_io;
+        for (int b = 0; b < n; b++) hsd_unet_guidance_row(u, emb + (size_t)b * tcd, b);
+        if ((s = be->ops->upload(be, wc, emb, (size_t)n * tcd))) return s;
+    }
     void *te = NULL, *ti = NULL;
     if (cfg->add_text_time) {
         size_t pin = (size_t)n * cfg->projection_class_embeddings_input_dim;
@@ -484,7 +509,8 @@ enum hsd_status hsd_unet_forward_cond(struct hsd_unet *u, float *out, const floa
     if (!s) s = hsd_unet_plan(u, n, h, w, t_ctx);
     if (s) return s;
     struct fwd f = {.a = {.be = u->be, .base = u->arena, .cap = u->arena_cap, .abort = u->abort},
-                    .u = u};
+                    .u = u,
+                    .n = n};
     s = forward(&f, out, sample, t, ctx, add, n, h, w, t_ctx);
     // The output is on the host now: the arena's pages need not stay
     // resident while the VAE or another model runs (a CPU refills 377 MB,
@@ -512,13 +538,20 @@ enum hsd_status hsd_unet_forward_dev(struct hsd_unet *u, const void **y, const v
         return hsd_fail(HSD_ERR_UNSUPPORTED, "unet: forward_dev: addition_embed_type "
                                              "\"text_time\" (SDXL) is not supported on backend "
                                              "inputs");
+    // Nor has an LCM U-Net's guidance embedding (hsd_unet_set_guidance):
+    // such U-Nets take hsd_unet_forward.
+    if (u->cfg.time_cond_proj_dim)
+        return hsd_fail(HSD_ERR_UNSUPPORTED, "unet: forward_dev: time_cond_proj_dim (LCM "
+                                             "guidance embedding) is not supported on backend "
+                                             "inputs");
     if ((s = hsd_unet_plan(u, n, h, w, t_ctx))) return s;
     // Inside a caller's whole-step recording (backends with graphs) a stop
     // between ops would break the capture: that caller checks
     // hsd_unet_check_abort before it begins.
     struct fwd f = {.a = {.be = u->be, .base = u->arena, .cap = u->arena_cap,
                           .abort = u->be->ops->graph_begin ? NULL : u->abort},
-                    .u = u};
+                    .u = u,
+                    .n = n};
     // The planned layout reserves the host path's input buffers first; keep
     // them (unused) so body() lands where the plan measured it.
     struct hsd_backend *be = u->be;
@@ -529,8 +562,7 @@ enum hsd_status hsd_unet_forward_dev(struct hsd_unet *u, const void **y, const v
     s = run_body(&f, &out, x, t, ctx, n, h, w, t_ctx, x,
                  record && be->ops->graph_begin && !u->probe);
     if (!s) *y = out;
-    return s;
-}
+    return s;}
 
 static struct unet_plan *find_plan(struct hsd_unet *u, int n, int h, int w, int t_ctx) {
     for (int i = 0; i < u->n_plans; i++) {
@@ -547,9 +579,8 @@ enum hsd_status hsd_unet_plan(struct hsd_unet *u, int n, int h, int w, int t_ctx
     if (!pl) {
         // A planning pass runs no op and reads no host data (forward's
         // uploads and downloads are skipped while planning).
-        struct fwd f = {.a = {.be = u->be, .planning = 1}, .u = u};
-        enum hsd_status s = forward(&f, NULL, NULL, NULL, NULL, NULL, n, h, w, t_ctx);
-        if (s) return s;
+        struct fwd f = {.a = {.be = u->be, .planning = 1}, .u = u, .n = n};
+        enum hsd_status s = forward(&f, NULL, NULL, NULL, NULL, NULL, n, h, w, t_ctx);        if (s) return s;
         hsd_plan_stats_add(HSD_PLAN_UNET);
         if (u->n_plans < HSD_UNET_MAX_PLANS) {
             pl = &u->plans[u->n_plans++];
@@ -567,6 +598,7 @@ enum hsd_status hsd_unet_plan(struct hsd_unet *u, int n, int h, int w, int t_ctx
     size_t io = (size_t)n * h * w *
                 (u->cfg.in_channels > u->cfg.out_channels ? u->cfg.in_channels
                                                           : u->cfg.out_channels);
+    if ((size_t)n * u->cfg.time_cond_proj_dim > io) io = (size_t)n * u->cfg.time_cond_proj_dim;
     if (io > u->host_io_cap) {
         free(u->host_io);
         u->host_io = malloc(io * sizeof(float));

@@ -53,6 +53,7 @@ struct hsd_unet {
     int temb_dim;
     void *conv_in_w, *conv_in_b;
     void *time_l1_w, *time_l1_b, *time_l2_w, *time_l2_b;
+    void *time_cond_w;               // [c0, time_cond_proj_dim] (LCM) or NULL
     void *add_l1_w, *add_l1_b, *add_l2_w, *add_l2_b;  // SDXL add_embedding, or NULL
     struct unet_level down[HSD_UNET_MAX_BLOCKS], up[HSD_UNET_MAX_BLOCKS];
     int has_mid;
@@ -85,7 +86,17 @@ struct hsd_unet {
 
     hsd_unet_probe_fn probe;
     void *probe_user;
+
+    struct hsd_lora_set *lora;       // attached LoRA adapters (models/lora.h), or NULL
+    // LCM: the guidance-scale embeddings of the next forwards' rows
+    // (hsd_unet_set_guidance), host [rows, time_cond_proj_dim].
+    float *guidance_emb;
+    int guidance_rows, guidance_cap;
     const atomic_int *abort;  // hsd_unet_set_abort; NULL: never
 };
+
+// Row `row`'s guidance embedding [time_cond_proj_dim] (w = 0 past the
+// selected rows). unet_guidance.c.
+void hsd_unet_guidance_row(const struct hsd_unet *u, float *out, int row);
 
 #endif

@@ -153,6 +153,11 @@ static enum hsd_status infer(struct hsd_unet_config *cfg, const struct hsd_weigh
         }
     }
     cfg->has_mid_block = hsd_weights_has_prefix(w, "mid_block.");
+    // LCM-distilled U-Nets carry the guidance embedding's projection
+    // ([c0, time_cond_proj_dim], diffusers TimestepEmbedding.cond_proj).
+    const struct hsd_st_tensor *cp = hsd_weights_find(w, "time_embedding.cond_proj.weight");
+    if (cp && cp->ndim == 2 && cp->shape[1] >= 1 && cp->shape[1] <= 4096)
+        cfg->time_cond_proj_dim = (int)cp->shape[1];
     if (ctx_dim == 0)
         return hsd_fail(HSD_ERR_FORMAT, "%s: cannot infer cross_attention_dim: no attention "
                         "layers", path);

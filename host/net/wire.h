@@ -65,14 +65,19 @@ extern "C" {
 #define HSD_WIRE_MAX_CLIP_SKIP 23u
 #define HSD_WIRE_MAX_PRIORITY 7u
 #define HSD_WIRE_MAX_DEVICES 32u
-#define HSD_WIRE_SAMPLER_COUNT 5u  // = HSD_SAMPLER_COUNT (checked in wire.c)
+#define HSD_WIRE_SAMPLER_COUNT 6u  // = HSD_SAMPLER_COUNT (checked in wire.c)
+#define HSD_WIRE_MAX_LORAS 8u  // LoRAs one GENERATE may choose
+#define HSD_WIRE_MAX_LORA_NAME 63u  // bytes of a LoRA's name
+#define HSD_WIRE_MAX_LORA_SCALE 16.0f
 // The largest request a client can send: a GENERATE with the longest model
-// name and two prompts of HSD_WIRE_MAX_PROMPT_BYTES each (token prompts are
-// shorter: 77 ids = 308 bytes), signed. 33,187 bytes; the service's receive
-// limit (docs/protocol.md §1; wire_msg.c checks it against the layout).
+// name, two prompts of HSD_WIRE_MAX_PROMPT_BYTES each (token prompts are
+// shorter: 77 ids = 308 bytes) and the longest LoRA list, signed (the
+// A1111 prompt style is a flag only: the prompt limit is the same). 33,732
+// bytes; the service's receive limit (docs/protocol.md §1; wire_msg.c
+// checks it against the layout).
 #define HSD_WIRE_MAX_REQUEST \
     (HSD_WIRE_HEADER_SIZE + 32 + 2 + HSD_WIRE_MAX_NAME + 2 * (5 + HSD_WIRE_MAX_PROMPT_BYTES) + \
-     HSD_WIRE_AUTH_SIZE)
+     1 + HSD_WIRE_MAX_LORAS * (1 + HSD_WIRE_MAX_LORA_NAME + 4) + HSD_WIRE_AUTH_SIZE)
 // An ERROR message always fits in this many bytes (header, max text, auth).
 #define HSD_WIRE_ERROR_MAX_SIZE \
     (HSD_WIRE_HEADER_SIZE + 10 + HSD_WIRE_MAX_ERROR_TEXT + HSD_WIRE_AUTH_SIZE)
@@ -137,8 +142,14 @@ struct hsd_wire_prompt {
 
 #define HSD_WIRE_GEN_TEXT_EMB 0x01u  // GENERATE flags: return text embeddings in RESULT
 #define HSD_WIRE_GEN_A1111 0x02u     // prompts in A1111 style (long, emphasis): text prompts only
-#define HSD_WIRE_GEN_FLAGS (HSD_WIRE_GEN_TEXT_EMB | HSD_WIRE_GEN_A1111)
+#define HSD_WIRE_GEN_LORAS 0x04u     // a LoRA list follows the negative prompt
+#define HSD_WIRE_GEN_FLAGS (HSD_WIRE_GEN_TEXT_EMB | HSD_WIRE_GEN_A1111 | HSD_WIRE_GEN_LORAS)
 #define HSD_WIRE_MAX_TEXT_CHUNKS 8u  // RESULT emb_t: 77 x 1..8 (A1111 prompts)
+
+struct hsd_wire_lora {
+    struct hsd_wire_str name;  // 1..63 bytes: a name the service registered (--lora NAME=FILE)
+    float scale;               // finite, -16..16
+};
 
 struct hsd_wire_generate {
     uint64_t seed;
@@ -153,6 +164,8 @@ struct hsd_wire_generate {
     uint8_t priority;  // 0..7, higher first (the service may cap it per key)
     struct hsd_wire_str model;  // 0..255 bytes; empty = the server's default model
     struct hsd_wire_prompt prompt, negative;  // tokens: 1..77 ids; negative text may be empty
+    uint8_t n_loras;  // 1..8 with HSD_WIRE_GEN_LORAS, else 0; names distinct
+    struct hsd_wire_lora loras[HSD_WIRE_MAX_LORAS];
 };
 
 struct hsd_wire_result {

@@ -80,8 +80,10 @@ static enum hsd_status parse_str16(struct hsd_wire_str *s, struct wire_ctx *c, s
 
 #define GEN_FIXED 32
 // HSD_WIRE_MAX_REQUEST (wire.h) spells out size_generate's largest value.
+#define GEN_LORA_MAX (1 + HSD_WIRE_MAX_LORA_NAME + 4)  // name str8 + scale f32
 _Static_assert(HSD_WIRE_MAX_REQUEST == HSD_WIRE_HEADER_SIZE + GEN_FIXED + 2 + HSD_WIRE_MAX_NAME +
-                                           2 * (5 + HSD_WIRE_MAX_PROMPT_BYTES) + HSD_WIRE_AUTH_SIZE,
+                                           2 * (5 + HSD_WIRE_MAX_PROMPT_BYTES) + 1 +
+                                           HSD_WIRE_MAX_LORAS * GEN_LORA_MAX + HSD_WIRE_AUTH_SIZE,
                "HSD_WIRE_MAX_REQUEST does not match the GENERATE layout");
 _Static_assert(4 * HSD_WIRE_MAX_TOKENS <= HSD_WIRE_MAX_PROMPT_BYTES,
                "a token prompt may be longer than a text prompt");
@@ -127,7 +129,47 @@ static enum hsd_status parse_generate(struct hsd_wire_generate *g, struct wire_c
     enum hsd_status s;
     if ((s = parse_str16(&g->model, c, r, "model name")) != HSD_OK) return s;
     if ((s = parse_prompt(&g->prompt, c, r, "prompt")) != HSD_OK) return s;
-    return parse_prompt(&g->negative, c, r, "negative prompt");
+    if ((s = parse_prompt(&g->negative, c, r, "negative prompt")) != HSD_OK) return s;
+    g->n_loras = 0;
+    if (!(g->flags & HSD_WIRE_GEN_LORAS)) return HSD_OK;
+    // Optional LoRA list (gen_flags bit 2): older clients never send it.
+    NEED(r, 1, c, "LoRA count");
+    uint8_t n = rd_u8(r);
+    if (n < 1 || n > HSD_WIRE_MAX_LORAS)
+        return wire_bad(c, HSD_WIRE_E_BAD_REQUEST, "%u LoRAs: 1..%u allowed", n,
+                        HSD_WIRE_MAX_LORAS);
+    for (uint8_t i = 0; i < n; i++) {
+        if ((s = parse_str8(&g->loras[i].name, c, r, "LoRA name")) != HSD_OK) return s;
+        NEED(r, 4, c, "LoRA scale");
+        g->loras[i].scale = rd_f32(r);
+    }
+    g->n_loras = n;
+    return HSD_OK;
+}
+
+static enum hsd_status check_loras(const struct hsd_wire_generate *g, struct wire_ctx *c) {
+    int listed = (g->flags & HSD_WIRE_GEN_LORAS) != 0;
+    if (!listed && g->n_loras)
+        return wire_bad(c, HSD_WIRE_E_BAD_REQUEST, "LoRAs given without the LoRA flag");
+    if (listed && (g->n_loras < 1 || g->n_loras > HSD_WIRE_MAX_LORAS))
+        return wire_bad(c, HSD_WIRE_E_BAD_REQUEST, "%u LoRAs: 1..%u allowed", g->n_loras,
+                        HSD_WIRE_MAX_LORAS);
+    for (unsigned i = 0; listed && i < g->n_loras; i++) {
+        const struct hsd_wire_lora *l = &g->loras[i];
+        enum hsd_status s = check_text(c, "LoRA name", l->name, HSD_WIRE_MAX_LORA_NAME);
+        if (s != HSD_OK) return s;
+        if (!l->name.n) return wire_bad(c, HSD_WIRE_E_BAD_REQUEST, "empty LoRA name");
+        if (!isfinite(l->scale) || fabsf(l->scale) > HSD_WIRE_MAX_LORA_SCALE)
+            return wire_bad(c, HSD_WIRE_E_BAD_REQUEST, "LoRA scale %g outside -%g..%g",
+                            (double)l->scale, (double)HSD_WIRE_MAX_LORA_SCALE,
+                            (double)HSD_WIRE_MAX_LORA_SCALE);
+        for (unsigned j = 0; j < i; j++)
+            if (g->loras[j].name.n == l->name.n &&
+                !memcmp(g->loras[j].name.p, l->name.p, l->name.n))
+                return wire_bad(c, HSD_WIRE_E_BAD_REQUEST, "LoRA '%.*s' listed twice",
+                                (int)l->name.n, l->name.p);
+    }
+    return HSD_OK;
 }
 
 static enum hsd_status check_prompt(struct wire_ctx *c, const char *field,
@@ -196,7 +238,8 @@ static enum hsd_status check_generate(const struct hsd_wire_generate *g, struct 
                         HSD_WIRE_MAX_PRIORITY);
     if ((s = check_text(c, "model name", g->model, HSD_WIRE_MAX_NAME)) != HSD_OK) return s;
     if ((s = check_prompt(c, "prompt", &g->prompt)) != HSD_OK) return s;
-    return check_prompt(c, "negative prompt", &g->negative);
+    if ((s = check_prompt(c, "negative prompt", &g->negative)) != HSD_OK) return s;
+    return check_loras(g, c);
 }
 
 static uint64_t prompt_size(const struct hsd_wire_prompt *p) {
@@ -204,8 +247,14 @@ static uint64_t prompt_size(const struct hsd_wire_prompt *p) {
 }
 
 static uint64_t size_generate(const struct hsd_wire_generate *g) {
-    return GEN_FIXED + 2 + (uint64_t)g->model.n + prompt_size(&g->prompt) +
-           prompt_size(&g->negative);
+    uint64_t n = GEN_FIXED + 2 + (uint64_t)g->model.n + prompt_size(&g->prompt) +
+                 prompt_size(&g->negative);
+    if (g->flags & HSD_WIRE_GEN_LORAS) {
+        n += 1;
+        for (unsigned i = 0; i < g->n_loras && i < HSD_WIRE_MAX_LORAS; i++)
+            n += 1 + (uint64_t)g->loras[i].name.n + 4;
+    }
+    return n;
 }
 
 static void write_prompt(struct wire_wr *w, const struct hsd_wire_prompt *p) {
@@ -237,6 +286,13 @@ static void write_generate(struct wire_wr *w, const struct hsd_wire_generate *g)
     wr_bytes(w, g->model.p, g->model.n);
     write_prompt(w, &g->prompt);
     write_prompt(w, &g->negative);
+    if (!(g->flags & HSD_WIRE_GEN_LORAS)) return;
+    wr_u8(w, g->n_loras);
+    for (unsigned i = 0; i < g->n_loras; i++) {
+        wr_u8(w, (uint8_t)g->loras[i].name.n);
+        wr_bytes(w, g->loras[i].name.p, g->loras[i].name.n);
+        wr_f32(w, g->loras[i].scale);
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -521,8 +577,10 @@ uint64_t wire_payload_size(const struct hsd_wire_msg *m) {
     case HSD_WIRE_GENERATE: {
         const struct hsd_wire_generate *g = &m->u.generate;
         if (g->model.n > 0xffff || g->prompt.text.n > HSD_WIRE_MAX_MESSAGE ||
-            g->negative.text.n > HSD_WIRE_MAX_MESSAGE)
+            g->negative.text.n > HSD_WIRE_MAX_MESSAGE || g->n_loras > HSD_WIRE_MAX_LORAS)
             return 0;
+        for (unsigned i = 0; i < g->n_loras; i++)
+            if (g->loras[i].name.n > 0xff) return 0;
         return size_generate(g);
     }
     case HSD_WIRE_RESULT: return size_result(&m->u.result);

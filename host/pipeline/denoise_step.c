@@ -185,6 +185,8 @@ enum hsd_status hsd_pipeline_denoise_step(struct hsd_pipeline *p, struct hsd_une
     if ((st = o->step_input(be, &ip))) return st;
     if ((st = o->download(be, s->x_in, s->in, (size_t)rows * lat))) return st;
     pad_rows(s, rows, padded, lat, ctx, pooled);
+    if ((st = hsd_pipeline_lora_rows(p, unet, items, s->rows, n, padded))) return st;
+    if ((st = hsd_pipeline_guidance_rows(p, unet, items, s->rows, n, padded))) return st;
     struct hsd_unet_added_cond add = {s->te_in, s->ids_in, (int)pooled, HSD_SDXL_N_TIME_IDS};
     st = hsd_unet_forward_cond(unet, s->out, s->x_in, s->t_in, s->ctx_in, pooled ? &add : NULL,
                                padded, h, w, n_ctx);

@@ -157,7 +157,9 @@ enum hsd_status hsd_pipeline_load(struct hsd_pipeline **out, const struct hsd_pi
         int m2 = hsd_unet_size_multiple(p->edge);
         if (m2 > mult) mult = m2;
     }
+    if ((s = hsd_pipeline_stages_load(p, c, &mult))) goto fail;
     p->size_multiple = mult * hsd_vae_scale(p->vae);
+    if ((s = hsd_pipeline_lora_load(p, c))) goto fail;
     *out = p;
     return HSD_OK;
 fail:
@@ -167,6 +169,9 @@ fail:
 
 void hsd_pipeline_free(struct hsd_pipeline *p) {
     if (!p) return;
+    hsd_pipeline_lora_free(p);
+    hsd_pipeline_stages_free(p);
+    free(p->guidance_w);
     hsd_unet_free(p->large);
     hsd_unet_free(p->edge);
     hsd_unet_source_close(&p->src_large);
@@ -229,6 +234,7 @@ enum hsd_status hsd_pipeline_validate_params(const struct hsd_pipeline *p,
     if (r->split > calls)
         return hsd_fail(HSD_ERR_INVALID_ARG, "split k = %d must be in [0, %d] (U-Net calls of %d %s steps)",
                         r->split, calls, r->steps, hsd_sampler_name(r->sampler));
+    if ((s = hsd_pipeline_stages_validate(p, r, calls))) return s;
     if (!p->edge && r->split >= 0 && r->split < calls)
         return hsd_fail(HSD_ERR_INVALID_ARG,
                         "split k = %d needs an edge model (--edge-model) for steps k..N-1",
@@ -247,6 +253,10 @@ enum hsd_status hsd_pipeline_validate_params(const struct hsd_pipeline *p,
         return hsd_fail(HSD_ERR_INVALID_ARG, "guidance scale must be in [0, 100]");
     if (r->clip_skip < 0 || r->clip_skip >= hsd_clip_text_get_config(p->text)->num_hidden_layers)
         return hsd_fail(HSD_ERR_INVALID_ARG, "clip skip %d out of range", r->clip_skip);
+    for (int i = 0; r->lora_scales && i < p->n_loras; i++)
+        if (!(fabsf(r->lora_scales[i]) <= 16.0f))
+            return hsd_fail(HSD_ERR_INVALID_ARG, "LoRA '%s': scale must be in [-16, 16]",
+                            p->lora_names[i]);
     // SDXL reads hidden_states[-(clip_skip + 2)] of both encoders.
     for (int i = 0; p->text2 && i < 2; i++)
         if (r->clip_skip + 1 >= hsd_clip_text_get_config(i ? p->text2 : p->text)->num_hidden_layers)
@@ -360,10 +370,12 @@ enum hsd_status hsd_pipeline_finish(struct hsd_pipeline *p, struct hsd_unet *une
     enum hsd_status st = not_sdxl(p, "finish");
     if (st) return st;
     if (!unet) unet = p->edge ? p->edge : p->large;
-    struct hsd_denoise_item item = {latent, sampler, cond, uncond, guidance_scale, n_ctx};
+    struct hsd_denoise_item item = {latent, sampler, cond, uncond, guidance_scale, n_ctx, NULL};
     int total = hsd_sampler_n_calls(sampler), left = total - sampler->step;
-    // Slots hold 77-token contexts; longer (A1111) ones take the per-step path.
-    if (left > 0 && hsd_pipeline_resident_ok(p, unet) && (n_ctx == 0 || n_ctx == HSD_TEXT_LEN)) {
+    // Slots hold 77-token contexts; longer (A1111) ones, LCM and LCM U-Nets
+    // take the per-step path (hsd_pipeline_resident_request_ok).
+    if (left > 0 && hsd_pipeline_resident_ok(p, unet) &&
+        hsd_pipeline_resident_request_ok(p, sampler->kind, n_ctx, NULL)) {
         // Resident: one upload, the steps on the backend, one download.
         int id;
         enum hsd_status s = hsd_pipeline_slot_acquire(p, &id, latent, sampler, cond, uncond,
@@ -454,7 +466,7 @@ enum hsd_status hsd_pipeline_generate(struct hsd_pipeline *p, const struct hsd_g
     int B = r->batch_count, scale = hsd_vae_scale(p->vae);
     int h = r->height / scale, w = r->width / scale;
     size_t lat = (size_t)p->latent_c * h * w;
-    int cfg = r->guidance_scale > 1.0f;  // diffusers: do_classifier_free_guidance
+    int cfg = hsd_pipeline_cfg(p, r->guidance_scale);  // diffusers: do_classifier_free_guidance
     float *emb = NULL;
     float *latents = malloc((size_t)B * lat * sizeof *latents);
     struct hsd_sampler *samplers = calloc((size_t)B, sizeof *samplers);
@@ -471,19 +483,24 @@ enum hsd_status hsd_pipeline_generate(struct hsd_pipeline *p, const struct hsd_g
     // One text-encoder batch: [negative, positive] (or the positive alone).
     int n_ctx = HSD_TEXT_LEN;
     size_t ctx;
+    int any_lora = !hsd_pipeline_resident_request_ok(p, HSD_SAMPLER_DDIM, HSD_TEXT_LEN,
+                                                     r->lora_scales);
     if (p->text2) {
         // One pass's conditioning: context, SDXL's pooled embedding, time ids.
         ctx = hsd_pipeline_cond_floats(p);
         if (r->prompt_style == HSD_PROMPT_A1111)
             s = hsd_fail(HSD_ERR_UNSUPPORTED, "--prompt-style a1111: not supported for SDXL "
                                               "models yet");
+        else if (any_lora)
+            s = hsd_fail(HSD_ERR_UNSUPPORTED, "LoRA: not supported for SDXL models yet");
         else if (!(emb = malloc((size_t)(cfg ? 2 : 1) * ctx * sizeof *emb)))
             s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
         else
             s = encode_sdxl(p, r, cfg, emb);
     } else {
-        s = hsd_pipeline_encode_prompts(p, &emb, &n_ctx, cfg ? texts : texts + 1, cfg ? 2 : 1,
-                                        r->prompt_style, r->clip_skip);
+        s = hsd_pipeline_encode_prompts_lora(p, &emb, &n_ctx, cfg ? texts : texts + 1,
+                                             cfg ? 2 : 1, r->prompt_style, r->clip_skip,
+                                             r->lora_scales);
         ctx = (size_t)n_ctx * p->ctx_dim;
     }
     if (s) goto done;
@@ -492,15 +509,17 @@ enum hsd_status hsd_pipeline_generate(struct hsd_pipeline *p, const struct hsd_g
         float *x = latents + (size_t)i * lat;
         if ((s = hsd_pipeline_init_image(p, r, i, x, &samplers[i]))) goto done;
         items[i] = (struct hsd_denoise_item){x, &samplers[i], cfg ? emb + ctx : emb,
-                                             cfg ? emb : NULL, r->guidance_scale, n_ctx};
+                                             cfg ? emb : NULL, r->guidance_scale, n_ctx,
+                                             r->lora_scales};
     }
     int calls = hsd_sampler_n_calls(&samplers[0]);
-    int split = r->split < 0 || !p->edge ? calls : r->split;
     // Resident on the backend for the whole run (docs/denoise_step.md), or
-    // the per-step path where a U-Net cannot take backend inputs.
-    // Slots hold 77-token contexts: longer (A1111) ones take the per-step path.
-    int res = n_ctx == HSD_TEXT_LEN && hsd_pipeline_resident_ok(p, p->large) &&
+    // the per-step path where a U-Net cannot take backend inputs or the
+    // request cannot be resident (A1111 contexts, LCM, LoRAs).
+    int res = hsd_pipeline_resident_request_ok(p, r->sampler, n_ctx, r->lora_scales) &&
+              hsd_pipeline_resident_ok(p, p->large) &&
               (!p->edge || hsd_pipeline_resident_ok(p, p->edge));
+    for (int k = 0; k < p->n_more && res; k++) res = hsd_pipeline_resident_ok(p, p->more[k]);
     for (int i = 0; i < B && res; i++)
         if ((s = hsd_pipeline_slot_acquire(p, &ids[i], items[i].latent, &samplers[i], items[i].cond,
                                            items[i].uncond, r->guidance_scale, calls, h, w)))
@@ -508,14 +527,15 @@ enum hsd_status hsd_pipeline_generate(struct hsd_pipeline *p, const struct hsd_g
     for (int step = 0; step < calls; step++) {
         double ts = now_ms();
         float t_step = samplers[0].timesteps[step];
-        struct hsd_unet *u = step < split ? p->large : p->edge;
+        int stage;
+        struct hsd_unet *u = hsd_pipeline_stage_unet(p, r, step, calls, &stage);
         s = res ? hsd_pipeline_resident_step(p, u, ids, B, h, w)
                 : hsd_pipeline_denoise_step(p, u, items, B, h, w);
         if (s) goto done;
         double ms = now_ms() - ts;
         if (timing && timing->step_ms) timing->step_ms[step] = ms;
-        HSD_DEBUG("step %d/%d (%s U-Net, t=%g): %.1f ms", step + 1, calls,
-                  step < split ? "large" : "edge", (double)t_step, ms);
+        HSD_DEBUG("step %d/%d (U-Net %d, t=%g): %.1f ms", step + 1, calls, stage + 1,
+                  (double)t_step, ms);
         if (progress) progress(user, step + 1, calls);
     }
     for (int i = 0; i < B && res; i++) {

@@ -25,6 +25,17 @@
 // text/prompt_emphasis.h): 77 x chunks context tokens.
 enum hsd_prompt_style { HSD_PROMPT_DIFFUSERS, HSD_PROMPT_A1111, HSD_PROMPT_STYLE_COUNT };
 
+// A LoRA to load with the models (--lora): applied per request, unfused
+// (models/lora.h). Its U-Net layers go to every U-Net of the pipeline
+// (large and edge: each must fit, else the load fails saying which layer
+// did not) and its text-encoder layers to the text encoder.
+struct hsd_lora_spec {
+    const char *name;  // how requests choose it (GENERATE, --lora NAME=FILE)
+    const char *path;  // a .safetensors LoRA in kohya or diffusers/PEFT format
+};
+
+#define HSD_PIPELINE_MAX_LORAS 32
+
 struct hsd_pipeline_config {
     const char *model;       // large (or only) model: diffusers pipeline root
     const char *edge_model;  // small U-Net for steps k..N-1 (root or unet folder); NULL: none
@@ -46,7 +57,17 @@ struct hsd_pipeline_config {
     // hsd_ldm_prediction_v decides; EPSILON/V override both (--prediction).
     enum hsd_prediction_choice { HSD_PREDICTION_AUTO, HSD_PREDICTION_EPSILON,
                                  HSD_PREDICTION_V } prediction;
+    const struct hsd_lora_spec *loras;  // [n_loras], loaded in this order
+    int n_loras;                        // 0..HSD_PIPELINE_MAX_LORAS
+    // More than two U-Nets in one schedule (the paper's code allows a list):
+    // U-Nets after edge_model, in the order they take over (root, unet
+    // folder or single file each); needs edge_model. Requests then give
+    // hsd_gen_request.splits.
+    const char *const *more_models;
+    int n_more_models;                  // 0..HSD_PIPELINE_MAX_UNETS - 2
 };
+
+#define HSD_PIPELINE_MAX_UNETS 8
 
 #define HSD_PIPELINE_MAX_BUCKETS 16
 #define HSD_PIPELINE_MAX_ROWS 1024
@@ -70,6 +91,12 @@ struct hsd_gen_request {
     // top-left (0, 0). Ignored by SD 1.x/2.x models.
     int original_width, original_height;
     int crop_top, crop_left;
+    const float *lora_scales;     // [n_loras of the pipeline] (0 = off), or NULL: no LoRA
+    // With more_models: where each U-Net after the large one takes over,
+    // ascending U-Net call indices, one per U-Net after the large one
+    // (splits[0] is the edge model's k); overrides `split`. NULL: `split`.
+    const int *splits;
+    int n_splits;
 };
 
 struct hsd_gen_timing {
@@ -87,6 +114,13 @@ struct hsd_pipeline;
 // any compute. Errors name the component and the file.
 enum hsd_status hsd_pipeline_load(struct hsd_pipeline **out, const struct hsd_pipeline_config *cfg);
 void hsd_pipeline_free(struct hsd_pipeline *p);
+
+// Whether a request with this guidance scale runs classifier-free guidance
+// (an unconditional row): diffusers' guidance_scale > 1, except with an
+// LCM-distilled large U-Net, which takes the scale as an input instead
+// (LatentConsistencyModelPipeline; pipeline_lcm.c).
+int hsd_pipeline_cfg(const struct hsd_pipeline *p, float guidance_scale);
+int hsd_pipeline_guidance_embedded(const struct hsd_pipeline *p);
 
 // U-Net calls the request's sampler makes for its steps (0 if invalid).
 int hsd_pipeline_n_calls(const struct hsd_gen_request *r);
@@ -139,6 +173,7 @@ struct hsd_denoise_item {
     float guidance_scale;
     int n_ctx;                // context tokens: 77 x prompt chunks; 0 means 77. Items of
                               // one step share it (one U-Net call).
+    const float *lora_scales; // [hsd_pipeline_lora_count] (0 = off), or NULL: no LoRA
 };
 // For SDXL, cond and uncond each hold hsd_pipeline_cond_floats() floats:
 // the [77, C_ctx] context, then the pooled text embedding [pooled_dim] and
@@ -154,6 +189,12 @@ enum hsd_status hsd_pipeline_denoise_step(struct hsd_pipeline *p, struct hsd_une
 
 // Whether `u` can run resident steps on p's backend (resident_step.c).
 int hsd_pipeline_resident_ok(const struct hsd_pipeline *p, const struct hsd_unet *u);
+// Whether a request can: a 77-token context (n_ctx 0 or 77), a sampler
+// whose randomness the admission plan holds (not lcm, which re-noises
+// every step), no LoRA (lora_scales NULL or all 0). Others take
+// hsd_pipeline_denoise_step.
+int hsd_pipeline_resident_request_ok(const struct hsd_pipeline *p, enum hsd_sampler_kind kind,
+                                     int n_ctx, const float *lora_scales);
 
 // Admission (resident_pool.c): a slot in backend memory for one image
 // holding its latent, sampler history and text embeddings (uploaded once),
@@ -238,6 +279,27 @@ int32_t hsd_pipeline_pad_id(const struct hsd_pipeline *p);
 enum hsd_status hsd_pipeline_check_ids(const struct hsd_pipeline *p, const int32_t *ids, int n,
                                        const char *what);
 
+// ---- LoRA (pipeline_lora.c) ----
+// How many LoRAs were loaded, and the index of the one named `name` (-1: none).
+int hsd_pipeline_lora_count(const struct hsd_pipeline *p);
+int hsd_pipeline_lora_index(const struct hsd_pipeline *p, const char *name);
+const char *hsd_pipeline_lora_name(const struct hsd_pipeline *p, int i);
+// hsd_pipeline_encode_text with the text-encoder LoRAs of `scales`
+// ([hsd_pipeline_lora_count], NULL: none) on every prompt.
+enum hsd_status hsd_pipeline_encode_text_lora(struct hsd_pipeline *p, float *out,
+                                              const char *const *prompts, int n_prompts,
+                                              int clip_skip, const float *scales);
+// hsd_pipeline_encode_prompts with the text-encoder LoRAs of `scales`
+// ([hsd_pipeline_lora_count], NULL: none) on every prompt and chunk.
+enum hsd_status hsd_pipeline_encode_prompts_lora(struct hsd_pipeline *p, float **out, int *n_ctx,
+                                                 const char *const *prompts, int n_prompts,
+                                                 enum hsd_prompt_style style, int clip_skip,
+                                                 const float *scales);
+// hsd_pipeline_encode_ids with row r's text-encoder LoRAs from row_scales[r]
+// ([hsd_pipeline_lora_count] or NULL; row_scales NULL: no LoRA anywhere).
+enum hsd_status hsd_pipeline_encode_ids_lora(struct hsd_pipeline *p, float *out,
+                                             const int32_t *ids, int n, int clip_skip,
+                                             const float *const *row_scales);
 // ---- SDXL (pipeline_sdxl.c; diffusers StableDiffusionXLPipeline) ----
 
 // 1 when the model has SDXL's second text encoder (text_encoder_2/).

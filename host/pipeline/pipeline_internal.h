@@ -83,6 +83,9 @@ struct hsd_pipeline {
     struct hsd_noise_schedule sched;
     struct hsd_unet_source src_large, src_edge;
     struct hsd_unet *large, *edge;
+    struct hsd_unet_source src_more[HSD_PIPELINE_MAX_UNETS - 2];
+    struct hsd_unet *more[HSD_PIPELINE_MAX_UNETS - 2];  // U-Nets after the edge one
+    int n_more;
     struct hsd_vae *vae;
     // SDXL (pipeline_sdxl.c): tokenizer_2/ and text_encoder_2/, else NULL.
     struct hsd_clip_tokenizer *tok2;
@@ -95,14 +98,46 @@ struct hsd_pipeline {
     int buckets[HSD_PIPELINE_MAX_BUCKETS];  // config.row_buckets
     int n_buckets;
     struct hsd_step_scratch step;
+    struct hsd_lora_file *loras[HSD_PIPELINE_MAX_LORAS];  // config.loras, opened
+    char lora_names[HSD_PIPELINE_MAX_LORAS][64];
+    int n_loras;
+    float *lora_rows;        // [rows, n_loras] scales of one U-Net / text-encoder call
+    size_t lora_rows_cap;
+    float *guidance_w;       // [rows] LCM U-Nets' w of one call (pipeline_lcm.c)
+    size_t guidance_cap;
     struct hsd_res_pool res;       // resident requests (resident_pool.c)
     struct hsd_res_scratch rstep;  // the resident step's buffers (resident_step.c)
 };
+
+// More than two U-Nets (pipeline_stages.c): loads config.more_models,
+// frees them, checks a request's splits and picks the U-Net of call `step`.
+enum hsd_status hsd_pipeline_stages_load(struct hsd_pipeline *p,
+                                         const struct hsd_pipeline_config *c, int *mult);
+void hsd_pipeline_stages_free(struct hsd_pipeline *p);
+enum hsd_status hsd_pipeline_stages_validate(const struct hsd_pipeline *p,
+                                             const struct hsd_gen_request *r, int calls);
+struct hsd_unet *hsd_pipeline_stage_unet(struct hsd_pipeline *p, const struct hsd_gen_request *r,
+                                         int step, int calls, int *stage);
+
+// Loads config.loras onto the loaded models (pipeline_lora.c).
+enum hsd_status hsd_pipeline_lora_load(struct hsd_pipeline *p,
+                                       const struct hsd_pipeline_config *c);
+void hsd_pipeline_lora_free(struct hsd_pipeline *p);
+// Selects, for `unet`'s next call of `padded` rows, each item's scales on
+// its rows (rows[i].cond_row / uncond_row); padding rows choose none.
+enum hsd_status hsd_pipeline_lora_rows(struct hsd_pipeline *p, struct hsd_unet *unet,
+                                       const struct hsd_denoise_item *items,
+                                       const struct hsd_step_row *rows, int n, int padded);
 
 // The U-Net batch of a call of `rows` rows: the smallest configured bucket
 // that holds them, or `rows` above the largest (hsd_pipeline_config.row_buckets).
 int hsd_pipeline_bucket_rows(const struct hsd_pipeline *p, int rows);
 
+// LCM U-Nets: each row's w = guidance_scale - 1 for `unet`'s next call
+// (pipeline_lcm.c); a no-op for U-Nets without time_cond_proj_dim.
+enum hsd_status hsd_pipeline_guidance_rows(struct hsd_pipeline *p, struct hsd_unet *unet,
+                                           const struct hsd_denoise_item *items,
+                                           const struct hsd_step_row *rows, int n, int padded);
 // pipeline_sdxl.c: loads tokenizer_2/ and text_encoder_2/ when `root` has
 // them (sets tok2, text2, pooled_dim, force_zeros; ctx_dim must already be
 // the first encoder's width and becomes the sum).

@@ -112,8 +112,20 @@ static enum hsd_status write_refs(struct hsd_pipeline *p, const int *ids, int n,
 int hsd_pipeline_resident_ok(const struct hsd_pipeline *p, const struct hsd_unet *u) {
     const struct hsd_backend_ops *o = p->be->ops;
     const struct hsd_unet_config *cfg = hsd_unet_get_config(u);
-    // SDXL's added conditioning has no resident form yet (hsd_unet_forward_dev).
-    return o->step_gather && o->step_scatter && !cfg->center_input_sample && !cfg->add_text_time;
+    // SDXL's added conditioning and LCM U-Nets' guidance embedding have no
+    // resident form yet (hsd_unet_forward_dev).
+    return o->step_gather && o->step_scatter && !cfg->center_input_sample && !cfg->add_text_time &&
+           !hsd_unet_guidance_embedded(u);
+}
+
+int hsd_pipeline_resident_request_ok(const struct hsd_pipeline *p, enum hsd_sampler_kind kind,
+                                     int n_ctx, const float *lora_scales) {
+    // Slots hold 77-token contexts; the plan precomputes Euler a's noise
+    // only, not LCM's re-noising; the resident step selects no LoRA.
+    if ((n_ctx != 0 && n_ctx != HSD_TEXT_LEN) || kind == HSD_SAMPLER_LCM) return 0;
+    for (int i = 0; lora_scales && i < hsd_pipeline_lora_count(p); i++)
+        if (lora_scales[i] != 0.0f) return 0;
+    return 1;
 }
 
 // gather .. scatter over the bucket's `padded` items (unused ones skipped):
@@ -170,6 +182,9 @@ enum hsd_status hsd_pipeline_resident_step(struct hsd_pipeline *p, struct hsd_un
     if (!st) st = write_refs(p, ids, n, padded);
     // Planned before any recording: the U-Net's arena has its address.
     if (!st) st = hsd_unet_plan(unet, padded, h, w, HSD_TEXT_LEN);
+    // No LoRA on resident rows (hsd_pipeline_resident_request_ok): clear
+    // what a per-step call selected.
+    if (!st) st = hsd_unet_lora_select(unet, NULL, 0);
     if (st) return st;
     int graphed = be->ops->graph_begin != NULL;
     if (graphed) {

@@ -34,6 +34,8 @@ void hsd_noise_schedule_sd15(struct hsd_noise_schedule *s) {
     s->prediction_type = HSD_PRED_EPSILON;
     s->timestep_spacing = HSD_SPACING_DEFAULT;
     s->skip_prk_steps = 1;
+    s->original_inference_steps = 50;
+    s->timestep_scaling = 10.0f;
 }
 
 // Defaults of a key that is absent: diffusers' __init__ defaults, which
@@ -51,6 +53,8 @@ static void schedule_defaults(struct hsd_noise_schedule *s) {
     s->prediction_type = HSD_PRED_EPSILON;
     s->timestep_spacing = HSD_SPACING_DEFAULT;
     s->skip_prk_steps = -1;
+    s->original_inference_steps = 50;  // LCMScheduler's defaults
+    s->timestep_scaling = 10.0f;
 }
 
 static enum hsd_status bad(const char *label, const char *key, const char *why) {
@@ -175,6 +179,12 @@ enum hsd_status hsd_noise_schedule_parse(struct hsd_noise_schedule *s, const cha
     double range = r.clip_sample_range;
     if ((st = get_real(root, label, "clip_sample_range", &range)) != HSD_OK) goto out;
     r.clip_sample_range = (float)range;
+    if ((st = get_int(root, label, "original_inference_steps", 1, HSD_NOISE_SCHEDULE_MAX_TRAIN,
+                      &r.original_inference_steps)) != HSD_OK)
+        goto out;
+    double scaling = r.timestep_scaling;
+    if ((st = get_real(root, label, "timestep_scaling", &scaling)) != HSD_OK) goto out;
+    r.timestep_scaling = (float)scaling;
 
     static const char *const schedules[] = {"linear", "scaled_linear", "squaredcos_cap_v2"};
     int i = get_choice(root, "beta_schedule", schedules, 3, &value);
@@ -313,6 +323,14 @@ enum hsd_status hsd_noise_schedule_validate(const struct hsd_noise_schedule *s) 
     if (!(s->clip_sample_range > 0) || !isfinite(s->clip_sample_range)) {
         return hsd_fail(HSD_ERR_INVALID_ARG, "clip_sample_range %g is not a positive number",
                         (double)s->clip_sample_range);
+    }
+    if (s->original_inference_steps < 1 || s->original_inference_steps > t) {
+        return hsd_fail(HSD_ERR_INVALID_ARG, "original_inference_steps %d outside [1, %d]",
+                        s->original_inference_steps, t);
+    }
+    if (!(s->timestep_scaling > 0) || !isfinite(s->timestep_scaling)) {
+        return hsd_fail(HSD_ERR_INVALID_ARG, "timestep_scaling %g is not a positive number",
+                        (double)s->timestep_scaling);
     }
     if ((unsigned)s->prediction_type > HSD_PRED_V) {
         return hsd_fail(HSD_ERR_INVALID_ARG, "prediction_type %d unknown", (int)s->prediction_type);

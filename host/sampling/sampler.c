@@ -23,6 +23,7 @@ static const struct hsd_sampler_ops *const kind_ops[HSD_SAMPLER_COUNT] = {
     [HSD_SAMPLER_EULER] = &hsd_sampler_ops_euler,
     [HSD_SAMPLER_EULER_A] = &hsd_sampler_ops_euler_a,
     [HSD_SAMPLER_PNDM] = &hsd_sampler_ops_pndm,
+    [HSD_SAMPLER_LCM] = &hsd_sampler_ops_lcm,
 };
 
 static const struct hsd_sampler_ops *ops_of(const struct hsd_sampler *s) {
@@ -42,7 +43,7 @@ enum hsd_status hsd_sampler_parse(const char *name, enum hsd_sampler_kind *out) 
         }
     }
     return hsd_fail(HSD_ERR_INVALID_ARG,
-                    "unknown sampler '%s' (expected dpmpp-2m, ddim, euler, euler-a or pndm)", name);
+                    "unknown sampler '%s' (expected dpmpp-2m, ddim, euler, euler-a, pndm or lcm)", name);
 }
 
 // ---------------------------------------------------------------------------
@@ -164,9 +165,10 @@ enum hsd_status hsd_sampler_init(struct hsd_sampler *s, enum hsd_sampler_kind ki
     }
     enum hsd_status st = hsd_noise_schedule_validate(sched);
     if (st != HSD_OK) return hsd_fail_context(st, "scheduler config");
-    if (!rng && kind == HSD_SAMPLER_EULER_A) {
+    if (!rng && (kind == HSD_SAMPLER_EULER_A || kind == HSD_SAMPLER_LCM)) {
         return hsd_fail(HSD_ERR_INVALID_ARG,
-                        "euler-a draws noise every step: pass the generator of the initial latent");
+                        "%s draws noise every step: pass the generator of the initial latent",
+                        kind_ops[kind]->name);
     }
     if (n_steps > sched->num_train_timesteps) {
         // DDIMScheduler.set_timesteps raises this; the others index out of range.
@@ -271,7 +273,7 @@ void hsd_sampler_scale_model_input(const struct hsd_sampler *s, float *out, cons
 static const enum hsd_step_kind step_kind[HSD_SAMPLER_COUNT] = {
     [HSD_SAMPLER_DPMPP_2M] = HSD_STEP_DPMPP_2M, [HSD_SAMPLER_DDIM] = HSD_STEP_DDIM,
     [HSD_SAMPLER_EULER] = HSD_STEP_EULER,       [HSD_SAMPLER_EULER_A] = HSD_STEP_EULER_A,
-    [HSD_SAMPLER_PNDM] = HSD_STEP_PNDM,
+    [HSD_SAMPLER_PNDM] = HSD_STEP_PNDM,         [HSD_SAMPLER_LCM] = HSD_STEP_LCM,
 };
 
 enum hsd_status hsd_sampler_plan_step(struct hsd_sampler *s, struct hsd_step_row *row,
@@ -293,7 +295,9 @@ enum hsd_status hsd_sampler_plan_step(struct hsd_sampler *s, struct hsd_step_row
     *rng_after = s->rng;
     // Ancestral noise: randn_tensor(model_output.shape, generator) on the
     // host, from a copy of the generator (committed with the step).
-    if (ops->ancestral) hsd_torch_randn(rng_after, hsd_sampler_slot(s, 0), s->n_latent);
+    // LCM draws none on its last step (its re-noising is skipped there).
+    if (ops->ancestral && (row->kind != HSD_STEP_LCM || (row->flags & HSD_STEP_NOISE)))
+        hsd_torch_randn(rng_after, hsd_sampler_slot(s, 0), s->n_latent);
     return HSD_OK;
 }
 
@@ -339,15 +343,19 @@ enum hsd_status hsd_sampler_step(struct hsd_sampler *s, float *x, const float *m
 //              u32 has_next_float  f32 next_float  u32 flavor
 //   history:   u32 live slots  f32 [slots * n_latent]
 //   u32 CRC-32 (zlib) of every byte before it.
+// Version 2 (written for lcm states only, so every other state keeps
+// version 1's bytes): the schedule block ends with u32
+// original_inference_steps and f32 timestep_scaling, LCMScheduler's keys.
 // The tables are derived data: deserialize recomputes them from the schedule
 // and requires bit equality, so both ends agree on the maths, not only on
 // the inputs.
 
 static const char MAGIC[8] = {'H', 'S', 'D', 'S', 'M', 'P', 'L', '\0'};
-enum { FORMAT_VERSION = 1 };
+enum { FORMAT_VERSION = 1, FORMAT_VERSION_LCM = 2 };
 enum {
     HEADER_BYTES = 8 + 4 + 4 + 8,
     SCHED_BYTES = 4 + 8 + 8 + 4 + 4 + 4 + 4 + 4 + 4 + 4 + 4,
+    SCHED_LCM_BYTES = 4 + 4,  // version 2's addition
     PROGRESS_BYTES = 4 + 4 + 8 + 4 + 4 + 4 + 4,
     RNG_BYTES = 624 * 4 + 4 + 4 + 8 + 4 + 4 + 4,
 };
@@ -356,10 +364,14 @@ static size_t table_bytes(int n_timesteps) {
     return (size_t)n_timesteps * 4 + (size_t)(n_timesteps + 1) * 8 + (size_t)n_timesteps * 8;
 }
 
+static size_t sched_bytes(enum hsd_sampler_kind kind) {
+    return SCHED_BYTES + (kind == HSD_SAMPLER_LCM ? SCHED_LCM_BYTES : 0);
+}
+
 size_t hsd_sampler_serialized_size(const struct hsd_sampler *s) {
     const int live = ops_of(s)->live_slots(s);
-    return HEADER_BYTES + SCHED_BYTES + PROGRESS_BYTES + table_bytes(s->n_timesteps) + RNG_BYTES +
-           4 + (size_t)live * s->n_latent * 4 + 4;
+    return HEADER_BYTES + sched_bytes(s->kind) + PROGRESS_BYTES + table_bytes(s->n_timesteps) +
+           RNG_BYTES + 4 + (size_t)live * s->n_latent * 4 + 4;
 }
 
 struct writer {
@@ -394,7 +406,8 @@ enum hsd_status hsd_sampler_serialize(const struct hsd_sampler *s, void *buf, si
     struct writer w = {buf};
     memcpy(w.p, MAGIC, 8);
     w.p += 8;
-    put_u32(&w, FORMAT_VERSION);
+    const int lcm = s->kind == HSD_SAMPLER_LCM;
+    put_u32(&w, lcm ? FORMAT_VERSION_LCM : FORMAT_VERSION);
     put_u32(&w, (uint32_t)s->kind);
     put_u64(&w, size);
     const struct hsd_noise_schedule *sc = &s->sched;
@@ -409,6 +422,10 @@ enum hsd_status hsd_sampler_serialize(const struct hsd_sampler *s, void *buf, si
     put_u32(&w, (uint32_t)sc->prediction_type);
     put_u32(&w, (uint32_t)sc->timestep_spacing);
     put_i32(&w, sc->skip_prk_steps);
+    if (lcm) {
+        put_u32(&w, (uint32_t)sc->original_inference_steps);
+        put_f32(&w, sc->timestep_scaling);
+    }
     put_u32(&w, (uint32_t)s->n_steps);
     put_u32(&w, (uint32_t)s->step);
     put_u64(&w, s->n_latent);
@@ -493,12 +510,16 @@ static enum hsd_status read_state(struct hsd_sampler *t, struct reader *r, size_
     if (memcmp(r->p, MAGIC, 8) != 0) return bad_state("bad magic (not a sampler state)");
     r->p += 8;
     uint32_t version = get_u32(r);
-    if (version != FORMAT_VERSION) {
-        return hsd_fail(HSD_ERR_FORMAT, "sampler state: version %u, this build reads %d", version,
-                        FORMAT_VERSION);
+    if (version != FORMAT_VERSION && version != FORMAT_VERSION_LCM) {
+        return hsd_fail(HSD_ERR_FORMAT, "sampler state: version %u, this build reads %d and %d",
+                        version, FORMAT_VERSION, FORMAT_VERSION_LCM);
     }
     uint32_t kind = get_u32(r);
     if (kind >= HSD_SAMPLER_COUNT) return bad_state("unknown sampler kind");
+    if ((version == FORMAT_VERSION_LCM) != (kind == HSD_SAMPLER_LCM))
+        return bad_state("lcm states are version 2, every other kind version 1");
+    const size_t sbytes = sched_bytes((enum hsd_sampler_kind)kind);
+    if (len < HEADER_BYTES + sbytes + PROGRESS_BYTES) return bad_state("truncated header");
     uint64_t total = get_u64(r);
     if (total != len) {
         return hsd_fail(HSD_ERR_FORMAT, "sampler state: header says %llu bytes, got %zu",
@@ -528,6 +549,14 @@ static enum hsd_status read_state(struct hsd_sampler *t, struct reader *r, size_
     sc.clip_sample_range = get_f32(r);
     uint32_t pred = get_u32(r), spacing = get_u32(r);
     sc.skip_prk_steps = get_i32(r);
+    sc.original_inference_steps = 50;  // LCMScheduler's defaults (unused by other kinds)
+    sc.timestep_scaling = 10.0f;
+    if (kind == HSD_SAMPLER_LCM) {
+        uint32_t orig = get_u32(r);
+        if (orig < 1 || orig > HSD_NOISE_SCHEDULE_MAX_TRAIN) return bad_state("bad original steps");
+        sc.original_inference_steps = (int)orig;
+        sc.timestep_scaling = get_f32(r);
+    }
     if (beta_schedule > HSD_BETA_SQUAREDCOS || pred > HSD_PRED_V || spacing > HSD_SPACING_TRAILING) {
         return bad_state("schedule enum out of range");
     }
@@ -548,7 +577,7 @@ static enum hsd_status read_state(struct hsd_sampler *t, struct reader *r, size_
     if (step > n_timesteps) return bad_state("step past the last model call");
 
     // Fixed-size parts are known now; the live slot count follows them.
-    size_t fixed = HEADER_BYTES + SCHED_BYTES + PROGRESS_BYTES + table_bytes((int)n_timesteps) +
+    size_t fixed = HEADER_BYTES + sbytes + PROGRESS_BYTES + table_bytes((int)n_timesteps) +
                    RNG_BYTES + 4;
     if (len < fixed + 4) return bad_state("truncated");
     struct reader after = {start + fixed - 4, start + len};

@@ -19,10 +19,11 @@ enum hsd_sampler_kind {
     HSD_SAMPLER_EULER,      // EulerDiscreteScheduler
     HSD_SAMPLER_EULER_A,    // EulerAncestralDiscreteScheduler
     HSD_SAMPLER_PNDM,       // PNDMScheduler (skip_prk_steps as in SD configs)
+    HSD_SAMPLER_LCM,        // LCMScheduler (latent consistency models, LCM-LoRA)
     HSD_SAMPLER_COUNT
 };
 
-// "dpmpp-2m", "ddim", "euler", "euler-a", "pndm".
+// "dpmpp-2m", "ddim", "euler", "euler-a", "pndm", "lcm".
 const char *hsd_sampler_name(enum hsd_sampler_kind k);
 enum hsd_status hsd_sampler_parse(const char *name, enum hsd_sampler_kind *out);
 
@@ -48,6 +49,9 @@ struct hsd_noise_schedule {
     enum hsd_prediction prediction_type;
     enum hsd_timestep_spacing timestep_spacing;
     int skip_prk_steps;         // -1/0/1 (PNDM; only 1 is implemented)
+    // LCMScheduler (absent: its defaults 50 and 10.0).
+    int original_inference_steps;  // 1..num_train_timesteps
+    float timestep_scaling;        // boundary-condition scalings' timestep factor
 };
 
 #define HSD_NOISE_SCHEDULE_MAX_TRAIN 100000

@@ -13,7 +13,8 @@ struct hsd_sampler_ops {
     int history_slots;  // latents kept between steps (serialized while live)
     int scratch_slots;  // per-step scratch latents (not serialized)
     int scales_input;   // scale_model_input divides by sqrt(sigma^2 + 1)
-    int ancestral;      // draws noise each step (into scratch slot 0)
+    int ancestral;      // draws noise each step (into scratch slot 0); LCM: every
+                        // step whose row has HSD_STEP_NOISE (all but the last)
     // Fills n_timesteps, timesteps[], sigmas[], alpha_prod[], alpha_prod_prev[]
     // from s->sched, s->n_steps and alphas_cumprod[num_train_timesteps].
     enum hsd_status (*setup)(struct hsd_sampler *s, const float *alphas_cumprod);
@@ -35,6 +36,7 @@ extern const struct hsd_sampler_ops hsd_sampler_ops_ddim;
 extern const struct hsd_sampler_ops hsd_sampler_ops_euler;
 extern const struct hsd_sampler_ops hsd_sampler_ops_euler_a;
 extern const struct hsd_sampler_ops hsd_sampler_ops_pndm;
+extern const struct hsd_sampler_ops hsd_sampler_ops_lcm;
 
 // live_slots/progress_ok of the samplers that keep no model-output history
 // (DDIM, Euler, Euler a): nothing live, and every history counter zero.

@@ -28,6 +28,12 @@ PYTHON=${PYTHON:-$root/.venv/bin/python}
 "$PYTHON" "$here/make_pipeline_cases.py" --out "$root/tests/data/pipeline"
 # Tiny SDXL pipelines and Hybrid SDXL splits (tests/data/pipeline_sdxl/), from diffusers.
 (cd "$here" && "$PYTHON" make_sdxl_pipeline_cases.py --out "$root/tests/data/pipeline_sdxl")
+# Random LoRAs (kohya and diffusers/PEFT files) on that pipeline, with
+# diffusers' load_lora_weights images (tests/data/lora/).
+"$PYTHON" "$here/make_lora_cases.py" --out "$root/tests/data/lora"
+# LCM-shaped U-Nets with LCMScheduler, the 4 + 4 split and LCM-LoRA
+# (tests/data/lcm/; after the LoRAs, which LCM-LoRA uses).
+"$PYTHON" "$here/make_lcm_cases.py" --out "$root/tests/data/lcm"
 # Scheduler configs as diffusers saves them, with diffusers' timesteps
 # (tests/data/sampling/saved_configs/).
 "$PYTHON" "$here/make_scheduler_configs.py" --out "$root/tests/data/sampling/saved_configs"

@@ -88,9 +88,14 @@ cases = {
         k=25,
         sampler=4, cfg_scale=0.5),
     "empty prompts": hc.GenerateRequest(prompt="", steps=1, k=0, sampler="ddim"),
+    "LoRAs (list and dict)": hc.GenerateRequest(prompt="a cat", k=2, steps=4,
+                                                loras={"kohya": 0.8, "ä-style": -1.5}),
     "A1111 prompt style": hc.GenerateRequest(prompt="(a lighthouse:1.2) " * 40,
                                              negative_prompt="[blurry]", steps=4, k=2,
                                              prompt_style="a1111"),
+    "A1111 prompt style with LoRAs": hc.GenerateRequest(prompt="(a lighthouse:1.2) " * 2, k=2,
+                                                        steps=4, prompt_style="a1111",
+                                                        loras=[("kohya", 0.5)]),
 }
 for name, req in cases.items():
     rid = hc.random_request_id()
@@ -105,7 +110,11 @@ for name, req in cases.items():
     want = {"seed": str(req.seed), "width": req.width, "height": req.height, "steps": req.steps,
             "k_min": k_min, "k_max": k_max, "sampler": int(hc.Sampler.parse(req.sampler)),
             "flags": (1 if req.return_embeddings else 0) |
-                     (2 if req.prompt_style == "a1111" else 0), "cfg_scale": cfg32,
+                     (2 if req.prompt_style == "a1111" else 0) | (4 if req.loras else 0),
+            "cfg_scale": cfg32,
+            "loras": [[n, struct.unpack("<f", struct.pack("<f", v))[0]]
+                      for n, v in (req.loras.items() if isinstance(req.loras, dict)
+                                   else req.loras)],
             "deadline_ms": req.deadline_ms, "clip_skip": req.clip_skip,
             "priority": req.priority, "model": req.model,
             "prompt": req.prompt if isinstance(req.prompt, str) else list(req.prompt),
@@ -169,7 +178,7 @@ bad_requests = {
     "seed 2^64": R(prompt="a", k=1, seed=2**64),
     "seed as float": R(prompt="a", k=1, seed=1.0),
     "unknown sampler name": R(prompt="a", k=1, sampler="heun"),
-    "sampler id 5": R(prompt="a", k=1, sampler=5),
+    "sampler id 6": R(prompt="a", k=1, sampler=6),
     "cfg NaN": R(prompt="a", k=1, cfg_scale=float("nan")),
     "cfg inf": R(prompt="a", k=1, cfg_scale=float("inf")),
     "cfg > 100": R(prompt="a", k=1, cfg_scale=100.5),
@@ -188,6 +197,12 @@ bad_requests = {
     "negative token id": R(prompt=[-1], k=1),
     "prompt None": R(prompt=None, k=1),
     "return_embeddings not bool": R(prompt="a", k=1, return_embeddings=1),
+    "9 LoRAs": R(prompt="a", k=1, loras=[(f"l{i}", 1.0) for i in range(9)]),
+    "LoRA listed twice": R(prompt="a", k=1, loras=[("a", 1.0), ("a", 0.5)]),
+    "LoRA scale 17": R(prompt="a", k=1, loras={"a": 17.0}),
+    "LoRA name 64 bytes": R(prompt="a", k=1, loras={"x" * 64: 1.0}),
+    "empty LoRA name": R(prompt="a", k=1, loras={"": 1.0}),
+    "LoRA not a pair": R(prompt="a", k=1, loras=["a"]),
     "prompt style unknown": R(prompt="a", k=1, prompt_style="comfy"),
     "a1111 with token ids": R(prompt=[49406, 49407], k=1, prompt_style="a1111"),
 }

@@ -129,6 +129,12 @@ static int cmd_check(const char *keys, const char *path) {
             "model", g->model.p ? g->model.p : "", g->model.n);
         json_object_set_new(j, "prompt", prompt_json(&g->prompt));
         json_object_set_new(j, "negative_prompt", prompt_json(&g->negative));
+        json_t *loras = json_array();
+        for (unsigned i = 0; i < g->n_loras; i++)
+            json_array_append_new(loras, json_pack("[s%, f]", g->loras[i].name.p,
+                                                   g->loras[i].name.n,
+                                                   (double)g->loras[i].scale));
+        json_object_set_new(j, "loras", loras);
         json_object_set_new(o, "generate", j);
     } else if (m.type == HSD_WIRE_CANCEL) {
         snprintf(num, sizeof num, "%llu", (unsigned long long)m.u.cancel.target);

@@ -66,7 +66,7 @@ static void run(struct hsd_pipeline *p, const struct req *reqs, int n, int calls
         CHECK_OK(hsd_pipeline_init_image(p, &r, 0, latents + (size_t)i * lat, &s[i]));
         const float *e = emb + (size_t)i * 2 * ctx;  // [uncond, cond]
         items[i] = (struct hsd_denoise_item){latents + (size_t)i * lat, &s[i], e + ctx,
-                                             reqs[i].cfg > 1.0f ? e : NULL, reqs[i].cfg, 0};
+                                             reqs[i].cfg > 1.0f ? e : NULL, reqs[i].cfg, 0, NULL};
     }
     for (int k = 0; k < calls; k++)
         CHECK_OK(hsd_pipeline_denoise_step(p, hsd_pipeline_unet(p, 0), items, n, 8, 8));

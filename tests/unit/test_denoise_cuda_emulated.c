@@ -70,7 +70,7 @@ static void generate(struct hsd_pipeline *p, const float *emb, size_t ctx, struc
                 // emb: [request][uncond, cond][77, C]
                 const float *e = emb + (size_t)i * 2 * ctx;
                 items[n++] = (struct hsd_denoise_item){out->latents + (size_t)i * lat, s, e + ctx,
-                                                       cfg ? e : NULL, k_reqs[i].cfg, 0};
+                                                       cfg ? e : NULL, k_reqs[i].cfg, 0, NULL};
             }
             if (!n) continue;
             any = 1;

@@ -429,9 +429,10 @@ static void test_generate_rules(void) {
     P16("height 100 (not multiple of 8)", G_HEIGHT, 100, HSD_WIRE_E_BAD_REQUEST);
     P16("width 56 (too small)", G_WIDTH, 56, HSD_WIRE_E_BAD_REQUEST);
     P16("width 4104 (too large)", G_WIDTH, 4104, HSD_WIRE_E_BAD_REQUEST);
-    P8("sampler 5", G_SAMPLER, 5, HSD_WIRE_E_BAD_REQUEST);
-    P8("sampler 4", G_SAMPLER, 4, HSD_WIRE_E_NONE);
-    P8("unknown gen flag", G_FLAGS, 0x04, HSD_WIRE_E_BAD_REQUEST);
+    P8("sampler 6", G_SAMPLER, 6, HSD_WIRE_E_BAD_REQUEST);
+    P8("sampler 5 (lcm)", G_SAMPLER, 5, HSD_WIRE_E_NONE);
+    P8("unknown gen flag", G_FLAGS, 0x08, HSD_WIRE_E_BAD_REQUEST);
+    P8("LoRA flag without the list", G_FLAGS, 0x04, HSD_WIRE_E_BAD_MESSAGE);
     P8("A1111 prompt style flag, text prompts", G_FLAGS, 0x03, HSD_WIRE_E_NONE);
     P8("clip skip 24", G_CLIPSKIP, 24, HSD_WIRE_E_BAD_REQUEST);
     P8("priority 8", G_PRIO, 8, HSD_WIRE_E_BAD_REQUEST);

@@ -100,7 +100,8 @@ static void per_step(struct hsd_pipeline *p, const float *emb, size_t ctx, struc
             if (step < k_reqs[i].split)
                 items[n++] = (struct hsd_denoise_item){out->latents + (size_t)i * lat,
                                                        &out->samplers[i], cond_of(emb, ctx, i),
-                                                       uncond_of(emb, ctx, i), k_reqs[i].cfg, 0};
+                                                       uncond_of(emb, ctx, i), k_reqs[i].cfg, 0,
+                                                       NULL};
         if (!n) break;
         CHECK_OK(hsd_pipeline_denoise_step(p, hsd_pipeline_unet(p, 0), items, n, h, w));
     }
@@ -109,7 +110,7 @@ static void per_step(struct hsd_pipeline *p, const float *emb, size_t ctx, struc
         keep_state(out, i);
         struct hsd_sampler *s = &out->samplers[i];
         struct hsd_denoise_item it = {out->latents + (size_t)i * lat, s, cond_of(emb, ctx, i),
-                                      uncond_of(emb, ctx, i), k_reqs[i].cfg, 0};
+                                      uncond_of(emb, ctx, i), k_reqs[i].cfg, 0, NULL};
         while (!hsd_sampler_done(s))
             CHECK_OK(hsd_pipeline_denoise_step(p, hsd_pipeline_unet(p, 1), &it, 1, h, w));
     }

@@ -229,7 +229,7 @@ static void measure_ops(struct device *d, long *enc_ops, long *unet_ops) {
     CHECK_OK(hsd_pipeline_encode_text(p, emb, texts, 2, 0));
     long b = hsd_backend_faulty_ops(d->fake);
     CHECK_OK(hsd_pipeline_init_image(p, &r, 0, lat, &smp));
-    struct hsd_denoise_item it = {lat, &smp, emb + (size_t)HSD_TEXT_LEN * C, emb, 5.0f, 0};
+    struct hsd_denoise_item it = {lat, &smp, emb + (size_t)HSD_TEXT_LEN * C, emb, 5.0f, 0, NULL};
     CHECK_OK(hsd_pipeline_denoise_step(p, hsd_pipeline_unet(p, 0), &it, 1, 8, 8));
     long c = hsd_backend_faulty_ops(d->fake);
     hsd_sampler_free(&smp);

@@ -144,7 +144,7 @@ static float *reference_latent(const struct gen *g, int k) {
     const char *texts[2] = {"", g->prompt};
     CHECK_OK(hsd_pipeline_encode_text(p, emb, texts, 2, 0));
     CHECK_OK(hsd_pipeline_init_image(p, &r, 0, x, &s));
-    struct hsd_denoise_item it = {x, &s, emb + per, emb, g->cfg, 0};
+    struct hsd_denoise_item it = {x, &s, emb + per, emb, g->cfg, 0, NULL};
     for (int i = 0; i < k; i++) CHECK_OK(hsd_pipeline_denoise_step(p, hsd_pipeline_unet(p, 0), &it, 1, h, h));
     hsd_sampler_free(&s);
     free(emb);

@@ -98,8 +98,19 @@ float *hsd_test_read_input(const struct hsd_safetensors *io, const char *name,
             memcpy(&v, (const char *)(*t)->data + 8 * i, 8);
             x[i] = (float)v;
         }
+    } else if ((*t)->dtype == HSD_U8) {
+        for (int64_t i = 0; i < (*t)->numel; i++) x[i] = ((const uint8_t *)(*t)->data)[i];
     } else {
         CHECK_OK(hsd_safetensors_read_f32(io, name, x, (size_t)(*t)->numel));
     }
     return x;
+}
+
+int hsd_test_rgb_worst(const uint8_t *got, const float *ref, size_t n) {
+    int worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        int d = abs((int)got[i] - (int)ref[i]);
+        if (d > worst) worst = d;
+    }
+    return worst;
 }

@@ -57,10 +57,13 @@ int hsd_check_close(const char *what, const float *got, const float *ref, size_t
 void hsd_test_fill_uniform(float *x, size_t n, uint64_t seed, float scale);
 
 // A golden file's tensor as floats (malloc'd; NULL, with a failed check,
-// when missing): F32, or I64 converted (timesteps may be either).
+// when missing): F32, or I64 / U8 converted (timesteps may be either; 8-bit
+// images are U8).
 struct hsd_safetensors;
 struct hsd_st_tensor;
 float *hsd_test_read_input(const struct hsd_safetensors *io, const char *name,
                            const struct hsd_st_tensor **t);
 
+// The largest |got[i] - ref[i]| of an 8-bit image against its golden.
+int hsd_test_rgb_worst(const uint8_t *got, const float *ref, size_t n);
 #endif

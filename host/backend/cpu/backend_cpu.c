@@ -153,6 +153,7 @@ static const struct hsd_backend_ops k_cpu_ops = {
     .step_input = hsd_cpu_step_input,
     .cfg_combine = hsd_cpu_cfg_combine,
     .sampler_step = hsd_cpu_sampler_step,
+    .lora = hsd_cpu_lora,
     .step_gather = hsd_cpu_step_gather,
     .step_scatter = hsd_cpu_step_scatter,
 };

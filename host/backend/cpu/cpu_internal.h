@@ -87,6 +87,7 @@ int hsd_cpu_gemm_prefill(float *restrict out, const float *restrict bias,
 
 enum hsd_status hsd_cpu_conv2d(struct hsd_backend *be, const struct hsd_conv2d_params *p);
 enum hsd_status hsd_cpu_linear(struct hsd_backend *be, const struct hsd_linear_params *p);
+enum hsd_status hsd_cpu_lora(struct hsd_backend *be, const struct hsd_lora_params *p);
 enum hsd_status hsd_cpu_group_norm(struct hsd_backend *be, const struct hsd_group_norm_params *p);
 enum hsd_status hsd_cpu_layer_norm(struct hsd_backend *be, const struct hsd_layer_norm_params *p);
 enum hsd_status hsd_cpu_attention(struct hsd_backend *be, const struct hsd_attention_params *p);

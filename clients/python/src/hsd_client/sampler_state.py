@@ -17,6 +17,9 @@ little-endian):
     history:   u32 live slots  f32 [slots * n_latent]
     u32 CRC-32 (zlib) of every byte before it.
 
+Version 2 (lcm states only): the schedule ends with u32
+original_inference_steps and f32 timestep_scaling.
+
 This decoder checks the structure (magic, version, lengths, CRC); the C
 edge (hsd_sampler_deserialize) also recomputes the tables from the
 schedule, which needs the scheduler maths this client does not carry.
@@ -35,8 +38,10 @@ from .wire import Sampler
 
 MAGIC = b"HSDSMPL\0"
 FORMAT_VERSION = 1
+FORMAT_VERSION_LCM = 2  # lcm states: LCMScheduler's two keys after the schedule
 _HEAD = struct.Struct("<8sIIQ")
 _SCHED = struct.Struct("<IddIiiifIIi")
+_SCHED_LCM = struct.Struct("<If")
 _PROGRESS = struct.Struct("<IIQIiii")
 _RNG_TAIL = struct.Struct("<IIdIfI")
 MAX_CALLS = 1002  # HSD_SAMPLER_MAX_STEPS + 2
@@ -75,6 +80,8 @@ class SamplerState:
     rng_has_next_float: bool
     rng_flavor: int
     history: np.ndarray  # float32 [slots, n_latent]: DPM++ previous x0, PNDM ets...
+    original_inference_steps: int = 50  # LCMScheduler (version 2 states)
+    timestep_scaling: float = 10.0
 
 
 def _fail(msg: str) -> VerificationError:
@@ -88,8 +95,9 @@ def decode_sampler_state(b: bytes) -> SamplerState:
     magic, version, kind, total = _HEAD.unpack_from(b)
     if magic != MAGIC:
         raise _fail("bad magic (not an hsd sampler state)")
-    if version != FORMAT_VERSION:
-        raise _fail(f"format version {version}; this client reads {FORMAT_VERSION}")
+    if version not in (FORMAT_VERSION, FORMAT_VERSION_LCM):
+        raise _fail(f"format version {version}; this client reads {FORMAT_VERSION} and "
+                    f"{FORMAT_VERSION_LCM}")
     if total != len(b):
         raise _fail(f"says {total} bytes, has {len(b)}")
     (crc,) = struct.unpack_from("<I", b, len(b) - 4)
@@ -97,12 +105,19 @@ def decode_sampler_state(b: bytes) -> SamplerState:
         raise _fail("CRC-32 mismatch (corrupted)")
     if kind >= len(Sampler):
         raise _fail(f"sampler kind {kind} unknown")
+    lcm = kind == Sampler.LCM
+    if (version == FORMAT_VERSION_LCM) != lcm:
+        raise _fail("lcm states are version 2, every other kind version 1")
     off = _HEAD.size
-    need = _HEAD.size + _SCHED.size + _PROGRESS.size
+    need = _HEAD.size + _SCHED.size + (_SCHED_LCM.size if lcm else 0) + _PROGRESS.size
     if len(b) < need:
         raise _fail("truncated before its tables")
     sched = _SCHED.unpack_from(b, off)
     off += _SCHED.size
+    lcm_keys = (50, 10.0)
+    if lcm:
+        lcm_keys = _SCHED_LCM.unpack_from(b, off)
+        off += _SCHED_LCM.size
     n_steps, step, n_latent, n_ts, lower, counter, n_ets = _PROGRESS.unpack_from(b, off)
     off += _PROGRESS.size
     if not 1 <= n_ts <= MAX_CALLS or step > n_ts or not 1 <= n_latent <= MAX_LATENT:
@@ -136,4 +151,4 @@ def decode_sampler_state(b: bytes) -> SamplerState:
                         timesteps.astype(np.float32), sigmas.astype(np.float64),
                         alpha_prod.astype(np.float32), alpha_prod_prev.astype(np.float32),
                         mt.astype(np.uint32), index, next_d, bool(has_d), next_f, bool(has_f),
-                        flavor, history.astype(np.float32))
+                        flavor, history.astype(np.float32), *lcm_keys)

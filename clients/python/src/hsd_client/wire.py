@@ -43,7 +43,11 @@ MAX_PRIORITY = 7
 TEXT_LEN = 77
 GEN_TEXT_EMB = 0x01
 GEN_A1111 = 0x02  # prompts in AUTOMATIC1111 style: 75-token chunks, (text:1.2) emphasis
+GEN_LORAS = 0x04  # a LoRA list follows the negative prompt
 MAX_TEXT_CHUNKS = 8  # RESULT embeddings: TEXT_LEN x 1..8 tokens
+MAX_LORAS = 8
+MAX_LORA_NAME = 63
+MAX_LORA_SCALE = 16.0
 
 _HEADER = struct.Struct("<4sHHHHIQII")
 _GEN_FIXED = struct.Struct("<QHHHHHBBfIBBH")
@@ -92,6 +96,7 @@ class Sampler(enum.IntEnum):
     EULER = 2
     EULER_A = 3
     PNDM = 4
+    LCM = 5
 
     @classmethod
     def parse(cls, v: Union[str, int, "Sampler"]) -> "Sampler":
@@ -221,6 +226,9 @@ class GenerateRequest:
     model: str = ""
     return_embeddings: bool = True
     prompt_style: str = "diffusers"  # or "a1111" (text prompts only)
+    # LoRAs the service registered (hsd serve --lora NAME=FILE): (name, scale)
+    # pairs, or a {name: scale} dict; empty: none (and nothing extra is sent).
+    loras: Union[Sequence[tuple], dict] = ()
 
     def split(self) -> tuple:
         """(k_min, k_max), checked."""
@@ -266,15 +274,43 @@ class GenerateRequest:
         a1111 = self.prompt_style == "a1111"
         if a1111 and not (isinstance(self.prompt, str) and isinstance(self.negative_prompt, str)):
             raise InvalidRequest("prompt_style a1111 needs text prompts, not token ids")
-        flags = (GEN_TEXT_EMB if self.return_embeddings else 0) | (GEN_A1111 if a1111 else 0)
         model = _utf8("model", self.model, MAX_NAME)
+        loras = _loras(self.loras)
+        flags = ((GEN_TEXT_EMB if self.return_embeddings else 0) | (GEN_A1111 if a1111 else 0) |
+                 (GEN_LORAS if loras else 0))
         out = bytearray(_GEN_FIXED.pack(self.seed, self.width, self.height, self.steps, k_min,
                                         k_max, sampler, flags, cfg, self.deadline_ms,
                                         self.clip_skip, self.priority, 0))
         out += struct.pack("<H", len(model)) + model
         out += _prompt("prompt", self.prompt)
         out += _prompt("negative_prompt", self.negative_prompt)
+        if loras:
+            out += struct.pack("<B", len(loras))
+            for name, scale in loras:
+                out += struct.pack("<B", len(name)) + name + struct.pack("<f", scale)
         return bytes(out)
+
+
+def _loras(loras) -> list:
+    """[(utf-8 name, f32 scale)] of a GENERATE's LoRA list (§5.1), checked."""
+    items = list(loras.items()) if isinstance(loras, dict) else list(loras)
+    if len(items) > MAX_LORAS:
+        raise InvalidRequest(f"{len(items)} LoRAs: at most {MAX_LORAS}")
+    out, seen = [], set()
+    for item in items:
+        try:
+            name, scale = item
+        except (TypeError, ValueError):
+            raise InvalidRequest(f"a LoRA is a (name, scale) pair, got {item!r}")
+        b = _utf8("LoRA name", name, MAX_LORA_NAME)
+        if not b or b in seen:
+            raise InvalidRequest(f"LoRA name {name!r}: empty or listed twice")
+        seen.add(b)
+        f = _f32("LoRA scale", scale)
+        if not -MAX_LORA_SCALE <= f <= MAX_LORA_SCALE:
+            raise InvalidRequest(f"LoRA scale {scale} outside -{MAX_LORA_SCALE:g}..{MAX_LORA_SCALE:g}")
+        out.append((b, f))
+    return out
 
 
 def encode_generate(req: GenerateRequest, request_id: int, with_auth: bool) -> bytearray:
