@@ -33,6 +33,7 @@
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define HSD_CPU_HAVE_F16C_PATH 1
 #endif
@@ -206,7 +207,11 @@ typedef void (*row_fn)(float *restrict, const unsigned char *restrict, size_t);
 
 static row_fn f16_row(void) {
 #ifdef HSD_CPU_HAVE_F16C_PATH
-    if (__builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx")) return f16_row_f16c;
+    // F16C from CPUID leaf 1 (ECX bit 29): clang 14's __builtin_cpu_supports
+    // does not know "f16c"; "avx" also checks that the OS saves YMM state.
+    unsigned a, b, c, d;
+    if (__get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) && __builtin_cpu_supports("avx"))
+        return f16_row_f16c;
 #endif
     return f16_row_scalar;
 }
