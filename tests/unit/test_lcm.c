@@ -22,16 +22,6 @@
 
 static char g_lcm[600], g_edge[600], g_sd[600], g_kohya[600];
 
-static float *golden(const struct hsd_safetensors *g, const char *name, const char *part,
-                     size_t *count) {
-    char key[128];
-    const struct hsd_st_tensor *t;
-    snprintf(key, sizeof key, "%s.%s", name, part);
-    float *x = hsd_test_read_input(g, key, &t);
-    *count = x ? (size_t)t->numel : 0;
-    return x;
-}
-
 static struct hsd_pipeline *load(json_t *c, float *lora_scale) {
     const struct hsd_lora_spec lora = {"kohya", g_kohya};
     json_t *ls = json_object_get(c, "lora");
@@ -60,31 +50,7 @@ static void check_case(json_t *c, const struct hsd_safetensors *g) {
         .split = k ? (int)json_integer_value(k) : -1, .sampler = HSD_SAMPLER_LCM, .width = 64,
         .height = 64, .seed = (uint64_t)json_integer_value(json_object_get(c, "seed")),
         .batch_count = 1, .lora_scales = lora_scale ? &lora_scale : NULL};
-    const size_t lat = 4 * 8 * 8, img = 3 * 64 * 64;
-    float latent[4 * 8 * 8], *image = malloc(img * sizeof *image);
-    uint8_t *rgb = malloc(img);
-    CHECK_OK(hsd_pipeline_generate(p, &r, rgb, image, latent, NULL, NULL, NULL));
-    char what[96];
-    size_t n;
-    float *ref;
-    if ((ref = golden(g, name, "latent", &n)) && n == lat) {
-        snprintf(what, sizeof what, "%s latent", name);
-        CHECK_CLOSE(what, latent, ref, n, TOL);
-    }
-    free(ref);
-    if ((ref = golden(g, name, "image", &n)) && n == img) {
-        snprintf(what, sizeof what, "%s image", name);
-        CHECK_CLOSE(what, image, ref, n, TOL);
-    }
-    free(ref);
-    if ((ref = golden(g, name, "rgb", &n)) && n == img) {
-        int worst = hsd_test_rgb_worst(rgb, ref, n);
-        printf("%-16s 8-bit image max |diff| = %d/255\n", name, worst);
-        CHECKF(worst <= 1, "%s: 8-bit image differs by %d/255", name, worst);
-    }
-    free(ref);
-    free(image);
-    free(rgb);
+    hsd_test_generate_vs_goldens(p, &r, g, name, TOL);
     hsd_pipeline_free(p);
 }
 

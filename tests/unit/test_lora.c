@@ -68,31 +68,7 @@ static void check_case(struct hsd_pipeline *p, json_t *c, const struct hsd_safet
     struct hsd_gen_request r;
     float scales[2];
     request(&r, scales, c);
-    const size_t lat = 4 * 8 * 8, img = 3 * 64 * 64;
-    float latent[4 * 8 * 8], *image = malloc(img * sizeof *image);
-    uint8_t *rgb = malloc(img);
-    CHECK_OK(hsd_pipeline_generate(p, &r, rgb, image, latent, NULL, NULL, NULL));
-    char what[96];
-    size_t n;
-    float *ref;
-    if ((ref = golden(g, name, "latent", &n)) && n == lat) {
-        snprintf(what, sizeof what, "%s latent", name);
-        CHECK_CLOSE(what, latent, ref, n, TOL);
-    }
-    free(ref);
-    if ((ref = golden(g, name, "image", &n)) && n == img) {
-        snprintf(what, sizeof what, "%s image", name);
-        CHECK_CLOSE(what, image, ref, n, TOL);
-    }
-    free(ref);
-    if ((ref = golden(g, name, "rgb", &n)) && n == img) {
-        int worst = hsd_test_rgb_worst(rgb, ref, n);
-        printf("%-8s 8-bit image max |diff| = %d/255\n", name, worst);
-        CHECKF(worst <= 1, "%s: 8-bit image differs by %d/255", name, worst);
-    }
-    free(ref);
-    free(image);
-    free(rgb);
+    hsd_test_generate_vs_goldens(p, &r, g, name, TOL);
 }
 
 // The checks can fail: the LoRA image differs from the plain one.

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "io/safetensors.h"
+#include "pipeline/pipeline.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -113,4 +114,43 @@ int hsd_test_rgb_worst(const uint8_t *got, const float *ref, size_t n) {
         if (d > worst) worst = d;
     }
     return worst;
+}
+
+static float *golden_part(const struct hsd_safetensors *g, const char *name, const char *part,
+                          size_t *count) {
+    char key[128];
+    const struct hsd_st_tensor *t;
+    snprintf(key, sizeof key, "%s.%s", name, part);
+    float *x = hsd_test_read_input(g, key, &t);
+    *count = x ? (size_t)t->numel : 0;
+    return x;
+}
+
+void hsd_test_generate_vs_goldens(struct hsd_pipeline *p, const struct hsd_gen_request *r,
+                                  const struct hsd_safetensors *g, const char *name, double tol) {
+    const size_t lat = 4 * 8 * 8, img = 3 * 64 * 64;
+    float latent[4 * 8 * 8], *image = malloc(img * sizeof *image);
+    uint8_t *rgb = malloc(img);
+    CHECK_OK(hsd_pipeline_generate(p, r, rgb, image, latent, NULL, NULL, NULL));
+    char what[160];
+    size_t n;
+    float *ref;
+    if ((ref = golden_part(g, name, "latent", &n)) && n == lat) {
+        snprintf(what, sizeof what, "%s latent", name);
+        CHECK_CLOSE(what, latent, ref, n, tol);
+    }
+    free(ref);
+    if ((ref = golden_part(g, name, "image", &n)) && n == img) {
+        snprintf(what, sizeof what, "%s image", name);
+        CHECK_CLOSE(what, image, ref, n, tol);
+    }
+    free(ref);
+    if ((ref = golden_part(g, name, "rgb", &n)) && n == img) {
+        int worst = hsd_test_rgb_worst(rgb, ref, n);
+        printf("%-16s 8-bit image max |diff| = %d/255\n", name, worst);
+        CHECKF(worst <= 1, "%s: 8-bit image differs by %d/255", name, worst);
+    }
+    free(ref);
+    free(image);
+    free(rgb);
 }

@@ -66,4 +66,13 @@ float *hsd_test_read_input(const struct hsd_safetensors *io, const char *name,
 
 // The largest |got[i] - ref[i]| of an 8-bit image against its golden.
 int hsd_test_rgb_worst(const uint8_t *got, const float *ref, size_t n);
+
+// One 64x64 text-to-image of `r` on `p` against the goldens "<name>.latent",
+// "<name>.image" and "<name>.rgb" of `g` (a tensor missing from `g` is
+// skipped): latent and image within `tol` (CHECK_CLOSE), 8-bit image within
+// 1/255.
+struct hsd_pipeline;
+struct hsd_gen_request;
+void hsd_test_generate_vs_goldens(struct hsd_pipeline *p, const struct hsd_gen_request *r,
+                                  const struct hsd_safetensors *g, const char *name, double tol);
 #endif
