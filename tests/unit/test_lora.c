@@ -35,16 +35,6 @@ static struct hsd_pipeline *load(void) {
     return p;
 }
 
-static float *golden(const struct hsd_safetensors *g, const char *name, const char *part,
-                     size_t *count) {
-    char key[128];
-    const struct hsd_st_tensor *t;
-    snprintf(key, sizeof key, "%s.%s", name, part);
-    float *x = hsd_test_read_input(g, key, &t);
-    *count = x ? (size_t)t->numel : 0;
-    return x;
-}
-
 static void request(struct hsd_gen_request *r, float *scales, json_t *c) {
     memset(r, 0, sizeof *r);
     r->prompt = json_string_value(json_object_get(c, "prompt"));
@@ -74,7 +64,7 @@ static void check_case(struct hsd_pipeline *p, json_t *c, const struct hsd_safet
 // The checks can fail: the LoRA image differs from the plain one.
 static void check_control(const struct hsd_safetensors *g) {
     size_t n1, n2;
-    float *a = golden(g, "kohya", "latent", &n1), *b = golden(g, "none", "latent", &n2);
+    float *a = hsd_test_golden(g, "kohya", "latent", &n1), *b = hsd_test_golden(g, "none", "latent", &n2);
     if (a && b && n1 == n2) {
         struct hsd_cmp d = hsd_compare(a, b, n1);
         printf("control: kohya vs no LoRA latent max|diff| %.3g (of %.3g)\n", d.max_abs_err,

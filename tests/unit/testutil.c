@@ -116,8 +116,8 @@ int hsd_test_rgb_worst(const uint8_t *got, const float *ref, size_t n) {
     return worst;
 }
 
-static float *golden_part(const struct hsd_safetensors *g, const char *name, const char *part,
-                          size_t *count) {
+float *hsd_test_golden(const struct hsd_safetensors *g, const char *name, const char *part,
+                       size_t *count) {
     char key[128];
     const struct hsd_st_tensor *t;
     snprintf(key, sizeof key, "%s.%s", name, part);
@@ -135,17 +135,17 @@ void hsd_test_generate_vs_goldens(struct hsd_pipeline *p, const struct hsd_gen_r
     char what[160];
     size_t n;
     float *ref;
-    if ((ref = golden_part(g, name, "latent", &n)) && n == lat) {
+    if ((ref = hsd_test_golden(g, name, "latent", &n)) && n == lat) {
         snprintf(what, sizeof what, "%s latent", name);
         CHECK_CLOSE(what, latent, ref, n, tol);
     }
     free(ref);
-    if ((ref = golden_part(g, name, "image", &n)) && n == img) {
+    if ((ref = hsd_test_golden(g, name, "image", &n)) && n == img) {
         snprintf(what, sizeof what, "%s image", name);
         CHECK_CLOSE(what, image, ref, n, tol);
     }
     free(ref);
-    if ((ref = golden_part(g, name, "rgb", &n)) && n == img) {
+    if ((ref = hsd_test_golden(g, name, "rgb", &n)) && n == img) {
         int worst = hsd_test_rgb_worst(rgb, ref, n);
         printf("%-16s 8-bit image max |diff| = %d/255\n", name, worst);
         CHECKF(worst <= 1, "%s: 8-bit image differs by %d/255", name, worst);

@@ -67,6 +67,11 @@ float *hsd_test_read_input(const struct hsd_safetensors *io, const char *name,
 // The largest |got[i] - ref[i]| of an 8-bit image against its golden.
 int hsd_test_rgb_worst(const uint8_t *got, const float *ref, size_t n);
 
+// The golden "<name>.<part>" of `g` as floats (hsd_test_read_input), its
+// element count in *count (0 when missing).
+float *hsd_test_golden(const struct hsd_safetensors *g, const char *name, const char *part,
+                       size_t *count);
+
 // One 64x64 text-to-image of `r` on `p` against the goldens "<name>.latent",
 // "<name>.image" and "<name>.rgb" of `g` (a tensor missing from `g` is
 // skipped): latent and image within `tol` (CHECK_CLOSE), 8-bit image within
