@@ -28,7 +28,7 @@
 #include "testutil.h"
 
 #define TOL 2e-2
-#define N_REQ 6
+#define N_REQ HSD_TEST_PROMPT_PAIRS
 
 struct req {
     enum hsd_sampler_kind sampler;
@@ -96,15 +96,8 @@ int main(void) {
     const int h = 8, w = 8;  // 64x64 pixels
     const size_t lat = (size_t)hsd_pipeline_latent_channels(cpu_p) * h * w;
     const size_t ctx = (size_t)HSD_TEXT_LEN * hsd_pipeline_text_width(cpu_p);
-    float *emb = malloc(N_REQ * 2 * ctx * sizeof *emb);
-    const char *prompts[2 * N_REQ];
-    static const char *words[N_REQ] = {"a red fox", "a lighthouse", "snow", "a city at night",
-                                       "an astronaut", "tea"};
-    for (int i = 0; i < N_REQ; i++) {
-        prompts[2 * i] = i % 2 ? "blurry" : "";
-        prompts[2 * i + 1] = words[i];
-    }
-    CHECK_OK(hsd_pipeline_encode_text(cpu_p, emb, prompts, 2 * N_REQ, 0));
+    float *emb = hsd_test_encode_prompt_pairs(cpu_p);  // N_REQ == HSD_TEST_PROMPT_PAIRS
+    if (!emb) return hsd_test_finish();
 
     struct run ref = {.latents = malloc(N_REQ * lat * sizeof(float))};
     struct run got = {.latents = malloc(N_REQ * lat * sizeof(float))};

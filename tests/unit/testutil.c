@@ -154,3 +154,19 @@ void hsd_test_generate_vs_goldens(struct hsd_pipeline *p, const struct hsd_gen_r
     free(image);
     free(rgb);
 }
+
+float *hsd_test_encode_prompt_pairs(struct hsd_pipeline *p) {
+    const size_t ctx = (size_t)HSD_TEXT_LEN * hsd_pipeline_text_width(p);
+    float *emb = malloc(HSD_TEST_PROMPT_PAIRS * 2 * ctx * sizeof *emb);
+    CHECK(emb != NULL);
+    if (!emb) return NULL;
+    static const char *words[HSD_TEST_PROMPT_PAIRS] = {
+        "a red fox", "a lighthouse", "snow", "a city at night", "an astronaut", "tea"};
+    const char *prompts[2 * HSD_TEST_PROMPT_PAIRS];
+    for (int i = 0; i < HSD_TEST_PROMPT_PAIRS; i++) {
+        prompts[2 * i] = i % 2 ? "blurry" : "";
+        prompts[2 * i + 1] = words[i];
+    }
+    CHECK_OK(hsd_pipeline_encode_text(p, emb, prompts, 2 * HSD_TEST_PROMPT_PAIRS, 0));
+    return emb;
+}

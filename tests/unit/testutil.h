@@ -72,11 +72,18 @@ int hsd_test_rgb_worst(const uint8_t *got, const float *ref, size_t n);
 float *hsd_test_golden(const struct hsd_safetensors *g, const char *name, const char *part,
                        size_t *count);
 
+struct hsd_pipeline;
+
+// The six [negative, prompt] pairs the batched step tests share, encoded by
+// p's text encoder into emb [6][2][77, C] (malloc'd; NULL on failure, with
+// a failed check).
+#define HSD_TEST_PROMPT_PAIRS 6
+float *hsd_test_encode_prompt_pairs(struct hsd_pipeline *p);
+
 // One 64x64 text-to-image of `r` on `p` against the goldens "<name>.latent",
 // "<name>.image" and "<name>.rgb" of `g` (a tensor missing from `g` is
 // skipped): latent and image within `tol` (CHECK_CLOSE), 8-bit image within
 // 1/255.
-struct hsd_pipeline;
 struct hsd_gen_request;
 void hsd_test_generate_vs_goldens(struct hsd_pipeline *p, const struct hsd_gen_request *r,
                                   const struct hsd_safetensors *g, const char *name, double tol);
