@@ -369,7 +369,7 @@ if [ -n "${enabled[tests]:-}" ] && slot tests; then
     list="$bin/../gpu-tests.tsv"
     if [ ! -f "$list" ]; then  # a flat bundle: the kernel tests it always had
       list="$WORK/gpu-tests.tsv"; : > "$list"
-      for t in test_cuda_device test_cuda_attention test_cuda_conv2d test_cuda_norm test_cuda_eltwise; do
+      for t in test_cuda_device test_cuda_attention test_cuda_conv2d test_cuda_norm test_cuda_eltwise test_cuda_lora; do
         printf '%s\t300\t%s\n' "$t" "$t" >> "$list"
       done
     fi
@@ -388,7 +388,7 @@ if [ -n "${enabled[tests]:-}" ] && slot tests; then
   fi
   if ((!gpu)); then
     # The non-GPU half of the kernel tests: every case's inputs and CPU reference.
-    for t in test_cuda_attention test_cuda_conv2d test_cuda_norm test_cuda_eltwise; do
+    for t in test_cuda_attention test_cuda_conv2d test_cuda_norm test_cuda_eltwise test_cuda_lora; do
       b=$(findbin "$t")
       [ -n "$b" ] || continue
       henv timeout "$(tleft)" "$b" --reference-only >> "$OUT/ctest.log" 2>&1

@@ -336,6 +336,7 @@ CUDA_OP(cfg_combine, hsd_cfg_combine_params)
 CUDA_OP(sampler_step, hsd_sampler_step_params)
 CUDA_OP(step_gather, hsd_step_gather_params)
 CUDA_OP(step_scatter, hsd_step_scatter_params)
+CUDA_OP(lora, hsd_lora_params)
 #undef CUDA_OP
 
 static struct cuda_conv_shape *conv_shape(struct cuda_impl *c, const struct hsd_conv2d_params *p) {
@@ -499,6 +500,7 @@ static const struct hsd_backend_ops k_cuda_ops = {
     .sampler_step = cu_sampler_step,
     .step_gather = cu_step_gather,
     .step_scatter = cu_step_scatter,
+    .lora = cu_lora,
 };
 
 static int env_flag(const char *name, int dflt) {

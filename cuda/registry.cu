@@ -16,6 +16,7 @@
 #include "geglu.cuh"
 #include "groupnorm.cuh"
 #include "layernorm.cuh"
+#include "lora.cuh"
 #include "sampler_step.cuh"
 #include "step_gather.cuh"
 #include "tanh_clamp.cuh"
@@ -147,6 +148,11 @@ const hsd_cuda_step_scatter_entry k_step_scatter[] = {
     {{"hsd_step_scatter_v1_direct", P | R, 80, kEmulated,
       "grid (blocks, items): batch -> slot latent and history, call counter + 1"},
      hsd_step_scatter_v1_direct},
+};
+const hsd_cuda_lora_entry k_lora[] = {
+    {{"hsd_lora_v1_tiled", P | R, 80, kEmulated,
+      "shrink and expand GEMMs per run of samples, 64x64 fp32 tiles, per-sample scale by value"},
+     hsd_lora_v1_tiled},
 };
 
 template <typename E, int N>

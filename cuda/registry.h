@@ -35,6 +35,7 @@
 //   tanh_clamp          hsd_tanh_clamp_v1_vec8 (reference, production)
 //   step_input, cfg_combine, sampler_step, step_gather, step_scatter
 //                       hsd_<op>_v1_direct (reference, production)
+//   lora                hsd_lora_v1_tiled (reference, production)
 #ifndef HSD_CUDA_REGISTRY_H
 #define HSD_CUDA_REGISTRY_H
 
@@ -85,7 +86,8 @@ struct hsd_cuda_kernel_info {
     X(cfg_combine, hsd_cfg_combine_params)               \
     X(sampler_step, hsd_sampler_step_params)             \
     X(step_gather, hsd_step_gather_params)               \
-    X(step_scatter, hsd_step_scatter_params)
+    X(step_scatter, hsd_step_scatter_params)             \
+    X(lora, hsd_lora_params)
 
 #define HSD_CUDA_DECLARE_OP(op, params)                                                  \
     typedef enum hsd_status (*hsd_cuda_##op##_fn)(const struct params *p,                \

@@ -18,7 +18,7 @@
 # - test_cuda_no_spills: the spill gate over the built hsd_cuda
 #   (scripts/check-cuda-spills.sh).
 if(HSD_HAVE_CUDA)
-  foreach(t attention conv2d norm eltwise step)
+  foreach(t attention conv2d norm eltwise step lora)
     hsd_add_test(test_cuda_${t} LABELS gpu TIMEOUT 900
                  SOURCES unit/test_cuda_${t}.c unit/test_cuda_common.c LIBS hsd_cuda)
   endforeach()
@@ -83,7 +83,7 @@ if(HSD_HAVE_CUDA AND HSD_CUDA_EMULATION)
   endif()
   set_target_properties(hsd_cuda_emu PROPERTIES CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON)
   target_link_libraries(hsd_cuda_emu PUBLIC hsd_host Threads::Threads)
-  foreach(t attention conv2d norm eltwise step)
+  foreach(t attention conv2d norm eltwise step lora)
     hsd_add_test(test_cuda_${t}_emulated LABELS unit TIMEOUT 900
                  SOURCES unit/test_cuda_${t}.c unit/test_cuda_common.c LIBS hsd_cuda_emu)
   endforeach()

@@ -274,6 +274,12 @@ enum hsd_status hsd_lora_select(struct hsd_lora_set *set, const float *scale, in
     return HSD_OK;
 }
 
+int hsd_lora_active(const struct hsd_lora_set *set) {
+    for (size_t i = 0; set && i < (size_t)set->rows * (size_t)set->n_adapters; i++)
+        if (set->scale[i] != 0.0f) return 1;
+    return 0;
+}
+
 enum hsd_status hsd_lora_apply(struct hsd_fwd *f, const struct hsd_lora_set *set,
                                const void *weight, void *out, int ldo, const void *in, int n,
                                int tokens) {

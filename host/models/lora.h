@@ -64,6 +64,10 @@ int hsd_lora_set_adapters(const struct hsd_lora_set *set);
 // Scales of the next forwards: scale[b * n_adapters + a] for rows b < rows
 // (rows beyond get no LoRA). NULL / rows 0: none.
 enum hsd_status hsd_lora_select(struct hsd_lora_set *set, const float *scale, int rows);
+// 1 when the selection has a non-zero scale: the next forward runs lora
+// ops, whose per-row scales a recorded CUDA graph would freeze, so such a
+// forward is not recorded (models/unet_forward.c).
+int hsd_lora_active(const struct hsd_lora_set *set);
 
 // After the linear with weight `weight` wrote out [n * tokens, ldo] from in
 // [n * tokens, k]: adds every attached adapter's side product for the rows

@@ -429,8 +429,11 @@ static enum hsd_status forward(struct fwd *f, float *out, const float *sample, c
     }
 
     void *y = NULL;
+    // A call with LoRA scales runs unrecorded: the lora op's per-row
+    // scales are launch arguments a graph would replay unchanged.
     s = run_body(f, &y, x, tb, cx, n, h, w, t_ctx, NULL,
-                 !f->a.planning && be->ops->graph_begin && !u->probe);
+                 !f->a.planning && be->ops->graph_begin && !u->probe &&
+                     !hsd_lora_active(u->lora));
     if (s) return s;
     int cout = cfg->out_channels;
     if (f->a.planning) return HSD_OK;
@@ -560,7 +563,7 @@ enum hsd_status hsd_unet_forward_dev(struct hsd_unet *u, const void **y, const v
     (void)act(&f, (size_t)n * t_ctx * u->cfg.cross_attention_dim);
     void *out = NULL;
     s = run_body(&f, &out, x, t, ctx, n, h, w, t_ctx, x,
-                 record && be->ops->graph_begin && !u->probe);
+                 record && be->ops->graph_begin && !u->probe && !hsd_lora_active(u->lora));
     if (!s) *y = out;
     return s;}
 
