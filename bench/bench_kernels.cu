@@ -12,6 +12,14 @@
 //              softmax): a floor for the GEMM work; PyTorch SDPA (flash)
 //              comes from bench/sdpa_bench.py on the same card
 //   memory-bound ops  the measured device-to-device copy bandwidth
+//   lora       cuBLAS's two GEMMs of the same side product (shrink
+//              in down^T into tmp, expand tmp up^T accumulated into out;
+//              the per-sample scale left out): what cuBLAS strided calls
+//              would cost instead of cuda/lora.cu's kernel
+// SDXL's shapes (issue 11, 1024^2 = 128x128 latents, batch 2) join the SD1.5
+// ones: attention d = 64 with 10/20 heads at t = 4096/1024 and kv 77 (the
+// 2048-wide context is projected to 640/1280 by to_k/to_v before it), and
+// every distinct convolution of the SDXL-base U-Net (cases named sdxl_*).
 // Timing (docs/conventions.md "Timing"): CUDA events around each launch, 3 warm-up
 // launches, the L2 flushed (a memset of 2x its size) before every timed
 // repeat, median of --reps (default 30, >= 20); REFERENCE versions (simple,
@@ -243,6 +251,30 @@ const conv_shape k_conv[] = {
     {"up3_shortcut_64a", 2, 64, 64, 960, 320, 1, 1, 0, 0},
     {"proj_64", 2, 64, 64, 320, 320, 1, 1, 0, 0},
     {"conv_out", 2, 64, 64, 320, 4, 3, 1, 1, 0},
+    // SDXL-base at 128x128 latents (diffusers UNet2DConditionModel of
+    // stable-diffusion-xl-base-1.0: blocks 320/640/1280, no 8x8 level).
+    {"sdxl_conv_in", 2, 128, 128, 4, 320, 3, 1, 1, 0},
+    {"sdxl_res_128", 2, 128, 128, 320, 320, 3, 1, 1, 1},
+    {"sdxl_down_128", 2, 128, 128, 320, 320, 3, 2, 1, 0},
+    {"sdxl_res_conv1_64a", 2, 64, 64, 320, 640, 3, 1, 1, 0},
+    {"sdxl_res_64", 2, 64, 64, 640, 640, 3, 1, 1, 1},
+    {"sdxl_shortcut_64a", 2, 64, 64, 320, 640, 1, 1, 0, 0},
+    {"sdxl_down_64", 2, 64, 64, 640, 640, 3, 2, 1, 0},
+    {"sdxl_res_conv1_32a", 2, 32, 32, 640, 1280, 3, 1, 1, 0},
+    {"sdxl_res_32", 2, 32, 32, 1280, 1280, 3, 1, 1, 1},
+    {"sdxl_shortcut_32a", 2, 32, 32, 640, 1280, 1, 1, 0, 0},
+    {"sdxl_up0_conv1_32a", 2, 32, 32, 2560, 1280, 3, 1, 1, 0},
+    {"sdxl_up0_conv1_32c", 2, 32, 32, 1920, 1280, 3, 1, 1, 0},
+    {"sdxl_up0_shortcut_32a", 2, 32, 32, 2560, 1280, 1, 1, 0, 0},
+    {"sdxl_upsampler_64", 2, 64, 64, 1280, 1280, 3, 1, 1, 0},
+    {"sdxl_up1_conv1_64a", 2, 64, 64, 1920, 640, 3, 1, 1, 0},
+    {"sdxl_up1_conv1_64b", 2, 64, 64, 1280, 640, 3, 1, 1, 0},
+    {"sdxl_up1_conv1_64c", 2, 64, 64, 960, 640, 3, 1, 1, 0},
+    {"sdxl_upsampler_128", 2, 128, 128, 640, 640, 3, 1, 1, 0},
+    {"sdxl_up2_conv1_128a", 2, 128, 128, 960, 320, 3, 1, 1, 0},
+    {"sdxl_up2_conv1_128b", 2, 128, 128, 640, 320, 3, 1, 1, 0},
+    {"sdxl_up2_shortcut_128a", 2, 128, 128, 960, 320, 1, 1, 0, 0},
+    {"sdxl_conv_out", 2, 128, 128, 320, 4, 3, 1, 1, 0},
 };
 
 #ifdef HSD_HAVE_CUDNN
@@ -412,6 +444,10 @@ const att_shape k_att[] = {
     {"cross", 2, 8, 40, 4096, 77},   {"cross", 2, 8, 80, 1024, 77},
     {"cross", 2, 8, 160, 256, 77},   {"cross", 2, 8, 160, 64, 77},
     {"self", 1, 8, 64, 16384, 16384},
+    // SDXL-base at 1024^2: 64-wide heads, 10 at 64x64 (640 wide), 20 at
+    // 32x32 (1280 wide); cross-attention over 77 tokens.
+    {"self", 2, 10, 64, 4096, 4096}, {"self", 2, 20, 64, 1024, 1024},
+    {"cross", 2, 10, 64, 4096, 77},  {"cross", 2, 20, 64, 1024, 77},
     // The SD VAE's mid-block attention: one 512-wide head (512x512 image).
     {"self", 1, 1, 512, 4096, 4096},
 };
@@ -494,6 +530,84 @@ void bench_attention(int arch) {
         CUDA_OK(cudaFree(k));
         CUDA_OK(cudaFree(v));
         CUDA_OK(cudaFree(o));
+    }
+}
+
+// ---- lora ---------------------------------------------------------------------
+
+// The side product of one LoRA on both samples of a batch of 2 (both chose
+// it: one run, the op's largest launch): SD1.5 and SDXL attention and
+// feed-forward targets at real ranks.
+struct lora_shape {
+    const char *what;
+    int tokens, k, r, n_out;
+};
+const lora_shape k_lora[] = {
+    {"attn_l0", 4096, 320, 16, 320},         {"attn_l0", 4096, 320, 64, 320},
+    {"attn_l1", 1024, 640, 128, 640},        {"ff0_l0", 4096, 320, 16, 2560},
+    {"xattn_sdxl", 77, 2048, 32, 1280},      {"sdxl_attn_l1", 4096, 640, 32, 640},
+    {"sdxl_attn_l2", 1024, 1280, 64, 1280},
+};
+
+void bench_lora(int arch) {
+    if (!want("lora")) return;
+    int count = 0;
+    const hsd_cuda_lora_entry *table = hsd_cuda_lora_table(&count);
+    for (const lora_shape &s : k_lora) {
+        const int m = 2 * s.tokens;
+        char cs[96];
+        snprintf(cs, sizeof cs, "%s_n2_t%d_k%d_r%d_o%d", s.what, s.tokens, s.k, s.r, s.n_out);
+        const double flops = 2.0 * m * (double)s.r * (s.k + s.n_out);
+        void *in = dev_random((size_t)m * s.k), *out = dev_random((size_t)m * s.n_out);
+        void *down = dev_random((size_t)s.r * s.k, -0.05f, 0.05f);
+        void *up = dev_random((size_t)s.n_out * s.r, -0.05f, 0.05f);
+        void *tmp = dev_random((size_t)m * s.r);
+        const float scale[2] = {0.8f, 1.0f};
+        hsd_lora_params p = {};
+        p.out = out;
+        p.in = in;
+        p.down = down;
+        p.up = up;
+        p.tmp = tmp;
+        p.scale = scale;
+        p.n = 2;
+        p.tokens = s.tokens;
+        p.k = s.k;
+        p.r = s.r;
+        p.n_out = s.n_out;
+        p.ldo = s.n_out;
+        p.scale_ld = 1;
+        p.mult = 1.0f;
+        const float one = 1.0f;
+        const double base_ms = time_ms(
+            [&] {
+                cublas_gemm_rm(m, s.r, s.k, in, down, tmp);
+                // out (col-major n_out x m) += up (n_out x r) tmp^T.
+                CUBLAS_OK(cublasGemmEx(g_cublas, CUBLAS_OP_T, CUBLAS_OP_N, s.n_out, m, s.r, &one,
+                                       up, CUDA_R_16F, s.r, tmp, CUDA_R_16F, s.r, &one, out,
+                                       CUDA_R_16F, s.n_out, CUBLAS_COMPUTE_32F,
+                                       CUBLAS_GEMM_DEFAULT));
+            },
+            g_opt.reps);
+        report("lora", cs, "cublas_shrink_expand", base_ms, flops, 0, nullptr, 0, g_opt.reps);
+        for (int i = 0; i < count; i++) {
+            if (skip_version(table[i].info, arch)) continue;
+            bool ok = true;
+            const int reps = reps_for(table[i].info);
+            const double ms = time_ms([&] { ok &= table[i].launch(&p, 0) == HSD_OK; }, reps);
+            if (!ok) {
+                printf("lora        %-34s %-32s failed: %s\n", cs, table[i].info.name,
+                       hsd_last_error());
+                continue;
+            }
+            report("lora", cs, table[i].info.name, ms, flops, 0, "cublas_shrink_expand", base_ms,
+                   reps);
+        }
+        CUDA_OK(cudaFree(in));
+        CUDA_OK(cudaFree(out));
+        CUDA_OK(cudaFree(down));
+        CUDA_OK(cudaFree(up));
+        CUDA_OK(cudaFree(tmp));
     }
 }
 
@@ -684,6 +798,7 @@ int main(int argc, char **argv) {
     bench_conv(arch);
     bench_attention(arch);
     bench_memory_ops(arch);
+    bench_lora(arch);
     if (g_opt.json && g_opt.json != stdout) fclose(g_opt.json);
     return 0;
 }

@@ -53,8 +53,22 @@ static const struct att_case k_cases[] = {
     {"cross", 2, 8, 160, 256, 77, 0},
     {"cross", 2, 8, 160, 64, 77, 0},
     {"packed", 2, 8, 80, 1024, 1024, 0},
-    // CLIP text encoder (SD1.5): 12 heads of 64, causal over 77 tokens.
+    // SDXL-base at 1024x1024 (128x128 latents), batch 2: 64-wide heads, 10
+    // at 64x64 (640 wide), 20 at 32x32 (1280 wide); cross-attention over
+    // the 77 tokens of the 2048-wide context (to_k/to_v project it to the
+    // heads first, so the kernel sees d = 64). The 10-layer stacks repeat
+    // the 32x32 shapes. Then small ones on SDXL's head count for the
+    // emulation.
+    {"self", 2, 10, 64, 4096, 4096, 0},
+    {"self", 2, 20, 64, 1024, 1024, 0},
+    {"cross", 2, 10, 64, 4096, 77, 0},
+    {"cross", 2, 20, 64, 1024, 77, 0},
+    {"cross", 1, 10, 64, 64, 77, 0},
+    {"self", 1, 10, 64, 100, 100, 0},
+    // CLIP text encoder (SD1.5): 12 heads of 64, causal over 77 tokens;
+    // SDXL's OpenCLIP bigG: 20 heads of 64.
     {"causal", 2, 12, 64, 77, 77, 0},
+    {"causal", 2, 20, 64, 77, 77, 0},
     // Odd: head dims that need padding, ragged lengths, n = 1, strides.
     {"packed", 1, 3, 59, 333, 333, 0},
     {"cross", 1, 2, 72, 100, 130, 8},

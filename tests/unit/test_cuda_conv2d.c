@@ -100,6 +100,20 @@ static const struct conv_case k_cases[] = {
     {"proj_16", 2, 16, 16, 1280, 1280, 1, 1, 0, 0, 1, RES_NONE},
     {"proj_8", 2, 8, 8, 1280, 1280, 1, 1, 0, 0, 1, RES_NONE},
     {"conv_out", 2, 64, 64, 320, 4, 3, 1, 1, 0, 1, RES_NONE},
+    // SDXL-base at 128x128 latents, batch 2: the convolutions SD1.5's list
+    // lacks (a 128x128 level of 320, 640 at 64x64, no 8x8 level; up
+    // blocks concatenate 1280+640 / 640+320 skips at 64 and 128).
+    {"sdxl_conv_in", 2, 128, 128, 4, 320, 3, 1, 1, 0, 1, RES_NONE},
+    {"sdxl_res_conv2_128", 2, 128, 128, 320, 320, 3, 1, 1, 0, 1, RES_SEPARATE},
+    {"sdxl_down_128", 2, 128, 128, 320, 320, 3, 2, 1, 0, 1, RES_NONE},
+    {"sdxl_res_conv1_64a", 2, 64, 64, 320, 640, 3, 1, 1, 0, 1, RES_NONE},
+    {"sdxl_res_conv2_64", 2, 64, 64, 640, 640, 3, 1, 1, 0, 1, RES_SEPARATE},
+    {"sdxl_up1_conv1_64a", 2, 64, 64, 1920, 640, 3, 1, 1, 0, 1, RES_NONE},
+    {"sdxl_upsampler_64", 2, 64, 64, 1280, 1280, 3, 1, 1, 0, 1, RES_NONE},
+    {"sdxl_upsampler_128", 2, 128, 128, 640, 640, 3, 1, 1, 0, 1, RES_NONE},
+    {"sdxl_up2_conv1_128a", 2, 128, 128, 960, 320, 3, 1, 1, 0, 1, RES_NONE},
+    {"sdxl_up2_shortcut_128a", 2, 128, 128, 960, 320, 1, 1, 0, 0, 1, RES_NONE},
+    {"sdxl_conv_out", 2, 128, 128, 320, 4, 3, 1, 1, 0, 1, RES_NONE},
     // Odd shapes.
     {"odd_ci20", 1, 13, 21, 20, 36, 3, 1, 1, 0, 1, RES_SEPARATE},
     {"odd_s2", 1, 13, 21, 16, 24, 3, 2, 1, 0, 1, RES_NONE},

@@ -5,11 +5,14 @@
 //    test double (shape_backend.h: no memory, no compute): the U-Net
 //    presets of host/models/unet_presets.c (SD 1.5, SD 2-base, BK-SDM
 //    base/small/tiny, SDXL-base, KOALA-1B/700M) at batch 2 and 32 at 64x64 latents and batch 1 at
-//    96x96; the SD VAE (also SDXL's: same widths) decoding 64x64, 128x128
+//    96x96, the SDXL family also at batch 2 at 128x128 (1024x1024 images: the
+//    text_time add-embedding, its timestep_embedding of the time ids and
+//    concat, the 10-layer transformer stacks, d = 64 at t = 4096/1024);
+//    the SD VAE (also SDXL's: same widths) decoding 64x64, 128x128
 //    (1024x1024 images: attention t = 16384) and encoding 512x512; TAESD;
-//    CLIP ViT-L/14 (SD 1.x) and OpenCLIP ViT-H/14 (SD 2.x) text encoders on
-//    77 tokens. VAE and text encoders use their published config.json
-//    files (below), random weights; the text encoders load from a sparse
+//    CLIP ViT-L/14 (SD 1.x, SDXL), OpenCLIP ViT-H/14 (SD 2.x) and OpenCLIP
+//    ViT-bigG/14 (SDXL) text encoders on 77 tokens. VAE and text encoders
+//    use their published config.json files (below), random weights; the text encoders load from a sparse
 //    safetensors file with their real tensor names (zeros, no disk).
 // 2. Registry query: each distinct op shape goes through the registry's
 //    production entry point hsd_cuda_<op>() in the emulation's dry-run
@@ -87,10 +90,14 @@ struct text_model {
     const char *act;
 };
 // runwayml/stable-diffusion-v1-5 and stabilityai/stable-diffusion-2-base
-// text_encoder/config.json (the keys hsd reads).
+// text_encoder/config.json, and stabilityai/stable-diffusion-xl-base-1.0
+// text_encoder_2/config.json (the keys hsd reads; its text_projection is a
+// linear, cuBLASLt, not a registry op). SDXL's text_encoder is SD 1.x's
+// CLIP ViT-L.
 static const struct text_model k_texts[] = {
-    {"clip-vit-l14 (SD 1.x)", 768, 3072, 12, 12, "quick_gelu"},
+    {"clip-vit-l14 (SD 1.x, SDXL)", 768, 3072, 12, 12, "quick_gelu"},
     {"openclip-vit-h14 (SD 2.x)", 1024, 4096, 16, 23, "gelu"},
+    {"openclip-vit-bigg14 (SDXL)", 1280, 5120, 20, 32, "gelu"},
 };
 
 // Writes DIR/config.json and DIR/model.safetensors: every tensor of the
@@ -177,7 +184,10 @@ static int write_text_model(const char *dir, const struct text_model *tm) {
 static void run_unets(struct hsd_backend *sb) {
     char names[256];
     snprintf(names, sizeof names, "%s", hsd_unet_preset_names());
-    static const int buckets[][3] = {{2, 64, 64}, {32, 64, 64}, {1, 96, 96}};  // n, h, w
+    // n, h, w; SDXL-family U-Nets also at 1024x1024 (128x128 latents:
+    // attention t = 4096 at 640 wide, 1024 at 1280, the 10-layer stacks),
+    // the size they were trained for.
+    static const int buckets[][3] = {{2, 64, 64}, {32, 64, 64}, {1, 96, 96}, {2, 128, 128}};
     for (char *save = NULL, *name = strtok_r(names, ", ", &save); name;
          name = strtok_r(NULL, ", ", &save)) {
         struct hsd_unet_source src;
@@ -188,6 +198,7 @@ static void run_unets(struct hsd_backend *sb) {
         const struct hsd_unet_config *cfg = hsd_unet_get_config(u);
         for (size_t b = 0; b < sizeof buckets / sizeof buckets[0]; b++) {
             const int n = buckets[b][0], h = buckets[b][1], w = buckets[b][2];
+            if (h == 128 && !cfg->add_text_time) continue;
             char label[48];
             snprintf(label, sizeof label, "unet %s n%d %dx%d", name, n, h, w);
             hsd_backend_shape_set_model(sb, label);
@@ -698,7 +709,7 @@ int main(int argc, char **argv) {
     run_vae(sb, "taesd", k_taesd);
     run_texts(sb);
     printf("catalogue: %zu distinct op shapes from the U-Net presets (%s), the SD VAE, TAESD, "
-           "CLIP ViT-L/14 and OpenCLIP ViT-H/14 (%.1f s)\n",
+           "CLIP ViT-L/14, OpenCLIP ViT-H/14 and ViT-bigG/14 (%.1f s)\n",
            hsd_backend_shape_count(sb), hsd_unet_preset_names(), now() - t0);
     query(sb, verbose);
     real_widths(sb, ci);
