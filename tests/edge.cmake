@@ -37,6 +37,13 @@ add_test(NAME test_lora_serve COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/lora_serve
          $<TARGET_FILE:hsd> $<TARGET_FILE:test_edge_pngcmp> ${HSD_TEST_DATA})
 set_tests_properties(test_lora_serve PROPERTIES LABELS integration TIMEOUT 120
                      ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
+# LCM and <lora:NAME:SCALE> through hsd edge --http (the A1111 API) against
+# hsd serve, images equal to hsd generate; 422s for bad names and scales.
+add_test(NAME test_edge_http_lora COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/edge_http_lora.sh
+         $<TARGET_FILE:hsd> $<TARGET_FILE:test_edge_pngcmp> ${HSD_TEST_DATA}
+         ${CMAKE_SOURCE_DIR}/.venv/bin/python)
+set_tests_properties(test_edge_http_lora PROPERTIES LABELS integration TIMEOUT 120
+                     ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
 # The LCM hybrid split (4 + 4) through hsd serve + hsd edge (issue 12).
 add_test(NAME test_lcm_serve COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/lcm_serve.sh
          $<TARGET_FILE:hsd> $<TARGET_FILE:test_edge_pngcmp> ${HSD_TEST_DATA})

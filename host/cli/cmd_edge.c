@@ -74,7 +74,8 @@ static void usage(FILE *f) {
             "                       folder\n"
             "  --lora NAME=FILE[:SCALE]  a LoRA the cloud registered as NAME (hsd serve --lora):\n"
             "                       asked for in GENERATE and applied to the edge's own U-Net\n"
-            "                       and text encoder too (refused if it does not fit them)\n"
+            "                       and text encoder too (refused if it does not fit them);\n"
+            "                       with --http: registers NAME for prompts' <lora:NAME:SCALE>\n"
             "  --threads T          CPU threads (default: every core)\n"
             HSD_CLI_BACKEND_HELP
             HSD_CLI_PREDICTION_HELP
@@ -322,10 +323,6 @@ int hsd_cmd_edge(int argc, char **argv) {
         return 2;
     }
     if (hsd_cli_check_backend("edge", backend, 0)) return 2;
-    if (http && loras.n) {
-        fprintf(stderr, "hsd edge: --lora is for one image; the --http daemon takes none yet\n");
-        return 2;
-    }
     // The LoRAs go into the edge pipeline (its U-Net and text encoder) under
     // the names the cloud registered them with.
     pc.loras = loras.spec;
@@ -333,7 +330,9 @@ int hsd_cmd_edge(int argc, char **argv) {
     for (int i = 0; i < loras.n; i++) lora_names[i] = loras.spec[i].name;
     r.lora_names = lora_names;
     r.n_loras = loras.n;
-    r.gen.lora_scales = loras.n ? loras.scale : NULL;
+    // The daemon's requests choose their LoRAs and scales in the prompt
+    // (<lora:NAME:SCALE>, docs/edge-http.md); --lora only registers them.
+    r.gen.lora_scales = loras.n && !http ? loras.scale : NULL;
     if (have_split == have_range) {
         fprintf(stderr, "hsd edge: give exactly one of --split K and --split-range KMIN:KMAX "
                         "(the U-Net calls the cloud runs)\n");

@@ -74,6 +74,8 @@ enum hsd_status hsd_a1111_init(struct hsd_a1111 *a, const struct hsd_edge_http_c
     s->prompt_style = (int)cfg->base.gen.prompt_style;
     s->k_min = cfg->base.k_min;
     s->k_max = cfg->base.k_max;
+    for (int i = 0; i < cfg->base.n_loras && i < HSD_PIPELINE_MAX_LORAS; i++)
+        snprintf(s->loras[s->n_loras++], sizeof s->loras[0], "%s", cfg->base.lora_names[i]);
     enum hsd_status st = hsd_http_queue_start(&a->queue, cfg->queue_limit > 0 ? cfg->queue_limit : 8);
     if (st) pthread_mutex_destroy(&a->mu);
     return st;
@@ -188,6 +190,10 @@ static int txt2img(struct hsd_a1111 *a, const char *body, size_t len, struct hsd
     j->t.r.deadline_ms = c->base.deadline_ms;
     j->t.r.priority = c->base.priority;
     j->t.r.cloud_model = c->base.cloud_model;
+    // The cloud knows the LoRAs by the names the edge registered (the
+    // prompt's tags chose their scales, in the same order).
+    j->t.r.lora_names = c->base.lora_names;
+    j->t.r.n_loras = c->base.n_loras;
     if (hsd_edge_request_validate(&j->t.r, NULL)) {
         hsd_a1111_error(reply, 422, hsd_last_error());
         goto refuse;

@@ -23,6 +23,9 @@ static const struct {
     {"Euler", {"k_euler", "euler"}, HSD_SAMPLER_EULER},
     {"DDIM", {"ddim"}, HSD_SAMPLER_DDIM},
     {"PLMS", {"plms", "pndm"}, HSD_SAMPLER_PNDM},
+    // A1111 1.8's LCM sampler (sd_samplers_lcm.py, diffusers' LCMScheduler
+    // step); hsd's is diffusers' LCMScheduler (docs/lcm.md).
+    {"LCM", {"lcm", "k_lcm"}, HSD_SAMPLER_LCM},
 };
 #define N_SAMPLERS (sizeof k_samplers / sizeof k_samplers[0])
 
@@ -215,6 +218,7 @@ int hsd_a1111_parse_options(struct hsd_a1111_settings *s, const char *body, size
 void hsd_a1111_txt2img_free(struct hsd_a1111_txt2img *t) {
     free((char *)t->r.gen.prompt);
     free((char *)t->r.gen.negative_prompt);
+    free(t->prompt_written);
     json_decref(t->parameters);
     memset(t, 0, sizeof *t);
 }
@@ -289,7 +293,7 @@ int hsd_a1111_parse_txt2img(struct hsd_a1111_txt2img *out, const char *body, siz
     }
     if (sampler && *sampler && !find_sampler(sampler, &si)) {
         st = fail(msg, cap, "Sampler not found: '%s' (hsd edge has DPM++ 2M, Euler a, Euler, "
-                            "DDIM, PLMS)", sampler);
+                            "DDIM, PLMS, LCM)", sampler);
         goto done;
     }
     // hsd's timesteps are the model's scheduler config, as diffusers
@@ -320,11 +324,24 @@ int hsd_a1111_parse_txt2img(struct hsd_a1111_txt2img *out, const char *body, siz
         goto done;
     }
     char *p = dup(prompt), *n = dup(neg);
+    out->prompt_written = dup(prompt);
+    // <lora:NAME:SCALE> tags leave the prompt and choose the LoRA (A1111's
+    // extra networks), before the prompt is encoded or sent to the cloud.
+    if (p && (st = hsd_a1111_extra_networks(p, &eff, out->lora_scales, msg, cap))) {
+        free(p);
+        free(n);
+        free(out->prompt_written);
+        out->prompt_written = NULL;
+        goto done;
+    }
+    int any_lora = 0;
+    for (int i = 0; i < eff.n_loras; i++) any_lora |= out->lora_scales[i] != 0.0f;
     out->r.gen = (struct hsd_gen_request){
         .prompt = p, .negative_prompt = n, .guidance_scale = (float)g, .steps = (int)steps,
         .split = -1, .sampler = k_samplers[si].kind, .width = (int)width, .height = (int)height,
         .seed = seed < 0 ? 0 : (uint64_t)seed, .batch_count = 1, .clip_skip = eff.clip_skip,
         .prompt_style = (enum hsd_prompt_style)eff.prompt_style};
+    out->r.gen.lora_scales = any_lora ? out->lora_scales : NULL;
     out->r.k_min = eff.k_min;
     out->r.k_max = eff.k_max;
     out->seed_random = seed < 0;
@@ -332,7 +349,7 @@ int hsd_a1111_parse_txt2img(struct hsd_a1111_txt2img *out, const char *body, siz
     out->n_iter = (int)iters;
     out->sampler_name = k_samplers[si].name;
     out->parameters = json_incref(o);
-    if (!p || !n) {
+    if (!p || !n || !out->prompt_written) {
         hsd_a1111_txt2img_free(out);
         snprintf(msg, cap, "out of memory");
         st = 500;

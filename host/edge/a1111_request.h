@@ -18,6 +18,7 @@
 #define HSD_A1111_MAX_IMAGES 64  // batch_size * n_iter of one request
 #define HSD_A1111_TITLE_MAX 256
 #define HSD_A1111_MAX_VAES 3  // the --vae given, "full", "tiny"
+#define HSD_A1111_LORA_NAME_MAX 64  // as the pipeline's LoRA names
 
 // The daemon's settings (GET/POST /sdapi/v1/options); a request's
 // override_settings apply on top of them for that request only.
@@ -32,13 +33,21 @@ struct hsd_a1111_settings {
     int k_min, k_max;  // cloud U-Net calls (hsd_split: "K" or "KMIN:KMAX")
     int prompt_style;  // enum hsd_prompt_style: the daemon's --prompt-style (a1111: the
                        // emphasis and long prompts A1111 clients write)
+    // The LoRAs of hsd edge --lora NAME=FILE, in the pipeline's order: what
+    // a prompt's <lora:NAME:SCALE> may name.
+    char loras[HSD_PIPELINE_MAX_LORAS][HSD_A1111_LORA_NAME_MAX];
+    int n_loras;
 };
 
 // One txt2img request, parsed. Strings are owned (free with
 // hsd_a1111_txt2img_free).
 struct hsd_a1111_txt2img {
-    struct hsd_edge_request r;  // gen.prompt/negative_prompt point at the owned copies;
-                                // gen.seed is meaningless when seed_random
+    struct hsd_edge_request r;  // gen.prompt/negative_prompt point at the owned copies
+                                // (the prompt without its <lora:...> tags);
+                                // gen.seed is meaningless when seed_random;
+                                // gen.lora_scales at lora_scales when a tag chose one
+    char *prompt_written;       // the prompt as received, tags included (A1111's infotext)
+    float lora_scales[HSD_PIPELINE_MAX_LORAS];  // per settings.loras[i]; 0 = off
     int seed_random;  // seed -1: the caller draws one
     int batch_size, n_iter;  // images = batch_size * n_iter, seeds seed + i
     const char *sampler_name;  // A1111's name of the sampler (static)
@@ -53,6 +62,16 @@ struct hsd_a1111_txt2img {
 int hsd_a1111_parse_txt2img(struct hsd_a1111_txt2img *out, const char *body, size_t len,
                             const struct hsd_a1111_settings *s, char *msg, size_t cap);
 void hsd_a1111_txt2img_free(struct hsd_a1111_txt2img *t);
+
+// Removes A1111's extra-network tags from prompt, in place (the prompt
+// stays NUL-terminated and only shrinks), adding each <lora:NAME:SCALE>'s
+// scale to scale[i] of s->loras[i] == NAME (scale has s->n_loras entries,
+// zeroed by the caller). Returns 0, or 422 with a message for an unknown
+// LoRA name, a multiplier that is not a number or leaves [-16, 16],
+// separate text-encoder and U-Net multipliers, named arguments, or another
+// kind of extra network (a1111_extra_networks.c).
+int hsd_a1111_extra_networks(char *prompt, const struct hsd_a1111_settings *s, float *scale,
+                             char *msg, size_t cap);
 
 // POST /sdapi/v1/options: applies the body's known keys to a copy of *s
 // and, only when all are valid, stores it in *s. Returns 0 or 422 (msg).

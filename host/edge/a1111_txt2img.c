@@ -41,7 +41,7 @@ static char *infotext(const struct hsd_a1111_txt2img *t, const struct hsd_a1111_
     size_t n = 0;
     FILE *f = open_memstream(&out, &n);
     if (!f) return NULL;
-    fprintf(f, "%s", g->prompt);
+    fprintf(f, "%s", t->prompt_written);  // A1111 keeps the <lora:...> tags in it
     if (*g->negative_prompt) fprintf(f, "\nNegative prompt: %s", g->negative_prompt);
     fprintf(f, "\nSteps: %d, Sampler: %s, Schedule type: Automatic, CFG scale: %g, Seed: %llu, "
                "Size: %dx%d, Model: %s",
@@ -179,7 +179,7 @@ void hsd_a1111_txt2img_run(struct hsd_a1111 *a, struct hsd_a1111_txt2img *t,
         }
         json_array_append_new(images, json_string(b64));
         json_array_append_new(seeds, json_integer((json_int_t)r.gen.seed));
-        json_array_append_new(prompts, json_string(r.gen.prompt));
+        json_array_append_new(prompts, json_string(t->prompt_written));
         json_array_append_new(negs, json_string(r.gen.negative_prompt));
         json_array_append_new(infotexts, json_string(info));
         json_array_append_new(hybrid, image_info(r.gen.seed, &ri));
@@ -195,7 +195,7 @@ void hsd_a1111_txt2img_run(struct hsd_a1111 *a, struct hsd_a1111_txt2img *t,
         json_t *info = json_pack(
             "{s:s, s:O, s:s, s:O, s:I, s:O, s:i, s:i, s:s, s:s, s:f, s:i, s:i, s:i, s:s, s:s, "
             "s:O, s:s, s:s, s:i, s:b, s:O}",
-            "prompt", g->prompt, "all_prompts", prompts, "negative_prompt", g->negative_prompt,
+            "prompt", t->prompt_written, "all_prompts", prompts, "negative_prompt", g->negative_prompt,
             "all_negative_prompts", negs, "seed", (json_int_t)seed, "all_seeds", seeds, "width",
             g->width, "height", g->height, "sampler_name", t->sampler_name, "scheduler",
             "Automatic", "cfg_scale", (double)g->guidance_scale, "steps", g->steps, "batch_size",

@@ -6,6 +6,7 @@
 //   http_server.c   libmicrohttpd: connections, body cap, suspend/resume
 //   a1111_api.c     routes /sdapi/v1/... and / to their answers
 //   a1111_request.c JSON bodies -> requests and settings (fuzzed)
+//   a1111_extra_networks.c  the prompt's <lora:NAME:SCALE> tags (fuzzed)
 //   a1111_txt2img.c one queued txt2img: images, PNG, base64, info; progress
 //   http_queue.c    the bounded job queue and its one worker thread
 //   web_page.c      the page at / (web_page.html, embedded at build time)

@@ -42,7 +42,7 @@ def check(ok, what):
 
 # A1111's names -> hsd generate's --sampler (docs/edge-http.md).
 OURS = {"DPM++ 2M": "dpmpp-2m", "Euler a": "euler-a", "Euler": "euler", "DDIM": "ddim",
-        "PLMS": "pndm"}
+        "PLMS": "pndm", "LCM": "lcm"}
 
 
 def generate(seed, k, p):

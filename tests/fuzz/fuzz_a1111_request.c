@@ -3,7 +3,8 @@
 // reaches its port). Parse both; a request that parses is also checked by
 // the edge's own validation (without a model), as the daemon does before
 // queueing it. Any crash, leak or UB is a finding; a 4xx is the expected
-// outcome for most inputs.
+// outcome for most inputs. The prompt's A1111 extra-network tags
+// (<lora:NAME:SCALE>, a1111_extra_networks.c) are parsed on the way.
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,8 +13,10 @@
 #include "edge/a1111_request.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    // Two LoRAs registered, so <lora:NAME:SCALE> tags reach the scales.
     struct hsd_a1111_settings s = {.model_title = "edge", .vae = "full",
-                                   .vaes = {"full", "tiny"}, .n_vaes = 2, .k_min = 2, .k_max = 2};
+                                   .vaes = {"full", "tiny"}, .n_vaes = 2, .k_min = 2, .k_max = 2,
+                                   .loras = {"style", "detail"}, .n_loras = 2};
     char msg[512];
     struct hsd_a1111_txt2img t;
     int st = hsd_a1111_parse_txt2img(&t, (const char *)data, size, &s, msg, sizeof msg);

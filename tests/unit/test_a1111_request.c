@@ -50,7 +50,8 @@ static void samplers(void) {
         const char *ours;
     } map[] = {{"DPM++ 2M", "dpmpp-2m"}, {"k_dpmpp_2m", "dpmpp-2m"}, {"Euler a", "euler-a"},
                {"k_euler_a", "euler-a"},  {"Euler", "euler"},        {"k_euler", "euler"},
-               {"DDIM", "ddim"},          {"PLMS", "pndm"},          {"euler-a", "euler-a"}};
+               {"DDIM", "ddim"},          {"PLMS", "pndm"},          {"euler-a", "euler-a"},
+               {"LCM", "lcm"},            {"lcm", "lcm"}};
     for (size_t i = 0; i < sizeof map / sizeof *map; i++) {
         char body[128], msg[512];
         snprintf(body, sizeof body, "{\"sampler_index\": \"%s\"}", map[i].a1111);
@@ -62,7 +63,7 @@ static void samplers(void) {
         if (!st) hsd_a1111_txt2img_free(&t);
     }
     json_t *list = hsd_a1111_samplers_json();
-    CHECKF(json_array_size(list) == 5, "5 samplers listed");
+    CHECKF(json_array_size(list) == 6, "6 samplers listed");
     json_decref(list);
     refused("{\"sampler_name\": \"LMS\"}", 422, "Sampler not found");
     refused("{\"sampler_name\": \"DPM++ 2M Karras\"}", 422, "Sampler not found");
@@ -157,8 +158,75 @@ static void prompt_style(void) {
     hsd_a1111_txt2img_free(&t);
 }
 
+// A1111's extra networks (modules/extra_networks.py re_extra_net, the
+// multipliers of extra_networks_lora.py) against the LoRAs of --lora.
+static const struct hsd_a1111_settings *lora_settings(void) {
+    static struct hsd_a1111_settings s;
+    s = k_base;
+    snprintf(s.loras[0], sizeof s.loras[0], "style");
+    snprintf(s.loras[1], sizeof s.loras[1], "detail_v2");
+    s.n_loras = 2;
+    return &s;
+}
+
+// body's prompt -> the prompt sent on, and both scales.
+static void lora_case(const char *prompt, const char *want, float s0, float s1) {
+    char body[512], msg[512];
+    json_t *j = json_pack("{s:s}", "prompt", prompt);
+    char *txt = json_dumps(j, 0);
+    snprintf(body, sizeof body, "%s", txt);
+    free(txt);
+    json_decref(j);
+    struct hsd_a1111_txt2img t;
+    int st = hsd_a1111_parse_txt2img(&t, body, strlen(body), lora_settings(), msg, sizeof msg);
+    CHECKF(st == 0, "%s: %s", prompt, msg);
+    if (st) return;
+    const float *sc = t.r.gen.lora_scales;
+    int none = s0 == 0.0f && s1 == 0.0f;
+    CHECKF(!strcmp(t.r.gen.prompt, want) && !strcmp(t.prompt_written, prompt) &&
+               (none ? sc == NULL : sc && sc[0] == s0 && sc[1] == s1),
+           "'%s' -> '%s' %g %g; got '%s' %g %g", prompt, want, (double)s0, (double)s1,
+           t.r.gen.prompt, sc ? (double)sc[0] : 0.0, sc ? (double)sc[1] : 0.0);
+    hsd_a1111_txt2img_free(&t);
+}
+
+static void lora_refused(const char *prompt, const char *want) {
+    char body[512], msg[512] = "";
+    snprintf(body, sizeof body, "{\"prompt\": \"%s\"}", prompt);
+    struct hsd_a1111_txt2img t;
+    int st = hsd_a1111_parse_txt2img(&t, body, strlen(body), lora_settings(), msg, sizeof msg);
+    CHECKF(st == 422 && strstr(msg, want), "%s: got %d '%s', want 422 '...%s...'", prompt, st,
+           msg, want);
+    if (!st) hsd_a1111_txt2img_free(&t);
+}
+
+static void loras(void) {
+    lora_case("a cat <lora:style:0.8>", "a cat ", 0.8f, 0.0f);
+    lora_case("<lora:style>a cat", "a cat", 1.0f, 0.0f);  // multiplier default 1
+    lora_case("a <lora:detail_v2:-0.5>cat<lora:style: 1.5 >", "a cat", 1.5f, -0.5f);
+    lora_case("x <lora:style:0.5:0.5> y", "x  y", 0.5f, 0.0f);  // TE == U-Net multiplier
+    lora_case("<lora:style:0.25><lora:style:0.5>", "", 0.75f, 0.0f);  // named twice: added
+    lora_case("<lora:style:1><lora:style:-1>", "", 0.0f, 0.0f);     // ... to nothing
+    // Not A1111 tags: they stay text.
+    lora_case("a <cat> <lora:> <:x> <lora:style", "a <cat> <lora:> <:x> <lora:style", 0, 0);
+    lora_case("no tags at all", "no tags at all", 0.0f, 0.0f);
+    lora_refused("<lora:nope:1>", "LoRA 'nope' not found (this edge has 'style', 'detail_v2')");
+    lora_refused("<lora:Style:1>", "not found");
+    lora_refused("<lora:style:lots>", "'lots' is not a number");
+    lora_refused("<lora:style:nan>", "is not a number");
+    lora_refused("<lora:style:17>", "outside [-16, 16]");
+    lora_refused("<lora:style:9><lora:style:9>", "outside [-16, 16]");
+    lora_refused("<lora:style:0.5:1>", "one multiplier");
+    lora_refused("<lora:style:1:1:1>", "too many arguments");
+    lora_refused("<lora:style:te=0.5>", "named arguments");
+    lora_refused("<hypernet:anime:1>", "extra network 'hypernet' is not supported");
+    // No LoRAs registered: the message says how to register one.
+    refused("{\"prompt\": \"<lora:style:1>\"}", 422, "start it with --lora NAME=FILE");
+}
+
 int main(void) {
     defaults();
+    loras();
     prompt_style();
     samplers();
     fields();
