@@ -93,7 +93,8 @@ if(HSD_HAVE_CUDA AND HSD_CUDA_EMULATION)
   # The whole models on the emulated kernels (tests/unit/emu_backend.h, a
   # test double of the CUDA backend's numerics) against the CPU backend.
   # About 31 s Release, 175 s Debug + ASan/UBSan (the emulated kernels at
-  # -O0), on 2 cores: the timeout is for sanitizer builds.
+  # -O0), on 2 cores: the timeout is for sanitizer builds. The LoRA U-Net
+  # case (hsd_mc_unet_lora: the lora op inside a model) adds ~25 s Release.
   hsd_add_test(test_models_cuda_emulated LABELS unit TIMEOUT 600
                SOURCES unit/test_models_cuda_emulated.c unit/emu_backend.c unit/model_cases.c
                LIBS hsd_cuda_emu)

@@ -32,6 +32,7 @@ union emu_params {
     struct hsd_sampler_step_params sampler_step;
     struct hsd_step_gather_params step_gather;
     struct hsd_step_scatter_params step_scatter;
+    struct hsd_lora_params lora;
 };
 struct emu_call {
     enum hsd_emu_op op;
@@ -81,6 +82,7 @@ static const char *const k_op_names[HSD_EMU_OP_COUNT] = {
     [HSD_EMU_SAMPLER_STEP] = "sampler_step",
     [HSD_EMU_STEP_GATHER] = "step_gather",
     [HSD_EMU_STEP_SCATTER] = "step_scatter",
+    [HSD_EMU_LORA] = "lora",
 };
 
 const char *hsd_backend_emu_op_name(enum hsd_emu_op op) {
@@ -198,7 +200,8 @@ static enum hsd_status emu_synchronize(struct hsd_backend *be) {
     X(cfg_combine, CFG_COMBINE, hsd_cfg_combine_params)              \
     X(sampler_step, SAMPLER_STEP, hsd_sampler_step_params)           \
     X(step_gather, STEP_GATHER, hsd_step_gather_params)              \
-    X(step_scatter, STEP_SCATTER, hsd_step_scatter_params)
+    X(step_scatter, STEP_SCATTER, hsd_step_scatter_params)           \
+    X(lora, LORA, hsd_lora_params)
 
 #define EMU_RUN(op, OP, params)                                                       \
     static enum hsd_status run_##op(struct emu *e, const struct params *p) {          \
@@ -409,6 +412,7 @@ static const struct hsd_backend_ops k_emu_ops = {
     .sampler_step = emu_sampler_step,
     .step_gather = emu_step_gather,
     .step_scatter = emu_step_scatter,
+    .lora = emu_lora,
 };
 
 enum hsd_status hsd_backend_emu_create(struct hsd_backend **out) {

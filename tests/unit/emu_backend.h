@@ -59,6 +59,7 @@ enum hsd_emu_op {
     HSD_EMU_SAMPLER_STEP,
     HSD_EMU_STEP_GATHER,
     HSD_EMU_STEP_SCATTER,
+    HSD_EMU_LORA,
     HSD_EMU_OP_COUNT
 };
 const char *hsd_backend_emu_op_name(enum hsd_emu_op op);

@@ -1,11 +1,14 @@
 // Whole-model comparisons between two backends (model_cases.h).
 #include "model_cases.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "io/safetensors.h"
+#include "models/lora.h"
 #include "models/clip_text.h"
 #include "models/unet.h"
 #include "models/vae.h"
@@ -56,6 +59,74 @@ done:
     hsd_unet_source_close(&src);
     hsd_safetensors_close(io);
     return ok;
+}
+
+// A random rank-8 LoRA on U-Net case `name` (model_cases.h).
+void hsd_mc_unet_lora(struct hsd_backend *ref, struct hsd_backend *test, const char *name,
+                      double tol) {
+    char dir[512], io_path[600];
+    snprintf(dir, sizeof dir, "%s/unet/%s", HSD_TEST_DATA, name);
+    snprintf(io_path, sizeof io_path, "%s/io.safetensors", dir);
+    struct hsd_safetensors *io = NULL;
+    struct hsd_unet_source src = {0};
+    struct hsd_unet *ur = NULL, *ut = NULL;
+    struct hsd_lora_file *lf = NULL;
+    float *x = NULL, *t = NULL, *ctx = NULL, *want = NULL, *got[3] = {0};
+    CHECK_OK(hsd_safetensors_open(&io, io_path));
+    CHECK_OK(hsd_unet_source_open(&src, dir, NULL));
+    if (io) CHECK_OK(hsd_unet_create(&ur, &src, ref));
+    if (ur) CHECK_OK(hsd_unet_create(&ut, &src, test));
+    if (ut) CHECK_OK(hsd_unet_lora_random(&lf, ur, 8, 7));
+    int a = -1;
+    if (lf) CHECK_OK(hsd_unet_lora_attach(ur, lf, "U-Net", &a));
+    if (lf) CHECK_OK(hsd_unet_lora_attach(ut, lf, "U-Net", &a));
+    const struct hsd_st_tensor *ts, *tt, *tc;
+    if (io) {
+        x = hsd_test_read_input(io, "sample", &ts);
+        t = hsd_test_read_input(io, "timestep", &tt);
+        ctx = hsd_test_read_input(io, "encoder_hidden_states", &tc);
+    }
+    if (!x || !t || !ctx || a != 0 || (int)ts->shape[0] < 2) {
+        CHECKF(0, "lora %s: could not set up (needs a batch of 2 or more)", name);
+        goto done;
+    }
+    int n = (int)ts->shape[0], h = (int)ts->shape[2], w = (int)ts->shape[3];
+    int L = (int)tc->shape[1];
+    size_t count = (size_t)n * src.cfg.out_channels * h * w, row = count / n;
+    float scale[64] = {1.0f};  // row 0: the LoRA at scale 1; the others none
+    want = malloc(count * sizeof *want);
+    for (int i = 0; i < 3; i++) got[i] = malloc(count * sizeof *got[i]);
+    CHECK_OK(hsd_unet_forward(ut, got[0], x, t, ctx, n, h, w, L));
+    CHECK_OK(hsd_unet_lora_select(ur, scale, n));
+    CHECK_OK(hsd_unet_lora_select(ut, scale, n));
+    CHECK_OK(hsd_unet_forward(ur, want, x, t, ctx, n, h, w, L));
+    CHECK_OK(hsd_unet_forward(ut, got[1], x, t, ctx, n, h, w, L));
+    CHECK_OK(hsd_unet_lora_select(ut, NULL, 0));
+    CHECK_OK(hsd_unet_forward(ut, got[2], x, t, ctx, n, h, w, L));
+    char what[160];
+    snprintf(what, sizeof what, "unet %s + rank-8 LoRA on row 0, %s vs %s", name, test->desc,
+             ref->desc);
+    CHECK_CLOSE(what, got[1], want, count, tol);
+    CHECKF(!memcmp(got[0], got[2], count * sizeof(float)),
+           "lora %s: the no-LoRA call after a LoRA call differs from the one before", name);
+    CHECKF(!memcmp(got[0] + row, got[1] + row, (count - row) * sizeof(float)),
+           "lora %s: rows without LoRA changed in the LoRA call", name);
+    double moved = 0;
+    for (size_t i = 0; i < row; i++) moved = fmax(moved, fabs((double)got[1][i] - got[0][i]));
+    CHECKF(moved > 0, "lora %s: the LoRA changed nothing on row 0", name);
+    printf("lora %s: row 0 moved by up to %.3g; other rows and the replay bitwise equal\n", name,
+           moved);
+done:
+    for (int i = 0; i < 3; i++) free(got[i]);
+    free(want);
+    free(x);
+    free(t);
+    free(ctx);
+    hsd_lora_file_free(lf);
+    hsd_unet_free(ur);
+    hsd_unet_free(ut);
+    hsd_unet_source_close(&src);
+    hsd_safetensors_close(io);
 }
 
 void hsd_mc_text(struct hsd_backend *ref, struct hsd_backend *test, const char *name, double tol) {

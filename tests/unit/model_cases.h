@@ -19,6 +19,16 @@
 int hsd_mc_unet(struct hsd_backend *ref, struct hsd_backend *test, const char *name, double tol,
                 int runs, float **outs, size_t *count);
 
+// U-Net case `name` with a random rank-8 LoRA (hsd_unet_lora_random)
+// attached on both backends and chosen by row 0 only: against the
+// reference within tol; then, on the test backend, the calls without LoRA
+// before and after the LoRA call agree bitwise (with CUDA graphs: the first
+// recorded, the second replayed; unet_forward.c runs LoRA calls unrecorded)
+// and the rows that chose no LoRA equal theirs bitwise (the lora op leaves
+// them untouched). Needs a batch of 2 or more in the case's inputs.
+void hsd_mc_unet_lora(struct hsd_backend *ref, struct hsd_backend *test, const char *name,
+                      double tol);
+
 // CLIP text encoder case (tests/data/text/NAME) on random ids, n = 2, L = 77.
 void hsd_mc_text(struct hsd_backend *ref, struct hsd_backend *test, const char *name, double tol);
 

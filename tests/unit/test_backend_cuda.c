@@ -13,7 +13,6 @@
 // fp32, on an SD1.5-config U-Net) is measured by bench/gpu_parity.py on the
 // device, where torch is available.
 // Graph replays use the same kernels on the same buffers: bitwise equal.
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +21,6 @@
 #include "backend_cuda.h"
 #include "device.h"
 #include "model_cases.h"
-#include "io/safetensors.h"
-#include "models/lora.h"
 #include "models/unet.h"
 #include "pipeline/pipeline.h"
 #include "testutil.h"
@@ -55,77 +52,6 @@ static void unet_case(const char *name) {
     printf("unet %-14s eager == captured == replayed: %s\n", name, same1 && same2 ? "yes" : "NO");
 done:
     for (int i = 0; i < 3; i++) free(got[i]);
-}
-
-// A random rank-8 LoRA (hsd_unet_lora_random) on the U-Net of `name`,
-// chosen by row 0 only, on cuda:0 against the CPU (same tolerance as the
-// U-Nets). Then the CUDA graph rule of unet_forward.c: the call without
-// LoRA before it (recorded) and after it (replayed) agree bitwise, and
-// row 1 of the LoRA call, which chose none, equals theirs bitwise (the
-// lora op leaves it untouched; the graph does not carry the LoRA over).
-static void lora_case(const char *name) {
-    char dir[512], io_path[600];
-    snprintf(dir, sizeof dir, "%s/unet/%s", HSD_TEST_DATA, name);
-    snprintf(io_path, sizeof io_path, "%s/io.safetensors", dir);
-    struct hsd_safetensors *io = NULL;
-    struct hsd_unet_source src = {0};
-    struct hsd_unet *ur = NULL, *ut = NULL;
-    struct hsd_lora_file *lf = NULL;
-    float *x = NULL, *t = NULL, *ctx = NULL, *want = NULL, *got[3] = {0};
-    CHECK_OK(hsd_safetensors_open(&io, io_path));
-    CHECK_OK(hsd_unet_source_open(&src, dir, NULL));
-    if (io) CHECK_OK(hsd_unet_create(&ur, &src, g_cpu));
-    if (ur) CHECK_OK(hsd_unet_create(&ut, &src, g_gpu));
-    if (ut) CHECK_OK(hsd_unet_lora_random(&lf, ur, 8, 7));
-    int a = -1;
-    if (lf) CHECK_OK(hsd_unet_lora_attach(ur, lf, "U-Net", &a));
-    if (lf) CHECK_OK(hsd_unet_lora_attach(ut, lf, "U-Net", &a));
-    const struct hsd_st_tensor *ts, *tt, *tc;
-    if (io) {
-        x = hsd_test_read_input(io, "sample", &ts);
-        t = hsd_test_read_input(io, "timestep", &tt);
-        ctx = hsd_test_read_input(io, "encoder_hidden_states", &tc);
-    }
-    if (!x || !t || !ctx || a != 0 || (int)ts->shape[0] < 2) {
-        CHECKF(0, "lora %s: could not set up (needs a batch of 2 or more)", name);
-        goto done;
-    }
-    int n = (int)ts->shape[0], h = (int)ts->shape[2], w = (int)ts->shape[3];
-    int L = (int)tc->shape[1];
-    size_t count = (size_t)n * src.cfg.out_channels * h * w, row = count / n;
-    float scale[64] = {1.0f};  // row 0: the LoRA at scale 1; the others none
-    want = malloc(count * sizeof *want);
-    for (int i = 0; i < 3; i++) got[i] = malloc(count * sizeof *got[i]);
-    CHECK_OK(hsd_unet_forward(ut, got[0], x, t, ctx, n, h, w, L));
-    CHECK_OK(hsd_unet_lora_select(ur, scale, n));
-    CHECK_OK(hsd_unet_lora_select(ut, scale, n));
-    CHECK_OK(hsd_unet_forward(ur, want, x, t, ctx, n, h, w, L));
-    CHECK_OK(hsd_unet_forward(ut, got[1], x, t, ctx, n, h, w, L));
-    CHECK_OK(hsd_unet_lora_select(ut, NULL, 0));
-    CHECK_OK(hsd_unet_forward(ut, got[2], x, t, ctx, n, h, w, L));
-    char what[160];
-    snprintf(what, sizeof what, "unet %s + rank-8 LoRA on row 0, cuda vs cpu", name);
-    CHECK_CLOSE(what, got[1], want, count, TOL);
-    CHECKF(!memcmp(got[0], got[2], count * sizeof(float)),
-           "lora %s: the no-LoRA call after a LoRA call differs from the one before", name);
-    CHECKF(!memcmp(got[0] + row, got[1] + row, (count - row) * sizeof(float)),
-           "lora %s: rows without LoRA changed in the LoRA call", name);
-    double moved = 0;
-    for (size_t i = 0; i < row; i++) moved = fmax(moved, fabs((double)got[1][i] - got[0][i]));
-    CHECKF(moved > 0, "lora %s: the LoRA changed nothing on row 0", name);
-    printf("lora %s: row 0 moved by up to %.3g; other rows and the replay bitwise equal\n", name,
-           moved);
-done:
-    for (int i = 0; i < 3; i++) free(got[i]);
-    free(want);
-    free(x);
-    free(t);
-    free(ctx);
-    hsd_lora_file_free(lf);
-    hsd_unet_free(ur);
-    hsd_unet_free(ut);
-    hsd_unet_source_close(&src);
-    hsd_safetensors_close(io);
 }
 
 // A whole hybrid generation on the GPU against the CPU: 8-bit images.
@@ -213,7 +139,7 @@ int main(void) {
     printf("%s\n", g_gpu->desc);
     static const char *unets[] = {"sd15_narrow", "sd2_style", "bksdm_tiny", "pruned", "nonsquare_b3"};
     for (size_t i = 0; i < sizeof unets / sizeof *unets; i++) unet_case(unets[i]);
-    lora_case("sd15_narrow");
+    hsd_mc_unet_lora(g_cpu, g_gpu, "sd15_narrow", TOL);
     static const char *texts[] = {"quick_gelu", "gelu_eps", "fp16", "prefixed"};
     for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) hsd_mc_text(g_cpu, g_gpu, texts[i], TOL);
     static const char *vaes[] = {"kl", "kl_fp16", "kl_noattn_bf16", "tiny"};

@@ -308,6 +308,7 @@ static enum hsd_status registry_run(enum hsd_emu_op op, const union hsd_shape_pa
     case HSD_EMU_SAMPLER_STEP:
     case HSD_EMU_STEP_GATHER:
     case HSD_EMU_STEP_SCATTER:
+    case HSD_EMU_LORA:  // only with an adapter attached: test_cuda_lora's shapes
     case HSD_EMU_OP_COUNT: break;
     }
     return HSD_ERR_INTERNAL;
@@ -513,6 +514,7 @@ static double make_tiny(enum hsd_emu_op op, union hsd_shape_params *p, struct tb
     case HSD_EMU_SAMPLER_STEP:
     case HSD_EMU_STEP_GATHER:
     case HSD_EMU_STEP_SCATTER:
+    case HSD_EMU_LORA:  // only with an adapter attached: test_cuda_lora's shapes
     case HSD_EMU_OP_COUNT: break;
     }
     return -1;
@@ -543,6 +545,7 @@ static enum hsd_status run_op(struct hsd_backend *be, enum hsd_emu_op op,
     case HSD_EMU_SAMPLER_STEP:
     case HSD_EMU_STEP_GATHER:
     case HSD_EMU_STEP_SCATTER:
+    case HSD_EMU_LORA:  // only with an adapter attached: test_cuda_lora's shapes
     case HSD_EMU_OP_COUNT: break;
     }
     return HSD_ERR_INTERNAL;

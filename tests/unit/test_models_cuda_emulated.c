@@ -72,6 +72,9 @@ int main(int argc, char **argv) {
            "max|ref|\n", g_emu->desc, g_cpu->desc, TOL);
     static const char *unets[] = {"sd15_narrow", "sd2_style", "bksdm_tiny", "pruned", "nonsquare_b3"};
     for (size_t i = 0; i < sizeof unets / sizeof *unets; i++) unet_case(unets[i]);
+    // The lora op (cuda/lora.cu) inside a whole U-Net: a rank-8 LoRA on
+    // every attention/feed-forward/proj linear, one row of two choosing it.
+    if (selected("unet", "lora")) hsd_mc_unet_lora(g_cpu, g_emu, "sd15_narrow", TOL);
     static const char *texts[] = {"quick_gelu", "gelu_eps", "fp16", "prefixed"};
     for (size_t i = 0; i < sizeof texts / sizeof *texts; i++)
         if (selected("text", texts[i])) hsd_mc_text(g_cpu, g_emu, texts[i], TOL);
