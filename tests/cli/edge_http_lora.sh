@@ -92,4 +92,4 @@ sys.exit(0 if 'LCM' in names else 1)"; then ok "GET /sdapi/v1/samplers lists LCM
 else bad "GET /sdapi/v1/samplers lacks LCM"; fi
 
 echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+[ "$fail" -eq 0 ]
