@@ -27,6 +27,14 @@ add_test(NAME test_single_file COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/single_fi
          ${CMAKE_CURRENT_SOURCE_DIR}/oracle)
 set_tests_properties(test_single_file PROPERTIES LABELS "oracle;integration" TIMEOUT 240
                      SKIP_RETURN_CODE 77 ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
+# SDXL single files (issue 11 item 5): file == folder == diffusers, hybrid
+# with a U-Net-only edge file, inspect's variants and parameter counts
+# (tests/oracle/make_sdxl_single_file.py writes them at test time).
+add_test(NAME test_sdxl_single_file COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/sdxl_single_file.sh
+         $<TARGET_FILE:hsd> $<TARGET_FILE:test_edge_pngcmp> ${HSD_SF_PYTHON}
+         ${CMAKE_CURRENT_SOURCE_DIR}/oracle)
+set_tests_properties(test_sdxl_single_file PROPERTIES LABELS "oracle;integration" TIMEOUT 180
+                     SKIP_RETURN_CODE 77 ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
 # LoRA (issue 12): diffusers load_lora_weights goldens in both file formats,
 # per-row LoRA sets in one U-Net call, a LoRA that does not fit refused.
 hsd_add_test(test_lora LABELS oracle TIMEOUT 300 SOURCES unit/test_lora.c)

@@ -142,6 +142,10 @@ enum hsd_status hsd_pipeline_guidance_rows(struct hsd_pipeline *p, struct hsd_un
 // them (sets tok2, text2, pooled_dim, force_zeros; ctx_dim must already be
 // the first encoder's width and becomes the sum).
 enum hsd_status hsd_pipeline_sdxl_load(struct hsd_pipeline *p, const char *root);
+// The same for an SDXL single file whose tokenizer_2 load_single_file_parts
+// set: OpenCLIP bigG from conditioner.embedders.1.model.*, SDXL-base's
+// force_zeros_for_empty_prompt. No-op for SD 1.x/2.x files.
+enum hsd_status hsd_pipeline_sdxl_load_ldm(struct hsd_pipeline *p, const char *path);
 // A U-Net fits the text encoders' conditioning: SDXL's text_time U-Net
 // with an SDXL pipeline (pooled width + 6 time ids = its add_embedding
 // input), none with SD 1.x/2.x. Fails naming the config field.

@@ -127,7 +127,7 @@ static void check_openclip(void) {
         char *o[3];
         int k = -1, want = 0;
         while (want < 3 && map[i][want + 1]) want++;
-        CHECK_OK(hsd_ldm_openclip_rename(o, &k, map[i][0], 24, "sd2"));
+        CHECK_OK(hsd_ldm_openclip_rename(o, &k, map[i][0], 24, 0, "sd2"));
         int ok = k == want;
         for (int j = 0; j < k; j++) {
             ok = ok && j < want && !strcmp(o[j], map[i][j + 1]);
@@ -140,13 +140,29 @@ static void check_openclip(void) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *o[3];
         int k = -1;
-        enum hsd_status s = hsd_ldm_openclip_rename(o, &k, bad[i], 24, "sd2");
+        enum hsd_status s = hsd_ldm_openclip_rename(o, &k, bad[i], 24, 0, "sd2");
         CHECKF(s == HSD_ERR_FORMAT && k == 0 && strstr(hsd_last_error(), "OpenCLIP"), "%s: %s",
                bad[i], hsd_last_error());
     }
     const char *names[] = {"ln_final.weight", "transformer.resblocks.0.ln_1.weight",
                            "transformer.resblocks.11.ln_2.bias"};
     CHECK(hsd_ldm_openclip_blocks(names, 3) == 12);
+    // SDXL's bigG (diffusers convert_open_clip_checkpoint with prefix
+    // conditioner.embedders.1.model.): every block kept, text_projection
+    // kept as CLIPTextModelWithProjection's text_projection.weight.
+    static const char *const xl[][2] = {
+        {"transformer.resblocks.31.ln_1.weight", "text_model.encoder.layers.31.layer_norm1.weight"},
+        {"text_projection", "text_projection.weight"},
+        {"logit_scale", NULL},
+    };
+    for (size_t i = 0; i < sizeof xl / sizeof xl[0]; i++) {
+        char *o[3];
+        int k = -1;
+        CHECK_OK(hsd_ldm_openclip_rename(o, &k, xl[i][0], 32, 1, "sdxl"));
+        CHECKF(k == (xl[i][1] ? 1 : 0) && (!k || !strcmp(o[0], xl[i][1])), "sdxl %s -> %d names",
+               xl[i][0], k);
+        for (int j = 0; j < k; j++) free(o[j]);
+    }
 }
 
 // A two-tensor file: an SD 2.x text key and the "v_pred" marker.
