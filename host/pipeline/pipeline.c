@@ -489,20 +489,17 @@ enum hsd_status hsd_pipeline_generate(struct hsd_pipeline *p, const struct hsd_g
     // One text-encoder batch: [negative, positive] (or the positive alone).
     int n_ctx = HSD_TEXT_LEN;
     size_t ctx;
-    int any_lora = !hsd_pipeline_resident_request_ok(p, HSD_SAMPLER_DDIM, HSD_TEXT_LEN,
-                                                     r->lora_scales);
     if (p->text2) {
         // One pass's conditioning: context, SDXL's pooled embedding, time ids.
         ctx = hsd_pipeline_cond_floats(p);
         if (r->prompt_style == HSD_PROMPT_A1111)
             s = hsd_fail(HSD_ERR_UNSUPPORTED, "--prompt-style a1111: not supported for SDXL "
                                               "models yet");
-        else if (any_lora)
-            s = hsd_fail(HSD_ERR_UNSUPPORTED, "LoRA: not supported for SDXL models yet");
         else if (!(emb = malloc((size_t)(cfg ? 2 : 1) * ctx * sizeof *emb)))
             s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
-        else
-            s = encode_sdxl(p, r, cfg, emb);
+        else if (!(s = hsd_pipeline_text_lora_select(p, r->lora_scales, 1)))
+            s = encode_sdxl(p, r, cfg, emb);  // one prompt per encoder call: row 0
+        hsd_pipeline_text_lora_select(p, NULL, 0);
     } else {
         s = hsd_pipeline_encode_prompts_lora(p, &emb, &n_ctx, cfg ? texts : texts + 1,
                                              cfg ? 2 : 1, r->prompt_style, r->clip_skip,

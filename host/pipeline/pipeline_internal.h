@@ -125,6 +125,10 @@ enum hsd_status hsd_pipeline_lora_load(struct hsd_pipeline *p,
 void hsd_pipeline_lora_free(struct hsd_pipeline *p);
 // Selects, for `unet`'s next call of `padded` rows, each item's scales on
 // its rows (rows[i].cond_row / uncond_row); padding rows choose none.
+// Every text encoder (SDXL: both) runs its next calls' rows < `rows` with
+// the LoRA scales `scales` (one per loaded LoRA); NULL: none again.
+enum hsd_status hsd_pipeline_text_lora_select(struct hsd_pipeline *p, const float *scales,
+                                               int rows);
 enum hsd_status hsd_pipeline_lora_rows(struct hsd_pipeline *p, struct hsd_unet *unet,
                                        const struct hsd_denoise_item *items,
                                        const struct hsd_step_row *rows, int n, int padded);
