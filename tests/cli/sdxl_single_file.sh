@@ -7,8 +7,9 @@
 #   == diffusers' StableDiffusionXLPipeline on the folder (every 8-bit
 #   channel within 1/255, test_pipeline's bound);
 # - hybrid: FILE + a U-Net-only --edge-model file == the folders;
-# - hsd inspect: family, both text encoders, the variant and parameter
-#   count from the shapes (SDXL-base, SSD-1B-like) equal to diffusers';
+# - hsd inspect: family, both text encoders, the variant (SDXL-base,
+#   SSD-1B-like, KOALA-like, custom) and the parameter count, from the
+#   config (folders) and from the shapes (files), equal to diffusers';
 # - a file without the bigG encoder fails naming the prefix.
 #   sdxl_single_file.sh HSD PNGCMP PYTHON ORACLE_DIR
 set -u
@@ -56,11 +57,19 @@ if grep -q "family:     SDXL" <<<"$out" && grep -q "text 2:     CLIPTextModelWit
    grep -q "parameters: $(params large) " <<<"$out"; then
   ok "inspect SDXL file: family, both encoders, SDXL-base, $(params large) parameters (diffusers')"
 else bad "inspect SDXL file: $out"; fi
-for e in "$m/edge_unet.safetensors" "$m/edge"; do
-  out=$("$hsd" inspect "$e" 2>&1)
-  if grep -q "variant:    SSD-1B-like SDXL" <<<"$out" && grep -q "parameters: $(params edge) " <<<"$out"; then
-    ok "inspect $(basename "$e"): SSD-1B-like SDXL, $(params edge) parameters (diffusers')"
-  else bad "inspect $e: $out"; fi
+out=$("$hsd" inspect "$m/folder" 2>&1)
+if grep -q "variant:    SDXL-base$" <<<"$out" && grep -q "parameters: $(params large) " <<<"$out"; then
+  ok "inspect SDXL folder: SDXL-base, $(params large) parameters"
+else bad "inspect SDXL folder: $out"; fi
+# Each variant from its config (folder) and from its weight shapes (file).
+for v in "edge:SSD-1B-like SDXL" "koala:KOALA-like SDXL" "custom:custom SDXL"; do
+  name=${v%%:*} want=${v#*:}
+  for e in "$m/${name}_unet.safetensors" "$m/$name"; do
+    out=$("$hsd" inspect "$e" 2>&1)
+    if grep -q "variant:    $want$" <<<"$out" && grep -q "parameters: $(params "$name") " <<<"$out"; then
+      ok "inspect $(basename "$e"): $want, $(params "$name") parameters (diffusers')"
+    else bad "inspect $e: $out"; fi
+  done
 done
 
 rm -f "$tmp/x.png"

@@ -18,10 +18,11 @@ config, force_zeros_for_empty_prompt) and writes
                                 q/k/v fused into attn.in_proj_*, text_projection
                                 stored [width, proj] as OpenCLIP does),
                                 first_stage_model.*
-  OUTDIR/edge/                  an SSD-1B-like edge U-Net folder (per-layer
-                                transformer depths)
-  OUTDIR/edge_unet.safetensors  the same edge U-Net as a U-Net-only file
-  OUTDIR/params.json            diffusers' parameter counts of both U-Nets
+  OUTDIR/<v>/unet/, OUTDIR/<v>_unet.safetensors
+                                U-Nets alone (VARIANTS: edge = SSD-1B-like,
+                                the hybrid test's edge; koala; custom), as a
+                                folder and as a U-Net-only file
+  OUTDIR/params.json            diffusers' parameter counts of every U-Net
   OUTDIR/ref.png                diffusers' image for the request in REF
   OUTDIR/no_bigg.safetensors    an error case: the file without embedder 1
 The large U-Net has SDXL-base's structure (three levels, the first without
@@ -75,9 +76,21 @@ UNET = dict(sample_size=8, in_channels=4, out_channels=4,
             addition_embed_type="text_time", addition_time_embed_dim=ADD_DIM,
             projection_class_embeddings_input_dim=PROJ + 6 * ADD_DIM)
 LARGE = dict(UNET, layers_per_block=2, transformer_layers_per_block=(1, 2, 10))
-# SSD-1B's kind: depths given per layer (diffusers' asymmetrical U-Net).
-EDGE = dict(UNET, layers_per_block=1, transformer_layers_per_block=(1, [1], [2]),
-            reverse_transformer_layers_per_block=([2, 1], [1, 1], 1))
+# U-Nets alone, one per variant `hsd inspect` names (host/models/unet_build.c
+# sdxl_family), each written as a folder and as a U-Net-only file; "edge"
+# (SSD-1B's kind: depths given per layer, diffusers' asymmetrical U-Net) is
+# also the hybrid test's edge model.
+VARIANTS = {
+    "edge": dict(UNET, layers_per_block=1, transformer_layers_per_block=(1, [1], [2]),
+                 reverse_transformer_layers_per_block=([2, 1], [1, 1], 1)),
+    # KOALA's kind: one layer per block, shallower stacks, no mid block.
+    "koala": dict(UNET, layers_per_block=1, transformer_layers_per_block=(1, 1, 2),
+                  mid_block_type=None),
+    # Two levels: no published SDXL family.
+    "custom": dict(UNET, down_block_types=UNET["down_block_types"][1:],
+                   up_block_types=UNET["up_block_types"][:2], block_out_channels=(32, 64),
+                   attention_head_dim=(1, 1), layers_per_block=1),
+}
 REF = dict(prompt="a lighthouse at dusk", negative_prompt="blurry", width=64, height=64,
            num_inference_steps=4, guidance_scale=5.0, seed=11)
 
@@ -114,11 +127,10 @@ def main():
         **TEXT, hidden_size=C2, num_attention_heads=C2 // 64, hidden_act="gelu",
         projection_dim=PROJ)).eval()
     unet = UNet2DConditionModel(**LARGE).eval()
-    edge = UNet2DConditionModel(**EDGE).eval()
     vae = AutoencoderKL(**dict(VAE, scaling_factor=0.13025, force_upcast=True)).eval()
     # fp16 storage (the 49408-row embeddings dominate); every reference
     # below runs in fp32 on the fp16-rounded weights, as hsd does.
-    for m in (text, text2, unet, edge, vae):
+    for m in (text, text2, unet, vae):
         m.half().float()
     sched = EulerDiscreteScheduler.from_config(SDXL_SCHEDULER)
     folder = os.path.join(out, "folder")
@@ -145,15 +157,18 @@ def main():
     for m in (text, text2, unet, vae):
         m.float()
 
-    edge.half().save_pretrained(os.path.join(out, "edge", "unet"), safe_serialization=True)
-    esd = {k: v.contiguous() for k, v in
-           diffusers_to_ldm_unet(edge.state_dict(), edge.config.layers_per_block).items()}
-    same("sdxl edge unet", conv.convert_ldm_unet_checkpoint(esd, dict(edge.config)),
-         edge.state_dict())
-    save_file(esd, os.path.join(out, "edge_unet.safetensors"))
-    edge.float()
+    params = {"large": unet.num_parameters()}
+    for name, cfg in VARIANTS.items():
+        u = UNet2DConditionModel(**cfg).eval().half()
+        u.save_pretrained(os.path.join(out, name, "unet"), safe_serialization=True)
+        usd = {k: v.contiguous() for k, v in
+               diffusers_to_ldm_unet(u.state_dict(), u.config.layers_per_block).items()}
+        same(f"sdxl {name} unet", conv.convert_ldm_unet_checkpoint(usd, dict(u.config)),
+             u.state_dict())
+        save_file(usd, os.path.join(out, name + "_unet.safetensors"))
+        params[name] = u.num_parameters()
     with open(os.path.join(out, "params.json"), "w") as f:
-        json.dump({"large": unet.num_parameters(), "edge": edge.num_parameters()}, f)
+        json.dump(params, f)
     save_file({k: v for k, v in sd.items() if not k.startswith(BIGG_PREFIX)},
               os.path.join(out, "no_bigg.safetensors"))
 
