@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SDXL single-file checkpoints (conditioner.embedders.0/1 + model.diffusion_model
 # + first_stage_model) against the diffusers folder they were written from
-# (tests/oracle/make_sdxl_single_file.py writes both at test time, ~70 MB,
+# (tests/oracle/make_sdxl_single_file.py writes both at test time, ~50 MB,
 # and checks the file with diffusers' own converters):
 # - hsd generate --model FILE == --model FOLDER (pixels and IDAT bytes), and
 #   == diffusers' StableDiffusionXLPipeline on the folder (every 8-bit

@@ -24,7 +24,8 @@ config, force_zeros_for_empty_prompt) and writes
                                 folder and as a U-Net-only file
   OUTDIR/params.json            diffusers' parameter counts of every U-Net
   OUTDIR/ref.png                diffusers' image for the request in REF
-  OUTDIR/no_bigg.safetensors    an error case: the file without embedder 1
+  OUTDIR/no_bigg.safetensors    an error case: no embedder 1 (small tensors of
+                                the other parts)
 The large U-Net has SDXL-base's structure (three levels, the first without
 attention, two layers each, transformer depths 1/2/10, a mid block) at
 narrow widths, so `hsd inspect` can call it SDXL-base from its shapes.
@@ -169,7 +170,10 @@ def main():
         params[name] = u.num_parameters()
     with open(os.path.join(out, "params.json"), "w") as f:
         json.dump(params, f)
-    save_file({k: v for k, v in sd.items() if not k.startswith(BIGG_PREFIX)},
+    # hsd refuses it from the key names alone: one small tensor per part.
+    parts = ("model.diffusion_model.", "first_stage_model.", CLIP_PREFIX)
+    save_file({k: sd[k] for k in (min((k for k in sd if k.startswith(p)),
+                                      key=lambda k: sd[k].numel()) for p in parts)},
               os.path.join(out, "no_bigg.safetensors"))
 
     # diffusers' own pipeline on the folder: the image hsd must match.
