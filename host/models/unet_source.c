@@ -196,6 +196,7 @@ static enum hsd_status infer(struct hsd_unet_config *cfg, const struct hsd_weigh
     if (ae && ae->ndim == 2 && ae->shape[1] > 0 && ae->shape[1] <= 1 << 16) {
         cfg->add_text_time = 1;
         cfg->addition_time_embed_dim = 256;
+        cfg->sample_size = 128;  // 1024 px: diffusers' image_size for SDXL files
         cfg->projection_class_embeddings_input_dim = (int)ae->shape[1];
         heads64 = 1;  // SDXL's heads are 64 wide too (num_head_channels 64)
     }
