@@ -5,7 +5,8 @@
 # and checks the file with diffusers' own converters):
 # - hsd generate --model FILE == --model FOLDER (pixels and IDAT bytes), and
 #   == diffusers' StableDiffusionXLPipeline on the folder (every 8-bit
-#   channel within 1/255, test_pipeline's bound);
+#   channel within 1/255, test_pipeline's bound); the same with a kohya
+#   SDXL LoRA (--lora) against diffusers' load_lora_weights;
 # - hybrid: FILE + a U-Net-only --edge-model file == the folders;
 # - hsd inspect: family, both text encoders, the variant (SDXL-base,
 #   SSD-1B-like, KOALA-like, custom) and the parameter count, from the
@@ -28,7 +29,11 @@ if out=$(gen --model "$m/model.safetensors" -o "$tmp/a.png") &&
    out=$(gen --model "$m/folder" -o "$tmp/b.png") && cmp=$("$pngcmp" "$tmp/a.png" "$tmp/b.png"); then
   ok "SDXL file == folder (euler, cfg 5): $(tr '\n' ' ' <<<"$cmp")"
 else bad "SDXL file vs folder: $out ${cmp:-}"; fi
-worst=$("$py" - "$tmp/a.png" "$m/ref.png" <<'PY' 2>&1
+# near WHAT GOT.png REF.png: every 8-bit channel within 1/255 (test_pipeline's
+# bound: a value on a rounding boundary may land on either side).
+near() {
+  local worst
+  worst=$("$py" - "$2" "$3" <<'PY' 2>&1
 import sys
 import numpy as np
 from PIL import Image
@@ -36,9 +41,21 @@ a, r = (np.asarray(Image.open(p).convert("RGB")).astype(int) for p in sys.argv[1
 print(int(np.abs(a - r).max()) if a.shape == r.shape else 999)
 PY
 )
-if [ -n "$worst" ] && [ "$worst" -le 1 ] 2>/dev/null; then
-  ok "SDXL file == diffusers StableDiffusionXLPipeline: within $worst/255"
-else bad "SDXL file vs diffusers: '$worst'"; fi
+  if [ -n "$worst" ] && [ "$worst" -le 1 ] 2>/dev/null; then ok "$1: within $worst/255"
+  else bad "$1: '$worst'"; fi
+}
+near "SDXL file == diffusers StableDiffusionXLPipeline" "$tmp/a.png" "$m/ref.png"
+
+# A kohya SDXL LoRA (SGM U-Net names, lora_te1_/lora_te2_) on the file ==
+# on the folder == diffusers load_lora_weights at the same scale; != no LoRA.
+if out=$(gen --model "$m/model.safetensors" --lora "$m/lora.safetensors:0.7" -o "$tmp/la.png") &&
+   out=$(gen --model "$m/folder" --lora "$m/lora.safetensors:0.7" -o "$tmp/lb.png") &&
+   cmp=$("$pngcmp" "$tmp/la.png" "$tmp/lb.png"); then
+  ok "SDXL file + LoRA == folder + LoRA: $(tr '\n' ' ' <<<"$cmp")"
+else bad "SDXL LoRA file vs folder: $out ${cmp:-}"; fi
+near "SDXL file + kohya LoRA 0.7 == diffusers load_lora_weights" "$tmp/la.png" "$m/ref_lora.png"
+if "$pngcmp" "$tmp/a.png" "$tmp/la.png" >/dev/null 2>&1; then bad "control: the LoRA changed nothing"
+else ok "control: the LoRA gives other pixels"; fi
 
 if out=$(gen --model "$m/model.safetensors" --edge-model "$m/edge_unet.safetensors" --split 2 -o "$tmp/c.png") &&
    out=$(gen --model "$m/folder" --edge-model "$m/edge" --split 2 -o "$tmp/d.png") &&

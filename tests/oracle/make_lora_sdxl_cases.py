@@ -41,6 +41,14 @@ from make_sdxl_pipeline_cases import SDXL_SCHEDULER  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "..", "data")
 ENCODERS = (("te1", "text_encoder"), ("te2", "text_encoder_2"))
+KOHYA_TE = {"te1": "lora_te1_", "te2": "lora_te2_"}
+
+
+def sgm_namer(unet):
+    """diffusers module path -> the SGM/LDM path kohya's SDXL files use."""
+    lpb = unet.config.layers_per_block
+    up_attn = {i for i, b in enumerate(unet.up_blocks) if hasattr(b, "attentions")}
+    return lambda name: diffusers_to_ldm_key(name + ".weight", lpb, up_attn)[:-len(".weight")]
 
 
 def main():
@@ -53,16 +61,9 @@ def main():
     pipe = StableDiffusionXLPipeline.from_pretrained(
         os.path.join(DATA, "pipeline_sdxl", "large"), torch_dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
-    lpb = pipe.unet.config.layers_per_block
-    up_attn = {i for i, b in enumerate(pipe.unet.up_blocks) if hasattr(b, "attentions")}
-
-    def sgm(name):  # a diffusers module path -> its SGM/LDM path
-        return diffusers_to_ldm_key(name + ".weight", lpb, up_attn)[:-len(".weight")]
-
     gen = torch.Generator().manual_seed(1211)
     files = {n: os.path.join(args.out, n + ".safetensors") for n in ("kohya", "peft")}
-    make_kohya(pipe, gen, files["kohya"], ENCODERS, {"te1": "lora_te1_", "te2": "lora_te2_"},
-               unet_name=sgm)
+    make_kohya(pipe, gen, files["kohya"], ENCODERS, KOHYA_TE, unet_name=sgm_namer(pipe.unet))
     make_peft(pipe, gen, files["peft"], ENCODERS,
               {"te1": "text_encoder.", "te2": "text_encoder_2."})
     write_cases(pipe, files, args.out, CASES, SDXL_SCHEDULER, "make_lora_sdxl_cases.py")

@@ -24,6 +24,9 @@ config, force_zeros_for_empty_prompt) and writes
                                 folder and as a U-Net-only file
   OUTDIR/params.json            diffusers' parameter counts of every U-Net
   OUTDIR/ref.png                diffusers' image for the request in REF
+  OUTDIR/lora.safetensors       a random kohya SDXL LoRA (SGM U-Net names,
+                                lora_te1_/lora_te2_) for the large model
+  OUTDIR/ref_lora.png           diffusers' image for REF with it at LORA_SCALE
   OUTDIR/no_bigg.safetensors    an error case: no embedder 1 (small tensors of
                                 the other parts)
 The large U-Net has SDXL-base's structure (three levels, the first without
@@ -59,6 +62,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from ldm_names import (diffusers_to_ldm_clip, diffusers_to_ldm_openclip,  # noqa: E402
                        diffusers_to_ldm_unet, diffusers_to_ldm_vae)
+from make_lora_cases import make_kohya  # noqa: E402
+from make_lora_sdxl_cases import ENCODERS, KOHYA_TE, sgm_namer  # noqa: E402
 from make_sdxl_pipeline_cases import SDXL_SCHEDULER  # noqa: E402
 from make_single_file import VAE, same  # noqa: E402
 from tiny_tokenizer import build_full_tokenizer  # noqa: E402
@@ -94,6 +99,7 @@ VARIANTS = {
 }
 REF = dict(prompt="a lighthouse at dusk", negative_prompt="blurry", width=64, height=64,
            num_inference_steps=4, guidance_scale=5.0, seed=11)
+LORA_SCALE = 0.7
 
 
 def write_file(path, unet, vae, text, text2):
@@ -176,16 +182,26 @@ def main():
                                       key=lambda k: sd[k].numel()) for p in parts)},
               os.path.join(out, "no_bigg.safetensors"))
 
-    # diffusers' own pipeline on the folder: the image hsd must match.
-    from transformers import CLIPTokenizer
+    # diffusers' own pipeline on the folder: the images hsd must match,
+    # without and with a random kohya LoRA (SGM U-Net names, both encoders)
+    # at scale LORA_SCALE.
     pipe = StableDiffusionXLPipeline.from_pretrained(folder, torch_dtype=torch.float32)
-    assert isinstance(pipe.tokenizer, CLIPTokenizer)
     pipe.set_progress_bar_config(disable=True)
+    write_ref(pipe, os.path.join(out, "ref.png"))
+    lora = os.path.join(out, "lora.safetensors")
+    make_kohya(pipe, torch.Generator().manual_seed(77), lora, ENCODERS, KOHYA_TE,
+               unet_name=sgm_namer(pipe.unet))
+    pipe.load_lora_weights(lora, adapter_name="lora")
+    pipe.set_adapters(["lora"], adapter_weights=[LORA_SCALE])
+    write_ref(pipe, os.path.join(out, "ref_lora.png"))
+    print(f"wrote {out}")
+
+
+def write_ref(pipe, path):
     r = dict(REF)
     img = pipe(r.pop("prompt"), generator=torch.Generator().manual_seed(r.pop("seed")),
                output_type="np", **r).images[0]
-    Image.fromarray((img * 255).round().astype(np.uint8)).save(os.path.join(out, "ref.png"))
-    print(f"wrote {out}")
+    Image.fromarray((img * 255).round().astype(np.uint8)).save(path)
 
 
 if __name__ == "__main__":
