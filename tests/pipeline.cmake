@@ -27,9 +27,22 @@ add_test(NAME test_single_file COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/single_fi
          ${CMAKE_CURRENT_SOURCE_DIR}/oracle)
 set_tests_properties(test_single_file PROPERTIES LABELS "oracle;integration" TIMEOUT 240
                      SKIP_RETURN_CODE 77 ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
+# SDXL single files (issue 11 item 5): file == folder == diffusers, hybrid
+# with a U-Net-only edge file, inspect's variants and parameter counts
+# (tests/oracle/make_sdxl_single_file.py writes them at test time).
+add_test(NAME test_sdxl_single_file COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/sdxl_single_file.sh
+         $<TARGET_FILE:hsd> $<TARGET_FILE:test_edge_pngcmp> ${HSD_SF_PYTHON}
+         ${CMAKE_CURRENT_SOURCE_DIR}/oracle)
+set_tests_properties(test_sdxl_single_file PROPERTIES LABELS "oracle;integration" TIMEOUT 180
+                     SKIP_RETURN_CODE 77 ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
 # LoRA (issue 12): diffusers load_lora_weights goldens in both file formats,
 # per-row LoRA sets in one U-Net call, a LoRA that does not fit refused.
 hsd_add_test(test_lora LABELS oracle TIMEOUT 300 SOURCES unit/test_lora.c)
+# The same on the tiny SDXL pipeline: kohya (SGM names, lora_te1/te2) and PEFT
+# (unet, text_encoder, text_encoder_2) vs StableDiffusionXLPipeline.load_lora_weights.
+add_test(NAME test_lora_sdxl COMMAND test_lora lora_sdxl pipeline_sdxl)
+set_tests_properties(test_lora_sdxl PROPERTIES LABELS oracle TIMEOUT 300
+                     ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
 hsd_add_test(test_lora_unit LABELS unit TIMEOUT 60 SOURCES unit/test_lora_unit.c)
 # LCM (issue 12): LCMScheduler + LCM-shaped U-Nets (guidance embedding), 4 and
 # 8 steps, the 4 + 4 hybrid split, LCM-LoRA, against diffusers goldens.

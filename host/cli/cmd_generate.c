@@ -22,8 +22,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: hsd generate --model M -p PROMPT -o OUT.png [options]\n\n"
             "  --model M            the large model: a diffusers pipeline folder (tokenizer/,\n"
-            "                       text_encoder/, unet/, vae/, scheduler/) or an SD 1.x/2.x\n"
-            "                       single-file checkpoint (A1111/ComfyUI .safetensors)\n"
+            "                       text_encoder/, unet/, vae/, scheduler/) or an SD 1.x/2.x/\n"
+            "                       SDXL single-file checkpoint (A1111/ComfyUI .safetensors)\n"
             "  -p, --prompt TEXT    the prompt (UTF-8)\n"
             "  -n, --negative-prompt TEXT   (default empty; SDXL without -n: zero negative\n"
             "                       embeddings, diffusers' force_zeros_for_empty_prompt)\n"
@@ -50,7 +50,7 @@ static void usage(FILE *f) {
             "  --vae full|tiny|DIR  decoder: the model's vae/ (default), a TAESD found as\n"
             "                       vae_tiny/ beside the edge or large model, or a folder\n"
             "  --lora FILE[:SCALE]  a LoRA (kohya/A1111 or diffusers/PEFT .safetensors) on the\n"
-            "                       U-Net(s) and text encoder at SCALE (default 1); repeatable\n"
+            "                       U-Net(s) and text encoder(s) at SCALE (default 1); repeatable\n"
             "  --threads T          CPU threads (default: every core)\n"
             HSD_CLI_BACKEND_HELP
             HSD_CLI_PREDICTION_HELP

@@ -1,7 +1,7 @@
 // hsd inspect: config, detected variant, parameter count and dtype of a
 // U-Net, after checking every tensor against the config; for a single-file
 // checkpoint also the parts found, the family and what hsd assumes for what
-// the weights cannot show (the SD 1.x pipeline of pipeline/pipeline.c).
+// the weights cannot show (the SD 1.x/2.x/SDXL pipeline of pipeline/pipeline.c).
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +12,19 @@
 #include "models/unet.h"
 #include "pipeline/pipeline.h"
 #include "text/clip_tokenizer.h"
+
+// A single file's text encoder config, from its shapes (models/clip_text.h).
+static enum hsd_status text_shapes(struct hsd_clip_text_config *tc, const char *path,
+                                   enum hsd_ldm_part part) {
+    struct hsd_weights *w;
+    enum hsd_status st = hsd_weights_open_ldm(&w, path, part);
+    if (st) return st;
+    st = hsd_clip_text_config_infer(tc, w);
+    const struct hsd_st_tensor *p = hsd_weights_find(w, "text_projection.weight");
+    if (!st && p && p->ndim == 2) tc->projection_dim = (int)p->shape[0];
+    hsd_weights_close(w);
+    return st;
+}
 
 // The parts of a single file and the assumptions `hsd generate --model FILE`
 // makes (pipeline/pipeline.c load_single_file_parts); 0 on success (the
@@ -28,14 +41,10 @@ static int report_single_file(const char *path, int force) {
         printf("            (its U-Net alone still loads: run-unet, or --edge-model beside a matching model)\n");
         return 0;
     }
-    int sd2 = info.family == HSD_LDM_FAMILY_SD2;
-    struct hsd_weights *w;
+    int sd2 = info.family == HSD_LDM_FAMILY_SD2, xl = info.family == HSD_LDM_FAMILY_SDXL;
     struct hsd_clip_text_config tc;
-    if (hsd_weights_open_ldm(&w, path, sd2 ? HSD_LDM_OPENCLIP : HSD_LDM_CLIP))
+    if (text_shapes(&tc, path, sd2 ? HSD_LDM_OPENCLIP : xl ? HSD_LDM_SDXL_CLIP : HSD_LDM_CLIP))
         return hsd_cli_fail("inspect");
-    enum hsd_status st = hsd_clip_text_config_infer(&tc, w);
-    hsd_weights_close(w);
-    if (st) return hsd_cli_fail("inspect");
     if (sd2)
         printf("text:       CLIPTextModel from OpenCLIP shapes: vocab %d, width %d, %d layers (the "
                "file's last block left out: penultimate layer, as SD 2.x), mlp %d, %d positions; "
@@ -47,18 +56,31 @@ static int report_single_file(const char *path, int force) {
                "positions; assumed: %d heads (64 wide), quick_gelu (OpenAI CLIP ViT-L/14)\n",
                tc.vocab_size, tc.hidden_size, tc.num_hidden_layers, tc.intermediate_size,
                tc.max_position_embeddings, tc.num_attention_heads);
-    printf("vae:        AutoencoderKL from shapes; assumed: 32 norm groups, scaling factor "
-           "0.18215 (SD 1.x/2.x)\n");
+    if (xl) {
+        struct hsd_clip_text_config t2;
+        if (text_shapes(&t2, path, HSD_LDM_SDXL_OPENCLIP)) return hsd_cli_fail("inspect");
+        printf("text 2:     CLIPTextModelWithProjection from OpenCLIP shapes: vocab %d, width %d, "
+               "%d layers (all kept), mlp %d, %d positions, text_projection to %d; assumed: %d "
+               "heads (64 wide), gelu (OpenCLIP ViT-bigG/14)\n",
+               t2.vocab_size, t2.hidden_size, t2.num_hidden_layers, t2.intermediate_size,
+               t2.max_position_embeddings, t2.projection_dim, t2.num_attention_heads);
+    }
+    printf("vae:        AutoencoderKL from shapes; assumed: 32 norm groups, scaling factor %s\n",
+           xl ? "0.13025 (SDXL)" : "0.18215 (SD 1.x/2.x)");
     char vocab[4096];
     if (hsd_clip_default_vocab(vocab, sizeof vocab)) printf("tokenizer:  %s\n", hsd_last_error());
     else
         printf("tokenizer:  shipped CLIP vocabulary %s, %s settings (assumed)\n", vocab,
-               sd2 ? "SD 2.1's (pad \"!\")" : "SD 1.5's");
+               xl    ? "SD 1.5's (tokenizer) and pad \"!\" (tokenizer_2), as SDXL-base's"
+               : sd2 ? "SD 2.1's (pad \"!\")"
+                     : "SD 1.5's");
     const char *why;
     int v = hsd_ldm_prediction_v(&info, force, &why);
-    printf("scheduler:  %s's scheduler config (betas 0.00085..0.012 scaled_linear, offset 1), "
+    printf("scheduler:  %s's scheduler config (betas 0.00085..0.012 scaled_linear, offset 1%s), "
            "%s prediction (%s)\n",
-           sd2 ? "SD 2.1" : "SD 1.5", v ? "v_prediction" : "epsilon", why);
+           xl ? "SDXL-base" : sd2 ? "SD 2.1" : "SD 1.5", xl ? ", leading spacing" : "",
+           v ? "v_prediction" : "epsilon", why);
+    if (xl) printf("conditioning: force_zeros_for_empty_prompt (SDXL-base's model_index.json)\n");
     return 0;
 }
 

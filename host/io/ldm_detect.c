@@ -6,7 +6,7 @@
 #include "io/safetensors.h"
 
 #define SD2_TEXT_PREFIX HSD_LDM_OPENCLIP_PREFIX
-#define SDXL_TEXT_PREFIX "conditioner.embedders."
+#define SDXL_TEXT_PREFIX HSD_LDM_SDXL_PREFIX
 
 static int has_prefix(const char *s, const char *p) { return !strncmp(s, p, strlen(p)); }
 
@@ -32,7 +32,11 @@ enum hsd_status hsd_ldm_detect(struct hsd_ldm_info *info, const char *path) {
         else if (has_prefix(n, HSD_LDM_VAE_PREFIX)) info->n_vae++;
         else if (has_prefix(n, HSD_LDM_CLIP_PREFIX)) sd1++;
         else if (has_prefix(n, SD2_TEXT_PREFIX)) sd2++;
-        else if (has_prefix(n, SDXL_TEXT_PREFIX)) sdxl++;
+        else if (has_prefix(n, SDXL_TEXT_PREFIX)) {
+            sdxl++;
+            if (has_prefix(n, HSD_LDM_SDXL_CLIP_PREFIX)) info->n_sdxl_clip++;
+            else if (has_prefix(n, HSD_LDM_SDXL_OPENCLIP_PREFIX)) info->n_sdxl_openclip++;
+        }
         else info->n_other++;
         if (!strcmp(n, "v_pred")) info->v_pred_key = 1;
     }
@@ -57,14 +61,27 @@ const char *hsd_ldm_family_name(enum hsd_ldm_family f) {
     return "none (no text encoder)";
 }
 
+// SDXL-base files: CLIP-L as embedder 0, OpenCLIP bigG as embedder 1
+// (diffusers single_file_utils CHECKPOINT_KEY_NAMES clip_sdxl /
+// open_clip_sdxl). The refiner's lone OpenCLIP sits at embedder 0.
+static enum hsd_status require_sdxl(const struct hsd_ldm_info *info, const char *path,
+                                    int need_vae) {
+    const char *missing =
+        !info->n_unet ? HSD_LDM_UNET_PREFIX " (the U-Net)"
+        : !info->n_sdxl_clip ? HSD_LDM_SDXL_CLIP_PREFIX " (the CLIP-L text encoder; an SDXL "
+                               "refiner file, which has none, is not supported)"
+        : !info->n_sdxl_openclip ? HSD_LDM_SDXL_OPENCLIP_PREFIX " (the OpenCLIP bigG text encoder)"
+        : !info->n_vae && need_vae ? HSD_LDM_VAE_PREFIX " (the VAE; or pass --vae DIR)"
+                                   : NULL;
+    if (missing)
+        return hsd_fail(HSD_ERR_NOT_FOUND, "%s: not a complete SDXL checkpoint: no tensor under %s",
+                        path, missing);
+    return HSD_OK;
+}
+
 enum hsd_status hsd_ldm_require_pipeline(const struct hsd_ldm_info *info, const char *path,
                                          int need_vae) {
-    if (info->family == HSD_LDM_FAMILY_SDXL)
-        return hsd_fail(HSD_ERR_UNSUPPORTED,
-                        "%s: an SDXL single-file checkpoint (text encoders under '%s'); only SD "
-                        "1.x and 2.x single files are supported yet: convert it to a diffusers "
-                        "folder",
-                        path, SDXL_TEXT_PREFIX);
+    if (info->family == HSD_LDM_FAMILY_SDXL) return require_sdxl(info, path, need_vae);
     const char *text = info->family == HSD_LDM_FAMILY_SD2
                            ? SD2_TEXT_PREFIX " (the OpenCLIP text encoder)"
                            : HSD_LDM_CLIP_PREFIX " (the CLIP text encoder)";
@@ -93,6 +110,9 @@ int hsd_ldm_prediction_v(const struct hsd_ldm_info *info, int force, const char 
                "weights: pass --prediction epsilon for a 2.x-base file";
         return 1;
     }
-    *why = "assumed: SD 1.x; not visible in the weights";
+    *why = info->family == HSD_LDM_FAMILY_SDXL
+               ? "assumed: SDXL-base (stabilityai/stable-diffusion-xl-base-1.0's scheduler "
+                 "config); not visible in the weights"
+               : "assumed: SD 1.x; not visible in the weights";
     return 0;
 }

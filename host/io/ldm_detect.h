@@ -1,7 +1,7 @@
 // What a single-file CompVis/LDM checkpoint holds, from its key names alone
 // (no weights read): which parts (U-Net, VAE, text encoders) and which model
-// family, so hsd can load an SD 1.x or 2.x file as a whole pipeline, refuse
-// SDXL files by name, and `hsd inspect` can report it. The family
+// family, so hsd can load an SD 1.x, 2.x or SDXL file as a whole pipeline
+// and `hsd inspect` can report it. The family
 // markers are the text encoders' prefixes, as diffusers'
 // single_file_utils infer_diffusers_model_type tells them apart:
 //   SD 1.x  cond_stage_model.transformer.*   (transformers CLIPTextModel, CLIP-L)
@@ -22,6 +22,7 @@ enum hsd_ldm_family {
 struct hsd_ldm_info {
     enum hsd_ldm_family family;
     long n_unet, n_vae, n_text, n_other;  // tensors per part
+    long n_sdxl_clip, n_sdxl_openclip;     // SDXL's embedders 0 (CLIP-L) and 1 (bigG)
     int v_pred_key;  // a tensor named "v_pred": the file says it is v-prediction
                      // (the marker kohya's tools and ComfyUI write and read)
 };
@@ -30,10 +31,9 @@ struct hsd_ldm_info {
 // are refused: unpickling runs code) or not a valid safetensors file.
 enum hsd_status hsd_ldm_detect(struct hsd_ldm_info *info, const char *path);
 const char *hsd_ldm_family_name(enum hsd_ldm_family f);
-// OK for a file with all three parts of SD 1.x or SD 2.x; otherwise a
-// message saying what is missing (the prefix) or that the family is not
-// supported yet. The VAE may be missing when need_vae is 0 (another VAE was
-// given).
+// OK for a file with all parts of SD 1.x, SD 2.x or SDXL-base (both text
+// encoders); otherwise a message saying what is missing (the prefix). The
+// VAE may be missing when need_vae is 0 (another VAE was given).
 enum hsd_status hsd_ldm_require_pipeline(const struct hsd_ldm_info *info, const char *path,
                                          int need_vae);
 

@@ -105,6 +105,12 @@ enum hsd_status hsd_ldm_unet_rename(char **out, const char *const *names, size_t
             r = join("time_embedding.linear_1.", s + 13);
         } else if (!strncmp(s, "time_embed.2.", 13)) {
             r = join("time_embedding.linear_2.", s + 13);
+        } else if (!strncmp(s, "label_emb.0.0.", 14)) {
+            // SDXL's added conditioning (diffusers single_file_utils
+            // DIFFUSERS_TO_LDM_MAPPING["unet"]: add_embedding.linear_1/2).
+            r = join("add_embedding.linear_1.", s + 14);
+        } else if (!strncmp(s, "label_emb.0.2.", 14)) {
+            r = join("add_embedding.linear_2.", s + 14);
         } else if (!strncmp(s, "out.0.", 6)) {
             r = join("conv_norm_out.", s + 6);
         } else if (!strncmp(s, "out.2.", 6)) {

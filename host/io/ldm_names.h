@@ -24,6 +24,12 @@
 #define HSD_LDM_CLIP_PREFIX "cond_stage_model.transformer."
 // SD 2.x's OpenCLIP ViT-H text tower (io/ldm_openclip_names.c).
 #define HSD_LDM_OPENCLIP_PREFIX "cond_stage_model.model."
+// SDXL's two text encoders (diffusers single_file_utils
+// LDM_CLIP_PREFIX_TO_REMOVE and convert_open_clip_checkpoint's SDXL prefix):
+// CLIP-L in transformers' names, OpenCLIP bigG in OpenCLIP's.
+#define HSD_LDM_SDXL_PREFIX "conditioner.embedders."
+#define HSD_LDM_SDXL_CLIP_PREFIX "conditioner.embedders.0.transformer."
+#define HSD_LDM_SDXL_OPENCLIP_PREFIX "conditioner.embedders.1.model."
 
 // names[i] are LDM names without the prefix; on success out[i] are malloc'd
 // diffusers names (caller frees each). `label` names the file in messages.
@@ -49,10 +55,14 @@ enum hsd_status hsd_ldm_vae_rename(char **out, const char *const *names, size_t 
 // *n_out = 0 for what the text encoder does not hold: text_projection,
 // logit_scale, attn_mask, and resblock n_blocks - 1, the last one (SD 2.x
 // conditions on the penultimate layer; diffusers' SD 2.x text_encoder has 23
-// of OpenCLIP-H's 24 blocks and its converter drops block 23). out[i] are
-// malloc'd (caller frees). Anything else fails naming the key.
+// of OpenCLIP-H's 24 blocks and its converter drops block 23). sdxl: SDXL's
+// OpenCLIP bigG (HSD_LDM_SDXL_OPENCLIP_PREFIX), a CLIPTextModelWithProjection
+// in diffusers: every block is kept and text_projection ([width, proj], x @ P)
+// becomes text_projection.weight, which the caller must transpose (the
+// converter's checkpoint[...].T). out[i] are malloc'd (caller frees).
+// Anything else fails naming the key.
 enum hsd_status hsd_ldm_openclip_rename(char *out[3], int *n_out, const char *name,
-                                        int n_blocks, const char *label);
+                                        int n_blocks, int sdxl, const char *label);
 // Resblocks in a list of OpenCLIP keys: the largest index + 1 (0: none).
 int hsd_ldm_openclip_blocks(const char *const *names, size_t n);
 

@@ -1,6 +1,6 @@
-// SD 2.x single files: OpenCLIP text-tower keys -> transformers names
-// (io/ldm_names.h; diffusers single_file_utils.py convert_open_clip_checkpoint
-// and DIFFUSERS_TO_LDM_MAPPING["openclip"]).
+// SD 2.x and SDXL single files: OpenCLIP text-tower keys -> transformers
+// names (io/ldm_names.h; diffusers single_file_utils.py
+// convert_open_clip_checkpoint and DIFFUSERS_TO_LDM_MAPPING["openclip"]).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,9 +61,16 @@ int hsd_ldm_openclip_blocks(const char *const *names, size_t n) {
 }
 
 enum hsd_status hsd_ldm_openclip_rename(char *out[3], int *n_out, const char *name,
-                                        int n_blocks, const char *label) {
+                                        int n_blocks, int sdxl, const char *label) {
     *n_out = 0;
     out[0] = out[1] = out[2] = NULL;
+    // SDXL's text_encoder_2 is a CLIPTextModelWithProjection: the converter
+    // keeps text_projection (transposed: io/weights.c) and every block.
+    if (sdxl && !strcmp(name, "text_projection")) {
+        if (!(out[0] = strdup("text_projection.weight"))) goto nomem;
+        *n_out = 1;
+        return HSD_OK;
+    }
     for (size_t i = 0; i < COUNT(k_dropped); i++)
         if (!strcmp(name, k_dropped[i])) return HSD_OK;
     for (size_t i = 0; i < COUNT(k_top); i++)
@@ -74,7 +81,7 @@ enum hsd_status hsd_ldm_openclip_rename(char *out[3], int *n_out, const char *na
         }
     const char *rest;
     int b = block_index(name, &rest);
-    if (b >= 0 && b == n_blocks - 1) return HSD_OK;  // the last block: not run
+    if (b >= 0 && !sdxl && b == n_blocks - 1) return HSD_OK;  // SD 2.x's last block: not run
     if (b >= 0) {
         static const char *const layer = "text_model.encoder.layers.%d.";
         for (size_t i = 0; i < COUNT(k_block); i++)
@@ -97,8 +104,9 @@ enum hsd_status hsd_ldm_openclip_rename(char *out[3], int *n_out, const char *na
         }
     }
     return hsd_fail(HSD_ERR_FORMAT,
-                    "%s: tensor '%s%s' is not a key of an OpenCLIP text tower (SD 2.x)", label,
-                    HSD_LDM_OPENCLIP_PREFIX, name);
+                    "%s: tensor '%s%s' is not a key of an OpenCLIP text tower (%s)", label,
+                    sdxl ? HSD_LDM_SDXL_OPENCLIP_PREFIX : HSD_LDM_OPENCLIP_PREFIX, name,
+                    sdxl ? "SDXL" : "SD 2.x");
 nomem:
     for (int k = 0; k < 3; k++) {
         free(out[k]);

@@ -18,6 +18,7 @@ struct hsd_weights {
     struct entry *e;
     size_t n;
     struct hsd_st_tensor *views;  // row slices of fused tensors (OpenCLIP in_proj)
+    void *transposed;             // SDXL's text_projection, transposed (owned)
     // A sharded checkpoint: every shard file (st is NULL) and the index's
     // path, which messages name.
     struct hsd_safetensors **shards;
@@ -112,6 +113,9 @@ static const struct {
     [HSD_LDM_VAE] = {HSD_LDM_VAE_PREFIX, "VAE", hsd_ldm_vae_rename},
     [HSD_LDM_CLIP] = {HSD_LDM_CLIP_PREFIX, "CLIP text encoder", copy_names},
     [HSD_LDM_OPENCLIP] = {HSD_LDM_OPENCLIP_PREFIX, "OpenCLIP text encoder", NULL},
+    [HSD_LDM_SDXL_CLIP] = {HSD_LDM_SDXL_CLIP_PREFIX, "CLIP text encoder (SDXL)", copy_names},
+    [HSD_LDM_SDXL_OPENCLIP] = {HSD_LDM_SDXL_OPENCLIP_PREFIX, "OpenCLIP text encoder (SDXL)",
+                               NULL},
 };
 
 // Third k of a fused [3C, ...] tensor along its first dimension: rows
@@ -133,9 +137,34 @@ static enum hsd_status third(struct hsd_st_tensor *v, const struct hsd_st_tensor
     return HSD_OK;
 }
 
-// The OpenCLIP text tower: 1 -> 0, 1 or 3 entries (io/ldm_names.h).
-static enum hsd_status open_openclip(struct hsd_weights *w, const char *path) {
-    const char *prefix = HSD_LDM_OPENCLIP_PREFIX;
+// OpenCLIP's text_projection [width, proj] (applied as x @ P) as the
+// [proj, width] Linear weight transformers holds: diffusers'
+// convert_open_clip_checkpoint stores checkpoint[...].T. The one tensor of
+// a single file that is copied, not viewed (width x proj elements).
+static enum hsd_status transpose(struct hsd_weights *w, struct hsd_st_tensor *v,
+                                 const struct hsd_st_tensor *t, const char *path) {
+    if (t->ndim != 2 || w->transposed)
+        return hsd_fail(HSD_ERR_SHAPE, "%s: tensor '%s': a text_projection must be 2-D (and "
+                        "one per file), got %d-D", path, t->name, t->ndim);
+    size_t r = (size_t)t->shape[0], c = (size_t)t->shape[1];
+    size_t e = r && c ? t->nbytes / (r * c) : 1;
+    char *d = malloc(t->nbytes ? t->nbytes : 1);
+    if (!d) return hsd_fail(HSD_ERR_NOMEM, "%s: out of memory", path);
+    const char *src = t->data;
+    for (size_t i = 0; i < r; i++)
+        for (size_t j = 0; j < c; j++) memcpy(d + (j * r + i) * e, src + (i * c + j) * e, e);
+    w->transposed = d;
+    *v = *t;
+    v->shape[0] = (int64_t)c;
+    v->shape[1] = (int64_t)r;
+    v->data = d;
+    return HSD_OK;
+}
+
+// An OpenCLIP text tower: 1 -> 0, 1 or 3 entries (io/ldm_names.h); sdxl:
+// SDXL's bigG (all blocks, text_projection transposed).
+static enum hsd_status open_openclip(struct hsd_weights *w, const char *path, const char *prefix,
+                                     int sdxl) {
     size_t total = hsd_safetensors_count(w->st), plen = strlen(prefix), n_in = 0;
     const char **names = calloc(total ? total : 1, sizeof *names);
     const struct hsd_st_tensor **src = calloc(total ? total : 1, sizeof *src);
@@ -158,13 +187,16 @@ static enum hsd_status open_openclip(struct hsd_weights *w, const char *path) {
     for (size_t i = 0; i < n_in && !s; i++) {
         char *out[3];
         int k = 0;
-        if ((s = hsd_ldm_openclip_rename(out, &k, names[i], blocks, path))) break;
+        if ((s = hsd_ldm_openclip_rename(out, &k, names[i], blocks, sdxl, path))) break;
         for (int j = 0; j < k; j++) {
             struct entry *e = &w->e[w->n++];
             e->name = out[j];
             e->t = src[i];
             if (k == 3 && !s) {
                 s = third(&w->views[n_views], src[i], j, path);
+                e->t = &w->views[n_views++];
+            } else if (!s && !strcmp(out[j], "text_projection.weight")) {
+                s = transpose(w, &w->views[n_views], src[i], path);
                 e->t = &w->views[n_views++];
             }
         }
@@ -190,8 +222,8 @@ enum hsd_status hsd_weights_open_ldm(struct hsd_weights **out, const char *path,
         free(w);
         return s;
     }
-    if (part == HSD_LDM_OPENCLIP) {
-        if ((s = open_openclip(w, path))) {
+    if (part == HSD_LDM_OPENCLIP || part == HSD_LDM_SDXL_OPENCLIP) {
+        if ((s = open_openclip(w, path, k_parts[part].prefix, part == HSD_LDM_SDXL_OPENCLIP))) {
             hsd_weights_close(w);
             return s;
         }
@@ -212,7 +244,8 @@ enum hsd_status hsd_weights_open_ldm(struct hsd_weights **out, const char *path,
         if (strncmp(t->name, prefix, plen)) continue;
         // CLIP's position_ids is an index buffer, not a weight; transformers
         // 4.31+ no longer saves it (diffusers drops it when converting).
-        if (part == HSD_LDM_CLIP && ends_with(t->name, "position_ids")) continue;
+        int clip = part == HSD_LDM_CLIP || part == HSD_LDM_SDXL_CLIP;
+        if (clip && ends_with(t->name, "position_ids")) continue;
         names[w->n] = t->name + plen;
         w->e[w->n].t = t;
         w->n++;
@@ -263,6 +296,7 @@ void hsd_weights_close(struct hsd_weights *w) {
         for (size_t i = 0; i < w->n; i++) free(w->e[i].name);
     free(w->e);
     free(w->views);
+    free(w->transposed);
     hsd_safetensors_close(w->st);
     for (size_t i = 0; i < w->n_shards; i++) hsd_safetensors_close(w->shards[i]);
     free(w->shards);

@@ -30,9 +30,20 @@ enum hsd_status hsd_weights_open_ldm_unet(struct hsd_weights **out, const char *
 // text encoder (cond_stage_model.transformer.*, transformers' names kept)
 // or SD 2.x's OpenCLIP text tower (cond_stage_model.model.*, renamed to
 // transformers' CLIPTextModel names, its fused attn.in_proj split into
-// q/k/v views and its last block left out: io/ldm_names.h). Fails naming
-// the prefix when the file has no tensor under it.
-enum hsd_ldm_part { HSD_LDM_UNET, HSD_LDM_VAE, HSD_LDM_CLIP, HSD_LDM_OPENCLIP };
+// q/k/v views and its last block left out: io/ldm_names.h), or one of
+// SDXL's two text encoders: CLIP-L (conditioner.embedders.0.transformer.*,
+// names kept) and OpenCLIP bigG (conditioner.embedders.1.model.*, renamed
+// and split as SD 2.x's, every block kept, text_projection transposed into
+// text_projection.weight). Fails naming the prefix when the file has no
+// tensor under it.
+enum hsd_ldm_part {
+    HSD_LDM_UNET,
+    HSD_LDM_VAE,
+    HSD_LDM_CLIP,
+    HSD_LDM_OPENCLIP,
+    HSD_LDM_SDXL_CLIP,
+    HSD_LDM_SDXL_OPENCLIP
+};
 enum hsd_status hsd_weights_open_ldm(struct hsd_weights **out, const char *path,
                                      enum hsd_ldm_part part);
 // Drops one reference; the file is unmapped with the last one.

@@ -27,6 +27,7 @@
 #include "core/assert.h"
 #include "core/plan_stats.h"
 #include "io/ldm_detect.h"
+#include "io/ldm_names.h"
 #include "io/weights.h"
 #include "models/clip_text.h"
 #include "models/fwd.h"
@@ -384,27 +385,61 @@ static enum hsd_status build_model(struct hsd_clip_text **out, const struct hsd_
     return HSD_OK;
 }
 
+// One text encoder of a single file, config from the shapes plus what
+// they cannot show: OpenCLIP towers use GELU (diffusers' SD 2.x and SDXL
+// text_encoder(_2)/config.json: hidden_act "gelu"); SDXL's bigG is
+// stabilityai/stable-diffusion-xl-base-1.0's CLIPTextModelWithProjection,
+// projection_dim from its (transposed) text_projection.
+static enum hsd_status load_ldm_part(struct hsd_clip_text **out, const char *path,
+                                     enum hsd_ldm_part part, struct hsd_backend *be) {
+    struct hsd_weights *w;
+    struct hsd_clip_text_config cfg;
+    enum hsd_status s = hsd_weights_open_ldm(&w, path, part);
+    if (s) return s;
+    if ((s = hsd_clip_text_config_infer(&cfg, w))) {
+        hsd_weights_close(w);
+        return s;
+    }
+    if (part == HSD_LDM_OPENCLIP || part == HSD_LDM_SDXL_OPENCLIP) cfg.quick_gelu = 0;
+    if (part == HSD_LDM_SDXL_OPENCLIP) {
+        const struct hsd_st_tensor *p = hsd_weights_find(w, "text_projection.weight");
+        if (!p || p->ndim != 2 || p->shape[1] != cfg.hidden_size || p->shape[0] < 1 ||
+            p->shape[0] > 1 << 16) {
+            hsd_weights_close(w);
+            return hsd_fail(HSD_ERR_FORMAT,
+                            "%s: tensor '%stext_projection' missing or not [width %d, proj]: "
+                            "SDXL's pooled text embedding needs it",
+                            path, HSD_LDM_SDXL_OPENCLIP_PREFIX, cfg.hidden_size);
+        }
+        cfg.with_projection = 1;
+        cfg.projection_dim = (int)p->shape[0];
+    }
+    return build_model(out, &cfg, w, be);
+}
+
 enum hsd_status hsd_clip_text_load_ldm(struct hsd_clip_text **out, const char *path,
                                        struct hsd_backend *be) {
     if (!out || !path || !be)
         return hsd_fail(HSD_ERR_INVALID_ARG, "clip_text_load_ldm: NULL argument");
     *out = NULL;
-    struct hsd_weights *w;
-    struct hsd_clip_text_config cfg;
     struct hsd_ldm_info info;
     enum hsd_status s = hsd_ldm_detect(&info, path);
     if (s) return s;
-    // SD 2.x: OpenCLIP-H's text tower, renamed and split by io/weights.c.
-    int openclip = info.family == HSD_LDM_FAMILY_SD2;
-    if ((s = hsd_weights_open_ldm(&w, path, openclip ? HSD_LDM_OPENCLIP : HSD_LDM_CLIP))) return s;
-    if ((s = hsd_clip_text_config_infer(&cfg, w))) {
-        hsd_weights_close(w);
-        return s;
-    }
-    // OpenCLIP ViT-H uses GELU (diffusers' SD 2.x text_encoder/config.json:
-    // hidden_act "gelu"); the shapes cannot show it.
-    if (openclip) cfg.quick_gelu = 0;
-    return build_model(out, &cfg, w, be);
+    // SD 2.x: OpenCLIP-H's text tower, renamed and split by io/weights.c;
+    // SDXL: its first encoder, CLIP-L under conditioner.embedders.0.
+    return load_ldm_part(out, path,
+                         info.family == HSD_LDM_FAMILY_SD2    ? HSD_LDM_OPENCLIP
+                         : info.family == HSD_LDM_FAMILY_SDXL ? HSD_LDM_SDXL_CLIP
+                                                              : HSD_LDM_CLIP,
+                         be);
+}
+
+enum hsd_status hsd_clip_text_load_ldm_bigg(struct hsd_clip_text **out, const char *path,
+                                            struct hsd_backend *be) {
+    if (!out || !path || !be)
+        return hsd_fail(HSD_ERR_INVALID_ARG, "clip_text_load_ldm_bigg: NULL argument");
+    *out = NULL;
+    return load_ldm_part(out, path, HSD_LDM_SDXL_OPENCLIP, be);
 }
 
 void hsd_clip_text_free(struct hsd_clip_text *m) {

@@ -33,9 +33,15 @@ struct hsd_clip_text;
 // naming the file and tensor.
 enum hsd_status hsd_clip_text_load(struct hsd_clip_text **out, const char *path,
                                    struct hsd_backend *be);
-// The text encoder of an SD 1.x single-file checkpoint
-// (cond_stage_model.transformer.*, io/weights.h), config inferred from the
-// shapes (hsd_clip_text_config_infer).
+// The text encoder of a single-file checkpoint (io/weights.h), config
+// inferred from the shapes (hsd_clip_text_config_infer): SD 1.x's
+// (cond_stage_model.transformer.*), SD 2.x's OpenCLIP (cond_stage_model.
+// model.*) or SDXL's first, CLIP-L (conditioner.embedders.0.transformer.*).
+// hsd_clip_text_load_ldm_bigg: SDXL's second, OpenCLIP bigG
+// (conditioner.embedders.1.model.*) as the CLIPTextModelWithProjection
+// diffusers converts it to (gelu, text_projection).
+enum hsd_status hsd_clip_text_load_ldm_bigg(struct hsd_clip_text **out, const char *path,
+                                            struct hsd_backend *be);
 enum hsd_status hsd_clip_text_load_ldm(struct hsd_clip_text **out, const char *path,
                                        struct hsd_backend *be);
 void hsd_clip_text_free(struct hsd_clip_text *m);

@@ -3,7 +3,8 @@
 // Targets are the Linear (and SD 1.x's 1x1-conv proj_in/proj_out) layers
 // of every Transformer2DModel, the modules kohya's and PEFT's SD LoRAs
 // train (diffusers' default target_modules: to_q, to_k, to_v, to_out.0,
-// plus the feed-forward and projections kohya adds).
+// plus the feed-forward and projections kohya adds), under their diffusers
+// names and, for kohya's SDXL files, their SGM/LDM names too.
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -74,25 +75,44 @@ static enum hsd_status transformer(struct targets *ts, const char *pre,
     return HSD_OK;
 }
 
+// Level i's attention layers as diffusers names them ("down_blocks.i.
+// attentions.l"), or with sgm as the CompVis/SGM U-Net does (kohya's SDXL
+// LoRAs: "input_blocks.<first + l>.1", "output_blocks.<first + l>.1"; the
+// inverse of diffusers' lora_conversion_utils _maybe_map_sgm_blocks_to_
+// diffusers, io/ldm_names.h for the numbering). first: the level's first
+// LDM index.
 static enum hsd_status level(struct targets *ts, const char *kind, int i,
-                             const struct unet_level *L) {
+                             const struct unet_level *L, const char *sgm, int first) {
     for (int l = 0; L->attns && l < L->n_layers; l++) {
         char pre[64];
-        snprintf(pre, sizeof pre, "%s.%d.attentions.%d", kind, i, l);
+        if (sgm) snprintf(pre, sizeof pre, "%s.%d.1", sgm, first + l);
+        else snprintf(pre, sizeof pre, "%s.%d.attentions.%d", kind, i, l);
         enum hsd_status s = transformer(ts, pre, &L->attns[l]);
         if (s) return s;
     }
     return HSD_OK;
 }
 
-static enum hsd_status collect(struct targets *ts, const struct hsd_unet *u) {
+// Every target; sgm: every attention target once more under its SGM name.
+static enum hsd_status collect(struct targets *ts, const struct hsd_unet *u, int sgm) {
     enum hsd_status s = HSD_OK;
-    for (int i = 0; i < u->cfg.n_blocks && !s; i++) s = level(ts, "down_blocks", i, &u->down[i]);
-    for (int i = 0; i < u->cfg.n_blocks && !s; i++) s = level(ts, "up_blocks", i, &u->up[i]);
-    for (int j = 0; j < u->n_mid_attn && !s; j++) {
-        char pre[64];
-        snprintf(pre, sizeof pre, "mid_block.attentions.%d", j);
-        s = transformer(ts, pre, &u->mid_attns[j]);
+    for (int pass = 0; pass <= sgm && !s; pass++) {
+        // input_blocks.0 is conv_in; each level's layers, then its downsampler.
+        int in = 1, out = 0;
+        for (int i = 0; i < u->cfg.n_blocks && !s; i++) {
+            s = level(ts, "down_blocks", i, &u->down[i], pass ? "input_blocks" : NULL, in);
+            in += u->down[i].n_layers + 1;
+        }
+        for (int i = 0; i < u->cfg.n_blocks && !s; i++) {
+            s = level(ts, "up_blocks", i, &u->up[i], pass ? "output_blocks" : NULL, out);
+            out += u->up[i].n_layers;
+        }
+        for (int j = 0; j < u->n_mid_attn && !s; j++) {
+            char pre[64];
+            if (pass) snprintf(pre, sizeof pre, "middle_block.%d", 2 * j + 1);
+            else snprintf(pre, sizeof pre, "mid_block.attentions.%d", j);
+            s = transformer(ts, pre, &u->mid_attns[j]);
+        }
     }
     return s;
 }
@@ -101,7 +121,7 @@ enum hsd_status hsd_unet_lora_attach(struct hsd_unet *u, const struct hsd_lora_f
                                      const char *model, int *adapter) {
     if (!u->be) return hsd_fail(HSD_ERR_INVALID_ARG, "unet: opened for inspection only");
     struct targets ts = {0};
-    enum hsd_status s = collect(&ts, u);
+    enum hsd_status s = collect(&ts, u, 1);
     if (!s) s = hsd_lora_attach(&u->lora, u->be, ts.t, ts.n, f, HSD_LORA_UNET, model, adapter);
     free(ts.t);
     // The side products take arena scratch: plan every shape again.
@@ -119,7 +139,7 @@ enum hsd_status hsd_unet_lora_random(struct hsd_lora_file **out, const struct hs
                                      int rank, uint64_t seed) {
     *out = NULL;
     struct targets ts = {0};
-    enum hsd_status s = collect(&ts, u);
+    enum hsd_status s = collect(&ts, u, 0);
     struct hsd_lora_file *f = s ? NULL : calloc(1, sizeof *f);
     if (f) f->layers = calloc((size_t)ts.n + 1, sizeof *f->layers);
     if (!s && (!f || !f->layers)) s = hsd_fail(HSD_ERR_NOMEM, "out of memory");

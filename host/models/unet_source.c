@@ -9,9 +9,10 @@
 #include "io/file.h"
 #include "io/ldm_detect.h"
 
-// Config from the shapes; sd2: the file is SD 2.x's (64-wide heads).
+// Config from the shapes; heads64: the file is SD 2.x's or SDXL's (64-wide
+// heads).
 static enum hsd_status infer(struct hsd_unet_config *cfg, const struct hsd_weights *w,
-                             int sd2);
+                             int heads64);
 
 // Picks the weights file of a unet folder (io/weights.h: fp32, fp16
 // variant, sharded).
@@ -63,7 +64,9 @@ enum hsd_status hsd_unet_source_open(struct hsd_unet_source *src, const char *pa
     } else {
         struct hsd_ldm_info info;
         s = hsd_ldm_detect(&info, path);
-        if (!s) s = infer(&src->cfg, src->weights, info.family == HSD_LDM_FAMILY_SD2);
+        if (!s)
+            s = infer(&src->cfg, src->weights,
+                      info.family == HSD_LDM_FAMILY_SD2 || info.family == HSD_LDM_FAMILY_SDXL);
     }
     if (s) {
         hsd_weights_close(src->weights);
@@ -90,8 +93,41 @@ static int count_indexed(const struct hsd_weights *w, const char *pre) {
     }
 }
 
+// Transformer depth of one attention layer ("<pre>.attentions.<l>.").
+static int depth_of(const struct hsd_weights *w, const char *block, int l) {
+    char tb[200];
+    if (strlen(block) > 120) return 0;
+    snprintf(tb, sizeof tb, "%s.attentions.%d.transformer_blocks.", block, l);
+    return count_indexed(w, tb);
+}
+
+// Per-layer transformer depths where they differ within a block (SSD-1B's
+// kind, diffusers' transformer_layers_per_block lists of lists), the mid
+// block's where it differs from the last level's: unet_config.h tl_*.
+// Uniform blocks (SDXL-base 1/2/10, KOALA) keep the per-block form.
+static void infer_depths(struct hsd_unet_config *cfg, const struct hsd_weights *w) {
+    char pre[160];
+    const int nb = cfg->n_blocks;
+    for (int i = 0; i < nb; i++) {
+        int lpb = cfg->layers_per_block[i], up = nb - 1 - i, same = 1;
+        snprintf(pre, sizeof pre, "down_blocks.%d", i);
+        for (int l = 0; cfg->down[i] == HSD_UNET_BLOCK_CROSS_ATTN && l < lpb; l++)
+            same &= depth_of(w, pre, l) == cfg->transformer_layers[i];
+        for (int l = 0; !same && l < lpb && l < HSD_UNET_MAX_LAYERS; l++)
+            cfg->tl_down[i][l] = depth_of(w, pre, l);
+        same = 1;
+        snprintf(pre, sizeof pre, "up_blocks.%d", up);
+        for (int l = 0; cfg->up[up] == HSD_UNET_BLOCK_CROSS_ATTN && l <= lpb; l++)
+            same &= depth_of(w, pre, l) == cfg->transformer_layers[i];
+        for (int l = 0; !same && l <= lpb && l <= HSD_UNET_MAX_LAYERS; l++)
+            cfg->tl_up[up][l] = depth_of(w, pre, l);
+    }
+    int mid = depth_of(w, "mid_block", 0);
+    if (cfg->has_mid_block && mid != cfg->transformer_layers[nb - 1]) cfg->tl_mid = mid;
+}
+
 static enum hsd_status infer(struct hsd_unet_config *cfg, const struct hsd_weights *w,
-                             int sd2) {
+                             int heads64) {
     const char *path = hsd_weights_path(w);
     memset(cfg, 0, sizeof *cfg);
     const struct hsd_st_tensor *t = hsd_weights_find(w, "conv_in.weight");
@@ -153,6 +189,18 @@ static enum hsd_status infer(struct hsd_unet_config *cfg, const struct hsd_weigh
         }
     }
     cfg->has_mid_block = hsd_weights_has_prefix(w, "mid_block.");
+    // SDXL's added conditioning (label_emb in the file): text_time, with
+    // addition_time_embed_dim 256 as diffusers' create_unet_diffusers_config
+    // sets for every SDXL file (the Fourier width is not in the shapes).
+    const struct hsd_st_tensor *ae = hsd_weights_find(w, "add_embedding.linear_1.weight");
+    if (ae && ae->ndim == 2 && ae->shape[1] > 0 && ae->shape[1] <= 1 << 16) {
+        cfg->add_text_time = 1;
+        cfg->addition_time_embed_dim = 256;
+        cfg->sample_size = 128;  // 1024 px: diffusers' image_size for SDXL files
+        cfg->projection_class_embeddings_input_dim = (int)ae->shape[1];
+        heads64 = 1;  // SDXL's heads are 64 wide too (num_head_channels 64)
+    }
+    infer_depths(cfg, w);
     // LCM-distilled U-Nets carry the guidance embedding's projection
     // ([c0, time_cond_proj_dim], diffusers TimestepEmbedding.cond_proj).
     const struct hsd_st_tensor *cp = hsd_weights_find(w, "time_embedding.cond_proj.weight");
@@ -165,19 +213,20 @@ static enum hsd_status infer(struct hsd_unet_config *cfg, const struct hsd_weigh
     cfg->use_linear_projection = linear;
     // Head counts are not visible in shapes. The original LDM configs fix
     // them: SD 1.x (context 768) has num_heads = 8 per block; SD 2.x
-    // (context 1024, or a file with SD 2.x's text tower) has
+    // (context 1024, or a file with SD 2.x's text tower) and SDXL have
     // num_head_channels = 64.
-    if (ctx_dim == 1024) sd2 = 1;
+    if (ctx_dim == 1024) heads64 = 1;
     for (int i = 0; i < nb; i++) {
-        if (sd2 && cfg->block_out_channels[i] % 64 == 0)
+        if (heads64 && cfg->block_out_channels[i] % 64 == 0)
             cfg->heads[i] = cfg->block_out_channels[i] / 64;
         else
             cfg->heads[i] = 8;
     }
-    if (ctx_dim != 768 && !sd2)
+    if (ctx_dim != 768 && !heads64)
         return hsd_fail(HSD_ERR_UNSUPPORTED,
                         "%s: cannot infer attention heads for cross_attention_dim %d (only SD "
-                        "1.x = 768 and SD 2.x = 1024 are known); pass a config.json with --config",
+                        "1.x = 768, SD 2.x = 1024 and SDXL's text_time U-Nets are known); pass "
+                        "a config.json with --config",
                         path, ctx_dim);
     return hsd_unet_config_validate(cfg, path);
 }

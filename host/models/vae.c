@@ -169,6 +169,7 @@ void hsd_vae_free(struct hsd_vae *v) {
 enum hsd_vae_kind hsd_vae_get_kind(const struct hsd_vae *v) { return v->kind; }
 int hsd_vae_latent_channels(const struct hsd_vae *v) { return v->latent_channels; }
 float hsd_vae_scaling_factor(const struct hsd_vae *v) { return v->scaling_factor; }
+void hsd_vae_set_scaling_factor(struct hsd_vae *v, float f) { v->scaling_factor = f; }
 float hsd_vae_shift_factor(const struct hsd_vae *v) { return v->shift_factor; }
 int hsd_vae_scale(const struct hsd_vae *v) { return v->scale; }
 

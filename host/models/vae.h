@@ -30,6 +30,9 @@ int hsd_vae_latent_channels(const struct hsd_vae *v);
 // defaults of diffusers: AutoencoderKL 0.18215 and 0 (shift_factor None),
 // AutoencoderTiny 1.0 and 0.
 float hsd_vae_scaling_factor(const struct hsd_vae *v);
+// A single file's VAE cannot show its scaling factor: the family's
+// (SDXL's 0.13025, diffusers' SDXL vae/config.json) is set by the caller.
+void hsd_vae_set_scaling_factor(struct hsd_vae *v, float f);
 float hsd_vae_shift_factor(const struct hsd_vae *v);
 // Pixels per latent pixel along each axis (8 for SD VAEs).
 int hsd_vae_scale(const struct hsd_vae *v);

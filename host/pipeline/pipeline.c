@@ -52,13 +52,13 @@ static enum hsd_status check_unet(const struct hsd_pipeline *p, const struct hsd
     return HSD_OK;
 }
 
-// An SD 1.x or 2.x single-file checkpoint (A1111/ComfyUI): the parts the
+// An SD 1.x, 2.x or SDXL single-file checkpoint (A1111/ComfyUI): the parts the
 // file does not hold come from the family's published pipeline, as
 // diffusers' from_single_file takes them from the family's config folder:
 // the CLIP tokenizer (the vocabulary shipped with hsd with SD 1.5's or SD
-// 2.1's tokenizer settings) and the scheduler config (SD 1.5's; SD 2.x's
-// with the prediction type of hsd_ldm_prediction_v). Checked before any
-// weights are read.
+// 2.1's tokenizer settings; SDXL: both, for its two encoders) and the
+// scheduler config (SD 1.5's; SD 2.x's with the prediction type of
+// hsd_ldm_prediction_v; SDXL-base's). Checked before any weights are read.
 static enum hsd_status load_single_file_parts(struct hsd_pipeline *p, const char *path,
                                               int own_vae, enum hsd_prediction_choice force) {
     struct hsd_ldm_info info;
@@ -67,8 +67,10 @@ static enum hsd_status load_single_file_parts(struct hsd_pipeline *p, const char
     if (s) return s;
     char vocab[4096];
     if ((s = hsd_clip_default_vocab(vocab, sizeof vocab))) return s;
-    int sd2 = info.family == HSD_LDM_FAMILY_SD2;
+    int sd2 = info.family == HSD_LDM_FAMILY_SD2, xl = info.family == HSD_LDM_FAMILY_SDXL;
     s = sd2 ? hsd_clip_tokenizer_load_sd2(&p->tok, vocab) : hsd_clip_tokenizer_load(&p->tok, vocab);
+    // SDXL's tokenizer_2 is the same vocabulary padding with "!" (SD 2.1's).
+    if (!s && xl) s = hsd_clip_tokenizer_load_sd2(&p->tok2, vocab);
     if (s) return s;
     const char *why;
     int v = hsd_ldm_prediction_v(&info, force == HSD_PREDICTION_EPSILON ? 1
@@ -78,7 +80,8 @@ static enum hsd_status load_single_file_parts(struct hsd_pipeline *p, const char
     // stabilityai/stable-diffusion-2-1's scheduler_config.json (DDIM,
     // v_prediction) and -2-1-base's (PNDM, epsilon) share SD 1.5's betas and
     // offsets; only the prediction type differs (the sampler is --sampler's).
-    hsd_noise_schedule_sd15(&p->sched);
+    if (xl) hsd_noise_schedule_sdxl(&p->sched);
+    else hsd_noise_schedule_sd15(&p->sched);
     p->sched.prediction_type = v ? HSD_PRED_V : HSD_PRED_EPSILON;
     HSD_DEBUG("%s: %s single file, %s prediction (%s)", path, hsd_ldm_family_name(info.family),
               v ? "v" : "epsilon", why);
@@ -143,10 +146,13 @@ enum hsd_status hsd_pipeline_load(struct hsd_pipeline **out, const struct hsd_pi
                : hsd_clip_text_load(&p->text, c->model, p->be);
     if (s) goto fail;
     p->ctx_dim = hsd_clip_text_get_config(p->text)->hidden_size;
-    if (!single && (s = hsd_pipeline_sdxl_load(p, c->model))) goto fail;
+    s = single ? hsd_pipeline_sdxl_load_ldm(p, c->model) : hsd_pipeline_sdxl_load(p, c->model);
+    if (s) goto fail;
     s = single && vp == c->model ? hsd_vae_load_ldm(&p->vae, vp, p->be)
                                  : hsd_vae_load(&p->vae, vp, p->be);
     if (s) goto fail;
+    // An SDXL file's VAE: SDXL's scaling factor (diffusers' SDXL vae config).
+    if (single && vp == c->model && p->text2) hsd_vae_set_scaling_factor(p->vae, 0.13025f);
     p->latent_c = hsd_vae_latent_channels(p->vae);
     if ((s = hsd_unet_create(&p->large, &p->src_large, p->be))) goto fail;
     if ((s = check_unet(p, p->large, "large", c->model))) goto fail;
@@ -483,20 +489,17 @@ enum hsd_status hsd_pipeline_generate(struct hsd_pipeline *p, const struct hsd_g
     // One text-encoder batch: [negative, positive] (or the positive alone).
     int n_ctx = HSD_TEXT_LEN;
     size_t ctx;
-    int any_lora = !hsd_pipeline_resident_request_ok(p, HSD_SAMPLER_DDIM, HSD_TEXT_LEN,
-                                                     r->lora_scales);
     if (p->text2) {
         // One pass's conditioning: context, SDXL's pooled embedding, time ids.
         ctx = hsd_pipeline_cond_floats(p);
         if (r->prompt_style == HSD_PROMPT_A1111)
             s = hsd_fail(HSD_ERR_UNSUPPORTED, "--prompt-style a1111: not supported for SDXL "
                                               "models yet");
-        else if (any_lora)
-            s = hsd_fail(HSD_ERR_UNSUPPORTED, "LoRA: not supported for SDXL models yet");
         else if (!(emb = malloc((size_t)(cfg ? 2 : 1) * ctx * sizeof *emb)))
             s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
-        else
-            s = encode_sdxl(p, r, cfg, emb);
+        else if (!(s = hsd_pipeline_text_lora_select(p, r->lora_scales, 1)))
+            s = encode_sdxl(p, r, cfg, emb);  // one prompt per encoder call: row 0
+        hsd_pipeline_text_lora_select(p, NULL, 0);
     } else {
         s = hsd_pipeline_encode_prompts_lora(p, &emb, &n_ctx, cfg ? texts : texts + 1,
                                              cfg ? 2 : 1, r->prompt_style, r->clip_skip,

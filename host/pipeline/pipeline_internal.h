@@ -125,6 +125,10 @@ enum hsd_status hsd_pipeline_lora_load(struct hsd_pipeline *p,
 void hsd_pipeline_lora_free(struct hsd_pipeline *p);
 // Selects, for `unet`'s next call of `padded` rows, each item's scales on
 // its rows (rows[i].cond_row / uncond_row); padding rows choose none.
+// Every text encoder (SDXL: both) runs its next calls' rows < `rows` with
+// the LoRA scales `scales` (one per loaded LoRA); NULL: none again.
+enum hsd_status hsd_pipeline_text_lora_select(struct hsd_pipeline *p, const float *scales,
+                                               int rows);
 enum hsd_status hsd_pipeline_lora_rows(struct hsd_pipeline *p, struct hsd_unet *unet,
                                        const struct hsd_denoise_item *items,
                                        const struct hsd_step_row *rows, int n, int padded);
@@ -142,6 +146,10 @@ enum hsd_status hsd_pipeline_guidance_rows(struct hsd_pipeline *p, struct hsd_un
 // them (sets tok2, text2, pooled_dim, force_zeros; ctx_dim must already be
 // the first encoder's width and becomes the sum).
 enum hsd_status hsd_pipeline_sdxl_load(struct hsd_pipeline *p, const char *root);
+// The same for an SDXL single file whose tokenizer_2 load_single_file_parts
+// set: OpenCLIP bigG from conditioner.embedders.1.model.*, SDXL-base's
+// force_zeros_for_empty_prompt. No-op for SD 1.x/2.x files.
+enum hsd_status hsd_pipeline_sdxl_load_ldm(struct hsd_pipeline *p, const char *path);
 // A U-Net fits the text encoders' conditioning: SDXL's text_time U-Net
 // with an SDXL pipeline (pooled width + 6 time ids = its add_embedding
 // input), none with SD 1.x/2.x. Fails naming the config field.

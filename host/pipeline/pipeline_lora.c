@@ -38,10 +38,13 @@ static enum hsd_status attach(struct hsd_pipeline *p, const struct hsd_lora_file
     if (!s && p->edge) s = hsd_unet_lora_attach(p->edge, f, "edge U-Net", &a);
     for (int k = 0; !s && k < p->n_more; k++) s = hsd_unet_lora_attach(p->more[k], f, "U-Net", &a);
     if (!s) s = hsd_clip_text_lora_attach(p->text, f, HSD_LORA_TE1, &a);
-    if (!s && f->n_part[HSD_LORA_TE2])
+    // SDXL: lora_te2_ / text_encoder_2. layers go to its second encoder
+    // (diffusers StableDiffusionXLLoraLoaderMixin: text_encoder_2).
+    if (!s && p->text2) s = hsd_clip_text_lora_attach(p->text2, f, HSD_LORA_TE2, &a);
+    else if (!s && f->n_part[HSD_LORA_TE2])
         s = hsd_fail(HSD_ERR_SHAPE,
                      "%s: has layers for a second text encoder (lora_te2_ / text_encoder_2.), "
-                     "which this model does not have",
+                     "which this model does not have (only SDXL has one)",
                      f->path);
     if (!s && a != i) s = hsd_fail(HSD_ERR_INTERNAL, "LoRA adapter indices out of step");
     return s;
@@ -104,6 +107,21 @@ static enum hsd_status select_text(struct hsd_pipeline *p, const float *const *r
     enum hsd_status s = grow(p, n);
     for (int r = 0; r < n && !s; r++) set_row(p, r, row_scales[r]);
     return s ? s : hsd_clip_text_lora_select(p->text, p->lora_rows, n);
+}
+
+enum hsd_status hsd_pipeline_text_lora_select(struct hsd_pipeline *p, const float *scales,
+                                               int rows) {
+    if (!p->n_loras) return HSD_OK;
+    if (!scales) {
+        hsd_clip_text_lora_select(p->text, NULL, 0);
+        if (p->text2) hsd_clip_text_lora_select(p->text2, NULL, 0);
+        return HSD_OK;
+    }
+    enum hsd_status s = grow(p, rows);
+    for (int r = 0; r < rows && !s; r++) set_row(p, r, scales);
+    if (!s) s = hsd_clip_text_lora_select(p->text, p->lora_rows, rows);
+    if (!s && p->text2) s = hsd_clip_text_lora_select(p->text2, p->lora_rows, rows);
+    return s;
 }
 
 enum hsd_status hsd_pipeline_encode_text_lora(struct hsd_pipeline *p, float *out,

@@ -52,6 +52,18 @@ enum hsd_status hsd_pipeline_sdxl_load(struct hsd_pipeline *p, const char *root)
     return HSD_OK;
 }
 
+enum hsd_status hsd_pipeline_sdxl_load_ldm(struct hsd_pipeline *p, const char *path) {
+    if (!p->tok2) return HSD_OK;  // not an SDXL file (pipeline.c load_single_file_parts)
+    enum hsd_status s = hsd_clip_text_load_ldm_bigg(&p->text2, path, p->be);
+    if (s) return s;
+    // from_single_file takes the rest from stabilityai/stable-diffusion-xl-
+    // base-1.0, whose model_index.json sets force_zeros_for_empty_prompt.
+    p->force_zeros = 1;
+    p->pooled_dim = hsd_clip_text_pooled_dim(p->text2);
+    p->ctx_dim += hsd_clip_text_get_config(p->text2)->hidden_size;
+    return HSD_OK;
+}
+
 enum hsd_status hsd_pipeline_sdxl_check_unet(const struct hsd_pipeline *p,
                                              const struct hsd_unet *u, const char *which,
                                              const char *path) {

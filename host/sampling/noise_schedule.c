@@ -38,6 +38,14 @@ void hsd_noise_schedule_sd15(struct hsd_noise_schedule *s) {
     s->timestep_scaling = 10.0f;
 }
 
+void hsd_noise_schedule_sdxl(struct hsd_noise_schedule *s) {
+    // stabilityai/stable-diffusion-xl-base-1.0 scheduler/scheduler_config.json
+    // (EulerDiscreteScheduler): SD 1.5's betas and offset, and an explicit
+    // "leading" spacing that every sampler built from it inherits.
+    hsd_noise_schedule_sd15(s);
+    s->timestep_spacing = HSD_SPACING_LEADING;
+}
+
 // Defaults of a key that is absent: diffusers' __init__ defaults, which
 // agree between the five schedulers except the tri-states.
 static void schedule_defaults(struct hsd_noise_schedule *s) {

@@ -58,6 +58,8 @@ struct hsd_noise_schedule {
 
 // The SD 1.5 scheduler config (PNDMScheduler's published file).
 void hsd_noise_schedule_sd15(struct hsd_noise_schedule *s);
+// The SDXL-base scheduler config (EulerDiscreteScheduler's published file).
+void hsd_noise_schedule_sdxl(struct hsd_noise_schedule *s);
 // `path`: a pipeline root (reads scheduler/scheduler_config.json) or the
 // json file itself. Unknown keys ignored; bad values are errors.
 enum hsd_status hsd_noise_schedule_load(struct hsd_noise_schedule *s, const char *path);

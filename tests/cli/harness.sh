@@ -24,3 +24,16 @@ start_serve() {
   for _ in $(seq 200); do grep -q ready "$tmp/serve.log" && return 0; sleep 0.1; done
   return 1
 }
+# oracle_write PYTHON SCRIPT: a tests/oracle script that writes models at
+# test time (too big to commit) into $m; its round-trip lines are echoed,
+# its whole log on failure (then exit 1); exit 77 (skipped) without the
+# oracle's Python packages.
+oracle_write() {
+  "$1" -c "import diffusers, transformers, safetensors" 2>/dev/null || {
+    echo "diffusers/transformers missing: skipped (scripts/setup.sh installs them)"; exit 77; }
+  m=$tmp/m
+  if ! OMP_NUM_THREADS=1 "$1" "$2" "$m" > "$tmp/oracle.log" 2>&1; then
+    echo "$(basename "$2") failed:"; cat "$tmp/oracle.log"; exit 1
+  fi
+  grep -E "round-trip|wrote" "$tmp/oracle.log"
+}

@@ -2,7 +2,7 @@
 // "Tests": a fuzz target for every parser of untrusted bytes): a
 // checkpoint's key names come from the file, and io/ldm_names.c /
 // io/ldm_vae_names.c parse indices and members out of them, and
-// io/ldm_openclip_names.c (SD 2.x's text tower) maps each to 0, 1 or 3
+// io/ldm_openclip_names.c (SD 2.x's and SDXL's text towers) maps each to 0, 1 or 3
 // names. The input is a list of names, one per line; the U-Net and VAE
 // mappings must either fail cleanly or return one malloc'd name per input
 // name; the OpenCLIP one 0, 1 or 3 non-NULL names or a clean failure.
@@ -44,10 +44,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
     }
     int blocks = hsd_ldm_openclip_blocks(names, n);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < 2 * n; i++) {  // SD 2.x's mapping, then SDXL's
         char *o[3];
         int k = -1;
-        if (hsd_ldm_openclip_rename(o, &k, names[i], blocks, "fuzz") != HSD_OK) {
+        if (hsd_ldm_openclip_rename(o, &k, names[i % n], blocks, i >= n, "fuzz") != HSD_OK) {
             if (k != 0 || o[0] || o[1] || o[2]) abort();
             continue;
         }

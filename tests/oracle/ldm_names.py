@@ -40,6 +40,9 @@ _TOP = {
     "conv_in.": "input_blocks.0.0.",
     "conv_norm_out.": "out.0.",
     "conv_out.": "out.2.",
+    # SDXL's added conditioning (text_time): openaimodel.py's label_emb.
+    "add_embedding.linear_1.": "label_emb.0.0.",
+    "add_embedding.linear_2.": "label_emb.0.2.",
 }
 
 # ResnetBlock2D sub-modules: diffusers name -> LDM ResBlock name.
@@ -184,11 +187,12 @@ def diffusers_to_ldm_vae(state_dict: dict, levels: int) -> dict:
     return out
 
 
-def diffusers_to_ldm_clip(state_dict: dict) -> dict:
+def diffusers_to_ldm_clip(state_dict: dict, prefix: str = LDM_CLIP_PREFIX) -> dict:
     """transformers CLIPTextModel state dict -> SD 1.x single-file names
     (transformers 4.x names, with text_model.: the original checkpoints were
-    saved from those; transformers >= 5.6 flattened the module)."""
-    return {LDM_CLIP_PREFIX + (k if k.startswith("text_model.") else "text_model." + k): t
+    saved from those; transformers >= 5.6 flattened the module). SDXL files
+    hold the same names under conditioner.embedders.0.transformer."""
+    return {prefix + (k if k.startswith("text_model.") else "text_model." + k): t
             for k, t in state_dict.items()}
 
 
@@ -205,12 +209,15 @@ _OPENCLIP_LAYER = {
 }
 
 
-def diffusers_to_ldm_openclip(state_dict: dict, extra_block: dict, text_projection) -> dict:
+def diffusers_to_ldm_openclip(state_dict: dict, extra_block: dict, text_projection,
+                              prefix: str = None) -> dict:
     """transformers CLIPTextModel (SD 2.x's 23-layer penultimate encoder) ->
     an SD 2.x single file's OpenCLIP text tower: the inverse of diffusers'
     convert_open_clip_checkpoint (q/k/v fused into attn.in_proj_*), plus the
     block the converter drops (extra_block: OpenCLIP names below
-    transformer.resblocks.<L>.) and text_projection, as real files hold them."""
+    transformer.resblocks.<L>.) and text_projection, as real files hold them.
+    SDXL's bigG (prefix conditioner.embedders.1.model.): no extra block, and
+    text_projection is CLIPTextModelWithProjection's weight transposed."""
     import torch
     sd = {k.removeprefix("text_model."): v for k, v in state_dict.items()}
     out, n_layers = {}, 0
@@ -236,4 +243,4 @@ def diffusers_to_ldm_openclip(state_dict: dict, extra_block: dict, text_projecti
     for k, v in extra_block.items():
         out[f"transformer.resblocks.{n_layers}.{k}"] = v
     out["text_projection"] = text_projection
-    return {LDM_OPENCLIP_PREFIX + k: v.contiguous() for k, v in out.items()}
+    return {(prefix or LDM_OPENCLIP_PREFIX) + k: v.contiguous() for k, v in out.items()}

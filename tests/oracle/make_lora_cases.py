@@ -53,8 +53,9 @@ CASES = [
 ]
 
 
-def targets(pipe, attention_only):
-    """(part, module path, module) of every layer the LoRA trains."""
+def targets(pipe, attention_only, encoders=(("te", "text_encoder"),)):
+    """(part, module path, module) of every layer the LoRA trains; encoders:
+    (part, pipeline attribute) of each text encoder."""
     out = []
     for name, mod in pipe.unet.named_modules():
         leaf = name.rsplit(".", 1)[-1]
@@ -64,14 +65,15 @@ def targets(pipe, attention_only):
             proj = leaf in ("proj_in", "proj_out")
             if attn or (not attention_only and (ff or proj)):
                 out.append(("unet", name, mod))
-    for name, mod in pipe.text_encoder.named_modules():
-        leaf = name.rsplit(".", 1)[-1]
-        if leaf in ("q_proj", "k_proj", "v_proj", "out_proj") or (
-                not attention_only and leaf in ("fc1", "fc2")):
-            # Published LoRAs name CLIP's layers as transformers 4 did,
-            # below text_model. (transformers 5 maps them back on load).
-            out.append(("te", name if name.startswith("text_model.") else "text_model." + name,
-                        mod))
+    for part, attr in encoders:
+        for name, mod in getattr(pipe, attr).named_modules():
+            leaf = name.rsplit(".", 1)[-1]
+            if leaf in ("q_proj", "k_proj", "v_proj", "out_proj") or (
+                    not attention_only and leaf in ("fc1", "fc2")):
+                # Published LoRAs name CLIP's layers as transformers 4 did,
+                # below text_model. (transformers 5 maps them back on load).
+                out.append((part, name if name.startswith("text_model.")
+                            else "text_model." + name, mod))
     return out
 
 
@@ -81,11 +83,19 @@ def shapes(mod):
     return mod.in_features, mod.out_features, ()
 
 
-def make_kohya(pipe, gen, path):
+KOHYA_TE = {"te": "lora_te_"}
+PEFT_TE = {"te": "text_encoder."}
+
+
+def make_kohya(pipe, gen, path, encoders=(("te", "text_encoder"),), prefixes=KOHYA_TE,
+               unet_name=lambda name: name):
+    """prefixes: kohya's prefix per text-encoder part; unet_name: the U-Net
+    module path as the file spells it (SDXL's kohya files: SGM names)."""
     r, alpha, sd = 4, 2.0, {}
-    for part, name, mod in targets(pipe, attention_only=False):
+    for part, name, mod in targets(pipe, attention_only=False, encoders=encoders):
         k, n, tail = shapes(mod)
-        key = ("lora_unet_" if part == "unet" else "lora_te_") + name.replace(".", "_")
+        key = ("lora_unet_" + unet_name(name) if part == "unet"
+               else prefixes[part] + name).replace(".", "_")
         sd[key + ".lora_down.weight"] = (torch.randn(r, k, generator=gen) / k ** 0.5).reshape(
             r, k, *tail)
         sd[key + ".lora_up.weight"] = (0.3 * torch.randn(n, r, generator=gen)).reshape(
@@ -94,18 +104,18 @@ def make_kohya(pipe, gen, path):
     save_file(sd, path)
 
 
-def make_peft(pipe, gen, path):
+def make_peft(pipe, gen, path, encoders=(("te", "text_encoder"),), prefixes=PEFT_TE):
     r, sd = 2, {}
-    for part, name, mod in targets(pipe, attention_only=True):
+    for part, name, mod in targets(pipe, attention_only=True, encoders=encoders):
         k, n, _ = shapes(mod)
-        key = ("unet." if part == "unet" else "text_encoder.") + name
+        key = ("unet." if part == "unet" else prefixes[part]) + name
         sd[key + ".lora_A.weight"] = (torch.randn(r, k, generator=gen) / k ** 0.5).half()
         sd[key + ".lora_B.weight"] = (0.3 * torch.randn(n, r, generator=gen)).half()
     save_file(sd, path)
 
 
-def run_case(pipe, c):
-    pipe.scheduler = SAMPLERS[c["sampler"]].from_config(SD15_SCHEDULER)
+def run_case(pipe, c, scheduler_config=SD15_SCHEDULER):
+    pipe.scheduler = SAMPLERS[c["sampler"]].from_config(scheduler_config)
     names = list(c["loras"])
     if names:
         pipe.enable_lora()
@@ -138,20 +148,25 @@ def main():
     files = {n: os.path.join(args.out, n + ".safetensors") for n in ("kohya", "peft")}
     make_kohya(pipe, gen, files["kohya"])
     make_peft(pipe, gen, files["peft"])
+    write_cases(pipe, files, args.out, CASES, SD15_SCHEDULER, "make_lora_cases.py")
+
+
+def write_cases(pipe, files, out, cases, scheduler_config, oracle):
+    """Loads the LoRA files (name -> path) with diffusers' load_lora_weights,
+    runs every case and writes goldens.safetensors and cases.json."""
     for n, f in files.items():
         pipe.load_lora_weights(f, adapter_name=n)
     tensors = {}
-    for c in CASES:
-        latents, image, rgb = run_case(pipe, c)
+    for c in cases:
+        latents, image, rgb = run_case(pipe, c, scheduler_config)
         n = c["name"]
         tensors[f"{n}.latent"] = latents.contiguous()
         tensors[f"{n}.image"] = image.contiguous()
         tensors[f"{n}.rgb"] = rgb.contiguous()
         print(f"{n}: latent max|x| {latents.abs().max():.3f}")
-    save_file(tensors, os.path.join(args.out, "goldens.safetensors"),
-              metadata={"hsd_oracle": "make_lora_cases.py"})
-    with open(os.path.join(args.out, "cases.json"), "w") as f:
-        json.dump({"cases": CASES}, f, indent=1)
+    save_file(tensors, os.path.join(out, "goldens.safetensors"), metadata={"hsd_oracle": oracle})
+    with open(os.path.join(out, "cases.json"), "w") as f:
+        json.dump({"cases": cases}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,9 @@ PYTHON=${PYTHON:-$root/.venv/bin/python}
 # Random LoRAs (kohya and diffusers/PEFT files) on that pipeline, with
 # diffusers' load_lora_weights images (tests/data/lora/).
 "$PYTHON" "$here/make_lora_cases.py" --out "$root/tests/data/lora"
+# The same on the tiny SDXL pipeline (kohya SGM names, lora_te1/te2,
+# text_encoder_2), with StableDiffusionXLPipeline (tests/data/lora_sdxl/).
+(cd "$here" && "$PYTHON" make_lora_sdxl_cases.py --out "$root/tests/data/lora_sdxl")
 # LCM-shaped U-Nets with LCMScheduler, the 4 + 4 split and LCM-LoRA
 # (tests/data/lcm/; after the LoRAs, which LCM-LoRA uses).
 "$PYTHON" "$here/make_lcm_cases.py" --out "$root/tests/data/lcm"

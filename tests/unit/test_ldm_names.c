@@ -7,7 +7,8 @@
 // end to end by test_unet_oracle (folder vs single file, bitwise).
 // SD 2.x's OpenCLIP text tower: expected names from diffusers'
 // DIFFUSERS_TO_LDM_MAPPING["openclip"] and convert_open_clip_checkpoint
-// (end to end: test_single_file); the family and v_pred detection and the
+// (end to end: test_single_file), SDXL's bigG (test_sdxl_single_file); the
+// family and v_pred detection and the
 // prediction-type decision of io/ldm_detect.h.
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,8 @@ static const char *const k_sd1[] = {
     "output_blocks.6.0.in_layers.0.weight", "output_blocks.8.2.conv.weight",
     "output_blocks.9.0.in_layers.0.weight", "output_blocks.11.1.norm.weight",
     "out.0.weight", "out.2.bias",
+    // SDXL's added conditioning (DIFFUSERS_TO_LDM_MAPPING["unet"]).
+    "label_emb.0.0.weight", "label_emb.0.2.bias",
 };
 static const char *const k_want[] = {
     "time_embedding.linear_1.weight", "time_embedding.linear_2.bias", "conv_in.weight",
@@ -53,6 +56,7 @@ static const char *const k_want[] = {
     "up_blocks.2.resnets.0.norm1.weight", "up_blocks.2.upsamplers.0.conv.weight",
     "up_blocks.3.resnets.0.norm1.weight", "up_blocks.3.attentions.2.norm.weight",
     "conv_norm_out.weight", "conv_out.bias",
+    "add_embedding.linear_1.weight", "add_embedding.linear_2.bias",
 };
 
 // SD VAE keys (4 levels, first_stage_model. stripped) and their diffusers
@@ -127,7 +131,7 @@ static void check_openclip(void) {
         char *o[3];
         int k = -1, want = 0;
         while (want < 3 && map[i][want + 1]) want++;
-        CHECK_OK(hsd_ldm_openclip_rename(o, &k, map[i][0], 24, "sd2"));
+        CHECK_OK(hsd_ldm_openclip_rename(o, &k, map[i][0], 24, 0, "sd2"));
         int ok = k == want;
         for (int j = 0; j < k; j++) {
             ok = ok && j < want && !strcmp(o[j], map[i][j + 1]);
@@ -140,13 +144,29 @@ static void check_openclip(void) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *o[3];
         int k = -1;
-        enum hsd_status s = hsd_ldm_openclip_rename(o, &k, bad[i], 24, "sd2");
+        enum hsd_status s = hsd_ldm_openclip_rename(o, &k, bad[i], 24, 0, "sd2");
         CHECKF(s == HSD_ERR_FORMAT && k == 0 && strstr(hsd_last_error(), "OpenCLIP"), "%s: %s",
                bad[i], hsd_last_error());
     }
     const char *names[] = {"ln_final.weight", "transformer.resblocks.0.ln_1.weight",
                            "transformer.resblocks.11.ln_2.bias"};
     CHECK(hsd_ldm_openclip_blocks(names, 3) == 12);
+    // SDXL's bigG (diffusers convert_open_clip_checkpoint with prefix
+    // conditioner.embedders.1.model.): every block kept, text_projection
+    // kept as CLIPTextModelWithProjection's text_projection.weight.
+    static const char *const xl[][2] = {
+        {"transformer.resblocks.31.ln_1.weight", "text_model.encoder.layers.31.layer_norm1.weight"},
+        {"text_projection", "text_projection.weight"},
+        {"logit_scale", NULL},
+    };
+    for (size_t i = 0; i < sizeof xl / sizeof xl[0]; i++) {
+        char *o[3];
+        int k = -1;
+        CHECK_OK(hsd_ldm_openclip_rename(o, &k, xl[i][0], 32, 1, "sdxl"));
+        CHECKF(k == (xl[i][1] ? 1 : 0) && (!k || !strcmp(o[0], xl[i][1])), "sdxl %s -> %d names",
+               xl[i][0], k);
+        for (int j = 0; j < k; j++) free(o[j]);
+    }
 }
 
 // A two-tensor file: an SD 2.x text key and the "v_pred" marker.
@@ -181,10 +201,35 @@ static void check_detect(void) {
     remove(path);
 }
 
+// SDXL files need both embedders (a refiner's lone OpenCLIP is refused) and
+// run epsilon unless the file or --prediction says v.
+static void check_sdxl_require(void) {
+    struct hsd_ldm_info info = {.family = HSD_LDM_FAMILY_SDXL, .n_unet = 1, .n_vae = 1,
+                                .n_text = 1, .n_sdxl_openclip = 1};
+    CHECK(hsd_ldm_require_pipeline(&info, "x", 1) == HSD_ERR_NOT_FOUND &&
+          strstr(hsd_last_error(), "conditioner.embedders.0.transformer.") &&
+          strstr(hsd_last_error(), "refiner"));
+    info.n_sdxl_clip = 1;
+    info.n_sdxl_openclip = 0;
+    CHECK(hsd_ldm_require_pipeline(&info, "x", 1) == HSD_ERR_NOT_FOUND &&
+          strstr(hsd_last_error(), "conditioner.embedders.1.model."));
+    info.n_sdxl_openclip = 1;
+    info.n_vae = 0;
+    CHECK(hsd_ldm_require_pipeline(&info, "x", 1) == HSD_ERR_NOT_FOUND &&
+          strstr(hsd_last_error(), "first_stage_model."));
+    CHECK_OK(hsd_ldm_require_pipeline(&info, "x", 0));
+    const char *why;
+    CHECK(hsd_ldm_prediction_v(&info, 0, &why) == 0 && strstr(why, "SDXL-base"));
+    info.v_pred_key = 1;
+    CHECK(hsd_ldm_prediction_v(&info, 0, &why) == 1);
+    hsd_clear_error();
+}
+
 int main(void) {
     check_vae();
     check_openclip();
     check_detect();
+    check_sdxl_require();
     size_t n = sizeof k_sd1 / sizeof k_sd1[0];
     char *out[64];
     CHECK_OK(hsd_ldm_unet_rename(out, k_sd1, n, "sd1-skeleton"));

@@ -1,7 +1,8 @@
-// LoRA against diffusers (tests/oracle/make_lora_cases.py, tests/data/lora):
-// random LoRAs in the kohya and diffusers/PEFT formats on the tiny
-// pipeline's U-Net and text encoder, hsd's unfused side products against
-// diffusers load_lora_weights + set_adapters at the same scales.
+// LoRA against diffusers (tests/oracle/make_lora_cases.py, tests/data/lora;
+// SDXL: make_lora_sdxl_cases.py, tests/data/lora_sdxl): random LoRAs in the
+// kohya and diffusers/PEFT formats on the tiny pipeline's U-Net and text
+// encoder(s), hsd's unfused side products against diffusers
+// load_lora_weights + set_adapters at the same scales.
 // - latents and decoded images: max|err| <= 1e-4 x max|ref|, the bound of
 //   test_pipeline (both sides fp32; the LoRA adds two rank-r GEMMs per
 //   layer whose rounding is of the same ~1e-6 relative size per call);
@@ -80,7 +81,7 @@ static void check_edge_refused(void) {
                                     .n_loras = 1, .threads = 2};
     struct hsd_pipeline *p = NULL;
     enum hsd_status s = hsd_pipeline_load(&p, &c);
-    printf("kohya LoRA on the BK-SDM-shaped edge U-Net: %s\n", hsd_last_error());
+    printf("kohya LoRA on the smaller edge U-Net: %s\n", hsd_last_error());
     CHECKF(s == HSD_ERR_SHAPE && strstr(hsd_last_error(), "edge U-Net"),
            "a LoRA that does not fit the edge U-Net must fail the load");
     hsd_clear_error();
@@ -129,17 +130,22 @@ static void check_mixed_batch(struct hsd_pipeline *p) {
         for (int i = 0; i < N; i++) hsd_sampler_free(&s[v][i]);
 }
 
-int main(void) {
-    snprintf(g_large, sizeof g_large, "%s/pipeline/large", HSD_TEST_DATA);
-    snprintf(g_edge, sizeof g_edge, "%s/pipeline/edge", HSD_TEST_DATA);
-    snprintf(g_kohya, sizeof g_kohya, "%s/lora/kohya.safetensors", HSD_TEST_DATA);
-    snprintf(g_peft, sizeof g_peft, "%s/lora/peft.safetensors", HSD_TEST_DATA);
+// test_lora [LORA_DIR PIPELINE_DIR]: the SD 1.x goldens (lora, pipeline)
+// or SDXL's (lora_sdxl, pipeline_sdxl: tests/oracle/make_lora_sdxl_cases.py,
+// kohya's SGM U-Net names and both text encoders).
+int main(int argc, char **argv) {
+    const char *lora = argc > 2 ? argv[1] : "lora", *pipe = argc > 2 ? argv[2] : "pipeline";
+    int sdxl = strstr(pipe, "sdxl") != NULL;
+    snprintf(g_large, sizeof g_large, "%s/%s/large", HSD_TEST_DATA, pipe);
+    snprintf(g_edge, sizeof g_edge, "%s/%s/edge", HSD_TEST_DATA, pipe);
+    snprintf(g_kohya, sizeof g_kohya, "%s/%s/kohya.safetensors", HSD_TEST_DATA, lora);
+    snprintf(g_peft, sizeof g_peft, "%s/%s/peft.safetensors", HSD_TEST_DATA, lora);
     char path[700];
-    snprintf(path, sizeof path, "%s/lora/cases.json", HSD_TEST_DATA);
+    snprintf(path, sizeof path, "%s/%s/cases.json", HSD_TEST_DATA, lora);
     json_error_t err;
     json_t *root = json_load_file(path, 0, &err);
     CHECKF(root != NULL, "%s: %s", path, err.text);
-    snprintf(path, sizeof path, "%s/lora/goldens.safetensors", HSD_TEST_DATA);
+    snprintf(path, sizeof path, "%s/%s/goldens.safetensors", HSD_TEST_DATA, lora);
     struct hsd_safetensors *g = NULL;
     CHECK_OK(hsd_safetensors_open(&g, path));
     struct hsd_pipeline *p = root && g ? load() : NULL;
@@ -148,7 +154,8 @@ int main(void) {
         size_t i;
         json_array_foreach(cases, i, c) check_case(p, c, g);
         check_control(g);
-        check_mixed_batch(p);
+        // SD 1.x's context shapes; the per-row mechanism is the same for SDXL.
+        if (!sdxl) check_mixed_batch(p);
     }
     check_edge_refused();
     hsd_pipeline_free(p);
