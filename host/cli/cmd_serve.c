@@ -183,13 +183,6 @@ int hsd_cmd_serve(int argc, char **argv) {
     struct hsd_pipeline_set set;
     int rc = 0;
     if (hsd_pipeline_set_load(&set, &pc, &spec, cpu_workers)) return hsd_cli_fail("serve");
-    if (set.n && hsd_pipeline_is_sdxl(set.pipes[0])) {
-        // The protocol does not carry SDXL's pooled embeddings and time ids yet.
-        fprintf(stderr, "hsd serve: %s is an SDXL model (text_encoder_2/); hsd serve and hsd "
-                        "edge run SD 1.x/2.x only for now, use hsd generate\n", model);
-        hsd_pipeline_set_free(&set);
-        return 1;
-    }
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);

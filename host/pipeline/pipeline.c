@@ -437,8 +437,8 @@ enum hsd_status hsd_pipeline_encode_ids(struct hsd_pipeline *p, float *out, cons
 // the negative embeddings are zeros; otherwise the negative prompt ("" if
 // none) is encoded from hidden_states[-2] whatever clip_skip says, as
 // diffusers does. Both passes get the same time ids (no negative sizes).
-static enum hsd_status encode_sdxl(struct hsd_pipeline *p, const struct hsd_gen_request *r,
-                                   int cfg, float *emb) {
+enum hsd_status hsd_pipeline_encode_sdxl(struct hsd_pipeline *p, const struct hsd_gen_request *r,
+                                         int cfg, float *emb) {
     const size_t ctx = (size_t)HSD_TEXT_LEN * p->ctx_dim, pd = (size_t)p->pooled_dim;
     const size_t per = hsd_pipeline_cond_floats(p);
     float *pos = emb + (cfg ? per : 0);
@@ -496,7 +496,7 @@ enum hsd_status hsd_pipeline_generate(struct hsd_pipeline *p, const struct hsd_g
         else if (!(emb = malloc((size_t)(cfg ? 2 : 1) * ctx * sizeof *emb)))
             s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
         else
-            s = encode_sdxl(p, r, cfg, emb);
+            s = hsd_pipeline_encode_sdxl(p, r, cfg, emb);
     } else {
         s = hsd_pipeline_encode_prompts_lora(p, &emb, &n_ctx, cfg ? texts : texts + 1,
                                              cfg ? 2 : 1, r->prompt_style, r->clip_skip,
