@@ -25,6 +25,12 @@ enum hsd_status hsd_service_check_fit(const struct hsd_pipeline *p, const struct
                         "this service's model (%s) makes %d-wide ones; these models cannot "
                         "work together",
                         g->edge_ctx_c, g->edge_ctx_c, sdxl ? "SDXL" : "SD 1.x/2.x", ctx);
+    if (g->edge_ctx_c && g->edge_pooled_c && pooled && g->edge_pooled_c != pooled)
+        return hsd_fail(HSD_ERR_INVALID_ARG,
+                        "edge_pooled_c %u: the edge's U-Net takes %u-wide pooled text "
+                        "embeddings, this service's SDXL model makes %d-wide ones; these models "
+                        "cannot work together",
+                        g->edge_pooled_c, g->edge_pooled_c, pooled);
     if (g->edge_ctx_c && g->edge_pooled_c != pooled)
         return hsd_fail(HSD_ERR_INVALID_ARG,
                         "edge_pooled_c %u: the edge's U-Net %s, this service's model %s; these "
