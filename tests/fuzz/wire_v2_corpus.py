@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Writes the version 2 seed files of tests/fuzz/corpus/wire from
-docs/protocol.md's tables alone (struct + zlib, not the C encoder), so that
-test_net_wire's corpus check compares two implementations of the spec:
+"""Writes the version 2 seed files of tests/fuzz/corpus/wire (and one of
+tests/fuzz/corpus/edge_result) from docs/protocol.md's tables alone (struct
++ zlib, not the C encoder), so that test_net_wire's corpus check compares
+two implementations of the spec:
 
-    python3 tests/fuzz/wire_v2_corpus.py tests/fuzz/corpus/wire
+    python3 tests/fuzz/wire_v2_corpus.py tests/fuzz/corpus
 
 valid_* must decode and re-encode to the same bytes; bad_* must be refused.
 """
@@ -49,8 +50,25 @@ def result_v2(time_id=768.0):
     return fixed + latent + struct.pack("<I", len(state)) + state + emb + pooled + ids
 
 
-def main(out):
-    out = Path(out)
+def result_to_v2(v1, pooled_c=8):
+    """A version 1 RESULT (a real one: its sampler state verifies) made
+    version 2 with pooled embeddings and the time ids fuzz_edge_result's
+    request implies (no original size or crop: (8h, 8w, 0, 0, 8h, 8w))."""
+    rid = struct.unpack_from("<Q", v1, 16)[0]
+    payload = v1[32:]
+    n_emb = payload[5]
+    h, w = struct.unpack_from("<HH", payload, 8)
+    ids = [8.0 * h, 8.0 * w, 0.0, 0.0, 8.0 * h, 8.0 * w]
+    pooled = struct.pack(f"<{n_emb * pooled_c}f", *[0.5 - 0.125 * i for i in range(n_emb * pooled_c)])
+    body = payload[:32] + struct.pack("<HH", pooled_c, 6) + payload[32:] + pooled
+    return message(2, 2, rid, body + struct.pack(f"<{6 * n_emb}f", *(ids * n_emb)))
+
+
+def main(corpus):
+    corpus = Path(corpus)
+    out = corpus / "wire"
+    edge = corpus / "edge_result"
+    (edge / "real_result_v2_sdxl").write_bytes(result_to_v2((edge / "real_result_0").read_bytes()))
     files = {
         "valid_generate_v2_sdxl": message(2, 1, 11, generate_v2()),
         "valid_result_v2_sdxl": message(2, 2, 11, result_v2()),
