@@ -50,7 +50,7 @@ static void count_error(struct service *sv, enum hsd_wire_error code) {
 }
 
 // An ERROR in the request's protocol version (docs/protocol.md §6: a v1
-// client cannot read a v2 header); one we could not read gets ours.
+// client cannot read a v2 header); one we could not read gets version 1.
 static void reply_error(struct service *sv, const struct hsd_net_route *to, uint16_t version,
                         uint64_t id, enum hsd_wire_error code, uint32_t retry_ms,
                         const char *text) {

@@ -176,7 +176,7 @@ int hsd_wire_version_ok(uint16_t version) {
 void hsd_wire_set_version(void *msg, size_t len, uint16_t version) {
     if (len < HSD_WIRE_HEADER_SIZE) return;
     struct wire_wr w = {(uint8_t *)msg, 4};
-    wr_u16(&w, hsd_wire_version_ok(version) ? version : HSD_WIRE_VERSION);
+    wr_u16(&w, hsd_wire_version_ok(version) ? version : HSD_WIRE_VERSION_MIN);
     hsd_wire_update_checksum(msg, len);
 }
 

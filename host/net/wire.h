@@ -346,7 +346,8 @@ enum hsd_status hsd_wire_encode_error(void *buf, size_t cap, size_t *len, uint64
 // Rewrites the version of an encoded message without an auth block (an
 // ERROR reply) and its checksum, so a reply answers in its request's
 // version. A version outside HSD_WIRE_VERSION_MIN..HSD_WIRE_VERSION (a
-// request this peer could not read) leaves HSD_WIRE_VERSION.
+// request this peer could not read: garbage, a newer version) gets version
+// 1, whose ERROR layout every version keeps, so any client can read it.
 void hsd_wire_set_version(void *msg, size_t len, uint16_t version);
 // 1 when this build decodes `version`.
 int hsd_wire_version_ok(uint16_t version);
