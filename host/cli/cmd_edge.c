@@ -375,6 +375,13 @@ int hsd_cmd_edge(int argc, char **argv) {
     t_load = hsd_cli_now_s() - t_load;
     co.endpoints = endpoints;
     co.n_endpoints = n_endpoints;
+    if (http && hsd_pipeline_is_sdxl(p)) {
+        // The A1111 API path (host/edge/a1111_*) has not been checked with
+        // SDXL's conditioning; the CLI path has (tests/cli/sdxl_serve.sh).
+        hsd_fail(HSD_ERR_UNSUPPORTED, "%s: an SDXL model; hsd edge --http serves SD 1.x/2.x "
+                 "only for now (hsd edge without --http takes SDXL)", pc.model);
+        goto fail;
+    }
     if (http) {
         hc.addr = http_addr;
         hc.p = &p;  // the daemon may reload it with another VAE

@@ -285,13 +285,14 @@ enum hsd_status hsd_pipeline_validate(const struct hsd_pipeline *p, const struct
     return HSD_OK;
 }
 
-// SDXL's conditioning (pooled embeddings, time ids) does not travel in
-// hsd serve / hsd edge yet; the SD 1.x stages refuse an SDXL pipeline.
+// These SD 1.x/2.x stages make no pooled embedding or time ids: an SDXL
+// pipeline encodes with hsd_pipeline_encode_sdxl and steps with
+// hsd_pipeline_denoise_step.
 static enum hsd_status not_sdxl(const struct hsd_pipeline *p, const char *what) {
     if (!p->text2) return HSD_OK;
     return hsd_fail(HSD_ERR_UNSUPPORTED,
-                    "%s: SDXL models run in hsd generate only (hsd serve / hsd edge do not "
-                    "carry SDXL's pooled embeddings and time ids yet)",
+                    "%s: an SD 1.x/2.x stage; SDXL models encode with both text encoders "
+                    "(hsd_pipeline_encode_sdxl)",
                     what);
 }
 
