@@ -32,8 +32,10 @@ struct hsd_sched_req {
     double queue_ms, device_ms;
     int h, w, cfg, clip_skip;
     size_t lat;
-    float *latent, *emb;            // emb: [cfg ? 2 : 1, n_ctx, C]: [cond, uncond]
+    float *latent, *emb;            // emb: [cfg ? 2 : 1, pass]: [cond, uncond]
     int n_ctx;                      // context tokens: 77, or 77 x chunks (A1111 prompts)
+    size_t pass;                    // floats of one pass: n_ctx x C, and for SDXL the pooled
+                                    // embedding and time ids after it (hsd_pipeline_cond_floats)
     struct hsd_sampler sampler;     // the admission state until hand-over (resident steps
                                     // run on the device, docs/denoise_step.md)
     int sampler_ready;
@@ -220,15 +222,16 @@ static void finalize(struct hsd_sched *s, struct hsd_sched_req *r, enum hsd_req_
 static void report(struct hsd_sched *s, struct done_list *dl) {
     for (int i = 0; i < dl->n; i++) {
         struct hsd_sched_req *r = dl->items[i];
-        int C = 0;
+        int C = 0, pooled = 0;
         if (r->emb) C = hsd_pipeline_text_width(s->dev[0].p);
+        if (r->emb) pooled = hsd_pipeline_pooled_dim(s->dev[0].p);
         struct hsd_sched_result res = {
             .state = r->state, .error = r->err, .error_text = r->err_text,
             .k_used = r->sampler_ready ? r->sampler.step : 0, .latent = r->latent,
             .c = hsd_pipeline_latent_channels(s->dev[0].p), .h = r->h, .w = r->w,
             .sampler = r->sampler_ready ? &r->sampler : NULL,
-            .cond = r->emb, .uncond = r->emb && r->cfg ? r->emb + (size_t)r->n_ctx * C : NULL,
-            .emb_c = C, .n_ctx = r->n_ctx, .device_ms = r->device_ms, .queue_ms = r->queue_ms};
+            .cond = r->emb, .uncond = r->emb && r->cfg ? r->emb + r->pass : NULL,
+            .emb_c = C, .n_ctx = r->n_ctx, .pooled_c = pooled, .device_ms = r->device_ms, .queue_ms = r->queue_ms};
         if (s->o.on_done) s->o.on_done(s->o.user, r->id, r->client, &res);
         free_req(r);
     }
@@ -392,14 +395,18 @@ static void shape_served(struct hsd_sched *s, int h, int w) {
 // request fails alone instead of failing its text-encoder batch.
 static enum hsd_status request_ids(const struct hsd_pipeline *p, struct hsd_sched_req *r) {
     enum hsd_status s = HSD_OK;
-    if (r->prm.gen.prompt_style == HSD_PROMPT_A1111) {
+    // SDXL's two tokenizers read the text (admit_sdxl); the service sends
+    // it text only (its handle_generate refuses token ids for SDXL).
+    if (hsd_pipeline_is_sdxl(p) && (r->prm.prompt_is_ids || r->prm.neg_is_ids))
+        return hsd_fail(HSD_ERR_INVALID_ARG, "SDXL models take text prompts, not token ids");
+    if (r->prm.gen.prompt_style == HSD_PROMPT_A1111 || hsd_pipeline_is_sdxl(p)) {
         // Encoded from the text at admission (A1111 chunks have no fixed
         // id list); this checks the weights and the chunk limit first.
-        s = hsd_pipeline_check_prompt(p, r->prompt, HSD_PROMPT_A1111, NULL);
+        s = hsd_pipeline_check_prompt(p, r->prompt, r->prm.gen.prompt_style, NULL);
         if (s) return hsd_fail_context(s, "prompt: ");
         if (r->cfg)
-            s = hsd_pipeline_check_prompt(p, r->negative ? r->negative : "", HSD_PROMPT_A1111,
-                                          NULL);
+            s = hsd_pipeline_check_prompt(p, r->negative ? r->negative : "",
+                                          r->prm.gen.prompt_style, NULL);
         return s ? hsd_fail_context(s, "negative prompt: ") : HSD_OK;
     }
     if (!r->prm.prompt_is_ids) {
@@ -431,8 +438,25 @@ static enum hsd_status classify_failure(struct device *d, enum hsd_status st) {
     return st;
 }
 
-// An A1111-style request's embeddings, [cond, uncond] (its own text-encoder
-// call: its chunk count is its own), with its text-encoder LoRAs.
+// Keeps a request's own text encoding `enc` (malloc'd, [uncond, cond] as
+// encoded, or [cond] without CFG; `per` floats a pass) as q->emb, [cond,
+// uncond] for the RESULT. Takes enc (freed).
+static enum hsd_status keep_passes(struct hsd_sched_req *q, float *enc, size_t per, int n_ctx) {
+    q->emb = malloc((q->cfg ? 2 : 1) * per * sizeof *q->emb);
+    if (!q->emb) {
+        free(enc);
+        return hsd_fail(HSD_ERR_NOMEM, "out of memory");
+    }
+    memcpy(q->emb, q->cfg ? enc + per : enc, per * sizeof *enc);
+    if (q->cfg) memcpy(q->emb + per, enc, per * sizeof *enc);
+    q->n_ctx = n_ctx;
+    q->pass = per;
+    free(enc);
+    return HSD_OK;
+}
+
+// An A1111-style request's embeddings (its own text-encoder call: its
+// chunk count is its own), with its text-encoder LoRAs.
 static enum hsd_status admit_a1111(struct hsd_pipeline *p, struct hsd_sched_req *q) {
     const char *texts[2] = {q->negative ? q->negative : "", q->prompt};
     float *emb = NULL;
@@ -441,17 +465,29 @@ static enum hsd_status admit_a1111(struct hsd_pipeline *p, struct hsd_sched_req 
         p, &emb, &n_ctx, q->cfg ? texts : texts + 1, q->cfg ? 2 : 1, HSD_PROMPT_A1111,
         q->clip_skip, q->prm.gen.lora_scales);
     if (s) return s;
-    size_t per = (size_t)n_ctx * hsd_pipeline_text_width(p);
-    q->emb = malloc((q->cfg ? 2 : 1) * per * sizeof *q->emb);
-    if (!q->emb) {
+    return keep_passes(q, emb, (size_t)n_ctx * hsd_pipeline_text_width(p), n_ctx);
+}
+
+// An SDXL request's conditioning (its own text-encoder calls: two
+// encoders, and the time ids are the request's): exactly
+// hsd_pipeline_generate's (hsd_pipeline_encode_sdxl), so a RESULT finished
+// on an edge gives the pixels of the in-process hybrid.
+static enum hsd_status admit_sdxl(struct hsd_pipeline *p, struct hsd_sched_req *q) {
+    const size_t per = hsd_pipeline_cond_floats(p);
+    float *emb = malloc((q->cfg ? 2 : 1) * per * sizeof *emb);
+    enum hsd_status s = emb ? hsd_pipeline_encode_sdxl(p, &q->prm.gen, q->cfg, emb)
+                            : hsd_fail(HSD_ERR_NOMEM, "out of memory");
+    if (s) {
         free(emb);
-        return hsd_fail(HSD_ERR_NOMEM, "out of memory");
+        return s;
     }
-    memcpy(q->emb, q->cfg ? emb + per : emb, per * sizeof *emb);
-    if (q->cfg) memcpy(q->emb + per, emb, per * sizeof *emb);
-    q->n_ctx = n_ctx;
-    free(emb);
-    return HSD_OK;
+    return keep_passes(q, emb, per, HSD_TEXT_LEN);
+}
+
+// Requests whose text is encoded by a call of their own, not in the
+// admission's shared text-encoder batch.
+static int own_text_call(const struct hsd_pipeline *p, const struct hsd_sched_req *q) {
+    return q->prm.gen.prompt_style == HSD_PROMPT_A1111 || hsd_pipeline_is_sdxl(p);
 }
 
 // Encodes the prompts of `reqs` in one text-encoder call and sets up their
@@ -462,7 +498,7 @@ static enum hsd_status admit_compute(struct device *d, struct hsd_sched_req **re
     size_t per = (size_t)HSD_TEXT_LEN * C;
     int rows = 0;
     for (int i = 0; i < n; i++)
-        if (reqs[i]->prm.gen.prompt_style != HSD_PROMPT_A1111) rows += reqs[i]->cfg ? 2 : 1;
+        if (!own_text_call(p, reqs[i])) rows += reqs[i]->cfg ? 2 : 1;
     float *emb = malloc((size_t)(rows ? rows : 1) * per * sizeof *emb);
     if (!emb) return hsd_fail(HSD_ERR_NOMEM, "out of memory");
     enum hsd_status s;
@@ -480,7 +516,7 @@ static enum hsd_status admit_compute(struct device *d, struct hsd_sched_req **re
         return hsd_fail(HSD_ERR_NOMEM, "out of memory");
     }
     for (int i = 0, r = 0; i < n; i++) {
-        if (reqs[i]->prm.gen.prompt_style == HSD_PROMPT_A1111) continue;
+        if (own_text_call(p, reqs[i])) continue;
         if (reqs[i]->cfg) {
             lora[r] = reqs[i]->prm.gen.lora_scales;
             memcpy(ids + (size_t)r++ * HSD_TEXT_LEN, reqs[i]->prm.neg_ids,
@@ -502,13 +538,15 @@ static enum hsd_status admit_compute(struct device *d, struct hsd_sched_req **re
             s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
             break;
         }
-        if (q->prm.gen.prompt_style == HSD_PROMPT_A1111) {
-            if (!(s = admit_a1111(p, q))) s = hsd_pipeline_init_image(p, &q->prm.gen, 0, q->latent, &q->sampler);
+        if (own_text_call(p, q)) {
+            s = hsd_pipeline_is_sdxl(p) ? admit_sdxl(p, q) : admit_a1111(p, q);
+            if (!s) s = hsd_pipeline_init_image(p, &q->prm.gen, 0, q->latent, &q->sampler);
             if (!s) q->sampler_ready = 1;
             continue;
         }
         int k = q->cfg ? 2 : 1;
         q->n_ctx = HSD_TEXT_LEN;
+        q->pass = per;
         q->emb = malloc((size_t)k * per * sizeof *q->emb);
         if (!q->emb) {
             s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
@@ -555,8 +593,12 @@ static int pick_batch(struct hsd_sched *s, struct device *d, struct hsd_sched_re
         if ((r->state != HSD_REQ_ADMITTED && r->state != HSD_REQ_RUNNING) || r->in_flight)
             continue;
         if (r->slot_dev && r->slot_dev != d) continue;
-        // One U-Net call: one latent size and one context length.
-        if (r->h != first->h || r->w != first->w || r->n_ctx != first->n_ctx) continue;
+        // One U-Net call: one latent size and one context length
+        // (and one conditioning layout: SDXL's pooled embeddings and time ids
+        // never share a call with SD 1.x/2.x rows).
+        if (r->h != first->h || r->w != first->w || r->n_ctx != first->n_ctx ||
+            r->pass != first->pass)
+            continue;
         int need = r->cfg ? 2 : 1;
         if (n > 0 && rows + need > s->o.max_batch_rows) break;
         r->in_flight = 1;
@@ -589,7 +631,6 @@ static enum hsd_status run_batch(struct device *d, struct hsd_sched_req **batch,
                                  int w) {
     int ids[256];
     struct hsd_unet *unet = hsd_pipeline_unet(d->p, 0);
-    const size_t C = (size_t)batch[0]->n_ctx * hsd_pipeline_text_width(d->p);
     int per_step = !hsd_pipeline_resident_ok(d->p, unet);
     for (int i = 0; i < n && !per_step; i++)
         per_step = !hsd_pipeline_resident_request_ok(d->p, batch[i]->prm.gen.sampler,
@@ -618,7 +659,7 @@ static enum hsd_status run_batch(struct device *d, struct hsd_sched_req **batch,
             items[i] = (struct hsd_denoise_item){r->latent,
                                                  &r->sampler,
                                                  r->emb,
-                                                 r->cfg ? r->emb + C : NULL,
+                                                 r->cfg ? r->emb + r->pass : NULL,
                                                  r->prm.gen.guidance_scale,
                                                  r->n_ctx,
                                                  r->prm.gen.lora_scales};
@@ -631,7 +672,7 @@ static enum hsd_status run_batch(struct device *d, struct hsd_sched_req **batch,
             int end = hsd_sampler_n_calls(&r->sampler);
             if (r->prm.k_max < end) end = r->prm.k_max;
             enum hsd_status st = hsd_pipeline_slot_acquire(
-                d->p, &r->slot, r->latent, &r->sampler, r->emb, r->cfg ? r->emb + C : NULL,
+                d->p, &r->slot, r->latent, &r->sampler, r->emb, r->cfg ? r->emb + r->pass : NULL,
                 r->prm.gen.guidance_scale, end - r->sampler.step, h, w);
             if (st) return st;
             r->slot_dev = d;

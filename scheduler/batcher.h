@@ -62,8 +62,10 @@ struct hsd_sched_result {
     const float *latent;          // [c, h, w]
     int c, h, w;
     const struct hsd_sampler *sampler;
-    const float *cond, *uncond;   // [n_ctx, emb_c]; uncond NULL without CFG
+    const float *cond, *uncond;   // [n_ctx, emb_c] (+ SDXL's pooled [pooled_c] and time ids
+                                  // [HSD_SDXL_N_TIME_IDS] after it); uncond NULL without CFG
     int emb_c;
+    int pooled_c;                 // SDXL's pooled embedding width; 0: SD 1.x/2.x
     int n_ctx;                    // context tokens: 77, or 77 x chunks (A1111 prompts)
     double device_ms;             // this request's share of its batches' time
     double queue_ms;              // submit -> admission

@@ -24,6 +24,7 @@ struct pending {
     uint64_t sched_id;
     struct hsd_net_route route;
     int include_text;
+    uint16_t version;  // the GENERATE's: its RESULT or ERROR answers in it
     uint8_t sampler;
     uint16_t steps;
     struct pending *next;
@@ -48,12 +49,16 @@ static void count_error(struct service *sv, enum hsd_wire_error code) {
     pthread_mutex_unlock(&sv->mu);
 }
 
-static void reply_error(struct service *sv, const struct hsd_net_route *to, uint64_t id,
-                        enum hsd_wire_error code, uint32_t retry_ms, const char *text) {
+// An ERROR in the request's protocol version (docs/protocol.md §6: a v1
+// client cannot read a v2 header); one we could not read gets version 1.
+static void reply_error(struct service *sv, const struct hsd_net_route *to, uint16_t version,
+                        uint64_t id, enum hsd_wire_error code, uint32_t retry_ms,
+                        const char *text) {
     char buf[HSD_WIRE_ERROR_MAX_SIZE];
     size_t len;
     count_error(sv, code);
     if (hsd_wire_encode_error(buf, sizeof buf, &len, id, code, retry_ms, "%s", text)) return;
+    hsd_wire_set_version(buf, len, version);
     if (hsd_net_server_reply(sv->srv, to, buf, len))
         HSD_WARN("reply to request %llu failed: %s", (unsigned long long)id, hsd_last_error());
 }
@@ -77,26 +82,32 @@ static void on_done(void *user, uint64_t sched_id, void *client, const struct hs
                                    : r->error == HSD_SCHED_E_SHUTDOWN ? HSD_WIRE_E_SHUTTING_DOWN
                                    : r->error == HSD_SCHED_E_BAD_REQUEST ? HSD_WIRE_E_BAD_REQUEST
                                                                           : HSD_WIRE_E_INTERNAL;
-        reply_error(sv, &route, pd->request_id, code,
+        reply_error(sv, &route, pd->version, pd->request_id, code,
                     code == HSD_WIRE_E_SHUTTING_DOWN ? 1000 : 0, r->error_text);
         free(pd);
         return;
     }
     size_t st_len = hsd_sampler_serialized_size(r->sampler);
     void *st_buf = malloc(st_len ? st_len : 1);
-    struct hsd_wire_msg m = {.type = HSD_WIRE_RESULT, .request_id = pd->request_id};
+    struct hsd_wire_msg m = {.version = pd->version, .type = HSD_WIRE_RESULT,
+                             .request_id = pd->request_id};
     struct hsd_wire_result *res = &m.u.result;
     enum hsd_status s = st_buf ? hsd_sampler_serialize(r->sampler, st_buf, st_len)
                                : hsd_fail(HSD_ERR_NOMEM, "out of memory");
     float *emb = NULL;
     int n_emb = pd->include_text ? (r->uncond ? 2 : 1) : 0;
+    // SDXL: each pass is [context, pooled, time ids] (pipeline.h); the
+    // RESULT carries the three as arrays of their own (§5.2, version 2).
+    const size_t per = (size_t)r->n_ctx * r->emb_c, pc = (size_t)r->pooled_c;
+    const size_t nt = pc ? HSD_WIRE_N_TIME_IDS : 0;
     if (!s && n_emb) {
-        size_t per = (size_t)r->n_ctx * r->emb_c;
-        emb = malloc((size_t)n_emb * per * sizeof *emb);
+        emb = malloc((size_t)n_emb * (per + pc + nt) * sizeof *emb);
         if (!emb) s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
-        else {
-            memcpy(emb, r->cond, per * sizeof *emb);
-            if (n_emb == 2) memcpy(emb + per, r->uncond, per * sizeof *emb);
+        for (int i = 0; !s && i < n_emb; i++) {
+            const float *src = i ? r->uncond : r->cond;
+            memcpy(emb + i * per, src, per * sizeof *emb);
+            memcpy(emb + n_emb * per + i * pc, src + per, pc * sizeof *emb);
+            memcpy(emb + n_emb * (per + pc) + i * nt, src + per + pc, nt * sizeof *emb);
         }
     }
     void *buf = NULL;
@@ -115,12 +126,19 @@ static void on_done(void *user, uint64_t sched_id, void *client, const struct hs
         res->emb_t = n_emb ? (uint16_t)r->n_ctx : 0;
         res->emb_c = n_emb ? (uint16_t)r->emb_c : 0;
         res->emb = emb;
+        if (emb && pc) {
+            res->pooled_c = (uint16_t)pc;
+            res->n_time_ids = (uint16_t)nt;
+            res->pooled = emb + n_emb * per;
+            res->time_ids = emb + n_emb * (per + pc);
+        }
         res->device_ms = r->device_ms;
         res->queue_ms = r->queue_ms;
         s = hsd_wire_encode_alloc(&buf, &len, &m);
     }
     if (s) {
-        reply_error(sv, &route, pd->request_id, HSD_WIRE_E_INTERNAL, 0, hsd_last_error());
+        reply_error(sv, &route, pd->version, pd->request_id, HSD_WIRE_E_INTERNAL, 0,
+                    hsd_last_error());
     } else if (hsd_net_server_reply(sv->srv, &route, buf, len)) {
         HSD_WARN("RESULT for request %llu not sent: %s", (unsigned long long)pd->request_id,
                  hsd_last_error());
@@ -188,13 +206,20 @@ static void handle_generate(struct service *sv, struct hsd_pipeline *p0,
     int draining = sv->draining;
     pthread_mutex_unlock(&sv->mu);
     if (draining) {
-        reply_error(sv, route, m->request_id, HSD_WIRE_E_SHUTTING_DOWN, 1000,
+        reply_error(sv, route, m->version, m->request_id, HSD_WIRE_E_SHUTTING_DOWN, 1000,
                     "the service is shutting down");
         return;
     }
     if (g->model.n) {
-        reply_error(sv, route, m->request_id, HSD_WIRE_E_BAD_REQUEST, 0,
+        reply_error(sv, route, m->version, m->request_id, HSD_WIRE_E_BAD_REQUEST, 0,
                     "this service serves one model; leave the model name empty");
+        return;
+    }
+    // A request this model cannot answer, or whose edge cannot finish what
+    // it would get, is refused before any compute.
+    if (hsd_service_check_fit(p0, m)) {
+        reply_error(sv, route, m->version, m->request_id, HSD_WIRE_E_BAD_REQUEST, 0,
+                    hsd_last_error());
         return;
     }
     struct hsd_sched_params prm = {0};
@@ -209,6 +234,10 @@ static void handle_generate(struct service *sv, struct hsd_pipeline *p0,
     prm.gen.clip_skip = g->clip_skip;
     prm.gen.prompt_style = g->flags & HSD_WIRE_GEN_A1111 ? HSD_PROMPT_A1111 : HSD_PROMPT_DIFFUSERS;
     prm.gen.split = -1;
+    prm.gen.original_width = g->original_width;  // SDXL micro-conditioning; 0 = default
+    prm.gen.original_height = g->original_height;
+    prm.gen.crop_top = g->crop_top;
+    prm.gen.crop_left = g->crop_left;
     prm.k_min = g->k_min;
     prm.k_max = g->k_max;
     prm.deadline_ms = g->deadline_ms;
@@ -222,7 +251,8 @@ static void handle_generate(struct service *sv, struct hsd_pipeline *p0,
     struct pending *pd = calloc(1, sizeof *pd);
     if (!pd && !s) s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
     if (s) {
-        reply_error(sv, route, m->request_id, HSD_WIRE_E_BAD_REQUEST, 0, hsd_last_error());
+        reply_error(sv, route, m->version, m->request_id, HSD_WIRE_E_BAD_REQUEST, 0,
+                    hsd_last_error());
         free(pd);
         free(prompt);
         free(neg);
@@ -232,6 +262,7 @@ static void handle_generate(struct service *sv, struct hsd_pipeline *p0,
     pd->request_id = m->request_id;
     pd->route = *route;
     pd->include_text = (g->flags & HSD_WIRE_GEN_TEXT_EMB) != 0;
+    pd->version = m->version;
     pd->sampler = g->sampler;
     pd->steps = g->steps;
     // Listed before submit: on_done may run before submit returns.
@@ -253,7 +284,7 @@ static void handle_generate(struct service *sv, struct hsd_pipeline *p0,
                 break;
             }
         pthread_mutex_unlock(&sv->mu);
-        reply_error(sv, route, m->request_id,
+        reply_error(sv, route, m->version, m->request_id,
                     busy ? (sv->draining ? HSD_WIRE_E_SHUTTING_DOWN : HSD_WIRE_E_BUSY)
                          : HSD_WIRE_E_BAD_REQUEST,
                     retry, hsd_last_error());
@@ -280,7 +311,8 @@ static void handle_cancel(struct service *sv, const struct hsd_wire_msg *m, cons
     uint64_t sid = pd ? pd->sched_id : 0;
     pthread_mutex_unlock(&sv->mu);
     int ok = sid ? hsd_sched_cancel(sv->sched, sid) : 0;
-    struct hsd_wire_msg a = {.type = HSD_WIRE_CANCEL_ACK, .request_id = m->request_id};
+    struct hsd_wire_msg a = {.version = m->version, .type = HSD_WIRE_CANCEL_ACK,
+                             .request_id = m->request_id};
     a.u.cancel_ack.target = m->u.cancel.target;
     a.u.cancel_ack.cancelled = (uint8_t)ok;
     char buf[256];
@@ -292,7 +324,8 @@ static void handle_status(struct service *sv, const struct hsd_wire_msg *m,
                           const struct hsd_net_route *route) {
     struct hsd_sched_stats st;
     hsd_sched_get_stats(sv->sched, &st);
-    struct hsd_wire_msg a = {.type = HSD_WIRE_STATUS, .request_id = m->request_id};
+    struct hsd_wire_msg a = {.version = m->version, .type = HSD_WIRE_STATUS,
+                             .request_id = m->request_id};
     struct hsd_wire_status *w = &a.u.status;
     w->health = sv->draining ? HSD_WIRE_HEALTH_DRAINING
                 : st.healthy_devices < st.devices ? HSD_WIRE_HEALTH_DEGRADED
@@ -356,11 +389,11 @@ static int handle_msg(struct service *sv, struct hsd_pipeline *p0, struct hsd_ne
         struct hsd_wire_frame f;
         enum hsd_wire_error ignored;
         hsd_wire_peek_frame(&f, &ignored, msg->data, msg->len);  // request id, if readable
-        reply_error(sv, &msg->route, f.request_id, code, 0, hsd_last_error());
+        reply_error(sv, &msg->route, f.version, f.request_id, code, 0, hsd_last_error());
         return 0;
     }
     if (hsd_wire_decode(&m, &code, msg->data, msg->len)) {
-        reply_error(sv, &msg->route, m.request_id, code, 0, hsd_last_error());
+        reply_error(sv, &msg->route, m.version, m.request_id, code, 0, hsd_last_error());
         return 0;
     }
     char key_id[HSD_WIRE_KEY_ID_SIZE] = "";
@@ -376,7 +409,8 @@ static int handle_msg(struct service *sv, struct hsd_pipeline *p0, struct hsd_ne
             // block and GENERATE's sizes from m, not from the bytes again.
             if (hsd_auth_check_msg(sv->auth, &m, msg->data, msg->len, hsd_auth_now_ms(), &key,
                                    &code, &retry)) {
-                reply_error(sv, &msg->route, m.request_id, code, retry, hsd_last_error());
+                reply_error(sv, &msg->route, m.version, m.request_id, code, retry,
+                            hsd_last_error());
                 return 0;
             }
             snprintf(key_id, sizeof key_id, "%s", hsd_auth_key_id(key));
@@ -390,7 +424,7 @@ static int handle_msg(struct service *sv, struct hsd_pipeline *p0, struct hsd_ne
     case HSD_WIRE_CANCEL: handle_cancel(sv, &m, key_id, &msg->route); break;
     case HSD_WIRE_STATUS_REQUEST: handle_status(sv, &m, &msg->route); break;
     default:
-        reply_error(sv, &msg->route, m.request_id, HSD_WIRE_E_BAD_MESSAGE, 0,
+        reply_error(sv, &msg->route, m.version, m.request_id, HSD_WIRE_E_BAD_MESSAGE, 0,
                     "not a request type");
     }
     return m.type;

@@ -7,6 +7,7 @@
 #include <signal.h>
 
 #include "batcher.h"
+#include "net/wire.h"
 
 struct hsd_service_opts {
     const char *const *endpoints;  // tcp://host:port, ipc:///path
@@ -31,6 +32,11 @@ struct hsd_service_opts {
 enum hsd_status hsd_service_run(struct hsd_pipeline *const *devices, int n_devices,
                                 const struct hsd_service_opts *opts,
                                 volatile sig_atomic_t *stop);
+
+// Whether GENERATE `m` fits model `p` and the edge U-Net it describes
+// (request_fit.c): HSD_ERR_INVALID_ARG with a message naming the field
+// (a BAD_REQUEST before any compute) otherwise.
+enum hsd_status hsd_service_check_fit(const struct hsd_pipeline *p, const struct hsd_wire_msg *m);
 
 // The metrics text (Prometheus exposition format) for the current stats:
 // the pool's aggregates, then one series per device (`devs`, n_devs of them,

@@ -17,6 +17,15 @@ add_test(NAME test_edge_cli COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/edge_vs_gene
 set_tests_properties(test_edge_cli PROPERTIES LABELS integration TIMEOUT 180
                      ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
 
+# Hybrid SDXL across the network (issue 11 item 6): `hsd edge` with the
+# oracle's small SDXL U-Net against `hsd serve` with its SDXL pipeline ==
+# `hsd generate --split k` (bitwise alone, within 1/255 batched), the time
+# ids matter, bad pairs refused naming the field. ~30 s on 2 cores.
+add_test(NAME test_sdxl_serve COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/sdxl_serve.sh
+         $<TARGET_FILE:hsd> $<TARGET_FILE:test_edge_pngcmp> ${HSD_TEST_DATA})
+set_tests_properties(test_sdxl_serve PROPERTIES LABELS integration TIMEOUT 180
+                     ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
+
 # `hsd edge --http` (the AUTOMATIC1111 API and the page) against `hsd serve`
 # on loopback: tests/cli/edge_http.sh starts both and runs the `webuiapi`
 # client (tests/cli/edge_http_webuiapi.py: images equal `hsd generate

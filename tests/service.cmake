@@ -1,5 +1,7 @@
 hsd_add_test(test_sched_fsm LABELS unit TIMEOUT 30 SOURCES unit/test_sched_fsm.c LIBS hsd_sched)
 hsd_add_test(test_service LABELS unit TIMEOUT 300 SOURCES unit/test_service.c LIBS hsd_sched)
+# A GENERATE the model or the edge's U-Net cannot take: refused before compute.
+hsd_add_test(test_request_fit LABELS unit TIMEOUT 60 SOURCES unit/test_request_fit.c LIBS hsd_sched)
 hsd_add_test(test_batcher LABELS unit TIMEOUT 300 SOURCES unit/test_batcher.c LIBS hsd_sched)
 add_test(NAME test_serve_restart COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/serve_restart.sh
          $<TARGET_FILE:hsd> ${HSD_TEST_DATA})

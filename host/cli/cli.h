@@ -31,6 +31,16 @@ int hsd_cli_parse_int_list(const char *cmd, const char *flag, const char *arg, i
 // --warmup-sizes "512,768x512": up to 16 (width, height) pairs into out[32];
 // returns how many, or -1 after a usage error.
 int hsd_cli_parse_sizes(const char *cmd, const char *arg, int *out);
+// SDXL micro-conditioning (diffusers _get_add_time_ids): --original-size
+// WxH (original = 1: into r's original_width/height, both > 0) or --crop
+// TOP,LEFT (into crop_top/left), each integer in [0, max]; -1 after a
+// usage error.
+struct hsd_gen_request;
+int hsd_cli_parse_micro(const char *cmd, int original, const char *arg, int max,
+                        struct hsd_gen_request *r);
+#define HSD_CLI_MICRO_HELP                                                                  \
+    "  --original-size WxH  SDXL micro-conditioning (default: --width x --height)\n"      \
+    "  --crop TOP,LEFT      SDXL crop top-left conditioning (default 0,0)\n"
 // --prediction v|epsilon -> *out (enum hsd_prediction_choice of
 // pipeline/pipeline.h); -1 after a usage error.
 int hsd_cli_parse_prediction(const char *cmd, const char *v, int *out);

@@ -30,6 +30,23 @@ int hsd_cli_parse_buckets(const char *cmd, const char *arg, int *out) {
                                   HSD_PIPELINE_MAX_ROWS);
 }
 
+int hsd_cli_parse_micro(const char *cmd, int original, const char *arg, int max,
+                        struct hsd_gen_request *r) {
+    // WxH / TOP,LEFT: two integers in [0, max], one separator.
+    int a, b, n = -1;
+    const char *fmt = original ? "%d x %d%n" : "%d , %d%n";
+    if (sscanf(arg, fmt, &a, &b, &n) != 2 || arg[n] || a < 0 || b < 0 || a > max || b > max ||
+        (original && (!a || !b))) {
+        fprintf(stderr, "hsd %s: %s expects %s (each 0..%d), got '%s'\n", cmd,
+                original ? "--original-size" : "--crop", original ? "WIDTHxHEIGHT" : "TOP,LEFT",
+                max, arg);
+        return -1;
+    }
+    if (original) r->original_width = a, r->original_height = b;
+    else r->crop_top = a, r->crop_left = b;
+    return 0;
+}
+
 // "512,768x512": up to 16 sizes, each WxH or S (square).
 int hsd_cli_parse_sizes(const char *cmd, const char *arg, int *out) {
     int n = 0;

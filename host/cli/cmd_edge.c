@@ -68,6 +68,7 @@ static void usage(FILE *f) {
             "  --width W, --height H   pixels, multiples of 64 for SD (default 512x512)\n"
             "  --seed S             torch.Generator().manual_seed(S) (default 0)\n"
             "  --clip-skip K        the cloud text encoder's layer L-K (default 0 = last)\n"
+            HSD_CLI_MICRO_HELP
             "  --prompt-style S     diffusers (default, 77 tokens) or a1111 (75-token chunks,\n"
             "                       (text:1.2) emphasis; the cloud encodes, see hsd generate)\n"
             "  --vae full|tiny|DIR  decoder: EDGE_DIR/vae (default), EDGE_DIR/vae_tiny, or a\n"
@@ -201,6 +202,7 @@ int hsd_cmd_edge(int argc, char **argv) {
         {"lora", required_argument, 0, 'L'},
         {"prompt-style", required_argument, 0, 1000},
         {"prediction", required_argument, 0, 1001},
+        {"original-size", required_argument, 0, 1002}, {"crop", required_argument, 0, 1003},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     int c, v;
     optind = 1;
@@ -219,6 +221,11 @@ int hsd_cmd_edge(int argc, char **argv) {
                 return 2;
             }
             endpoints[n_endpoints++] = optarg;
+            break;
+        case 1002:
+        case 1003:
+            // The wire carries u16 pixels (docs/protocol.md §5.1).
+            if (hsd_cli_parse_micro("edge", c == 1002, optarg, 65535, &r.gen)) return 2;
             break;
         case 1001: {
             int pred;
@@ -364,14 +371,16 @@ int hsd_cmd_edge(int argc, char **argv) {
     if (backend && hsd_backend_open_one(backend, pc.threads, &be)) goto fail;
     pc.backend = be;
     if (hsd_pipeline_load(&p, &pc)) goto fail;
-    if (hsd_pipeline_is_sdxl(p)) {
-        hsd_fail(HSD_ERR_UNSUPPORTED, "%s: an SDXL model; hsd edge runs SD 1.x/2.x only for now "
-                 "(use hsd generate)", pc.model);
-        goto fail;
-    }
     t_load = hsd_cli_now_s() - t_load;
     co.endpoints = endpoints;
     co.n_endpoints = n_endpoints;
+    if (http && hsd_pipeline_is_sdxl(p)) {
+        // The A1111 API path (host/edge/a1111_*) has not been checked with
+        // SDXL's conditioning; the CLI path has (tests/cli/sdxl_serve.sh).
+        hsd_fail(HSD_ERR_UNSUPPORTED, "%s: an SDXL model; hsd edge --http serves SD 1.x/2.x "
+                 "only for now (hsd edge without --http takes SDXL)", pc.model);
+        goto fail;
+    }
     if (http) {
         hc.addr = http_addr;
         hc.p = &p;  // the daemon may reload it with another VAE

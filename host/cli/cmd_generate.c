@@ -38,8 +38,7 @@ static void usage(FILE *f) {
             "  --clip-skip K        use the text encoder's layer L-K (default 0 = last)\n"
             "  --prompt-style S     diffusers (default: 77 tokens, truncated, as diffusers) or\n"
             "                       a1111 (AUTOMATIC1111: 75-token chunks, (text:1.2) emphasis)\n"
-            "  --original-size WxH  SDXL micro-conditioning (default: --width x --height)\n"
-            "  --crop TOP,LEFT      SDXL crop top-left conditioning (default 0,0)\n"
+            HSD_CLI_MICRO_HELP
             "  --edge-model E       small U-Net for steps k..N-1: pipeline root, unet folder or\n"
             "                       single-file checkpoint (model.diffusion_model.* is read)\n"
             "  --split K            U-Net calls 0..K-1 on the large U-Net, the rest on the edge\n"
@@ -158,21 +157,9 @@ int hsd_cmd_generate(int argc, char **argv) {
             break;
         case 't': if ((pc.threads = hsd_cli_parse_int("generate", "--threads", optarg, 1, 1024)) < 0) return 2; break;
         case 'O':
-        case 'C': {
-            // WxH / TOP,LEFT: two integers in [0, 65536], one separator.
-            int a, b, n = -1;
-            const char *fmt = c == 'O' ? "%d x %d%n" : "%d , %d%n";
-            if (sscanf(optarg, fmt, &a, &b, &n) != 2 || optarg[n] || a < 0 || b < 0 ||
-                a > 65536 || b > 65536 || (c == 'O' && (!a || !b))) {
-                fprintf(stderr, "hsd generate: %s expects %s, got '%s'\n",
-                        c == 'O' ? "--original-size" : "--crop",
-                        c == 'O' ? "WIDTHxHEIGHT" : "TOP,LEFT", optarg);
-                return 2;
-            }
-            if (c == 'O') r.original_width = a, r.original_height = b;
-            else r.crop_top = a, r.crop_left = b;
+        case 'C':
+            if (hsd_cli_parse_micro("generate", c == 'O', optarg, 65536, &r)) return 2;
             break;
-        }
         case 'v': verbose = 1; hsd_log_set_level(HSD_LOG_INFO); break;
         case 'q': quiet = 1; break;
         case 'L': if (hsd_cli_lora_file("generate", &loras, optarg)) return 2; break;

@@ -23,8 +23,8 @@ static void usage(FILE *f) {
             "usage: hsd serve --model M --bind ENDPOINT [--bind ENDPOINT ...]\n"
             "                 (--keys FILE | --no-auth) [options]\n\n"
             "  --model M              the large model: pipeline folder (tokenizer/,\n"
-            "                         text_encoder/, unet/, vae/, scheduler/) or an SD 1.x/2.x\n"
-            "                         single-file .safetensors checkpoint\n"
+            "                         text_encoder/, unet/, vae/, scheduler/) or an SD 1.x/2.x/\n"
+            "                         SDXL single-file .safetensors checkpoint\n"
             HSD_CLI_PREDICTION_HELP
             "  --bind ENDPOINT        tcp://HOST:PORT or ipc:///PATH (repeatable)\n"
             "  --keys FILE            client keys: 'key_id hex_secret [rate_per_min=N] [burst=N]\n"
@@ -183,13 +183,6 @@ int hsd_cmd_serve(int argc, char **argv) {
     struct hsd_pipeline_set set;
     int rc = 0;
     if (hsd_pipeline_set_load(&set, &pc, &spec, cpu_workers)) return hsd_cli_fail("serve");
-    if (set.n && hsd_pipeline_is_sdxl(set.pipes[0])) {
-        // The protocol does not carry SDXL's pooled embeddings and time ids yet.
-        fprintf(stderr, "hsd serve: %s is an SDXL model (text_encoder_2/); hsd serve and hsd "
-                        "edge run SD 1.x/2.x only for now, use hsd generate\n", model);
-        hsd_pipeline_set_free(&set);
-        return 1;
-    }
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);

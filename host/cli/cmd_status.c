@@ -145,7 +145,9 @@ static void probe_send(struct probe *p, const struct hsd_auth_key *key, int time
         snprintf(p->error, sizeof p->error, "cannot open a socket: %s", hsd_last_error());
         return;
     }
-    struct hsd_wire_msg m = {.type = HSD_WIRE_STATUS_REQUEST,
+    // Version 1: STATUS is the same in every version, so a probe reads
+    // services of before version 2 too (docs/protocol.md §6).
+    struct hsd_wire_msg m = {.version = 1, .type = HSD_WIRE_STATUS_REQUEST,
                              .flags = HSD_WIRE_FLAG_AUTH,
                              .request_id = hsd_edge_random_id()};
     void *buf = NULL;

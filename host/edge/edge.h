@@ -95,6 +95,8 @@ struct hsd_edge_expect {
     int emb_c;  // the edge U-Net's cross-attention width (= its text encoder's)
     int vae_scale;  // pixels per latent cell (8)
     int embedded_guidance;  // LCM U-Net: guidance is its input, RESULTs carry no uncond
+    int pooled_c;  // SDXL-family edge U-Net: the pooled text-embedding width it takes (RESULT
+                   // version 2 must carry it and the time ids); 0: SD 1.x/2.x
     const struct hsd_noise_schedule *sched;  // NULL: not compared; else the
         // cloud's prediction type and training timesteps must match it
 };
@@ -106,9 +108,11 @@ struct hsd_edge_handover {
     int c, h, w;  // latent shape
     float *latent;  // [c, h, w]: x_k
     struct hsd_sampler sampler;  // step == k_used
-    float *cond;  // [n_ctx, emb_c]
-    float *uncond;  // [n_ctx, emb_c], NULL when CFG is off (guidance_scale <= 1)
+    float *cond;  // [n_ctx, emb_c] (+ SDXL: pooled [pooled_c], time ids [6]: pipeline.h's
+                  // hsd_denoise_item layout)
+    float *uncond;  // the same, NULL when CFG is off (guidance_scale <= 1)
     int emb_c;
+    int pooled_c;  // 0: SD 1.x/2.x
     int n_ctx;  // context tokens: 77, or 77 x chunks for --prompt-style a1111
     double device_ms, queue_ms;  // as the cloud reported them
 };
@@ -119,7 +123,9 @@ struct hsd_edge_handover {
 // deserializes (hsd_sampler_deserialize) and agrees (kind, n_steps, step ==
 // k_used, n_latent = c*h*w, schedule); embeddings present, 77 tokens of
 // emb_c (77 x 1..8 chunks in A1111 prompt style), two (cond, uncond) when
-// guidance_scale > 1, at least one otherwise.
+// guidance_scale > 1, at least one otherwise; for an SDXL edge (e->pooled_c
+// > 0) pooled embeddings of that width and time ids equal to the request's
+// (original size, crop, size), and none for any other edge.
 // Any mismatch: HSD_ERR_FORMAT with a message naming the field, what came
 // and what was expected. On success *out owns its buffers.
 enum hsd_status hsd_edge_verify_result(struct hsd_edge_handover *out,

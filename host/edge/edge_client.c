@@ -113,6 +113,10 @@ static enum attempt_result attempt(struct hsd_edge_handover *out, const struct a
     *hint = 0;
     struct hsd_wire_msg m;
     hsd_edge_build_generate(&m, a->r, a->id, a->deadline_ms, o->key != NULL);
+    // What the edge U-Net takes: the service refuses a model that does not
+    // fit it before any compute (docs/protocol.md §5.1).
+    m.u.generate.edge_ctx_c = (uint16_t)e->emb_c;
+    m.u.generate.edge_pooled_c = (uint16_t)e->pooled_c;
     void *buf = NULL;
     size_t len;
     if ((*st = hsd_edge_encode(&buf, &len, &m, o->key, hsd_auth_now_ms()))) return FAIL;

@@ -69,8 +69,9 @@ enum hsd_status hsd_edge_finish(struct hsd_pipeline *p, struct hsd_edge_handover
                                 struct hsd_edge_timing *t, hsd_progress_fn progress, void *user) {
     const struct hsd_gen_request *g = &r->gen;
     const int scale = hsd_pipeline_vae_scale(p);
+    const int pooled = hsd_pipeline_is_sdxl(p) ? hsd_pipeline_pooled_dim(p) : 0;
     if (h->c != hsd_pipeline_latent_channels(p) || h->emb_c != hsd_pipeline_text_width(p) ||
-        h->h * scale != g->height || h->w * scale != g->width)
+        h->pooled_c != pooled || h->h * scale != g->height || h->w * scale != g->width)
         return hsd_fail(HSD_ERR_SHAPE, "edge finish: the handover does not fit this edge model "
                                        "(verify it with hsd_edge_verify_result first)");
     struct hsd_edge_timing tm = {0};
@@ -104,13 +105,24 @@ enum hsd_status hsd_edge_generate_local(struct hsd_pipeline *p, const struct hsd
     // batch [negative, prompt] (or the prompt alone), then its initial latent.
     const char *texts[2] = {g.negative_prompt ? g.negative_prompt : "", g.prompt};
     double t0 = now_ms();
-    int n_ctx;
-    if ((s = hsd_pipeline_encode_prompts_lora(p, &emb, &n_ctx, cfg ? texts : texts + 1,
-                                              cfg ? 2 : 1, g.prompt_style, g.clip_skip,
-                                              g.lora_scales)))
-        goto done;
+    int n_ctx = HSD_TEXT_LEN;
+    size_t ctx;  // floats of one pass
+    if (hsd_pipeline_is_sdxl(p)) {
+        // Both encoders, pooled embedding and time ids, as generate does.
+        ctx = hsd_pipeline_cond_floats(p);
+        if (!(emb = malloc((cfg ? 2 : 1) * ctx * sizeof *emb))) {
+            s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        if ((s = hsd_pipeline_encode_sdxl(p, &g, cfg, emb))) goto done;
+    } else {
+        if ((s = hsd_pipeline_encode_prompts_lora(p, &emb, &n_ctx, cfg ? texts : texts + 1,
+                                                  cfg ? 2 : 1, g.prompt_style, g.clip_skip,
+                                                  g.lora_scales)))
+            goto done;
+        ctx = (size_t)n_ctx * hsd_pipeline_text_width(p);
+    }
     double text_ms = now_ms() - t0;
-    const size_t ctx = (size_t)n_ctx * hsd_pipeline_text_width(p);
     if ((s = hsd_pipeline_init_image(p, &g, 0, latent, &sampler))) goto done;
     s = steps_and_decode(p, latent, &sampler, cfg ? emb + ctx : emb, cfg ? emb : NULL, n_ctx, r,
                          h, w, rgb, &tm, progress, user);

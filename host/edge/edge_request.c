@@ -58,7 +58,16 @@ enum hsd_status hsd_edge_request_validate(const struct hsd_edge_request *r,
                         r->deadline_ms, HSD_WIRE_MAX_DEADLINE_MS);
     if (r->priority > HSD_WIRE_MAX_PRIORITY)
         return hsd_fail(HSD_ERR_INVALID_ARG, "priority must be in [0, %u]", HSD_WIRE_MAX_PRIORITY);
+    const int micro[4] = {g->original_width, g->original_height, g->crop_top, g->crop_left};
+    for (int i = 0; i < 4; i++)
+        if (micro[i] < 0 || micro[i] > (int)HSD_WIRE_MAX_MICRO)
+            return hsd_fail(HSD_ERR_INVALID_ARG,
+                            "original size and crop must be in [0, %u] pixels, got %d",
+                            HSD_WIRE_MAX_MICRO, micro[i]);
     if (!p) return HSD_OK;
+    if (hsd_pipeline_is_sdxl(p) && g->prompt_style == HSD_PROMPT_A1111)
+        return hsd_fail(HSD_ERR_UNSUPPORTED, "--prompt-style a1111: not supported for SDXL "
+                                             "models yet");
     // The edge model must be able to run every step itself (the fallback)
     // and the remaining ones of any k in the range.
     struct hsd_gen_request local = *g;
@@ -89,6 +98,11 @@ void hsd_edge_build_generate(struct hsd_wire_msg *m, const struct hsd_edge_reque
     w->deadline_ms = deadline_ms;
     w->clip_skip = (uint8_t)g->clip_skip;
     w->priority = r->priority;
+    // SDXL's micro-conditioning (ignored by SD 1.x/2.x models); 0 = default.
+    w->original_width = (uint16_t)g->original_width;
+    w->original_height = (uint16_t)g->original_height;
+    w->crop_top = (uint16_t)g->crop_top;
+    w->crop_left = (uint16_t)g->crop_left;
     const char *model = r->cloud_model ? r->cloud_model : "";
     w->model = (struct hsd_wire_str){model, strlen(model)};
     w->prompt.kind = HSD_WIRE_PROMPT_TEXT;

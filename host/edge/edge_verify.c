@@ -23,6 +23,34 @@ void hsd_edge_expect_from(struct hsd_edge_expect *e, const struct hsd_pipeline *
     e->vae_scale = hsd_pipeline_vae_scale(p);
     e->sched = hsd_pipeline_schedule(p);
     e->embedded_guidance = hsd_pipeline_guidance_embedded(p);
+    e->pooled_c = hsd_pipeline_is_sdxl(p) ? hsd_pipeline_pooled_dim(p) : 0;
+}
+
+// SDXL's added conditioning (RESULT version 2): pooled embeddings exactly
+// as wide as the edge U-Net takes, and the time ids this request asked for
+// (diffusers _get_add_time_ids), in every pass.
+static enum hsd_status check_added(const struct hsd_wire_result *res,
+                                   const struct hsd_edge_request *r,
+                                   const struct hsd_edge_expect *e) {
+    if (res->pooled_c != e->pooled_c)
+        return e->pooled_c
+                   ? bad("pooled_c %u: the edge's SDXL U-Net needs %d-wide pooled text "
+                         "embeddings (is the cloud's model SDXL?)",
+                         res->pooled_c, e->pooled_c)
+                   : bad("pooled_c %u: pooled text embeddings for an edge U-Net that takes none "
+                         "(an SDXL cloud and an SD 1.x/2.x edge)",
+                         res->pooled_c);
+    if (!e->pooled_c) return HSD_OK;
+    float want[HSD_SDXL_N_TIME_IDS], got;
+    hsd_pipeline_time_ids(&r->gen, want);
+    for (unsigned i = 0; i < (unsigned)res->n_emb * HSD_SDXL_N_TIME_IDS; i++) {
+        hsd_wire_read_f32(&got, (const uint8_t *)res->time_ids + 4 * i, 1);
+        if (got != want[i % HSD_SDXL_N_TIME_IDS])
+            return bad("time_ids[%u][%u] = %g, the request's is %g (original size, crop, size)",
+                       i / HSD_SDXL_N_TIME_IDS, i % HSD_SDXL_N_TIME_IDS, (double)got,
+                       (double)want[i % HSD_SDXL_N_TIME_IDS]);
+    }
+    return HSD_OK;
 }
 
 void hsd_edge_handover_free(struct hsd_edge_handover *h) {
@@ -81,6 +109,8 @@ enum hsd_status hsd_edge_verify_result(struct hsd_edge_handover *out,
         return bad("text embeddings %u wide, the edge U-Net attends to %d (the cloud's text "
                    "encoder does not fit this edge model)",
                    res->emb_c, e->emb_c);
+    enum hsd_status added = check_added(res, r, e);
+    if (added) return added;
 
     // The sampler state: deserialize validates it on its own terms (tables
     // consistent with its schedule and N, history length, CRC); then it
@@ -119,9 +149,12 @@ enum hsd_status hsd_edge_verify_result(struct hsd_edge_handover *out,
         return bad("sampler state %s", why);
     }
 
-    size_t ctx = (size_t)res->emb_t * res->emb_c;
+    // One pass as hsd_denoise_item takes it: context, then (SDXL) the
+    // pooled embedding and the time ids.
+    size_t ctx = (size_t)res->emb_t * res->emb_c, pc = res->pooled_c;
+    size_t nt = pc ? HSD_SDXL_N_TIME_IDS : 0, pass = ctx + pc + nt;
     out->latent = malloc(n_latent * sizeof(float));
-    out->cond = malloc((cfg ? 2 : 1) * ctx * sizeof(float));
+    out->cond = malloc((cfg ? 2 : 1) * pass * sizeof(float));
     if (!out->latent || !out->cond) {
         hsd_sampler_free(&s);
         hsd_edge_handover_free(out);
@@ -129,11 +162,14 @@ enum hsd_status hsd_edge_verify_result(struct hsd_edge_handover *out,
     }
     hsd_wire_read_f32(out->latent, res->latent, n_latent);
     // Wire order: [0] cond (the prompt), [1] uncond (the negative prompt).
-    hsd_wire_read_f32(out->cond, res->emb, ctx);
-    if (cfg) {
-        out->uncond = out->cond + ctx;
-        hsd_wire_read_f32(out->uncond, (const uint8_t *)res->emb + ctx * sizeof(float), ctx);
+    for (int i = 0; i < (cfg ? 2 : 1); i++) {
+        float *dst = out->cond + i * pass;
+        hsd_wire_read_f32(dst, (const uint8_t *)res->emb + i * ctx * sizeof(float), ctx);
+        hsd_wire_read_f32(dst + ctx, (const uint8_t *)res->pooled + i * pc * sizeof(float), pc);
+        hsd_wire_read_f32(dst + ctx + pc, (const uint8_t *)res->time_ids + i * nt * sizeof(float),
+                          nt);
     }
+    if (cfg) out->uncond = out->cond + pass;
     out->sampler = s;
     out->n_ctx = res->emb_t;
     out->k_used = res->k_used;
@@ -141,6 +177,7 @@ enum hsd_status hsd_edge_verify_result(struct hsd_edge_handover *out,
     out->h = res->h;
     out->w = res->w;
     out->emb_c = res->emb_c;
+    out->pooled_c = res->pooled_c;
     out->device_ms = res->device_ms;
     out->queue_ms = res->queue_ms;
     return HSD_OK;

@@ -169,6 +169,17 @@ void hsd_wire_update_checksum(void *msg, size_t len) {
     wr_u32(&w, crc);
 }
 
+int hsd_wire_version_ok(uint16_t version) {
+    return version >= HSD_WIRE_VERSION_MIN && version <= HSD_WIRE_VERSION;
+}
+
+void hsd_wire_set_version(void *msg, size_t len, uint16_t version) {
+    if (len < HSD_WIRE_HEADER_SIZE) return;
+    struct wire_wr w = {(uint8_t *)msg, 4};
+    wr_u16(&w, hsd_wire_version_ok(version) ? version : HSD_WIRE_VERSION_MIN);
+    hsd_wire_update_checksum(msg, len);
+}
+
 // ---------------------------------------------------------------------------
 // Decoding
 
@@ -194,10 +205,10 @@ static enum hsd_status frame(struct hsd_wire_frame *f, enum hsd_wire_error *code
     struct wire_rd r = {b, len, 4};
     uint16_t version = rd_u16(&r);
     f->version = version;
-    if (version != HSD_WIRE_VERSION)
+    if (!hsd_wire_version_ok(version))
         return wire_bad(&c, HSD_WIRE_E_BAD_VERSION,
-                        "protocol version %u; this peer speaks version %d only", version,
-                        HSD_WIRE_VERSION);
+                        "protocol version %u; this peer speaks versions %d..%d", version,
+                        HSD_WIRE_VERSION_MIN, HSD_WIRE_VERSION);
     if (len < HSD_WIRE_HEADER_SIZE) {
         if (len >= 24) {
             r.off = 16;
@@ -347,6 +358,9 @@ static enum hsd_status check_for_encode(const struct hsd_wire_msg *m, size_t *si
     struct wire_ctx c = {HSD_ERR_INVALID_ARG, &code, hsd_wire_type_name(m->type)};
     if (m->type < 1 || m->type > HSD_WIRE_TYPE_MAX)
         return wire_bad(&c, HSD_WIRE_E_BAD_MESSAGE, "unknown message type %u", m->type);
+    if (m->version && !hsd_wire_version_ok(m->version))
+        return wire_bad(&c, HSD_WIRE_E_BAD_VERSION, "protocol version %u: this build writes %d..%d",
+                        m->version, HSD_WIRE_VERSION_MIN, HSD_WIRE_VERSION);
     uint16_t unknown = m->flags & HSD_WIRE_FLAGS_CRITICAL & ~HSD_WIRE_FLAGS_KNOWN;
     if (unknown)
         return wire_bad(&c, HSD_WIRE_E_BAD_VERSION, "unknown critical flags 0x%04x", unknown);
@@ -372,7 +386,7 @@ static enum hsd_status check_for_encode(const struct hsd_wire_msg *m, size_t *si
 static void write_msg(uint8_t *b, size_t size, const struct hsd_wire_msg *m) {
     struct wire_wr w = {b, 0};
     wr_bytes(&w, HSD_WIRE_MAGIC, 4);
-    wr_u16(&w, HSD_WIRE_VERSION);
+    wr_u16(&w, m->version ? m->version : HSD_WIRE_VERSION);
     wr_u16(&w, m->type);
     wr_u16(&w, m->flags);
     wr_u16(&w, 0);
@@ -393,7 +407,7 @@ static void write_msg(uint8_t *b, size_t size, const struct hsd_wire_msg *m) {
 }
 
 enum hsd_status hsd_wire_encode(void *buf, size_t cap, size_t *len, const struct hsd_wire_msg *m) {
-    size_t size;
+    size_t size = 0;
     enum hsd_status s = check_for_encode(m, &size);
     if (s != HSD_OK) return s;
     if (cap < size)
@@ -406,7 +420,7 @@ enum hsd_status hsd_wire_encode(void *buf, size_t cap, size_t *len, const struct
 
 enum hsd_status hsd_wire_encode_alloc(void **buf, size_t *len, const struct hsd_wire_msg *m) {
     *buf = NULL;
-    size_t size;
+    size_t size = 0;
     enum hsd_status s = check_for_encode(m, &size);
     if (s != HSD_OK) return s;
     uint8_t *b = malloc(size);

@@ -1,4 +1,5 @@
-// The hsd wire protocol, version 1: one binary message per nanomsg message,
+// The hsd wire protocol, version 2 (version 1 still spoken): one binary
+// message per nanomsg message,
 // little-endian, specified field by field in docs/protocol.md (that page is
 // the contract; this header mirrors it).
 //
@@ -29,7 +30,8 @@ extern "C" {
 
 // ---- framing ----
 #define HSD_WIRE_MAGIC "HSDW"  // bytes 48 53 44 57 at offset 0
-#define HSD_WIRE_VERSION 1
+#define HSD_WIRE_VERSION 2      // what this build sends by default
+#define HSD_WIRE_VERSION_MIN 1  // the oldest it still decodes and answers (docs/protocol.md §6)
 #define HSD_WIRE_HEADER_SIZE 32
 #define HSD_WIRE_AUTH_SIZE 88  // key id 32 + timestamp 8 + nonce 16 + mac 32
 #define HSD_WIRE_MAC_SIZE 32  // HMAC-SHA256 (RFC 2104, FIPS 180-4)
@@ -69,15 +71,20 @@ extern "C" {
 #define HSD_WIRE_MAX_LORAS 8u  // LoRAs one GENERATE may choose
 #define HSD_WIRE_MAX_LORA_NAME 63u  // bytes of a LoRA's name
 #define HSD_WIRE_MAX_LORA_SCALE 16.0f
-// The largest request a client can send: a GENERATE with the longest model
-// name, two prompts of HSD_WIRE_MAX_PROMPT_BYTES each (token prompts are
-// shorter: 77 ids = 308 bytes) and the longest LoRA list, signed (the
-// A1111 prompt style is a flag only: the prompt limit is the same). 33,732
-// bytes; the service's receive limit (docs/protocol.md §1; wire_msg.c
-// checks it against the layout).
+#define HSD_WIRE_MAX_POOLED_C 4096u  // RESULT v2: pooled text embedding width (SDXL: 1280)
+#define HSD_WIRE_N_TIME_IDS 6u  // RESULT v2: SDXL's add_time_ids per pass
+#define HSD_WIRE_MAX_MICRO 65535u  // GENERATE v2: original size / crop, pixels
+#define HSD_WIRE_GEN_V2_EXTRA 12  // GENERATE v2: 6 u16 after v1's fixed fields
+// The largest request a client can send: a version 2 GENERATE with the
+// longest model name, two prompts of HSD_WIRE_MAX_PROMPT_BYTES each (token
+// prompts are shorter: 77 ids = 308 bytes) and the longest LoRA list,
+// signed (the A1111 prompt style is a flag only: the prompt limit is the
+// same). 33,744 bytes; the service's receive limit (docs/protocol.md §1;
+// wire_msg.c checks it against the layout).
 #define HSD_WIRE_MAX_REQUEST \
-    (HSD_WIRE_HEADER_SIZE + 32 + 2 + HSD_WIRE_MAX_NAME + 2 * (5 + HSD_WIRE_MAX_PROMPT_BYTES) + \
-     1 + HSD_WIRE_MAX_LORAS * (1 + HSD_WIRE_MAX_LORA_NAME + 4) + HSD_WIRE_AUTH_SIZE)
+    (HSD_WIRE_HEADER_SIZE + 32 + HSD_WIRE_GEN_V2_EXTRA + 2 + HSD_WIRE_MAX_NAME + \
+     2 * (5 + HSD_WIRE_MAX_PROMPT_BYTES) + 1 + HSD_WIRE_MAX_LORAS * (1 + HSD_WIRE_MAX_LORA_NAME + 4) + \
+     HSD_WIRE_AUTH_SIZE)
 // An ERROR message always fits in this many bytes (header, max text, auth).
 #define HSD_WIRE_ERROR_MAX_SIZE \
     (HSD_WIRE_HEADER_SIZE + 10 + HSD_WIRE_MAX_ERROR_TEXT + HSD_WIRE_AUTH_SIZE)
@@ -166,6 +173,15 @@ struct hsd_wire_generate {
     struct hsd_wire_prompt prompt, negative;  // tokens: 1..77 ids; negative text may be empty
     uint8_t n_loras;  // 1..8 with HSD_WIRE_GEN_LORAS, else 0; names distinct
     struct hsd_wire_lora loras[HSD_WIRE_MAX_LORAS];
+    // Version 2 only (0 in version 1). SDXL's micro-conditioning (diffusers
+    // _get_add_time_ids), pixels, 0..65535: original size 0 = the target
+    // size (diffusers' default), crop top-left (0, 0) by default.
+    uint16_t original_width, original_height, crop_top, crop_left;
+    // What the edge's U-Net needs, checked by the service before any
+    // compute: its cross-attention width and its pooled text-embedding
+    // width (SDXL's text_time U-Nets; 0 for SD 1.x/2.x). edge_ctx_c 0: not
+    // checked (then edge_pooled_c must be 0 too).
+    uint16_t edge_ctx_c, edge_pooled_c;
 };
 
 struct hsd_wire_result {
@@ -179,6 +195,12 @@ struct hsd_wire_result {
     uint16_t emb_t, emb_c;  // 77 x 1..8 (chunks of an A1111 prompt; 77 otherwise) and
                             // 1..4096 when n_emb > 0, else 0 and 0
     const void *emb;  // [n_emb, emb_t, emb_c] f32, finite: [0] cond, [1] uncond
+    // Version 2 only (0 in version 1): SDXL's added conditioning per pass,
+    // present iff pooled_c > 0 (then n_emb > 0 and n_time_ids == 6).
+    uint16_t pooled_c;  // text_encoder_2's text_embeds width, 0..4096
+    uint16_t n_time_ids;  // 0 or HSD_WIRE_N_TIME_IDS
+    const void *pooled;  // [n_emb, pooled_c] f32, finite
+    const void *time_ids;  // [n_emb, n_time_ids] f32, finite, 0..65535 each
     double device_ms;  // finite, >= 0
     double queue_ms;  // finite, >= 0
 };
@@ -233,7 +255,9 @@ struct hsd_wire_auth {
 };
 
 struct hsd_wire_msg {
-    uint16_t version;  // decode: as received; encode: ignored (writes HSD_WIRE_VERSION)
+    uint16_t version;  // decode: as received; encode: 0 writes HSD_WIRE_VERSION, else
+                       // HSD_WIRE_VERSION_MIN..HSD_WIRE_VERSION as given (replies answer
+                       // a request in its own version)
     uint16_t type;  // enum hsd_wire_type
     uint16_t flags;  // HSD_WIRE_FLAG_*; unknown advisory bits are kept
     uint64_t request_id;  // chosen by the client; replies echo it
@@ -318,6 +342,15 @@ enum hsd_status hsd_wire_encode_alloc(void **buf, size_t *len, const struct hsd_
 enum hsd_status hsd_wire_encode_error(void *buf, size_t cap, size_t *len, uint64_t request_id,
                                       enum hsd_wire_error code, uint32_t retry_after_ms,
                                       const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+
+// Rewrites the version of an encoded message without an auth block (an
+// ERROR reply) and its checksum, so a reply answers in its request's
+// version. A version outside HSD_WIRE_VERSION_MIN..HSD_WIRE_VERSION (a
+// request this peer could not read: garbage, a newer version) gets version
+// 1, whose ERROR layout every version keeps, so any client can read it.
+void hsd_wire_set_version(void *msg, size_t len, uint16_t version);
+// 1 when this build decodes `version`.
+int hsd_wire_version_ok(uint16_t version);
 
 // Recomputes the header checksum of an encoded message in place (after the
 // auth block was filled in). len must be the message's exact size.

@@ -81,7 +81,8 @@ static enum hsd_status parse_str16(struct hsd_wire_str *s, struct wire_ctx *c, s
 #define GEN_FIXED 32
 // HSD_WIRE_MAX_REQUEST (wire.h) spells out size_generate's largest value.
 #define GEN_LORA_MAX (1 + HSD_WIRE_MAX_LORA_NAME + 4)  // name str8 + scale f32
-_Static_assert(HSD_WIRE_MAX_REQUEST == HSD_WIRE_HEADER_SIZE + GEN_FIXED + 2 + HSD_WIRE_MAX_NAME +
+_Static_assert(HSD_WIRE_MAX_REQUEST == HSD_WIRE_HEADER_SIZE + GEN_FIXED + HSD_WIRE_GEN_V2_EXTRA +
+                                           2 + HSD_WIRE_MAX_NAME +
                                            2 * (5 + HSD_WIRE_MAX_PROMPT_BYTES) + 1 +
                                            HSD_WIRE_MAX_LORAS * GEN_LORA_MAX + HSD_WIRE_AUTH_SIZE,
                "HSD_WIRE_MAX_REQUEST does not match the GENERATE layout");
@@ -110,8 +111,11 @@ static enum hsd_status parse_prompt(struct hsd_wire_prompt *p, struct wire_ctx *
     return HSD_OK;
 }
 
+// Version 2 layouts (docs/protocol.md §5.1, §5.2); 0 is "this build's".
+static int is_v2(uint16_t version) { return version == 0 || version >= 2; }
+
 static enum hsd_status parse_generate(struct hsd_wire_generate *g, struct wire_ctx *c,
-                                      struct wire_rd *r) {
+                                      struct wire_rd *r, int v2) {
     NEED(r, GEN_FIXED, c, "fixed fields");
     g->seed = rd_u64(r);
     g->width = rd_u16(r);
@@ -126,6 +130,15 @@ static enum hsd_status parse_generate(struct hsd_wire_generate *g, struct wire_c
     g->clip_skip = rd_u8(r);
     g->priority = rd_u8(r);
     if (rd_u16(r) != 0) return wire_bad(c, HSD_WIRE_E_BAD_MESSAGE, "reserved field must be zero");
+    if (v2) {
+        NEED(r, HSD_WIRE_GEN_V2_EXTRA, c, "version 2 fields");
+        g->original_width = rd_u16(r);
+        g->original_height = rd_u16(r);
+        g->crop_top = rd_u16(r);
+        g->crop_left = rd_u16(r);
+        g->edge_ctx_c = rd_u16(r);
+        g->edge_pooled_c = rd_u16(r);
+    }
     enum hsd_status s;
     if ((s = parse_str16(&g->model, c, r, "model name")) != HSD_OK) return s;
     if ((s = parse_prompt(&g->prompt, c, r, "prompt")) != HSD_OK) return s;
@@ -201,8 +214,29 @@ static enum hsd_status check_side(struct wire_ctx *c, const char *field, unsigne
     return HSD_OK;
 }
 
-static enum hsd_status check_generate(const struct hsd_wire_generate *g, struct wire_ctx *c) {
-    enum hsd_status s;
+// Version 2's fields: zero in version 1 (which cannot carry them); the
+// edge's widths within what a RESULT can carry.
+static enum hsd_status check_generate_v2(const struct hsd_wire_generate *g, struct wire_ctx *c,
+                                         int v2) {
+    if (!v2 && (g->original_width || g->original_height || g->crop_top || g->crop_left ||
+                g->edge_ctx_c || g->edge_pooled_c))
+        return wire_bad(c, HSD_WIRE_E_BAD_REQUEST,
+                        "original size, crop and edge widths need protocol version 2");
+    if (g->edge_ctx_c > HSD_WIRE_MAX_EMB_C || g->edge_pooled_c > HSD_WIRE_MAX_POOLED_C)
+        return wire_bad(c, HSD_WIRE_E_BAD_REQUEST,
+                        "edge_ctx_c %u / edge_pooled_c %u: at most %u / %u", g->edge_ctx_c,
+                        g->edge_pooled_c, HSD_WIRE_MAX_EMB_C, HSD_WIRE_MAX_POOLED_C);
+    if (!g->edge_ctx_c && g->edge_pooled_c)
+        return wire_bad(c, HSD_WIRE_E_BAD_REQUEST,
+                        "edge_pooled_c %u without edge_ctx_c (give both or neither)",
+                        g->edge_pooled_c);
+    return HSD_OK;
+}
+
+static enum hsd_status check_generate(const struct hsd_wire_generate *g, struct wire_ctx *c,
+                                      int v2) {
+    enum hsd_status s = check_generate_v2(g, c, v2);
+    if (s) return s;
     if ((s = check_side(c, "width", g->width)) != HSD_OK) return s;
     if ((s = check_side(c, "height", g->height)) != HSD_OK) return s;
     if (g->steps < 1 || g->steps > HSD_WIRE_MAX_STEPS)
@@ -246,8 +280,9 @@ static uint64_t prompt_size(const struct hsd_wire_prompt *p) {
     return 5 + (p->kind == HSD_WIRE_PROMPT_TOKENS ? 4ull * p->n_tokens : (uint64_t)p->text.n);
 }
 
-static uint64_t size_generate(const struct hsd_wire_generate *g) {
-    uint64_t n = GEN_FIXED + 2 + (uint64_t)g->model.n + prompt_size(&g->prompt) +
+static uint64_t size_generate(const struct hsd_wire_generate *g, int v2) {
+    uint64_t n = GEN_FIXED + (v2 ? HSD_WIRE_GEN_V2_EXTRA : 0) + 2 + (uint64_t)g->model.n +
+                 prompt_size(&g->prompt) +
                  prompt_size(&g->negative);
     if (g->flags & HSD_WIRE_GEN_LORAS) {
         n += 1;
@@ -268,7 +303,7 @@ static void write_prompt(struct wire_wr *w, const struct hsd_wire_prompt *p) {
     }
 }
 
-static void write_generate(struct wire_wr *w, const struct hsd_wire_generate *g) {
+static void write_generate(struct wire_wr *w, const struct hsd_wire_generate *g, int v2) {
     wr_u64(w, g->seed);
     wr_u16(w, g->width);
     wr_u16(w, g->height);
@@ -282,6 +317,14 @@ static void write_generate(struct wire_wr *w, const struct hsd_wire_generate *g)
     wr_u8(w, g->clip_skip);
     wr_u8(w, g->priority);
     wr_u16(w, 0);
+    if (v2) {
+        wr_u16(w, g->original_width);
+        wr_u16(w, g->original_height);
+        wr_u16(w, g->crop_top);
+        wr_u16(w, g->crop_left);
+        wr_u16(w, g->edge_ctx_c);
+        wr_u16(w, g->edge_pooled_c);
+    }
     wr_u16(w, (uint16_t)g->model.n);
     wr_bytes(w, g->model.p, g->model.n);
     write_prompt(w, &g->prompt);
@@ -300,9 +343,11 @@ static void write_generate(struct wire_wr *w, const struct hsd_wire_generate *g)
 
 #define RES_FIXED 32
 
+#define RES_V2_EXTRA 4  // pooled_c, n_time_ids
+
 static enum hsd_status parse_result(struct hsd_wire_result *o, struct wire_ctx *c,
-                                    struct wire_rd *r) {
-    NEED(r, RES_FIXED, c, "fixed fields");
+                                    struct wire_rd *r, int v2) {
+    NEED(r, RES_FIXED + (v2 ? RES_V2_EXTRA : 0), c, "fixed fields");
     o->steps = rd_u16(r);
     o->k_used = rd_u16(r);
     o->sampler = rd_u8(r);
@@ -314,6 +359,10 @@ static enum hsd_status parse_result(struct hsd_wire_result *o, struct wire_ctx *
     o->emb_c = rd_u16(r);
     o->device_ms = rd_f64(r);
     o->queue_ms = rd_f64(r);
+    if (v2) {
+        o->pooled_c = rd_u16(r);
+        o->n_time_ids = rd_u16(r);
+    }
     // u16 dims: the products below fit easily in 64 bits.
     uint64_t lat = 4ull * o->c * o->h * o->w;
     if (!rd_has(r, lat))
@@ -332,10 +381,50 @@ static enum hsd_status parse_result(struct hsd_wire_result *o, struct wire_ctx *
                         "text embeddings [%u, %u, %u] need %llu bytes, %zu left in the payload",
                         o->n_emb, o->emb_t, o->emb_c, (unsigned long long)emb, r->n - r->off);
     o->emb = rd_take(r, emb);
+    uint64_t added = 4ull * o->n_emb * ((uint64_t)o->pooled_c + o->n_time_ids);
+    if (!rd_has(r, added))
+        return wire_bad(c, HSD_WIRE_E_BAD_MESSAGE,
+                        "pooled embeddings and time ids [%u, %u + %u] need %llu bytes, %zu left",
+                        o->n_emb, o->pooled_c, o->n_time_ids, (unsigned long long)added,
+                        r->n - r->off);
+    o->pooled = rd_take(r, 4ull * o->n_emb * o->pooled_c);
+    o->time_ids = rd_take(r, 4ull * o->n_emb * o->n_time_ids);
     return HSD_OK;
 }
 
-static enum hsd_status check_result(const struct hsd_wire_result *o, struct wire_ctx *c) {
+// SDXL's added conditioning (version 2): pooled embeddings and time ids
+// come together, with text embeddings; time ids are pixel sizes.
+static enum hsd_status check_result_added(const struct hsd_wire_result *o, struct wire_ctx *c,
+                                          int v2) {
+    if (!o->pooled_c && !o->n_time_ids) return HSD_OK;
+    if (!v2)
+        return wire_bad(c, HSD_WIRE_E_BAD_REQUEST,
+                        "pooled embeddings and time ids need protocol version 2");
+    if (o->pooled_c > HSD_WIRE_MAX_POOLED_C || !o->pooled_c ||
+        o->n_time_ids != HSD_WIRE_N_TIME_IDS || !o->n_emb)
+        return wire_bad(c, HSD_WIRE_E_BAD_REQUEST,
+                        "pooled_c %u / n_time_ids %u / n_emb %u: need 1..%u / %u / 1..2 together",
+                        o->pooled_c, o->n_time_ids, o->n_emb, HSD_WIRE_MAX_POOLED_C,
+                        HSD_WIRE_N_TIME_IDS);
+    size_t n_ids = (size_t)o->n_emb * o->n_time_ids;
+    enum hsd_status s = check_floats(c, "pooled embeddings", o->pooled,
+                                     (uint64_t)o->n_emb * o->pooled_c);
+    if (s || (s = check_floats(c, "time ids", o->time_ids, n_ids))) return s;
+    const uint8_t *b = o->time_ids;
+    for (size_t i = 0; i < n_ids; i++) {
+        uint32_t u;
+        float f;
+        memcpy(&u, b + 4 * i, 4);
+        memcpy(&f, &u, 4);
+        if (!(f >= 0.0f && f <= (float)HSD_WIRE_MAX_MICRO))
+            return wire_bad(c, HSD_WIRE_E_BAD_REQUEST, "time ids[%zu] = %g outside 0..%u", i,
+                            (double)f, HSD_WIRE_MAX_MICRO);
+    }
+    return HSD_OK;
+}
+
+static enum hsd_status check_result(const struct hsd_wire_result *o, struct wire_ctx *c,
+                                    int v2) {
     if (o->steps < 1 || o->steps > HSD_WIRE_MAX_STEPS)
         return wire_bad(c, HSD_WIRE_E_BAD_REQUEST, "steps %u outside 1..%u", o->steps,
                         HSD_WIRE_MAX_STEPS);
@@ -371,16 +460,18 @@ static enum hsd_status check_result(const struct hsd_wire_result *o, struct wire
     enum hsd_status s;
     if ((s = check_floats(c, "latent", o->latent, (uint64_t)o->c * o->h * o->w)) != HSD_OK)
         return s;
-    return check_floats(c, "text embeddings", o->emb, (uint64_t)o->n_emb * o->emb_t * o->emb_c);
+    s = check_floats(c, "text embeddings", o->emb, (uint64_t)o->n_emb * o->emb_t * o->emb_c);
+    return s ? s : check_result_added(o, c, v2);
 }
 
-static uint64_t size_result(const struct hsd_wire_result *o) {
+static uint64_t size_result(const struct hsd_wire_result *o, int v2) {
     if (o->sampler_state.n > HSD_WIRE_MAX_MESSAGE) return 0;
-    return RES_FIXED + 4ull * o->c * o->h * o->w + 4 + o->sampler_state.n +
-           4ull * o->n_emb * o->emb_t * o->emb_c;
+    return RES_FIXED + (v2 ? RES_V2_EXTRA : 0) + 4ull * o->c * o->h * o->w + 4 +
+           o->sampler_state.n + 4ull * o->n_emb * o->emb_t * o->emb_c +
+           4ull * o->n_emb * ((uint64_t)o->pooled_c + o->n_time_ids);
 }
 
-static void write_result(struct wire_wr *w, const struct hsd_wire_result *o) {
+static void write_result(struct wire_wr *w, const struct hsd_wire_result *o, int v2) {
     wr_u16(w, o->steps);
     wr_u16(w, o->k_used);
     wr_u8(w, o->sampler);
@@ -392,10 +483,16 @@ static void write_result(struct wire_wr *w, const struct hsd_wire_result *o) {
     wr_u16(w, o->emb_c);
     wr_f64(w, o->device_ms);
     wr_f64(w, o->queue_ms);
+    if (v2) {
+        wr_u16(w, o->pooled_c);
+        wr_u16(w, o->n_time_ids);
+    }
     wr_bytes(w, o->latent, 4ull * o->c * o->h * o->w);
     wr_u32(w, (uint32_t)o->sampler_state.n);
     wr_bytes(w, o->sampler_state.p, o->sampler_state.n);
     wr_bytes(w, o->emb, 4ull * o->n_emb * o->emb_t * o->emb_c);
+    wr_bytes(w, o->pooled, 4ull * o->n_emb * o->pooled_c);
+    wr_bytes(w, o->time_ids, 4ull * o->n_emb * o->n_time_ids);
 }
 
 // ---------------------------------------------------------------------------
@@ -536,8 +633,8 @@ static void write_status(struct wire_wr *w, const struct hsd_wire_status *st) {
 
 enum hsd_status wire_parse_payload(struct hsd_wire_msg *m, struct wire_ctx *c, struct wire_rd *r) {
     switch ((enum hsd_wire_type)m->type) {
-    case HSD_WIRE_GENERATE: return parse_generate(&m->u.generate, c, r);
-    case HSD_WIRE_RESULT: return parse_result(&m->u.result, c, r);
+    case HSD_WIRE_GENERATE: return parse_generate(&m->u.generate, c, r, is_v2(m->version));
+    case HSD_WIRE_RESULT: return parse_result(&m->u.result, c, r, is_v2(m->version));
     case HSD_WIRE_ERROR: return parse_error(&m->u.error, c, r);
     case HSD_WIRE_STATUS_REQUEST: return HSD_OK;  // empty; trailing bytes caught by the caller
     case HSD_WIRE_STATUS: return parse_status(&m->u.status, c, r);
@@ -557,8 +654,8 @@ enum hsd_status wire_parse_payload(struct hsd_wire_msg *m, struct wire_ctx *c, s
 
 enum hsd_status wire_check_payload(const struct hsd_wire_msg *m, struct wire_ctx *c) {
     switch ((enum hsd_wire_type)m->type) {
-    case HSD_WIRE_GENERATE: return check_generate(&m->u.generate, c);
-    case HSD_WIRE_RESULT: return check_result(&m->u.result, c);
+    case HSD_WIRE_GENERATE: return check_generate(&m->u.generate, c, is_v2(m->version));
+    case HSD_WIRE_RESULT: return check_result(&m->u.result, c, is_v2(m->version));
     case HSD_WIRE_ERROR: return check_error(&m->u.error, c);
     case HSD_WIRE_STATUS: return check_status(&m->u.status, c);
     case HSD_WIRE_STATUS_REQUEST:
@@ -581,9 +678,9 @@ uint64_t wire_payload_size(const struct hsd_wire_msg *m) {
             return 0;
         for (unsigned i = 0; i < g->n_loras; i++)
             if (g->loras[i].name.n > 0xff) return 0;
-        return size_generate(g);
+        return size_generate(g, is_v2(m->version));
     }
-    case HSD_WIRE_RESULT: return size_result(&m->u.result);
+    case HSD_WIRE_RESULT: return size_result(&m->u.result, is_v2(m->version));
     case HSD_WIRE_ERROR: return m->u.error.text.n > 0xffff ? 0 : 10 + (uint64_t)m->u.error.text.n;
     case HSD_WIRE_STATUS_REQUEST: return 0;
     case HSD_WIRE_STATUS: return size_status(&m->u.status);
@@ -595,8 +692,8 @@ uint64_t wire_payload_size(const struct hsd_wire_msg *m) {
 
 void wire_write_payload(struct wire_wr *w, const struct hsd_wire_msg *m) {
     switch ((enum hsd_wire_type)m->type) {
-    case HSD_WIRE_GENERATE: write_generate(w, &m->u.generate); return;
-    case HSD_WIRE_RESULT: write_result(w, &m->u.result); return;
+    case HSD_WIRE_GENERATE: write_generate(w, &m->u.generate, is_v2(m->version)); return;
+    case HSD_WIRE_RESULT: write_result(w, &m->u.result, is_v2(m->version)); return;
     case HSD_WIRE_ERROR: write_error(w, &m->u.error); return;
     case HSD_WIRE_STATUS_REQUEST: return;
     case HSD_WIRE_STATUS: write_status(w, &m->u.status); return;

@@ -291,13 +291,14 @@ enum hsd_status hsd_pipeline_validate(const struct hsd_pipeline *p, const struct
     return HSD_OK;
 }
 
-// SDXL's conditioning (pooled embeddings, time ids) does not travel in
-// hsd serve / hsd edge yet; the SD 1.x stages refuse an SDXL pipeline.
+// These SD 1.x/2.x stages make no pooled embedding or time ids: an SDXL
+// pipeline encodes with hsd_pipeline_encode_sdxl and steps with
+// hsd_pipeline_denoise_step.
 static enum hsd_status not_sdxl(const struct hsd_pipeline *p, const char *what) {
     if (!p->text2) return HSD_OK;
     return hsd_fail(HSD_ERR_UNSUPPORTED,
-                    "%s: SDXL models run in hsd generate only (hsd serve / hsd edge do not "
-                    "carry SDXL's pooled embeddings and time ids yet)",
+                    "%s: an SD 1.x/2.x stage; SDXL models encode with both text encoders "
+                    "(hsd_pipeline_encode_sdxl)",
                     what);
 }
 
@@ -443,8 +444,8 @@ enum hsd_status hsd_pipeline_encode_ids(struct hsd_pipeline *p, float *out, cons
 // the negative embeddings are zeros; otherwise the negative prompt ("" if
 // none) is encoded from hidden_states[-2] whatever clip_skip says, as
 // diffusers does. Both passes get the same time ids (no negative sizes).
-static enum hsd_status encode_sdxl(struct hsd_pipeline *p, const struct hsd_gen_request *r,
-                                   int cfg, float *emb) {
+enum hsd_status hsd_pipeline_encode_sdxl(struct hsd_pipeline *p, const struct hsd_gen_request *r,
+                                         int cfg, float *emb) {
     const size_t ctx = (size_t)HSD_TEXT_LEN * p->ctx_dim, pd = (size_t)p->pooled_dim;
     const size_t per = hsd_pipeline_cond_floats(p);
     float *pos = emb + (cfg ? per : 0);
@@ -498,7 +499,7 @@ enum hsd_status hsd_pipeline_generate(struct hsd_pipeline *p, const struct hsd_g
         else if (!(emb = malloc((size_t)(cfg ? 2 : 1) * ctx * sizeof *emb)))
             s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
         else if (!(s = hsd_pipeline_text_lora_select(p, r->lora_scales, 1)))
-            s = encode_sdxl(p, r, cfg, emb);  // one prompt per encoder call: row 0
+            s = hsd_pipeline_encode_sdxl(p, r, cfg, emb);  // one prompt per encoder call: row 0
         hsd_pipeline_text_lora_select(p, NULL, 0);
     } else {
         s = hsd_pipeline_encode_prompts_lora(p, &emb, &n_ctx, cfg ? texts : texts + 1,

@@ -29,16 +29,22 @@ static int cmp_shape(const void *a, const void *b) {
     return (sx < sy) - (sx > sy);
 }
 
-// The U-Net alone on zero inputs, twice (its own graph recorded).
+// The U-Net alone on zero inputs, twice (its own graph recorded); SDXL's
+// with zero pooled embeddings and time ids, as its requests bring them.
 static enum hsd_status warm_unet(struct hsd_pipeline *p, int rows, int h, int w) {
     size_t lat = (size_t)rows * p->latent_c * h * w;
     float *x = calloc(lat, sizeof *x), *out = calloc(lat, sizeof *out);
     float *t = calloc((size_t)rows, sizeof *t);
     float *c = calloc((size_t)rows * HSD_TEXT_LEN * p->ctx_dim, sizeof *c);
+    float *te = calloc((size_t)rows * (p->pooled_dim + HSD_SDXL_N_TIME_IDS), sizeof *te);
+    struct hsd_unet_added_cond add = {te, te ? te + (size_t)rows * p->pooled_dim : NULL,
+                                      p->pooled_dim, HSD_SDXL_N_TIME_IDS};
     enum hsd_status s = HSD_OK;
-    if (!x || !out || !t || !c) s = hsd_fail(HSD_ERR_NOMEM, "warm-up: out of memory");
+    if (!x || !out || !t || !c || !te) s = hsd_fail(HSD_ERR_NOMEM, "warm-up: out of memory");
     for (int k = 0; k < 2 && !s; k++)
-        s = hsd_unet_forward(p->large, out, x, t, c, rows, h, w, HSD_TEXT_LEN);
+        s = hsd_unet_forward_cond(p->large, out, x, t, c, p->pooled_dim ? &add : NULL, rows, h,
+                                  w, HSD_TEXT_LEN);
+    free(te);
     free(x);
     free(out);
     free(t);
@@ -82,8 +88,16 @@ enum hsd_status hsd_pipeline_warmup_text(struct hsd_pipeline *p, int max_rows, d
     // every batch size runs; elsewhere (CPU) the largest alone sizes the
     // arena, and a smaller batch only re-runs the host-side planning pass.
     const int every = hsd_pipeline_backend(p)->ops->graph_begin != NULL;
-    for (int n = max_rows; n >= (every ? 1 : max_rows) && !s; n--)
+    // SDXL admits each request with its own encoder calls of one prompt
+    // (the batcher's admit_sdxl): that is the one batch to warm.
+    const char *empty = "";
+    float *pooled = p->text2 ? malloc((size_t)p->pooled_dim * sizeof *pooled) : NULL;
+    if (!s && p->text2)
+        s = pooled ? hsd_pipeline_encode_text_sdxl(p, out, pooled, &empty, 1, 0)
+                   : hsd_fail(HSD_ERR_NOMEM, "text warm-up: out of memory");
+    for (int n = max_rows; !p->text2 && n >= (every ? 1 : max_rows) && !s; n--)
         s = hsd_pipeline_encode_ids(p, out, ids, n, 0);
+    free(pooled);
     free(ids);
     free(out);
     if (ms) *ms = now_ms() - t0;

@@ -47,7 +47,7 @@ static void verify(const uint8_t *data, size_t size) {
     struct hsd_noise_schedule sched;
     hsd_noise_schedule_sd15(&sched);
     struct hsd_edge_expect e = {.latent_c = r->c ? r->c : 4, .emb_c = r->emb_c ? r->emb_c : 32,
-                                .vae_scale = 8, .sched = &sched};
+                                .vae_scale = 8, .sched = &sched, .pooled_c = r->pooled_c};
     struct hsd_edge_handover h;
     if (!hsd_edge_verify_result(&h, &m, m.request_id, &req, &e)) hsd_edge_handover_free(&h);
 }

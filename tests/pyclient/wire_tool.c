@@ -23,6 +23,8 @@
 //                                   LIST (one path a line): "OK TYPE" or
 //                                   "ERR CODE" a line (differential fuzzing).
 //   wire_tool error ID CODE RETRY TEXT OUT    hsd_wire_encode_error
+//   (replies are written in version 1: the Python client speaks version 1,
+//   as SD 1.x clients from before version 2 do; docs/protocol.md §6)
 //   wire_tool cancel-ack ID TARGET CANCELLED OUT
 #include <jansson.h>
 #include <stdio.h>
@@ -166,8 +168,9 @@ static int cmd_reference(const char *model, const char *path, const char *out) {
     struct hsd_wire_msg res;
     void *store = NULL, *buf = NULL;
     size_t n = 0;
-    if (hsd_edge_reference_result(&res, &store, p, m.request_id, &m.u.generate) ||
-        hsd_wire_encode_alloc(&buf, &n, &res))
+    int ok = !hsd_edge_reference_result(&res, &store, p, m.request_id, &m.u.generate);
+    res.version = m.version;  // a service answers in the request's version
+    if (!ok || hsd_wire_encode_alloc(&buf, &n, &res))
         fprintf(stderr, "wire_tool: %s\n", hsd_last_error());
     else
         rc = write_file(out, buf, n);
@@ -274,10 +277,11 @@ int main(int argc, char **argv) {
                                   (enum hsd_wire_error)atoi(argv[3]),
                                   (uint32_t)strtoul(argv[4], NULL, 10), "%s", argv[5]))
             return fprintf(stderr, "wire_tool: %s\n", hsd_last_error()), 2;
+        hsd_wire_set_version(buf, n, 1);  // replies to the (version 1) Python client
         return write_file(argv[6], buf, n);
     }
     if (argc == 6 && !strcmp(argv[1], "cancel-ack")) {
-        struct hsd_wire_msg m = {.type = HSD_WIRE_CANCEL_ACK,
+        struct hsd_wire_msg m = {.version = 1, .type = HSD_WIRE_CANCEL_ACK,
                                  .request_id = strtoull(argv[2], NULL, 10)};
         m.u.cancel_ack.target = strtoull(argv[3], NULL, 10);
         m.u.cancel_ack.cancelled = (uint8_t)atoi(argv[4]);

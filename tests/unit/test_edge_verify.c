@@ -65,6 +65,41 @@ static void *foreign_state(size_t *n, enum hsd_sampler_kind kind, int steps, siz
     return b;
 }
 
+// SDXL's added conditioning (RESULT version 2): an SDXL edge (pooled_c
+// 16 here) takes pooled embeddings of its width and the request's time ids,
+// packed after each pass's context as hsd_denoise_item wants; anything
+// else is refused naming the field. m0: a genuine SD 1.x RESULT.
+static void check_sdxl_added(const struct hsd_wire_msg *m0, uint64_t id,
+                             const struct hsd_edge_request *r, const struct hsd_edge_expect *e) {
+    enum { PC = 16 };
+    struct hsd_edge_expect ex = *e;
+    ex.pooled_c = PC;
+    float pooled[2 * PC], ids[2 * 6];
+    hsd_test_fill_uniform(pooled, 2 * PC, 9, 1.0f);
+    hsd_pipeline_time_ids(&r->gen, ids);
+    memcpy(ids + 6, ids, 6 * sizeof *ids);
+    expect_reject("SDXL edge, no pooled embeddings", "pooled_c 0", m0, id, r, &ex);
+    struct hsd_wire_msg m = *m0;
+    m.u.result.pooled_c = PC;
+    m.u.result.n_time_ids = 6;
+    m.u.result.pooled = pooled;
+    m.u.result.time_ids = ids;
+    struct hsd_edge_handover h;
+    CHECK_OK(roundtrip(&h, &m, id, r, &ex));
+    if (h.cond) {
+        const size_t ctx = (size_t)m0->u.result.emb_t * m0->u.result.emb_c;
+        CHECK(h.pooled_c == PC && !memcmp(h.cond + ctx, pooled, PC * 4) &&
+              !memcmp(h.cond + ctx + PC, ids, 6 * 4));
+        CHECK(!h.uncond || (!memcmp(h.uncond, (const float *)m0->u.result.emb + ctx, ctx * 4) &&
+                            !memcmp(h.uncond + ctx, pooled + PC, PC * 4) &&
+                            !memcmp(h.uncond + ctx + PC, ids + 6, 6 * 4)));
+        hsd_edge_handover_free(&h);
+    }
+    expect_reject("pooled embeddings for an SD 1.x edge", "pooled_c 16", &m, id, r, e);
+    ids[m.u.result.n_emb * 6 - 4] += 8;  // the last pass's crop top
+    expect_reject("time ids not the request's", "time_ids[", &m, id, r, &ex);
+}
+
 static void check_cfg_case(float cfg) {
     struct hsd_edge_request r = {
         .gen = {.prompt = "a red cube", .negative_prompt = "blurry", .guidance_scale = cfg,
@@ -174,6 +209,7 @@ static void check_cfg_case(float cfg) {
     struct hsd_wire_msg err = {.type = HSD_WIRE_ERROR, .request_id = id};
     err.u.error.code = HSD_WIRE_E_BUSY;
     expect_reject("an ERROR instead", "ERROR message", &err, id, &r, &e);
+    check_sdxl_added(&m0, id, &r, &e);
     free(store);
 }
 

@@ -21,8 +21,11 @@ static float g_latent[4 * 8 * 8];
 static float g_emb[2 * 77 * 16];
 static const uint8_t k_state[13] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13};
 
+// The offset-patching tests below work on version 1 layouts (what SD 1.x
+// clients of before version 2 send); test_version2 covers version 2.
 static struct hsd_wire_msg make_generate(void) {
     struct hsd_wire_msg m = {0};
+    m.version = 1;
     m.type = HSD_WIRE_GENERATE;
     m.request_id = 0x0123456789abcdefull;
     struct hsd_wire_generate *g = &m.u.generate;
@@ -48,6 +51,7 @@ static struct hsd_wire_msg make_generate(void) {
 
 static struct hsd_wire_msg make_result(void) {
     struct hsd_wire_msg m = {0};
+    m.version = 1;
     m.type = HSD_WIRE_RESULT;
     m.request_id = 77;
     struct hsd_wire_result *r = &m.u.result;
@@ -135,7 +139,7 @@ static void check_roundtrip(const char *what, const struct hsd_wire_msg *m,
     enum hsd_wire_error code;
     CHECK_OK(hsd_wire_decode(out, &code, b, len));
     CHECK(out->type == m->type && out->request_id == m->request_id && out->flags == m->flags);
-    CHECK(out->version == HSD_WIRE_VERSION);
+    CHECK(out->version == (m->version ? m->version : HSD_WIRE_VERSION));
     // Canonical: decode -> encode gives the same bytes.
     size_t len2;
     uint8_t *b2 = encode(out, &len2);
@@ -297,7 +301,7 @@ static void test_framing(void) {
     expect_code("empty", x, 0, HSD_WIRE_E_BAD_MESSAGE);
 
     memcpy(x, b, len);
-    put16(x, 4, 2);
+    put16(x, 4, HSD_WIRE_VERSION + 1);
     hsd_wire_update_checksum(x, len);
     expect_code("wrong version", x, len, HSD_WIRE_E_BAD_VERSION);
     expect_code("wrong version, 6 bytes", x, 6, HSD_WIRE_E_BAD_VERSION);
@@ -719,11 +723,116 @@ static void test_corpus(const char *dir) {
     CHECK(n_valid >= 7);
 }
 
+// ---------------------------------------------------------------------------
+// Version 2 (docs/protocol.md §5.1, §5.2): SDXL's micro-conditioning and
+// edge widths in GENERATE, pooled embeddings and time ids in RESULT.
+
+static float g_pooled[2 * 12];
+static const float k_time_ids[2 * 6] = {768, 512, 16, 32, 768, 512, 768, 512, 16, 32, 768, 512};
+
+static void test_version2(void) {
+    printf("version 2\n");
+    hsd_test_fill_uniform(g_pooled, HSD_ARRAY_LEN(g_pooled), 3, 1.0f);
+    struct hsd_wire_msg d, g = make_generate();
+    g.version = 0;  // this build's: 2
+    struct hsd_wire_generate *wg = &g.u.generate;
+    wg->original_width = 512, wg->original_height = 768, wg->crop_top = 16, wg->crop_left = 32;
+    wg->edge_ctx_c = 2048, wg->edge_pooled_c = 1280;
+    check_roundtrip("GENERATE v2", &g, &d);
+    const struct hsd_wire_generate *dg = &d.u.generate;
+    CHECK(d.version == 2 && dg->original_width == 512 && dg->original_height == 768 &&
+          dg->crop_top == 16 && dg->crop_left == 32 && dg->edge_ctx_c == 2048 &&
+          dg->edge_pooled_c == 1280);
+    struct hsd_wire_msg v1 = make_generate();
+    size_t n1, n2;
+    free(encode(&v1, &n1));
+    free(encode(&g, &n2));
+    CHECKF(n2 == n1 + 12, "GENERATE v2 is %zu bytes, v1 %zu: 12 more expected", n2, n1);
+    // Version 1 cannot carry the new fields: refused when encoding.
+    g.version = 1;
+    void *tb = NULL;
+    size_t tl;
+    CHECK(hsd_wire_encode_alloc(&tb, &tl, &g) != HSD_OK &&
+          strstr(hsd_last_error(), "need protocol version 2"));
+    g.version = 2;
+    wg->edge_ctx_c = 0;  // pooled width without a context width
+    CHECK(hsd_wire_encode_alloc(&tb, &tl, &g) != HSD_OK &&
+          strstr(hsd_last_error(), "edge_pooled_c 1280 without edge_ctx_c"));
+    wg->edge_ctx_c = 4097;
+    CHECK(hsd_wire_encode_alloc(&tb, &tl, &g) != HSD_OK && strstr(hsd_last_error(), "edge_ctx_c"));
+    hsd_clear_error();
+
+    struct hsd_wire_msg r = make_result();
+    r.version = 2;
+    struct hsd_wire_result *wr = &r.u.result;
+    wr->pooled_c = 12;
+    wr->n_time_ids = 6;
+    wr->pooled = g_pooled;
+    wr->time_ids = k_time_ids;
+    check_roundtrip("RESULT v2 (SDXL)", &r, &d);
+    const struct hsd_wire_result *dr = &d.u.result;
+    float pooled[HSD_ARRAY_LEN(g_pooled)], ids[12];
+    hsd_wire_read_f32(pooled, dr->pooled, HSD_ARRAY_LEN(pooled));
+    hsd_wire_read_f32(ids, dr->time_ids, 12);
+    CHECK(dr->pooled_c == 12 && dr->n_time_ids == 6 &&
+          memcmp(pooled, g_pooled, sizeof pooled) == 0 && memcmp(ids, k_time_ids, sizeof ids) == 0);
+    size_t len;
+    uint8_t *b = encode(&r, &len);
+    if (!b) return;
+    // Payload offsets: fixed 32 + pooled_c, n_time_ids; pooled and time ids end it.
+    uint16_t v16 = 13;
+    expect_patch("pooled_c 13 (length no longer fits)", b, len, 32, &v16, 2,
+                 HSD_WIRE_E_BAD_MESSAGE);
+    v16 = 0;
+    const size_t tail = len - HSD_WIRE_HEADER_SIZE;
+    float f = NAN;
+    expect_patch("NaN in pooled embeddings", b, len, tail - 4 * (12 + 24), &f, 4,
+                 HSD_WIRE_E_BAD_REQUEST);
+    f = -1.0f;
+    expect_patch("negative time id", b, len, tail - 4, &f, 4, HSD_WIRE_E_BAD_REQUEST);
+    f = 65536.0f;
+    expect_patch("time id 65536", b, len, tail - 4 * 12, &f, 4, HSD_WIRE_E_BAD_REQUEST);
+    f = INFINITY;
+    expect_patch("Inf time id", b, len, tail - 4 * 7, &f, 4, HSD_WIRE_E_BAD_REQUEST);
+    // The same bytes as version 1 are a length error: v1 has no such fields.
+    uint8_t *x = malloc(len);
+    memcpy(x, b, len);
+    put16(x, 4, 1);
+    hsd_wire_update_checksum(x, len);
+    expect_code("v2 RESULT labelled version 1", x, len, HSD_WIRE_E_BAD_MESSAGE);
+    free(x);
+    free(b);
+    wr->n_time_ids = 0;  // pooled embeddings without time ids
+    CHECK(hsd_wire_encode_alloc(&tb, &tl, &r) != HSD_OK && strstr(hsd_last_error(), "n_time_ids"));
+    wr->n_time_ids = 6;
+    r.version = 1;
+    CHECK(hsd_wire_encode_alloc(&tb, &tl, &r) != HSD_OK &&
+          strstr(hsd_last_error(), "need protocol version 2"));
+    r.version = 2;
+    wr->n_emb = 0, wr->emb_t = wr->emb_c = 0;
+    CHECK(hsd_wire_encode_alloc(&tb, &tl, &r) != HSD_OK && strstr(hsd_last_error(), "n_emb 0"));
+    hsd_clear_error();
+
+    // An ERROR answers in its request's version (hsd_wire_set_version).
+    uint8_t eb[HSD_WIRE_ERROR_MAX_SIZE];
+    size_t en;
+    CHECK_OK(hsd_wire_encode_error(eb, sizeof eb, &en, 9, HSD_WIRE_E_BUSY, 0, "busy"));
+    hsd_wire_set_version(eb, en, 1);
+    CHECK_OK(hsd_wire_decode(&d, NULL, eb, en));
+    CHECK(d.version == 1 && d.u.error.code == HSD_WIRE_E_BUSY);
+    hsd_wire_set_version(eb, en, 7);  // unreadable request: version 1, read by every client
+    CHECK_OK(hsd_wire_decode(&d, NULL, eb, en));
+    CHECK(d.version == 1);
+    free(g_last);
+    g_last = NULL;
+}
+
 int main(int argc, char **argv) {
     test_roundtrips();
     test_framing();
     test_generate_rules();
     test_result_rules();
+    test_version2();
     if (argc > 1) test_corpus(argv[1]);
     return hsd_test_finish();
 }
