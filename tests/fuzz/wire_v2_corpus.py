@@ -50,18 +50,24 @@ def result_v2(time_id=768.0):
     return fixed + latent + struct.pack("<I", len(state)) + state + emb + pooled + ids
 
 
-def result_to_v2(v1, pooled_c=8):
+def result_to_v2(v1, pooled_c=8, ids=None, n_ids=6, pooled=None):
     """A version 1 RESULT (a real one: its sampler state verifies) made
-    version 2 with pooled embeddings and the time ids fuzz_edge_result's
-    request implies (no original size or crop: (8h, 8w, 0, 0, 8h, 8w))."""
+    version 2 with pooled embeddings and time ids: by default the ones
+    fuzz_edge_result's request implies (no original size or crop: (8h, 8w,
+    0, 0, 8h, 8w)). tests/pyclient/test_wire.py passes other `ids`,
+    `n_ids` (the header's n_time_ids; one pass's ids, written once per
+    pass) and `pooled` values (all passes') to build broken ones."""
     rid = struct.unpack_from("<Q", v1, 16)[0]
     payload = v1[32:]
     n_emb = payload[5]
     h, w = struct.unpack_from("<HH", payload, 8)
-    ids = [8.0 * h, 8.0 * w, 0.0, 0.0, 8.0 * h, 8.0 * w]
-    pooled = struct.pack(f"<{n_emb * pooled_c}f", *[0.5 - 0.125 * i for i in range(n_emb * pooled_c)])
-    body = payload[:32] + struct.pack("<HH", pooled_c, 6) + payload[32:] + pooled
-    return message(2, 2, rid, body + struct.pack(f"<{6 * n_emb}f", *(ids * n_emb)))
+    if ids is None:
+        ids = [8.0 * h, 8.0 * w, 0.0, 0.0, 8.0 * h, 8.0 * w]
+    if pooled is None:
+        pooled = [0.5 - 0.125 * i for i in range(n_emb * pooled_c)]
+    pooled = struct.pack(f"<{len(pooled)}f", *pooled)
+    body = payload[:32] + struct.pack("<HH", pooled_c, n_ids) + payload[32:] + pooled
+    return message(2, 2, rid, body + struct.pack(f"<{len(ids) * n_emb}f", *(list(ids) * n_emb)))
 
 
 def main(corpus):

@@ -10,13 +10,19 @@ without sockets (docs/protocol.md is the contract both follow):
   are refused with §3/§4's codes;
 - every bad input raises InvalidRequest / KeyFileError before anything is
   built;
-- RESULT (hsd_edge_reference_result), ERROR and CANCEL_ACK encoded by C
-  decode to what C put in; RESULT passes verify_result, and a RESULT that
-  answers something else does not;
+- version 2 (the default) and version 1 (Client(version=1)) GENERATEs,
+  SDXL's original size, crop and edge widths included;
+- RESULT (hsd_edge_reference_result, versions 1 and 2), ERROR and
+  CANCEL_ACK encoded by C decode to what C put in; RESULT passes
+  verify_result, and a RESULT that answers something else does not;
+- SDXL RESULTs (version 2: pooled embeddings, time ids) decode to what
+  hsd_wire_decode reads from the same bytes (wire_tool fields), and broken
+  ones (time ids out of range or non-finite, pooled without its time ids
+  or embeddings, bad lengths) are refused by both with the same code;
 - differential fuzzing: the C fuzz corpus and a few thousand mutations of
-  valid replies get the same verdict (accepted, or the same ERROR code)
-  from the Python decoder as from hsd_wire_decode, and the Python decoder
-  raises nothing but ProtocolError.
+  valid replies of both versions get the same verdict (accepted, or the
+  same ERROR code) from the Python decoder as from hsd_wire_decode, and
+  the Python decoder raises nothing but ProtocolError.
 
   test_wire.py WIRE_TOOL TEST_DATA
 """
@@ -28,6 +34,9 @@ import struct
 import subprocess
 import sys
 import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fuzz"))
+from wire_v2_corpus import result_to_v2  # noqa: E402 - the spec-built SDXL RESULT
 
 try:
     import numpy as np
@@ -96,15 +105,30 @@ cases = {
     "A1111 prompt style with LoRAs": hc.GenerateRequest(prompt="(a lighthouse:1.2) " * 2, k=2,
                                                         steps=4, prompt_style="a1111",
                                                         loras=[("kohya", 0.5)]),
+    "SDXL: original size, crop, edge widths": hc.GenerateRequest(
+        prompt="an astronaut", width=1024, height=768, steps=25, k=10, sampler="euler",
+        cfg_scale=5.0, original_size=(1536, 2048), crop=(16, 32), edge_ctx_c=2048,
+        edge_pooled_c=1280),
+    "SDXL: largest micro-conditioning and widths": hc.GenerateRequest(
+        prompt="a", k=1, original_size=(65535, 1), crop=(65535, 0), edge_ctx_c=4096,
+        edge_pooled_c=4096),
+    "edge_ctx_c alone (an SD 1.x edge)": hc.GenerateRequest(prompt="a", k=1, edge_ctx_c=768),
 }
-for name, req in cases.items():
+v1_client = hc.Client("tcp://127.0.0.1:9", key, version=1)
+runs = [(name, req, client, 2) for name, req in cases.items()]
+# Version 1 (a service from before version 2): every case without SDXL's fields.
+runs += [(name, req, v1_client, 1) for name, req in cases.items()
+         if not any(req.micro()) and not req.edge_ctx_c]
+for name, req, cl, version in runs:
+    name = f"{name} (version {version})"
     rid = hc.random_request_id()
-    msg = client.encode_generate(req, rid)
+    msg = cl.encode_generate(req, rid)
     got = c_check(msg, keys)
     if not got.get("ok"):
         bad(f"GENERATE {name}: C refused it: {got}")
         continue
     g = got["generate"]
+    orig_h, orig_w = req.original_size or (0, 0)
     k_min, k_max = req.split()
     cfg32 = struct.unpack("<f", struct.pack("<f", req.cfg_scale))[0]
     want = {"seed": str(req.seed), "width": req.width, "height": req.height, "steps": req.steps,
@@ -119,10 +143,14 @@ for name, req in cases.items():
             "priority": req.priority, "model": req.model,
             "prompt": req.prompt if isinstance(req.prompt, str) else list(req.prompt),
             "negative_prompt": req.negative_prompt if isinstance(req.negative_prompt, str)
-            else list(req.negative_prompt)}
+            else list(req.negative_prompt),
+            "original_width": orig_w, "original_height": orig_h, "crop_top": req.crop[0],
+            "crop_left": req.crop[1], "edge_ctx_c": req.edge_ctx_c,
+            "edge_pooled_c": req.edge_pooled_c}
     diff = {k: (g.get(k), v) for k, v in want.items() if g.get(k) != v}
     check(not diff and got["canonical"] and got["key_id"] == "edge-1" and
-          got["request_id"] == str(rid) and got["type"] == "GENERATE",
+          got["request_id"] == str(rid) and got["type"] == "GENERATE" and
+          got["version"] == version,
           f"GENERATE {name}: C verifies the HMAC, decodes the same fields, re-encodes the same "
           f"{len(msg)} bytes", f"{diff} {got}")
 
@@ -205,6 +233,15 @@ bad_requests = {
     "LoRA not a pair": R(prompt="a", k=1, loras=["a"]),
     "prompt style unknown": R(prompt="a", k=1, prompt_style="comfy"),
     "a1111 with token ids": R(prompt=[49406, 49407], k=1, prompt_style="a1111"),
+    "original_size negative": R(prompt="a", k=1, original_size=(-1, 64)),
+    "original_size 65536": R(prompt="a", k=1, original_size=(1024, 65536)),
+    "original_size as a string": R(prompt="a", k=1, original_size="1024x768"),
+    "original_size of floats": R(prompt="a", k=1, original_size=(1024.0, 768.0)),
+    "crop of one number": R(prompt="a", k=1, crop=(3,)),
+    "crop 65536": R(prompt="a", k=1, crop=(65536, 0)),
+    "edge_ctx_c 4097": R(prompt="a", k=1, edge_ctx_c=4097),
+    "edge_pooled_c 4097": R(prompt="a", k=1, edge_ctx_c=2048, edge_pooled_c=4097),
+    "edge_pooled_c without edge_ctx_c": R(prompt="a", k=1, edge_pooled_c=1280),
 }
 for name, r in bad_requests.items():
     try:
@@ -243,11 +280,26 @@ for name, fn in {"missing keys file": lambda: hc.Key.from_file(path("none"), "ed
         bad(f"accepted: {name}")
     except hc.KeyFileError as e:
         ok(f"refused: {name}: {e}")
+# Version 1 cannot carry SDXL's fields (wire_msg.c check_generate_v2 refuses
+# them too); versions other than 1 and 2 are not spoken.
+for name, fn in {"crop in version 1": lambda: v1_client.encode_generate(R(prompt="a", k=1,
+                                                                         crop=(0, 8)), 1),
+                 "edge_ctx_c in version 1": lambda: v1_client.encode_generate(
+                     R(prompt="a", k=1, edge_ctx_c=768), 1),
+                 "original_size in version 1": lambda: v1_client.encode_generate(
+                     R(prompt="a", k=1, original_size=(768, 1024)), 1)}.items():
+    try:
+        fn()
+        bad(f"version 1 accepted: {name}")
+    except hc.InvalidRequest as e:
+        ok(f"version 1 refuses: {name}: {e}")
 for name, fn in {"endpoint http://": lambda: hc.Client("http://x:1"),
                  "tcp endpoint without port": lambda: hc.Client("tcp://x"),
                  "port 65536": lambda: hc.Client("tcp://127.0.0.1:65536"),
                  "key of the wrong type": lambda: hc.Client("tcp://x:1", key="edge-1"),
-                 "timeout 0": lambda: hc.Client("tcp://x:1", timeout_ms=0)}.items():
+                 "timeout 0": lambda: hc.Client("tcp://x:1", timeout_ms=0),
+                 "protocol version 3": lambda: hc.Client("tcp://x:1", version=3),
+                 "protocol version 0": lambda: hc.Client("tcp://x:1", version=0)}.items():
     try:
         fn()
         bad(f"client accepted: {name}")
@@ -268,12 +320,16 @@ check(got.get("ok") and got["generate"]["prompt"] == ids.tolist(),
 unet = json.load(open(os.path.join(model, "unet", "config.json")))
 text_enc = json.load(open(os.path.join(model, "text_encoder", "config.json")))
 replies = {}
-for name, req in {"dpmpp-2m k=3 of 6, CFG": cases["text prompts, CFG"],
-                  "euler k=2 of 4, no CFG": R(prompt="a cat", steps=4, k=2, sampler="euler",
-                                              cfg_scale=1.0, width=64, height=128, seed=3)}.items():
+euler = R(prompt="a cat", steps=4, k=2, sampler="euler", cfg_scale=1.0, width=64, height=128,
+          seed=3)
+# The reference answers in the request's version, as a service does.
+for name, req, version in (("dpmpp-2m k=3 of 6, CFG", cases["text prompts, CFG"], 2),
+                           ("dpmpp-2m k=3 of 6, CFG", cases["text prompts, CFG"], 1),
+                           ("euler k=2 of 4, no CFG", euler, 2)):
+    name = f"{name}, version {version}"
     rid = hc.random_request_id()
     with open(path("gen.bin"), "wb") as f:
-        f.write(client.encode_generate(req, rid))
+        f.write(wire.encode_generate(req, rid, False, version))
     p = subprocess.run([tool, "reference", model, path("gen.bin"), path("res.bin")],
                        capture_output=True, text=True, timeout=120)
     if p.returncode:
@@ -282,11 +338,12 @@ for name, req in {"dpmpp-2m k=3 of 6, CFG": cases["text prompts, CFG"],
     raw = open(path("res.bin"), "rb").read()
     replies[name] = raw
     res = hc.decode_reply(raw)
-    st = hc.verify_result(res, req)
+    st = hc.verify_result(res, req, version)
     n_emb = 2 if req.cfg_scale > 1 else 1
     want_lat = (unet["in_channels"], req.height // 8, req.width // 8)
     want_emb = (n_emb, 77, text_enc["hidden_size"])
     check(isinstance(res, hc.Result) and res.request_id == rid and res.k_used == req.k and
+          res.version == version and res.pooled is None and res.time_ids is None and
           res.latent.shape == want_lat and res.latent.dtype == np.float32 and
           res.embeddings.shape == want_emb and st.step == req.k and st.n_steps == req.steps and
           len(st.timesteps) >= req.steps and st.history.shape[1] == res.latent.size,
@@ -296,15 +353,21 @@ for name, req in {"dpmpp-2m k=3 of 6, CFG": cases["text prompts, CFG"],
           f"{res.latent.shape} vs {want_lat}, {res.embeddings.shape} vs {want_emb}")
     # The latent decoded by hand from §5.2's offsets equals the decoder's.
     c, h, w = want_lat
-    by_hand = np.frombuffer(raw, "<f4", c * h * w, 32 + 32)
-    check(np.array_equal(by_hand, res.latent.ravel()), f"{name}: latent at payload offset 32")
+    at = 36 if version == 2 else 32
+    by_hand = np.frombuffer(raw, "<f4", c * h * w, 32 + at)
+    check(np.array_equal(by_hand, res.latent.ravel()), f"{name}: latent at payload offset {at}")
+    try:
+        hc.verify_result(res, req, 3 - version)
+        bad(f"{name}: verify_result accepted it as an answer to version {3 - version}")
+    except hc.VerificationError as e:
+        ok(f"{name}: verify_result refuses the other version: {e}")
     # verify_result refuses a RESULT for another request.
     for what, other in {"other steps": R(**{**req.__dict__, "steps": req.steps + 1}),
                         "other split": R(**{**req.__dict__, "k": req.k - 1}),
                         "other sampler": R(**{**req.__dict__, "sampler": "ddim"}),
                         "other size": R(**{**req.__dict__, "width": req.width + 64})}.items():
         try:
-            hc.verify_result(res, other)
+            hc.verify_result(res, other, version)
             bad(f"{name}: verify_result accepted {what}")
         except hc.VerificationError as e:
             ok(f"{name}: verify_result refuses {what}: {e}")
@@ -316,22 +379,130 @@ for name, req in {"dpmpp-2m k=3 of 6, CFG": cases["text prompts, CFG"],
     except hc.VerificationError as e:
         ok(f"{name}: corrupted sampler state refused: {e}")
 
-for code, retry, text in ((8, 1500, "queue full — retry ü"), (6, 0, ""), (99, 0, "newer code")):
+for (code, retry, text), version in zip(((8, 1500, "queue full — retry ü"), (6, 0, ""),
+                                         (99, 0, "newer code"), (2, 0, "version 2 only")),
+                                        (1, 2, 1, 2)):
     rid = 2**64 - 2
-    subprocess.run([tool, "error", str(rid), str(code), str(retry), text, path("err.bin")],
-                   check=True, timeout=30)
+    subprocess.run([tool, "error", str(rid), str(code), str(retry), text, path("err.bin"),
+                    str(version)], check=True, timeout=30)
     raw = open(path("err.bin"), "rb").read()
     replies[f"error {code}"] = raw
     e = hc.decode_reply(raw)
-    want_name = {8: "BUSY", 6: "REPLAYED"}.get(code, "UNKNOWN")
+    want_name = {8: "BUSY", 6: "REPLAYED", 2: "BAD_VERSION"}.get(code, "UNKNOWN")
     check(isinstance(e, hc.Error) and (e.request_id, e.code, e.name, e.retry_after_ms, e.text) ==
-          (rid, code, want_name, retry, text), f"C-encoded ERROR {want_name} decodes", e)
-subprocess.run([tool, "cancel-ack", "77", str(2**63), "1", path("ack.bin")], check=True, timeout=30)
-raw = open(path("ack.bin"), "rb").read()
-replies["cancel-ack"] = raw
-a = hc.decode_reply(raw)
-check(isinstance(a, hc.CancelAck) and (a.request_id, a.target, a.cancelled) == (77, 2**63, True),
-      "C-encoded CANCEL_ACK decodes", a)
+          (rid, code, want_name, retry, text), f"C-encoded ERROR {want_name} (version "
+          f"{version}) decodes", e)
+for version in (1, 2):
+    subprocess.run([tool, "cancel-ack", "77", str(2**63), "1", path("ack.bin"), str(version)],
+                   check=True, timeout=30)
+    raw = open(path("ack.bin"), "rb").read()
+    replies[f"cancel-ack {version}"] = raw
+    a = hc.decode_reply(raw)
+    check(isinstance(a, hc.CancelAck) and (a.request_id, a.target, a.cancelled) == (77, 2**63, True),
+          f"C-encoded CANCEL_ACK (version {version}) decodes", a)
+
+# ---- SDXL RESULTs (version 2): pooled embeddings and time ids ----
+
+
+def c_fields(msg: bytes):
+    with open(path("res.bin"), "wb") as f:
+        f.write(msg)
+    p = subprocess.run([tool, "fields", path("res.bin")], capture_output=True, text=True,
+                       timeout=60)
+    if p.returncode not in (0, 1):
+        raise RuntimeError(f"wire_tool fields: rc {p.returncode}: {p.stderr}")
+    return json.loads(p.stdout)
+
+
+# A real RESULT (its sampler state verifies) made SDXL-shaped from the
+# spec's tables (tests/fuzz/wire_v2_corpus.py, struct + zlib), answering a
+# request with an original size and a crop.
+base = replies["dpmpp-2m k=3 of 6, CFG, version 1"]
+sdxl_req = R(**{**cases["text prompts, CFG"].__dict__, "original_size": (768, 1024),
+                "crop": (16, 32)})
+ids = list(map(float, sdxl_req.time_ids()))
+check(ids == [768.0, 1024.0, 16.0, 32.0, 64.0, 64.0],
+      f"time ids as diffusers' _get_add_time_ids orders them: {ids}")
+pooled_c = 8
+sdxl = result_to_v2(base, pooled_c, ids)
+got = c_fields(sdxl)
+res = hc.decode_reply(sdxl)
+cr = got.get("result", {})
+same = (got.get("ok") and got["canonical"] and got["version"] == 2 and res.version == 2 and
+        res.pooled.shape == (2, pooled_c) and res.time_ids.shape == (2, 6) and
+        cr["pooled_c"] == pooled_c and cr["n_time_ids"] == 6 and
+        res.pooled.ravel().tolist() == cr["pooled"] and
+        res.time_ids.ravel().tolist() == cr["time_ids"] and
+        res.latent.shape == (cr["c"], cr["h"], cr["w"]) and
+        res.embeddings.shape == (cr["n_emb"], cr["emb_t"], cr["emb_c"]))
+check(same, f"SDXL RESULT: Python and hsd_wire_decode read the same pooled {res.pooled.shape} "
+      f"and time ids {res.time_ids.shape}; C re-encodes the same bytes", got)
+replies["sdxl"] = sdxl
+emb_c = res.embeddings.shape[2]
+st = hc.verify_result(res, R(**{**sdxl_req.__dict__, "edge_ctx_c": emb_c,
+                                "edge_pooled_c": pooled_c}))
+ok(f"SDXL RESULT verifies for its request (edge widths {emb_c}/{pooled_c}, time ids {ids})")
+for what, other in {"another crop": R(**{**sdxl_req.__dict__, "crop": (0, 0)}),
+                    "another original size": R(**{**sdxl_req.__dict__, "original_size": None}),
+                    "another edge_pooled_c": R(**{**sdxl_req.__dict__, "edge_ctx_c": emb_c,
+                                                  "edge_pooled_c": 1280}),
+                    "an SD 1.x edge (edge_pooled_c 0)": R(**{**sdxl_req.__dict__,
+                                                             "edge_ctx_c": emb_c}),
+                    "another edge_ctx_c": R(**{**sdxl_req.__dict__, "edge_ctx_c": 2048,
+                                               "edge_pooled_c": pooled_c})}.items():
+    try:
+        hc.verify_result(res, other)
+        bad(f"SDXL RESULT: verify_result accepted {what}")
+    except hc.VerificationError as e:
+        ok(f"SDXL RESULT: verify_result refuses {what}: {e}")
+
+# Broken ones: each refused by both decoders with the code §3 names.
+broken = {
+    "time id -1": (result_to_v2(base, pooled_c, ids[:5] + [-1.0]), "BAD_REQUEST"),
+    "time id 65536": (result_to_v2(base, pooled_c, [65536.0] + ids[1:]), "BAD_REQUEST"),
+    "time id NaN": (result_to_v2(base, pooled_c, [float("nan")] + ids[1:]), "BAD_REQUEST"),
+    "pooled +Inf": (result_to_v2(base, pooled_c, ids, pooled=[float("inf")] * 2 * pooled_c),
+                    "BAD_REQUEST"),
+    "5 time ids": (result_to_v2(base, pooled_c, ids[:5], n_ids=5), "BAD_REQUEST"),
+    "time ids without pooled": (result_to_v2(base, 0, ids), "BAD_REQUEST"),
+    "pooled without time ids": (result_to_v2(base, pooled_c, [], n_ids=0), "BAD_REQUEST"),
+    "pooled_c 4097": (result_to_v2(base, 4097, ids), "BAD_REQUEST"),
+    "pooled_c says 9, 8 sent": (result_to_v2(base, pooled_c + 1, ids,
+                                             pooled=[0.0] * 2 * pooled_c), "BAD_MESSAGE"),
+}
+# Pooled embeddings without text embeddings: n_emb 0 (and no embedding
+# shape), so the pooled and time-id arrays are empty; their widths alone
+# must be refused.
+p0 = bytearray(sdxl[:32 + 36])
+p0[32 + 5] = 0
+struct.pack_into("<HH", p0, 32 + 12, 0, 0)
+n_lat = 4 * res.latent.size
+p0 += sdxl[32 + 36:32 + 36 + n_lat + 4 + len(res.sampler_state)]
+struct.pack_into("<I", p0, 12, len(p0) - 32)
+wire.put_checksum(p0)
+broken["pooled without text embeddings"] = (bytes(p0), "BAD_REQUEST")
+# A version 2 payload under a version 1 header, and the reverse.
+for what, msg, v in (("version 2 payload, version 1 header", sdxl, 1),
+                     ("version 1 payload, version 2 header", base, 2)):
+    m = bytearray(msg)
+    struct.pack_into("<H", m, 4, v)
+    wire.put_checksum(m)
+    broken[what] = (bytes(m), None)  # whatever code: the same on both sides
+m = bytearray(sdxl[:-4])  # the last time id cut off, lengths made consistent
+struct.pack_into("<I", m, 12, len(m) - 32)
+wire.put_checksum(m)
+broken["last time id cut off"] = (bytes(m), "BAD_MESSAGE")
+for what, (msg, want) in broken.items():
+    got = c_fields(msg)
+    try:
+        hc.decode_reply(msg)
+        mine = "accepted"
+    except hc.ProtocolError as e:
+        mine = wire.error_name(e.code)
+    check(not got.get("ok") and got.get("code") == mine and (want is None or mine == want),
+          f"broken SDXL RESULT, {what}: both refuse it, {mine}",
+          f"C {got}, Python {mine}, want {want}")
+    replies[f"broken {what}"] = msg
 
 # ---- differential fuzzing against hsd_wire_decode ----
 
@@ -390,15 +561,12 @@ for i, (s, verdict) in enumerate(zip(samples, c_out)):
     if is_request:  # a reply decoder refuses requests by design: frame checks only
         skipped_requests += 1
         continue
-    # Protocol version 2 (SDXL): the C side speaks it, this client version 1
-    # only, so it must refuse those with BAD_VERSION (docs/protocol.md §6).
-    v2 = len(s) >= 6 and s[:4] == wire.MAGIC and struct.unpack_from("<H", s, 4)[0] == 2
     try:
         r = hc.decode_reply(s)
         mine = ("OK", type(r).__name__)
     except hc.ProtocolError as e:
         mine = ("ERR", wire.error_name(e.code))
-        if (kind == "ERR" and what == mine[1]) or (v2 and mine[1] == "BAD_VERSION"):
+        if kind == "ERR" and what == mine[1]:
             agree += 1
             continue
     except Exception as e:  # noqa: BLE001 - a crash of the decoder is a failure

@@ -22,10 +22,15 @@
 //   wire_tool decode LIST           hsd_wire_decode of each file named in
 //                                   LIST (one path a line): "OK TYPE" or
 //                                   "ERR CODE" a line (differential fuzzing).
-//   wire_tool error ID CODE RETRY TEXT OUT    hsd_wire_encode_error
-//   (replies are written in version 1: the Python client speaks version 1,
-//   as SD 1.x clients from before version 2 do; docs/protocol.md §6)
-//   wire_tool cancel-ack ID TARGET CANCELLED OUT
+//   wire_tool fields MSG            hsd_wire_decode of one reply, no auth:
+//                                   a RESULT's fields as JSON (pooled
+//                                   embeddings and time ids of version 2
+//                                   in full) and "canonical". Exit 0
+//                                   decoded, 1 refused, 2 usage/IO.
+//   wire_tool error ID CODE RETRY TEXT OUT [VERSION]    hsd_wire_encode_error
+//   wire_tool cancel-ack ID TARGET CANCELLED OUT [VERSION]
+//   (VERSION: the protocol version the reply is written in, default 1,
+//   as a service answers a version 1 request; docs/protocol.md §6)
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,8 +44,9 @@
 
 static int usage(void) {
     fprintf(stderr, "usage: wire_tool check KEYS MSG | reference MODEL MSG OUT | "
-                    "finish EDGE GEN RES OUT.png [LATENT] | decode LIST | "
-                    "error ID CODE RETRY TEXT OUT | cancel-ack ID TARGET CANCELLED OUT\n");
+                    "finish EDGE GEN RES OUT.png [LATENT] | decode LIST | fields MSG | "
+                    "error ID CODE RETRY TEXT OUT [VERSION] | "
+                    "cancel-ack ID TARGET CANCELLED OUT [VERSION]\n");
     return 2;
 }
 
@@ -120,6 +126,7 @@ static int cmd_check(const char *keys, const char *path) {
     snprintf(num, sizeof num, "%llu", (unsigned long long)m.request_id);
     json_object_set_new(o, "request_id", json_string(num));
     json_object_set_new(o, "timestamp_ms", json_integer((json_int_t)m.auth.timestamp_ms));
+    json_object_set_new(o, "version", json_integer(m.version));
     if (m.type == HSD_WIRE_GENERATE) {
         const struct hsd_wire_generate *g = &m.u.generate;
         snprintf(num, sizeof num, "%llu", (unsigned long long)g->seed);
@@ -137,6 +144,12 @@ static int cmd_check(const char *keys, const char *path) {
                                                    g->loras[i].name.n,
                                                    (double)g->loras[i].scale));
         json_object_set_new(j, "loras", loras);
+        json_object_set_new(j, "original_width", json_integer(g->original_width));
+        json_object_set_new(j, "original_height", json_integer(g->original_height));
+        json_object_set_new(j, "crop_top", json_integer(g->crop_top));
+        json_object_set_new(j, "crop_left", json_integer(g->crop_left));
+        json_object_set_new(j, "edge_ctx_c", json_integer(g->edge_ctx_c));
+        json_object_set_new(j, "edge_pooled_c", json_integer(g->edge_pooled_c));
         json_object_set_new(o, "generate", j);
     } else if (m.type == HSD_WIRE_CANCEL) {
         snprintf(num, sizeof num, "%llu", (unsigned long long)m.u.cancel.target);
@@ -149,6 +162,55 @@ out:
     hsd_auth_free(a);
     free(msg);
     return rc;
+}
+
+// n little-endian f32 from a wire view, as a JSON array (jansson prints
+// reals with 17 significant digits: every f32 survives the round trip).
+static json_t *floats_json(const void *p, size_t n) {
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) {
+        float f;
+        hsd_wire_read_f32(&f, (const uint8_t *)p + 4 * i, 1);
+        json_array_append_new(a, json_real(f));
+    }
+    return a;
+}
+
+static int cmd_fields(const char *path) {
+    size_t len;
+    uint8_t *msg = read_file(path, &len);
+    if (!msg) return fprintf(stderr, "wire_tool: cannot read %s\n", path), 2;
+    struct hsd_wire_msg m;
+    enum hsd_wire_error code = HSD_WIRE_E_NONE;
+    if (hsd_wire_decode(&m, &code, msg, len)) {
+        free(msg);
+        return refused(code);
+    }
+    void *re = malloc(len);
+    size_t re_len = 0;
+    int canonical = re && !hsd_wire_encode(re, len, &re_len, &m) && re_len == len &&
+                    !memcmp(re, msg, len);
+    free(re);
+    json_t *o = json_pack("{s:b, s:s, s:i, s:b}", "ok", 1, "type", hsd_wire_type_name(m.type),
+                          "version", m.version, "canonical", canonical);
+    if (m.type == HSD_WIRE_RESULT) {
+        const struct hsd_wire_result *r = &m.u.result;
+        json_t *j = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f}",
+                              "steps", r->steps, "k_used", r->k_used, "sampler", r->sampler,
+                              "n_emb", r->n_emb, "c", r->c, "h", r->h, "w", r->w, "emb_t",
+                              r->emb_t, "emb_c", r->emb_c, "pooled_c", r->pooled_c, "n_time_ids",
+                              r->n_time_ids, "device_ms", r->device_ms, "queue_ms", r->queue_ms);
+        json_object_set_new(j, "state_len", json_integer((json_int_t)r->sampler_state.n));
+        json_object_set_new(j, "pooled", floats_json(r->pooled, (size_t)r->n_emb * r->pooled_c));
+        json_object_set_new(j, "time_ids",
+                            floats_json(r->time_ids, (size_t)r->n_emb * r->n_time_ids));
+        json_object_set_new(o, "result", j);
+    }
+    json_dumpf(o, stdout, JSON_COMPACT);
+    printf("\n");
+    json_decref(o);
+    free(msg);
+    return 0;
 }
 
 static int cmd_reference(const char *model, const char *path, const char *out) {
@@ -213,7 +275,9 @@ static int cmd_finish(const char *edge, const char *gen_path, const char *res_pa
         .gen = {.prompt = prompt, .negative_prompt = negative, .guidance_scale = g->cfg_scale,
                 .steps = g->steps, .split = -1, .sampler = (enum hsd_sampler_kind)g->sampler,
                 .width = g->width, .height = g->height, .seed = g->seed, .batch_count = 1,
-                .clip_skip = g->clip_skip},
+                .clip_skip = g->clip_skip, .original_width = g->original_width,
+                .original_height = g->original_height, .crop_top = g->crop_top,
+                .crop_left = g->crop_left},
         .k_min = g->k_min, .k_max = g->k_max};
     struct hsd_pipeline_config pc = {.model = edge, .threads = 2};
     struct hsd_edge_expect e;
@@ -267,21 +331,23 @@ static int cmd_decode(const char *list) {
 int main(int argc, char **argv) {
     if (argc == 4 && !strcmp(argv[1], "check")) return cmd_check(argv[2], argv[3]);
     if (argc == 3 && !strcmp(argv[1], "decode")) return cmd_decode(argv[2]);
+    if (argc == 3 && !strcmp(argv[1], "fields")) return cmd_fields(argv[2]);
     if ((argc == 6 || argc == 7) && !strcmp(argv[1], "finish"))
         return cmd_finish(argv[2], argv[3], argv[4], argv[5], argc == 7 ? argv[6] : NULL);
     if (argc == 5 && !strcmp(argv[1], "reference")) return cmd_reference(argv[2], argv[3], argv[4]);
     char buf[HSD_WIRE_ERROR_MAX_SIZE];
     size_t n;
-    if (argc == 7 && !strcmp(argv[1], "error")) {
+    if ((argc == 7 || argc == 8) && !strcmp(argv[1], "error")) {
         if (hsd_wire_encode_error(buf, sizeof buf, &n, strtoull(argv[2], NULL, 10),
                                   (enum hsd_wire_error)atoi(argv[3]),
                                   (uint32_t)strtoul(argv[4], NULL, 10), "%s", argv[5]))
             return fprintf(stderr, "wire_tool: %s\n", hsd_last_error()), 2;
-        hsd_wire_set_version(buf, n, 1);  // replies to the (version 1) Python client
+        hsd_wire_set_version(buf, n, argc == 8 ? (uint16_t)atoi(argv[7]) : 1);
         return write_file(argv[6], buf, n);
     }
-    if (argc == 6 && !strcmp(argv[1], "cancel-ack")) {
-        struct hsd_wire_msg m = {.version = 1, .type = HSD_WIRE_CANCEL_ACK,
+    if ((argc == 6 || argc == 7) && !strcmp(argv[1], "cancel-ack")) {
+        struct hsd_wire_msg m = {.version = argc == 7 ? (uint16_t)atoi(argv[6]) : 1,
+                                 .type = HSD_WIRE_CANCEL_ACK,
                                  .request_id = strtoull(argv[2], NULL, 10)};
         m.u.cancel_ack.target = strtoull(argv[3], NULL, 10);
         m.u.cancel_ack.cancelled = (uint8_t)atoi(argv[4]);

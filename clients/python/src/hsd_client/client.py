@@ -13,6 +13,7 @@ import os
 import struct
 from typing import Optional
 
+import numpy as np
 import pynng
 
 from . import auth, wire
@@ -39,17 +40,23 @@ class Client:
     """Talks to one service endpoint ("tcp://host:port" or "ipc:///path").
 
     ``key``: an auth.Key (or None for a service run with --no-auth);
-    ``timeout_ms``: how long one request waits for its reply.
+    ``timeout_ms``: how long one request waits for its reply; ``version``:
+    the protocol version requests are sent in (docs/protocol.md §6): 2,
+    which `hsd serve` reads for every model; 1 for a service from before
+    version 2 (it answers version 2 with BAD_VERSION), SD 1.x/2.x only.
     """
 
-    def __init__(self, endpoint: str, key: Optional[auth.Key] = None, timeout_ms: int = 60000):
+    def __init__(self, endpoint: str, key: Optional[auth.Key] = None, timeout_ms: int = 60000,
+                 version: int = wire.VERSION):
         _check_endpoint(endpoint)
+        wire.check_version(version)
         if key is not None and not isinstance(key, auth.Key):
             raise InvalidRequest("key must be an hsd_client.Key or None")
         if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or \
                 not 0 < timeout_ms < 2**31:
             raise InvalidRequest(f"timeout_ms must be a positive integer (ms), got {timeout_ms!r}")
         self.endpoint, self.key, self.timeout_ms = endpoint, key, timeout_ms
+        self.version = version
 
     # ---- raw exchange ----
 
@@ -82,12 +89,18 @@ class Client:
 
     def _ask(self, msg: bytes, request_id: int, want: type) -> Reply:
         reply = self.exchange(msg)
+        if isinstance(reply, Error):
+            # §6: a service that does not speak our version says so in
+            # version 1 (request id 0, so checked before the id below).
+            hint = (f"this client sent protocol version {self.version}; a service that speaks "
+                    "version 1 only takes Client(..., version=1), SD 1.x/2.x models only"
+                    if reply.name == "BAD_VERSION" and self.version > 1 else "")
+            if hint or reply.request_id == request_id:
+                raise ServerError(reply.code, reply.name, reply.retry_after_ms, reply.text,
+                                  reply.request_id, hint)
         if reply.request_id != request_id:
             raise VerificationError(f"reply to request {reply.request_id:016x}, sent "
                                     f"{request_id:016x}")
-        if isinstance(reply, Error):
-            raise ServerError(reply.code, reply.name, reply.retry_after_ms, reply.text,
-                              reply.request_id)
         if not isinstance(reply, want):
             raise VerificationError(f"got {type(reply).__name__} where {want.__name__} was "
                                     "expected")
@@ -97,7 +110,8 @@ class Client:
 
     def encode_generate(self, req: wire.GenerateRequest, request_id: int) -> bytes:
         """The signed GENERATE bytes this client would send."""
-        return self._signed(wire.encode_generate(req, request_id, self.key is not None))
+        return self._signed(wire.encode_generate(req, request_id, self.key is not None,
+                                                 self.version))
 
     def generate(self, req: wire.GenerateRequest, request_id: Optional[int] = None) -> Result:
         """Asks for the first k steps of `req`; returns the verified RESULT.
@@ -107,20 +121,20 @@ class Client:
         rid = random_request_id() if request_id is None else request_id
         msg = self.encode_generate(req, rid)
         res = self._ask(msg, rid, Result)
-        verify_result(res, req)
+        verify_result(res, req, self.version)
         return res
 
     def status(self) -> Status:
         rid = random_request_id()
-        return self._ask(self._signed(wire.encode_status_request(rid, self.key is not None)),
-                         rid, Status)
+        return self._ask(self._signed(wire.encode_status_request(rid, self.key is not None,
+                                                                 self.version)), rid, Status)
 
     def cancel(self, target: int) -> bool:
         """Cancels this key's GENERATE `target` (send it from another thread
         or process than the one waiting for it); True if it was cancelled."""
         rid = random_request_id()
-        ack = self._ask(self._signed(wire.encode_cancel(target, rid, self.key is not None)),
-                        rid, CancelAck)
+        ack = self._ask(self._signed(wire.encode_cancel(target, rid, self.key is not None,
+                                                        self.version)), rid, CancelAck)
         if ack.target != target:
             raise VerificationError(f"CANCEL_ACK for {ack.target:016x}, sent {target:016x}")
         return ack.cancelled
@@ -143,15 +157,20 @@ def _check_endpoint(ep) -> None:
     raise InvalidRequest(f"endpoint {ep!r}: expected tcp://HOST:PORT or ipc:///PATH")
 
 
-def verify_result(res: Result, req: wire.GenerateRequest) -> SamplerState:
-    """Checks that a RESULT answers `req` (host/edge/edge_verify.c
-    hsd_edge_verify_result, less what needs the edge's own model): steps,
-    sampler, k_used within the split, latent h, w = height/8, width/8,
-    embeddings as asked (two when CFG is on), and a sampler state for this
-    request at step k_used. Returns the decoded sampler state."""
+def verify_result(res: Result, req: wire.GenerateRequest,
+                  version: int = wire.VERSION) -> SamplerState:
+    """Checks that a RESULT answers `req` sent in protocol `version`
+    (host/edge/edge_verify.c hsd_edge_verify_result, less what needs the
+    edge's own model): the reply's version, steps, sampler, k_used within
+    the split, latent h, w = height/8, width/8, embeddings as asked (two
+    when CFG is on), the edge widths the request gave (edge_ctx_c,
+    edge_pooled_c), time ids equal to the request's, and a sampler state
+    for this request at step k_used. Returns the decoded sampler state."""
     def bad(msg: str) -> VerificationError:
         return VerificationError(f"RESULT rejected: {msg}")
 
+    if res.version != version:  # §3: a reply is in its request's version
+        raise bad(f"protocol version {res.version}, the request was sent in version {version}")
     k_min, k_max = req.split()
     sampler = wire.Sampler.parse(req.sampler)
     if res.steps != req.steps:
@@ -174,6 +193,7 @@ def verify_result(res: Result, req: wire.GenerateRequest) -> SamplerState:
                       "needs 2 (cond, uncond)")
     elif res.embeddings is not None:
         raise bad("text embeddings the request did not ask for")
+    _verify_added(res, req, bad)
     st = decode_sampler_state(res.sampler_state)
     if st.kind != sampler:
         raise bad(f"sampler state is a {st.kind.cli_name} state, the request asked for "
@@ -186,3 +206,22 @@ def verify_result(res: Result, req: wire.GenerateRequest) -> SamplerState:
         raise bad(f"sampler state is for latents of {st.n_latent} elements, RESULT's latent "
                   f"has {c * h * w}")
     return st
+
+
+def _verify_added(res: Result, req: wire.GenerateRequest, bad) -> None:
+    """SDXL's part (version 2): the widths of the edge U-Net the request
+    named, and the time ids it asked for in every pass (edge_verify.c
+    check_added)."""
+    if req.edge_ctx_c and res.embeddings is not None and res.embeddings.shape[2] != req.edge_ctx_c:
+        raise bad(f"text embeddings {res.embeddings.shape[2]} wide, the request's edge_ctx_c is "
+                  f"{req.edge_ctx_c}")
+    pooled_c = 0 if res.pooled is None else res.pooled.shape[1]
+    if req.edge_ctx_c and res.embeddings is not None and pooled_c != req.edge_pooled_c:
+        raise bad(f"pooled_c {pooled_c}, the request's edge_pooled_c is {req.edge_pooled_c}")
+    if res.time_ids is None:
+        return
+    want = np.array(req.time_ids(), dtype=np.float32)
+    for i, row in enumerate(res.time_ids):
+        if not np.array_equal(row, want):
+            raise bad(f"time_ids[{i}] = {row.tolist()}, the request's are {want.tolist()} "
+                      "(original size, crop, size)")

@@ -52,9 +52,11 @@ class ServerError(HsdError):
     (the service's reason, for people), ``request_id``.
     """
 
-    def __init__(self, code: int, name: str, retry_after_ms: int, text: str, request_id: int):
+    def __init__(self, code: int, name: str, retry_after_ms: int, text: str, request_id: int,
+                 hint: str = ""):
         super().__init__(f"{name} ({code}): {text}" + (
-            f" (retry after {retry_after_ms} ms)" if retry_after_ms else ""))
+            f" (retry after {retry_after_ms} ms)" if retry_after_ms else "") +
+            (f" ({hint})" if hint else ""))
         self.code = code
         self.name = name
         self.retry_after_ms = retry_after_ms

@@ -15,15 +15,14 @@ from typing import List, Optional, Union
 import numpy as np
 
 from .errors import ProtocolError
-from .wire import (ErrorCode, Frame, MsgType, decode_frame, error_name, MAX_STEPS, TEXT_LEN,
-                   MAX_TEXT_CHUNKS,
-                   Sampler)
+from .wire import (ErrorCode, Frame, MsgType, decode_frame, error_name, MAX_EMB_C, MAX_MICRO,
+                   MAX_POOLED_C, MAX_STEPS, MAX_TEXT_CHUNKS, N_TIME_IDS, TEXT_LEN, Sampler)
 
 MAX_RETRY_MS = 3_600_000
 MAX_ERROR_TEXT = 1024
 MAX_SHORT_TEXT = 64
 MAX_DEVICES = 32
-MAX_LATENT_C, MAX_LATENT_SIDE, MAX_EMB_C = 16, 512, 4096
+MAX_LATENT_C, MAX_LATENT_SIDE = 16, 512
 
 
 @dataclass
@@ -31,7 +30,10 @@ class Result:
     """§5.2 RESULT. ``latent``: float32 [c, h, w] (x_k); ``embeddings``:
     float32 [n_emb, 77, emb_c] ([0] cond, [1] uncond) or None;
     ``sampler_state``: the opaque bytes (decode with
-    sampler_state.decode_sampler_state)."""
+    sampler_state.decode_sampler_state). Version 2 from an SDXL service:
+    ``pooled`` float32 [n_emb, pooled_c] (text_encoder_2's text_embeds)
+    and ``time_ids`` float32 [n_emb, 6] (add_time_ids), same order as the
+    embeddings; None otherwise. ``version``: the reply's protocol version."""
     request_id: int
     steps: int
     k_used: int
@@ -41,6 +43,9 @@ class Result:
     embeddings: Optional[np.ndarray]
     device_ms: float
     queue_ms: float
+    pooled: Optional[np.ndarray] = None
+    time_ids: Optional[np.ndarray] = None
+    version: int = 1
 
 
 @dataclass
@@ -148,12 +153,18 @@ def _text(raw: bytes, limit: int, what: str) -> str:
 
 def _result(f: Frame) -> Result:
     r = _Reader(f.payload)
-    steps, k_used, sampler, n_emb, c, h, w, emb_t, emb_c, device_ms, queue_ms = r.unpack(
-        "HHBBHHHHHdd", "RESULT fixed fields")
+    v2 = f.version >= 2
+    steps, k_used, sampler, n_emb, c, h, w, emb_t, emb_c, device_ms, queue_ms, *added = r.unpack(
+        "HHBBHHHHHdd" + ("HH" if v2 else ""), "RESULT fixed fields")
+    pooled_c, n_ids = added if v2 else (0, 0)
     latent = r.take(4 * c * h * w, f"latent [{c}, {h}, {w}]")
     (state_len,) = r.unpack("I", "sampler state length")
     state = r.take(state_len, "sampler state")
     emb = r.take(4 * n_emb * emb_t * emb_c, f"text embeddings [{n_emb}, {emb_t}, {emb_c}]")
+    # wire_msg.c parse_result: the pooled embeddings and time ids are one
+    # length check.
+    extra = r.take(4 * n_emb * (pooled_c + n_ids),
+                   f"pooled embeddings and time ids [{n_emb}, {pooled_c} + {n_ids}]")
     r.end("RESULT")
     # Ranges, in host/net/wire_msg.c check_result's order.
     if not 1 <= steps <= MAX_STEPS:
@@ -179,8 +190,28 @@ def _result(f: Frame) -> Result:
     lat = _Reader(latent).floats(c * h * w, "latent").reshape(c, h, w)
     embs = _Reader(emb).floats(n_emb * emb_t * emb_c, "text embeddings").reshape(
         n_emb, emb_t, emb_c) if n_emb else None
+    pooled, ids = _added(extra, n_emb, pooled_c, n_ids)
     return Result(f.request_id, steps, k_used, Sampler(sampler), lat, bytes(state), embs,
-                  device_ms, queue_ms)
+                  device_ms, queue_ms, pooled, ids, f.version)
+
+
+def _added(raw: bytes, n_emb: int, pooled_c: int, n_ids: int):
+    """Version 2's pooled embeddings [n_emb, pooled_c] and time ids [n_emb,
+    6], checked as wire_msg.c check_result_added does: together, only with
+    text embeddings, finite, time ids pixel counts 0..65535."""
+    if not pooled_c and not n_ids:
+        return None, None
+    if not 1 <= pooled_c <= MAX_POOLED_C or n_ids != N_TIME_IDS or not n_emb:
+        raise _bad(f"pooled_c {pooled_c} / n_time_ids {n_ids} / n_emb {n_emb}: need "
+                   f"1..{MAX_POOLED_C} / {N_TIME_IDS} / 1..2 together")
+    r = _Reader(raw)
+    pooled = r.floats(n_emb * pooled_c, "pooled embeddings").reshape(n_emb, pooled_c)
+    ids = r.floats(n_emb * n_ids, "time ids").reshape(n_emb, n_ids)
+    out = ~((ids >= 0) & (ids <= MAX_MICRO))
+    if out.any():
+        i = int(np.flatnonzero(out)[0])
+        raise _bad(f"time ids[{i}] = {ids.flat[i]:g} outside 0..{MAX_MICRO}")
+    return pooled, ids
 
 
 def _error(f: Frame) -> Error:
@@ -243,8 +274,7 @@ _DECODERS = {MsgType.RESULT: _result, MsgType.ERROR: _error, MsgType.STATUS: _st
 def decode_reply(buf: bytes) -> Reply:
     """A reply message as RESULT / ERROR / STATUS / CANCEL_ACK object.
     Raises ProtocolError for anything §3 or §5 refuses, or for a request
-    type (a service never sends one). Replies carry no auth block in v1
-    (§4); one that has it is decoded and its block ignored, as nothing in
+    type (a service never sends one). Replies carry no auth block (§4); one that has it is decoded and its block ignored, as nothing in
     it can be checked."""
     f = decode_frame(buf)
     if f.auth is not None:

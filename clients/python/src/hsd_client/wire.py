@@ -1,4 +1,4 @@
-"""Framing and request encoding of the hsd wire protocol, version 1.
+"""Framing and request encoding of the hsd wire protocol, versions 1 and 2.
 
 docs/protocol.md is the contract (this module follows it section by
 section); the C side is host/net/wire.c and wire_msg.c. The encoding is
@@ -21,7 +21,12 @@ from typing import Optional, Sequence, Union
 from .errors import InvalidRequest, ProtocolError
 
 MAGIC = b"HSDW"
-VERSION = 1
+# §6: version 2 (SDXL: original size, crop and the edge U-Net's widths in
+# GENERATE; pooled embeddings and time ids in RESULT) is what this client
+# sends; replies are read in either version (a service answers what it
+# cannot read, BAD_VERSION included, in version 1).
+VERSION = 2
+VERSIONS = (1, 2)
 HEADER_SIZE = 32
 AUTH_SIZE = 88
 CHECKSUM_OFFSET = 24
@@ -48,9 +53,14 @@ MAX_TEXT_CHUNKS = 8  # RESULT embeddings: TEXT_LEN x 1..8 tokens
 MAX_LORAS = 8
 MAX_LORA_NAME = 63
 MAX_LORA_SCALE = 16.0
+MAX_MICRO = 65535  # v2: original size, crop (pixels); RESULT time ids
+MAX_EMB_C = 4096  # RESULT text embedding width; v2 GENERATE edge_ctx_c
+MAX_POOLED_C = 4096  # v2: RESULT pooled width; GENERATE edge_pooled_c
+N_TIME_IDS = 6  # v2: SDXL's add_time_ids per pass
 
 _HEADER = struct.Struct("<4sHHHHIQII")
 _GEN_FIXED = struct.Struct("<QHHHHHBBfIBBH")
+_GEN_V2 = struct.Struct("<6H")  # original w, h, crop top, left, edge_ctx_c, edge_pooled_c
 
 
 class MsgType(enum.IntEnum):
@@ -127,14 +137,16 @@ def put_checksum(msg: bytearray) -> None:
     struct.pack_into("<I", msg, CHECKSUM_OFFSET, checksum(msg))
 
 
-def frame(msg_type: int, request_id: int, payload: bytes, with_auth: bool) -> bytearray:
+def frame(msg_type: int, request_id: int, payload: bytes, with_auth: bool,
+          version: int = VERSION) -> bytearray:
     """Header + payload (+ 88 zero bytes for the auth block), checksummed.
     A signed message is completed by auth.sign()."""
     _check_int("request_id", request_id, 0, 2**64 - 1)
+    check_version(version)
     size = HEADER_SIZE + len(payload) + (AUTH_SIZE if with_auth else 0)
     if size > MAX_MESSAGE:
         raise InvalidRequest(f"message of {size} bytes exceeds the {MAX_MESSAGE}-byte limit")
-    msg = bytearray(_HEADER.pack(MAGIC, VERSION, msg_type, FLAG_AUTH if with_auth else 0, 0,
+    msg = bytearray(_HEADER.pack(MAGIC, version, msg_type, FLAG_AUTH if with_auth else 0, 0,
                                  len(payload), request_id, 0, 0))
     msg += payload
     if with_auth:
@@ -164,9 +176,10 @@ def decode_frame(buf: bytes) -> Frame:
     if n < 6:
         raise ProtocolError(ErrorCode.BAD_MESSAGE, f"truncated header: {n} of {HEADER_SIZE} bytes")
     (version,) = struct.unpack_from("<H", buf, 4)
-    if version != VERSION:
+    if version not in VERSIONS:
         raise ProtocolError(ErrorCode.BAD_VERSION,
-                            f"protocol version {version}; this client speaks version {VERSION}")
+                            f"protocol version {version}; this client speaks versions "
+                            f"{VERSIONS[0]}..{VERSIONS[-1]}")
     if n < HEADER_SIZE:
         raise ProtocolError(ErrorCode.BAD_MESSAGE, f"truncated header: {n} of {HEADER_SIZE} bytes")
     _, _, mtype, flags, res16, plen, rid, crc, res32 = _HEADER.unpack_from(buf)
@@ -229,6 +242,17 @@ class GenerateRequest:
     # LoRAs the service registered (hsd serve --lora NAME=FILE): (name, scale)
     # pairs, or a {name: scale} dict; empty: none (and nothing extra is sent).
     loras: Union[Sequence[tuple], dict] = ()
+    # Protocol version 2 (§5.1), SDXL's micro-conditioning as diffusers'
+    # StableDiffusionXLPipeline takes it: original_size (height, width),
+    # None = the target size; crop (top, left) = crops_coords_top_left.
+    original_size: Optional[tuple] = None
+    crop: tuple = (0, 0)
+    # The widths of the U-Net that will finish the RESULT (its
+    # cross_attention_dim; its pooled text-embedding width, SDXL-base 1280,
+    # 0 for SD 1.x/2.x), so the service refuses a misfit before compute;
+    # edge_ctx_c 0: not checked (then edge_pooled_c must be 0 too).
+    edge_ctx_c: int = 0
+    edge_pooled_c: int = 0
 
     def split(self) -> tuple:
         """(k_min, k_max), checked."""
@@ -247,8 +271,32 @@ class GenerateRequest:
             raise InvalidRequest(f"split range k_min {k_min} > k_max {k_max}")
         return k_min, k_max
 
-    def payload(self) -> bytes:
+    def micro(self) -> tuple:
+        """(original_width, original_height, crop_top, crop_left) as the
+        wire carries them (0 = default), checked."""
+        size = (0, 0) if self.original_size is None else _pair("original_size",
+                                                                 self.original_size)
+        top, left = _pair("crop", self.crop)
+        return size[1], size[0], top, left
+
+    def time_ids(self) -> tuple:
+        """SDXL's add_time_ids for this request (diffusers _get_add_time_ids:
+        original_size + crops_coords_top_left + target_size, sizes as
+        (height, width); host/pipeline/pipeline_sdxl.c hsd_pipeline_time_ids)."""
+        ow, oh, top, left = self.micro()
+        return (oh or self.height, ow or self.width, top, left, self.height, self.width)
+
+    def payload(self, version: int = VERSION) -> bytes:
         """The GENERATE payload, after checking every field against §5.1."""
+        check_version(version)
+        micro = self.micro()
+        _check_int("edge_ctx_c", self.edge_ctx_c, 0, MAX_EMB_C)
+        _check_int("edge_pooled_c", self.edge_pooled_c, 0, MAX_POOLED_C)
+        if self.edge_pooled_c and not self.edge_ctx_c:
+            raise InvalidRequest(f"edge_pooled_c {self.edge_pooled_c} without edge_ctx_c (give "
+                                 "both or neither)")
+        if version < 2 and (any(micro) or self.edge_ctx_c):
+            raise InvalidRequest("original_size, crop and edge widths need protocol version 2")
         _check_int("seed", self.seed, 0, 2**64 - 1)
         for name in ("width", "height"):
             v = getattr(self, name)
@@ -281,6 +329,8 @@ class GenerateRequest:
         out = bytearray(_GEN_FIXED.pack(self.seed, self.width, self.height, self.steps, k_min,
                                         k_max, sampler, flags, cfg, self.deadline_ms,
                                         self.clip_skip, self.priority, 0))
+        if version >= 2:
+            out += _GEN_V2.pack(*micro, self.edge_ctx_c, self.edge_pooled_c)
         out += struct.pack("<H", len(model)) + model
         out += _prompt("prompt", self.prompt)
         out += _prompt("negative_prompt", self.negative_prompt)
@@ -313,20 +363,38 @@ def _loras(loras) -> list:
     return out
 
 
-def encode_generate(req: GenerateRequest, request_id: int, with_auth: bool) -> bytearray:
-    return frame(MsgType.GENERATE, request_id, req.payload(), with_auth)
+def encode_generate(req: GenerateRequest, request_id: int, with_auth: bool,
+                    version: int = VERSION) -> bytearray:
+    return frame(MsgType.GENERATE, request_id, req.payload(version), with_auth, version)
 
 
-def encode_status_request(request_id: int, with_auth: bool) -> bytearray:
-    return frame(MsgType.STATUS_REQUEST, request_id, b"", with_auth)
+def encode_status_request(request_id: int, with_auth: bool, version: int = VERSION) -> bytearray:
+    return frame(MsgType.STATUS_REQUEST, request_id, b"", with_auth, version)
 
 
-def encode_cancel(target: int, request_id: int, with_auth: bool) -> bytearray:
+def encode_cancel(target: int, request_id: int, with_auth: bool,
+                  version: int = VERSION) -> bytearray:
     _check_int("target", target, 0, 2**64 - 1)
-    return frame(MsgType.CANCEL, request_id, struct.pack("<Q", target), with_auth)
+    return frame(MsgType.CANCEL, request_id, struct.pack("<Q", target), with_auth, version)
 
 
 # ---- field checks ----------------------------------------------------------
+
+def check_version(version) -> None:
+    if isinstance(version, bool) or version not in VERSIONS:
+        raise InvalidRequest(f"protocol version {version!r}: this client speaks "
+                             f"{' and '.join(map(str, VERSIONS))}")
+
+
+def _pair(name: str, v) -> tuple:
+    """Two u16 pixel counts (§5.1 version 2 fields, 0..65535)."""
+    try:
+        a, b = v
+    except (TypeError, ValueError):
+        raise InvalidRequest(f"{name} must be a pair of integers, got {v!r}") from None
+    _check_int(f"{name}[0]", a, 0, MAX_MICRO)
+    _check_int(f"{name}[1]", b, 0, MAX_MICRO)
+    return int(a), int(b)
 
 def _check_int(name: str, v, lo: int, hi: int) -> None:
     # numbers.Integral: numpy integers (token ids from a tokenizer) count too.
