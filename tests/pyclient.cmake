@@ -29,6 +29,15 @@ add_test(NAME test_pyclient_serve
          $<TARGET_FILE:test_edge_pngcmp>)
 set_tests_properties(test_pyclient_serve PROPERTIES LABELS integration TIMEOUT 180
                      SKIP_RETURN_CODE 77 ENVIRONMENT "${HSD_PY_ENV}")
+# Protocol version 2 against `hsd serve` with the tiny SDXL pipeline: the
+# RESULT's pooled embeddings and time ids, finished by the C edge equal to
+# `hsd generate --split k`; version 1 and SD 1.x edges refused (~2 s).
+add_test(NAME test_pyclient_serve_sdxl
+         COMMAND ${HSD_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/pyclient/test_serve_sdxl.py
+         $<TARGET_FILE:hsd> $<TARGET_FILE:pyclient_wire_tool> ${HSD_TEST_DATA}
+         $<TARGET_FILE:test_edge_pngcmp>)
+set_tests_properties(test_pyclient_serve_sdxl PROPERTIES LABELS integration TIMEOUT 180
+                     SKIP_RETURN_CODE 77 ENVIRONMENT "${HSD_PY_ENV}")
 # The optional diffusers finish (hsd_client.diffusers_finish) against the
 # C edge's finish of the same handover.
 add_test(NAME test_pyclient_diffusers

@@ -8,7 +8,9 @@ it on the wire, edge_result and sampler_state seed corpora:
       -max_total_time=60 CORPUS_DIR
 
 The contract: any bytes either decode or raise the client's own
-ProtocolError / VerificationError; any other exception is a crash.
+ProtocolError / VerificationError; any other exception is a crash. A
+RESULT that decodes is then verified against the request it claims to
+answer (versions 1 and 2, SDXL's time ids and widths included).
 """
 
 import struct
@@ -22,13 +24,35 @@ with atheris.instrument_imports():
     from hsd_client import wire
 
 
+def matching_request(res):
+    """The request a RESULT claims to answer (its steps, k, sampler, size,
+    CFG from n_emb, version 2's time ids and widths), so verify_result's
+    checks, SDXL's included, run past their first comparison. Raises
+    InvalidRequest where the RESULT's fields make no valid request."""
+    c, h, w = res.latent.shape
+    extra = {}
+    if res.time_ids is not None:
+        oh, ow, top, left = (int(v) for v in res.time_ids[0][:4])
+        extra = dict(original_size=(oh, ow), crop=(top, left),
+                     edge_ctx_c=res.embeddings.shape[2], edge_pooled_c=res.pooled.shape[1])
+    n_emb = 0 if res.embeddings is None else res.embeddings.shape[0]
+    return hc.GenerateRequest(prompt="", steps=res.steps, k=res.k_used, sampler=int(res.sampler),
+                              width=8 * w, height=8 * h, cfg_scale=7.5 if n_emb == 2 else 1.0,
+                              return_embeddings=n_emb > 0, **extra)
+
+
 def decode(msg: bytes) -> None:
     try:
         reply = hc.decode_reply(msg)
         if isinstance(reply, hc.Result):
             hc.decode_sampler_state(reply.sampler_state)
     except (hc.ProtocolError, hc.VerificationError):
-        pass
+        return
+    if isinstance(reply, hc.Result):
+        try:
+            hc.verify_result(reply, matching_request(reply), reply.version)
+        except (hc.InvalidRequest, hc.VerificationError):
+            pass
 
 
 def one_input(data: bytes) -> None:

@@ -1,6 +1,7 @@
 """What the Python tests of tests/pyclient share: ok/FAIL lines with the
 closing "N passed, N failed" line (as the shell tests print), a free
-loopback port, and an `hsd serve` that is started, waited for and stopped."""
+loopback port, an `hsd serve` that is started, waited for and stopped, and
+the C edge's finish of a RESULT compared with `hsd generate --split k`."""
 
 import os
 import signal
@@ -85,3 +86,36 @@ class Serve:
         self.stop()
         self.tmp.cleanup()
         return False
+
+
+def finish_vs_generate(tmp, hsd, tool, pngcmp, model, edge, gen_msg, res_msg, req, extra=()):
+    """A RESULT (res_msg, as received) for GENERATE gen_msg finished by the
+    C edge (wire_tool finish: hsd_edge_verify_result + hsd_edge_finish on
+    the edge pipeline) against `hsd generate --model MODEL --edge-model
+    EDGE --split k` of the same request (text prompts; `extra`: more
+    generate flags, e.g. --original-size). An empty negative prompt is no
+    -n: the wire cannot tell "" from none, and SDXL's
+    force_zeros_for_empty_prompt zeroes only none (docs/protocol.md §5.1).
+    Returns (same, detail): same is test_edge_pngcmp's verdict (pixels and
+    IDAT bytes)."""
+    from hsd_client import Sampler
+    f = {n: os.path.join(tmp, n) for n in ("gen.bin", "res.bin", "e.png", "g.png")}
+    for n, b in (("gen.bin", gen_msg), ("res.bin", res_msg)):
+        with open(f[n], "wb") as out:
+            out.write(b)
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    fin = subprocess.run([tool, "finish", edge, f["gen.bin"], f["res.bin"], f["e.png"]],
+                         capture_output=True, text=True, timeout=120, env=env)
+    gen = subprocess.run(
+        [hsd, "generate", "--model", model, "--edge-model", edge, "--split", str(req.k),
+         "-p", req.prompt, *(["-n", req.negative_prompt] if req.negative_prompt else []),
+         "--width", str(req.width), "--height",
+         str(req.height), "--seed", str(req.seed), "--steps", str(req.steps), "--sampler",
+         Sampler.parse(req.sampler).cli_name, "--cfg", repr(req.cfg_scale), "--threads", "2",
+         "-q", *extra, "-o", f["g.png"]], capture_output=True, text=True, timeout=120, env=env)
+    if fin.returncode or gen.returncode:
+        return False, (f"finish rc {fin.returncode} ({fin.stderr.strip()}), generate rc "
+                       f"{gen.returncode} ({gen.stderr.strip()})")
+    cmp = subprocess.run([pngcmp, f["e.png"], f["g.png"]], capture_output=True, text=True,
+                         timeout=60)
+    return cmp.returncode == 0, (cmp.stdout + cmp.stderr).strip()

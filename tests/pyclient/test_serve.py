@@ -38,7 +38,7 @@ except ImportError as e:
     print(f"SKIP: {e} (scripts/setup.sh installs tests/oracle/requirements.txt)")
     sys.exit(77)
 
-from harness import Report, Serve, free_port
+from harness import Report, Serve, finish_vs_generate, free_port
 
 hsd, tool, data, pngcmp = sys.argv[1:5]
 model = os.path.join(data, "pipeline", "large")
@@ -61,30 +61,11 @@ def reference(req, rid):
 
 def finish_like_generate(client, name, req):
     """The RESULT as received, finished by the C edge == hsd generate --split k."""
-    rid = hc.random_request_id()
-    msg = client.encode_generate(req, rid)
-    raw = client.exchange_raw(msg)
-    f = {n: os.path.join(tmp.name, n) for n in ("gen.bin", "res.bin", "e.png", "g.png")}
-    for n, b in (("gen.bin", msg), ("res.bin", raw)):
-        with open(f[n], "wb") as out:
-            out.write(b)
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
-    fin = subprocess.run([tool, "finish", edge, f["gen.bin"], f["res.bin"], f["e.png"]],
-                         capture_output=True, text=True, timeout=120, env=env)
-    gen = subprocess.run(
-        [hsd, "generate", "--model", model, "--edge-model", edge, "--split", str(req.k),
-         "-p", req.prompt, "-n", req.negative_prompt, "--width", str(req.width), "--height",
-         str(req.height), "--seed", str(req.seed), "--steps", str(req.steps), "--sampler",
-         hc.Sampler.parse(req.sampler).cli_name, "--cfg", repr(req.cfg_scale), "--threads", "2",
-         "-q", "-o", f["g.png"]], capture_output=True, text=True, timeout=120, env=env)
-    if fin.returncode or gen.returncode:
-        bad(f"{name}: finish rc {fin.returncode} ({fin.stderr.strip()}), generate rc "
-            f"{gen.returncode} ({gen.stderr.strip()})")
-        return
-    cmp = subprocess.run([pngcmp, f["e.png"], f["g.png"]], capture_output=True, text=True,
-                         timeout=60)
-    check(cmp.returncode == 0, f"{name}: pynng RESULT finished by the C edge == hsd generate "
-          f"--edge-model EDGE --split {req.k}: {cmp.stdout.strip()}", cmp.stdout + cmp.stderr)
+    msg = client.encode_generate(req, hc.random_request_id())
+    same, detail = finish_vs_generate(tmp.name, hsd, tool, pngcmp, model, edge, msg,
+                                      client.exchange_raw(msg), req)
+    check(same, f"{name}: pynng RESULT finished by the C edge == hsd generate "
+          f"--edge-model EDGE --split {req.k}: {detail}", detail)
 
 
 keys = os.path.join(tmp.name, "keys")

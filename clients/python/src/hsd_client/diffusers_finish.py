@@ -48,6 +48,9 @@ def denoise_with_diffusers(res: Result, req: GenerateRequest, unet,
     if res.embeddings is None:
         raise InvalidRequest("finish_with_diffusers needs the text embeddings "
                              "(return_embeddings=True)")
+    if res.pooled is not None:  # the U-Net call below passes no added_cond_kwargs
+        raise InvalidRequest("finish_with_diffusers: SDXL handovers (pooled embeddings, time "
+                             "ids) are not supported yet; finish them with hsd edge")
     sched = classes[res.sampler].from_config(scheduler_config)
     sched.set_timesteps(req.steps)
     # The same schedule on both sides, or the handover means nothing.
