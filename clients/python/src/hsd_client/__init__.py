@@ -22,7 +22,7 @@ from .replies import CancelAck, Device, Error, Result, Status, decode_reply
 from .sampler_state import SamplerState, decode_sampler_state
 from .wire import ErrorCode, GenerateRequest, MsgType, Sampler, decode_frame
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "CancelAck", "Client", "Device", "Error", "ErrorCode", "GenerateRequest", "HsdError",
