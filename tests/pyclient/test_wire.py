@@ -398,7 +398,8 @@ for version in (1, 2):
     raw = open(path("ack.bin"), "rb").read()
     replies[f"cancel-ack {version}"] = raw
     a = hc.decode_reply(raw)
-    check(isinstance(a, hc.CancelAck) and (a.request_id, a.target, a.cancelled) == (77, 2**63, True),
+    check(isinstance(a, hc.CancelAck) and
+          (a.request_id, a.target, a.cancelled) == (77, 2**63, True),
           f"C-encoded CANCEL_ACK (version {version}) decodes", a)
 
 # ---- SDXL RESULTs (version 2): pooled embeddings and time ids ----

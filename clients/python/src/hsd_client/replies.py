@@ -274,8 +274,9 @@ _DECODERS = {MsgType.RESULT: _result, MsgType.ERROR: _error, MsgType.STATUS: _st
 def decode_reply(buf: bytes) -> Reply:
     """A reply message as RESULT / ERROR / STATUS / CANCEL_ACK object.
     Raises ProtocolError for anything §3 or §5 refuses, or for a request
-    type (a service never sends one). Replies carry no auth block (§4); one that has it is decoded and its block ignored, as nothing in
-    it can be checked."""
+    type (a service never sends one). Replies carry no auth block (§4);
+    one that has it is decoded and its block ignored, as nothing in it can
+    be checked. Versions 1 and 2 are read (§6)."""
     f = decode_frame(buf)
     if f.auth is not None:
         _check_auth_shape(f.auth)
