@@ -24,6 +24,16 @@ start_serve() {
   for _ in $(seq 200); do grep -q ready "$tmp/serve.log" && return 0; sleep 0.1; done
   return 1
 }
+# sdxl_edge_folder LARGE SMALL DIR: an SDXL edge pipeline in DIR: LARGE's
+# text encoders, tokenizers and VAEs with SMALL's U-Net (as a KOALA folder
+# ships with SDXL's text encoders and VAE), all as links.
+sdxl_edge_folder() {
+  mkdir "$3" || return 1
+  for x in model_index.json scheduler text_encoder text_encoder_2 tokenizer tokenizer_2 vae vae_tiny; do
+    ln -s "$(cd "$1" && pwd)/$x" "$3/$x"
+  done
+  ln -s "$(cd "$2" && pwd)/unet" "$3/unet"
+}
 # oracle_write PYTHON SCRIPT: a tests/oracle script that writes models at
 # test time (too big to commit) into $m; its round-trip lines are echoed,
 # its whole log on failure (then exit 1); exit 77 (skipped) without the

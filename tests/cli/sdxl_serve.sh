@@ -19,11 +19,7 @@ large=$data/pipeline_sdxl/large; small=$data/pipeline_sdxl/edge
 . "$(dirname "$0")/harness.sh"
 
 edge=$tmp/edge
-mkdir "$edge"
-for x in model_index.json scheduler text_encoder text_encoder_2 tokenizer tokenizer_2 vae vae_tiny; do
-  ln -s "$(cd "$large" && pwd)/$x" "$edge/$x"
-done
-ln -s "$(cd "$small" && pwd)/unet" "$edge/unet"
+sdxl_edge_folder "$large" "$small" "$edge"
 
 # --warmup: SDXL's text encoders and U-Net (pooled embeddings, time ids) warm too.
 start_serve "$hsd" "$large" --threads 2 --warmup || { echo "hsd serve did not start:"; cat "$tmp/serve.log"; exit 1; }
