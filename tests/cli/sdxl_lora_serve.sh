@@ -21,15 +21,12 @@ large=$data/pipeline_sdxl/large; small=$data/pipeline_sdxl/edge
 kohya=$data/lora_sdxl/kohya.safetensors; peft=$data/lora_sdxl/peft.safetensors
 # shellcheck source=harness.sh
 . "$(dirname "$0")/harness.sh"
-"$py" -c "import safetensors, numpy" 2>/dev/null || {
-  echo "safetensors/numpy missing: skipped (scripts/setup.sh installs them)"; exit 77; }
 
 # The edge pipeline: SDXL's text encoders and VAE with the small U-Net.
 edge=$tmp/edge
 sdxl_edge_folder "$large" "$small" "$edge"
 fit=$tmp/fit.safetensors
-"$py" "$(dirname "$0")/lora_subset.py" "$peft" "$small/unet/diffusion_pytorch_model.safetensors" \
-  "$fit" || { echo "lora_subset.py failed"; exit 1; }
+sdxl_fit_lora "$py" "$data" "$fit"
 
 start_serve "$hsd" "$large" --threads 2 --lora "fit=$fit" --lora "kohya=$kohya" ||
   { echo "hsd serve did not start:"; cat "$tmp/serve.log"; exit 1; }

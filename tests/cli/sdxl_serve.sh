@@ -115,10 +115,6 @@ refused() {  # refused NAME WANT EDGE_MODEL
   fi
 }
 refused "SD 1.x edge, SDXL service" "edge_ctx_c 32" "$data/pipeline/edge"
-# The A1111 API daemon is not checked with SDXL: it says so at start.
-out=$(timeout 20 "$hsd" edge --http 127.0.0.1:0 --cloud "$ep" --model "$edge" --split 2 2>&1); rc=$?
-if [ $rc -eq 1 ] && grep -qF -- "--http serves SD 1.x/2.x" <<<"$out"; then ok "edge --http, SDXL: $out"
-else bad "edge --http, SDXL (rc=$rc): $out"; fi
 kill "$srv_pid"; wait "$srv_pid" 2>/dev/null; srv_pid=
 start_serve "$hsd" "$data/pipeline/large" --threads 2 || { echo "SD 1.x serve did not start"; exit 1; }
 refused "SDXL edge, SD 1.x service" "edge_ctx_c 40" "$edge"
