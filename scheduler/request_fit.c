@@ -2,7 +2,8 @@
 // decided on the receive thread before any compute (docs/protocol.md §5.1
 // "Version 2 fields"): an SDXL model answers only version 2 (only it
 // carries SDXL's pooled embeddings and time ids), takes text prompts
-// (two tokenizers) in diffusers' style without LoRAs (as hsd generate);
+// (two tokenizers) in diffusers' style (as hsd generate; LoRAs as for
+// SD 1.x: both text encoders and the U-Net take the request's scales);
 // and the edge's U-Net, as GENERATE describes it, must take this model's
 // text embeddings: the same cross-attention width, and a pooled
 // embedding of the same width exactly when it is SDXL-family.
@@ -47,7 +48,5 @@ enum hsd_status hsd_service_check_fit(const struct hsd_pipeline *p, const struct
     if (g->flags & HSD_WIRE_GEN_A1111)
         return hsd_fail(HSD_ERR_INVALID_ARG, "gen_flags: the A1111 prompt style is not "
                                              "supported for SDXL models yet");
-    if (g->n_loras)
-        return hsd_fail(HSD_ERR_INVALID_ARG, "loras: LoRA is not supported for SDXL models yet");
     return HSD_OK;
 }

@@ -46,6 +46,20 @@ add_test(NAME test_lora_serve COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/lora_serve
          $<TARGET_FILE:hsd> $<TARGET_FILE:test_edge_pngcmp> ${HSD_TEST_DATA})
 set_tests_properties(test_lora_serve PROPERTIES LABELS integration TIMEOUT 120
                      ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
+# SDXL LoRAs per request: hsd edge (small SDXL U-Net) + hsd serve vs hsd
+# generate --split k --lora, a batch mixing LoRA and none, the edge's refusal.
+add_test(NAME test_sdxl_lora_serve COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/sdxl_lora_serve.sh
+         $<TARGET_FILE:hsd> $<TARGET_FILE:test_edge_pngcmp> ${HSD_TEST_DATA}
+         ${CMAKE_SOURCE_DIR}/.venv/bin/python)
+set_tests_properties(test_sdxl_lora_serve PROPERTIES LABELS integration TIMEOUT 120
+                     SKIP_RETURN_CODE 77 ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
+# SDXL through hsd edge --http (the A1111 API) with <lora:NAME:SCALE>, images
+# equal to hsd generate --split k.
+add_test(NAME test_sdxl_edge_http COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/sdxl_edge_http.sh
+         $<TARGET_FILE:hsd> $<TARGET_FILE:test_edge_pngcmp> ${HSD_TEST_DATA}
+         ${CMAKE_SOURCE_DIR}/.venv/bin/python)
+set_tests_properties(test_sdxl_edge_http PROPERTIES LABELS integration TIMEOUT 120
+                     SKIP_RETURN_CODE 77 ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
 # LCM and <lora:NAME:SCALE> through hsd edge --http (the A1111 API) against
 # hsd serve, images equal to hsd generate; 422s for bad names and scales.
 add_test(NAME test_edge_http_lora COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/edge_http_lora.sh

@@ -374,11 +374,11 @@ int hsd_cmd_edge(int argc, char **argv) {
     t_load = hsd_cli_now_s() - t_load;
     co.endpoints = endpoints;
     co.n_endpoints = n_endpoints;
-    if (http && hsd_pipeline_is_sdxl(p)) {
-        // The A1111 API path (host/edge/a1111_*) has not been checked with
-        // SDXL's conditioning; the CLI path has (tests/cli/sdxl_serve.sh).
-        hsd_fail(HSD_ERR_UNSUPPORTED, "%s: an SDXL model; hsd edge --http serves SD 1.x/2.x "
-                 "only for now (hsd edge without --http takes SDXL)", pc.model);
+    if (http && hsd_pipeline_is_sdxl(p) && r.gen.prompt_style == HSD_PROMPT_A1111) {
+        // Every request of the daemon takes its style: refused once, at
+        // start, as hsd generate and hsd serve refuse it for SDXL.
+        hsd_fail(HSD_ERR_UNSUPPORTED, "%s: an SDXL model; --prompt-style a1111 is not "
+                 "supported for SDXL models yet (drop it: diffusers' prompt style)", pc.model);
         goto fail;
     }
     if (http) {

@@ -72,6 +72,7 @@ enum hsd_status hsd_a1111_init(struct hsd_a1111 *a, const struct hsd_edge_http_c
     snprintf(a->loaded_vae, sizeof a->loaded_vae, "%s", start_vae);
     s->clip_skip = cfg->base.gen.clip_skip;
     s->prompt_style = (int)cfg->base.gen.prompt_style;
+    s->sdxl = hsd_pipeline_is_sdxl(*cfg->p);
     s->k_min = cfg->base.k_min;
     s->k_max = cfg->base.k_max;
     for (int i = 0; i < cfg->base.n_loras && i < HSD_PIPELINE_MAX_LORAS; i++)

@@ -266,9 +266,13 @@ int hsd_a1111_parse_txt2img(struct hsd_a1111_txt2img *out, const char *body, siz
     if (!o) return st;
     struct hsd_a1111_settings eff = *s;
     const char *prompt = "", *neg = "", *sampler = NULL, *sched = NULL;
-    // A1111's defaults: steps 50, cfg 7, 512x512, seed -1, batch 1x1;
-    // sampler "Euler a" as webuiapi's default.
-    long long steps = 50, width = 512, height = 512, seed = -1, batch = 1, iters = 1;
+    // A1111's defaults: steps 50, cfg 7, 512x512 (SDXL: 1024x1024, as
+    // diffusers' StableDiffusionXLPipeline defaults to its sample_size),
+    // seed -1, batch 1x1; sampler "Euler a" as webuiapi's default. An SDXL
+    // request's original size is its target size (no micro-conditioning
+    // fields in the API), as A1111 sends it.
+    const long long side = s->sdxl ? 1024 : 512;
+    long long steps = 50, width = side, height = side, seed = -1, batch = 1, iters = 1;
     size_t si = 1;
     if ((st = refuse_unsupported(o, msg, cap)) ||
         (st = apply_settings(&eff, json_object_get(o, "override_settings"), "override_settings",

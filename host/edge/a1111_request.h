@@ -33,6 +33,8 @@ struct hsd_a1111_settings {
     int k_min, k_max;  // cloud U-Net calls (hsd_split: "K" or "KMIN:KMAX")
     int prompt_style;  // enum hsd_prompt_style: the daemon's --prompt-style (a1111: the
                        // emphasis and long prompts A1111 clients write)
+    int sdxl;  // the model is SDXL: width and height default to 1024, its native
+               // size (A1111's 512 would be a quarter of what SDXL was trained on)
     // The LoRAs of hsd edge --lora NAME=FILE, in the pipeline's order: what
     // a prompt's <lora:NAME:SCALE> may name.
     char loras[HSD_PIPELINE_MAX_LORAS][HSD_A1111_LORA_NAME_MAX];

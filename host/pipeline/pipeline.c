@@ -444,8 +444,8 @@ enum hsd_status hsd_pipeline_encode_ids(struct hsd_pipeline *p, float *out, cons
 // the negative embeddings are zeros; otherwise the negative prompt ("" if
 // none) is encoded from hidden_states[-2] whatever clip_skip says, as
 // diffusers does. Both passes get the same time ids (no negative sizes).
-enum hsd_status hsd_pipeline_encode_sdxl(struct hsd_pipeline *p, const struct hsd_gen_request *r,
-                                         int cfg, float *emb) {
+static enum hsd_status encode_sdxl(struct hsd_pipeline *p, const struct hsd_gen_request *r,
+                                   int cfg, float *emb) {
     const size_t ctx = (size_t)HSD_TEXT_LEN * p->ctx_dim, pd = (size_t)p->pooled_dim;
     const size_t per = hsd_pipeline_cond_floats(p);
     float *pos = emb + (cfg ? per : 0);
@@ -462,6 +462,17 @@ enum hsd_status hsd_pipeline_encode_sdxl(struct hsd_pipeline *p, const struct hs
     }
     hsd_pipeline_time_ids(r, emb + ctx + pd);
     return HSD_OK;
+}
+
+enum hsd_status hsd_pipeline_encode_sdxl(struct hsd_pipeline *p, const struct hsd_gen_request *r,
+                                         int cfg, float *emb) {
+    // One prompt per encoder call (encode_sdxl): the scales on row 0; no
+    // LoRA again afterwards, whatever happened, so the pipeline's next
+    // request (the service's next admission) starts clean.
+    enum hsd_status s = hsd_pipeline_text_lora_select(p, r->lora_scales, 1);
+    if (!s) s = encode_sdxl(p, r, cfg, emb);
+    hsd_pipeline_text_lora_select(p, NULL, 0);
+    return s;
 }
 
 enum hsd_status hsd_pipeline_generate(struct hsd_pipeline *p, const struct hsd_gen_request *r,
@@ -498,9 +509,8 @@ enum hsd_status hsd_pipeline_generate(struct hsd_pipeline *p, const struct hsd_g
                                               "models yet");
         else if (!(emb = malloc((size_t)(cfg ? 2 : 1) * ctx * sizeof *emb)))
             s = hsd_fail(HSD_ERR_NOMEM, "out of memory");
-        else if (!(s = hsd_pipeline_text_lora_select(p, r->lora_scales, 1)))
-            s = hsd_pipeline_encode_sdxl(p, r, cfg, emb);  // one prompt per encoder call: row 0
-        hsd_pipeline_text_lora_select(p, NULL, 0);
+        else
+            s = hsd_pipeline_encode_sdxl(p, r, cfg, emb);  // with the text-encoder LoRAs
     } else {
         s = hsd_pipeline_encode_prompts_lora(p, &emb, &n_ctx, cfg ? texts : texts + 1,
                                              cfg ? 2 : 1, r->prompt_style, r->clip_skip,

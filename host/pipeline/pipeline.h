@@ -317,8 +317,10 @@ enum hsd_status hsd_pipeline_encode_text_sdxl(struct hsd_pipeline *p, float *out
 // One request's conditioning as hsd_pipeline_generate makes it (its
 // prompts, clip skip, micro-conditioning): emb [cfg ? 2 : 1,
 // hsd_pipeline_cond_floats()], the negative pass first with CFG; each pass
-// is the context [77, C1 + C2], the pooled embedding, the time ids. The
-// cloud service and the edge's local fallback encode with this.
+// is the context [77, C1 + C2], the pooled embedding, the time ids. Both
+// encoders run with the request's text-encoder LoRAs (r->lora_scales, as
+// diffusers' load_lora_weights patches text_encoder and text_encoder_2).
+// The cloud service and the edge's local fallback encode with this.
 enum hsd_status hsd_pipeline_encode_sdxl(struct hsd_pipeline *p, const struct hsd_gen_request *r,
                                          int cfg, float *emb);
 // add_time_ids of a request: original size, crop top-left, target size,

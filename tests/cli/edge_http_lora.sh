@@ -26,33 +26,16 @@ export OMP_WAIT_POLICY=PASSIVE
 # images compared must come from the same count.
 start_serve "$hsd" "$large" --threads 1 --lora "kohya=$kohya" ||
   { echo "hsd serve did not start:"; cat "$tmp/serve.log"; exit 1; }
-"$hsd" edge --http 127.0.0.1:0 --model "$large" --threads 1 --cloud "$ep" \
-  --key-file "$tmp/keys" --key-id edge-1 --split 2 --no-fallback --lora "kohya=$kohya" \
-  > "$tmp/edge.log" 2>&1 &
-edge_pid=$!
-for _ in $(seq 200); do grep -qs serving "$tmp/edge.log" && break; sleep 0.1; done
-port=$(grep -o 'http://127.0.0.1:[0-9]*' "$tmp/edge.log" | cut -d: -f3)
-[ -n "$port" ] || { echo "hsd edge --http did not start:"; cat "$tmp/edge.log"; exit 1; }
+start_edge_http "$hsd" --model "$large" --threads 1 --cloud "$ep" --key-file "$tmp/keys" \
+  --key-id edge-1 --split 2 --no-fallback --lora "kohya=$kohya"
 
 # post PROMPT SAMPLER OUT.png: prints "STATUS DETAIL" (DETAIL: the error, or
 # the cloud's k and fallback of the image, which goes to OUT.png).
 post() {
-  "$py" - "$port" "$1" "$2" "$3" <<'EOF'
-import base64, json, sys, urllib.error, urllib.request
-port, prompt, sampler, out = sys.argv[1:5]
-body = {"prompt": prompt, "negative_prompt": "blurry", "steps": 4, "sampler_name": sampler,
-        "cfg_scale": 1.5, "seed": 11, "width": 64, "height": 64}
-req = urllib.request.Request(f"http://127.0.0.1:{port}/sdapi/v1/txt2img",
-                             json.dumps(body).encode(), {"Content-Type": "application/json"})
-try:
-    with urllib.request.urlopen(req, timeout=60) as r:
-        j = json.load(r)
-        open(out, "wb").write(base64.b64decode(j["images"][0]))
-        h = json.loads(j["info"])["hybrid"][0]
-        print(r.status, f"cloud_k={h['cloud_k']} fallback={h['fallback']}")
-except urllib.error.HTTPError as e:
-    print(e.code, json.load(e).get("detail"))
-EOF
+  local fmt='{"prompt": "%s", "negative_prompt": "blurry", "steps": 4, "sampler_name": "%s",
+             "cfg_scale": 1.5, "seed": 11, "width": 64, "height": 64}'
+  # shellcheck disable=SC2059
+  "$py" "$(dirname "$0")/a1111_post.py" "$port" "$3" "$(printf "$fmt" "$1" "$2")"
 }
 gen=(--model "$large" -n blurry --steps 4 --sampler lcm --cfg 1.5 --seed 11 --width 64
      --height 64 --threads 1 -q)

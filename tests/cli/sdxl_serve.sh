@@ -19,11 +19,7 @@ large=$data/pipeline_sdxl/large; small=$data/pipeline_sdxl/edge
 . "$(dirname "$0")/harness.sh"
 
 edge=$tmp/edge
-mkdir "$edge"
-for x in model_index.json scheduler text_encoder text_encoder_2 tokenizer tokenizer_2 vae vae_tiny; do
-  ln -s "$(cd "$large" && pwd)/$x" "$edge/$x"
-done
-ln -s "$(cd "$small" && pwd)/unet" "$edge/unet"
+sdxl_edge_folder "$large" "$small" "$edge"
 
 # --warmup: SDXL's text encoders and U-Net (pooled embeddings, time ids) warm too.
 start_serve "$hsd" "$large" --threads 2 --warmup || { echo "hsd serve did not start:"; cat "$tmp/serve.log"; exit 1; }
@@ -119,10 +115,6 @@ refused() {  # refused NAME WANT EDGE_MODEL
   fi
 }
 refused "SD 1.x edge, SDXL service" "edge_ctx_c 32" "$data/pipeline/edge"
-# The A1111 API daemon is not checked with SDXL: it says so at start.
-out=$(timeout 20 "$hsd" edge --http 127.0.0.1:0 --cloud "$ep" --model "$edge" --split 2 2>&1); rc=$?
-if [ $rc -eq 1 ] && grep -qF -- "--http serves SD 1.x/2.x" <<<"$out"; then ok "edge --http, SDXL: $out"
-else bad "edge --http, SDXL (rc=$rc): $out"; fi
 kill "$srv_pid"; wait "$srv_pid" 2>/dev/null; srv_pid=
 start_serve "$hsd" "$data/pipeline/large" --threads 2 || { echo "SD 1.x serve did not start"; exit 1; }
 refused "SDXL edge, SD 1.x service" "edge_ctx_c 40" "$edge"

@@ -13,10 +13,12 @@
 #include "edge/a1111_request.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    // Two LoRAs registered, so <lora:NAME:SCALE> tags reach the scales.
+    // Two LoRAs registered, so <lora:NAME:SCALE> tags reach the scales;
+    // an SD or an SDXL daemon (its 1024 default size) by the input's length.
     struct hsd_a1111_settings s = {.model_title = "edge", .vae = "full",
                                    .vaes = {"full", "tiny"}, .n_vaes = 2, .k_min = 2, .k_max = 2,
-                                   .loras = {"style", "detail"}, .n_loras = 2};
+                                   .loras = {"style", "detail"}, .n_loras = 2,
+                                   .sdxl = (int)(size & 1)};
     char msg[512];
     struct hsd_a1111_txt2img t;
     int st = hsd_a1111_parse_txt2img(&t, (const char *)data, size, &s, msg, sizeof msg);

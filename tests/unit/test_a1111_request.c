@@ -41,6 +41,20 @@ static void defaults(void) {
            "A1111's defaults: steps %d, %dx%d, cfg %g, sampler %s", g->steps, g->width,
            g->height, (double)g->guidance_scale, t.sampler_name);
     hsd_a1111_txt2img_free(&t);
+    // An SDXL daemon: 1024x1024 unless the request says otherwise.
+    struct hsd_a1111_settings xl = k_base;
+    xl.sdxl = 1;
+    CHECK(hsd_a1111_parse_txt2img(&t, "{}", 2, &xl, msg, sizeof msg) == 0);
+    CHECKF(t.r.gen.width == 1024 && t.r.gen.height == 1024 && !t.r.gen.original_width &&
+               !t.r.gen.original_height,
+           "SDXL default size %dx%d, original %dx%d", t.r.gen.width, t.r.gen.height,
+           t.r.gen.original_width, t.r.gen.original_height);
+    hsd_a1111_txt2img_free(&t);
+    static const char body[] = "{\"width\": 64, \"height\": 128}";
+    CHECK(hsd_a1111_parse_txt2img(&t, body, strlen(body), &xl, msg, sizeof msg) == 0);
+    CHECKF(t.r.gen.width == 64 && t.r.gen.height == 128, "SDXL given size %dx%d", t.r.gen.width,
+           t.r.gen.height);
+    hsd_a1111_txt2img_free(&t);
 }
 
 static void samplers(void) {
