@@ -74,7 +74,7 @@ static void im2col_chunk(float *restrict col, const float *restrict in, size_t r
     }
 }
 
-enum hsd_status hsd_cpu_conv2d(struct hsd_backend *be, const struct hsd_conv2d_params *p) {
+static enum hsd_status check(const struct hsd_conv2d_params *p) {
     if (!p) return hsd_fail(HSD_ERR_INVALID_ARG, "conv2d: NULL params");
     if (p->n <= 0 || p->h <= 0 || p->w <= 0 || p->ci <= 0 || p->co <= 0 || p->kh <= 0 ||
         p->kw <= 0 || p->stride <= 0 || p->pad < 0 || p->pad_bottom < 0 || p->pad_right < 0) {
@@ -93,6 +93,12 @@ enum hsd_status hsd_cpu_conv2d(struct hsd_backend *be, const struct hsd_conv2d_p
     if (!p->out || !p->in || !p->weight) {
         return hsd_fail(HSD_ERR_INVALID_ARG, "conv2d: out, in and weight must be non-NULL");
     }
+    return HSD_OK;
+}
+
+enum hsd_status hsd_cpu_conv2d_v1_im2col(struct hsd_backend *be,
+                                         const struct hsd_conv2d_params *p) {
+    const int hp = p->h + 2 * p->pad + p->pad_bottom, wp = p->w + 2 * p->pad + p->pad_right;
     // Taps past the bottom/right edge (pad_bottom, pad_right) read as zero
     // in im2col_chunk like any other padding tap.
     const int ho = (hp - p->kh) / p->stride + 1;
@@ -150,4 +156,11 @@ enum hsd_status hsd_cpu_conv2d(struct hsd_backend *be, const struct hsd_conv2d_p
                     col, (int)K, weight, (int)K, acc ? 1.0f : 0.0f, o, p->co);
     }
     return HSD_OK;
+}
+
+enum hsd_status hsd_cpu_conv2d(struct hsd_backend *be, const struct hsd_conv2d_params *p) {
+    enum hsd_status s = check(p);
+    if (s) return s;
+    if (hsd_cpu_conv2d_winograd_pick(p)) return hsd_cpu_conv2d_v2_winograd(be, p, 4);
+    return hsd_cpu_conv2d_v1_im2col(be, p);
 }
