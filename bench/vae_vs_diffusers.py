@@ -2,7 +2,7 @@
 """One VAE decode, hsd against diffusers on the same weights and latent, in one run.
 
   python bench/vae_vs_diffusers.py --vae DIR [--hsd build/host/hsd] [--size 512]
-      [--batch 1] [--threads T] [--repeats 2] [--hsd-flags "..."]
+      [--batch 1] [--threads T] [--repeats 2]
 
 DIR is an AutoencoderKL or AutoencoderTiny folder (config.json + weights),
 e.g. build/full/large/vae or build/full/large/vae_tiny from
@@ -10,8 +10,11 @@ tests/oracle/make_full_pipeline.py. Both sides read the fp16 files as fp32.
 hsd: `hsd run-vae -v` in its own process per repeat (the decode time it
 logs, the process's peak RSS); diffusers: vae.decode in this process after
 one warm-up (its peak RSS is this process's, so it includes torch itself).
-Prints one JSON line per side with the median decode ms, then the ratio and
-the max |hsd - diffusers| relative to max |diffusers| of the images.
+Prints one JSON line per side with the median decode ms and the load
+average, then the ratio and the max |hsd - diffusers| relative to
+max |diffusers| of the images. Results: bench/RESULTS.md ("CPU
+convolutions"); bench/cpu_vs_peers.sh times the decode inside whole
+text-to-image runs instead.
 """
 
 import argparse
@@ -19,6 +22,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -39,7 +43,6 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--hsd-flags", default="")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     diffusers.utils.logging.set_verbosity_error()
@@ -58,8 +61,8 @@ def main() -> None:
     for _ in range(a.repeats):
         # /usr/bin/time: the peak RSS of hsd alone (the rusage of a child
         # forked from this process counts the torch process it was forked from).
-        cmd = ["/usr/bin/time", "-f", "maxrss_kb %M", a.hsd, "run-vae", "--model", a.vae, "--in", lin, "--out", lout, "--threads",
-               str(a.threads), "-v"] + a.hsd_flags.split()
+        cmd = ["/usr/bin/time", "-f", "maxrss_kb %M", a.hsd, "run-vae", "--model", a.vae,
+               "--in", lin, "--out", lout, "--threads", str(a.threads), "-v"]
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         _, err = p.communicate()
         if p.returncode:
@@ -88,6 +91,7 @@ def main() -> None:
                                            / 1024.0, 1),
                       "loadavg": os.getloadavg()[0]}), flush=True)
     got = load_file(lout)["image"]
+    shutil.rmtree(tmp)
     err = ((got - ref).abs().max() / ref.abs().max()).item()
     print(f"hsd {hsd_ms:.0f} ms, diffusers {d_ms:.0f} ms: {d_ms / hsd_ms:.2f}x; "
           f"max|hsd - diffusers| / max|diffusers| = {err:.2e}")
