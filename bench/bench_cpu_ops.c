@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "backend/backend.h"
+#include "backend/cpu/cpu_internal.h"
 #include "core/assert.h"
 
 static double now_s(void) {
@@ -114,6 +115,7 @@ static void run_gemm(void *p) {
 
 struct op_ctx {
     struct hsd_backend *be;
+    int conv_version;  // 0: the op table's choice; 1: im2col; 2, 4: Winograd F(m, 3)
     struct hsd_conv2d_params conv;
     struct hsd_linear_params lin;
     struct hsd_attention_params attn;
@@ -121,7 +123,11 @@ struct op_ctx {
 };
 static void run_conv(void *p) {
     struct op_ctx *c = p;
-    HSD_ASSERT(c->be->ops->conv2d(c->be, &c->conv) == HSD_OK);
+    enum hsd_status s;
+    if (c->conv_version == 1) s = hsd_cpu_conv2d_v1_im2col(c->be, &c->conv);
+    else if (c->conv_version) s = hsd_cpu_conv2d_v2_winograd(c->be, &c->conv, c->conv_version);
+    else s = c->be->ops->conv2d(c->be, &c->conv);
+    HSD_ASSERT(s == HSD_OK);
 }
 static void run_linear(void *p) {
     struct op_ctx *c = p;
@@ -155,6 +161,9 @@ static void report(const char *op, const char *shape, double sec, double flop, d
     fflush(stdout);
 }
 
+// Every version that applies to the shape, then the op table's choice
+// ("auto"). Winograd rows count the direct conv's flop, so their GFLOP/s is
+// the effective rate (above the machine's peak once the saving is real).
 static void bench_conv(struct hsd_backend *be, int n, int h, int ci, int co, int k, int stride) {
     const int pad = k / 2;
     const int ho = (h + 2 * pad - k) / stride + 1;
@@ -167,10 +176,18 @@ static void bench_conv(struct hsd_backend *be, int n, int h, int ci, int co, int
     c.conv = (struct hsd_conv2d_params){.out = out, .in = in, .weight = w, .bias = b,
                                         .residual = r, .n = n, .h = h, .w = h, .ci = ci,
                                         .co = co, .kh = k, .kw = k, .stride = stride, .pad = pad};
-    double sec = time_median(run_conv, &c);
-    char shape[64];
-    snprintf(shape, sizeof shape, "n%d %dx%d %d->%d k%d s%d +b+r", n, h, h, ci, co, k, stride);
-    report("conv2d", shape, sec, 2.0 * n * ho * ho * co * (double)k * k * ci, 0);
+    static const int versions[] = {1, 2, 4, 0};
+    static const char *names[] = {"im2col", "wino2", "wino4", "auto"};
+    for (int v = 0; v < 4; v++) {
+        if ((versions[v] == 2 || versions[v] == 4) && !hsd_cpu_conv2d_winograd_applies(&c.conv))
+            continue;
+        c.conv_version = versions[v];
+        double sec = time_median(run_conv, &c);
+        char shape[64];
+        snprintf(shape, sizeof shape, "n%d %dx%d %d->%d k%d s%d %s", n, h, h, ci, co, k, stride,
+                 names[v]);
+        report("conv2d", shape, sec, 2.0 * n * ho * ho * co * (double)k * k * ci, 0);
+    }
     free(in), free(w), free(b), free(r), free(out);
 }
 
@@ -272,6 +289,18 @@ int main(int argc, char **argv) {
         bench_conv(be, 2, 8, 1280, 1280, 3, 1);
         bench_conv(be, 2, 64, 320, 320, 3, 2);  // down_blocks[0] downsampler
         bench_conv(be, 2, 32, 640, 320, 1, 1);  // conv_shortcut-like 1x1 (GEMM path)
+        bench_conv(be, 1, 64, 320, 320, 3, 1);  // batch 1
+        bench_conv(be, 1, 32, 640, 640, 3, 1);
+        bench_conv(be, 1, 16, 1280, 1280, 3, 1);
+    }
+    if (WANT("vae")) {
+        // TAESD decoder (64 channels) and SD VAE decoder at 512^2, batch 1.
+        bench_conv(be, 1, 512, 64, 64, 3, 1);
+        bench_conv(be, 1, 128, 64, 64, 3, 1);
+        bench_conv(be, 1, 512, 128, 128, 3, 1);
+        bench_conv(be, 1, 256, 256, 256, 3, 1);
+        bench_conv(be, 1, 128, 512, 512, 3, 1);
+        bench_conv(be, 1, 64, 512, 512, 3, 1);
     }
     if (WANT("linear")) {
         bench_linear(be, 8192, 320, 320, 1);  // attn to_out at 64x64

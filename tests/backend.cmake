@@ -3,6 +3,8 @@
 # `build/tests/bench_cpu_ops`, it prints GFLOP/s and % of the FMA peak).
 hsd_add_test(test_cpu_ops LABELS unit TIMEOUT 120 SOURCES unit/test_cpu_ops.c)
 hsd_add_test(test_cpu_weight_view LABELS unit TIMEOUT 60 SOURCES unit/test_cpu_weight_view.c)
+# conv2d's Winograd version against its im2col version (SD and odd shapes).
+hsd_add_test(test_cpu_winograd LABELS unit TIMEOUT 120 SOURCES unit/test_cpu_winograd.c)
 # The step ops (scale_model_input, CFG, sampler step) against the samplers.
 hsd_add_test(test_step_ops LABELS unit TIMEOUT 60 SOURCES unit/test_step_ops.c unit/step_cases.c)
 

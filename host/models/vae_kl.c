@@ -443,23 +443,33 @@ enum hsd_status hsd_vae_kl_encode(struct vae_fwd *f, void **y, const void *x, in
     return HSD_OK;
 }
 
+// Memory: one buffer of the largest kept activation (cur) for the whole
+// decode; the resampling input and the final norm's output are taken
+// above it only while they live, so the ResNets' temporaries reuse that
+// space. Two cap-sized ping-pong buffers (the encoder's way) held the idle
+// one through every ResNet: at 1024^2 the 256-channel map upsampled to
+// 1024^2 is 1 GiB, and the planned arena was 3584 MB; this way 2560 MB
+// (896 -> 640 MB at 512^2; bench/RESULTS.md "VAE decode at 1024^2"). Exact:
+// the same ops on the same values, only other addresses.
 enum hsd_status hsd_vae_kl_decode(struct vae_fwd *f, void **y, const void *x, int n, int h,
                                   int w) {
     const struct vae_kl *k = &f->v->m.kl;
     enum hsd_status s;
     int g = k->groups, nb = k->n_levels, L = k->latent, c = k->boc[nb - 1];
-    size_t cap = max_act(k, 0, n, h, w);
-    void *cur = hsd_fwd_act(&f->a, cap), *other = hsd_fwd_act(&f->a, cap);
+    void *cur = hsd_fwd_act(&f->a, max_act(k, 0, n, h, w));
+    size_t mark = f->a.used;
     const void *z = x;
     if (k->post_quant_w) {
-        if ((s = hsd_fwd_linear(&f->a, other, x, k->post_quant_w, k->post_quant_b, NULL,
+        void *t = hsd_fwd_act(&f->a, (size_t)n * h * w * L);
+        if ((s = hsd_fwd_linear(&f->a, t, x, k->post_quant_w, k->post_quant_b, NULL,
                                 n * h * w, L, L)))
             return s;
-        z = other;
+        z = t;
     }
     if ((s = hsd_fwd_conv(&f->a, cur, z, k->dec_conv_in_w, k->dec_conv_in_b, NULL, n, h, w, L, c,
                           3, 1)))
         return s;
+    f->a.used = mark;
     hsd_vae_probe(f, "dec.conv_in", cur, n, h, w, c);
     if ((s = mid_forward(f, cur, &k->dec_mid, n, h, w, g))) return s;
     hsd_vae_probe(f, "dec.mid", cur, n, h, w, c);
@@ -472,22 +482,26 @@ enum hsd_status hsd_vae_kl_decode(struct vae_fwd *f, void **y, const void *x, in
         c = Lv->c;
         if (Lv->sample_w) {
             // Upsample2D: nearest x2 (F.interpolate) then a 3x3 conv.
-            struct hsd_upsample_params up = {.out = other, .in = cur, .n = n, .h = h, .w = w,
+            void *up_out = hsd_fwd_act(&f->a, (size_t)n * 4 * h * w * c);
+            struct hsd_upsample_params up = {.out = up_out, .in = cur, .n = n, .h = h, .w = w,
                                              .c = c};
             HSD_FWD_RUN(&f->a, upsample_nearest2x, &up);
             h *= 2;
             w *= 2;
-            if ((s = hsd_fwd_conv(&f->a, cur, other, Lv->sample_w, Lv->sample_b, NULL, n, h, w, c,
-                                  c, 3, 1)))
+            if ((s = hsd_fwd_conv(&f->a, cur, up_out, Lv->sample_w, Lv->sample_b, NULL, n, h, w,
+                                  c, c, 3, 1)))
                 return s;
+            f->a.used = mark;
         }
     }
-    if ((s = hsd_fwd_gnorm(&f->a, other, cur, k->dec_norm_g, k->dec_norm_b, n, h * w, c, g, k_eps,
-                           1)))
+    void *normed = hsd_fwd_act(&f->a, (size_t)n * h * w * c);
+    if ((s = hsd_fwd_gnorm(&f->a, normed, cur, k->dec_norm_g, k->dec_norm_b, n, h * w, c, g,
+                           k_eps, 1)))
         return s;
-    if ((s = hsd_fwd_conv(&f->a, cur, other, k->dec_conv_out_w, k->dec_conv_out_b, NULL, n, h, w,
-                          c, 3, 3, 1)))
+    if ((s = hsd_fwd_conv(&f->a, cur, normed, k->dec_conv_out_w, k->dec_conv_out_b, NULL, n, h,
+                          w, c, 3, 3, 1)))
         return s;
+    f->a.used = mark;
     *y = cur;
     return HSD_OK;
 }

@@ -23,6 +23,16 @@
 #if defined(__GNUC__) && !defined(__clang__) && defined(__AVX512F__)
 #pragma GCC target("prefer-vector-width=512")
 #endif
+// gcc (12) does not if-convert the selects of hsd_cpu_expf below under
+// its default -ftrapping-math (a compare might trap, so it may not be
+// speculated), and without AVX-512 masking the softmax and GELU/SiLU
+// loops then stay scalar: on a 2-core AVX2 EPYC, perf put 26% of an SD1.5
+// U-Net batch-2 forward in the scalar softmax loop. Not trapping changes
+// no value (the same IEEE operations, FP exceptions are never enabled
+// here), it only lets the loops vectorise.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
 
 // Backend-private state (be->impl). One scratch block reused by every op
 // (im2col columns, attention score tiles), grown on demand, so the step loop
@@ -60,6 +70,8 @@ int hsd_cpu_weight_find(struct hsd_backend *be, const void *h, struct hsd_cpu_we
 int hsd_cpu_weight_release(struct hsd_backend *be, void *h);
 // Whether the sgemm can read w's bytes as they are (fp32, not re-laid).
 int hsd_cpu_weight_direct(const struct hsd_cpu_weight *w);
+// Row r of w as fp32 in its file order ([ci, taps] for a conv) into dst [k].
+void hsd_cpu_weight_row(float *restrict dst, const struct hsd_cpu_weight *w, int r);
 // out[m, :rows] (ldo) = a[m, k] w^T + beta out, converting w to fp32 in
 // blocks of output channels (cpu_weights.c).
 enum hsd_status hsd_cpu_gemm_view(struct hsd_backend *be, const struct hsd_cpu_weight *w,
@@ -86,6 +98,19 @@ int hsd_cpu_gemm_prefill(float *restrict out, const float *restrict bias,
                          const float *residual, size_t rows, size_t cols, int threads);
 
 enum hsd_status hsd_cpu_conv2d(struct hsd_backend *be, const struct hsd_conv2d_params *p);
+// conv2d versions (cpu_conv2d.c, cpu_conv2d_winograd.c); hsd_cpu_conv2d
+// checks the params and picks one. Tests and bench_cpu_ops call them by name.
+enum hsd_status hsd_cpu_conv2d_v1_im2col(struct hsd_backend *be,
+                                         const struct hsd_conv2d_params *p);
+// Winograd F(m x m, 3 x 3), m = 2 or 4: 3x3 kernels at stride 1 only.
+enum hsd_status hsd_cpu_conv2d_v2_winograd(struct hsd_backend *be,
+                                           const struct hsd_conv2d_params *p, int m);
+int hsd_cpu_conv2d_winograd_applies(const struct hsd_conv2d_params *p);
+// Whether hsd_cpu_conv2d runs p with Winograd F(4,3) (the measured rule).
+int hsd_cpu_conv2d_winograd_pick(const struct hsd_conv2d_params *p);
+// Tiles per thread chunk of the Winograd version.
+size_t hsd_cpu_winograd_chunk_tiles(int m, int ci, int co);
+
 enum hsd_status hsd_cpu_linear(struct hsd_backend *be, const struct hsd_linear_params *p);
 enum hsd_status hsd_cpu_lora(struct hsd_backend *be, const struct hsd_lora_params *p);
 enum hsd_status hsd_cpu_group_norm(struct hsd_backend *be, const struct hsd_group_norm_params *p);

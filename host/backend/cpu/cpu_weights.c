@@ -205,19 +205,32 @@ static void bf16_row(float *restrict dst, const unsigned char *restrict src, siz
 
 typedef void (*row_fn)(float *restrict, const unsigned char *restrict, size_t);
 
-static row_fn f16_row(void) {
+static row_fn g_f16_row = f16_row_scalar;
+static pthread_once_t g_f16_once = PTHREAD_ONCE_INIT;
+
+static void pick_f16_row(void) {
 #ifdef HSD_CPU_HAVE_F16C_PATH
     // F16C from CPUID leaf 1 (ECX bit 29): clang 14's __builtin_cpu_supports
     // does not know "f16c"; "avx" also checks that the OS saves YMM state.
     unsigned a, b, c, d;
     if (__get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) && __builtin_cpu_supports("avx"))
-        return f16_row_f16c;
+        g_f16_row = f16_row_f16c;
 #endif
-    return f16_row_scalar;
+}
+
+// Picked once: CPUID traps to the hypervisor in a VM (microseconds), and
+// the Winograd conv converts its weights row by row.
+static row_fn f16_row(void) {
+    pthread_once(&g_f16_once, pick_f16_row);
+    return g_f16_row;
 }
 
 static void f32_row(float *restrict dst, const unsigned char *restrict src, size_t n) {
     memcpy(dst, src, n * sizeof *dst);
+}
+
+static row_fn row_conv(enum hsd_dtype dt) {
+    return dt == HSD_F16 ? f16_row() : dt == HSD_BF16 ? bf16_row : f32_row;
 }
 
 // Rows [r0, r0 + nr) of w as fp32 in the backend's layout ([co, kh, kw, ci]
@@ -226,7 +239,7 @@ static void convert_rows(float *restrict dst, float *restrict tmp, const struct 
                          int r0, int nr, int threads) {
     const size_t k = (size_t)w->k, es = hsd_dtype_size(w->dtype);
     const size_t taps = (size_t)w->taps, ci = k / taps;
-    const row_fn conv = w->dtype == HSD_F16 ? f16_row() : w->dtype == HSD_BF16 ? bf16_row : f32_row;
+    const row_fn conv = row_conv(w->dtype);
     const unsigned char *src = w->data;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int r = 0; r < nr; r++) {
@@ -243,6 +256,12 @@ static void convert_rows(float *restrict dst, float *restrict tmp, const struct 
         for (size_t c = 0; c < ci; c++)
             for (size_t j = 0; j < taps; j++) d[j * ci + c] = t[c * taps + j];
     }
+}
+
+void hsd_cpu_weight_row(float *restrict dst, const struct hsd_cpu_weight *w, int r) {
+    const size_t k = (size_t)w->k, es = hsd_dtype_size(w->dtype);
+    const row_fn conv = row_conv(w->dtype);
+    conv(dst, (const unsigned char *)w->data + (size_t)r * k * es, k);
 }
 
 int hsd_cpu_weight_direct(const struct hsd_cpu_weight *w) {
