@@ -5,6 +5,8 @@ hsd_add_test(test_cpu_ops LABELS unit TIMEOUT 120 SOURCES unit/test_cpu_ops.c)
 hsd_add_test(test_cpu_weight_view LABELS unit TIMEOUT 60 SOURCES unit/test_cpu_weight_view.c)
 # conv2d's Winograd version against its im2col version (SD and odd shapes).
 hsd_add_test(test_cpu_winograd LABELS unit TIMEOUT 120 SOURCES unit/test_cpu_winograd.c)
+# The bf16 compute mode (--cpu-precision bf16) against fp32 and bf16-operand references.
+hsd_add_test(test_cpu_bf16 LABELS unit TIMEOUT 120 SOURCES unit/test_cpu_bf16.c)
 # The step ops (scale_model_input, CFG, sampler step) against the samplers.
 hsd_add_test(test_step_ops LABELS unit TIMEOUT 60 SOURCES unit/test_step_ops.c unit/step_cases.c)
 

@@ -334,6 +334,15 @@ struct hsd_backend {
 
 // The CPU fp32 reference backend. threads <= 0: every core.
 enum hsd_status hsd_backend_cpu_create(struct hsd_backend **out, int threads);
+// The CPU backend's compute precision (--cpu-precision; docs/cpu-precision.md):
+// FP32 (default, the reference) or BF16 (linear and conv GEMMs on bf16
+// operands with fp32 accumulation, as torch's CPU bf16 autocast). BF16 on
+// another backend fails with HSD_ERR_INVALID_ARG; FP32 there is a no-op.
+enum hsd_cpu_precision { HSD_CPU_FP32, HSD_CPU_BF16 };
+enum hsd_status hsd_backend_cpu_set_precision(struct hsd_backend *be,
+                                              enum hsd_cpu_precision prec);
+// Bytes of bf16 weight copies the bf16 mode holds (0 in fp32 mode).
+size_t hsd_cpu_bf16_bytes(const struct hsd_backend *be);
 static inline void hsd_backend_destroy(struct hsd_backend *be) {
     if (be) be->ops->destroy(be);
 }

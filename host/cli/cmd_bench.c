@@ -19,7 +19,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: hsd bench unet (--model DIR|FILE | --preset NAME) [--batch N] [--height H]\n"
             "                      [--width W] [--ctx-len L] [--threads T] [--repeats R]\n"
-            "                      [--config FILE] [--backend B] [--loras K [--lora-rank R]]\n\n"
+            "                      [--config FILE] [--backend B] [--loras K [--lora-rank R]]\n"
+            "                      [--cpu-precision fp32|bf16]\n\n"
             "  --preset   a named configuration with random weights, no file needed:\n"
             "             %s\n"
             "  H, W are latent sizes (default 64x64 = 512x512 images); L defaults to 77.\n"
@@ -27,7 +28,7 @@ static void usage(FILE *f) {
             "  --loras K  K random rank-R (default 16) LoRAs applied unfused, row b using\n"
             "             LoRA b %% K; also prints what merging one (fused) costs per switch;\n"
             "             --lora-off: attached but chosen by no row\n"
-            HSD_CLI_BACKEND_HELP,
+            HSD_CLI_BACKEND_HELP HSD_CLI_CPU_PRECISION_HELP,
             hsd_unet_preset_names());
 }
 
@@ -52,6 +53,7 @@ static void fill(float *x, size_t n, unsigned seed) {
 
 static int bench_unet(int argc, char **argv) {
     const char *model = NULL, *config = NULL, *preset = NULL, *backend = NULL;
+    const char *cpu_precision = NULL;
     int n = 2, h = 64, w = 64, L = 77, threads = 0, repeats = 5, loras = 0, rank = 16;
     struct hsd_lora_file *lora = NULL;
     int lora_off = 0;
@@ -62,7 +64,7 @@ static int bench_unet(int argc, char **argv) {
         {"repeats", required_argument, 0, 'r'}, {"config", required_argument, 0, 'c'},
         {"preset", required_argument, 0, 'p'}, {"help", no_argument, 0, 'h'}, {"backend", required_argument, 0, 'B'},
         {"loras", required_argument, 0, 'K'}, {"lora-rank", required_argument, 0, 'R'},
-        {"lora-off", no_argument, 0, 'O'},
+        {"lora-off", no_argument, 0, 'O'}, {"cpu-precision", required_argument, 0, HSD_CLI_OPT_CPU_PRECISION},
         {0, 0, 0, 0}};
     int c;
     optind = 1;
@@ -73,6 +75,7 @@ static int bench_unet(int argc, char **argv) {
         case 'c': config = optarg; continue;
         case 'p': preset = optarg; continue;
         case 'B': backend = optarg; continue;
+        case HSD_CLI_OPT_CPU_PRECISION: cpu_precision = optarg; continue;
         case 'b': dst = &n; hi = 256; break;
         case 'H': dst = &h; break;
         case 'W': dst = &w; break;
@@ -89,6 +92,8 @@ static int bench_unet(int argc, char **argv) {
             return 2;
     }
     if (hsd_cli_check_backend("bench unet", backend, 0)) return 2;
+    enum hsd_cpu_precision precision;
+    if (hsd_cli_cpu_precision("bench unet", cpu_precision, backend, &precision)) return 2;
     if (!model == !preset || optind != argc) {
         fprintf(stderr, "hsd bench unet: give exactly one of --model and --preset\n");
         usage(stderr);
@@ -103,7 +108,9 @@ static int bench_unet(int argc, char **argv) {
     float *x = NULL, *t = NULL, *ctx = NULL, *out = NULL, *te = NULL, *ids = NULL;
     double *ms = NULL;
     int rc = 1;
-    if (hsd_backend_open_one(backend, threads, &be) || hsd_unet_create(&u, &src, be)) goto fail;
+    if (hsd_backend_open_one(backend, threads, &be) ||
+        hsd_backend_cpu_set_precision(be, precision) || hsd_unet_create(&u, &src, be))
+        goto fail;
     if (hsd_bench_lora_attach(u, loras, rank, lora_off ? 0 : n, &lora)) goto fail;
     const struct hsd_unet_config *cfg = &src.cfg;
     size_t nx = (size_t)n * cfg->in_channels * h * w, nc = (size_t)n * L * cfg->cross_attention_dim;

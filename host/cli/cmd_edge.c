@@ -79,6 +79,7 @@ static void usage(FILE *f) {
             "                       with --http: registers NAME for prompts' <lora:NAME:SCALE>\n"
             "  --threads T          CPU threads (default: every core)\n"
             HSD_CLI_BACKEND_HELP
+            HSD_CLI_CPU_PRECISION_HELP
             HSD_CLI_PREDICTION_HELP
             "daemon (--http): AUTOMATIC1111's API, so A1111 clients (webuiapi, front ends,\n"
             "plugins) use the edge; every image is made as above (docs/edge-http.md):\n"
@@ -169,7 +170,7 @@ static enum hsd_status serve_http(struct hsd_edge_http_config *hc) {
 
 int hsd_cmd_edge(int argc, char **argv) {
     struct hsd_pipeline_config pc = {0};
-    const char *backend = NULL;
+    const char *backend = NULL, *cpu_precision = NULL;
     struct hsd_edge_request r = {
         .gen = {.guidance_scale = 7.5f, .steps = 25, .split = -1, .sampler = HSD_SAMPLER_DPMPP_2M,
                 .width = 512, .height = 512, .batch_count = 1},
@@ -193,6 +194,7 @@ int hsd_cmd_edge(int argc, char **argv) {
         {"width", required_argument, 0, 'W'},       {"height", required_argument, 0, 'H'},
         {"seed", required_argument, 0, 's'},        {"clip-skip", required_argument, 0, 'c'},
         {"vae", required_argument, 0, 'V'},         {"threads", required_argument, 0, 't'}, {"backend", required_argument, 0, 'B'},
+        {"cpu-precision", required_argument, 0, HSD_CLI_OPT_CPU_PRECISION},
         {"timeout-ms", required_argument, 0, 'T'},  {"deadline-ms", required_argument, 0, 'D'},
         {"retries", required_argument, 0, 'r'},     {"cloud-model", required_argument, 0, 'M'},
         {"priority", required_argument, 0, 'P'},    {"no-fallback", no_argument, 0, 'F'},
@@ -241,6 +243,7 @@ int hsd_cmd_edge(int argc, char **argv) {
         case 'o': out = optarg; break;
         case 'V': pc.vae = optarg; break;
         case 'B': backend = optarg; break;
+        case HSD_CLI_OPT_CPU_PRECISION: cpu_precision = optarg; break;
         case 'M': r.cloud_model = optarg; break;
         case 'F': no_fallback = 1; break;
         case 'k':
@@ -330,6 +333,7 @@ int hsd_cmd_edge(int argc, char **argv) {
         return 2;
     }
     if (hsd_cli_check_backend("edge", backend, 0)) return 2;
+    if (hsd_cli_cpu_precision("edge", cpu_precision, backend, &pc.cpu_precision)) return 2;
     // The LoRAs go into the edge pipeline (its U-Net and text encoder) under
     // the names the cloud registered them with.
     pc.loras = loras.spec;

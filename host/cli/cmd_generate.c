@@ -52,6 +52,7 @@ static void usage(FILE *f) {
             "                       U-Net(s) and text encoder(s) at SCALE (default 1); repeatable\n"
             "  --threads T          CPU threads (default: every core)\n"
             HSD_CLI_BACKEND_HELP
+            HSD_CLI_CPU_PRECISION_HELP
             HSD_CLI_PREDICTION_HELP
             "  -v                   timing breakdown (text, each U-Net step, decode)\n"
             "  -q                   no progress bar\n");
@@ -68,7 +69,7 @@ static int image_path(char *buf, size_t cap, const char *out, int i, int count) 
 
 int hsd_cmd_generate(int argc, char **argv) {
     struct hsd_pipeline_config pc = {0};
-    const char *backend = NULL;
+    const char *backend = NULL, *cpu_precision = NULL;
     struct hsd_gen_request r = {.guidance_scale = 7.5f, .steps = 25, .split = -1,
                                 .sampler = HSD_SAMPLER_DPMPP_2M, .width = 512, .height = 512,
                                 .batch_count = 1};
@@ -87,6 +88,7 @@ int hsd_cmd_generate(int argc, char **argv) {
         {"prompt-style", required_argument, 0, 'P'},
         {"edge-model", required_argument, 0, 'e'}, {"split", required_argument, 0, 'k'},
         {"vae", required_argument, 0, 'V'},     {"threads", required_argument, 0, 't'}, {"backend", required_argument, 0, 'B'},
+        {"cpu-precision", required_argument, 0, HSD_CLI_OPT_CPU_PRECISION},
         {"original-size", required_argument, 0, 'O'}, {"crop", required_argument, 0, 'C'},
         {"verbose", no_argument, 0, 'v'},       {"quiet", no_argument, 0, 'q'},
         {"lora", required_argument, 0, 'L'},
@@ -124,6 +126,7 @@ int hsd_cmd_generate(int argc, char **argv) {
             break;
         case 'V': pc.vae = optarg; break;
         case 'B': backend = optarg; break;
+        case HSD_CLI_OPT_CPU_PRECISION: cpu_precision = optarg; break;
         case 'a':
             if (hsd_sampler_parse(optarg, &r.sampler)) {
                 fprintf(stderr, "hsd generate: %s\n", hsd_last_error());
@@ -173,6 +176,7 @@ int hsd_cmd_generate(int argc, char **argv) {
         return 2;
     }
     if (hsd_cli_check_backend("generate", backend, 0)) return 2;
+    if (hsd_cli_cpu_precision("generate", cpu_precision, backend, &pc.cpu_precision)) return 2;
     pc.more_models = more;
     if (n_splits > 1 && n_splits != n_edge) {
         fprintf(stderr, "hsd generate: %d --edge-model need %d --split points, got %d\n",

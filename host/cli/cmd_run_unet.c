@@ -16,7 +16,8 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: hsd run-unet --model DIR|FILE --in IN.safetensors --out OUT.safetensors\n"
-            "                    [--config config.json] [--threads N] [--backend B] [-v]\n\n"
+            "                    [--config config.json] [--threads N] [--backend B] [-v]\n"
+            "                    [--cpu-precision fp32|bf16]\n\n"
             "  --model    diffusers folder (with unet/ or the unet folder itself) or a\n"
             "             single-file CompVis/LDM .safetensors checkpoint\n"
             "  --in       holds sample [n,C,h,w] F32 (NCHW), timestep [n] F32 or I64 (or a\n"
@@ -25,7 +26,7 @@ static void usage(FILE *f) {
             "  --out      written with sample [n,C_out,h,w] F32 (atomically)\n"
             "  --config   config.json to use instead of the model's (or the inferred one)\n"
             "  --threads  CPU threads (default: every core)\n"
-            HSD_CLI_BACKEND_HELP);
+            HSD_CLI_BACKEND_HELP HSD_CLI_CPU_PRECISION_HELP);
 }
 
 // Reads `name` as F32 data with the given rank; returns malloc'd floats.
@@ -73,13 +74,14 @@ static enum hsd_status read_timesteps(const struct hsd_safetensors *st, int n, f
 }
 
 int hsd_cmd_run_unet(int argc, char **argv) {
-    const char *backend = NULL;
+    const char *backend = NULL, *cpu_precision = NULL;
     const char *model = NULL, *in = NULL, *outp = NULL, *config = NULL;
     int threads = 0;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"in", required_argument, 0, 'i'},
         {"out", required_argument, 0, 'o'},   {"config", required_argument, 0, 'c'},
         {"threads", required_argument, 0, 't'}, {"verbose", no_argument, 0, 'v'}, {"backend", required_argument, 0, 'B'},
+        {"cpu-precision", required_argument, 0, HSD_CLI_OPT_CPU_PRECISION},
         {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
     int c;
     optind = 1;
@@ -87,6 +89,7 @@ int hsd_cmd_run_unet(int argc, char **argv) {
         switch (c) {
         case 'm': model = optarg; break;
         case 'B': backend = optarg; break;
+        case HSD_CLI_OPT_CPU_PRECISION: cpu_precision = optarg; break;
         case 'i': in = optarg; break;
         case 'o': outp = optarg; break;
         case 'c': config = optarg; break;
@@ -100,6 +103,8 @@ int hsd_cmd_run_unet(int argc, char **argv) {
         }
     }
     if (hsd_cli_check_backend("run-unet", backend, 0)) return 2;
+    enum hsd_cpu_precision precision;
+    if (hsd_cli_cpu_precision("run-unet", cpu_precision, backend, &precision)) return 2;
     if (!model || !in || !outp || optind != argc) {
         fprintf(stderr, "hsd run-unet: --model, --in and --out are required\n");
         usage(stderr);
@@ -149,7 +154,9 @@ int hsd_cmd_run_unet(int argc, char **argv) {
         }
         add = (struct hsd_unet_added_cond){te, ids, (int)tte->shape[1], (int)tid->shape[1]};
     }
-    if (hsd_backend_open_one(backend, threads, &be)) goto fail;
+    if (hsd_backend_open_one(backend, threads, &be) ||
+        hsd_backend_cpu_set_precision(be, precision))
+        goto fail;
     struct timespec t0, t1, t2;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (hsd_unet_create(&u, &src, be)) goto fail;

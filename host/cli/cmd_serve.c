@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backend/open/backend_open.h"
+#include "cli/cli_backend.h"
 #include "cli/cli.h"
 #include "cli/cli_lora.h"
 #include "core/log.h"
@@ -61,12 +62,14 @@ static void usage(FILE *f) {
             "                         choose by NAME with a scale (GENERATE's LoRA list);\n"
             "                         applied per request, unfused (repeatable, up to 32)\n"
             "  --threads T            CPU threads per worker (default: every core)\n"
+            HSD_CLI_CPU_PRECISION_HELP
             "  -v                     log each request\n");
 }
 
 int hsd_cmd_serve(int argc, char **argv) {
     const char *model = NULL, *binds[16];
-    const char *backend = NULL, *devices_arg = NULL;
+    const char *backend = NULL, *devices_arg = NULL, *cpu_precision = NULL;
+    enum hsd_cpu_precision precision = HSD_CPU_FP32;
     int n_binds = 0, threads = 0, buckets[HSD_PIPELINE_MAX_BUCKETS], n_buckets = 0;
     int warmup = -1, sizes[32], n_sizes = 0;  // warmup -1: the backend's default
     struct hsd_cli_loras loras = {0};
@@ -85,7 +88,8 @@ int hsd_cmd_serve(int argc, char **argv) {
         {"devices", required_argument, 0, 'D'},   {"metrics-port", required_argument, 0, 'P'},
         {"grace-ms", required_argument, 0, 'G'},  {"threads", required_argument, 0, 't'},
         {"verbose", no_argument, 0, 'v'},         {"help", no_argument, 0, 'h'},
-        {"backend", required_argument, 0, 'X'},   {"buckets", required_argument, 0, 'U'},
+        {"backend", required_argument, 0, 'X'},
+        {"cpu-precision", required_argument, 0, HSD_CLI_OPT_CPU_PRECISION},   {"buckets", required_argument, 0, 'U'},
         {"warmup", no_argument, 0, 'W'},          {"no-warmup", no_argument, 0, 'w'},
         {"warmup-sizes", required_argument, 0, 'S'}, {"prediction", required_argument, 0, 1001},
         {"key-queue-limit", required_argument, 0, 'K'}, {"lora", required_argument, 0, 'L'},
@@ -102,6 +106,7 @@ int hsd_cmd_serve(int argc, char **argv) {
         case 1001:
             if (hsd_cli_parse_prediction("serve", optarg, &prediction)) return 2;
             continue;
+        case HSD_CLI_OPT_CPU_PRECISION: cpu_precision = optarg; continue;
         case 'b':
             if (n_binds == 16) {
                 fprintf(stderr, "hsd serve: at most 16 --bind endpoints\n");
@@ -153,6 +158,7 @@ int hsd_cmd_serve(int argc, char **argv) {
         fprintf(stderr, "hsd serve: %s\n", hsd_last_error());
         return 2;
     }
+    if (hsd_cli_cpu_precision("serve", cpu_precision, backend, &precision)) return 2;
     int cpu_workers = 1;
     if (devices_arg && spec.kind == HSD_BACKEND_CPU) {
         if ((cpu_workers = hsd_cli_parse_int("serve", "--devices", devices_arg, 1,
@@ -179,7 +185,8 @@ int hsd_cmd_serve(int argc, char **argv) {
     struct hsd_pipeline_config pc = {.model = model, .threads = threads,
                                      .row_buckets = buckets, .n_row_buckets = n_buckets,
                                      .loras = loras.spec, .n_loras = loras.n,
-                                     .prediction = (enum hsd_prediction_choice)prediction};
+                                     .prediction = (enum hsd_prediction_choice)prediction,
+                                     .cpu_precision = precision};
     struct hsd_pipeline_set set;
     int rc = 0;
     if (hsd_pipeline_set_load(&set, &pc, &spec, cpu_workers)) return hsd_cli_fail("serve");

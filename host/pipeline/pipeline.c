@@ -121,6 +121,7 @@ enum hsd_status hsd_pipeline_load(struct hsd_pipeline **out, const struct hsd_pi
     } else if ((s = hsd_backend_cpu_create(&p->be, c->threads))) {
         goto fail;
     }
+    if ((s = hsd_backend_cpu_set_precision(p->be, c->cpu_precision))) goto fail;
     // Cheap files first, so a missing tokenizer or scheduler config fails
     // before gigabytes of weights are read.
     int single = hsd_is_file(c->model);

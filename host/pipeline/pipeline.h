@@ -41,6 +41,9 @@ struct hsd_pipeline_config {
     const char *edge_model;  // small U-Net for steps k..N-1 (root or unet folder); NULL: none
     const char *vae;         // NULL or "full": <model>/vae; "tiny": a TAESD (see README); or a folder
     int threads;             // CPU threads; <= 0: every core
+    // --cpu-precision (docs/cpu-precision.md): HSD_CPU_FP32 (0, default) or
+    // HSD_CPU_BF16; BF16 with a GPU backend fails the load.
+    enum hsd_cpu_precision cpu_precision;
     struct hsd_backend *backend;  // NULL: a CPU backend with `threads`, owned by the pipeline;
                                   // else borrowed (the caller destroys it after
                                   // hsd_pipeline_free): a GPU (backend/open/backend_open.h)

@@ -63,6 +63,7 @@ static void cpu_destroy(struct hsd_backend *be) {
     struct hsd_cpu *cpu = be->impl;
     if (cpu) {
         free(cpu->scratch);
+        hsd_cpu_bf16_destroy(cpu);
         hsd_cpu_weights_destroy(cpu);
     }
     free(cpu);
@@ -77,7 +78,9 @@ static void *cpu_alloc(struct hsd_backend *be, size_t bytes) {
 
 static void cpu_free(struct hsd_backend *be, void *p) {
     // A weight_view buffer may be borrowed from a file mapping: the
-    // registry frees what it owns.
+    // registry frees what it owns. A bf16 copy made of it goes too, so a
+    // later buffer at the same address is not read through a stale copy.
+    if (p && ((struct hsd_cpu *)be->impl)->bf16c) hsd_cpu_bf16_forget(be, p);
     if (p && !hsd_cpu_weight_release(be, p)) free(p);
 }
 

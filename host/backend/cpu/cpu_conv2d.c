@@ -14,6 +14,8 @@
 //     column buffer whose row order equals the weight's [kh, kw, ci] order,
 //     then one GEMM per chunk writes NHWC output directly.
 //   Chunk sizing: see k_col_target_bytes.
+//   --cpu-precision bf16: im2col for every shape (no Winograd), each GEMM
+//     through hsd_cpu_gemm_bf16 (cpu_bf16.c).
 //   Weights kept in file precision/layout (cpu_weights.c) go through
 //   hsd_cpu_gemm_view: a weight of up to 32 MB as fp32 converts once per
 //   call and serves every chunk; a larger one converts per chunk, in blocks.
@@ -123,6 +125,8 @@ enum hsd_status hsd_cpu_conv2d_v1_im2col(struct hsd_backend *be,
     // A weight kept in its file's precision and layout (cpu_weights.c).
     struct hsd_cpu_weight wv;
     const int view = hsd_cpu_weight_find(be, weight, &wv);
+    // --cpu-precision bf16 (cpu_bf16.c): the GEMMs take bf16 operands.
+    const int bf16 = ((struct hsd_cpu *)be->impl)->bf16;
     if (view && (wv.rows != p->co || wv.k != (int)K || wv.taps != p->kh * p->kw))
         return hsd_fail(HSD_ERR_INVALID_ARG,
                         "conv2d: weight is [%d, %d] with %d taps, the call wants [%d, %zu] with "
@@ -132,6 +136,9 @@ enum hsd_status hsd_cpu_conv2d_v1_im2col(struct hsd_backend *be,
     if (p->kh == 1 && p->kw == 1 && p->stride == 1 && hp == p->h && wp == p->w) {
         // The NHWC input already is the [rows, ci] column matrix.
         int acc = hsd_cpu_gemm_prefill(out, p->bias, residual, rows, co, be->threads);
+        if (bf16)
+            return hsd_cpu_gemm_bf16(be, weight, view ? &wv : NULL, out, p->co, in, (int)rows,
+                                     p->co, p->ci, acc ? 1.0f : 0.0f);
         if (view) return hsd_cpu_gemm_view(be, &wv, out, p->co, in, (int)rows, acc ? 1.0f : 0.0f);
         hsd_cpu_blas_threads(be);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, p->co, p->ci, 1.0f, in,
@@ -150,9 +157,12 @@ enum hsd_status hsd_cpu_conv2d_v1_im2col(struct hsd_backend *be,
         float *o = out + r0 * co;
         int acc = hsd_cpu_gemm_prefill(o, p->bias, residual ? residual + r0 * co : NULL, r1 - r0,
                                        co, be->threads);
-        if (view) {
+        if (bf16 || view) {
             enum hsd_status s =
-                hsd_cpu_gemm_view(be, &wv, o, p->co, col, (int)(r1 - r0), acc ? 1.0f : 0.0f);
+                bf16 ? hsd_cpu_gemm_bf16(be, weight, view ? &wv : NULL, o, p->co, col,
+                                         (int)(r1 - r0), p->co, (int)K, acc ? 1.0f : 0.0f)
+                     : hsd_cpu_gemm_view(be, &wv, o, p->co, col, (int)(r1 - r0),
+                                         acc ? 1.0f : 0.0f);
             if (s) return s;
             continue;
         }
@@ -166,6 +176,9 @@ enum hsd_status hsd_cpu_conv2d_v1_im2col(struct hsd_backend *be,
 enum hsd_status hsd_cpu_conv2d(struct hsd_backend *be, const struct hsd_conv2d_params *p) {
     enum hsd_status s = check(p);
     if (s) return s;
-    if (hsd_cpu_conv2d_winograd_pick(p)) return hsd_cpu_conv2d_v2_winograd(be, p, 4);
+    // The bf16 mode bypasses Winograd: torch's bf16 autocast rounds the
+    // conv's inputs and weights, not Winograd's transformed tiles.
+    const int bf16 = ((struct hsd_cpu *)be->impl)->bf16;
+    if (!bf16 && hsd_cpu_conv2d_winograd_pick(p)) return hsd_cpu_conv2d_v2_winograd(be, p, 4);
     return hsd_cpu_conv2d_v1_im2col(be, p);
 }

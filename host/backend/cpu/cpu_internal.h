@@ -50,6 +50,9 @@ struct hsd_cpu {
     size_t wconv_bytes;
     const void *wconv_key;
     int wconv_r0, wconv_nr;
+    // The bf16 compute mode (cpu_bf16.c): on/off, and its weight copies.
+    int bf16;
+    struct hsd_cpu_bf16 *bf16c;
 };
 
 // One buffer made by weight_view (backend.h): `data` is the handle given
@@ -76,6 +79,20 @@ void hsd_cpu_weight_row(float *restrict dst, const struct hsd_cpu_weight *w, int
 // blocks of output channels (cpu_weights.c).
 enum hsd_status hsd_cpu_gemm_view(struct hsd_backend *be, const struct hsd_cpu_weight *w,
                                   float *out, int ldo, const float *a, int m, float beta);
+
+// bf16 mode (cpu_bf16.c): out[m, :n] (ldo) = bf16(a[m, k]) bf16(W)^T + beta
+// out with fp32 accumulation; W is `weight` ([n, k] fp32 when wv is NULL,
+// else the weight_view wv), rounded once and cached under its handle.
+enum hsd_status hsd_cpu_gemm_bf16(struct hsd_backend *be, const void *weight,
+                                  const struct hsd_cpu_weight *wv, float *out, int ldo,
+                                  const float *a, int m, int n, int k, float beta);
+// Drops the bf16 copy of the weight `key` (freed or released).
+void hsd_cpu_bf16_forget(struct hsd_backend *be, const void *key);
+void hsd_cpu_bf16_destroy(struct hsd_cpu *cpu);
+// "sbgemm" (OpenBLAS exports cblas_sbgemm) or "emulated".
+const char *hsd_cpu_bf16_path(void);
+// Whether the CPU has avx512_bf16 or amx_bf16 (/proc/cpuinfo).
+int hsd_cpu_bf16_native(void);
 
 // Returns a 64-byte aligned scratch block of at least `bytes`, valid until
 // the next call; NULL (with hsd_fail set) when allocation fails.

@@ -25,13 +25,16 @@ enum hsd_status hsd_cpu_linear(struct hsd_backend *be, const struct hsd_linear_p
     int acc = hsd_cpu_gemm_prefill(out, p->bias, p->residual, (size_t)p->m, (size_t)p->n_out,
                                    be->threads);
     struct hsd_cpu_weight wv;
-    if (hsd_cpu_weight_find(be, p->weight, &wv)) {
-        if (wv.rows != p->n_out || wv.k != p->k || wv.taps != 1)
-            return hsd_fail(HSD_ERR_INVALID_ARG,
-                            "linear: weight is [%d, %d] (taps %d), the call wants [%d, %d]",
-                            wv.rows, wv.k, wv.taps, p->n_out, p->k);
-        return hsd_cpu_gemm_view(be, &wv, out, p->n_out, p->in, p->m, acc ? 1.0f : 0.0f);
-    }
+    const int view = hsd_cpu_weight_find(be, p->weight, &wv);
+    if (view && (wv.rows != p->n_out || wv.k != p->k || wv.taps != 1))
+        return hsd_fail(HSD_ERR_INVALID_ARG,
+                        "linear: weight is [%d, %d] (taps %d), the call wants [%d, %d]", wv.rows,
+                        wv.k, wv.taps, p->n_out, p->k);
+    // --cpu-precision bf16 (cpu_bf16.c): bf16 operands, fp32 accumulation.
+    if (((struct hsd_cpu *)be->impl)->bf16)
+        return hsd_cpu_gemm_bf16(be, p->weight, view ? &wv : NULL, out, p->n_out, p->in, p->m,
+                                 p->n_out, p->k, acc ? 1.0f : 0.0f);
+    if (view) return hsd_cpu_gemm_view(be, &wv, out, p->n_out, p->in, p->m, acc ? 1.0f : 0.0f);
     hsd_cpu_blas_threads(be);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p->m, p->n_out, p->k, 1.0f,
                 p->in, p->k,       // [m, k]
