@@ -13,8 +13,10 @@ Measures, each in its own process (so a peak RSS belongs to one run):
     bench/diffusers_cpu_pipeline.py (the same figures, in-process: its wall
     leaves out Python's start and imports, a few seconds in diffusers' favour);
   the edge pipeline: BK-SDM-Tiny U-Net + TAESD, same settings.
-diffusers under bf16 autocast is added where the CPU has avx512_bf16 or
-amx_bf16. Prints one JSON line per measurement, then a table with the
+Where the CPU has avx512_bf16 or amx_bf16, bf16 columns are added: hsd
+--cpu-precision bf16 against diffusers under bf16 autocast (elsewhere the
+table says why they are left out: both would run bf16 without native
+instructions, slower than fp32, so their times mean nothing). Prints one JSON line per measurement, then a table with the
 hsd / diffusers ratios (speed: diffusers time / hsd time; memory: hsd / diffusers).
 """
 
@@ -55,12 +57,13 @@ def emit(rec):
     return rec
 
 
-def hsd_generate(hsd, model, vae, threads):
+def hsd_generate(hsd, model, vae, threads, extra=()):
     cmd = [hsd, "generate", "--model", model, "-p", "a photo of a cat", "--steps", "4",
            "--sampler", "euler", "--cfg", "7.5", "--seed", "1", "--threads", str(threads),
            "-o", os.path.join(tempfile.gettempdir(), "hsd_peers.png"), "-v", "-q"]
     if vae == "tiny":
         cmd += ["--vae", "tiny"]
+    cmd += list(extra)
     _, err, wall, rss = run(cmd)
     m = re.search(r"timing: load ([\d.]+) ms, text ([\d.]+) ms, \d+ U-Net calls ([\d.]+) ms, "
                   r"decode ([\d.]+) ms", err)
@@ -87,17 +90,22 @@ def main():
           f"bf16 autocast: {'yes' if bf16 else 'no (no avx512_bf16/amx_bf16)'}", flush=True)
     t = str(a.threads)
     res = {}
+    # hsd's modes: fp32 always, bf16 (--cpu-precision) beside diffusers' autocast.
+    modes = (("hsd", []), ("hsd-bf16", ["--cpu-precision", "bf16"]))[: 1 + bf16]
     for b in (1, 2):
-        o, _, _, _ = run([a.hsd, "bench", "unet", "--model", large, "--batch", str(b),
-                          "--threads", t, "--repeats", str(a.repeats)])
-        res[("unet", b, "hsd")] = emit(dict(last_json(o), impl="hsd"))["ms"]
+        for tag, extra in modes:
+            o, _, _, _ = run([a.hsd, "bench", "unet", "--model", large, "--batch", str(b),
+                              "--threads", t, "--repeats", str(a.repeats)] + extra)
+            res[("unet", b, tag)] = emit(dict(last_json(o), impl=tag))["ms"]
         for tag, extra in (("diffusers", []), ("diffusers-bf16", ["--bf16"]))[: 1 + bf16]:
             o, _, _, _ = run([py, os.path.join(HERE, "diffusers_unet_cpu.py"), "--model", large,
                               "--batch", str(b), "--threads", t, "--repeats", str(a.repeats)]
                              + extra)
             res[("unet", b, tag)] = emit(last_json(o))["ms"]
     for name, model, unet, vae in (("sd15", large, None, "full"), ("edge", edge, None, "tiny")):
-        res[(name, "hsd")] = emit(dict(hsd_generate(a.hsd, model, vae, a.threads), pipe=name))
+        for tag, extra in modes:
+            rec = dict(hsd_generate(a.hsd, model, vae, a.threads, extra), pipe=name, impl=tag)
+            res[(name, tag)] = emit(rec)
         for tag, extra in (("diffusers", []), ("diffusers-bf16", ["--bf16"]))[: 1 + bf16]:
             cmd = [py, os.path.join(HERE, "diffusers_cpu_pipeline.py"), "--model", large,
                    "--vae", vae, "--threads", t] + extra
@@ -106,22 +114,33 @@ def main():
             o, _, _, _ = run(cmd)
             res[(name, tag)] = emit(dict(last_json(o), pipe=name))
 
-    def row(label, ours, theirs, theirs_bf16, speed=True):
-        ratio = (theirs / ours if speed else ours / theirs) if ours and theirs else float("nan")
-        bf = f"{theirs_bf16:10.0f}" if theirs_bf16 is not None else "       n/a"
-        print(f"{label:34s} {ours:10.0f} {theirs:10.0f} {bf} {ratio:8.2f}x")
+    def ratio(ours, theirs, speed):
+        return (theirs / ours if speed else ours / theirs) if ours and theirs else float("nan")
 
-    print(f"\n{'':34s} {'hsd':>10s} {'diffusers':>10s} {'diff.bf16':>10s} {'ratio':>9s}")
+    def row(label, vals, speed=True):
+        # vals: hsd, diffusers[, hsd bf16, diffusers bf16]
+        line = f"{label:34s} {vals[0]:10.0f} {vals[1]:10.0f} {ratio(vals[0], vals[1], speed):8.2f}x"
+        if bf16:
+            line += f" {vals[2]:10.0f} {vals[3]:10.0f} {ratio(vals[2], vals[3], speed):8.2f}x"
+        print(line)
+
+    head = f"\n{'':34s} {'hsd':>10s} {'diffusers':>10s} {'ratio':>9s}"
+    if bf16:
+        head += f" {'hsd.bf16':>10s} {'diff.bf16':>10s} {'bf16 ratio':>9s}"
+    print(head)
+    tags = ("hsd", "diffusers", "hsd-bf16", "diffusers-bf16")[: 2 + 2 * bf16]
     for b in (1, 2):
-        row(f"U-Net batch {b} (ms)", res[("unet", b, "hsd")], res[("unet", b, "diffusers")],
-            res.get(("unet", b, "diffusers-bf16")))
+        row(f"U-Net batch {b} (ms)", [res[("unet", b, g)] for g in tags])
     for name, label in (("sd15", "SD1.5"), ("edge", "edge BK-SDM-Tiny+TAESD")):
-        h, d, db = res[(name, "hsd")], res[(name, "diffusers")], res.get((name, "diffusers-bf16"))
         for key, what, speed in (("decode_ms", "VAE decode (ms)", True),
                                  ("wall_ms", "t2i 4 steps wall (ms)", True),
                                  ("load_ms", "load (ms)", True),
                                  ("peak_rss_mb", "peak RSS (MB; ratio hsd/diff.)", False)):
-            row(f"{label} {what}", h[key], d[key], db[key] if db else None, speed)
+            row(f"{label} {what}", [res[(name, g)][key] for g in tags], speed)
+    if not bf16:
+        print("# bf16 columns (hsd --cpu-precision bf16 vs diffusers bf16 autocast) skipped: "
+              "this CPU has neither avx512_bf16 nor amx_bf16, so both would run bf16 slower "
+              "than fp32 (docs/cpu-precision.md)")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
 hsd_add_test(test_unet_oracle LABELS oracle TIMEOUT 300 SOURCES unit/test_unet_oracle.c)
+# The bf16 CPU mode against diffusers under CPU bf16 autocast (tests/data/unet_bf16).
+hsd_add_test(test_unet_bf16_oracle LABELS oracle TIMEOUT 120 SOURCES unit/test_unet_bf16_oracle.c)
 hsd_add_test(test_unet_load LABELS unit TIMEOUT 120 SOURCES unit/test_unet_load.c)
 hsd_add_test(test_ldm_names LABELS unit TIMEOUT 30 SOURCES unit/test_ldm_names.c)
 # Full-size SD1.5-config U-Net against diffusers (needs .venv; minutes).

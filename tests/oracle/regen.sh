@@ -26,6 +26,9 @@ PYTHON=${PYTHON:-$root/.venv/bin/python}
 "$PYTHON" "$here/make_tokenizer_cases.py" --out "$root/tests/data/tokenizer"
 # Whole pipelines and Hybrid SD splits (tests/data/pipeline/), from diffusers.
 "$PYTHON" "$here/make_pipeline_cases.py" --out "$root/tests/data/pipeline"
+# The bf16 CPU mode's golden: that pipeline's large U-Net in fp32 and under
+# CPU bf16 autocast (tests/data/unet_bf16/; after the pipeline it reads).
+"$PYTHON" "$here/make_unet_bf16_case.py" --out "$root/tests/data/unet_bf16"
 # Tiny SDXL pipelines and Hybrid SDXL splits (tests/data/pipeline_sdxl/), from diffusers.
 (cd "$here" && "$PYTHON" make_sdxl_pipeline_cases.py --out "$root/tests/data/pipeline_sdxl")
 # Random LoRAs (kohya and diffusers/PEFT files) on that pipeline, with
