@@ -25,6 +25,8 @@ expect_fail "steps > 1000" "--steps" "${base[@]}" --steps 1001
 expect_fail "k > N" "larger than" "${base[@]}" --edge-model "$edge" --split 9
 expect_fail "split without edge" "--split needs --edge-model" "${base[@]}" --split 2
 expect_fail "unknown sampler" "unknown sampler" "${base[@]}" --sampler heun
+expect_fail "bad cpu precision" "expected fp32 or bf16" "${base[@]}" --cpu-precision fp16
+expect_fail "bf16 on a GPU" "applies to the CPU backend only" "${base[@]}" --backend cuda --cpu-precision bf16
 expect_fail "missing tokenizer" "tokenizer" --model "$data/unet/sd15_narrow" -p "a" --width 64 --height 64 -o "$tmp/x.png"
 expect_fail "mismatched pair" "cannot work together" "${base[@]}" --edge-model "$data/unet/bksdm_tiny" --split 2
 expect_fail "unwritable output" "cannot write" --model "$large" -p "a" --width 64 --height 64 -o "$tmp/no/such/dir/x.png"

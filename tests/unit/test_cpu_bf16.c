@@ -16,16 +16,49 @@
 //     element |got - fp32| <= ((2u + u^2) + 2 k 2^-24) * sum |a||w| (the
 //     second term: fp32 accumulation worst case, both sides).
 // The worst element of each bound and the NMSE against fp32 are printed.
+//
+// Built twice: test_cpu_bf16 runs the path this machine's OpenBLAS gives
+// (Debian 12's exports no cblas_sbgemm: the emulated one), and
+// test_cpu_bf16_sbgemm (HSD_TEST_FAKE_SBGEMM) exports a plain-C
+// cblas_sbgemm from the executable, which the backend's dlsym lookup then
+// finds: the call made on CPUs with an sbgemm-enabled OpenBLAS (argument
+// order, leading dimensions, the bf16 activation buffer) is checked here too.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/backend.h"
+#include "backend/cpu/cpu_internal.h"  // hsd_cpu_bf16_path
 #include "core/dtype.h"
 #include "testutil.h"
 
 static struct hsd_backend *g_be;
+
+#ifdef HSD_TEST_FAKE_SBGEMM
+#include <cblas.h>
+static int g_sbgemm_calls;
+// OpenBLAS's contract: C = alpha op(A) op(B) + beta C, bf16 A and B, fp32
+// accumulation. Only the form the backend uses (row-major, A as is, B
+// transposed); anything else fails the test.
+void cblas_sbgemm(OPENBLAS_CONST enum CBLAS_ORDER order, OPENBLAS_CONST enum CBLAS_TRANSPOSE ta,
+                  OPENBLAS_CONST enum CBLAS_TRANSPOSE tb, OPENBLAS_CONST blasint m,
+                  OPENBLAS_CONST blasint n, OPENBLAS_CONST blasint k, OPENBLAS_CONST float alpha,
+                  OPENBLAS_CONST bfloat16 *a, OPENBLAS_CONST blasint lda,
+                  OPENBLAS_CONST bfloat16 *b, OPENBLAS_CONST blasint ldb,
+                  OPENBLAS_CONST float beta, float *c, OPENBLAS_CONST blasint ldc) {
+    g_sbgemm_calls++;
+    CHECKF(order == CblasRowMajor && ta == CblasNoTrans && tb == CblasTrans,
+           "sbgemm called with order %d, transposes %d %d", order, ta, tb);
+    for (blasint i = 0; i < m; i++)
+        for (blasint j = 0; j < n; j++) {
+            float acc = 0;
+            for (blasint q = 0; q < k; q++)
+                acc += hsd_bf16_to_f32(a[i * lda + q]) * hsd_bf16_to_f32(b[j * ldb + q]);
+            c[i * ldc + j] = alpha * acc + (beta != 0.0f ? beta * c[i * ldc + j] : 0.0f);
+        }
+}
+#endif
 
 // Round-to-nearest-even to 8 significant bits (bf16), finite inputs.
 static double bf16r(float x) {
@@ -162,6 +195,11 @@ int main(void) {
         {"conv odd 5x3 7x9 ci3 co5", 3, 7, 9, 3, 5, 5, 3, 1, 2, 1, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
+#ifdef HSD_TEST_FAKE_SBGEMM
+    CHECKF(!strcmp(hsd_cpu_bf16_path(), "sbgemm") && g_sbgemm_calls > 0,
+           "path %s, %d sbgemm calls: the exported cblas_sbgemm was not used",
+           hsd_cpu_bf16_path(), g_sbgemm_calls);
+#endif
     // fp32 mode again: no bf16 copies are made and the result is the fp32 one.
     CHECK_OK(hsd_backend_cpu_set_precision(g_be, HSD_CPU_FP32));
     {
@@ -184,5 +222,10 @@ int main(void) {
         CHECK(hsd_cpu_bf16_bytes(g_be) == before);
     }
     hsd_backend_destroy(g_be);
+    // Another backend refuses bf16 with a message and accepts fp32 (no-op);
+    // only kind and desc are read.
+    struct hsd_backend gpu = {.kind = HSD_BACKEND_CUDA, .desc = "cuda:0 (test)"};
+    CHECK_INVALID(hsd_backend_cpu_set_precision(&gpu, HSD_CPU_BF16));
+    CHECK_OK(hsd_backend_cpu_set_precision(&gpu, HSD_CPU_FP32));
     return hsd_test_finish();
 }

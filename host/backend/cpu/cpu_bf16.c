@@ -29,7 +29,14 @@
 // Memory: the bf16 weight copies are 2 bytes per element (counted in
 // hsd_cpu_bf16_bytes); with fp16 files they sit beside the file mapping.
 //
-// Test: ctest -R 'cpu_bf16|oracle_unet_bf16'. Docs: docs/cpu-precision.md.
+// The copy is made on a weight's first GEMM and keyed by its handle, so a
+// weight must not change while the backend holds it (true of every model
+// weight: LoRA runs unfused, beside the GEMM, in fp32); cpu_free drops the
+// copy of a buffer it frees.
+//
+// Test: ctest -R 'cpu_bf16|unet_bf16_oracle' (test_cpu_bf16_sbgemm drives
+// the sbgemm path through a cblas_sbgemm its executable exports).
+// Docs: docs/cpu-precision.md.
 // RTLD_DEFAULT needs _GNU_SOURCE, which the build defines.
 #include <cblas.h>
 #include <dlfcn.h>
