@@ -3,8 +3,9 @@
 // One cblas_sgemm over all m rows, called outside any OpenMP region so
 // OpenBLAS spreads it over every thread. A weight kept in its file's
 // precision (cpu_weights.c) is converted in blocks of output rows instead.
+// --cpu-precision bf16: bf16 operands, fp32 accumulation (cpu_bf16.c).
 //
-// Test: ctest -R cpu_ops. Time: bench_cpu_ops (linear 8192x320 -> 320).
+// Test: ctest -R 'cpu_ops|cpu_bf16'. Time: bench_cpu_ops (linear 8192x320 -> 320).
 #include <cblas.h>
 
 #include "backend/cpu/cpu_internal.h"
