@@ -6,7 +6,8 @@
 //
 // Versions (hsd_cpu_conv2d checks the params and picks one):
 //   v2 Winograd F(4,3) (cpu_conv2d_winograd.c): 3x3 stride 1 with >= 64
-//     output tiles (its rule, measured there), in blocks of output
+//     output tiles, F(2,3) with >= 128 (16x16 maps at batch 2; its rule,
+//     measured there), in blocks of output
 //     channels whose transformed filters fit 64 MB; TAESD decode 512^2
 //     1650 -> 589 ms, SD VAE 18.6 -> 8.0 s, SD1.5 up_blocks[2] concat convs
 //     (1920/1280/960 -> 640, 32x32, batch 2) 2-3x faster than im2col.
@@ -168,6 +169,7 @@ enum hsd_status hsd_cpu_conv2d_v1_im2col(struct hsd_backend *be,
 enum hsd_status hsd_cpu_conv2d(struct hsd_backend *be, const struct hsd_conv2d_params *p) {
     enum hsd_status s = check(p);
     if (s) return s;
-    if (hsd_cpu_conv2d_winograd_pick(p)) return hsd_cpu_conv2d_v2_winograd(be, p, 4);
+    const int m = hsd_cpu_conv2d_winograd_pick(p);
+    if (m) return hsd_cpu_conv2d_v2_winograd(be, p, m);
     return hsd_cpu_conv2d_v1_im2col(be, p);
 }

@@ -264,8 +264,14 @@ int hsd_cpu_conv2d_winograd_applies(const struct hsd_conv2d_params *p) {
 // 64-512 channels) and lost below (16x16 and 8x8 maps at 1280 channels:
 // 1.1-1.8x slower; GEMMs of 8-32 rows re-read the 236 MB of transformed
 // filters). F(2,3) never beat F(4,3) by that margin where both beat
-// im2col.
+// im2col. Where F(4,3) has too few tiles, F(2,3) (4x the tiles, 16 instead
+// of 36 transformed values per filter) takes the 16x16 maps at batch >= 2
+// (128 tiles): bench_cpu_ops 2 conv2d, SD1.5 batch 2, 1280 -> 1280 at 16x16
+// 307 -> 168 ms and 2560 -> 1280 367 -> 323 ms against im2col (load 4);
+// below 128 tiles it lost (64 tiles, batch 1 16x16: 215 vs 171 ms; 32
+// tiles, batch 2 8x8: 115 vs 80 ms).
 static const size_t k_min_tiles = 64;
+static const size_t k_min_tiles_f23 = 128;
 
 // The transformed filters of one block of output channels live in the
 // scratch block while that block's GEMMs run; a conv whose filters would
@@ -276,12 +282,17 @@ static const size_t k_min_tiles = 64;
 // the peak-RSS targets of issue 14 leave.
 static const size_t k_max_filter_bytes = (size_t)64 << 20;
 
-int hsd_cpu_conv2d_winograd_pick(const struct hsd_conv2d_params *p) {
-    if (!hsd_cpu_conv2d_winograd_applies(p)) return 0;
+static size_t tile_count(const struct hsd_conv2d_params *p, int m) {
     const size_t ho = (size_t)(p->h + 2 * p->pad + p->pad_bottom - 2);
     const size_t wo = (size_t)(p->w + 2 * p->pad + p->pad_right - 2);
-    const size_t tiles = (size_t)p->n * ((ho + 3) / 4) * ((wo + 3) / 4);
-    return tiles >= k_min_tiles;
+    return (size_t)p->n * ((ho + m - 1) / m) * ((wo + m - 1) / m);
+}
+
+int hsd_cpu_conv2d_winograd_pick(const struct hsd_conv2d_params *p) {
+    if (!hsd_cpu_conv2d_winograd_applies(p)) return 0;
+    if (tile_count(p, 4) >= k_min_tiles) return 4;
+    if (tile_count(p, 2) >= k_min_tiles_f23) return 2;
+    return 0;
 }
 
 size_t hsd_cpu_winograd_chunk_tiles(int m, int ci, int co) {

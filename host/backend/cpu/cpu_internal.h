@@ -114,7 +114,8 @@ enum hsd_status hsd_cpu_conv2d_v2_winograd_blocked(struct hsd_backend *be,
 // Output channels per block for that cap.
 int hsd_cpu_winograd_block_co(int m, int ci, int co, size_t max_filter_bytes);
 int hsd_cpu_conv2d_winograd_applies(const struct hsd_conv2d_params *p);
-// Whether hsd_cpu_conv2d runs p with Winograd F(4,3) (the measured rule).
+// Which Winograd F(m,3) hsd_cpu_conv2d runs p with (4 or 2; 0: im2col;
+// the measured rule).
 int hsd_cpu_conv2d_winograd_pick(const struct hsd_conv2d_params *p);
 // Tiles per thread chunk of the Winograd version.
 size_t hsd_cpu_winograd_chunk_tiles(int m, int ci, int co);
