@@ -11,13 +11,14 @@
 // is A^T M A (+ bias + residual). Multiplies per output pixel: a^2 / m^2 * ci
 // per output channel instead of 9 ci: 4x fewer for F(4,3), 2.25x for F(2,3).
 //
-// Work split: U for every output channel is made once per call into the
-// scratch block (no cache across calls: at 36 floats per 9 taps it would
-// be 16x the fp16 weight memory, and issue 14's peak-RSS targets rule that
-// out); then each thread takes chunks of tiles and runs input transform,
-// the a*a GEMMs (OpenBLAS inside a parallel region runs single-threaded on
-// the calling thread) and the output transform on its own buffers, one
-// OpenMP region per conv instead of one per im2col chunk.
+// Work split: U is made once per call into the scratch block, for a block
+// of output channels at a time when all of them would pass the cap (see
+// k_max_filter_bytes; no cache across calls: at 36 floats per 9 taps it
+// would be 16x the fp16 weight memory, and issue 14's peak-RSS targets
+// rule that out); then each thread takes chunks of tiles and runs input
+// transform, the a*a GEMMs (OpenBLAS inside a parallel region runs
+// single-threaded on the calling thread) and the output transform on its
+// own buffers, one OpenMP region per block instead of one per im2col chunk.
 //
 // Accuracy: transforms run in fp32. F(4,3)'s B^T entries up to 5 and A^T
 // entries up to 8 amplify the rounding of the GEMM terms: against the
