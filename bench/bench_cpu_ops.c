@@ -293,6 +293,15 @@ int main(int argc, char **argv) {
         bench_conv(be, 1, 32, 640, 640, 3, 1);
         bench_conv(be, 1, 16, 1280, 1280, 3, 1);
     }
+    if (WANT("conv2d") || WANT("concat")) {
+        // up_blocks' skip-concat convs, batch 2: Winograd runs these in
+        // blocks of output channels (transformed filters over 64 MB).
+        bench_conv(be, 2, 32, 1920, 640, 3, 1);
+        bench_conv(be, 2, 32, 1280, 640, 3, 1);
+        bench_conv(be, 2, 32, 960, 640, 3, 1);
+        bench_conv(be, 2, 64, 960, 320, 3, 1);
+        bench_conv(be, 2, 16, 2560, 1280, 3, 1);
+    }
     if (WANT("vae")) {
         // TAESD decoder (64 channels) and SD VAE decoder at 512^2, batch 1.
         bench_conv(be, 1, 512, 64, 64, 3, 1);

@@ -6,8 +6,11 @@
 //
 // Versions (hsd_cpu_conv2d checks the params and picks one):
 //   v2 Winograd F(4,3) (cpu_conv2d_winograd.c): 3x3 stride 1 with >= 64
-//     output tiles and <= 64 MB of transformed filters (its rule, measured
-//     there); TAESD decode 512^2 1650 -> 589 ms, SD VAE 18.6 -> 8.0 s.
+//     output tiles, F(2,3) with >= 128 (16x16 maps at batch 2; its rule,
+//     measured there), in blocks of output
+//     channels whose transformed filters fit 64 MB; TAESD decode 512^2
+//     1650 -> 589 ms, SD VAE 18.6 -> 8.0 s, SD1.5 up_blocks[2] concat convs
+//     (1920/1280/960 -> 640, 32x32, batch 2) 2-3x faster than im2col.
 //   v1 im2col, everything else:
 //   1x1, stride 1, pad 0: one GEMM straight on the input, no copy.
 //   otherwise: im2col over a chunk of output pixels into a [rows, kh*kw*ci]
@@ -179,6 +182,7 @@ enum hsd_status hsd_cpu_conv2d(struct hsd_backend *be, const struct hsd_conv2d_p
     // The bf16 mode bypasses Winograd: torch's bf16 autocast rounds the
     // conv's inputs and weights, not Winograd's transformed tiles.
     const int bf16 = ((struct hsd_cpu *)be->impl)->bf16;
-    if (!bf16 && hsd_cpu_conv2d_winograd_pick(p)) return hsd_cpu_conv2d_v2_winograd(be, p, 4);
+    const int m = bf16 ? 0 : hsd_cpu_conv2d_winograd_pick(p);
+    if (m) return hsd_cpu_conv2d_v2_winograd(be, p, m);
     return hsd_cpu_conv2d_v1_im2col(be, p);
 }

@@ -11,13 +11,14 @@
 // is A^T M A (+ bias + residual). Multiplies per output pixel: a^2 / m^2 * ci
 // per output channel instead of 9 ci: 4x fewer for F(4,3), 2.25x for F(2,3).
 //
-// Work split: U for every output channel is made once per call into the
-// scratch block (no cache across calls: at 36 floats per 9 taps it would
-// be 16x the fp16 weight memory, and issue 14's peak-RSS targets rule that
-// out); then each thread takes chunks of tiles and runs input transform,
-// the a*a GEMMs (OpenBLAS inside a parallel region runs single-threaded on
-// the calling thread) and the output transform on its own buffers, one
-// OpenMP region per conv instead of one per im2col chunk.
+// Work split: U is made once per call into the scratch block, for a block
+// of output channels at a time when all of them would pass the cap (see
+// k_max_filter_bytes; no cache across calls: at 36 floats per 9 taps it
+// would be 16x the fp16 weight memory, and issue 14's peak-RSS targets
+// rule that out); then each thread takes chunks of tiles and runs input
+// transform, the a*a GEMMs (OpenBLAS inside a parallel region runs
+// single-threaded on the calling thread) and the output transform on its
+// own buffers, one OpenMP region per block instead of one per im2col chunk.
 //
 // Accuracy: transforms run in fp32. F(4,3)'s B^T entries up to 5 and A^T
 // entries up to 8 amplify the rounding of the GEMM terms: against the
@@ -128,12 +129,13 @@ static inline void g_f43(float (*restrict u)[CB], const float (*restrict g)[CB],
 
 // ---- filter transform ------------------------------------------------------
 
-// U[xi][o][c] = (G g_oc G^T)[xi] for output channel o, from o's weights as
-// fp32 [9, ci] (tap-major: the backend's conv layout), vectorised over c.
-static void filter_row(float *restrict U, const float *restrict row, int o, int ci, int co,
+// U[xi][o][c] = (G g_oc G^T)[xi] for row o of a block of cob output
+// channels, from the channel's weights as fp32 [9, ci] (tap-major: the
+// backend's conv layout), vectorised over c.
+static void filter_row(float *restrict U, const float *restrict row, int o, int ci, int cob,
                        int m) {
     const int a = m + 2;
-    const size_t plane = (size_t)co * ci;
+    const size_t plane = (size_t)cob * ci;
     float g[3][CB], t[3][AMAX][CB], col[3][CB], u[AMAX][CB];
     for (int c0 = 0; c0 < ci; c0 += CB) {
         const int nc = ci - c0 < CB ? ci - c0 : CB;
@@ -203,8 +205,9 @@ static void input_tile(float *restrict V, size_t vs, int tl, size_t t, const str
     }
 }
 
-// out tile t = A^T M A + bias (+ residual), pixels inside the output only.
-static void output_tile(const float *restrict M, size_t ms, int tl, size_t t,
+// out tile t = A^T M A + bias (+ residual), pixels inside the output only,
+// for output channels [o0, o0 + nco) (M holds those: row stride nco).
+static void output_tile(const float *restrict M, size_t ms, int tl, size_t t, int o0, int nco,
                         const struct wino_geom *g) {
     const struct hsd_conv2d_params *p = g->p;
     const int a = g->a, m = g->m, co = p->co;
@@ -216,11 +219,11 @@ static void output_tile(const float *restrict M, size_t ms, int tl, size_t t,
                                    : NULL;
     const float *bias = p->bias;
     float mm[AMAX][AMAX][CB], s[4][AMAX][CB], col[AMAX][CB], y[4][CB];
-    for (int c0 = 0; c0 < co; c0 += CB) {
-        const int nc = co - c0 < CB ? co - c0 : CB;
+    for (int c0 = 0; c0 < nco; c0 += CB) {
+        const int nc = nco - c0 < CB ? nco - c0 : CB;
         for (int i = 0; i < a; i++)
             for (int j = 0; j < a; j++)
-                memcpy(mm[i][j], M + (size_t)(i * a + j) * ms + (size_t)tl * co + c0,
+                memcpy(mm[i][j], M + (size_t)(i * a + j) * ms + (size_t)tl * nco + c0,
                        (size_t)nc * sizeof(float));
         // Columns: s[.][j] = A^T mm[.][j]; then rows: y = A^T s[i][.].
         for (int j = 0; j < a; j++) {
@@ -233,14 +236,14 @@ static void output_tile(const float *restrict M, size_t ms, int tl, size_t t,
             if (a == 4) at_f23(y, (const float(*)[CB])s[i], nc);
             else at_f43(y, (const float(*)[CB])s[i], nc);
             for (int j = 0; j < m && ox0 + j < g->wo; j++) {
-                const size_t at = ((size_t)(oy0 + i) * g->wo + ox0 + j) * co + c0;
+                const size_t at = ((size_t)(oy0 + i) * g->wo + ox0 + j) * co + o0 + c0;
                 float *restrict o = img + at;
                 // residual may be `out` itself: each element is read before
                 // it is written, by the same thread.
                 const float *rr = res ? res + at : NULL;
                 for (int c = 0; c < nc; c++) {
                     float v = y[j][c];
-                    if (bias) v += bias[c0 + c];
+                    if (bias) v += bias[o0 + c0 + c];
                     if (rr) v += rr[c];
                     o[c] = v;
                 }
@@ -262,19 +265,35 @@ int hsd_cpu_conv2d_winograd_applies(const struct hsd_conv2d_params *p) {
 // 64-512 channels) and lost below (16x16 and 8x8 maps at 1280 channels:
 // 1.1-1.8x slower; GEMMs of 8-32 rows re-read the 236 MB of transformed
 // filters). F(2,3) never beat F(4,3) by that margin where both beat
-// im2col. The transformed filters live in the scratch block for the
-// call; above 64 MB (36 x co x ci floats: co = ci = 1280 would take 236 MB)
-// im2col runs instead, so the scratch stays below what the peak-RSS
-// targets of issue 14 leave.
+// im2col. Where F(4,3) has too few tiles, F(2,3) (4x the tiles, 16 instead
+// of 36 transformed values per filter) takes the 16x16 maps at batch >= 2
+// (128 tiles): bench_cpu_ops 2 conv2d, SD1.5 batch 2, 1280 -> 1280 at 16x16
+// 307 -> 168 ms and 2560 -> 1280 367 -> 323 ms against im2col (load 4);
+// below 128 tiles it lost (64 tiles, batch 1 16x16: 215 vs 171 ms; 32
+// tiles, batch 2 8x8: 115 vs 80 ms).
 static const size_t k_min_tiles = 64;
+static const size_t k_min_tiles_f23 = 128;
+
+// The transformed filters of one block of output channels live in the
+// scratch block while that block's GEMMs run; a conv whose filters would
+// take more (36 x co x ci floats: the SD1.5 up_blocks[2] concat convs
+// 1920/1280/960 -> 640 take 88-177 MB) runs in blocks of output channels,
+// each re-transforming the input tiles (a2 * ci adds per tile against the
+// block's a2 * ci * cob multiply-adds), so the scratch stays below what
+// the peak-RSS targets of issue 14 leave.
 static const size_t k_max_filter_bytes = (size_t)64 << 20;
+
+static size_t tile_count(const struct hsd_conv2d_params *p, int m) {
+    const size_t ho = (size_t)(p->h + 2 * p->pad + p->pad_bottom - 2);
+    const size_t wo = (size_t)(p->w + 2 * p->pad + p->pad_right - 2);
+    return (size_t)p->n * ((ho + m - 1) / m) * ((wo + m - 1) / m);
+}
 
 int hsd_cpu_conv2d_winograd_pick(const struct hsd_conv2d_params *p) {
     if (!hsd_cpu_conv2d_winograd_applies(p)) return 0;
-    const size_t ho = (size_t)(p->h + 2 * p->pad + p->pad_bottom - 2);
-    const size_t wo = (size_t)(p->w + 2 * p->pad + p->pad_right - 2);
-    const size_t tiles = (size_t)p->n * ((ho + 3) / 4) * ((wo + 3) / 4);
-    return tiles >= k_min_tiles && 36 * (size_t)p->co * p->ci * sizeof(float) <= k_max_filter_bytes;
+    if (tile_count(p, 4) >= k_min_tiles) return 4;
+    if (tile_count(p, 2) >= k_min_tiles_f23) return 2;
+    return 0;
 }
 
 size_t hsd_cpu_winograd_chunk_tiles(int m, int ci, int co) {
@@ -283,8 +302,28 @@ size_t hsd_cpu_winograd_chunk_tiles(int m, int ci, int co) {
     return tc < k_min_chunk_tiles ? k_min_chunk_tiles : tc;
 }
 
+int hsd_cpu_winograd_block_co(int m, int ci, int co, size_t max_filter_bytes) {
+    const size_t a2 = (size_t)(m + 2) * (m + 2);
+    const size_t per_co = a2 * (size_t)ci * sizeof(float);
+    size_t fit = max_filter_bytes / per_co;
+    if (fit < 16) fit = 16;  // GEMMs narrower than this waste the kernel's width
+    if (fit >= (size_t)co) return co;
+    // Equal blocks, rounded up to 16 channels (the block may pass the cap
+    // by < 16 rows of filters: <= 1.7 MB at ci = 1920).
+    const size_t nblk = ((size_t)co + fit - 1) / fit;
+    size_t cob = ((size_t)co + nblk - 1) / nblk;
+    cob = (cob + 15) / 16 * 16;
+    return cob < (size_t)co ? (int)cob : co;
+}
+
 enum hsd_status hsd_cpu_conv2d_v2_winograd(struct hsd_backend *be,
                                            const struct hsd_conv2d_params *p, int m) {
+    return hsd_cpu_conv2d_v2_winograd_blocked(be, p, m, k_max_filter_bytes);
+}
+
+enum hsd_status hsd_cpu_conv2d_v2_winograd_blocked(struct hsd_backend *be,
+                                                   const struct hsd_conv2d_params *p, int m,
+                                                   size_t max_filter_bytes) {
     HSD_ASSERT(hsd_cpu_conv2d_winograd_applies(p) && (m == 2 || m == 4));
     struct wino_geom g = {.p = p, .m = m, .a = m + 2};
     g.ho = p->h + 2 * p->pad + p->pad_bottom - 2;
@@ -292,14 +331,15 @@ enum hsd_status hsd_cpu_conv2d_v2_winograd(struct hsd_backend *be,
     g.th = (g.ho + m - 1) / m;
     g.tw = (g.wo + m - 1) / m;
     const size_t tiles = (size_t)p->n * g.th * g.tw;
-    const size_t a2 = (size_t)g.a * g.a, ci = (size_t)p->ci, co = (size_t)p->co;
-    if (ci > (size_t)INT32_MAX / 2 || co > (size_t)INT32_MAX / 2)
-        return hsd_fail(HSD_ERR_UNSUPPORTED, "conv2d: %zu -> %zu channels exceed BLAS int", ci,
-                        co);
-    size_t tc = hsd_cpu_winograd_chunk_tiles(m, p->ci, p->co);
+    const size_t a2 = (size_t)g.a * g.a, ci = (size_t)p->ci;
+    if (ci > (size_t)INT32_MAX / 2 || (size_t)p->co > (size_t)INT32_MAX / 2)
+        return hsd_fail(HSD_ERR_UNSUPPORTED, "conv2d: %zu -> %d channels exceed BLAS int", ci,
+                        p->co);
+    const int cob = hsd_cpu_winograd_block_co(m, p->ci, p->co, max_filter_bytes);
+    size_t tc = hsd_cpu_winograd_chunk_tiles(m, p->ci, cob);
     if (tc > tiles) tc = tiles;
     const int threads = be->threads;
-    const size_t u_floats = a2 * co * ci, per_thread = a2 * tc * (ci + co);
+    const size_t u_floats = a2 * (size_t)cob * ci, per_thread = a2 * tc * (ci + (size_t)cob);
     float *U = hsd_cpu_scratch(be, (u_floats + (size_t)threads * per_thread) * sizeof(float));
     if (!U) return hsd_fail_context(HSD_ERR_NOMEM, "conv2d (winograd): ");
 
@@ -312,35 +352,39 @@ enum hsd_status hsd_cpu_conv2d_v2_winograd(struct hsd_backend *be,
                         "conv2d: weight is [%d, %d] with %d taps, the call wants [%d, %d] with "
                         "3x3 taps",
                         wv.rows, wv.k, wv.taps, p->co, p->ci * 9);
-    float *rows = U + u_floats;  // two weight rows per thread, before the tiles use it
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int o = 0; o < p->co; o++) {
-        const float *row = (const float *)p->weight + (size_t)o * 9 * ci;
-        if (view) {
-            // [ci, 9] in the file: widened, then transposed to [9, ci].
-            float *file = rows + (size_t)omp_get_thread_num() * 18 * ci, *tr = file + 9 * ci;
-            hsd_cpu_weight_row(file, &wv, o);
-            for (size_t c = 0; c < ci; c++)
-                for (size_t k = 0; k < 9; k++) tr[k * ci + c] = file[c * 9 + k];
-            row = tr;
-        }
-        filter_row(U, row, o, p->ci, p->co, m);
-    }
-
     const size_t chunks = (tiles + tc - 1) / tc;
+    for (int o0 = 0; o0 < p->co; o0 += cob) {
+        const int nco = p->co - o0 < cob ? p->co - o0 : cob;
+        float *rows = U + u_floats;  // two weight rows per thread, before the tiles use it
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (int o = o0; o < o0 + nco; o++) {
+            const float *row = (const float *)p->weight + (size_t)o * 9 * ci;
+            if (view) {
+                // [ci, 9] in the file: widened, then transposed to [9, ci].
+                float *file = rows + (size_t)omp_get_thread_num() * 18 * ci, *tr = file + 9 * ci;
+                hsd_cpu_weight_row(file, &wv, o);
+                for (size_t c = 0; c < ci; c++)
+                    for (size_t k = 0; k < 9; k++) tr[k * ci + c] = file[c * 9 + k];
+                row = tr;
+            }
+            filter_row(U, row, o - o0, p->ci, nco, m);
+        }
+
 #pragma omp parallel num_threads(threads)
-    {
-        float *V = U + u_floats + (size_t)omp_get_thread_num() * per_thread;
-        float *M = V + a2 * tc * ci;
+        {
+            float *V = U + u_floats + (size_t)omp_get_thread_num() * per_thread;
+            float *M = V + a2 * tc * ci;
 #pragma omp for schedule(dynamic, 1)
-        for (size_t k = 0; k < chunks; k++) {
-            const size_t t0 = k * tc, tn = tiles - t0 < tc ? tiles - t0 : tc;
-            for (size_t t = 0; t < tn; t++) input_tile(V, tn * ci, (int)t, t0 + t, &g);
-            for (size_t x = 0; x < a2; x++)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)tn, p->co, p->ci, 1.0f,
-                            V + x * tn * ci, p->ci, U + x * co * ci, p->ci, 0.0f, M + x * tn * co,
-                            p->co);
-            for (size_t t = 0; t < tn; t++) output_tile(M, tn * co, (int)t, t0 + t, &g);
+            for (size_t k = 0; k < chunks; k++) {
+                const size_t t0 = k * tc, tn = tiles - t0 < tc ? tiles - t0 : tc;
+                for (size_t t = 0; t < tn; t++) input_tile(V, tn * ci, (int)t, t0 + t, &g);
+                for (size_t x = 0; x < a2; x++)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)tn, nco, p->ci,
+                                1.0f, V + x * tn * ci, p->ci, U + x * (size_t)nco * ci, p->ci,
+                                0.0f, M + x * tn * nco, nco);
+                for (size_t t = 0; t < tn; t++)
+                    output_tile(M, tn * nco, (int)t, t0 + t, o0, nco, &g);
+            }
         }
     }
     return HSD_OK;

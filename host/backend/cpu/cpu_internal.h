@@ -122,8 +122,17 @@ enum hsd_status hsd_cpu_conv2d_v1_im2col(struct hsd_backend *be,
 // Winograd F(m x m, 3 x 3), m = 2 or 4: 3x3 kernels at stride 1 only.
 enum hsd_status hsd_cpu_conv2d_v2_winograd(struct hsd_backend *be,
                                            const struct hsd_conv2d_params *p, int m);
+// The same, with the transformed filters of at most max_filter_bytes
+// (rounded up to 16 channels) in scratch at a time: larger convs run in
+// blocks of output channels (hsd_cpu_conv2d_v2_winograd uses 64 MB).
+enum hsd_status hsd_cpu_conv2d_v2_winograd_blocked(struct hsd_backend *be,
+                                                   const struct hsd_conv2d_params *p, int m,
+                                                   size_t max_filter_bytes);
+// Output channels per block for that cap.
+int hsd_cpu_winograd_block_co(int m, int ci, int co, size_t max_filter_bytes);
 int hsd_cpu_conv2d_winograd_applies(const struct hsd_conv2d_params *p);
-// Whether hsd_cpu_conv2d runs p with Winograd F(4,3) (the measured rule).
+// Which Winograd F(m,3) hsd_cpu_conv2d runs p with (4 or 2; 0: im2col;
+// the measured rule).
 int hsd_cpu_conv2d_winograd_pick(const struct hsd_conv2d_params *p);
 // Tiles per thread chunk of the Winograd version.
 size_t hsd_cpu_winograd_chunk_tiles(int m, int ci, int co);
