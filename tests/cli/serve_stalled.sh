@@ -4,7 +4,7 @@
 # prefix before the bytes arrive, up to the receive limit; it was 64 MiB and
 # 25 stalled connections aborted a service under `ulimit -v`
 # (chunkref.c:55). The limit is now the largest legal request
-# (HSD_WIRE_MAX_REQUEST, 33,187 bytes, or less by the keys' max_bytes):
+# (HSD_WIRE_MAX_REQUEST, 33,744 bytes, or less by the keys' max_bytes):
 # a larger announcement drops the connection before any allocation, and a
 # stalled legal-sized one holds at most that much.
 #   serve_stalled.sh HSD TEST_DATA
