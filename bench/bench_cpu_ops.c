@@ -116,6 +116,7 @@ static void run_gemm(void *p) {
 struct op_ctx {
     struct hsd_backend *be;
     int conv_version;  // 0: the op table's choice; 1: im2col; 2, 4: Winograd F(m, 3)
+    int attn_version;  // 0: the op table's choice; 1: v1_blocks; 2: v2_flash
     struct hsd_conv2d_params conv;
     struct hsd_linear_params lin;
     struct hsd_attention_params attn;
@@ -135,7 +136,11 @@ static void run_linear(void *p) {
 }
 static void run_attn(void *p) {
     struct op_ctx *c = p;
-    HSD_ASSERT(c->be->ops->attention(c->be, &c->attn) == HSD_OK);
+    enum hsd_status s;
+    if (c->attn_version == 1) s = hsd_cpu_attention_v1_blocks(c->be, &c->attn);
+    else if (c->attn_version == 2) s = hsd_cpu_attention_v2_flash(c->be, &c->attn);
+    else s = c->be->ops->attention(c->be, &c->attn);
+    HSD_ASSERT(s == HSD_OK);
 }
 static void run_gn(void *p) {
     struct op_ctx *c = p;
@@ -207,7 +212,8 @@ static void bench_linear(struct hsd_backend *be, int m, int k, int n_out, int bi
     free(in), free(w), free(b), free(r), free(out);
 }
 
-static void bench_attention(struct hsd_backend *be, int n, int heads, int d, int t_q, int t_kv) {
+static void bench_attention(struct hsd_backend *be, int n, int heads, int d, int t_q, int t_kv,
+                            int causal) {
     const int hd = heads * d;
     struct op_ctx c = {.be = be};
     // Self attention reads q, k, v from one fused projection, cross from q
@@ -220,11 +226,19 @@ static void bench_attention(struct hsd_backend *be, int n, int heads, int d, int
         .out = out, .q = qkv, .k = self ? qkv + hd : kv, .v = self ? qkv + 2 * hd : kv + hd,
         .n = n, .heads = heads, .d = d, .t_q = t_q, .t_kv = t_kv,
         .ldq = self ? 3 * hd : hd, .ldk = self ? 3 * hd : 2 * hd, .ldv = self ? 3 * hd : 2 * hd,
-        .ldo = hd, .scale = 1.0f / sqrtf((float)d)};
-    double sec = time_median(run_attn, &c);
-    char shape[64];
-    snprintf(shape, sizeof shape, "n%d h%d d%d tq%d tkv%d", n, heads, d, t_q, t_kv);
-    report("attention", shape, sec, 4.0 * n * heads * (double)t_q * t_kv * d, 0);
+        .ldo = hd, .scale = 1.0f / sqrtf((float)d), .causal = causal};
+    // Every version, then the op table's choice ("auto").
+    static const char *names[] = {"auto", "v1", "v2"};
+    for (int v = 1; v <= 3; v++) {
+        c.attn_version = v % 3;
+        double sec = time_median(run_attn, &c);
+        char shape[64];
+        snprintf(shape, sizeof shape, "n%d h%d d%d tq%d tkv%d%s %s", n, heads, d, t_q, t_kv,
+                 causal ? " causal" : "", names[v % 3]);
+        // Causal: the flop of the full score matrix (the rate is then
+        // comparable between versions, not with the other shapes).
+        report("attention", shape, sec, 4.0 * n * heads * (double)t_q * t_kv * d, 0);
+    }
     free(qkv), free(kv), free(out);
 }
 
@@ -317,10 +331,11 @@ int main(int argc, char **argv) {
         bench_linear(be, 8192, 320, 2560, 0);  // GEGLU proj
     }
     if (WANT("attention")) {
-        bench_attention(be, 2, 8, 40, 4096, 4096);
-        bench_attention(be, 2, 8, 40, 4096, 77);
-        bench_attention(be, 2, 8, 80, 1024, 1024);
-        bench_attention(be, 2, 8, 160, 256, 256);
+        bench_attention(be, 2, 8, 40, 4096, 4096, 0);
+        bench_attention(be, 2, 8, 40, 4096, 77, 0);
+        bench_attention(be, 2, 8, 80, 1024, 1024, 0);
+        bench_attention(be, 2, 8, 160, 256, 256, 0);
+        bench_attention(be, 2, 12, 64, 77, 77, 1);  // CLIP ViT-L text encoder
     }
     if (WANT("group_norm")) {
         bench_group_norm(be, 2, 4096, 320, 32, 0);

@@ -52,7 +52,10 @@ if out=$("$hsd" generate --model "$model" --prompt-style a1111 -p "(a:1.2.3)" -o
 elif grep -q "malformed weight" <<<"$out"; then ok "generate: $out"
 else bad "generate: unclear error: $out"; fi
 
-if start_serve "$hsd" "$model" --threads 1; then
+# serve on generate's thread count: the text encoder's bits depend on it
+# (hsd run-text --threads 1 vs 2 differ in the last bits, with either
+# attention version), and the comparison is bitwise.
+if start_serve "$hsd" "$model" --threads 2; then
   edge=(edge --cloud "$ep" --model "$model" --key-file "$tmp/keys" --key-id edge-1 --no-fallback
         --split 2 --prompt-style a1111)
   if out=$("$hsd" "${edge[@]}" "${common[@]}" -o "$tmp/e.png" 2>&1) &&

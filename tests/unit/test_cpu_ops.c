@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "backend/cpu/cpu_internal.h"
 #include "core/assert.h"
 #include "testutil.h"
 
@@ -337,6 +338,39 @@ static void ref_attention(float *out, int ldo, const float *q, int ldq, const fl
     free(s);
 }
 
+// Runs p (version 0: the op table's choice; 1: v1_blocks; 2: v2_flash,
+// cpu_internal.h) into a NaN-poisoned output and compares it with ref.
+static void check_attention_version(const struct hsd_attention_params *p0, int version,
+                                    const float *ref, const char *shape) {
+    const int hd = p0->heads * p0->d, ldo = p0->ldo;
+    const size_t rows = (size_t)p0->n * p0->t_q, n_out = rows * ldo;
+    struct hsd_attention_params p = *p0;
+    float *d_out = dev_nan(n_out);
+    p.out = d_out;
+    if (version == 1) CHECK_OK(hsd_cpu_attention_v1_blocks(g_be, &p));
+    else if (version == 2) CHECK_OK(hsd_cpu_attention_v2_flash(g_be, &p));
+    else CHECK_OK(g_be->ops->attention(g_be, &p));
+    float *got = fetch(d_out, n_out);
+    // Compare the heads*d columns of each token; the ldo padding must stay
+    // untouched (still NaN).
+    float *got_c = malloc(rows * hd * sizeof *got_c);
+    float *ref_c = malloc(rows * hd * sizeof *ref_c);
+    size_t pad_written = 0;
+    for (size_t r = 0; r < rows; r++) {
+        memcpy(got_c + r * hd, got + r * ldo, (size_t)hd * sizeof *got_c);
+        memcpy(ref_c + r * hd, ref + r * ldo, (size_t)hd * sizeof *ref_c);
+        for (int e = hd; e < ldo; e++) pad_written += !isnan(got[r * ldo + e]);
+    }
+    static const char *const versions[] = {"auto", "v1_blocks", "v2_flash"};
+    char what[160];
+    snprintf(what, sizeof what, "attention %s %s", versions[version], shape);
+    CHECK_CLOSE(what, got_c, ref_c, rows * hd, TOL_GEMM);
+    CHECKF(pad_written == 0, "%s: %zu elements of the ldo padding were written", what,
+           pad_written);
+    free(got), free(got_c), free(ref_c);
+    dev_free(d_out);
+}
+
 static void test_attention_mask(int n, int heads, int d, int t_q, int t_kv,
                                 enum attn_layout layout, int ldo_pad, int causal) {
     const int hd = heads * d;
@@ -379,34 +413,48 @@ static void test_attention_mask(int n, int heads, int d, int t_q, int t_kv,
 
     float *d_q = dev_from(qbuf, n_q);
     float *d_k = kbuf ? dev_from(kbuf, n_k) : NULL;
-    float *d_out = dev_nan(n_out);
     const float *base_kv = d_k ? d_k : d_q;
-    struct hsd_attention_params p = {.out = d_out, .q = d_q + q_off, .k = base_kv + k_off,
+    struct hsd_attention_params p = {.q = d_q + q_off, .k = base_kv + k_off,
                                      .v = base_kv + v_off, .n = n, .heads = heads, .d = d,
                                      .t_q = t_q, .t_kv = t_kv, .ldq = ldq, .ldk = ldk,
                                      .ldv = ldv, .ldo = ldo, .scale = scale, .causal = causal};
-    CHECK_OK(g_be->ops->attention(g_be, &p));
-    float *got = fetch(d_out, n_out);
-    // Compare the heads*d columns of each token; the ldo padding must stay
-    // untouched (still NaN).
-    float *got_c = malloc((size_t)n * t_q * hd * sizeof *got_c);
-    float *ref_c = malloc((size_t)n * t_q * hd * sizeof *ref_c);
-    size_t pad_written = 0;
-    for (size_t r = 0; r < (size_t)n * t_q; r++) {
-        memcpy(got_c + r * hd, got + r * ldo, (size_t)hd * sizeof *got_c);
-        memcpy(ref_c + r * hd, ref + r * ldo, (size_t)hd * sizeof *ref_c);
-        for (int e = hd; e < ldo; e++) pad_written += !isnan(got[r * ldo + e]);
-    }
     static const char *const names[] = {"separate", "fused qkv", "fused kv"};
     char what[128];
-    snprintf(what, sizeof what, "attention n%d h%d d%d tq%d tkv%d %s ldo+%d%s", n, heads, d, t_q,
-             t_kv, names[layout], ldo_pad, causal ? " causal" : "");
-    CHECK_CLOSE(what, got_c, ref_c, (size_t)n * t_q * hd, TOL_GEMM);
-    CHECKF(pad_written == 0, "%s: %zu elements of the ldo padding were written", what,
-           pad_written);
-    free(got), free(got_c), free(ref_c), free(ref);
-    dev_free(d_q), dev_free(d_k), dev_free(d_out);
+    snprintf(what, sizeof what, "n%d h%d d%d tq%d tkv%d %s ldo+%d%s", n, heads, d, t_q, t_kv,
+             names[layout], ldo_pad, causal ? " causal" : "");
+    // The op table's choice, then every version by name.
+    for (int version = 0; version <= 2; version++) check_attention_version(&p, version, ref, what);
+    free(ref);
+    dev_free(d_q), dev_free(d_k);
     free(qbuf), free(kbuf);
+}
+
+// v2_flash must give the same bits on 1 thread as on every core: the
+// hybrid chain compares hsd serve --threads 1 with hsd generate bitwise
+// (tests/cli/prompt_a1111.sh). Self attention from a fused projection.
+static void test_attention_threads_bitwise(int n, int heads, int d, int t, int causal) {
+    struct hsd_backend *one = NULL;
+    CHECK_OK(hsd_backend_cpu_create(&one, 1));
+    const int hd = heads * d;
+    const size_t n_qkv = (size_t)n * t * 3 * hd, n_out = (size_t)n * t * hd;
+    float *qkv = host_uniform(n_qkv, 2.0f);
+    float *a = host_nan(n_out), *b = host_nan(n_out);
+    struct hsd_attention_params p = {.out = a, .q = qkv, .k = qkv + hd, .v = qkv + 2 * hd,
+                                     .n = n, .heads = heads, .d = d, .t_q = t, .t_kv = t,
+                                     .ldq = 3 * hd, .ldk = 3 * hd, .ldv = 3 * hd, .ldo = hd,
+                                     .scale = 1.0f / sqrtf((float)d), .causal = causal};
+    CHECK_OK(hsd_cpu_attention_v2_flash(g_be, &p));
+    p.out = b;
+    if (one) CHECK_OK(hsd_cpu_attention_v2_flash(one, &p));
+    size_t differ = 0;
+    for (size_t i = 0; i < n_out; i++) differ += memcmp(&a[i], &b[i], sizeof a[i]) != 0;
+    CHECKF(differ == 0, "attention v2_flash n%d h%d d%d t%d%s: %zu of %zu outputs differ "
+           "between %d threads and 1", n, heads, d, t, causal ? " causal" : "", differ, n_out,
+           g_be->threads);
+    printf("attention v2_flash n%d h%d d%d t%d%s: %d threads == 1 thread bitwise: %s\n", n, heads,
+           d, t, causal ? " causal" : "", g_be->threads, differ ? "no" : "yes");
+    free(qkv), free(a), free(b);
+    hsd_backend_destroy(one);
 }
 
 static void test_attention(int n, int heads, int d, int t_q, int t_kv, enum attn_layout layout,
@@ -851,6 +899,20 @@ int main(void) {
     test_attention_mask(2, 4, 8, 77, 77, ATTN_FUSED_QKV, 0, 1);
     test_attention_mask(1, 2, 16, 1000, 1000, ATTN_FUSED_QKV, 3, 1);
     test_attention_mask(3, 1, 5, 1, 1, ATTN_SEPARATE, 0, 1);
+    // v2_flash's tiles (96 query rows, 256 keys, 6-row microkernels, d
+    // padded to 8): lengths that are not multiples of them, several key
+    // tiles, every SD head width, causal across key tiles.
+    test_attention(2, 2, 40, 517, 517, ATTN_FUSED_QKV, 0);
+    test_attention(1, 3, 64, 200, 77, ATTN_FUSED_KV, 1);
+    test_attention(1, 2, 80, 97, 300, ATTN_SEPARATE, 0);
+    test_attention(1, 1, 160, 301, 513, ATTN_SEPARATE, 2);
+    test_attention(1, 2, 13, 7, 1, ATTN_SEPARATE, 0);  // one key, d < 16
+    test_attention_mask(1, 2, 40, 600, 600, ATTN_FUSED_QKV, 0, 1);
+    test_attention_mask(1, 1, 80, 257, 257, ATTN_SEPARATE, 0, 1);
+    test_attention_threads_bitwise(1, 1, 40, 1000, 0);  // 1 head: rows split over tasks
+    test_attention_threads_bitwise(1, 2, 64, 300, 1);
+    test_attention_threads_bitwise(2, 8, 40, 256, 0);
+    for (int n = 1; n <= 6; n++) test_attention_threads_bitwise(n, 4, 8, 77, 1);  // tiny CLIP
 
     test_geglu(7, 13, 4.0f);
     test_geglu(64, 1280, 4.0f);

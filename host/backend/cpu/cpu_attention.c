@@ -9,7 +9,14 @@
 // transformers' additive mask of finfo.min gives after the max
 // subtraction).
 //
-// Version: blocks of query rows. One task = (sample, head, block of R query
+// Versions (hsd_cpu_attention_pick chooses; tests and bench_cpu_ops walk
+// both by name):
+//   v1_blocks (this file): below.
+//   v2_flash (cpu_attention_flash.c): online softmax over L2 tiles with
+//     K/V packed once per task and AVX2/FMA microkernels; 1.4x v1 at
+//     d = 40, t = 4096 (bench/RESULTS.md "fused CPU attention").
+//
+// v1_blocks: blocks of query rows. One task = (sample, head, block of R query
 // rows); per task one sgemm writes the score tile S[R, t_kv] = scale q k^T,
 // the softmax runs over S in place (exp(s - max), row sum), and a second
 // sgemm computes P v into the output rows, which are then scaled by
@@ -26,7 +33,8 @@
 // Rejected: R = 64 (1 MiB tile, in L2): 25% slower at t = 4096, the k/v
 // panels are repacked per task.
 //
-// Test: ctest -R cpu_ops. Time: bench_cpu_ops 0 attention.
+// Test: ctest -R cpu_ops (both versions). Time: bench_cpu_ops 0 attention
+// (v1, v2 and the op table's choice, side by side).
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -63,30 +71,8 @@ static float softmax_row_unnormalised(float *restrict s, int n) {
     return 1.0f / sum;
 }
 
-enum hsd_status hsd_cpu_attention(struct hsd_backend *be, const struct hsd_attention_params *p) {
-    if (!p) return hsd_fail(HSD_ERR_INVALID_ARG, "attention: NULL params");
-    if (p->n <= 0 || p->heads <= 0 || p->d <= 0 || p->t_q <= 0 || p->t_kv <= 0) {
-        return hsd_fail(HSD_ERR_INVALID_ARG,
-                        "attention: dims must be positive (n=%d heads=%d d=%d t_q=%d t_kv=%d)",
-                        p->n, p->heads, p->d, p->t_q, p->t_kv);
-    }
-    const long hd = (long)p->heads * p->d;
-    if (p->ldq < hd || p->ldk < hd || p->ldv < hd || p->ldo < hd) {
-        return hsd_fail(HSD_ERR_INVALID_ARG,
-                        "attention: token strides ldq=%d ldk=%d ldv=%d ldo=%d must be >= "
-                        "heads*d=%ld",
-                        p->ldq, p->ldk, p->ldv, p->ldo, hd);
-    }
-    if (!p->out || !p->q || !p->k || !p->v) {
-        return hsd_fail(HSD_ERR_INVALID_ARG, "attention: out, q, k, v must be non-NULL");
-    }
-    if (!isfinite(p->scale)) return hsd_fail(HSD_ERR_INVALID_ARG, "attention: scale not finite");
-    if (p->causal && p->t_q != p->t_kv) {
-        return hsd_fail(HSD_ERR_INVALID_ARG,
-                        "attention: causal needs t_q == t_kv (got t_q=%d t_kv=%d)", p->t_q,
-                        p->t_kv);
-    }
-
+enum hsd_status hsd_cpu_attention_v1_blocks(struct hsd_backend *be,
+                                            const struct hsd_attention_params *p) {
     const int t_kv = p->t_kv, d = p->d, threads = be->threads;
     // Rows per task: as many as the tile budget allows (all of t_q for
     // cross attention with 77 keys), halved while there are too few tasks
@@ -148,4 +134,46 @@ enum hsd_status hsd_cpu_attention(struct hsd_backend *be, const struct hsd_atten
         }
     }
     return HSD_OK;
+}
+
+// v2_flash wherever its AVX2/FMA microkernels are built: it was faster on
+// every bench_cpu_ops shape (d = 40 at t = 4096: 1.4x on 1 thread; d = 80,
+// 160 and the 77-key cross attention as well, bench/RESULTS.md). Without
+// AVX2 its plain C fallback has not been timed, and v1's OpenBLAS sgemms
+// are the known quantity.
+int hsd_cpu_attention_pick(const struct hsd_attention_params *p) {
+    (void)p;
+#if defined(__AVX2__) && defined(__FMA__)
+    return 2;
+#else
+    return 1;
+#endif
+}
+
+enum hsd_status hsd_cpu_attention(struct hsd_backend *be, const struct hsd_attention_params *p) {
+    if (!p) return hsd_fail(HSD_ERR_INVALID_ARG, "attention: NULL params");
+    if (p->n <= 0 || p->heads <= 0 || p->d <= 0 || p->t_q <= 0 || p->t_kv <= 0) {
+        return hsd_fail(HSD_ERR_INVALID_ARG,
+                        "attention: dims must be positive (n=%d heads=%d d=%d t_q=%d t_kv=%d)",
+                        p->n, p->heads, p->d, p->t_q, p->t_kv);
+    }
+    const long hd = (long)p->heads * p->d;
+    if (p->ldq < hd || p->ldk < hd || p->ldv < hd || p->ldo < hd) {
+        return hsd_fail(HSD_ERR_INVALID_ARG,
+                        "attention: token strides ldq=%d ldk=%d ldv=%d ldo=%d must be >= "
+                        "heads*d=%ld",
+                        p->ldq, p->ldk, p->ldv, p->ldo, hd);
+    }
+    if (!p->out || !p->q || !p->k || !p->v) {
+        return hsd_fail(HSD_ERR_INVALID_ARG, "attention: out, q, k, v must be non-NULL");
+    }
+    if (!isfinite(p->scale)) return hsd_fail(HSD_ERR_INVALID_ARG, "attention: scale not finite");
+    if (p->causal && p->t_q != p->t_kv) {
+        return hsd_fail(HSD_ERR_INVALID_ARG,
+                        "attention: causal needs t_q == t_kv (got t_q=%d t_kv=%d)", p->t_q,
+                        p->t_kv);
+    }
+
+    return hsd_cpu_attention_pick(p) == 2 ? hsd_cpu_attention_v2_flash(be, p)
+                                          : hsd_cpu_attention_v1_blocks(be, p);
 }

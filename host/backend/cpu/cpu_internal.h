@@ -142,6 +142,15 @@ enum hsd_status hsd_cpu_lora(struct hsd_backend *be, const struct hsd_lora_param
 enum hsd_status hsd_cpu_group_norm(struct hsd_backend *be, const struct hsd_group_norm_params *p);
 enum hsd_status hsd_cpu_layer_norm(struct hsd_backend *be, const struct hsd_layer_norm_params *p);
 enum hsd_status hsd_cpu_attention(struct hsd_backend *be, const struct hsd_attention_params *p);
+// attention versions (cpu_attention.c, cpu_attention_flash.c);
+// hsd_cpu_attention checks the params and runs the one
+// hsd_cpu_attention_pick names (1 or 2, the measured rule). Tests and
+// bench_cpu_ops call them by name.
+enum hsd_status hsd_cpu_attention_v1_blocks(struct hsd_backend *be,
+                                            const struct hsd_attention_params *p);
+enum hsd_status hsd_cpu_attention_v2_flash(struct hsd_backend *be,
+                                           const struct hsd_attention_params *p);
+int hsd_cpu_attention_pick(const struct hsd_attention_params *p);
 enum hsd_status hsd_cpu_geglu(struct hsd_backend *be, const struct hsd_geglu_params *p);
 enum hsd_status hsd_cpu_upsample_nearest2x(struct hsd_backend *be,
                                            const struct hsd_upsample_params *p);
