@@ -13,8 +13,8 @@
 // both by name):
 //   v1_blocks (this file): below.
 //   v2_flash (cpu_attention_flash.c): online softmax over L2 tiles with
-//     K/V packed once per task and AVX2/FMA microkernels; 1.4x v1 at
-//     d = 40, t = 4096 (bench/RESULTS.md "fused CPU attention").
+//     K/V packed once per task and AVX2/FMA microkernels; 1.36x v1 at
+//     d = 40, t = 4096, 2 threads (bench/RESULTS.md "Fused CPU attention").
 //
 // v1_blocks: blocks of query rows. One task = (sample, head, block of R query
 // rows); per task one sgemm writes the score tile S[R, t_kv] = scale q k^T,
@@ -137,10 +137,10 @@ enum hsd_status hsd_cpu_attention_v1_blocks(struct hsd_backend *be,
 }
 
 // v2_flash wherever its AVX2/FMA microkernels are built: it was faster on
-// every bench_cpu_ops shape (d = 40 at t = 4096: 1.4x on 1 thread; d = 80,
-// 160 and the 77-key cross attention as well, bench/RESULTS.md). Without
-// AVX2 its plain C fallback has not been timed, and v1's OpenBLAS sgemms
-// are the known quantity.
+// every bench_cpu_ops shape (2 threads: 1.26x at d = 80 to 1.85x for the
+// 77-key cross attention and the causal text encoder; bench/RESULTS.md).
+// Without AVX2 its plain C fallback has not been timed, and v1's OpenBLAS
+// sgemms are the known quantity.
 int hsd_cpu_attention_pick(const struct hsd_attention_params *p) {
     (void)p;
 #if defined(__AVX2__) && defined(__FMA__)

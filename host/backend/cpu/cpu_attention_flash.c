@@ -21,9 +21,21 @@
 // change and one rounding otherwise): within test_cpu_ops' TOL_GEMM.
 //
 // Without AVX2+FMA the same tiles run through plain C loops (the compiler
-// vectorises what it can); only the microkernels differ.
+// vectorises what it can); only the microkernels differ (tested with a
+// -DHSD_NATIVE=OFF build; not timed, so hsd_cpu_attention_pick keeps v1
+// there).
 //
-// Test: ctest -R cpu_ops (both versions against a double reference).
+// Measured (bench_cpu_ops 2 attention, 2-core AVX2 EPYC, quiet, v1 -> v2):
+// d40 t4096 461 -> 338 ms (127 GFLOP/s, 70% of sgemm), d40 kv77 18.6 ->
+// 10.0 ms, d80 t1024 45 -> 36 ms, d160 t256 6.1 -> 4.6 ms, causal 12x64
+// t77 0.73 -> 0.40 ms. Where d40's time goes (1 thread, perf): q k^T 33%,
+// softmax 30%, p v 36%; both GEMM parts run at about the sgemm rate, so
+// the exp is what is left. Rejected (d40 t4096, 1 thread, loaded box,
+// within noise of 96 x 256): tiles of 48 x 128 (+5%), 48 x 256 (+7%),
+// 96 x 128, 24 x 512, 192 x 128 (+2-3%).
+//
+// Test: ctest -R cpu_ops (both versions against a double reference; v2 on
+// 1 thread bitwise equal to v2 on every core).
 // Time: bench_cpu_ops 0 attention (v1, v2 and the op table's choice).
 #include <math.h>
 #include <omp.h>
