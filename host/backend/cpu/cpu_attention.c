@@ -54,8 +54,8 @@ static const long k_tasks_per_thread = 4;
 
 // Softmax of one score row in place, without the final normalisation;
 // returns 1 / (sum of exponentials). n is a multiple of 16 (the row is
-// padded with -inf, whose exp is 0), so both loops run in whole AVX-512
-// vectors: with t_kv = 77 the scalar remainder of 13 elements made the
+// padded with -inf, whose exp is 0), so both loops run in whole vectors
+// (one AVX-512 or two AVX2 vectors per 16 floats, no scalar tail): with t_kv = 77 the scalar remainder of 13 elements made the
 // softmax 3.5x slower per element than at t_kv = 4096.
 static float softmax_row_unnormalised(float *restrict s, int n) {
     float mx = s[0];
