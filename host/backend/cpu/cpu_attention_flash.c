@@ -113,6 +113,13 @@ static void pack_kv(float *restrict kp, float *restrict vp,
 // them in each iteration (the q k^T kernel ran at half the p v rate).
 #ifdef HSD_ATTN_AVX2
 #define HSD_ATTN_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+// One row of a 6x16 AVX2 microkernel: a<r>0..1 += broadcast(*src) * b0..1.
+#define HSD_ATTN_FMA_ROW16(r, src)                   \
+    {                                                \
+        const __m256 x = _mm256_broadcast_ss(src);   \
+        a##r##0 = _mm256_fmadd_ps(x, b0, a##r##0);   \
+        a##r##1 = _mm256_fmadd_ps(x, b1, a##r##1);   \
+    }
 #endif
 
 // s[r, 0:16] = scale * sum_c qp[r, c] kblk[c, 0:16] for r < k_mr.
@@ -125,12 +132,7 @@ static void qk_6x16(float *restrict s, int lds, const float *restrict qp,
     for (int c = 0; c < d; c++) {
         const __m256 b0 = _mm256_load_ps(kblk + c * 16);
         const __m256 b1 = _mm256_load_ps(kblk + c * 16 + 8);
-#define STEP(r)                                                       \
-    {                                                                 \
-        const __m256 x = _mm256_broadcast_ss(qp + (size_t)(r)*d + c); \
-        a##r##0 = _mm256_fmadd_ps(x, b0, a##r##0);                    \
-        a##r##1 = _mm256_fmadd_ps(x, b1, a##r##1);                    \
-    }
+#define STEP(r) HSD_ATTN_FMA_ROW16(r, qp + (size_t)(r)*d + c)
         HSD_ATTN_ROWS(STEP)
 #undef STEP
     }
@@ -166,12 +168,7 @@ static void pv_6xw(float *restrict o, int ldo, const float *restrict s,
         for (int j = 0; j < nk; j++) {
             const __m256 b0 = _mm256_loadu_ps(vp + (size_t)j * dp);
             const __m256 b1 = _mm256_loadu_ps(vp + (size_t)j * dp + 8);
-#define STEP(r)                                                        \
-    {                                                                  \
-        const __m256 x = _mm256_broadcast_ss(s + (size_t)(r)*lds + j); \
-        a##r##0 = _mm256_fmadd_ps(x, b0, a##r##0);                     \
-        a##r##1 = _mm256_fmadd_ps(x, b1, a##r##1);                     \
-    }
+#define STEP(r) HSD_ATTN_FMA_ROW16(r, s + (size_t)(r)*lds + j)
             HSD_ATTN_ROWS(STEP)
 #undef STEP
         }
