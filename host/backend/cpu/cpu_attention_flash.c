@@ -9,16 +9,18 @@
 // [keys, dp] rows (dp = d rounded up to 8, zero padded). Then for each
 // block of k_rows query rows (packed to [k_rows, d]) and each tile of
 // k_keys keys:
-//   S = scale * q k^T           [k_rows, k_keys], 6x16 microkernel
-//   m' = max(m, rowmax S); c = exp(m - m'); P = exp(S - m');
+//   S = scale log2(e) q k^T     [k_rows, k_keys], 6x16 microkernel
+//   m' = max(m, rowmax S); c = 2^(m - m'); P = 2^(S - m');
 //   l = c l + rowsum P; O = c O + P v   (6x16 and 6x8 microkernels)
 // and finally out = O / l. Everything a tile touches stays in L2 (S 96 KB,
 // K and V tiles 40 KB each at d = 40), and K/V are packed per task instead
 // of per sgemm call (OpenBLAS repacked them for every 256 rows in v1).
 //
-// Rounding differs from v1 only in the order of the sums (p v summed per
-// tile after a rescale by c, which is exact when the row maximum did not
-// change and one rounding otherwise): within test_cpu_ops' TOL_GEMM.
+// Rounding differs from v1 in the order of the sums (p v summed per tile
+// after a rescale by c, which is exact when the row maximum did not change
+// and one rounding otherwise) and in the exponential (base 2, see
+// exp2_nonpos): within test_cpu_ops' TOL_GEMM, errors of the same size
+// as v1's there (max 1.4e-6 of max|ref| against the double reference).
 //
 // Without AVX2+FMA the same tiles run through plain C loops (the compiler
 // vectorises what it can); only the microkernels differ (tested with a
@@ -30,7 +32,10 @@
 // 10.0 ms, d80 t1024 45 -> 36 ms, d160 t256 6.1 -> 4.6 ms, causal 12x64
 // t77 0.73 -> 0.40 ms. Where d40's time goes (1 thread, perf): q k^T 33%,
 // softmax 30%, p v 36%; both GEMM parts run at about the sgemm rate, so
-// the exp is what is left. Rejected (d40 t4096, 1 thread, loaded box,
+// the exp is what is left. In base 2: d40 t4096 341 -> 306 ms (140
+// GFLOP/s, 78% of sgemm), d80 t1024 36.7 -> 34.0 ms, d160 t256 4.9 -> 4.5
+// ms, causal 0.43 -> 0.38 ms; with no exp at all (an upper bound, wrong
+// results) d40 t4096 took 267 ms. Rejected (d40 t4096, 1 thread, loaded box,
 // within noise of 96 x 256): tiles of 48 x 128 (+5%), 48 x 256 (+7%),
 // 96 x 128, 24 x 512, 192 x 128 (+2-3%).
 //
@@ -210,28 +215,61 @@ static void pv_6xw(float *restrict o, int ldo, const float *restrict s,
 #endif
 }
 
+// Scores are kept in base 2: qk_6x16 scales by scale * log2(e), so the
+// softmax needs 2^x, which skips exp's Cody-Waite reduction by ln 2 (the
+// base changes no probability: 2^(s log2 e - m) = e^(s - m ln 2)). This is
+// what flash-attention 2 does on GPUs; here it cut the softmax's vector
+// ops per 8 scores from 19 to 15 (bench below).
+//
+// 2^x for x <= 0 (or NaN): x = n + f with n = round(x), |f| <= 1/2, 2^f
+// from a degree-6 polynomial (relative-error minimax on [-1/2, 1/2],
+// fitted for this file: 1.9e-9 in exact arithmetic, <= 1e-7 measured with
+// fp32 Horner steps, about the 1-ulp class of hsd_cpu_expf), 2^n added to
+// its exponent bits. x < -125 gives 0 (masked scores are -inf), so 2^n
+// stays normal.
+#define HSD_EXP2_C6 1.534581242594868e-4f
+#define HSD_EXP2_C5 1.3399930903688073e-3f
+#define HSD_EXP2_C4 9.618489071726799e-3f
+#define HSD_EXP2_C3 5.550328642129898e-2f
+#define HSD_EXP2_C2 2.4022646248340607e-1f
+#define HSD_EXP2_C1 6.931471824645996e-1f
+static inline float exp2_nonpos(float x) {
+    const float xc = x < -125.0f ? -125.0f : x;
+    const float shifter = 12582912.0f;  // 1.5 * 2^23: t's low bits hold n
+    const float t = xc + shifter;
+    const float f = xc - (t - shifter);
+    float p = HSD_EXP2_C6;
+    p = HSD_CPU_FMAF(p, f, HSD_EXP2_C5);
+    p = HSD_CPU_FMAF(p, f, HSD_EXP2_C4);
+    p = HSD_CPU_FMAF(p, f, HSD_EXP2_C3);
+    p = HSD_CPU_FMAF(p, f, HSD_EXP2_C2);
+    p = HSD_CPU_FMAF(p, f, HSD_EXP2_C1);
+    p = HSD_CPU_FMAF(p, f, 1.0f);
+    uint32_t tb, pb;
+    memcpy(&tb, &t, sizeof tb);
+    memcpy(&pb, &p, sizeof pb);
+    pb += (tb - 0x4B400000u) << 23;
+    float y;
+    memcpy(&y, &pb, sizeof y);
+    y = x < -125.0f ? 0.0f : y;
+    return x == x ? y : x;
+}
+
 #ifdef HSD_ATTN_AVX2
-// exp(x) for x <= 0 (or NaN), 8 at a time: hsd_cpu_expf's arithmetic
-// (cpu_internal.h, Cephes) without the branches only x > 0 needs, so
-// bitwise equal to it there. x < -86 gives 0 (masked scores are -inf);
-// 2^n is built directly, n >= -125 stays normal. perf: hsd_cpu_expf's
-// clamps and NaN selects made the softmax 37% of this kernel at d = 40.
-static inline __m256 exp_nonpos8(__m256 x) {
-    const __m256 lo = _mm256_set1_ps(-86.0f);
+// exp2_nonpos, 8 at a time (the same operations, so the same bits).
+static inline __m256 exp2_nonpos8(__m256 x) {
+    const __m256 lo = _mm256_set1_ps(-125.0f);
     const __m256 xc = _mm256_max_ps(lo, x);  // a NaN x stays NaN (max returns x)
     const __m256 shifter = _mm256_set1_ps(12582912.0f);
-    const __m256 t = _mm256_fmadd_ps(xc, _mm256_set1_ps(1.44269504088896341f), shifter);
-    const __m256 n = _mm256_sub_ps(t, shifter);
-    __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-0.693359375f), xc);
-    r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_add_ps(_mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r), _mm256_set1_ps(1.0f));
-    // t's low mantissa bits hold n (as n + 0x400000); add n to p's exponent.
+    const __m256 t = _mm256_add_ps(xc, shifter);
+    const __m256 f = _mm256_sub_ps(xc, _mm256_sub_ps(t, shifter));
+    __m256 p = _mm256_set1_ps(HSD_EXP2_C6);
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(HSD_EXP2_C5));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(HSD_EXP2_C4));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(HSD_EXP2_C3));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(HSD_EXP2_C2));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(HSD_EXP2_C1));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f));
     const __m256i e = _mm256_slli_epi32(
         _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(0x4B400000)), 23);
     const __m256 y = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), e));
@@ -255,13 +293,13 @@ static float softmax_tile_row(float *restrict s, int n, int vis, float *m,
     for (int j = 0; j < n; j++) mx = s[j] > mx ? s[j] : mx;
     // *m is -inf before the first tile: exp(-inf) = 0 scales the (zero)
     // accumulator; mx is finite since the row sees a key here.
-    const float c = hsd_cpu_expf(*m - mx);
+    const float c = exp2_nonpos(*m - mx);
     float sum = 0.0f;
 #ifdef HSD_ATTN_AVX2
     const __m256 mxv = _mm256_set1_ps(mx);
     __m256 sv = _mm256_setzero_ps();
     for (int j = 0; j < n; j += 8) {  // n is a multiple of 16
-        const __m256 e = exp_nonpos8(_mm256_sub_ps(_mm256_load_ps(s + j), mxv));
+        const __m256 e = exp2_nonpos8(_mm256_sub_ps(_mm256_load_ps(s + j), mxv));
         _mm256_store_ps(s + j, e);
         sv = _mm256_add_ps(sv, e);
     }
@@ -271,7 +309,7 @@ static float softmax_tile_row(float *restrict s, int n, int vis, float *m,
 #else
 #pragma omp simd reduction(+ : sum)
     for (int j = 0; j < n; j++) {
-        const float e = hsd_cpu_expf(s[j] - mx);
+        const float e = exp2_nonpos(s[j] - mx);
         s[j] = e;
         sum += e;
     }
@@ -350,7 +388,7 @@ static void flash_task(const struct hsd_attention_params *p, const struct flash_
         const size_t row = (size_t)b * p->t_q + r0;  // [n, t_q, heads*d] token index
         flash_block(f, (float *)p->out + row * p->ldo + (size_t)h * d, p->ldo,
                     (const float *)p->q + row * p->ldq + (size_t)h * d, p->ldq, r0, nr, kv_len,
-                    d, dp, p->scale, p->causal);
+                    d, dp, p->scale * 1.44269504088896341f, p->causal);  // log2(e): base 2
     }
 }
 
