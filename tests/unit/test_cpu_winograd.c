@@ -41,10 +41,14 @@ static double g_worst[5];  // by m
 // Transformed-filter cap per block of output channels; 0: the op table's
 // (hsd_cpu_conv2d_v2_winograd). 1 byte forces blocks of 16 channels.
 static size_t g_cap;
+// 1: all tiles in chunks (the op table runs up to 64 MB of transformed
+// inputs and products at once, which every small case here fits).
+static int g_chunked;
 
 static enum hsd_status wino(const struct hsd_conv2d_params *p, int m) {
-    if (!g_cap) return hsd_cpu_conv2d_v2_winograd(g_be, p, m);
-    return hsd_cpu_conv2d_v2_winograd_blocked(g_be, p, m, g_cap);
+    if (!g_cap && !g_chunked) return hsd_cpu_conv2d_v2_winograd(g_be, p, m);
+    return hsd_cpu_conv2d_v2_winograd_blocked(g_be, p, m, g_cap ? g_cap : (size_t)64 << 20,
+                                              g_chunked ? 0 : (size_t)64 << 20);
 }
 
 // Uniform in [-scale, scale), or NaN (a poisoned output: an element the
@@ -151,7 +155,7 @@ int main(void) {
     wino_case(1, 6, 6, 5, 3, 0, 0, 0, 1, 0);     // pad 0
     wino_case(2, 7, 10, 4, 6, 1, 1, 2, 1, 1);    // extra bottom/right padding
     wino_case(1, 13, 11, 65, 67, 1, 0, 0, 1, 1); // channels one past a 64-block
-    wino_case(2, 17, 17, 130, 9, 1, 0, 0, 1, 0); // tiles over several chunks, 2 blocks + 2
+    wino_case(2, 17, 17, 130, 9, 1, 0, 0, 1, 0); // 2 channel blocks + 2
     // Output channels in blocks of 16 (a tiny filter cap): 67 = 4 blocks
     // + 3, bias and in-place residual on every block.
     g_cap = 1;
@@ -159,6 +163,16 @@ int main(void) {
     wino_case(2, 7, 10, 4, 33, 1, 1, 2, 1, 1);
     wino_case(1, 9, 9, 20, 16, 1, 0, 0, 0, 1);   // exactly one block
     g_cap = 0;
+    // Tiles in chunks of >= 64 (hsd_cpu_winograd_chunk_tiles), each thread
+    // on its own: 1, 3 (F(2,3): 162 tiles) and several chunks, in blocks.
+    g_chunked = 1;
+    wino_case(3, 9, 6, 5, 7, 1, 0, 0, 0, 1);
+    wino_case(2, 17, 17, 130, 9, 1, 0, 0, 1, 0);
+    wino_case(1, 64, 64, 64, 64, 1, 0, 0, 1, 1);   // 3 and 4 chunks
+    g_cap = 1;
+    wino_case(2, 7, 10, 4, 33, 1, 1, 2, 1, 1);
+    g_cap = 0;
+    g_chunked = 0;
     // Real shapes (batch 1 to bound the test's time under ASan).
     wino_case(1, 64, 64, 320, 320, 1, 0, 0, 1, 1);   // SD1.5 U-Net down_blocks[0]
     wino_case(1, 32, 32, 640, 640, 1, 0, 0, 1, 0);   // down_blocks[2] / up_blocks[1]

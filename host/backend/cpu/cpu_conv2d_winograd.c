@@ -101,59 +101,69 @@ static inline void at_f43(float (*restrict y)[CB], const float (*restrict m)[CB]
     }
 }
 
-// G g for 3 taps per channel: F(2,3) G = [1 0 0; .5 .5 .5; .5 -.5 .5;
-// 0 0 1]; F(4,3) G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6;
-// 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1].
-static inline void g_f23(float (*restrict u)[CB], const float (*restrict g)[CB], int nc) {
-    for (int c = 0; c < nc; c++) {
-        const float g0 = g[0][c], g1 = g[1][c], g2 = g[2][c];
-        u[0][c] = g0;
-        u[1][c] = 0.5f * (g0 + g1 + g2);
-        u[2][c] = 0.5f * (g0 - g1 + g2);
-        u[3][c] = g2;
-    }
-}
-
-static inline void g_f43(float (*restrict u)[CB], const float (*restrict g)[CB], int nc) {
-    for (int c = 0; c < nc; c++) {
-        const float g0 = g[0][c], g1 = g[1][c], g2 = g[2][c];
-        const float e = g0 + g2;
-        u[0][c] = 0.25f * g0;
-        u[1][c] = (e + g1) * (-1.0f / 6.0f);
-        u[2][c] = (e - g1) * (-1.0f / 6.0f);
-        u[3][c] = g0 * (1.0f / 24.0f) + g1 * (1.0f / 12.0f) + g2 * (1.0f / 6.0f);
-        u[4][c] = g0 * (1.0f / 24.0f) - g1 * (1.0f / 12.0f) + g2 * (1.0f / 6.0f);
-        u[5][c] = g2;
-    }
-}
-
 // ---- filter transform ------------------------------------------------------
+
+// G (g0, g1, g2) for one channel's 3 taps (a row or a column of the
+// filter): F(2,3) G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]; F(4,3) G =
+// [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6;
+// 0 0 1].
+static inline void g3_f23(float u[4], float g0, float g1, float g2) {
+    u[0] = g0;
+    u[1] = 0.5f * (g0 + g1 + g2);
+    u[2] = 0.5f * (g0 - g1 + g2);
+    u[3] = g2;
+}
+static inline void g3_f43(float u[6], float g0, float g1, float g2) {
+    const float e = g0 + g2;
+    u[0] = 0.25f * g0;
+    u[1] = (e + g1) * (-1.0f / 6.0f);
+    u[2] = (e - g1) * (-1.0f / 6.0f);
+    u[3] = g0 * (1.0f / 24.0f) + g1 * (1.0f / 12.0f) + g2 * (1.0f / 6.0f);
+    u[4] = g0 * (1.0f / 24.0f) - g1 * (1.0f / 12.0f) + g2 * (1.0f / 6.0f);
+    u[5] = g2;
+}
 
 // U[xi][o][c] = (G g_oc G^T)[xi] for row o of a block of cob output
 // channels, from the channel's weights as fp32 [9, ci] (tap-major: the
-// backend's conv layout), vectorised over c.
+// backend's conv layout), in blocks of CB channels: t = G g per filter
+// column into an L1 block, then each row of t times G^T straight into U.
+// Every loop runs over c with unit strides and named temporaries, which
+// gcc vectorises. It replaced a version that staged 64-channel blocks
+// through small memcpys (perf: 2.9% of an SD1.5 batch-2 forward in them).
 static void filter_row(float *restrict U, const float *restrict row, int o, int ci, int cob,
                        int m) {
     const int a = m + 2;
     const size_t plane = (size_t)cob * ci;
-    float g[3][CB], t[3][AMAX][CB], col[3][CB], u[AMAX][CB];
+    float t[3][AMAX][CB];  // t[j][i] = row i of G (column j of the filter)
     for (int c0 = 0; c0 < ci; c0 += CB) {
         const int nc = ci - c0 < CB ? ci - c0 : CB;
-        // t[j] = G (taps (0, j), (1, j), (2, j)): column j of the filter.
         for (int j = 0; j < 3; j++) {
-            for (int i = 0; i < 3; i++)
-                memcpy(g[i], row + (size_t)(3 * i + j) * ci + c0, (size_t)nc * sizeof(float));
-            if (m == 2) g_f23(t[j], (const float(*)[CB])g, nc);
-            else g_f43(t[j], (const float(*)[CB])g, nc);
+            const float *restrict g0 = row + (size_t)j * ci + c0;
+            const float *restrict g1 = g0 + 3 * (size_t)ci, *restrict g2 = g0 + 6 * (size_t)ci;
+            float u[AMAX];
+            for (int c = 0; c < nc; c++) {
+                if (m == 2) g3_f23(u, g0[c], g1[c], g2[c]);
+                else g3_f43(u, g0[c], g1[c], g2[c]);
+                t[j][0][c] = u[0], t[j][1][c] = u[1], t[j][2][c] = u[2], t[j][3][c] = u[3];
+                if (m == 4) t[j][4][c] = u[4], t[j][5][c] = u[5];
+            }
         }
-        // U[i][.] = G (t[0][i], t[1][i], t[2][i]): row i of G g, times G^T.
         for (int i = 0; i < a; i++) {
-            for (int j = 0; j < 3; j++) memcpy(col[j], t[j][i], (size_t)nc * sizeof(float));
-            if (m == 2) g_f23(u, (const float(*)[CB])col, nc);
-            else g_f43(u, (const float(*)[CB])col, nc);
-            for (int j = 0; j < a; j++)
-                memcpy(U + (size_t)(i * a + j) * plane + (size_t)o * ci + c0, u[j],
-                       (size_t)nc * sizeof(float));
+            float *restrict d = U + (size_t)(i * a) * plane + (size_t)o * ci + c0;
+            float u[AMAX];
+            if (m == 2) {
+                for (int c = 0; c < nc; c++) {
+                    g3_f23(u, t[0][i][c], t[1][i][c], t[2][i][c]);
+                    d[c] = u[0], d[plane + c] = u[1], d[2 * plane + c] = u[2],
+                    d[3 * plane + c] = u[3];
+                }
+            } else {
+                for (int c = 0; c < nc; c++) {
+                    g3_f43(u, t[0][i][c], t[1][i][c], t[2][i][c]);
+                    d[c] = u[0], d[plane + c] = u[1], d[2 * plane + c] = u[2],
+                    d[3 * plane + c] = u[3], d[4 * plane + c] = u[4], d[5 * plane + c] = u[5];
+                }
+            }
         }
     }
 }
@@ -270,9 +280,13 @@ int hsd_cpu_conv2d_winograd_applies(const struct hsd_conv2d_params *p) {
 // (128 tiles): bench_cpu_ops 2 conv2d, SD1.5 batch 2, 1280 -> 1280 at 16x16
 // 307 -> 168 ms and 2560 -> 1280 367 -> 323 ms against im2col (load 4);
 // below 128 tiles it lost (64 tiles, batch 1 16x16: 215 vs 171 ms; 32
-// tiles, batch 2 8x8: 115 vs 80 ms).
+// tiles, batch 2 8x8: 115 vs 80 ms). Since the vectorised filter
+// transform and the `whole` GEMM split (quiet machine, 2 threads): 64
+// tiles win as well (batch 1, 1280 -> 1280 at 16x16: 35.1 ms against
+// im2col's 43.6), 32 tiles tie (batch 2 at 8x8: 25.2 vs 24.0 ms), so
+// F(2,3) now starts at 64.
 static const size_t k_min_tiles = 64;
-static const size_t k_min_tiles_f23 = 128;
+static const size_t k_min_tiles_f23 = 64;
 
 // The transformed filters of one block of output channels live in the
 // scratch block while that block's GEMMs run; a conv whose filters would
@@ -282,6 +296,18 @@ static const size_t k_min_tiles_f23 = 128;
 // block's a2 * ci * cob multiply-adds), so the scratch stays below what
 // the peak-RSS targets of issue 14 leave.
 static const size_t k_max_filter_bytes = (size_t)64 << 20;
+
+// Up to this much V + M for all tiles at once, the threads split the a*a
+// GEMMs between them instead of splitting the tiles into chunks (`whole`
+// in the op below): each transformed filter is then packed by OpenBLAS
+// once rather than once per chunk, which is what small maps with many
+// channels pay for. bench_cpu_ops 2 conv2d, quiet 2-core AVX2 EPYC, batch
+// 2, chunks -> whole: 1280 -> 1280 at 16x16 (F(2,3)) 59 -> 55 ms, 320 ->
+// 320 at 64x64 39.5 -> 32.2 ms, 1920 -> 640 at 32x32 121.7 -> 114.1 ms;
+// 960 -> 320 at 64x64 (94 MB) went 100 -> 85 ms with a 128 MB cap, not
+// taken: the scratch block lives as long as the backend, and the edge's
+// peak-RSS target (issue 14) has less than 100 MB to spare.
+static const size_t k_whole_bytes = (size_t)64 << 20;
 
 static size_t tile_count(const struct hsd_conv2d_params *p, int m) {
     const size_t ho = (size_t)(p->h + 2 * p->pad + p->pad_bottom - 2);
@@ -318,12 +344,13 @@ int hsd_cpu_winograd_block_co(int m, int ci, int co, size_t max_filter_bytes) {
 
 enum hsd_status hsd_cpu_conv2d_v2_winograd(struct hsd_backend *be,
                                            const struct hsd_conv2d_params *p, int m) {
-    return hsd_cpu_conv2d_v2_winograd_blocked(be, p, m, k_max_filter_bytes);
+    return hsd_cpu_conv2d_v2_winograd_blocked(be, p, m, k_max_filter_bytes, k_whole_bytes);
 }
 
 enum hsd_status hsd_cpu_conv2d_v2_winograd_blocked(struct hsd_backend *be,
                                                    const struct hsd_conv2d_params *p, int m,
-                                                   size_t max_filter_bytes) {
+                                                   size_t max_filter_bytes,
+                                                   size_t max_whole_bytes) {
     HSD_ASSERT(hsd_cpu_conv2d_winograd_applies(p) && (m == 2 || m == 4));
     struct wino_geom g = {.p = p, .m = m, .a = m + 2};
     g.ho = p->h + 2 * p->pad + p->pad_bottom - 2;
@@ -340,7 +367,11 @@ enum hsd_status hsd_cpu_conv2d_v2_winograd_blocked(struct hsd_backend *be,
     if (tc > tiles) tc = tiles;
     const int threads = be->threads;
     const size_t u_floats = a2 * (size_t)cob * ci, per_thread = a2 * tc * (ci + (size_t)cob);
-    float *U = hsd_cpu_scratch(be, (u_floats + (size_t)threads * per_thread) * sizeof(float));
+    const size_t whole_floats = a2 * tiles * (ci + (size_t)cob);
+    const int whole = whole_floats * sizeof(float) <= max_whole_bytes;
+    size_t work = whole ? whole_floats : (size_t)threads * per_thread;
+    if (work < (size_t)threads * 18 * ci) work = (size_t)threads * 18 * ci;  // weight rows
+    float *U = hsd_cpu_scratch(be, (u_floats + work) * sizeof(float));
     if (!U) return hsd_fail_context(HSD_ERR_NOMEM, "conv2d (winograd): ");
 
     // Filters: a weight kept in file precision (cpu_weights.c) converts row
@@ -370,6 +401,27 @@ enum hsd_status hsd_cpu_conv2d_v2_winograd_blocked(struct hsd_backend *be,
             filter_row(U, row, o - o0, p->ci, nco, m);
         }
 
+        if (whole) {
+            // All tiles at once: V and M are shared, the a*a GEMMs go to
+            // the threads whole ([tiles, ci] x [ci, nco] each), so every
+            // transformed filter is packed by OpenBLAS once, not once per
+            // chunk of tiles.
+            float *V = U + u_floats, *M = V + a2 * tiles * ci;
+#pragma omp parallel num_threads(threads)
+            {
+#pragma omp for schedule(static)
+                for (size_t t = 0; t < tiles; t++) input_tile(V, tiles * ci, (int)t, t, &g);
+#pragma omp for schedule(dynamic, 1)
+                for (size_t x = 0; x < a2; x++)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)tiles, nco, p->ci,
+                                1.0f, V + x * tiles * ci, p->ci, U + x * (size_t)nco * ci, p->ci,
+                                0.0f, M + x * tiles * nco, nco);
+#pragma omp for schedule(static)
+                for (size_t t = 0; t < tiles; t++)
+                    output_tile(M, tiles * nco, (int)t, t, o0, nco, &g);
+            }
+            continue;
+        }
 #pragma omp parallel num_threads(threads)
         {
             float *V = U + u_floats + (size_t)omp_get_thread_num() * per_thread;

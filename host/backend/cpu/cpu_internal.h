@@ -124,10 +124,13 @@ enum hsd_status hsd_cpu_conv2d_v2_winograd(struct hsd_backend *be,
                                            const struct hsd_conv2d_params *p, int m);
 // The same, with the transformed filters of at most max_filter_bytes
 // (rounded up to 16 channels) in scratch at a time: larger convs run in
-// blocks of output channels (hsd_cpu_conv2d_v2_winograd uses 64 MB).
+// blocks of output channels (hsd_cpu_conv2d_v2_winograd uses 64 MB); and
+// with every tile's transformed input and products at once when they take
+// at most max_whole_bytes (64 MB there; 0: always in chunks of tiles).
 enum hsd_status hsd_cpu_conv2d_v2_winograd_blocked(struct hsd_backend *be,
                                                    const struct hsd_conv2d_params *p, int m,
-                                                   size_t max_filter_bytes);
+                                                   size_t max_filter_bytes,
+                                                   size_t max_whole_bytes);
 // Output channels per block for that cap.
 int hsd_cpu_winograd_block_co(int m, int ci, int co, size_t max_filter_bytes);
 int hsd_cpu_conv2d_winograd_applies(const struct hsd_conv2d_params *p);
