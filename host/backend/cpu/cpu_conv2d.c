@@ -6,7 +6,7 @@
 //
 // Versions (hsd_cpu_conv2d checks the params and picks one):
 //   v2 Winograd F(4,3) (cpu_conv2d_winograd.c): 3x3 stride 1 with >= 64
-//     output tiles, F(2,3) with >= 64 (16x16 maps; its rule,
+//     output tiles, F(2,3) with >= 16 (16x16 and 8x8 maps; its rule,
 //     measured there), in blocks of output
 //     channels whose transformed filters fit 64 MB; TAESD decode 512^2
 //     1650 -> 589 ms, SD VAE 18.6 -> 8.0 s, SD1.5 up_blocks[2] concat convs

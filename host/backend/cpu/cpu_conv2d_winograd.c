@@ -283,10 +283,16 @@ int hsd_cpu_conv2d_winograd_applies(const struct hsd_conv2d_params *p) {
 // tiles, batch 2 8x8: 115 vs 80 ms). Since the vectorised filter
 // transform and the `whole` GEMM split (quiet machine, 2 threads): 64
 // tiles win as well (batch 1, 1280 -> 1280 at 16x16: 35.1 ms against
-// im2col's 43.6), 32 tiles tie (batch 2 at 8x8: 25.2 vs 24.0 ms), so
-// F(2,3) now starts at 64.
+// im2col's 43.6), 32 tiles tie with fp32 weights (batch 2 at 8x8: 25.2
+// vs 24.0 ms). Weights kept fp16 (every model loaded from a file) tip
+// the 8x8 maps too: im2col widens all of a 1280 x 11520 weight per call
+// (59 MB written, then read again by the sgemm), Winograd one filter row
+// at a time into L1. SD1.5 from fp16 files, 8x8 convs per forward
+// (hsd bench unet, per-op timers), im2col -> F(2,3): batch 2 (32 tiles)
+// 554 -> 414 ms, batch 1 (16 tiles) 350 -> 322 ms. So F(2,3) starts at
+// 16 tiles.
 static const size_t k_min_tiles = 64;
-static const size_t k_min_tiles_f23 = 64;
+static const size_t k_min_tiles_f23 = 16;
 
 // The transformed filters of one block of output channels live in the
 // scratch block while that block's GEMMs run; a conv whose filters would
