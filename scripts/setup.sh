@@ -20,8 +20,11 @@ for a in "$@"; do
 done
 
 # patchelf: bench/bundle-device.sh points the device bundle's RPATH at its lib/.
+# libdnnl-dev: oneDNN, only for the benchmark bench/onednn_vs_hsd.c (optional
+# at build time: CMake leaves that benchmark out without it).
 pkgs=(build-essential cmake ninja-build pkg-config git patchelf
       libopenblas-openmp-dev libjansson-dev libpng-dev libnanomsg-dev libpcre2-dev libicu-dev zlib1g-dev libsodium-dev libmicrohttpd-dev
+      libdnnl-dev
       chromium  # headless, for the test of hsd edge --http's page
       clang-14 libclang-rt-14-dev libomp-14-dev python3 python3-venv python3-pip)
 missing=()
