@@ -33,7 +33,7 @@
 // the median is reported. oneDNN, OpenBLAS and hsd all run on OpenMP with
 // `threads` threads. Output: a human line per row, then a JSON line.
 //
-// Run: build/bench/onednn_vs_hsd [threads]   (default 2; about 1 minute on
+// Run: build/bench/onednn_vs_hsd [threads]   (default 2; about 30 s on
 //      a 2-core AVX2 EPYC). Built only when CMake finds oneDNN (Debian
 //      libdnnl-dev, scripts/setup.sh installs it): bench/CMakeLists.txt.
 #include <cblas.h>
