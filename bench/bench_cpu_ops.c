@@ -17,17 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "backend/backend.h"
 #include "backend/cpu/cpu_internal.h"
+#include "bench_timing.h"
 #include "core/assert.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static float *rand_buf(size_t n, float scale) {
     float *x = aligned_alloc(64, ((n * sizeof *x) + 63) & ~(size_t)63);
@@ -40,16 +34,6 @@ static float *rand_buf(size_t n, float scale) {
     return x;
 }
 
-static char g_flush[8 << 20];
-static void flush_cache(void) {
-    for (size_t i = 0; i < sizeof g_flush; i += 64) g_flush[i]++;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 // Median seconds of `fn(ctx)`.
 typedef void (*bench_fn)(void *ctx);
 static double time_median(bench_fn fn, void *ctx) {
@@ -57,15 +41,14 @@ static double time_median(bench_fn fn, void *ctx) {
     fn(ctx);
     double t[64];
     int reps = 0;
-    double start = now_s();
-    while (reps < 64 && (reps < 5 || now_s() - start < 0.5)) {
-        flush_cache();
-        double t0 = now_s();
+    double start = hsd_bench_now_s();
+    while (reps < 64 && (reps < 5 || hsd_bench_now_s() - start < 0.5)) {
+        hsd_bench_flush_cache();
+        double t0 = hsd_bench_now_s();
         fn(ctx);
-        t[reps++] = now_s() - t0;
+        t[reps++] = hsd_bench_now_s() - t0;
     }
-    qsort(t, (size_t)reps, sizeof t[0], cmp_double);
-    return t[reps / 2];
+    return hsd_bench_median(t, reps);
 }
 
 // ---- peak ---------------------------------------------------------------
@@ -277,9 +260,9 @@ int main(int argc, char **argv) {
     run_gemm(&g);
     double best = 1e30;
     for (int i = 0; i < 5; i++) {
-        double t0 = now_s();
+        double t0 = hsd_bench_now_s();
         run_gemm(&g);
-        double t = now_s() - t0;
+        double t = hsd_bench_now_s() - t0;
         best = t < best ? t : best;
     }
     g_peak_gemm = 2.0 * g.n * g.n * (double)g.n / best * 1e-9;

@@ -24,8 +24,12 @@ pkgs=(build-essential cmake ninja-build pkg-config git patchelf
       libopenblas-openmp-dev libjansson-dev libpng-dev libnanomsg-dev libpcre2-dev libicu-dev zlib1g-dev libsodium-dev libmicrohttpd-dev
       chromium  # headless, for the test of hsd edge --http's page
       clang-14 libclang-rt-14-dev libomp-14-dev python3 python3-venv python3-pip)
+# Benchmark-only libraries, kept apart from pkgs (what the build needs, which
+# the deployment image must also install: scripts/deploy/check_deploy.py):
+# oneDNN for bench/onednn_vs_hsd.c, which CMake leaves out without it.
+bench_pkgs=(libdnnl-dev)
 missing=()
-for p in "${pkgs[@]}"; do
+for p in "${pkgs[@]}" "${bench_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 # python3/venv may come from elsewhere (pyenv): only ask apt when absent.

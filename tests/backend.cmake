@@ -16,7 +16,7 @@ set_target_properties(test_cpu_bf16_sbgemm PROPERTIES ENABLE_EXPORTS ON)
 hsd_add_test(test_step_ops LABELS unit TIMEOUT 60 SOURCES unit/test_step_ops.c unit/step_cases.c)
 
 add_executable(bench_cpu_ops ${CMAKE_SOURCE_DIR}/bench/bench_cpu_ops.c)
-target_link_libraries(bench_cpu_ops PRIVATE hsd_host)
+target_link_libraries(bench_cpu_ops PRIVATE hsd_host hsd_bench_timing)
 
 # --backend parsing and opening, CPU pipeline sets (no GPU needed).
 hsd_add_test(test_backend_spec LABELS unit TIMEOUT 120 SOURCES unit/test_backend_spec.c
